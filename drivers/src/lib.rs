@@ -1,0 +1,3 @@
+//! Device drivers behind small traits: UARTs, RTCs, exit devices, virtio.
+
+#![no_std]

@@ -1,0 +1,599 @@
+//! The engine's [`TranslationEnv`]: how compiled code reaches the VM context.
+
+use alloc::vec::Vec;
+
+use cranelift_codegen::ir::{
+    self, AbiParam, ArgumentPurpose, ExtFuncData, ExternalName, GlobalValueData, InstBuilder,
+    MemFlagsData, Signature, UserExternalName, Value, condcodes::IntCC, types,
+};
+use cranelift_codegen::isa::{CallConv, TargetIsa};
+use cranelift_frontend::FunctionBuilder;
+
+use crate::module_info::{FuncIndex, GlobalIndex, MemoryIndex, ModuleInfo, TableIndex, TypeIndex};
+use crate::translate::{MemoryAccess, TranslationEnv};
+use crate::trap::codes;
+use crate::types::{FuncType, RefType, ValType};
+use crate::vm::offsets::{self, VMOffsets, builtin};
+
+/// External-name namespace of wasm functions (index = function index).
+pub const NS_WASM_FUNC: u32 = 0;
+
+/// The Cranelift type of a wasm value type.
+pub fn clif_type(ty: ValType, pointer: ir::Type) -> ir::Type {
+    match ty {
+        ValType::I32 => types::I32,
+        ValType::I64 => types::I64,
+        ValType::F32 => types::F32,
+        ValType::F64 => types::F64,
+        ValType::V128 => types::I8X16,
+        ValType::Ref(_) => pointer,
+    }
+}
+
+/// The signature every wasm function is compiled with (see
+/// [`crate::translate::env`]).
+pub fn wasm_signature(ty: &FuncType, pointer: ir::Type) -> Signature {
+    let mut sig = Signature::new(CallConv::Tail);
+    sig.params
+        .push(AbiParam::special(pointer, ArgumentPurpose::VMContext));
+    sig.params.push(AbiParam::new(pointer));
+    sig.params.extend(
+        ty.params
+            .iter()
+            .map(|t| AbiParam::new(clif_type(*t, pointer))),
+    );
+    sig.returns.extend(
+        ty.results
+            .iter()
+            .map(|t| AbiParam::new(clif_type(*t, pointer))),
+    );
+    sig
+}
+
+/// Flags for loads of VM context slots that never change.
+fn readonly(_builder: &mut FunctionBuilder<'_>) -> MemFlagsData {
+    MemFlagsData::trusted().with_readonly().with_can_move()
+}
+
+/// Flags for VM data that may change (table lengths, globals).
+fn trusted(_builder: &mut FunctionBuilder<'_>) -> MemFlagsData {
+    MemFlagsData::trusted()
+}
+
+/// [`TranslationEnv`] for one function of a module.
+pub struct FuncEnv<'m> {
+    info: &'m ModuleInfo,
+    offsets: VMOffsets,
+    pointer: ir::Type,
+    call_conv: CallConv,
+    vmctx: Option<Value>,
+}
+
+impl<'m> FuncEnv<'m> {
+    /// An environment for compiling a function of `info` for `isa`.
+    pub fn new(info: &'m ModuleInfo, isa: &dyn TargetIsa) -> Self {
+        FuncEnv {
+            info,
+            offsets: VMOffsets::new(info),
+            pointer: isa.pointer_type(),
+            call_conv: isa.default_call_conv(),
+            vmctx: None,
+        }
+    }
+
+    fn vmctx(&self) -> Value {
+        self.vmctx
+            .expect("begin_function sets the VM context first")
+    }
+
+    fn load_ptr(&self, builder: &mut FunctionBuilder<'_>, base: Value, offset: i32) -> Value {
+        let f = readonly(builder);
+        builder.ins().load(self.pointer, f, base, offset)
+    }
+
+    fn table_ptr(&self, builder: &mut FunctionBuilder<'_>, table: TableIndex) -> Value {
+        let vmctx = self.vmctx();
+        self.load_ptr(builder, vmctx, self.offsets.table_ptr(table))
+    }
+
+    fn global_addr(&self, builder: &mut FunctionBuilder<'_>, global: GlobalIndex) -> Value {
+        let vmctx = self.vmctx();
+        self.load_ptr(builder, vmctx, self.offsets.global_ptr(global))
+    }
+
+    fn memory_is_64(&self, mem: MemoryIndex) -> bool {
+        self.info.memories[mem as usize].memory64
+    }
+
+    fn table_is_64(&self, table: TableIndex) -> bool {
+        self.info.tables[table as usize].table64
+    }
+
+    /// Widens an index operand to i64 (zero-extending 32-bit indices).
+    fn index_to_i64(builder: &mut FunctionBuilder<'_>, v: Value) -> Value {
+        if builder.func.dfg.value_type(v) == types::I64 {
+            v
+        } else {
+            builder.ins().uextend(types::I64, v)
+        }
+    }
+
+    /// Calls builtin `index` with `args` (vmctx is prepended); returns its results.
+    fn call_builtin(
+        &self,
+        builder: &mut FunctionBuilder<'_>,
+        index: u32,
+        params: &[ir::Type],
+        returns: &[ir::Type],
+        args: &[Value],
+    ) -> Vec<Value> {
+        let mut sig = Signature::new(self.call_conv);
+        sig.params.push(AbiParam::new(self.pointer));
+        sig.params.extend(params.iter().map(|t| AbiParam::new(*t)));
+        sig.returns
+            .extend(returns.iter().map(|t| AbiParam::new(*t)));
+        let sig_ref = builder.import_signature(sig);
+        let vmctx = self.vmctx();
+        let table = self.load_ptr(builder, vmctx, VMOffsets::BUILTINS);
+        let f = self.load_ptr(builder, table, (index * 8) as i32);
+        let mut all = Vec::with_capacity(args.len() + 1);
+        all.push(vmctx);
+        all.extend_from_slice(args);
+        let call = builder.ins().call_indirect(sig_ref, f, &all);
+        builder.inst_results(call).to_vec()
+    }
+
+    /// Calls a builtin that returns 0 on success or non-zero to trap with `code`.
+    fn call_checked_builtin(
+        &self,
+        builder: &mut FunctionBuilder<'_>,
+        index: u32,
+        params: &[ir::Type],
+        args: &[Value],
+        code: ir::TrapCode,
+    ) {
+        let r = self.call_builtin(builder, index, params, &[types::I32], args);
+        builder.ins().trapnz(r[0], code);
+    }
+
+    fn wasm_call_args(&self, callee_vmctx: Value, args: &[Value]) -> Vec<Value> {
+        let mut all = Vec::with_capacity(args.len() + 2);
+        all.push(callee_vmctx);
+        all.push(self.vmctx());
+        all.extend_from_slice(args);
+        all
+    }
+}
+
+impl TranslationEnv for FuncEnv<'_> {
+    fn info(&self) -> &ModuleInfo {
+        self.info
+    }
+
+    fn pointer_type(&self) -> ir::Type {
+        self.pointer
+    }
+
+    fn reference_type(&self, _ty: RefType) -> ir::Type {
+        self.pointer
+    }
+
+    fn wasm_signature(&self, ty: &FuncType) -> Signature {
+        wasm_signature(ty, self.pointer)
+    }
+
+    fn begin_function(&mut self, builder: &mut FunctionBuilder<'_>, params: &[Value]) {
+        self.vmctx = Some(params[0]);
+        // Stack limit check in the prologue: vmctx -> store context -> limit.
+        let vmctx_gv = builder.func.create_global_value(GlobalValueData::VMContext);
+        let ro = MemFlagsData::trusted().with_readonly();
+        let ro = builder.func.dfg.mem_flags.insert_unchecked(ro);
+        let store_ctx = builder.func.create_global_value(GlobalValueData::Load {
+            base: vmctx_gv,
+            offset: VMOffsets::STORE_CTX.into(),
+            global_type: self.pointer,
+            flags: ro,
+        });
+        let tr = builder
+            .func
+            .dfg
+            .mem_flags
+            .insert_unchecked(MemFlagsData::trusted());
+        let limit = builder.func.create_global_value(GlobalValueData::Load {
+            base: store_ctx,
+            offset: offsets::store_ctx::STACK_LIMIT.into(),
+            global_type: self.pointer,
+            flags: tr,
+        });
+        builder.func.stack_limit = Some(limit);
+    }
+
+    fn memory_access(
+        &mut self,
+        builder: &mut FunctionBuilder<'_>,
+        mem: MemoryIndex,
+    ) -> MemoryAccess {
+        let vmctx = self.vmctx();
+        let memory = self.load_ptr(builder, vmctx, self.offsets.memory_ptr(mem));
+        // The base never moves: memories live in fixed reservations.
+        let base = self.load_ptr(builder, memory, offsets::memory::BASE);
+        if self.memory_is_64(mem) {
+            let f = trusted(builder);
+            let len = builder
+                .ins()
+                .load(self.pointer, f, memory, offsets::memory::LENGTH);
+            MemoryAccess {
+                base,
+                bound: Some(len),
+                memory64: true,
+            }
+        } else {
+            MemoryAccess {
+                base,
+                bound: None,
+                memory64: false,
+            }
+        }
+    }
+
+    fn memory_size(&mut self, builder: &mut FunctionBuilder<'_>, mem: MemoryIndex) -> Value {
+        let vmctx = self.vmctx();
+        let memory = self.load_ptr(builder, vmctx, self.offsets.memory_ptr(mem));
+        let f = trusted(builder);
+        let len = builder
+            .ins()
+            .load(types::I64, f, memory, offsets::memory::LENGTH);
+        let shift = i64::from(self.info.memories[mem as usize].page_size_log2);
+        let pages = builder.ins().ushr_imm_u(len, shift);
+        if self.memory_is_64(mem) {
+            pages
+        } else {
+            builder.ins().ireduce(types::I32, pages)
+        }
+    }
+
+    fn memory_grow(
+        &mut self,
+        builder: &mut FunctionBuilder<'_>,
+        mem: MemoryIndex,
+        delta: Value,
+    ) -> Value {
+        let mem_idx = builder.ins().iconst(types::I32, i64::from(mem));
+        let delta = Self::index_to_i64(builder, delta);
+        let r = self.call_builtin(
+            builder,
+            builtin::MEMORY_GROW,
+            &[types::I32, types::I64],
+            &[types::I64],
+            &[mem_idx, delta],
+        )[0];
+        if self.memory_is_64(mem) {
+            r
+        } else {
+            builder.ins().ireduce(types::I32, r)
+        }
+    }
+
+    fn memory_fill(
+        &mut self,
+        builder: &mut FunctionBuilder<'_>,
+        mem: MemoryIndex,
+        dst: Value,
+        val: Value,
+        len: Value,
+    ) {
+        let mem_idx = builder.ins().iconst(types::I32, i64::from(mem));
+        let dst = Self::index_to_i64(builder, dst);
+        let len = Self::index_to_i64(builder, len);
+        self.call_checked_builtin(
+            builder,
+            builtin::MEMORY_FILL,
+            &[types::I32, types::I64, types::I32, types::I64],
+            &[mem_idx, dst, val, len],
+            codes::HEAP_OUT_OF_BOUNDS,
+        );
+    }
+
+    fn memory_copy(
+        &mut self,
+        builder: &mut FunctionBuilder<'_>,
+        dst_mem: MemoryIndex,
+        src_mem: MemoryIndex,
+        dst: Value,
+        src: Value,
+        len: Value,
+    ) {
+        let d = builder.ins().iconst(types::I32, i64::from(dst_mem));
+        let s = builder.ins().iconst(types::I32, i64::from(src_mem));
+        let dst = Self::index_to_i64(builder, dst);
+        let src = Self::index_to_i64(builder, src);
+        let len = Self::index_to_i64(builder, len);
+        self.call_checked_builtin(
+            builder,
+            builtin::MEMORY_COPY,
+            &[types::I32, types::I32, types::I64, types::I64, types::I64],
+            &[d, s, dst, src, len],
+            codes::HEAP_OUT_OF_BOUNDS,
+        );
+    }
+
+    fn memory_init(
+        &mut self,
+        builder: &mut FunctionBuilder<'_>,
+        mem: MemoryIndex,
+        segment: u32,
+        dst: Value,
+        src: Value,
+        len: Value,
+    ) {
+        let m = builder.ins().iconst(types::I32, i64::from(mem));
+        let seg = builder.ins().iconst(types::I32, i64::from(segment));
+        let dst = Self::index_to_i64(builder, dst);
+        self.call_checked_builtin(
+            builder,
+            builtin::MEMORY_INIT,
+            &[types::I32, types::I32, types::I64, types::I32, types::I32],
+            &[m, seg, dst, src, len],
+            codes::HEAP_OUT_OF_BOUNDS,
+        );
+    }
+
+    fn data_drop(&mut self, builder: &mut FunctionBuilder<'_>, segment: u32) {
+        let seg = builder.ins().iconst(types::I32, i64::from(segment));
+        self.call_builtin(builder, builtin::DATA_DROP, &[types::I32], &[], &[seg]);
+    }
+
+    fn global_get(&mut self, builder: &mut FunctionBuilder<'_>, global: GlobalIndex) -> Value {
+        let ty = clif_type(self.info.globals[global as usize].content, self.pointer);
+        let addr = self.global_addr(builder, global);
+        let f = trusted(builder);
+        builder.ins().load(ty, f, addr, 0)
+    }
+
+    fn global_set(&mut self, builder: &mut FunctionBuilder<'_>, global: GlobalIndex, value: Value) {
+        let addr = self.global_addr(builder, global);
+        let f = trusted(builder);
+        builder.ins().store(f, value, addr, 0);
+    }
+
+    fn call(
+        &mut self,
+        builder: &mut FunctionBuilder<'_>,
+        callee: FuncIndex,
+        args: &[Value],
+    ) -> Vec<Value> {
+        let ty = self.info.func_type(callee).clone();
+        let sig = wasm_signature(&ty, self.pointer);
+        if self.info.is_imported_func(callee) {
+            let vmctx = self.vmctx();
+            let import = self.offsets.func_import(callee);
+            let code = self.load_ptr(builder, vmctx, import + offsets::funcref::CODE);
+            let callee_vmctx = self.load_ptr(builder, vmctx, import + offsets::funcref::VMCTX);
+            let sig_ref = builder.import_signature(sig);
+            let all = self.wasm_call_args(callee_vmctx, args);
+            let call = builder.ins().call_indirect(sig_ref, code, &all);
+            builder.inst_results(call).to_vec()
+        } else {
+            let sig_ref = builder.import_signature(sig);
+            let name = builder
+                .func
+                .declare_imported_user_function(UserExternalName {
+                    namespace: NS_WASM_FUNC,
+                    index: callee,
+                });
+            let func_ref = builder.import_function(ExtFuncData {
+                name: ExternalName::user(name),
+                signature: sig_ref,
+                colocated: true,
+                patchable: false,
+            });
+            let vmctx = self.vmctx();
+            let all = self.wasm_call_args(vmctx, args);
+            let call = builder.ins().call(func_ref, &all);
+            builder.inst_results(call).to_vec()
+        }
+    }
+
+    fn call_indirect(
+        &mut self,
+        builder: &mut FunctionBuilder<'_>,
+        table: TableIndex,
+        ty: TypeIndex,
+        index: Value,
+        args: &[Value],
+    ) -> Vec<Value> {
+        let funcref = self.table_element(builder, table, index);
+        builder.ins().trapz(funcref, codes::INDIRECT_CALL_TO_NULL);
+        let tr = trusted(builder);
+        let actual = builder
+            .ins()
+            .load(types::I32, tr, funcref, offsets::funcref::TYPE_ID);
+        let vmctx = self.vmctx();
+        let ro = readonly(builder);
+        let expected = builder
+            .ins()
+            .load(types::I32, ro, vmctx, self.offsets.type_id(ty));
+        let mismatch = builder.ins().icmp(IntCC::NotEqual, actual, expected);
+        builder.ins().trapnz(mismatch, codes::BAD_SIGNATURE);
+        let code = builder
+            .ins()
+            .load(self.pointer, tr, funcref, offsets::funcref::CODE);
+        let callee_vmctx = builder
+            .ins()
+            .load(self.pointer, tr, funcref, offsets::funcref::VMCTX);
+        let sig = wasm_signature(&self.info.types[ty as usize], self.pointer);
+        let sig_ref = builder.import_signature(sig);
+        let all = self.wasm_call_args(callee_vmctx, args);
+        let call = builder.ins().call_indirect(sig_ref, code, &all);
+        builder.inst_results(call).to_vec()
+    }
+
+    fn table_get(
+        &mut self,
+        builder: &mut FunctionBuilder<'_>,
+        table: TableIndex,
+        index: Value,
+    ) -> Value {
+        self.table_element(builder, table, index)
+    }
+
+    fn table_set(
+        &mut self,
+        builder: &mut FunctionBuilder<'_>,
+        table: TableIndex,
+        index: Value,
+        value: Value,
+    ) {
+        let addr = self.table_element_addr(builder, table, index);
+        let f = trusted(builder);
+        builder.ins().store(f, value, addr, 0);
+    }
+
+    fn table_size(&mut self, builder: &mut FunctionBuilder<'_>, table: TableIndex) -> Value {
+        let t = self.table_ptr(builder, table);
+        let f = trusted(builder);
+        let len = builder.ins().load(types::I64, f, t, offsets::table::LENGTH);
+        if self.table_is_64(table) {
+            len
+        } else {
+            builder.ins().ireduce(types::I32, len)
+        }
+    }
+
+    fn table_grow(
+        &mut self,
+        builder: &mut FunctionBuilder<'_>,
+        table: TableIndex,
+        init: Value,
+        delta: Value,
+    ) -> Value {
+        let t = builder.ins().iconst(types::I32, i64::from(table));
+        let delta = Self::index_to_i64(builder, delta);
+        let r = self.call_builtin(
+            builder,
+            builtin::TABLE_GROW,
+            &[types::I32, self.pointer, types::I64],
+            &[types::I64],
+            &[t, init, delta],
+        )[0];
+        if self.table_is_64(table) {
+            r
+        } else {
+            builder.ins().ireduce(types::I32, r)
+        }
+    }
+
+    fn table_fill(
+        &mut self,
+        builder: &mut FunctionBuilder<'_>,
+        table: TableIndex,
+        dst: Value,
+        val: Value,
+        len: Value,
+    ) {
+        let t = builder.ins().iconst(types::I32, i64::from(table));
+        let dst = Self::index_to_i64(builder, dst);
+        let len = Self::index_to_i64(builder, len);
+        self.call_checked_builtin(
+            builder,
+            builtin::TABLE_FILL,
+            &[types::I32, types::I64, self.pointer, types::I64],
+            &[t, dst, val, len],
+            codes::TABLE_OUT_OF_BOUNDS,
+        );
+    }
+
+    fn table_copy(
+        &mut self,
+        builder: &mut FunctionBuilder<'_>,
+        dst_table: TableIndex,
+        src_table: TableIndex,
+        dst: Value,
+        src: Value,
+        len: Value,
+    ) {
+        let d = builder.ins().iconst(types::I32, i64::from(dst_table));
+        let s = builder.ins().iconst(types::I32, i64::from(src_table));
+        let dst = Self::index_to_i64(builder, dst);
+        let src = Self::index_to_i64(builder, src);
+        let len = Self::index_to_i64(builder, len);
+        self.call_checked_builtin(
+            builder,
+            builtin::TABLE_COPY,
+            &[types::I32, types::I32, types::I64, types::I64, types::I64],
+            &[d, s, dst, src, len],
+            codes::TABLE_OUT_OF_BOUNDS,
+        );
+    }
+
+    fn table_init(
+        &mut self,
+        builder: &mut FunctionBuilder<'_>,
+        table: TableIndex,
+        segment: u32,
+        dst: Value,
+        src: Value,
+        len: Value,
+    ) {
+        let t = builder.ins().iconst(types::I32, i64::from(table));
+        let seg = builder.ins().iconst(types::I32, i64::from(segment));
+        let dst = Self::index_to_i64(builder, dst);
+        self.call_checked_builtin(
+            builder,
+            builtin::TABLE_INIT,
+            &[types::I32, types::I32, types::I64, types::I32, types::I32],
+            &[t, seg, dst, src, len],
+            codes::TABLE_OUT_OF_BOUNDS,
+        );
+    }
+
+    fn elem_drop(&mut self, builder: &mut FunctionBuilder<'_>, segment: u32) {
+        let seg = builder.ins().iconst(types::I32, i64::from(segment));
+        self.call_builtin(builder, builtin::ELEM_DROP, &[types::I32], &[], &[seg]);
+    }
+
+    fn ref_func(&mut self, builder: &mut FunctionBuilder<'_>, func: FuncIndex) -> Value {
+        let vmctx = self.vmctx();
+        builder
+            .ins()
+            .iadd_imm_u(vmctx, i64::from(self.offsets.funcref(func)))
+    }
+}
+
+impl FuncEnv<'_> {
+    /// Address of element `index` of `table`, trapping when out of bounds.
+    fn table_element_addr(
+        &self,
+        builder: &mut FunctionBuilder<'_>,
+        table: TableIndex,
+        index: Value,
+    ) -> Value {
+        let t = self.table_ptr(builder, table);
+        let tr = trusted(builder);
+        let len = builder
+            .ins()
+            .load(types::I64, tr, t, offsets::table::LENGTH);
+        let index = Self::index_to_i64(builder, index);
+        let oob = builder
+            .ins()
+            .icmp(IntCC::UnsignedGreaterThanOrEqual, index, len);
+        builder.ins().trapnz(oob, codes::TABLE_OUT_OF_BOUNDS);
+        let elements = builder
+            .ins()
+            .load(self.pointer, tr, t, offsets::table::ELEMENTS);
+        let byte_offset = builder.ins().ishl_imm_u(index, 3);
+        builder.ins().iadd(elements, byte_offset)
+    }
+
+    /// Element `index` of `table` (a pointer-sized reference), trapping when out of bounds.
+    fn table_element(
+        &self,
+        builder: &mut FunctionBuilder<'_>,
+        table: TableIndex,
+        index: Value,
+    ) -> Value {
+        let addr = self.table_element_addr(builder, table, index);
+        let f = trusted(builder);
+        builder.ins().load(self.pointer, f, addr, 0)
+    }
+}

@@ -1,0 +1,203 @@
+//! The boundary between the function translator and the engine.
+//!
+//! The translator ([`super::translate_function`]) turns one function body's
+//! operators into Cranelift IR. Everything that depends on how an instance is
+//! laid out in memory — the VM context, tables, globals, how calls reach their
+//! callee, the builtin functions — is asked of a [`TranslationEnv`], which the
+//! engine implements. The translator never names a VM context offset.
+//!
+//! ## Function signatures
+//!
+//! Every wasm function, defined or imported, is compiled with the signature
+//! returned by [`TranslationEnv::wasm_signature`]: parameter 0 is the callee's
+//! VM context, parameter 1 the caller's VM context, then the wasm parameters
+//! in order ([`WASM_PARAM_OFFSET`]); the returns are the wasm results.
+//! References (`funcref`, `externref`) are pointer-sized integers, `0` being
+//! null ([`TranslationEnv::reference_type`]).
+
+use alloc::vec::Vec;
+
+use cranelift_codegen::ir::{self, Value};
+use cranelift_frontend::FunctionBuilder;
+
+use crate::module_info::{FuncIndex, GlobalIndex, MemoryIndex, ModuleInfo, TableIndex, TypeIndex};
+use crate::types::{FuncType, RefType};
+
+/// Index of the first wasm parameter among a function's Cranelift parameters
+/// (after the callee and caller VM contexts).
+pub const WASM_PARAM_OFFSET: usize = 2;
+
+/// How the translator must address a linear memory.
+#[derive(Clone, Copy, Debug)]
+pub struct MemoryAccess {
+    /// Base address of the memory's bytes.
+    pub base: Value,
+    /// `None`: the guard reservation covers every address a 32-bit index
+    /// plus a 32-bit static offset can form, so no check is emitted.
+    /// `Some(len)`: the accessible length in bytes (pointer-sized); the
+    /// translator checks `index + offset + access_size <= len` explicitly and
+    /// traps with [`crate::trap::codes::HEAP_OUT_OF_BOUNDS`].
+    pub bound: Option<Value>,
+    /// Whether the memory is a memory64 (indices are i64).
+    pub memory64: bool,
+}
+
+/// What the translator needs from the engine while translating one function.
+///
+/// One value serves one function: the engine creates it, the translator
+/// calls [`TranslationEnv::begin_function`] once with the entry block's
+/// parameters before anything else.
+pub trait TranslationEnv {
+    /// The module being compiled.
+    fn info(&self) -> &ModuleInfo;
+
+    /// The native pointer type.
+    fn pointer_type(&self) -> ir::Type;
+
+    /// The Cranelift type used for a reference value (pointer-sized).
+    fn reference_type(&self, ty: RefType) -> ir::Type;
+
+    /// The Cranelift signature of a wasm function of type `ty` (see the
+    /// module documentation for the parameter layout).
+    fn wasm_signature(&self, ty: &FuncType) -> ir::Signature;
+
+    /// Called once per function after the entry block exists and has its
+    /// parameters appended; `params` are those block parameters.
+    /// The engine records the VM context value here and may set up the stack
+    /// limit ([`ir::Function::stack_limit`]).
+    fn begin_function(&mut self, builder: &mut FunctionBuilder<'_>, params: &[Value]);
+
+    /// Called at the header of every `loop`, before its body (interruption
+    /// checks). Default: nothing.
+    fn loop_header(&mut self, _builder: &mut FunctionBuilder<'_>) {}
+
+    /// How to address memory `mem` at this point of the function.
+    fn memory_access(
+        &mut self,
+        builder: &mut FunctionBuilder<'_>,
+        mem: MemoryIndex,
+    ) -> MemoryAccess;
+
+    /// `memory.size` in pages (i32, or i64 for memory64).
+    fn memory_size(&mut self, builder: &mut FunctionBuilder<'_>, mem: MemoryIndex) -> Value;
+    /// `memory.grow`: old size in pages or -1.
+    fn memory_grow(
+        &mut self,
+        builder: &mut FunctionBuilder<'_>,
+        mem: MemoryIndex,
+        delta: Value,
+    ) -> Value;
+    /// `memory.fill` (traps out of bounds).
+    fn memory_fill(
+        &mut self,
+        builder: &mut FunctionBuilder<'_>,
+        mem: MemoryIndex,
+        dst: Value,
+        val: Value,
+        len: Value,
+    );
+    /// `memory.copy` (traps out of bounds).
+    fn memory_copy(
+        &mut self,
+        builder: &mut FunctionBuilder<'_>,
+        dst_mem: MemoryIndex,
+        src_mem: MemoryIndex,
+        dst: Value,
+        src: Value,
+        len: Value,
+    );
+    /// `memory.init` (traps out of bounds or on a dropped segment with len > 0).
+    fn memory_init(
+        &mut self,
+        builder: &mut FunctionBuilder<'_>,
+        mem: MemoryIndex,
+        segment: u32,
+        dst: Value,
+        src: Value,
+        len: Value,
+    );
+    /// `data.drop`
+    fn data_drop(&mut self, builder: &mut FunctionBuilder<'_>, segment: u32);
+
+    /// `global.get`
+    fn global_get(&mut self, builder: &mut FunctionBuilder<'_>, global: GlobalIndex) -> Value;
+    /// `global.set`
+    fn global_set(&mut self, builder: &mut FunctionBuilder<'_>, global: GlobalIndex, value: Value);
+
+    /// A direct call to function `callee`; returns the results.
+    fn call(
+        &mut self,
+        builder: &mut FunctionBuilder<'_>,
+        callee: FuncIndex,
+        args: &[Value],
+    ) -> Vec<Value>;
+    /// `call_indirect`: bounds check on the table, null check, signature check
+    /// against type `ty`, then the call; returns the results.
+    fn call_indirect(
+        &mut self,
+        builder: &mut FunctionBuilder<'_>,
+        table: TableIndex,
+        ty: TypeIndex,
+        index: Value,
+        args: &[Value],
+    ) -> Vec<Value>;
+
+    /// `table.get` (traps out of bounds).
+    fn table_get(
+        &mut self,
+        builder: &mut FunctionBuilder<'_>,
+        table: TableIndex,
+        index: Value,
+    ) -> Value;
+    /// `table.set` (traps out of bounds).
+    fn table_set(
+        &mut self,
+        builder: &mut FunctionBuilder<'_>,
+        table: TableIndex,
+        index: Value,
+        value: Value,
+    );
+    /// `table.size`
+    fn table_size(&mut self, builder: &mut FunctionBuilder<'_>, table: TableIndex) -> Value;
+    /// `table.grow`: old size or -1.
+    fn table_grow(
+        &mut self,
+        builder: &mut FunctionBuilder<'_>,
+        table: TableIndex,
+        init: Value,
+        delta: Value,
+    ) -> Value;
+    /// `table.fill` (traps out of bounds).
+    fn table_fill(
+        &mut self,
+        builder: &mut FunctionBuilder<'_>,
+        table: TableIndex,
+        dst: Value,
+        val: Value,
+        len: Value,
+    );
+    /// `table.copy` (traps out of bounds).
+    fn table_copy(
+        &mut self,
+        builder: &mut FunctionBuilder<'_>,
+        dst_table: TableIndex,
+        src_table: TableIndex,
+        dst: Value,
+        src: Value,
+        len: Value,
+    );
+    /// `table.init` (traps out of bounds).
+    fn table_init(
+        &mut self,
+        builder: &mut FunctionBuilder<'_>,
+        table: TableIndex,
+        segment: u32,
+        dst: Value,
+        src: Value,
+        len: Value,
+    );
+    /// `elem.drop`
+    fn elem_drop(&mut self, builder: &mut FunctionBuilder<'_>, segment: u32);
+    /// `ref.func`: a non-null reference to function `func`.
+    fn ref_func(&mut self, builder: &mut FunctionBuilder<'_>, func: FuncIndex) -> Value;
+}

@@ -1,0 +1,191 @@
+//! WebAssembly types and values as the runtime's API shows them.
+
+use alloc::boxed::Box;
+use core::fmt;
+
+/// A reference type. Only the Wasm 2.0 ones for now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RefType {
+    /// `funcref`
+    FuncRef,
+    /// `externref`
+    ExternRef,
+}
+
+/// A value type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ValType {
+    /// 32-bit integer
+    I32,
+    /// 64-bit integer
+    I64,
+    /// 32-bit IEEE float
+    F32,
+    /// 64-bit IEEE float
+    F64,
+    /// 128-bit SIMD vector
+    V128,
+    /// a reference
+    Ref(RefType),
+}
+
+impl fmt::Display for ValType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ValType::I32 => "i32",
+            ValType::I64 => "i64",
+            ValType::F32 => "f32",
+            ValType::F64 => "f64",
+            ValType::V128 => "v128",
+            ValType::Ref(RefType::FuncRef) => "funcref",
+            ValType::Ref(RefType::ExternRef) => "externref",
+        })
+    }
+}
+
+/// A function type: parameters and results.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct FuncType {
+    /// parameter types
+    pub params: Box<[ValType]>,
+    /// result types
+    pub results: Box<[ValType]>,
+}
+
+impl FuncType {
+    /// A function type from parameter and result lists.
+    pub fn new(params: &[ValType], results: &[ValType]) -> Self {
+        FuncType {
+            params: params.into(),
+            results: results.into(),
+        }
+    }
+}
+
+impl fmt::Display for FuncType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("(func")?;
+        if !self.params.is_empty() {
+            f.write_str(" (param")?;
+            for p in &*self.params {
+                write!(f, " {p}")?;
+            }
+            f.write_str(")")?;
+        }
+        if !self.results.is_empty() {
+            f.write_str(" (result")?;
+            for r in &*self.results {
+                write!(f, " {r}")?;
+            }
+            f.write_str(")")?;
+        }
+        f.write_str(")")
+    }
+}
+
+/// Limits and shape of a linear memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemoryType {
+    /// minimum size in pages
+    pub minimum: u64,
+    /// maximum size in pages
+    pub maximum: Option<u64>,
+    /// memory64
+    pub memory64: bool,
+    /// shared (threads)
+    pub shared: bool,
+    /// log2 of the page size (16 for 64 KiB pages)
+    pub page_size_log2: u8,
+}
+
+/// Limits and element type of a table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TableType {
+    /// element type
+    pub element: RefType,
+    /// minimum size in elements
+    pub minimum: u64,
+    /// maximum size in elements
+    pub maximum: Option<u64>,
+    /// table64
+    pub table64: bool,
+}
+
+/// Type and mutability of a global.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GlobalType {
+    /// value type
+    pub content: ValType,
+    /// whether `global.set` is allowed
+    pub mutable: bool,
+}
+
+/// A value crossing the host/wasm boundary.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Val {
+    /// i32
+    I32(i32),
+    /// i64
+    I64(i64),
+    /// f32, as its bits (so NaN payloads survive)
+    F32(u32),
+    /// f64, as its bits
+    F64(u64),
+    /// v128
+    V128(u128),
+    /// a function reference: null, or an opaque non-null pointer owned by the store
+    FuncRef(Option<FuncRefHandle>),
+    /// an external reference: null, or a host value
+    ExternRef(Option<u32>),
+}
+
+/// An opaque, non-null function reference (the address of the callee's
+/// `VMFuncRef` inside its store).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FuncRefHandle(pub(crate) core::num::NonZeroUsize);
+
+impl Val {
+    /// The type of this value.
+    pub fn ty(&self) -> ValType {
+        match self {
+            Val::I32(_) => ValType::I32,
+            Val::I64(_) => ValType::I64,
+            Val::F32(_) => ValType::F32,
+            Val::F64(_) => ValType::F64,
+            Val::V128(_) => ValType::V128,
+            Val::FuncRef(_) => ValType::Ref(RefType::FuncRef),
+            Val::ExternRef(_) => ValType::Ref(RefType::ExternRef),
+        }
+    }
+
+    /// The zero/null value of a type.
+    pub fn default_for(ty: ValType) -> Val {
+        match ty {
+            ValType::I32 => Val::I32(0),
+            ValType::I64 => Val::I64(0),
+            ValType::F32 => Val::F32(0),
+            ValType::F64 => Val::F64(0),
+            ValType::V128 => Val::V128(0),
+            ValType::Ref(RefType::FuncRef) => Val::FuncRef(None),
+            ValType::Ref(RefType::ExternRef) => Val::ExternRef(None),
+        }
+    }
+
+    /// The i32 inside, if this is one.
+    pub fn i32(&self) -> Option<i32> {
+        if let Val::I32(v) = self {
+            Some(*v)
+        } else {
+            None
+        }
+    }
+
+    /// The i64 inside, if this is one.
+    pub fn i64(&self) -> Option<i64> {
+        if let Val::I64(v) = self {
+            Some(*v)
+        } else {
+            None
+        }
+    }
+}

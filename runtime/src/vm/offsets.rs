@@ -1,0 +1,173 @@
+//! Layout of an instance's VM context: the one table compiled code reads
+//! everything through. Safe code: only numbers.
+//!
+//! ```text
+//! 0   *mut VMStoreContext       (stack limit, shared by the store)
+//! 8   *const Builtins           (engine functions callable from wasm)
+//! 16  *mut InstanceData         (the owning instance, for host code)
+//! 24  type ids       [u32; types]            engine-wide id of each module type
+//! ..  function imports [VMFunctionImport; imported funcs]  (code, vmctx)
+//! ..  memories       [*mut VMMemory; memories]
+//! ..  tables         [*mut VMTable; tables]
+//! ..  globals        [*mut VMGlobal; globals]
+//! ..  funcrefs       [VMFuncRef; functions]  (code, vmctx, type id)
+//! ```
+//!
+//! Every pointer slot holds a pointer that never changes for the lifetime of
+//! the instance, so compiled code loads them as read-only.
+
+use crate::module_info::ModuleInfo;
+
+/// Offsets inside `VMStoreContext`.
+pub mod store_ctx {
+    /// lowest stack address wasm may use (prologue check)
+    pub const STACK_LIMIT: i32 = 0;
+}
+
+/// Offsets inside `VMMemory`.
+pub mod memory {
+    /// base address of the memory's bytes
+    pub const BASE: i32 = 0;
+    /// accessible length in bytes
+    pub const LENGTH: i32 = 8;
+}
+
+/// Offsets inside `VMTable`.
+pub mod table {
+    /// pointer to the element array (pointer-sized elements)
+    pub const ELEMENTS: i32 = 0;
+    /// number of elements (u64)
+    pub const LENGTH: i32 = 8;
+}
+
+/// Offsets inside `VMFuncRef` and `VMFunctionImport`.
+pub mod funcref {
+    /// native code of the function (wasm calling convention)
+    pub const CODE: i32 = 0;
+    /// VM context to pass as the callee's context
+    pub const VMCTX: i32 = 8;
+    /// engine-wide type id (u32), `VMFuncRef` only
+    pub const TYPE_ID: i32 = 16;
+    /// size of a `VMFuncRef`
+    pub const SIZE: u32 = 24;
+    /// size of a `VMFunctionImport`
+    pub const IMPORT_SIZE: u32 = 16;
+}
+
+/// Size of a global's storage cell.
+pub const GLOBAL_SIZE: u32 = 16;
+
+/// The computed layout of one module's VM context.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VMOffsets {
+    num_types: u32,
+    num_imported_funcs: u32,
+    num_memories: u32,
+    num_tables: u32,
+    num_globals: u32,
+    num_funcs: u32,
+}
+
+impl VMOffsets {
+    /// Offset of the store context pointer.
+    pub const STORE_CTX: i32 = 0;
+    /// Offset of the builtins table pointer.
+    pub const BUILTINS: i32 = 8;
+    /// Offset of the owning instance pointer.
+    pub const INSTANCE: i32 = 16;
+    const TYPE_IDS: u32 = 24;
+
+    /// The layout for `info`.
+    pub fn new(info: &ModuleInfo) -> Self {
+        VMOffsets {
+            num_types: info.types.len() as u32,
+            num_imported_funcs: info.num_imported_funcs,
+            num_memories: info.memories.len() as u32,
+            num_tables: info.tables.len() as u32,
+            num_globals: info.globals.len() as u32,
+            num_funcs: info.functions.len() as u32,
+        }
+    }
+
+    /// Offset of the engine type id of module type `ty`.
+    pub fn type_id(&self, ty: u32) -> i32 {
+        (Self::TYPE_IDS + 4 * ty) as i32
+    }
+
+    fn func_imports_start(&self) -> u32 {
+        (Self::TYPE_IDS + 4 * self.num_types).next_multiple_of(8)
+    }
+
+    /// Offset of the `VMFunctionImport` of imported function `f`.
+    pub fn func_import(&self, f: u32) -> i32 {
+        (self.func_imports_start() + funcref::IMPORT_SIZE * f) as i32
+    }
+
+    fn memories_start(&self) -> u32 {
+        self.func_imports_start() + funcref::IMPORT_SIZE * self.num_imported_funcs
+    }
+
+    /// Offset of the pointer to memory `m`'s `VMMemory`.
+    pub fn memory_ptr(&self, m: u32) -> i32 {
+        (self.memories_start() + 8 * m) as i32
+    }
+
+    fn tables_start(&self) -> u32 {
+        self.memories_start() + 8 * self.num_memories
+    }
+
+    /// Offset of the pointer to table `t`'s `VMTable`.
+    pub fn table_ptr(&self, t: u32) -> i32 {
+        (self.tables_start() + 8 * t) as i32
+    }
+
+    fn globals_start(&self) -> u32 {
+        self.tables_start() + 8 * self.num_tables
+    }
+
+    /// Offset of the pointer to global `g`'s storage cell.
+    pub fn global_ptr(&self, g: u32) -> i32 {
+        (self.globals_start() + 8 * g) as i32
+    }
+
+    fn funcrefs_start(&self) -> u32 {
+        self.globals_start() + 8 * self.num_globals
+    }
+
+    /// Offset of function `f`'s `VMFuncRef`.
+    pub fn funcref(&self, f: u32) -> i32 {
+        (self.funcrefs_start() + funcref::SIZE * f) as i32
+    }
+
+    /// Total size of the VM context in bytes.
+    pub fn size(&self) -> usize {
+        (self.funcrefs_start() + funcref::SIZE * self.num_funcs) as usize
+    }
+}
+
+/// Indices of the engine's builtin functions in the builtins table (each
+/// slot a pointer-sized function pointer, native C calling convention).
+pub mod builtin {
+    /// `memory_grow(vmctx, mem: u32, delta: u64) -> u64` — old size in pages, or `u64::MAX`
+    pub const MEMORY_GROW: u32 = 0;
+    /// `memory_fill(vmctx, mem: u32, dst: u64, val: u32, len: u64) -> u32` — 0 ok, 1 out of bounds
+    pub const MEMORY_FILL: u32 = 1;
+    /// `memory_copy(vmctx, dst_mem: u32, src_mem: u32, dst: u64, src: u64, len: u64) -> u32`
+    pub const MEMORY_COPY: u32 = 2;
+    /// `memory_init(vmctx, mem: u32, seg: u32, dst: u64, src: u32, len: u32) -> u32`
+    pub const MEMORY_INIT: u32 = 3;
+    /// `data_drop(vmctx, seg: u32)`
+    pub const DATA_DROP: u32 = 4;
+    /// `table_grow(vmctx, table: u32, init: ptr, delta: u64) -> u64` — old size, or `u64::MAX`
+    pub const TABLE_GROW: u32 = 5;
+    /// `table_fill(vmctx, table: u32, dst: u64, val: ptr, len: u64) -> u32`
+    pub const TABLE_FILL: u32 = 6;
+    /// `table_copy(vmctx, dst: u32, src: u32, dst_idx: u64, src_idx: u64, len: u64) -> u32`
+    pub const TABLE_COPY: u32 = 7;
+    /// `table_init(vmctx, table: u32, seg: u32, dst: u64, src: u32, len: u32) -> u32`
+    pub const TABLE_INIT: u32 = 8;
+    /// `elem_drop(vmctx, seg: u32)`
+    pub const ELEM_DROP: u32 = 9;
+    /// number of builtins
+    pub const COUNT: u32 = 10;
+}

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Installs what a fresh Debian (bookworm) machine lacks to build and test Basalt:
+# the Rust targets and components the toolchain file names, and QEMU with its
+# firmware from bookworm-backports (to match the qemu-utils already there).
+# Safe to run twice: every step checks before it changes anything.
+set -euo pipefail
+
+log() { printf '[setup] %s\n' "$*"; }
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+
+# --- Rust targets and components -------------------------------------------
+# RUSTUP_AUTO_INSTALL=0 means rustup does not add the toolchain file's
+# targets by itself, so add them explicitly for the pinned toolchain.
+cd "$(dirname "$0")/.."
+toolchain=$(sed -n 's/^channel *= *"\(.*\)"/\1/p' rust-toolchain.toml)
+if ! rustup toolchain list | grep -q "^${toolchain}"; then
+  log "installing Rust toolchain ${toolchain}"
+  rustup toolchain install "${toolchain}" --profile minimal
+fi
+need_targets=""
+installed_targets=$(rustup +"${toolchain}" target list --installed)
+for t in x86_64-unknown-none aarch64-unknown-none wasm32-wasip1 wasm32-wasip2; do
+  grep -qx "$t" <<<"$installed_targets" || need_targets="$need_targets $t"
+done
+if [ -n "$need_targets" ]; then
+  log "adding Rust targets:$need_targets"
+  # shellcheck disable=SC2086
+  rustup +"${toolchain}" target add $need_targets
+fi
+installed_components=$(rustup +"${toolchain}" component list --installed)
+for c in rust-src llvm-tools clippy rustfmt; do
+  if ! grep -q "^$c" <<<"$installed_components"; then
+    log "adding Rust component $c"
+    rustup +"${toolchain}" component add "$c"
+  fi
+done
+
+# --- QEMU and firmware from bookworm-backports ------------------------------
+packages=(qemu-system-x86 qemu-system-arm ovmf qemu-efi-aarch64)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  src=/etc/apt/sources.list.d/debian.sources
+  if [ -f "$src" ] && ! grep -q 'bookworm-backports' "$src"; then
+    log "adding bookworm-backports to $src"
+    # Only the main Debian entry (the one whose Suites line lists 'bookworm ').
+    $SUDO sed -i '0,/^Suites: bookworm bookworm-updates/s//Suites: bookworm bookworm-updates bookworm-backports/' "$src"
+  fi
+  log "installing ${missing[*]} from bookworm-backports"
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q -t bookworm-backports "${missing[@]}"
+fi
+log "qemu: $(qemu-system-x86_64 --version | head -1)"
+log "done"

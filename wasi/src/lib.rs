@@ -1,0 +1,3 @@
+//! WASI preview1 host functions, written against service traits.
+
+#![no_std]
