@@ -1,3 +1,30 @@
-//! Device drivers behind small traits: UARTs, RTCs, exit devices, virtio.
+//! Device drivers behind small traits: UARTs, RTCs, exit devices, timers.
+//!
+//! Drivers know nothing of WASI or of the kernel's policy; they touch their
+//! device and report what it says. The port-access layer is the only
+//! `unsafe` code here.
 
 #![no_std]
+
+#[cfg(target_arch = "x86_64")]
+pub mod cmos_rtc;
+#[cfg(target_arch = "x86_64")]
+pub mod debug_exit;
+#[cfg(target_arch = "x86_64")]
+pub mod pit;
+#[cfg(target_arch = "x86_64")]
+pub mod uart;
+
+/// A byte-oriented serial port.
+pub trait SerialPort: Send {
+    /// Writes all of `bytes`, waiting for the transmitter as needed.
+    fn write_bytes(&mut self, bytes: &[u8]);
+    /// A received byte, if one is waiting.
+    fn try_read_byte(&mut self) -> Option<u8>;
+}
+
+/// A battery-backed wall clock.
+pub trait WallClock {
+    /// Seconds since 1970-01-01 00:00:00 UTC, if the clock reads sensibly.
+    fn unix_seconds(&mut self) -> Option<u64>;
+}

@@ -1,9 +1,79 @@
-//! The Basalt kernel.
+//! The Basalt kernel: boots (the arch crate's entry calls
+//! [`basalt_kernel_main`]), sets up memory, clocks and entropy, reads the
+//! bundle from the initrd, and runs its WebAssembly program on a large
+//! stack. Every run ends with one status marker on the kernel log (see
+//! `docs/guest-protocol.md`).
 
 #![no_std]
 #![no_main]
+#![deny(unsafe_code)]
 
-#[panic_handler]
-fn panic(_info: &core::panic::PanicInfo<'_>) -> ! {
-    loop {}
+extern crate alloc;
+
+mod bundle;
+mod entropy;
+mod exit;
+#[allow(unsafe_code)]
+mod fault;
+#[macro_use]
+mod log;
+mod mem;
+mod run;
+mod services;
+mod syms;
+mod time;
+mod wasi;
+
+use basalt_arch::BootInfo;
+
+use exit::{Status, finish};
+
+/// Size of the stack programs (and the compiler) run on.
+pub const RUN_STACK_SIZE: usize = 8 << 20;
+
+static BOOT_INFO: spin::Once<&'static BootInfo> = spin::Once::new();
+
+/// The kernel's entry point, called once by the arch boot path.
+#[allow(unsafe_code)]
+#[unsafe(no_mangle)]
+pub fn basalt_kernel_main(info: &'static BootInfo) -> ! {
+    time::mark_boot(basalt_arch::cpu::cycles());
+    log::init();
+    fault::init();
+    let mut brand = [0u8; 48];
+    kprintln!(
+        "basalt kernel {} booting via {} on {}",
+        env!("CARGO_PKG_VERSION"),
+        info.protocol,
+        basalt_arch::cpu::brand(&mut brand)
+    );
+    if let Err(e) = mem::init(info) {
+        finish(Status::Error, format_args!("memory setup failed: {e}"));
+    }
+    run::stamp("memory ready");
+    BOOT_INFO.call_once(|| info);
+    let stack = match mem::allocate_stack(RUN_STACK_SIZE) {
+        Ok(s) => s,
+        Err(e) => finish(
+            Status::Error,
+            format_args!(
+                "cannot allocate the {} MiB program stack: {e}",
+                RUN_STACK_SIZE >> 20
+            ),
+        ),
+    };
+    fault::register_stack_guard(stack.bottom);
+    // SAFETY: the stack was just mapped for this call alone.
+    unsafe { basalt_arch::stack::call_on_stack(stack.top, on_run_stack, 0) };
+    finish(
+        Status::Panic,
+        format_args!("the run returned without a status"),
+    )
+}
+
+extern "C" fn on_run_stack(_: usize) {
+    let Some(info) = BOOT_INFO.get() else {
+        finish(Status::Panic, format_args!("no boot information"));
+    };
+    run::main(info)
 }

@@ -1,0 +1,102 @@
+//! What the boot stub learned from the loader, in ISA-neutral form.
+
+/// A range of physical memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PhysRange {
+    /// first byte
+    pub start: u64,
+    /// length in bytes
+    pub len: u64,
+}
+
+impl PhysRange {
+    /// One past the last byte.
+    pub fn end(&self) -> u64 {
+        self.start.saturating_add(self.len)
+    }
+}
+
+/// What a region of the physical memory map holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MemoryKind {
+    /// RAM the kernel may use
+    Usable,
+    /// firmware or device memory
+    #[default]
+    Reserved,
+    /// ACPI tables, reclaimable after they are read
+    AcpiReclaimable,
+    /// ACPI non-volatile storage
+    AcpiNvs,
+    /// defective RAM
+    Unusable,
+}
+
+/// One entry of the physical memory map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MemoryRegion {
+    /// where it is
+    pub range: PhysRange,
+    /// what it is
+    pub kind: MemoryKind,
+}
+
+/// The most memory-map entries kept.
+pub const MAX_REGIONS: usize = 128;
+
+/// Everything the loader told the kernel.
+#[derive(Debug, Clone)]
+pub struct BootInfo {
+    regions: [MemoryRegion; MAX_REGIONS],
+    region_count: usize,
+    /// the initial ramdisk (Basalt's bundle), if the loader passed one
+    pub initrd: Option<PhysRange>,
+    /// the kernel command line (may be empty)
+    pub cmdline: &'static [u8],
+    /// where the kernel image itself lies
+    pub kernel_image: PhysRange,
+    /// how the kernel was booted (e.g. "PVH")
+    pub protocol: &'static str,
+}
+
+impl BootInfo {
+    /// An empty boot record.
+    pub const fn new(protocol: &'static str) -> BootInfo {
+        BootInfo {
+            regions: [MemoryRegion {
+                range: PhysRange { start: 0, len: 0 },
+                kind: MemoryKind::Reserved,
+            }; MAX_REGIONS],
+            region_count: 0,
+            initrd: None,
+            cmdline: &[],
+            kernel_image: PhysRange { start: 0, len: 0 },
+            protocol,
+        }
+    }
+
+    /// Adds a memory-map entry; returns false when the table is full.
+    pub fn push_region(&mut self, region: MemoryRegion) -> bool {
+        if self.region_count == MAX_REGIONS {
+            return false;
+        }
+        self.regions[self.region_count] = region;
+        self.region_count += 1;
+        true
+    }
+
+    /// The physical memory map, as the loader gave it.
+    pub fn regions(&self) -> &[MemoryRegion] {
+        &self.regions[..self.region_count]
+    }
+
+    /// One past the highest usable physical address.
+    pub fn top_of_ram(&self) -> u64 {
+        self.regions()
+            .iter()
+            .filter(|r| r.kind == MemoryKind::Usable)
+            .map(|r| r.range.end())
+            .max()
+            .unwrap_or(0)
+    }
+}

@@ -1,0 +1,254 @@
+//! The PVH boot path: an ELF note tells the loader (QEMU `-kernel`,
+//! Firecracker, Cloud Hypervisor) where our 32-bit entry is. The entry
+//! clears `.bss`, identity-maps the first 4 GiB with 2 MiB pages, enters
+//! long mode and calls [`basalt_x86_64_entry`], which reads the PVH
+//! `hvm_start_info` into a [`BootInfo`] and calls the kernel.
+
+use crate::bootinfo::{BootInfo, MemoryKind, MemoryRegion, PhysRange};
+
+// The boot stub. Register use at PVH entry: ebx = physical address of
+// hvm_start_info, flat 32-bit protected mode, paging off, interrupts off.
+core::arch::global_asm!(
+    // The PVH note: type XEN_ELFNOTE_PHYS32_ENTRY (18), name "Xen", an
+    // 8-byte descriptor with the physical entry address (QEMU reads a
+    // pointer-sized value for ELF64 images). Section alignment 4, so the
+    // loader's alignment of the name field matches ours.
+    ".pushsection .note.Xen, \"a\", @note",
+    ".p2align 2",
+    ".long 4",
+    ".long 8",
+    ".long 18",
+    ".asciz \"Xen\"",
+    ".p2align 2",
+    ".quad basalt_pvh_start",
+    ".popsection",
+    // Boot-time page tables and stack.
+    ".pushsection .bss.basalt_boot, \"aw\", @nobits",
+    ".p2align 12",
+    ".globl basalt_boot_pml4",
+    "basalt_boot_pml4: .skip 4096",
+    "basalt_boot_pdpt: .skip 4096",
+    "basalt_boot_pd: .skip 4 * 4096",
+    ".globl basalt_boot_stack_bottom",
+    "basalt_boot_stack_bottom: .skip 65536",
+    ".globl basalt_boot_stack_top",
+    "basalt_boot_stack_top:",
+    ".popsection",
+    ".pushsection .rodata.basalt_boot, \"a\"",
+    ".p2align 3",
+    "basalt_boot_gdt:",
+    ".quad 0",
+    ".quad 0x00af9a000000ffff", // 0x08: 64-bit code
+    ".quad 0x00cf92000000ffff", // 0x10: data
+    "basalt_boot_gdt_end:",
+    ".p2align 3",
+    "basalt_boot_gdtr:",
+    ".word basalt_boot_gdt_end - basalt_boot_gdt - 1",
+    ".quad basalt_boot_gdt",
+    ".popsection",
+    ".pushsection .text.basalt_boot32, \"ax\"",
+    ".code32",
+    ".globl basalt_pvh_start",
+    "basalt_pvh_start:",
+    "cli",
+    "cld",
+    "mov esi, ebx",
+    // Clear .bss (the loader should have, but do not rely on it).
+    "mov edi, offset __bss_start",
+    "mov ecx, offset __bss_end",
+    "sub ecx, edi",
+    "xor eax, eax",
+    "rep stosb",
+    "mov esp, offset basalt_boot_stack_top",
+    // PML4[0] -> PDPT; PDPT[0..4] -> PD pages; PD entries: 2 MiB pages.
+    "mov eax, offset basalt_boot_pdpt",
+    "or eax, 3",
+    "mov dword ptr [basalt_boot_pml4], eax",
+    "xor ecx, ecx",
+    "basalt_boot_pdpt_loop:",
+    "mov eax, ecx",
+    "shl eax, 12",
+    "add eax, offset basalt_boot_pd",
+    "or eax, 3",
+    "mov dword ptr [basalt_boot_pdpt + ecx * 8], eax",
+    "inc ecx",
+    "cmp ecx, 4",
+    "jne basalt_boot_pdpt_loop",
+    "xor ecx, ecx",
+    "basalt_boot_pd_loop:",
+    "mov eax, ecx",
+    "shl eax, 21",
+    "or eax, 0x83",
+    "mov dword ptr [basalt_boot_pd + ecx * 8], eax",
+    "mov eax, ecx",
+    "shr eax, 11",
+    "mov dword ptr [basalt_boot_pd + ecx * 8 + 4], eax",
+    "inc ecx",
+    "cmp ecx, 2048",
+    "jne basalt_boot_pd_loop",
+    // PAE on, CR3, EFER.LME, paging + write protect on.
+    "mov eax, cr4",
+    "or eax, 0x20",
+    "mov cr4, eax",
+    "mov eax, offset basalt_boot_pml4",
+    "mov cr3, eax",
+    "mov ecx, 0xC0000080",
+    "rdmsr",
+    "or eax, 0x100",
+    "wrmsr",
+    "mov eax, cr0",
+    "or eax, 0x80010001",
+    "mov cr0, eax",
+    "lgdt [basalt_boot_gdtr]",
+    // ljmp 0x08:basalt_boot64
+    ".byte 0xea",
+    ".long basalt_boot64",
+    ".word 0x08",
+    ".code64",
+    "basalt_boot64:",
+    "mov ax, 0x10",
+    "mov ds, ax",
+    "mov es, ax",
+    "mov ss, ax",
+    "xor eax, eax",
+    "mov fs, ax",
+    "mov gs, ax",
+    "lea rsp, [rip + basalt_boot_stack_top]",
+    "mov edi, esi",
+    "xor ebp, ebp",
+    "call basalt_x86_64_entry",
+    "basalt_boot_hang:",
+    "hlt",
+    "jmp basalt_boot_hang",
+    ".popsection",
+);
+
+unsafe extern "Rust" {
+    /// The kernel's entry point, defined by the kernel binary.
+    fn basalt_kernel_main(info: &'static BootInfo) -> !;
+}
+
+unsafe extern "C" {
+    static __kernel_start: u8;
+    static __kernel_end: u8;
+    static basalt_boot_stack_bottom: u8;
+    static basalt_boot_stack_top: u8;
+}
+
+/// The boot stack's address range `[bottom, top)`.
+pub fn boot_stack() -> (usize, usize) {
+    (
+        (&raw const basalt_boot_stack_bottom) as usize,
+        (&raw const basalt_boot_stack_top) as usize,
+    )
+}
+
+static BOOT_INFO: spin::Once<BootInfo> = spin::Once::new();
+
+const START_INFO_MAGIC: u32 = 0x336e_c578;
+
+/// Reads a little-endian value of type `T` at a physical address.
+///
+/// # Safety
+/// `addr` must be identity-mapped readable memory holding a `T`.
+unsafe fn read_phys<T: Copy>(addr: u64) -> T {
+    // SAFETY: forwarded contract; unaligned reads are fine on x86.
+    unsafe { (addr as *const T).read_unaligned() }
+}
+
+/// Reads the PVH `hvm_start_info` at `paddr` into a [`BootInfo`].
+///
+/// # Safety
+/// `paddr` must be the start-info address the PVH loader passed, still
+/// identity-mapped (as the boot page tables map the first 4 GiB).
+unsafe fn parse_start_info(paddr: u64) -> BootInfo {
+    let mut info = BootInfo::new("PVH");
+    // SAFETY: the symbols are linker-defined bounds of our image.
+    let (ks, ke) = unsafe {
+        (
+            (&raw const __kernel_start) as u64,
+            (&raw const __kernel_end) as u64,
+        )
+    };
+    info.kernel_image = PhysRange {
+        start: ks,
+        len: ke - ks,
+    };
+    // SAFETY: the loader's start_info (caller's contract).
+    let magic: u32 = unsafe { read_phys(paddr) };
+    if magic != START_INFO_MAGIC {
+        return info;
+    }
+    // SAFETY: as above, fixed offsets of hvm_start_info.
+    let (version, nr_modules, modlist, cmdline) = unsafe {
+        (
+            read_phys::<u32>(paddr + 4),
+            read_phys::<u32>(paddr + 12),
+            read_phys::<u64>(paddr + 16),
+            read_phys::<u64>(paddr + 24),
+        )
+    };
+    if cmdline != 0 {
+        let mut len = 0usize;
+        // SAFETY: a NUL-terminated string from the loader; bounded scan.
+        while len < 4096 && unsafe { read_phys::<u8>(cmdline + len as u64) } != 0 {
+            len += 1;
+        }
+        // SAFETY: the loader's command line stays in low memory the kernel
+        // never hands out (frames are allocated above 1 MiB and outside it).
+        info.cmdline = unsafe { core::slice::from_raw_parts(cmdline as *const u8, len) };
+    }
+    if nr_modules > 0 && modlist != 0 {
+        // SAFETY: first hvm_modlist_entry: paddr, size.
+        let (mpaddr, msize) = unsafe { (read_phys::<u64>(modlist), read_phys::<u64>(modlist + 8)) };
+        if msize > 0 {
+            info.initrd = Some(PhysRange {
+                start: mpaddr,
+                len: msize,
+            });
+        }
+    }
+    if version >= 1 {
+        // SAFETY: version 1 fields.
+        let (memmap, entries) =
+            unsafe { (read_phys::<u64>(paddr + 40), read_phys::<u32>(paddr + 48)) };
+        for i in 0..u64::from(entries) {
+            let e = memmap + i * 24;
+            // SAFETY: hvm_memmap_table_entry: addr, size, type.
+            let (addr, size, ty) = unsafe {
+                (
+                    read_phys::<u64>(e),
+                    read_phys::<u64>(e + 8),
+                    read_phys::<u32>(e + 16),
+                )
+            };
+            let kind = match ty {
+                1 => MemoryKind::Usable,
+                3 => MemoryKind::AcpiReclaimable,
+                4 => MemoryKind::AcpiNvs,
+                5 => MemoryKind::Unusable,
+                _ => MemoryKind::Reserved,
+            };
+            if !info.push_region(MemoryRegion {
+                range: PhysRange {
+                    start: addr,
+                    len: size,
+                },
+                kind,
+            }) {
+                break;
+            }
+        }
+    }
+    info
+}
+
+/// The 64-bit Rust entry, called by the boot stub on the boot stack.
+#[unsafe(no_mangle)]
+extern "C" fn basalt_x86_64_entry(start_info: u32) -> ! {
+    super::cpu::init();
+    // SAFETY: `start_info` is what the PVH loader passed in ebx.
+    let info = BOOT_INFO.call_once(|| unsafe { parse_start_info(u64::from(start_info)) });
+    // SAFETY: the kernel defines this symbol; it is called once, here.
+    unsafe { basalt_kernel_main(info) }
+}

@@ -1,0 +1,234 @@
+//! CPU setup and facts: SIMD state, no-execute, features for the code
+//! generator, the time-stamp counter, the hardware random number generator.
+
+use core::arch::x86_64::{__cpuid, __cpuid_count, _rdtsc};
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use x86_64::registers::control::{Cr0, Cr0Flags, Cr4, Cr4Flags};
+use x86_64::registers::model_specific::{Efer, EferFlags};
+use x86_64::registers::xcontrol::{XCr0, XCr0Flags};
+
+static AVX_ENABLED: AtomicBool = AtomicBool::new(false);
+
+fn cpuid(leaf: u32) -> core::arch::x86_64::CpuidResult {
+    __cpuid(leaf)
+}
+
+fn max_leaf() -> u32 {
+    cpuid(0).eax
+}
+
+fn max_ext_leaf() -> u32 {
+    cpuid(0x8000_0000).eax
+}
+
+/// Enables what compiled wasm code and the kernel rely on: SSE (with
+/// exceptions masked), XSAVE and AVX state when present, no-execute pages
+/// and supervisor write protection. Called once by the boot path.
+pub fn init() {
+    let leaf1 = cpuid(1);
+    // SAFETY: setting MP/NE and clearing EM/TS is the architectural way to
+    // enable SSE; nothing relies on x87 emulation.
+    unsafe {
+        Cr0::update(|f| {
+            f.remove(Cr0Flags::EMULATE_COPROCESSOR | Cr0Flags::TASK_SWITCHED);
+            f.insert(
+                Cr0Flags::MONITOR_COPROCESSOR | Cr0Flags::NUMERIC_ERROR | Cr0Flags::WRITE_PROTECT,
+            );
+        });
+    }
+    let has_xsave = leaf1.ecx & (1 << 26) != 0;
+    let has_avx = leaf1.ecx & (1 << 28) != 0;
+    // SAFETY: OSFXSR/OSXMMEXCPT announce that we handle SSE state and #XM;
+    // OSXSAVE only when the CPU has XSAVE.
+    unsafe {
+        Cr4::update(|f| {
+            f.insert(Cr4Flags::OSFXSR | Cr4Flags::OSXMMEXCPT_ENABLE);
+            if has_xsave {
+                f.insert(Cr4Flags::OSXSAVE);
+            }
+        });
+    }
+    if has_xsave && max_leaf() >= 0xd {
+        let supported = __cpuid_count(0xd, 0).eax;
+        let mut xcr0 = XCr0Flags::X87 | XCr0Flags::SSE;
+        if has_avx && supported & 0b100 != 0 {
+            xcr0 |= XCr0Flags::AVX;
+        }
+        // SAFETY: only state components the CPU reports as supported.
+        unsafe { XCr0::write(xcr0) };
+        AVX_ENABLED.store(xcr0.contains(XCr0Flags::AVX), Ordering::Relaxed);
+    }
+    // SAFETY: x86-64 compilers never emit SSE denormal flags we depend on;
+    // the default MXCSR (all exceptions masked, round to nearest) is what
+    // wasm semantics need.
+    unsafe { core::arch::asm!("ldmxcsr [{}]", in(reg) &0x1f80u32, options(nostack)) };
+    if max_ext_leaf() >= 0x8000_0001 && cpuid(0x8000_0001).edx & (1 << 20) != 0 {
+        // SAFETY: the CPU supports NX; enabling it only adds protection.
+        unsafe { Efer::update(|f| f.insert(EferFlags::NO_EXECUTE_ENABLE)) };
+    }
+}
+
+/// Whether page-table entries may carry the no-execute bit.
+pub fn has_no_execute() -> bool {
+    Efer::read().contains(EferFlags::NO_EXECUTE_ENABLE)
+}
+
+/// Whether the CPU maps 1 GiB pages.
+pub fn has_huge_pages() -> bool {
+    max_ext_leaf() >= 0x8000_0001 && cpuid(0x8000_0001).edx & (1 << 26) != 0
+}
+
+/// The CPU features Cranelift may use here, by Cranelift's flag names
+/// (`has_sse41`, …), each only if both the CPU and the enabled OS state
+/// support it.
+pub fn codegen_features() -> impl Iterator<Item = &'static str> {
+    let l1 = cpuid(1);
+    let l7 = if max_leaf() >= 7 {
+        __cpuid_count(7, 0)
+    } else {
+        __cpuid_count(0, 0)
+    };
+    let has7 = max_leaf() >= 7;
+    let e1 = if max_ext_leaf() >= 0x8000_0001 {
+        cpuid(0x8000_0001).ecx
+    } else {
+        0
+    };
+    let avx = AVX_ENABLED.load(Ordering::Relaxed) && l1.ecx & (1 << 28) != 0;
+    let table = [
+        ("has_sse3", l1.ecx & 1 != 0),
+        ("has_ssse3", l1.ecx & (1 << 9) != 0),
+        ("has_sse41", l1.ecx & (1 << 19) != 0),
+        ("has_sse42", l1.ecx & (1 << 20) != 0),
+        ("has_popcnt", l1.ecx & (1 << 23) != 0),
+        ("has_avx", avx),
+        ("has_avx2", avx && has7 && l7.ebx & (1 << 5) != 0),
+        ("has_fma", avx && l1.ecx & (1 << 12) != 0),
+        ("has_bmi1", has7 && l7.ebx & (1 << 3) != 0),
+        ("has_bmi2", has7 && l7.ebx & (1 << 8) != 0),
+        ("has_lzcnt", e1 & (1 << 5) != 0),
+    ];
+    table.into_iter().filter(|(_, on)| *on).map(|(n, _)| n)
+}
+
+/// The CPU's brand string (e.g. "QEMU TCG CPU version 2.5+"), ASCII.
+pub fn brand(buf: &mut [u8; 48]) -> &str {
+    if max_ext_leaf() < 0x8000_0004 {
+        return "unknown CPU";
+    }
+    for (i, leaf) in (0x8000_0002u32..=0x8000_0004).enumerate() {
+        let r = cpuid(leaf);
+        for (j, reg) in [r.eax, r.ebx, r.ecx, r.edx].into_iter().enumerate() {
+            buf[i * 16 + j * 4..i * 16 + j * 4 + 4].copy_from_slice(&reg.to_le_bytes());
+        }
+    }
+    let end = buf.iter().position(|b| *b == 0).unwrap_or(48);
+    core::str::from_utf8(&buf[..end]).map_or("unknown CPU", str::trim)
+}
+
+/// The free-running cycle counter (TSC).
+#[inline]
+pub fn cycles() -> u64 {
+    // SAFETY: rdtsc has no preconditions in ring 0.
+    unsafe { _rdtsc() }
+}
+
+/// The cycle counter's frequency in Hz when the CPU or hypervisor states
+/// it (CPUID 0x15, 0x16, or the hypervisor timing leaf 0x40000010).
+pub fn cycle_frequency() -> Option<u64> {
+    let max = max_leaf();
+    if max >= 0x15 {
+        let r = cpuid(0x15);
+        if r.eax != 0 && r.ebx != 0 && r.ecx != 0 {
+            return Some(u64::from(r.ecx) * u64::from(r.ebx) / u64::from(r.eax));
+        }
+    }
+    let hv = cpuid(1).ecx & (1 << 31) != 0;
+    if hv && cpuid(0x4000_0000).eax >= 0x4000_0010 {
+        let khz = cpuid(0x4000_0010).eax;
+        if khz != 0 {
+            return Some(u64::from(khz) * 1000);
+        }
+    }
+    if max >= 0x16 && !hv {
+        let mhz = cpuid(0x16).eax & 0xffff;
+        if mhz != 0 {
+            return Some(u64::from(mhz) * 1_000_000);
+        }
+    }
+    None
+}
+
+/// Which hardware random-number instruction the CPU offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HardwareRng {
+    /// a true-entropy source (RDSEED)
+    Seed,
+    /// a DRBG reseeded by hardware (RDRAND)
+    Rand,
+    /// neither
+    None,
+}
+
+/// Detects RDSEED / RDRAND.
+pub fn hardware_rng() -> HardwareRng {
+    if max_leaf() >= 7 && __cpuid_count(7, 0).ebx & (1 << 18) != 0 {
+        HardwareRng::Seed
+    } else if cpuid(1).ecx & (1 << 30) != 0 {
+        HardwareRng::Rand
+    } else {
+        HardwareRng::None
+    }
+}
+
+/// 64 random bits from RDSEED (preferred) or RDRAND, retrying a few
+/// times as the instructions may be momentarily exhausted.
+pub fn hardware_random() -> Option<u64> {
+    let kind = hardware_rng();
+    for _ in 0..64 {
+        let mut v: u64;
+        let ok: u8;
+        match kind {
+            // SAFETY: the CPU has RDSEED (checked by `hardware_rng`).
+            HardwareRng::Seed => unsafe {
+                core::arch::asm!("rdseed {v}", "setc {ok}", v = out(reg) v, ok = out(reg_byte) ok, options(nomem, nostack));
+            },
+            // SAFETY: the CPU has RDRAND (checked by `hardware_rng`).
+            HardwareRng::Rand => unsafe {
+                core::arch::asm!("rdrand {v}", "setc {ok}", v = out(reg) v, ok = out(reg_byte) ok, options(nomem, nostack));
+            },
+            HardwareRng::None => return None,
+        }
+        if ok != 0 {
+            return Some(v);
+        }
+        core::hint::spin_loop();
+    }
+    None
+}
+
+/// The current frame pointer (rbp), for stack walks.
+#[inline(always)]
+pub fn frame_pointer() -> usize {
+    let fp: usize;
+    // SAFETY: reads a register.
+    unsafe {
+        core::arch::asm!("mov {}, rbp", out(reg) fp, options(nomem, nostack, preserves_flags))
+    };
+    fp
+}
+
+/// Waits politely in a busy loop.
+#[inline]
+pub fn spin_hint() {
+    core::hint::spin_loop();
+}
+
+/// Stops this CPU for good (interrupts off, `hlt` forever).
+pub fn halt_forever() -> ! {
+    loop {
+        // SAFETY: with interrupts disabled, `hlt` parks the CPU.
+        unsafe { core::arch::asm!("cli", "hlt", options(nomem, nostack)) };
+    }
+}

@@ -1,0 +1,326 @@
+//! 4-level page tables.
+//!
+//! Physical memory is identity-mapped (virtual = physical) for the first
+//! 4 GiB by the boot stub and up to the top of RAM by
+//! [`finish_boot_tables`], so page-table frames are reached at their
+//! physical addresses. Everything else — linear memories, code, stacks,
+//! the heap — is mapped page by page in the upper part of the lower half
+//! (above 512 GiB) with [`map`], [`unmap`] and [`protect`].
+
+use core::arch::asm;
+
+/// The smallest page size.
+pub const PAGE_SIZE: usize = 4096;
+
+/// The first virtual address above the identity map: kernel-managed
+/// mappings (heap, stacks, wasm memories and code) live at or above it.
+pub const DYNAMIC_BASE: usize = 512 << 30;
+
+/// One past the last usable virtual address of the lower half.
+pub const DYNAMIC_END: usize = 1 << 47;
+
+const PRESENT: u64 = 1;
+const WRITABLE: u64 = 1 << 1;
+const HUGE: u64 = 1 << 7;
+const NO_EXECUTE: u64 = 1 << 63;
+const ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
+
+/// What a mapped page allows besides reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Access {
+    /// stores allowed
+    pub write: bool,
+    /// instruction fetch allowed
+    pub execute: bool,
+}
+
+impl Access {
+    /// Read-write data, not executable.
+    pub const DATA: Access = Access {
+        write: true,
+        execute: false,
+    };
+    /// Read-execute code.
+    pub const CODE: Access = Access {
+        write: false,
+        execute: true,
+    };
+}
+
+/// Why a page-table change failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MapError {
+    /// the page is already mapped
+    AlreadyMapped,
+    /// the page is not mapped
+    NotMapped,
+    /// the address lies in a large page of the identity map
+    InIdentityMap,
+    /// no physical frame for a page table
+    OutOfFrames,
+}
+
+impl core::fmt::Display for MapError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            MapError::AlreadyMapped => "page already mapped",
+            MapError::NotMapped => "page not mapped",
+            MapError::InIdentityMap => "address inside the identity map",
+            MapError::OutOfFrames => "out of physical memory for page tables",
+        })
+    }
+}
+
+/// A source of zero-filled 4 KiB physical frames for page tables.
+pub trait FrameSource {
+    /// A frame's physical address, or `None` when memory is exhausted.
+    fn allocate_frame(&mut self) -> Option<u64>;
+}
+
+fn root() -> u64 {
+    let cr3: u64;
+    // SAFETY: reads a control register.
+    unsafe { asm!("mov {}, cr3", out(reg) cr3, options(nomem, nostack, preserves_flags)) };
+    cr3 & ADDR_MASK
+}
+
+fn table(phys: u64) -> *mut u64 {
+    phys as *mut u64
+}
+
+fn index(virt: usize, level: u32) -> usize {
+    (virt >> (12 + 9 * level)) & 511
+}
+
+fn flush(virt: usize) {
+    // SAFETY: invalidating a TLB entry is always allowed in ring 0.
+    unsafe { asm!("invlpg [{}]", in(reg) virt, options(nostack, preserves_flags)) };
+}
+
+fn leaf_bits(access: Access) -> u64 {
+    let mut bits = PRESENT;
+    if access.write {
+        bits |= WRITABLE;
+    }
+    if !access.execute && super::cpu::has_no_execute() {
+        bits |= NO_EXECUTE;
+    }
+    bits
+}
+
+/// The address of the level-0 (4 KiB) entry for `virt`, creating missing
+/// tables when `frames` is given.
+///
+/// # Safety
+/// The page tables must be the kernel's, identity-mapped.
+unsafe fn walk(
+    virt: usize,
+    mut frames: Option<&mut dyn FrameSource>,
+) -> Result<*mut u64, MapError> {
+    let mut t = root();
+    for level in (1..=3).rev() {
+        let e = table(t).wrapping_add(index(virt, level));
+        // SAFETY: `e` is inside an identity-mapped page table.
+        let v = unsafe { e.read_volatile() };
+        if v & PRESENT == 0 {
+            let Some(src) = frames.as_deref_mut() else {
+                return Err(MapError::NotMapped);
+            };
+            let f = src.allocate_frame().ok_or(MapError::OutOfFrames)?;
+            // SAFETY: a fresh frame for us alone, identity-mapped.
+            unsafe { core::ptr::write_bytes(f as *mut u8, 0, PAGE_SIZE) };
+            // SAFETY: as above; the entry now points to a zeroed table.
+            unsafe { e.write_volatile(f | PRESENT | WRITABLE) };
+            t = f;
+        } else if v & HUGE != 0 {
+            return Err(MapError::InIdentityMap);
+        } else {
+            t = v & ADDR_MASK;
+        }
+    }
+    Ok(table(t).wrapping_add(index(virt, 0)))
+}
+
+/// Maps the 4 KiB page at `virt` to the frame `phys`.
+///
+/// # Safety
+/// `virt` must be a page-aligned address in the dynamic area that no Rust
+/// reference points into; `phys` a frame the caller owns.
+pub unsafe fn map(
+    virt: usize,
+    phys: u64,
+    access: Access,
+    frames: &mut dyn FrameSource,
+) -> Result<(), MapError> {
+    // SAFETY: forwarded contract.
+    let e = unsafe { walk(virt, Some(frames)) }?;
+    // SAFETY: `e` is a level-0 entry in an identity-mapped table.
+    unsafe {
+        if e.read_volatile() & PRESENT != 0 {
+            return Err(MapError::AlreadyMapped);
+        }
+        e.write_volatile((phys & ADDR_MASK) | leaf_bits(access));
+    }
+    Ok(())
+}
+
+/// Unmaps the 4 KiB page at `virt`; returns the frame it mapped.
+///
+/// # Safety
+/// No Rust reference may point into the page.
+pub unsafe fn unmap(virt: usize) -> Result<u64, MapError> {
+    // SAFETY: forwarded contract.
+    let e = unsafe { walk(virt, None) }?;
+    // SAFETY: `e` is a level-0 entry in an identity-mapped table.
+    let v = unsafe { e.read_volatile() };
+    if v & PRESENT == 0 {
+        return Err(MapError::NotMapped);
+    }
+    // SAFETY: as above.
+    unsafe { e.write_volatile(0) };
+    flush(virt);
+    Ok(v & ADDR_MASK)
+}
+
+/// Changes what the mapped page at `virt` allows.
+///
+/// # Safety
+/// Removing write access from a page Rust code holds `&mut` to is unsound.
+pub unsafe fn protect(virt: usize, access: Access) -> Result<(), MapError> {
+    // SAFETY: forwarded contract.
+    let e = unsafe { walk(virt, None) }?;
+    // SAFETY: `e` is a level-0 entry in an identity-mapped table.
+    let v = unsafe { e.read_volatile() };
+    if v & PRESENT == 0 {
+        return Err(MapError::NotMapped);
+    }
+    // SAFETY: as above.
+    unsafe { e.write_volatile((v & ADDR_MASK) | leaf_bits(access)) };
+    flush(virt);
+    Ok(())
+}
+
+/// The physical address `virt` maps to, if any (any page size).
+pub fn translate(virt: usize) -> Option<u64> {
+    let canonical = virt < (1 << 47) || virt >= 0xffff_8000_0000_0000;
+    if !canonical {
+        return None;
+    }
+    let mut t = root();
+    for level in (0..=3).rev() {
+        let e = table(t).wrapping_add(index(virt, level));
+        // SAFETY: page tables are identity-mapped and only read here.
+        let v = unsafe { e.read_volatile() };
+        if v & PRESENT == 0 {
+            return None;
+        }
+        if level == 0 || (level <= 2 && v & HUGE != 0) {
+            let size_mask = (1u64 << (12 + 9 * level)) - 1;
+            return Some((v & ADDR_MASK & !size_mask) | (virt as u64 & size_mask));
+        }
+        t = v & ADDR_MASK;
+    }
+    None
+}
+
+/// Turns the boot stub's tables into the kernel's: unmaps page 0 (so null
+/// pointers fault), and extends the identity map up to `top_of_ram`
+/// (at most 512 GiB) with 1 GiB or 2 MiB pages.
+///
+/// # Safety
+/// Called once, early, while only the boot tables exist and nothing lives
+/// in page 0.
+pub unsafe fn finish_boot_tables(
+    top_of_ram: u64,
+    frames: &mut dyn FrameSource,
+) -> Result<(), MapError> {
+    let pml4 = table(root());
+    // SAFETY: boot tables: PML4[0] -> PDPT -> PD[0] covers 0..2 MiB.
+    unsafe {
+        let pdpt = table(pml4.read_volatile() & ADDR_MASK);
+        let pd = table(pdpt.read_volatile() & ADDR_MASK);
+        let pt = frames.allocate_frame().ok_or(MapError::OutOfFrames)?;
+        let ptp = table(pt);
+        ptp.write_volatile(0);
+        for i in 1..512u64 {
+            ptp.add(i as usize)
+                .write_volatile((i << 12) | PRESENT | WRITABLE);
+        }
+        pd.write_volatile(pt | PRESENT | WRITABLE);
+        let top = top_of_ram.min(512 << 30);
+        let mut gib = 4u64;
+        while gib << 30 < top {
+            let e = pdpt.add(gib as usize);
+            if super::cpu::has_huge_pages() {
+                e.write_volatile((gib << 30) | PRESENT | WRITABLE | HUGE);
+            } else {
+                let f = frames.allocate_frame().ok_or(MapError::OutOfFrames)?;
+                for i in 0..512u64 {
+                    table(f)
+                        .add(i as usize)
+                        .write_volatile(((gib << 30) + (i << 21)) | PRESENT | WRITABLE | HUGE);
+                }
+                e.write_volatile(f | PRESENT | WRITABLE);
+            }
+            gib += 1;
+        }
+        asm!("mov cr3, {}", in(reg) root(), options(nostack));
+    }
+    Ok(())
+}
+
+/// Unmaps every 4 KiB page in `[start, end)` (page-aligned, inside the
+/// dynamic area), calling `freed` with each frame that was mapped and with
+/// each page-table frame that became unused. Skips unmapped parts quickly.
+///
+/// # Safety
+/// No Rust reference may point into the range.
+pub unsafe fn unmap_range(start: usize, end: usize, freed: &mut dyn FnMut(u64)) {
+    if start >= end || start < DYNAMIC_BASE || end > DYNAMIC_END {
+        return;
+    }
+    // SAFETY: forwarded contract; the root table is the kernel's.
+    unsafe { unmap_level(root(), 3, 0, start, end, freed) };
+    // Freed page-table frames may sit in paging-structure caches.
+    // SAFETY: reloading CR3 with its own value flushes the TLB.
+    unsafe { asm!("mov cr3, {}", in(reg) root(), options(nostack)) };
+}
+
+/// # Safety
+/// `t` is a live page table of `level` covering addresses from `base`.
+unsafe fn unmap_level(
+    t: u64,
+    level: u32,
+    base: usize,
+    start: usize,
+    end: usize,
+    freed: &mut dyn FnMut(u64),
+) {
+    let span = 1usize << (12 + 9 * level);
+    let first = (start.max(base) - base) / span;
+    let last = ((end - 1).min(base + 512 * span - 1) - base) / span;
+    for i in first..=last {
+        let e = table(t).wrapping_add(i);
+        // SAFETY: `e` lies in an identity-mapped page table.
+        let v = unsafe { e.read_volatile() };
+        if v & PRESENT == 0 || (level > 0 && v & HUGE != 0) {
+            continue;
+        }
+        let va = base + i * span;
+        if level == 0 {
+            // SAFETY: as above.
+            unsafe { e.write_volatile(0) };
+            flush(va);
+            freed(v & ADDR_MASK);
+            continue;
+        }
+        // SAFETY: a present, non-huge entry points to the next-level table.
+        unsafe { unmap_level(v & ADDR_MASK, level - 1, va, start, end, freed) };
+        if start <= va && va + span <= end {
+            // The whole sub-table was cleared: give its frame back.
+            // SAFETY: as above.
+            unsafe { e.write_volatile(0) };
+            freed(v & ADDR_MASK);
+        }
+    }
+}

@@ -1,0 +1,400 @@
+//! The bundle: a ustar archive passed as the initrd, with a `manifest`
+//! (see `docs/guest-protocol.md`).
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+
+/// Why the bundle could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BundleError {
+    /// no initrd was passed
+    Missing,
+    /// the archive is cut short
+    Truncated {
+        /// byte offset of the entry header
+        offset: usize,
+    },
+    /// a header's checksum or fields are wrong
+    BadHeader {
+        /// byte offset of the header
+        offset: usize,
+        /// what is wrong
+        what: &'static str,
+    },
+    /// a required entry is absent
+    NoEntry(String),
+    /// the manifest is malformed
+    Manifest {
+        /// 1-based line number
+        line: usize,
+        /// what is wrong
+        message: String,
+    },
+}
+
+impl fmt::Display for BundleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BundleError::Missing => f.write_str(
+                "no bundle: pass the bundle tar archive as the initrd (QEMU `-initrd bundle.tar`)",
+            ),
+            BundleError::Truncated { offset } => {
+                write!(f, "bundle: archive truncated at byte {offset}")
+            }
+            BundleError::BadHeader { offset, what } => {
+                write!(
+                    f,
+                    "bundle: not a valid tar archive ({what} at byte {offset})"
+                )
+            }
+            BundleError::NoEntry(name) => write!(f, "bundle: no `{name}` in the archive"),
+            BundleError::Manifest { line, message } => {
+                write!(f, "bundle: manifest line {line}: {message}")
+            }
+        }
+    }
+}
+
+/// One file of the archive.
+pub struct Entry<'a> {
+    /// path inside the archive (no leading `./`)
+    pub path: String,
+    /// contents
+    pub data: &'a [u8],
+}
+
+/// A parsed archive.
+pub struct Bundle<'a> {
+    entries: Vec<Entry<'a>>,
+}
+
+fn field_str(b: &[u8]) -> &[u8] {
+    let end = b.iter().position(|c| *c == 0).unwrap_or(b.len());
+    &b[..end]
+}
+
+fn parse_octal(b: &[u8]) -> Option<u64> {
+    if b.first().is_some_and(|c| c & 0x80 != 0) {
+        // base-256 (GNU) for large sizes
+        let mut v: u64 = u64::from(b[0] & 0x7f);
+        for c in &b[1..] {
+            v = v.checked_mul(256)?.checked_add(u64::from(*c))?;
+        }
+        return Some(v);
+    }
+    let mut v = 0u64;
+    let mut seen = false;
+    for &c in b {
+        match c {
+            b'0'..=b'7' => {
+                v = v.checked_mul(8)?.checked_add(u64::from(c - b'0'))?;
+                seen = true;
+            }
+            b' ' | 0 if seen => break,
+            b' ' | 0 => {}
+            _ => return None,
+        }
+    }
+    Some(v)
+}
+
+fn pax_records(data: &[u8], path: &mut Option<String>, size: &mut Option<u64>) {
+    let mut rest = data;
+    while !rest.is_empty() {
+        let Some(sp) = rest.iter().position(|c| *c == b' ') else {
+            return;
+        };
+        let Some(len) = core::str::from_utf8(&rest[..sp])
+            .ok()
+            .and_then(|s| s.parse::<usize>().ok())
+        else {
+            return;
+        };
+        if len <= sp || len > rest.len() {
+            return;
+        }
+        let rec = &rest[sp + 1..len - 1];
+        if let Some(eq) = rec.iter().position(|c| *c == b'=') {
+            let (k, v) = (&rec[..eq], &rec[eq + 1..]);
+            match k {
+                b"path" => *path = Some(String::from_utf8_lossy(v).into_owned()),
+                b"size" => {
+                    *size = core::str::from_utf8(v).ok().and_then(|s| s.parse().ok());
+                }
+                _ => {}
+            }
+        }
+        rest = &rest[len..];
+    }
+}
+
+fn normalize(path: &str) -> String {
+    let p = path.trim_start_matches("./").trim_start_matches('/');
+    String::from(p)
+}
+
+impl<'a> Bundle<'a> {
+    /// Parses a ustar (or pax / GNU) archive.
+    pub fn parse(data: &'a [u8]) -> Result<Bundle<'a>, BundleError> {
+        let mut entries = Vec::new();
+        let mut off = 0usize;
+        let mut next_path: Option<String> = None;
+        let mut next_size: Option<u64> = None;
+        loop {
+            if off + 512 > data.len() {
+                if off >= data.len() && off > 0 {
+                    break;
+                }
+                return Err(BundleError::Truncated { offset: off });
+            }
+            let h = &data[off..off + 512];
+            if h.iter().all(|b| *b == 0) {
+                break;
+            }
+            let stored = parse_octal(&h[148..156]).ok_or(BundleError::BadHeader {
+                offset: off,
+                what: "unreadable checksum",
+            })?;
+            let sum: u64 = h
+                .iter()
+                .enumerate()
+                .map(|(i, b)| {
+                    if (148..156).contains(&i) {
+                        32
+                    } else {
+                        u64::from(*b)
+                    }
+                })
+                .sum();
+            if sum != stored {
+                return Err(BundleError::BadHeader {
+                    offset: off,
+                    what: "header checksum mismatch",
+                });
+            }
+            let header_size = parse_octal(&h[124..136]).ok_or(BundleError::BadHeader {
+                offset: off,
+                what: "unreadable size",
+            })?;
+            let size = next_size.take().unwrap_or(header_size);
+            let size = usize::try_from(size).map_err(|_| BundleError::Truncated { offset: off })?;
+            let start = off + 512;
+            let end = start
+                .checked_add(size)
+                .filter(|e| *e <= data.len())
+                .ok_or(BundleError::Truncated { offset: off })?;
+            let body = &data[start..end];
+            let kind = h[156];
+            match kind {
+                b'0' | 0 | b'7' => {
+                    let path = match next_path.take() {
+                        Some(p) => p,
+                        None => {
+                            let name = field_str(&h[0..100]);
+                            let prefix = if &h[257..262] == b"ustar" {
+                                field_str(&h[345..500])
+                            } else {
+                                &[]
+                            };
+                            let mut p = String::from_utf8_lossy(prefix).into_owned();
+                            if !p.is_empty() {
+                                p.push('/');
+                            }
+                            p.push_str(&String::from_utf8_lossy(name));
+                            p
+                        }
+                    };
+                    entries.push(Entry {
+                        path: normalize(&path),
+                        data: body,
+                    });
+                }
+                b'x' => pax_records(body, &mut next_path, &mut next_size),
+                b'L' => {
+                    next_path = Some(String::from_utf8_lossy(field_str(body)).into_owned());
+                }
+                _ => {
+                    next_path = None;
+                }
+            }
+            off = start + size.next_multiple_of(512);
+        }
+        Ok(Bundle { entries })
+    }
+
+    /// The contents of the file at `path`.
+    pub fn get(&self, path: &str) -> Option<&'a [u8]> {
+        let want = normalize(path);
+        self.entries.iter().find(|e| e.path == want).map(|e| e.data)
+    }
+
+    /// The contents of `path`, or an error naming it.
+    pub fn require(&self, path: &str) -> Result<&'a [u8], BundleError> {
+        self.get(path)
+            .ok_or_else(|| BundleError::NoEntry(String::from(path)))
+    }
+
+    /// All entries.
+    pub fn entries(&self) -> &[Entry<'a>] {
+        &self.entries
+    }
+}
+
+/// The run configuration from the `manifest`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Manifest {
+    /// argv, argv[0] first
+    pub args: Vec<Vec<u8>>,
+    /// NAME=VALUE entries
+    pub env: Vec<Vec<u8>>,
+    /// path of the wasm module
+    pub module: String,
+    /// path of the host-compiled artifact
+    pub artifact: Option<String>,
+    /// compile in the guest even if an artifact is present
+    pub jit: bool,
+    /// log the boot timeline
+    pub verbose: bool,
+}
+
+fn unescape(v: &[u8]) -> Result<Vec<u8>, String> {
+    let mut out = Vec::with_capacity(v.len());
+    let mut i = 0;
+    while i < v.len() {
+        if v[i] != b'\\' {
+            out.push(v[i]);
+            i += 1;
+            continue;
+        }
+        match v.get(i + 1) {
+            Some(b'\\') => {
+                out.push(b'\\');
+                i += 2;
+            }
+            Some(b'n') => {
+                out.push(b'\n');
+                i += 2;
+            }
+            Some(b'x') => {
+                let hex = v.get(i + 2..i + 4).ok_or("`\\x` needs two hex digits")?;
+                let s = core::str::from_utf8(hex).map_err(|_| "`\\x` needs two hex digits")?;
+                out.push(u8::from_str_radix(s, 16).map_err(|_| "`\\x` needs two hex digits")?);
+                i += 4;
+            }
+            _ => {
+                return Err(String::from(
+                    "unknown escape (use `\\\\`, `\\n` or `\\xHH`)",
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn utf8(v: Vec<u8>) -> Result<String, String> {
+    String::from_utf8(v).map_err(|_| String::from("value is not UTF-8"))
+}
+
+fn flag(v: &[u8]) -> Result<bool, String> {
+    match v {
+        b"1" => Ok(true),
+        b"0" => Ok(false),
+        _ => Err(String::from("value must be 0 or 1")),
+    }
+}
+
+impl Manifest {
+    /// Parses the manifest text.
+    pub fn parse(text: &[u8]) -> Result<Manifest, BundleError> {
+        let mut m = Manifest::default();
+        let mut have_module = false;
+        let mut seen_version = false;
+        let (mut seen_artifact, mut seen_jit, mut seen_verbose) = (false, false, false);
+        let err = |line: usize, message: String| BundleError::Manifest { line, message };
+        for (n, raw) in text.split(|c| *c == b'\n').enumerate() {
+            let line = n + 1;
+            let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+            if raw.is_empty() {
+                continue;
+            }
+            let (key, value) = match raw.iter().position(|c| *c == b' ') {
+                Some(sp) => (&raw[..sp], &raw[sp + 1..]),
+                None => (raw, &raw[raw.len()..]),
+            };
+            let key_str = String::from_utf8_lossy(key).into_owned();
+            let value = unescape(value).map_err(|e| err(line, e))?;
+            if !seen_version && key != b"version" {
+                return Err(err(
+                    line,
+                    String::from("the first directive must be `version 1`"),
+                ));
+            }
+            let once = |seen: &mut bool| -> Result<(), BundleError> {
+                if *seen {
+                    return Err(err(line, alloc::format!("`{key_str}` given twice")));
+                }
+                *seen = true;
+                Ok(())
+            };
+            match key {
+                b"version" => {
+                    once(&mut seen_version)?;
+                    if value != b"1" {
+                        return Err(err(
+                            line,
+                            alloc::format!(
+                                "manifest version `{}` is not supported by this kernel (it reads version 1); use a matching basalt CLI",
+                                String::from_utf8_lossy(&value)
+                            ),
+                        ));
+                    }
+                }
+                b"arg" => m.args.push(value),
+                b"env" => {
+                    if !value.contains(&b'=') {
+                        return Err(err(line, String::from("`env` needs NAME=VALUE")));
+                    }
+                    m.env.push(value);
+                }
+                b"module" => {
+                    once(&mut have_module)?;
+                    m.module = utf8(value).map_err(|e| err(line, e))?;
+                }
+                b"artifact" => {
+                    once(&mut seen_artifact)?;
+                    m.artifact = Some(utf8(value).map_err(|e| err(line, e))?);
+                }
+                b"jit" => {
+                    once(&mut seen_jit)?;
+                    m.jit = flag(&value).map_err(|e| err(line, e))?;
+                }
+                b"verbose" => {
+                    once(&mut seen_verbose)?;
+                    m.verbose = flag(&value).map_err(|e| err(line, e))?;
+                }
+                _ => {
+                    return Err(err(
+                        line,
+                        alloc::format!(
+                            "unknown key `{key_str}` (this kernel knows version, arg, env, module, artifact, jit, verbose); is the kernel older than the CLI?"
+                        ),
+                    ));
+                }
+            }
+        }
+        if !seen_version {
+            return Err(err(
+                1,
+                String::from("empty manifest (expected `version 1`)"),
+            ));
+        }
+        if !have_module {
+            return Err(err(
+                text.split(|c| *c == b'\n').count(),
+                String::from("no `module` directive"),
+            ));
+        }
+        Ok(m)
+    }
+}

@@ -1,0 +1,146 @@
+//! The kernel's random numbers: a ChaCha20-based generator with fast key
+//! erasure, seeded from RDSEED/RDRAND (or, lacking both, from cycle-counter
+//! jitter) and reseeded from hardware as it runs.
+
+use basalt_arch::cpu::{self, HardwareRng};
+use spin::Mutex;
+
+const CONSTANTS: [u32; 4] = [0x6170_7865, 0x3320_646e, 0x7962_2d32, 0x6b20_6574];
+
+fn quarter(s: &mut [u32; 16], a: usize, b: usize, c: usize, d: usize) {
+    s[a] = s[a].wrapping_add(s[b]);
+    s[d] = (s[d] ^ s[a]).rotate_left(16);
+    s[c] = s[c].wrapping_add(s[d]);
+    s[b] = (s[b] ^ s[c]).rotate_left(12);
+    s[a] = s[a].wrapping_add(s[b]);
+    s[d] = (s[d] ^ s[a]).rotate_left(8);
+    s[c] = s[c].wrapping_add(s[d]);
+    s[b] = (s[b] ^ s[c]).rotate_left(7);
+}
+
+/// One ChaCha20 block (RFC 8439) for `key`, `counter`, `nonce`.
+pub fn chacha20_block(key: &[u32; 8], counter: u32, nonce: &[u32; 3]) -> [u8; 64] {
+    let mut init = [0u32; 16];
+    init[..4].copy_from_slice(&CONSTANTS);
+    init[4..12].copy_from_slice(key);
+    init[12] = counter;
+    init[13..].copy_from_slice(nonce);
+    let mut s = init;
+    for _ in 0..10 {
+        quarter(&mut s, 0, 4, 8, 12);
+        quarter(&mut s, 1, 5, 9, 13);
+        quarter(&mut s, 2, 6, 10, 14);
+        quarter(&mut s, 3, 7, 11, 15);
+        quarter(&mut s, 0, 5, 10, 15);
+        quarter(&mut s, 1, 6, 11, 12);
+        quarter(&mut s, 2, 7, 8, 13);
+        quarter(&mut s, 3, 4, 9, 14);
+    }
+    let mut out = [0u8; 64];
+    for i in 0..16 {
+        out[i * 4..i * 4 + 4].copy_from_slice(&s[i].wrapping_add(init[i]).to_le_bytes());
+    }
+    out
+}
+
+/// The generator's state.
+struct Generator {
+    key: [u32; 8],
+    blocks_since_reseed: u64,
+}
+
+static GENERATOR: Mutex<Option<Generator>> = Mutex::new(None);
+
+/// Where the seed came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeedSource {
+    /// RDSEED or RDRAND
+    Hardware(HardwareRng),
+    /// cycle-counter jitter (no hardware RNG)
+    Jitter,
+}
+
+fn jitter_words() -> [u32; 8] {
+    // Mix many timing samples of a data-dependent loop through ChaCha.
+    let mut key = [0u32; 8];
+    for round in 0..64u32 {
+        let mut acc = 0u64;
+        for i in 0..256u64 {
+            let t0 = cpu::cycles();
+            acc = acc.rotate_left(7) ^ i.wrapping_mul(t0);
+            let t1 = cpu::cycles();
+            acc ^= t1.wrapping_sub(t0) << (i % 48);
+        }
+        key[(round % 8) as usize] ^= acc as u32 ^ (acc >> 32) as u32;
+        let block = chacha20_block(&key, round, &[0, 0, 0]);
+        for (k, c) in key.iter_mut().zip(block.chunks_exact(4)) {
+            *k = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        }
+    }
+    key
+}
+
+fn hardware_words() -> Option<[u32; 8]> {
+    let mut key = [0u32; 8];
+    for pair in key.chunks_exact_mut(2) {
+        let v = cpu::hardware_random()?;
+        pair[0] = v as u32;
+        pair[1] = (v >> 32) as u32;
+    }
+    Some(key)
+}
+
+/// Checks the block function against RFC 8439 §2.3.2 and seeds the
+/// generator. Returns the seed's source.
+pub fn init() -> Result<SeedSource, &'static str> {
+    let key: [u32; 8] = core::array::from_fn(|i| {
+        let b = (i * 4) as u32;
+        u32::from_le_bytes([b as u8, (b + 1) as u8, (b + 2) as u8, (b + 3) as u8])
+    });
+    let block = chacha20_block(&key, 1, &[0x0900_0000, 0x4a00_0000, 0]);
+    if block[..8] != [0x10, 0xf1, 0xe7, 0xe4, 0xd1, 0x3b, 0x59, 0x15] {
+        return Err("ChaCha20 self-test failed");
+    }
+    let (key, source) = match hardware_words() {
+        Some(k) => (k, SeedSource::Hardware(cpu::hardware_rng())),
+        None => (jitter_words(), SeedSource::Jitter),
+    };
+    let mut key = key;
+    // Fold in the cycle counter so two boots never share a stream even if
+    // a hardware source misbehaves.
+    key[7] ^= cpu::cycles() as u32;
+    *GENERATOR.lock() = Some(Generator {
+        key,
+        blocks_since_reseed: 0,
+    });
+    Ok(source)
+}
+
+/// Fills `buf` with random bytes.
+pub fn fill(buf: &mut [u8]) {
+    let mut guard = GENERATOR.lock();
+    let g = guard.get_or_insert_with(|| Generator {
+        key: hardware_words().unwrap_or_else(jitter_words),
+        blocks_since_reseed: 0,
+    });
+    let mut counter = 1u32;
+    for chunk in buf.chunks_mut(64) {
+        let block = chacha20_block(&g.key, counter, &[0, 0, 0]);
+        chunk.copy_from_slice(&block[..chunk.len()]);
+        counter = counter.wrapping_add(1);
+    }
+    // Fast key erasure: block 0 becomes the next key.
+    let next = chacha20_block(&g.key, 0, &[0, 0, 0]);
+    for (k, c) in g.key.iter_mut().zip(next.chunks_exact(4)) {
+        *k = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+    }
+    g.blocks_since_reseed += u64::from(counter);
+    if g.blocks_since_reseed > 1 << 16 {
+        if let Some(fresh) = hardware_words() {
+            for (k, f) in g.key.iter_mut().zip(fresh) {
+                *k ^= f;
+            }
+        }
+        g.blocks_since_reseed = 0;
+    }
+}

@@ -1,0 +1,162 @@
+//! Unexpected exceptions and panics: a report on the kernel log (cause,
+//! registers, a frame-pointer backtrace symbolised with `kernel.syms` and
+//! the runtime's code map), then `BASALT-PANIC` and debug-exit 0x12.
+//! Faults in wasm code at trap sites go to the runtime instead.
+
+use core::fmt::Write;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use basalt_arch::Resume;
+use basalt_arch::traps::Fault;
+
+use crate::exit::{Status, finish};
+use crate::log::EmergencyLog;
+
+static REPORTING: AtomicBool = AtomicBool::new(false);
+
+/// Installs the exception hooks and loads the descriptor tables.
+pub fn init() {
+    basalt_arch::traps::set_hooks(fault_hook, fatal_hook);
+    basalt_arch::traps::init();
+}
+
+fn fault_hook(f: &Fault<'_>) -> Option<Resume> {
+    basalt_runtime::handle_fault(f.pc, f.fault_addr).map(|r| Resume { pc: r.pc, sp: r.sp })
+}
+
+/// Guard pages of stacks the kernel allocated (bottom address of the usable
+/// part; the guard is the page below).
+static STACK_GUARDS: spin::Mutex<[usize; 4]> = spin::Mutex::new([0; 4]);
+
+/// Registers a stack whose guard page lies just below `bottom`.
+pub fn register_stack_guard(bottom: usize) {
+    if let Some(mut g) = STACK_GUARDS.try_lock() {
+        if let Some(slot) = g.iter_mut().find(|s| **s == 0) {
+            *slot = bottom;
+        }
+    }
+}
+
+fn in_guard(addr: usize) -> bool {
+    STACK_GUARDS.try_lock().is_some_and(|g| {
+        g.iter()
+            .any(|b| *b != 0 && addr < *b && addr >= b - basalt_arch::paging::PAGE_SIZE)
+    })
+}
+
+fn describe(w: &mut EmergencyLog, pc: usize) {
+    if let Some((name, off)) = crate::syms::lookup(pc) {
+        let _ = write!(w, " {name}+{off:#x}");
+    } else if let Some(code) = basalt_runtime::vm::enter::code_at(pc) {
+        match code.function_at(pc) {
+            Some(f) => {
+                let _ = write!(w, " <wasm function {f}>");
+            }
+            None => {
+                let _ = write!(w, " <wasm code>");
+            }
+        }
+    }
+}
+
+fn mapped(addr: usize) -> bool {
+    basalt_arch::paging::translate(addr).is_some()
+        && basalt_arch::paging::translate(addr + 15).is_some()
+}
+
+/// Writes a backtrace starting at `pc` with frame pointer `fp`.
+pub fn backtrace(w: &mut EmergencyLog, pc: usize, mut fp: usize) {
+    let _ = writeln!(w, "backtrace:");
+    let _ = write!(w, "  #0  {pc:#018x}");
+    describe(w, pc);
+    let _ = writeln!(w);
+    for depth in 1..64 {
+        if fp == 0 || fp % 8 != 0 || !mapped(fp) {
+            break;
+        }
+        // SAFETY: `fp` is aligned and both words are mapped (checked).
+        let (next, ret) = unsafe {
+            (
+                (fp as *const usize).read_volatile(),
+                ((fp + 8) as *const usize).read_volatile(),
+            )
+        };
+        if ret == 0 {
+            break;
+        }
+        let _ = write!(w, "  #{depth:<2} {ret:#018x}");
+        describe(w, ret.saturating_sub(1));
+        let _ = writeln!(w);
+        fp = next;
+    }
+    if crate::syms::lookup(pc).is_none() {
+        let _ = writeln!(
+            w,
+            "  (no kernel.syms in the bundle: resolve addresses with `addr2line -fe basalt-kernel`)"
+        );
+    }
+}
+
+fn fatal_hook(f: &Fault<'_>) -> ! {
+    let mut w = EmergencyLog;
+    if REPORTING.swap(true, Ordering::SeqCst) {
+        let _ = writeln!(w, "\nnested {} at {:#x} while reporting", f.name, f.pc);
+        finish(
+            Status::Panic,
+            format_args!("nested fault while reporting a fault"),
+        );
+    }
+    let stack_overflow = f.fault_addr.is_some_and(in_guard);
+    let _ = writeln!(w, "\nkernel: unexpected {} (vector {})", f.name, f.vector);
+    let _ = write!(w, "  at RIP {:#018x}", f.pc);
+    describe(&mut w, f.pc);
+    let _ = writeln!(w);
+    if let Some(e) = f.error_code {
+        let _ = writeln!(w, "  error code {e:#x}");
+    }
+    if let Some(a) = f.fault_addr {
+        let _ = writeln!(w, "  CR2 (address) {a:#018x}");
+    }
+    if stack_overflow {
+        let _ = writeln!(
+            w,
+            "  the address is a stack guard page: kernel stack overflow"
+        );
+    }
+    let _ = writeln!(w, "{}", f.registers);
+    backtrace(&mut w, f.pc, f.frame_pointer);
+    if stack_overflow {
+        finish(
+            Status::Panic,
+            format_args!("kernel stack overflow ({} at {:#x})", f.name, f.pc),
+        );
+    }
+    match f.fault_addr {
+        Some(a) => finish(
+            Status::Panic,
+            format_args!("{} at {:#x} accessing {:#x}", f.name, f.pc, a),
+        ),
+        None => finish(Status::Panic, format_args!("{} at {:#x}", f.name, f.pc)),
+    }
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    let mut w = EmergencyLog;
+    if REPORTING.swap(true, Ordering::SeqCst) {
+        finish(Status::Panic, format_args!("panic while reporting a fault"));
+    }
+    let _ = writeln!(w, "\nkernel panic: {}", info.message());
+    if let Some(loc) = info.location() {
+        let _ = writeln!(w, "  at {}:{}:{}", loc.file(), loc.line(), loc.column());
+    }
+    let fp = basalt_arch::cpu::frame_pointer();
+    backtrace(&mut w, panic as *const () as usize, fp);
+    match info.location() {
+        Some(loc) => finish(
+            Status::Panic,
+            format_args!("{} at {}:{}", info.message(), loc.file(), loc.line()),
+        ),
+        None => finish(Status::Panic, format_args!("{}", info.message())),
+    }
+}

@@ -1,0 +1,190 @@
+//! Physical and virtual memory: frames, the kernel heap, address-space
+//! reservations for linear memories, code and stacks, and the runtime's
+//! [`basalt_runtime::platform::Platform`] over them.
+#![allow(unsafe_code)]
+
+pub mod frames;
+pub mod heap;
+pub mod platform;
+
+use basalt_arch::BootInfo;
+use basalt_arch::paging::{self, Access, MapError, PAGE_SIZE};
+use spin::Mutex;
+
+use frames::FrameAllocator;
+
+/// The frame allocator; also guards page-table changes (take it before
+/// touching page tables).
+pub static FRAMES: Mutex<Option<FrameAllocator>> = Mutex::new(None);
+
+/// Why memory could not be set up or provided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemError {
+    /// the boot memory map holds no usable RAM
+    NoMemoryMap,
+    /// physical memory is exhausted
+    OutOfMemory,
+    /// a page-table change failed
+    Map(MapError),
+    /// an address outside the kernel-managed area
+    BadRange,
+}
+
+impl core::fmt::Display for MemError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            MemError::NoMemoryMap => f.write_str("the loader passed no usable memory map"),
+            MemError::OutOfMemory => f.write_str("out of physical memory"),
+            MemError::Map(e) => write!(f, "page tables: {e}"),
+            MemError::BadRange => f.write_str("address range outside the kernel's area"),
+        }
+    }
+}
+
+/// Sets up frames, final page tables and the heap.
+pub fn init(info: &BootInfo) -> Result<(), MemError> {
+    let mut fa = FrameAllocator::new(info);
+    if fa.total == 0 {
+        return Err(MemError::NoMemoryMap);
+    }
+    // SAFETY: early boot, only the boot tables exist and page 0 is unused.
+    unsafe { paging::finish_boot_tables(info.top_of_ram(), &mut fa) }.map_err(MemError::Map)?;
+    *FRAMES.lock() = Some(fa);
+    heap::init()
+}
+
+/// Frames in use and in total.
+pub fn frame_stats() -> (u64, u64) {
+    FRAMES
+        .lock()
+        .as_ref()
+        .map_or((0, 0), |f| (f.in_use, f.total))
+}
+
+/// Maps fresh zeroed frames at `[addr, addr + len)` with `access`; on
+/// failure unmaps what it mapped. Pages already mapped are zeroed and
+/// given `access`.
+///
+/// # Safety
+/// The range must be in the dynamic area and not referenced by Rust code.
+pub unsafe fn map_zeroed(addr: usize, len: usize, access: Access) -> Result<(), MemError> {
+    check_range(addr, len)?;
+    let mut guard = FRAMES.lock();
+    let fa = guard.as_mut().ok_or(MemError::OutOfMemory)?;
+    let mut done = 0;
+    while done < len {
+        let va = addr + done;
+        if paging::translate(va).is_some() {
+            // SAFETY: caller's contract; the page is ours.
+            unsafe {
+                paging::protect(va, Access::DATA).map_err(MemError::Map)?;
+                core::ptr::write_bytes(va as *mut u8, 0, PAGE_SIZE);
+                paging::protect(va, access).map_err(MemError::Map)?;
+            }
+            done += PAGE_SIZE;
+            continue;
+        }
+        let result = match fa.allocate() {
+            None => Err(MemError::OutOfMemory),
+            Some(frame) => {
+                // SAFETY: a fresh frame, identity-mapped, ours alone.
+                unsafe { core::ptr::write_bytes(frame as *mut u8, 0, PAGE_SIZE) };
+                // SAFETY: caller's contract for `va`.
+                let mapped = unsafe { paging::map(va, frame, access, fa) };
+                match mapped {
+                    Ok(()) => Ok(()),
+                    Err(e) => {
+                        // SAFETY: never mapped.
+                        unsafe { fa.free(frame) };
+                        Err(MemError::Map(e))
+                    }
+                }
+            }
+        };
+        if let Err(e) = result {
+            // SAFETY: the pages we just mapped, unreferenced.
+            unsafe {
+                paging::unmap_range(addr, addr + done, &mut |f| fa.free(f));
+            }
+            return Err(e);
+        }
+        done += PAGE_SIZE;
+    }
+    Ok(())
+}
+
+/// Unmaps `[addr, addr + len)` and frees its frames.
+///
+/// # Safety
+/// No Rust reference may point into the range.
+pub unsafe fn unmap(addr: usize, len: usize) -> Result<(), MemError> {
+    check_range(addr, len)?;
+    let mut guard = FRAMES.lock();
+    let fa = guard.as_mut().ok_or(MemError::OutOfMemory)?;
+    // SAFETY: caller's contract; freed frames are no longer mapped.
+    unsafe { paging::unmap_range(addr, addr + len, &mut |f| fa.free(f)) };
+    Ok(())
+}
+
+/// Changes the access of the mapped pages `[addr, addr + len)`.
+///
+/// # Safety
+/// As [`paging::protect`].
+pub unsafe fn protect(addr: usize, len: usize, access: Access) -> Result<(), MemError> {
+    check_range(addr, len)?;
+    let _guard = FRAMES.lock();
+    for va in (addr..addr + len).step_by(PAGE_SIZE) {
+        // SAFETY: caller's contract.
+        unsafe { paging::protect(va, access) }.map_err(MemError::Map)?;
+    }
+    Ok(())
+}
+
+fn check_range(addr: usize, len: usize) -> Result<(), MemError> {
+    let end = addr.checked_add(len).ok_or(MemError::BadRange)?;
+    if addr < paging::DYNAMIC_BASE
+        || end > paging::DYNAMIC_END
+        || addr % PAGE_SIZE != 0
+        || len % PAGE_SIZE != 0
+    {
+        return Err(MemError::BadRange);
+    }
+    Ok(())
+}
+
+/// A stack with an unmapped guard page below it.
+pub struct Stack {
+    /// lowest usable address
+    pub bottom: usize,
+    /// one past the highest usable address (initial stack pointer)
+    pub top: usize,
+}
+
+/// Allocates a mapped stack of `size` bytes with a guard page below.
+pub fn allocate_stack(size: usize) -> Result<Stack, MemError> {
+    let size = size.next_multiple_of(PAGE_SIZE);
+    let base = platform::reserve_area(size + PAGE_SIZE).ok_or(MemError::BadRange)?;
+    let bottom = base + PAGE_SIZE;
+    // SAFETY: a fresh reservation nobody references.
+    unsafe { map_zeroed(bottom, size, Access::DATA) }?;
+    Ok(Stack {
+        bottom,
+        top: bottom + size,
+    })
+}
+
+/// The physical range `[start, start + len)` as a byte slice, if it is RAM
+/// the identity map covers and the frame allocator never hands out (the
+/// initrd).
+pub fn phys_slice(start: u64, len: u64) -> Option<&'static [u8]> {
+    let end = start.checked_add(len)?;
+    if start == 0 || len == 0 || paging::translate(start as usize) != Some(start) {
+        return None;
+    }
+    if paging::translate((end - 1) as usize) != Some(end - 1) {
+        return None;
+    }
+    // SAFETY: identity-mapped (checked) and excluded from the frame
+    // allocator by `FrameAllocator::new`, so nothing else writes it.
+    Some(unsafe { core::slice::from_raw_parts(start as *const u8, len as usize) })
+}

@@ -1,0 +1,144 @@
+//! Loading the bundle and running its program.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use basalt_arch::BootInfo;
+use basalt_runtime::{Arch, Config, Engine, Module, Target};
+
+use crate::bundle::{Bundle, Manifest};
+use crate::exit::{Status, finish};
+use crate::mem::platform::KERNEL_PLATFORM;
+use crate::wasi::{self, Outcome, WasiCtx};
+
+/// How much native stack wasm may use (of [`crate::RUN_STACK_SIZE`]; the
+/// rest is for host functions called from wasm).
+pub const MAX_WASM_STACK: usize = 4 << 20;
+/// Upper bound on one linear memory (a full 32-bit memory).
+pub const MAX_MEMORY_BYTES: usize = 4 << 30;
+
+static VERBOSE: AtomicBool = AtomicBool::new(false);
+static STAMPS: spin::Mutex<Vec<(u64, &'static str)>> = spin::Mutex::new(Vec::new());
+
+/// Records a boot-timeline event; printed (with cycle stamps) when the
+/// manifest says `verbose 1`.
+pub fn stamp(what: &'static str) {
+    let c = crate::time::cycles_since_boot();
+    if VERBOSE.load(Ordering::Relaxed) {
+        print_stamp(c, what);
+    } else if let Some(mut s) = STAMPS.try_lock() {
+        s.push((c, what));
+    }
+}
+
+fn print_stamp(cycles: u64, what: &str) {
+    let ns = crate::time::cycles_to_ns(cycles);
+    kprintln!(
+        "[{:>6}.{:03} ms tsc+{:>12}] {what}",
+        ns / 1_000_000,
+        (ns / 1000) % 1000,
+        cycles
+    );
+}
+
+fn initrd(info: &BootInfo) -> Option<&'static [u8]> {
+    let r = info.initrd?;
+    crate::mem::phys_slice(r.start, r.len)
+}
+
+/// Loads and runs the program; never returns (every path ends in a marker).
+pub fn main(info: &BootInfo) -> ! {
+    let freq = crate::time::init();
+    stamp("clocks ready");
+    let seed = match crate::entropy::init() {
+        Ok(s) => s,
+        Err(e) => finish(Status::Panic, format_args!("{e}")),
+    };
+    let (used, total) = crate::mem::frame_stats();
+    kprintln!(
+        "memory: {} MiB usable, {} KiB used; cycle counter {} MHz ({:?}); entropy from {:?}",
+        total * 4 / 1024,
+        used * 4,
+        crate::time::frequency() / 1_000_000,
+        freq,
+        seed
+    );
+    match load_and_run(info) {
+        Ok(Outcome::Exit(code)) => {
+            stamp("program exited");
+            finish(Status::Exit, format_args!("{}", (code as u32) & 0xff))
+        }
+        Ok(Outcome::Trap(t)) => {
+            stamp("program trapped");
+            finish(Status::Trap, format_args!("{} {t}", t.kind.id()))
+        }
+        Ok(Outcome::Error(e)) => finish(Status::Error, format_args!("{e}")),
+        Err(message) => finish(Status::Error, format_args!("{message}")),
+    }
+}
+
+fn load_and_run(info: &BootInfo) -> Result<Outcome, String> {
+    let data = initrd(info).ok_or_else(|| format!("{}", crate::bundle::BundleError::Missing))?;
+    let bundle = Bundle::parse(data).map_err(|e| format!("{e}"))?;
+    let manifest_text = bundle.require("manifest").map_err(|e| format!("{e}"))?;
+    let manifest = Manifest::parse(manifest_text).map_err(|e| format!("{e}"))?;
+    if let Some(syms) = bundle.get("kernel.syms") {
+        crate::syms::install(syms);
+    }
+    if manifest.verbose {
+        VERBOSE.store(true, Ordering::Relaxed);
+        kprintln!("boot timeline (ms since kernel entry, cycles since entry):");
+        print_stamp(0, "kernel entry");
+        for (c, what) in STAMPS.lock().drain(..) {
+            print_stamp(c, what);
+        }
+    }
+    stamp("bundle read");
+    let wasm = bundle
+        .require(&manifest.module)
+        .map_err(|e| format!("{e}"))?;
+    let features: Vec<&'static str> = basalt_arch::cpu::codegen_features().collect();
+    let target = Target::new(Arch::native(), &features).map_err(|e| format!("{e}"))?;
+    kprintln!("code generation target: {target}");
+    let engine = Engine::new(Config {
+        target,
+        platform: Some(&KERNEL_PLATFORM),
+        max_wasm_stack: MAX_WASM_STACK,
+        max_memory_bytes: MAX_MEMORY_BYTES,
+    })
+    .map_err(|e| format!("this CPU cannot run Basalt's generated code: {e}"))?;
+    let artifact = match (&manifest.artifact, manifest.jit) {
+        (Some(path), false) => Some(bundle.require(path).map_err(|e| format!("{e}"))?),
+        _ => None,
+    };
+    let module = match artifact {
+        Some(a) => Module::from_artifact(&engine, wasm, a).map_err(|e| {
+            format!("{e} (rebuild the bundle with this kernel's basalt CLI, or pass --jit)")
+        })?,
+        None => {
+            stamp("compiling module in the guest");
+            Module::new(&engine, wasm).map_err(|e| format!("{e}"))?
+        }
+    };
+    stamp(if artifact.is_some() {
+        "module loaded (precompiled)"
+    } else {
+        "module compiled (JIT)"
+    });
+    if VERBOSE.load(Ordering::Relaxed) {
+        kprintln!(
+            "module: {} bytes of wasm, {} bytes of code",
+            wasm.len(),
+            module.code_size()
+        );
+    }
+    let ctx = WasiCtx::new(
+        manifest.args.clone(),
+        manifest.env.clone(),
+        crate::services::services(),
+    );
+    stamp("calling _start");
+    Ok(wasi::run_command(&engine, &module, ctx))
+}

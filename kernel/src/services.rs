@@ -1,0 +1,145 @@
+//! The kernel's implementations of the service traits WASI is written
+//! against: stdio over the serial channels, clocks over the cycle counter
+//! and RTC, entropy from the kernel's ChaCha20 generator.
+
+use alloc::boxed::Box;
+
+use crate::wasi::{Clocks, Entropy, Services, Stdio};
+
+/// Stdio over COM1 (stdout, framed stdin) and COM2 (stderr).
+pub struct SerialStdio {
+    stdin: spin::Mutex<StdinState>,
+}
+
+#[derive(Default)]
+struct StdinState {
+    /// an escape byte (0xff) was read, its partner not yet
+    escape: bool,
+    eof: bool,
+}
+
+/// The stdin escape byte (see `docs/guest-protocol.md`).
+const ESCAPE: u8 = 0xff;
+
+impl StdinState {
+    /// Decodes one raw byte; `Some(Some(b))` data, `Some(None)` EOF,
+    /// `None` nothing yet.
+    fn decode(&mut self, raw: u8) -> Option<Option<u8>> {
+        if self.escape {
+            self.escape = false;
+            return match raw {
+                0x00 => Some(Some(ESCAPE)),
+                0x01 => {
+                    self.eof = true;
+                    Some(None)
+                }
+                // Not a valid sequence: treat the pair as data.
+                other => Some(Some(other)),
+            };
+        }
+        if raw == ESCAPE {
+            self.escape = true;
+            return None;
+        }
+        Some(Some(raw))
+    }
+}
+
+impl SerialStdio {
+    /// Stdio on the standard channels.
+    pub fn new() -> SerialStdio {
+        SerialStdio {
+            stdin: spin::Mutex::new(StdinState::default()),
+        }
+    }
+}
+
+impl Default for SerialStdio {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn try_read_raw() -> Option<u8> {
+    use basalt_drivers::SerialPort;
+    crate::log::STDOUT.lock().as_mut()?.try_read_byte()
+}
+
+impl Stdio for SerialStdio {
+    fn write_stdout(&self, b: &[u8]) {
+        crate::log::write_stdout(b);
+    }
+
+    fn write_stderr(&self, b: &[u8]) {
+        crate::log::write_stderr(b);
+    }
+
+    fn read_stdin(&self, buf: &mut [u8]) -> usize {
+        if buf.is_empty() {
+            return 0;
+        }
+        let mut st = self.stdin.lock();
+        if st.eof || !crate::log::present().0 {
+            return 0;
+        }
+        let mut n = 0;
+        loop {
+            match try_read_raw() {
+                Some(raw) => match st.decode(raw) {
+                    Some(Some(b)) => {
+                        buf[n] = b;
+                        n += 1;
+                        if n == buf.len() {
+                            return n;
+                        }
+                    }
+                    Some(None) => return n,
+                    None => {}
+                },
+                // Block for the first byte (and to complete an escape);
+                // afterwards return what has arrived.
+                None if n > 0 && !st.escape => return n,
+                None => basalt_arch::cpu::spin_hint(),
+            }
+        }
+    }
+}
+
+/// Clocks over the kernel's time module.
+pub struct KernelClocks;
+
+impl Clocks for KernelClocks {
+    fn realtime_ns(&self) -> u64 {
+        crate::time::realtime_ns()
+    }
+
+    fn monotonic_ns(&self) -> u64 {
+        crate::time::monotonic_ns()
+    }
+
+    fn resolution_ns(&self) -> u64 {
+        crate::time::resolution_ns()
+    }
+
+    fn sleep_until_monotonic_ns(&self, deadline: u64) {
+        crate::time::sleep_until(deadline);
+    }
+}
+
+/// Entropy from the kernel's CSPRNG.
+pub struct KernelEntropy;
+
+impl Entropy for KernelEntropy {
+    fn fill(&self, buf: &mut [u8]) {
+        crate::entropy::fill(buf);
+    }
+}
+
+/// The kernel's services, boxed for WASI.
+pub fn services() -> Services {
+    Services {
+        stdio: Box::new(SerialStdio::new()),
+        clocks: Box::new(KernelClocks),
+        entropy: Box::new(KernelEntropy),
+    }
+}

@@ -1,0 +1,50 @@
+//! Symbolising kernel addresses with the bundle's `kernel.syms`
+//! (`ADDR_HEX SIZE_HEX NAME` per line, sorted by address). Lookups scan the
+//! text in place and allocate nothing, so fault reports can use them.
+
+static SYMS: spin::Once<&'static [u8]> = spin::Once::new();
+
+/// Installs the symbol table text.
+pub fn install(text: &'static [u8]) {
+    SYMS.call_once(|| text);
+}
+
+fn hex(s: &[u8]) -> Option<usize> {
+    let s = s.strip_prefix(b"0x").unwrap_or(s);
+    if s.is_empty() || s.len() > 16 {
+        return None;
+    }
+    let mut v = 0usize;
+    for c in s {
+        let d = match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            b'A'..=b'F' => c - b'A' + 10,
+            _ => return None,
+        };
+        v = (v << 4) | usize::from(d);
+    }
+    Some(v)
+}
+
+/// The function containing `addr` and the offset into it.
+pub fn lookup(addr: usize) -> Option<(&'static str, usize)> {
+    let text = *SYMS.get()?;
+    for line in text.split(|c| *c == b'\n') {
+        let mut parts = line.splitn(3, |c| *c == b' ');
+        let (Some(a), Some(s), Some(name)) = (parts.next(), parts.next(), parts.next()) else {
+            continue;
+        };
+        let (Some(start), Some(size)) = (hex(a), hex(s)) else {
+            continue;
+        };
+        if start > addr {
+            break;
+        }
+        if addr < start + size.max(1) {
+            let name = core::str::from_utf8(name.strip_suffix(b"\r").unwrap_or(name)).ok()?;
+            return Some((name, addr - start));
+        }
+    }
+    None
+}

@@ -1,0 +1,95 @@
+//! Time: the cycle counter as the monotonic clock, the RTC for the wall
+//! clock at boot.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use basalt_arch::cpu;
+use basalt_drivers::WallClock;
+
+static BOOT_CYCLES: AtomicU64 = AtomicU64::new(0);
+static HZ: AtomicU64 = AtomicU64::new(1_000_000_000);
+static BOOT_UNIX_NS: AtomicU64 = AtomicU64::new(0);
+
+/// Where the counter frequency came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrequencySource {
+    /// the CPU or hypervisor stated it
+    Cpuid,
+    /// measured against the PIT
+    Calibrated,
+    /// nothing worked; 1 GHz assumed
+    Assumed,
+}
+
+/// Records the boot cycle count (call first thing).
+pub fn mark_boot(cycles: u64) {
+    BOOT_CYCLES.store(cycles, Ordering::Relaxed);
+}
+
+/// Finds the counter frequency and reads the wall clock.
+pub fn init() -> FrequencySource {
+    let (hz, source) = match cpu::cycle_frequency() {
+        Some(hz) => (hz, FrequencySource::Cpuid),
+        None => match calibrate() {
+            Some(hz) => (hz, FrequencySource::Calibrated),
+            None => (1_000_000_000, FrequencySource::Assumed),
+        },
+    };
+    HZ.store(hz.max(1), Ordering::Relaxed);
+    let unix = basalt_drivers::cmos_rtc::CmosRtc
+        .unix_seconds()
+        .unwrap_or(0);
+    let now = monotonic_ns();
+    BOOT_UNIX_NS.store(
+        unix.saturating_mul(1_000_000_000).saturating_sub(now),
+        Ordering::Relaxed,
+    );
+    source
+}
+
+fn calibrate() -> Option<u64> {
+    // Median of three 10 ms windows.
+    let mut samples = [0u64; 3];
+    for s in &mut samples {
+        *s = basalt_drivers::pit::measure(10, cpu::cycles)?;
+    }
+    samples.sort_unstable();
+    Some(samples[1] * 100)
+}
+
+/// Cycle-counter frequency in Hz.
+pub fn frequency() -> u64 {
+    HZ.load(Ordering::Relaxed)
+}
+
+/// Converts a cycle count since boot into nanoseconds.
+pub fn cycles_to_ns(cycles: u64) -> u64 {
+    (u128::from(cycles) * 1_000_000_000 / u128::from(frequency())) as u64
+}
+
+/// Cycles since boot.
+pub fn cycles_since_boot() -> u64 {
+    cpu::cycles().wrapping_sub(BOOT_CYCLES.load(Ordering::Relaxed))
+}
+
+/// Nanoseconds since boot.
+pub fn monotonic_ns() -> u64 {
+    cycles_to_ns(cycles_since_boot())
+}
+
+/// Nanoseconds since the Unix epoch (0-based if the RTC was unreadable).
+pub fn realtime_ns() -> u64 {
+    BOOT_UNIX_NS.load(Ordering::Relaxed) + monotonic_ns()
+}
+
+/// The clocks' resolution in nanoseconds.
+pub fn resolution_ns() -> u64 {
+    (1_000_000_000 / frequency()).max(1)
+}
+
+/// Busy-waits until the monotonic clock reaches `deadline` ns.
+pub fn sleep_until(deadline: u64) {
+    while monotonic_ns() < deadline {
+        cpu::spin_hint();
+    }
+}
