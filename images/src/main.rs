@@ -1,3 +1,8 @@
-//! The `basalt` command.
+//! `basalt`: runs WebAssembly programs in Basalt VMs (see `basalt --help`).
 
-fn main() {}
+#![deny(unsafe_code)]
+
+fn main() {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    std::process::exit(basalt::cli::main(args));
+}

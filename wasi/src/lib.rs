@@ -1,3 +1,63 @@
-//! WASI preview1 host functions, written against service traits.
+//! WASI preview 1 (`wasi_snapshot_preview1`) for Basalt.
+//!
+//! The host functions are written against service traits ([`Stdio`],
+//! [`Clocks`], [`Entropy`]): the kernel implements them over its drivers,
+//! the hosted backend ([`host`], `std` feature) over the host OS. This crate
+//! knows nothing of devices.
+//!
+//! Use [`run_command`] to run a WASI command module (`_start`) to its end,
+//! or [`add_to_linker`] to combine WASI with other host functions.
 
-#![no_std]
+#![cfg_attr(not(feature = "std"), no_std)]
+#![deny(unsafe_code)]
+
+extern crate alloc;
+
+pub mod abi;
+mod ctx;
+pub mod errno;
+pub mod memory;
+pub mod preview1;
+pub mod services;
+
+#[cfg(feature = "std")]
+pub mod host;
+
+pub use ctx::{Descriptor, WasiCtx};
+pub use errno::Errno;
+pub use preview1::add_to_linker;
+pub use services::{Clocks, Entropy, Services, Stdio};
+
+use basalt_runtime::{Engine, Error, Linker, Module, Store, Trap};
+
+/// How a WASI command ended.
+#[derive(Debug)]
+pub enum Outcome {
+    /// It returned from `_start` (code 0) or called `proc_exit`.
+    Exit(i32),
+    /// It trapped.
+    Trap(Trap),
+    /// It could not be linked, instantiated or started.
+    Error(Error),
+}
+
+/// Instantiates `module` with WASI and runs its `_start` export to the end.
+pub fn run_command(engine: &Engine, module: &Module, ctx: WasiCtx) -> Outcome {
+    let mut store = Store::new(engine, ctx);
+    let mut linker = Linker::new();
+    add_to_linker(&mut linker, |cx: &mut WasiCtx| cx);
+    let result = linker.instantiate(&mut store, module).and_then(|instance| {
+        let start = instance.get_func(&mut store, "_start").ok_or_else(|| {
+            Error::Instantiate(
+                "the module exports no `_start` function: it is not a WASI command".into(),
+            )
+        })?;
+        start.call(&mut store, &[], &mut [])
+    });
+    match result {
+        Ok(()) => Outcome::Exit(0),
+        Err(Error::Exit(code)) => Outcome::Exit(code),
+        Err(Error::Trap(t)) => Outcome::Trap(t),
+        Err(e) => Outcome::Error(e),
+    }
+}

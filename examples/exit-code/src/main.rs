@@ -1,0 +1,11 @@
+//! Exits with the code given as its first argument (default 0), after
+//! writing to both output streams.
+fn main() {
+    let code: i32 = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(0);
+    println!("exiting with {code}");
+    eprintln!("to stderr before exit");
+    std::process::exit(code);
+}

@@ -1,0 +1,144 @@
+//! The bundle a VM boots with: a ustar archive holding the manifest, the
+//! module, its host-compiled code and the kernel's symbols
+//! (`docs/guest-protocol.md`).
+
+use std::fmt::Write as _;
+
+/// One file of a bundle.
+pub struct Entry {
+    /// path inside the archive
+    pub path: String,
+    /// contents
+    pub data: Vec<u8>,
+}
+
+/// What the kernel is told to run, written as the `manifest` entry.
+#[derive(Clone, Debug, Default)]
+pub struct Manifest {
+    /// `argv`, the program name first
+    pub args: Vec<Vec<u8>>,
+    /// the environment, `NAME=VALUE` each
+    pub env: Vec<Vec<u8>>,
+    /// compile in the guest instead of using the host's artifact
+    pub jit: bool,
+    /// ask the kernel for its boot timeline
+    pub verbose: bool,
+    /// whether an `app.cwasm` artifact is included
+    pub artifact: bool,
+}
+
+/// Escapes a manifest value: `\\`, `\n` and `\xHH` for every byte outside
+/// printable ASCII, so any byte string survives.
+pub fn escape(value: &[u8]) -> String {
+    let mut out = String::with_capacity(value.len());
+    for &b in value {
+        match b {
+            b'\\' => out.push_str("\\\\"),
+            b'\n' => out.push_str("\\n"),
+            0x20..=0x7e => out.push(b as char),
+            _ => {
+                let _ = write!(out, "\\x{b:02x}");
+            }
+        }
+    }
+    out
+}
+
+impl Manifest {
+    /// The manifest's text.
+    pub fn render(&self) -> String {
+        let mut s = String::from("version 1\n");
+        for a in &self.args {
+            s.push_str("arg ");
+            s.push_str(&escape(a));
+            s.push('\n');
+        }
+        for e in &self.env {
+            s.push_str("env ");
+            s.push_str(&escape(e));
+            s.push('\n');
+        }
+        s.push_str("module app.wasm\n");
+        if self.artifact {
+            s.push_str("artifact app.cwasm\n");
+        }
+        if self.jit {
+            s.push_str("jit 1\n");
+        }
+        if self.verbose {
+            s.push_str("verbose 1\n");
+        }
+        s
+    }
+}
+
+fn octal(field: &mut [u8], value: u64) {
+    // width - 1 octal digits, then NUL
+    let digits = field.len() - 1;
+    let text = format!("{value:0digits$o}");
+    field[..digits].copy_from_slice(&text.as_bytes()[text.len() - digits..]);
+    field[digits] = 0;
+}
+
+/// Writes `entries` as a POSIX ustar archive.
+pub fn write_tar(entries: &[Entry]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for e in entries {
+        let mut h = [0u8; 512];
+        let name = e.path.as_bytes();
+        assert!(name.len() < 100, "bundle paths are short");
+        h[..name.len()].copy_from_slice(name);
+        octal(&mut h[100..108], 0o644);
+        octal(&mut h[108..116], 0);
+        octal(&mut h[116..124], 0);
+        octal(&mut h[124..136], e.data.len() as u64);
+        octal(&mut h[136..148], 0);
+        h[148..156].fill(b' ');
+        h[156] = b'0';
+        h[257..263].copy_from_slice(b"ustar\0");
+        h[263..265].copy_from_slice(b"00");
+        let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
+        let text = format!("{sum:06o}\0 ");
+        h[148..156].copy_from_slice(text.as_bytes());
+        out.extend_from_slice(&h);
+        out.extend_from_slice(&e.data);
+        out.resize(out.len().next_multiple_of(512), 0);
+    }
+    out.resize(out.len() + 1024, 0);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_every_odd_byte() {
+        assert_eq!(escape(b"a b\\c\nd\xff\x01"), "a b\\\\c\\nd\\xff\\x01");
+    }
+
+    #[test]
+    fn tar_is_readable_by_tar() {
+        let tar = write_tar(&[Entry {
+            path: "manifest".into(),
+            data: b"version 1\n".to_vec(),
+        }]);
+        assert_eq!(tar.len() % 512, 0);
+        let dir = std::env::temp_dir().join(format!("basalt-tar-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("b.tar");
+        std::fs::write(&path, &tar).unwrap();
+        let out = std::process::Command::new("tar")
+            .arg("tf")
+            .arg(&path)
+            .output()
+            .unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "manifest\n");
+    }
+}

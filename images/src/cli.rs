@@ -1,0 +1,166 @@
+//! Command-line parsing and dispatch.
+
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStrExt;
+use std::time::Duration;
+
+use crate::CliError;
+use crate::accel::AccelChoice;
+use crate::guest::GuestArch;
+use crate::run::RunOptions;
+use crate::vm::Machine;
+
+/// The help text.
+pub const USAGE: &str = "\
+usage: basalt run [OPTIONS] FILE.wasm [ARGS...]
+
+Runs a WASI preview1 command in a Basalt VM (QEMU) and exits with its exit code.
+The program's stdout and stderr are ours; our stdin is its stdin.
+
+options:
+  --env NAME=VALUE      add to the program's environment (nothing is inherited)
+  --memory MIB          guest RAM (default 1024)
+  --arch ARCH           guest ISA: x86_64 (default)
+  --machine MODEL       QEMU machine: q35 (default) or microvm
+  --accel auto|tcg|kvm  accelerator (default auto: KVM after a probe boot passes)
+  --jit                 compile in the guest instead of on the host
+  --hosted              run in this process on Linux instead of in a VM
+  --timeout SECONDS     stop the VM after this long (exit code 124)
+  -v, --verbose         report the accelerator, compile time and boot timeline
+
+exit codes: the program's own; 134 trap; 65 invalid module; 66 unreadable file;
+70 kernel panic or build failure; 71 VM failure; 2 usage error";
+
+fn usage(msg: impl Into<String>) -> CliError {
+    CliError::Usage(format!("{}\n\n{USAGE}", msg.into()))
+}
+
+fn value(args: &mut impl Iterator<Item = OsString>, flag: &str) -> Result<String, CliError> {
+    args.next()
+        .and_then(|v| v.into_string().ok())
+        .ok_or_else(|| usage(format!("{flag} needs a value")))
+}
+
+/// What `run` was asked, plus whether to stay in this process.
+pub struct RunCommand {
+    /// the VM run's options
+    pub options: RunOptions,
+    /// `--hosted`
+    pub hosted: bool,
+}
+
+/// Parses the arguments after `run`.
+pub fn parse_run(args: Vec<OsString>) -> Result<RunCommand, CliError> {
+    let mut it = args.into_iter();
+    let mut opts = RunOptions::new("");
+    let mut hosted = false;
+    let mut file = None;
+    while let Some(arg) = it.next() {
+        let Some(flag) = arg.to_str().filter(|s| s.starts_with('-') && s.len() > 1) else {
+            file = Some(arg);
+            break;
+        };
+        match flag {
+            "--env" => {
+                let kv = value(&mut it, flag)?;
+                if !kv.contains('=') {
+                    return Err(usage(format!("--env wants NAME=VALUE, got `{kv}`")));
+                }
+                opts.env.push(kv.into_bytes());
+            }
+            "--memory" => {
+                let v = value(&mut it, flag)?;
+                opts.memory_mib =
+                    v.parse().ok().filter(|m| *m >= 64).ok_or_else(|| {
+                        usage(format!("--memory wants MiB (at least 64), got `{v}`"))
+                    })?;
+            }
+            "--arch" => match value(&mut it, flag)?.as_str() {
+                "x86_64" | "x86-64" | "amd64" => opts.arch = GuestArch::X86_64,
+                "aarch64" | "arm64" => {
+                    return Err(usage("--arch aarch64 is not supported yet (x86_64 only)"));
+                }
+                other => return Err(usage(format!("unknown --arch `{other}`"))),
+            },
+            "--machine" => match value(&mut it, flag)?.as_str() {
+                "q35" => opts.machine = Machine::Q35,
+                "microvm" => opts.machine = Machine::Microvm,
+                other => return Err(usage(format!("unknown --machine `{other}`"))),
+            },
+            "--accel" => match value(&mut it, flag)?.as_str() {
+                "auto" => opts.accel = AccelChoice::Auto,
+                "tcg" => opts.accel = AccelChoice::Tcg,
+                "kvm" => opts.accel = AccelChoice::Kvm,
+                other => return Err(usage(format!("unknown --accel `{other}`"))),
+            },
+            "--timeout" => {
+                let v = value(&mut it, flag)?;
+                let secs: f64 = v
+                    .parse()
+                    .ok()
+                    .filter(|s: &f64| *s > 0.0)
+                    .ok_or_else(|| usage(format!("--timeout wants seconds, got `{v}`")))?;
+                opts.timeout = Some(Duration::from_secs_f64(secs));
+            }
+            "--jit" => opts.jit = true,
+            "--hosted" => hosted = true,
+            "-v" | "--verbose" => opts.verbose = true,
+            "--" => {
+                file = it.next();
+                break;
+            }
+            other => return Err(usage(format!("unknown option `{other}`"))),
+        }
+    }
+    let file = file.ok_or_else(|| usage("no FILE.wasm given"))?;
+    opts.wasm = file.into();
+    opts.args = it.map(|a| a.as_bytes().to_vec()).collect();
+    Ok(RunCommand {
+        options: opts,
+        hosted,
+    })
+}
+
+/// Runs the command line `args` (without the program name); returns the
+/// process exit code.
+pub fn main(args: Vec<OsString>) -> i32 {
+    let mut it = args.into_iter();
+    let result = match it.next().as_ref().and_then(|s| s.to_str()) {
+        Some("run") => parse_run(it.collect()).and_then(|cmd| {
+            if cmd.hosted {
+                let name = cmd.options.wasm.display().to_string();
+                let wasm = std::fs::read(&cmd.options.wasm)
+                    .map_err(|e| CliError::Input(format!("cannot read {name}: {e}")))?;
+                let argv = std::iter::once(name.clone().into_bytes())
+                    .chain(cmd.options.args.iter().cloned())
+                    .collect();
+                crate::hosted::run(
+                    &name,
+                    &wasm,
+                    argv,
+                    cmd.options.env.clone(),
+                    cmd.options.verbose,
+                )
+            } else {
+                crate::run::run_on_stdio(&cmd.options)
+            }
+        }),
+        Some("--help" | "-h" | "help") => {
+            println!("{USAGE}");
+            Ok(0)
+        }
+        Some("--version" | "-V") => {
+            println!("basalt {}", env!("CARGO_PKG_VERSION"));
+            Ok(0)
+        }
+        Some(other) => Err(usage(format!("unknown command `{other}`"))),
+        None => Err(usage("no command given")),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("basalt: {e}");
+            e.exit_code()
+        }
+    }
+}

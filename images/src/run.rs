@@ -1,0 +1,209 @@
+//! `basalt run`: from a `.wasm` file to a finished VM.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use basalt_runtime::{Arch, Config, Engine, Module, Target};
+
+use crate::CliError;
+use crate::accel::{self, AccelChoice};
+use crate::bundle::{Entry, Manifest, write_tar};
+use crate::guest::{self, GuestArch};
+use crate::vm::{self, Accel, Machine, VmIo, VmOptions, VmReport};
+
+/// Everything `basalt run` was asked to do.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// the module to run
+    pub wasm: PathBuf,
+    /// `argv` after the program name
+    pub args: Vec<Vec<u8>>,
+    /// the program's whole environment (`NAME=VALUE`)
+    pub env: Vec<Vec<u8>>,
+    /// guest ISA
+    pub arch: GuestArch,
+    /// QEMU machine model
+    pub machine: Machine,
+    /// accelerator choice
+    pub accel: AccelChoice,
+    /// guest RAM in MiB
+    pub memory_mib: u64,
+    /// compile in the guest rather than on the host
+    pub jit: bool,
+    /// report what happens on stderr
+    pub verbose: bool,
+    /// kill the VM after this long
+    pub timeout: Option<Duration>,
+}
+
+impl RunOptions {
+    /// Defaults for running `wasm`.
+    pub fn new(wasm: impl Into<PathBuf>) -> RunOptions {
+        RunOptions {
+            wasm: wasm.into(),
+            args: Vec::new(),
+            env: Vec::new(),
+            arch: GuestArch::X86_64,
+            machine: Machine::Q35,
+            accel: AccelChoice::Auto,
+            memory_mib: 1024,
+            jit: false,
+            verbose: false,
+            timeout: None,
+        }
+    }
+}
+
+/// The CPU features code compiled on the host may use in the guest: QEMU's
+/// `max` CPU under TCG is given the x86-64-v2 level (the kernel checks it
+/// and says so if the CPU lacks any); under KVM the guest CPU is the host's.
+pub fn guest_target(arch: GuestArch, accel: Accel) -> Target {
+    match (arch, accel) {
+        (GuestArch::X86_64, Accel::Kvm) => Target::host(),
+        (GuestArch::X86_64, Accel::Tcg) => Target {
+            arch: Arch::X86_64,
+            features: [
+                "has_sse3",
+                "has_ssse3",
+                "has_sse41",
+                "has_sse42",
+                "has_popcnt",
+            ]
+            .into_iter()
+            .collect(),
+        },
+    }
+}
+
+/// Compiles `wasm` for `target` without running it (the host half of `run`).
+pub fn compile_for_guest(name: &str, wasm: &[u8], target: Target) -> Result<Vec<u8>, CliError> {
+    let engine = Engine::new(Config {
+        target,
+        platform: None,
+        max_wasm_stack: 1 << 20,
+        max_memory_bytes: 4 << 30,
+    })
+    .map_err(|e| CliError::Module(format!("{name}: {e}")))?;
+    Module::compile_artifact(&engine, wasm).map_err(|e| CliError::Module(format!("{name}: {e}")))
+}
+
+/// Runs the program in a VM with the given streams and returns the report.
+pub fn run_vm(opts: &RunOptions, io: VmIo) -> Result<VmReport, CliError> {
+    let name = opts.wasm.display().to_string();
+    let wasm = std::fs::read(&opts.wasm)
+        .map_err(|e| CliError::Input(format!("cannot read {name}: {e}")))?;
+    let kernel = guest::kernel(opts.arch, opts.verbose)?;
+    let mut vm_opts = VmOptions {
+        arch: opts.arch,
+        machine: opts.machine,
+        accel: Accel::Tcg,
+        memory_mib: opts.memory_mib,
+        kernel: kernel.clone(),
+        verbose: opts.verbose,
+        timeout: opts.timeout,
+    };
+    let (accel, why) = accel::choose(opts.accel, &vm_opts)?;
+    vm_opts.accel = accel;
+    if opts.verbose {
+        eprintln!("basalt: accelerator: {} ({why})", accel.name());
+        eprintln!("basalt: kernel: {}", kernel.display());
+    }
+    let mut entries = Vec::new();
+    let mut manifest = Manifest {
+        args: std::iter::once(name.clone().into_bytes())
+            .chain(opts.args.iter().cloned())
+            .collect(),
+        env: opts.env.clone(),
+        jit: opts.jit,
+        verbose: opts.verbose,
+        artifact: false,
+    };
+    if !opts.jit {
+        let t = Instant::now();
+        let artifact = compile_for_guest(&name, &wasm, guest_target(opts.arch, accel))?;
+        if opts.verbose {
+            eprintln!(
+                "basalt: compiled {} KiB of wasm on the host in {:.1} ms",
+                wasm.len() / 1024,
+                t.elapsed().as_secs_f64() * 1e3
+            );
+        }
+        manifest.artifact = true;
+        entries.push(Entry {
+            path: "app.cwasm".into(),
+            data: artifact,
+        });
+    } else {
+        // Validate on the host anyway: a malformed module is reported here,
+        // with the same message, before a VM is started.
+        let mut v = wasmparser::Validator::new();
+        v.validate_all(&wasm)
+            .map_err(|e| CliError::Module(format!("{name}: invalid module: {e}")))?;
+    }
+    // the manifest goes first: a reader of the archive sees it before anything else
+    entries.insert(
+        0,
+        Entry {
+            path: "manifest".into(),
+            data: manifest.render().into_bytes(),
+        },
+    );
+    entries.push(Entry {
+        path: "app.wasm".into(),
+        data: wasm,
+    });
+    if let Ok(elf) = std::fs::read(&kernel)
+        && let Some(syms) = crate::symbols::kernel_syms(&elf)
+    {
+        entries.push(Entry {
+            path: "kernel.syms".into(),
+            data: syms.into_bytes(),
+        });
+    }
+    let bundle = write_tar(&entries);
+    let report = vm::boot(&vm_opts, &bundle, io)?;
+    if opts.verbose {
+        let ms = |d: Option<Duration>| {
+            d.map(|d| format!("{:.1} ms", d.as_secs_f64() * 1e3))
+                .unwrap_or("-".into())
+        };
+        eprintln!(
+            "basalt: host timeline: first kernel log line {}, status marker {}, QEMU exited {}",
+            ms(report.to_first_log),
+            ms(report.to_marker),
+            ms(Some(report.total))
+        );
+    }
+    Ok(report)
+}
+
+/// Runs the program in a VM on this process's streams; returns the exit code.
+pub fn run_on_stdio(opts: &RunOptions) -> Result<i32, CliError> {
+    let io = VmIo {
+        stdin: Some(Box::new(std::io::stdin())),
+        stdout: Box::new(std::io::stdout()),
+        stderr: Box::new(std::io::stderr()),
+    };
+    let report = run_vm(opts, io)?;
+    let name = opts.wasm.display();
+    match &report.status {
+        vm::Status::Exit(_) => {}
+        vm::Status::Trap { message, .. } => eprintln!("basalt: {name}: {message}"),
+        vm::Status::LoadError(m) => eprintln!("basalt: {name}: {m}"),
+        vm::Status::Panic(m) => {
+            eprintln!(
+                "basalt: the kernel panicked: {m}\n--- kernel log ---\n{}",
+                report.log_text()
+            )
+        }
+        vm::Status::NoStatus(code) => eprintln!(
+            "basalt: the VM stopped without reporting a status (QEMU exit status {code:?})\n--- kernel log ---\n{}",
+            report.log_text()
+        ),
+        vm::Status::TimedOut(limit) => eprintln!(
+            "basalt: the VM was stopped after {limit:?} (--timeout)\n--- kernel log ---\n{}",
+            report.log_text()
+        ),
+    }
+    Ok(report.exit_code())
+}

@@ -1,0 +1,460 @@
+//! Booting a bundle in QEMU and relaying what comes out.
+//!
+//! The three serial ports of the guest are Unix sockets here, one per port
+//! (`docs/guest-protocol.md`): COM1 carries the program's stdout (and our
+//! framed stdin the other way), COM2 its stderr, COM3 the kernel log with the
+//! final status marker. Program output is copied byte for byte as it comes.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::CliError;
+use crate::guest::GuestArch;
+
+/// The machine model QEMU emulates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Machine {
+    /// PC with PCIe (`-machine q35`), the default
+    Q35,
+    /// QEMU's minimal `microvm` (Firecracker-like: no PCI, no firmware tables needed)
+    Microvm,
+}
+
+/// How the guest CPU is run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Accel {
+    /// QEMU's software emulation
+    Tcg,
+    /// hardware virtualisation through `/dev/kvm`
+    Kvm,
+}
+
+impl Accel {
+    /// The name QEMU and our reports use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Accel::Tcg => "tcg",
+            Accel::Kvm => "kvm",
+        }
+    }
+}
+
+/// Everything about one VM except its bundle and streams.
+#[derive(Clone, Debug)]
+pub struct VmOptions {
+    /// guest ISA
+    pub arch: GuestArch,
+    /// machine model
+    pub machine: Machine,
+    /// accelerator
+    pub accel: Accel,
+    /// guest RAM in MiB
+    pub memory_mib: u64,
+    /// the kernel ELF
+    pub kernel: PathBuf,
+    /// echo the kernel log to our stderr
+    pub verbose: bool,
+    /// kill the VM after this long
+    pub timeout: Option<Duration>,
+}
+
+/// Where the program's streams go.
+pub struct VmIo {
+    /// the program's stdin (`None`: end of file at once)
+    pub stdin: Option<Box<dyn Read + Send>>,
+    /// the program's stdout
+    pub stdout: Box<dyn Write + Send>,
+    /// the program's stderr
+    pub stderr: Box<dyn Write + Send>,
+}
+
+/// How a VM run ended, from the kernel's status marker.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// `BASALT-EXIT n`: the program exited
+    Exit(i32),
+    /// `BASALT-TRAP kind message`: the program trapped
+    Trap {
+        /// the trap kind's identifier
+        kind: String,
+        /// what the kernel said about it
+        message: String,
+    },
+    /// `BASALT-PANIC message`: the kernel failed
+    Panic(String),
+    /// `BASALT-ERROR message`: the bundle or module could not be loaded
+    LoadError(String),
+    /// no marker: QEMU ended on its own (status, if any)
+    NoStatus(Option<i32>),
+    /// the run took longer than [`VmOptions::timeout`]
+    TimedOut(Duration),
+}
+
+/// Everything a run produced besides the program's streams.
+#[derive(Clone, Debug)]
+pub struct VmReport {
+    /// how it ended
+    pub status: Status,
+    /// the kernel's log lines
+    pub kernel_log: Vec<String>,
+    /// QEMU's own stderr (its error messages)
+    pub qemu_stderr: String,
+    /// host time from starting QEMU to the first kernel log line
+    pub to_first_log: Option<Duration>,
+    /// host time from starting QEMU to the status marker
+    pub to_marker: Option<Duration>,
+    /// host time from starting QEMU to its exit
+    pub total: Duration,
+}
+
+impl VmReport {
+    /// The exit code the CLI ends with (see the protocol document).
+    pub fn exit_code(&self) -> i32 {
+        match &self.status {
+            Status::Exit(n) => *n & 0xff,
+            Status::Trap { .. } => 134,
+            Status::Panic(_) => 70,
+            Status::LoadError(_) => 65,
+            Status::NoStatus(_) => 71,
+            Status::TimedOut(_) => 124,
+        }
+    }
+
+    /// The kernel log as text, for error reports.
+    pub fn log_text(&self) -> String {
+        let mut s = self.kernel_log.join("\n");
+        if !self.qemu_stderr.is_empty() {
+            s.push_str("\n[qemu stderr]\n");
+            s.push_str(&self.qemu_stderr);
+        }
+        s
+    }
+}
+
+/// Parses a status marker line.
+pub fn parse_marker(line: &str) -> Option<Status> {
+    let (key, rest) = line.split_once(' ').unwrap_or((line, ""));
+    match key {
+        "BASALT-EXIT" => rest.trim().parse().ok().map(Status::Exit),
+        "BASALT-TRAP" => {
+            let (kind, message) = rest.split_once(' ').unwrap_or((rest, ""));
+            Some(Status::Trap {
+                kind: kind.to_string(),
+                message: message.to_string(),
+            })
+        }
+        "BASALT-PANIC" => Some(Status::Panic(rest.to_string())),
+        "BASALT-ERROR" => Some(Status::LoadError(rest.to_string())),
+        _ => None,
+    }
+}
+
+/// A private directory for one run's files, removed when dropped.
+struct RunDir(PathBuf);
+
+impl RunDir {
+    fn new() -> Result<RunDir, CliError> {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("basalt-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| CliError::Io(format!("{}: {e}", dir.display())))?;
+        Ok(RunDir(dir))
+    }
+}
+
+impl Drop for RunDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Frames stdin for COM1: `0xff` → `0xff 0x00`, end of file → `0xff 0x01`.
+pub fn frame_stdin(data: &[u8], out: &mut Vec<u8>) {
+    for &b in data {
+        out.push(b);
+        if b == 0xff {
+            out.push(0x00);
+        }
+    }
+}
+
+fn qemu_binary(arch: GuestArch) -> &'static str {
+    match arch {
+        GuestArch::X86_64 => "qemu-system-x86_64",
+    }
+}
+
+/// The QEMU command line for a run.
+pub fn qemu_command(opts: &VmOptions, bundle: &Path, sockets: &[PathBuf; 3]) -> Command {
+    let mut cmd = Command::new(qemu_binary(opts.arch));
+    let machine = match opts.machine {
+        Machine::Q35 => "q35",
+        Machine::Microvm => "microvm",
+    };
+    cmd.args(["-machine", machine, "-accel", opts.accel.name()]);
+    match opts.accel {
+        Accel::Tcg => cmd.args(["-cpu", "max"]),
+        Accel::Kvm => cmd.args(["-cpu", "host,-arch-capabilities"]),
+    };
+    cmd.arg("-m").arg(format!("{}M", opts.memory_mib));
+    cmd.args([
+        "-smp",
+        "1",
+        "-nodefaults",
+        "-no-user-config",
+        "-display",
+        "none",
+        "-no-reboot",
+    ]);
+    cmd.args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
+    cmd.arg("-kernel")
+        .arg(&opts.kernel)
+        .arg("-initrd")
+        .arg(bundle);
+    for (i, path) in sockets.iter().enumerate() {
+        cmd.arg("-chardev")
+            .arg(format!("socket,id=com{},path={}", i + 1, path.display()));
+        cmd.arg("-serial").arg(format!("chardev:com{}", i + 1));
+    }
+    cmd
+}
+
+/// Accepts the one connection QEMU makes to `listener`, giving up once
+/// `done` is set (QEMU exited without connecting).
+fn accept_one(listener: UnixListener, done: Arc<Mutex<bool>>) -> Option<UnixStream> {
+    listener.set_nonblocking(true).ok()?;
+    loop {
+        match listener.accept() {
+            Ok((s, _)) => {
+                s.set_nonblocking(false).ok()?;
+                return Some(s);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if *done.lock().ok()? {
+                    return None;
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            Err(_) => return None,
+        }
+    }
+}
+
+struct LogState {
+    lines: Vec<String>,
+    status: Option<Status>,
+    first_line: Option<Duration>,
+    marker: Option<Duration>,
+}
+
+/// Boots `bundle` and relays the streams until the VM ends.
+pub fn boot(opts: &VmOptions, bundle: &[u8], io: VmIo) -> Result<VmReport, CliError> {
+    let dir = RunDir::new()?;
+    let bundle_path = dir.0.join("bundle.tar");
+    std::fs::write(&bundle_path, bundle)
+        .map_err(|e| CliError::Io(format!("{}: {e}", bundle_path.display())))?;
+    let sockets = [dir.0.join("com1"), dir.0.join("com2"), dir.0.join("com3")];
+    let mut listeners = Vec::new();
+    for s in &sockets {
+        listeners.push(
+            UnixListener::bind(s).map_err(|e| CliError::Io(format!("{}: {e}", s.display())))?,
+        );
+    }
+    let mut cmd = qemu_command(opts, &bundle_path, &sockets);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let start = Instant::now();
+    let mut child = cmd.spawn().map_err(|e| {
+        CliError::Qemu(format!(
+            "cannot start {}: {e} (run scripts/setup.sh to install QEMU)",
+            qemu_binary(opts.arch)
+        ))
+    })?;
+    let done = Arc::new(Mutex::new(false));
+    let mut qemu_err = child.stderr.take();
+    let qemu_err_thread = std::thread::spawn(move || {
+        let mut s = String::new();
+        if let Some(e) = qemu_err.as_mut() {
+            let _ = e.read_to_string(&mut s);
+        }
+        s
+    });
+
+    let mut listeners = listeners.into_iter();
+    let (l1, l2, l3) = match (listeners.next(), listeners.next(), listeners.next()) {
+        (Some(a), Some(b), Some(c)) => (a, b, c),
+        _ => return Err(CliError::Io("socket setup".into())),
+    };
+    let VmIo {
+        stdin,
+        mut stdout,
+        mut stderr,
+    } = io;
+
+    let d = done.clone();
+    let com1: JoinHandle<()> = std::thread::spawn(move || {
+        let Some(stream) = accept_one(l1, d) else {
+            return;
+        };
+        if let Ok(mut writer) = stream.try_clone() {
+            // stdin is fed by a thread of its own that is never joined: a
+            // program that never reads must not keep us waiting for our stdin.
+            std::thread::spawn(move || {
+                let mut framed = Vec::new();
+                if let Some(mut input) = stdin {
+                    let mut buf = [0u8; 4096];
+                    loop {
+                        match input.read(&mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => {
+                                framed.clear();
+                                frame_stdin(&buf[..n], &mut framed);
+                                if writer.write_all(&framed).is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                    }
+                }
+                let _ = writer.write_all(&[0xff, 0x01]);
+            });
+        }
+        copy_stream(stream, &mut *stdout);
+    });
+    let d = done.clone();
+    let com2: JoinHandle<()> = std::thread::spawn(move || {
+        if let Some(stream) = accept_one(l2, d) {
+            copy_stream(stream, &mut *stderr);
+        }
+    });
+    let log = Arc::new(Mutex::new(LogState {
+        lines: Vec::new(),
+        status: None,
+        first_line: None,
+        marker: None,
+    }));
+    let d = done.clone();
+    let log2 = log.clone();
+    let verbose = opts.verbose;
+    let com3: JoinHandle<()> = std::thread::spawn(move || {
+        let Some(stream) = accept_one(l3, d) else {
+            return;
+        };
+        let mut reader = BufReader::new(stream);
+        let mut raw = Vec::new();
+        loop {
+            raw.clear();
+            match reader.read_until(b'\n', &mut raw) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+            let line = String::from_utf8_lossy(&raw)
+                .trim_end_matches(['\n', '\r'])
+                .to_string();
+            let Ok(mut st) = log2.lock() else { break };
+            if st.first_line.is_none() {
+                st.first_line = Some(start.elapsed());
+            }
+            if let Some(s) = parse_marker(&line)
+                && st.status.is_none()
+            {
+                st.status = Some(s);
+                st.marker = Some(start.elapsed());
+            }
+            if verbose {
+                eprintln!("basalt: kernel: {line}");
+            }
+            st.lines.push(line);
+        }
+    });
+
+    let mut timed_out = None;
+    let qemu_status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status.code(),
+            Ok(None) => {}
+            Err(e) => return Err(CliError::Qemu(format!("waiting for QEMU: {e}"))),
+        }
+        if let Some(limit) = opts.timeout
+            && start.elapsed() > limit
+        {
+            let _ = child.kill();
+            let _ = child.wait();
+            timed_out = Some(limit);
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let total = start.elapsed();
+    if let Ok(mut d) = done.lock() {
+        *d = true;
+    }
+    let _ = com1.join();
+    let _ = com2.join();
+    let _ = com3.join();
+    let qemu_stderr = qemu_err_thread.join().unwrap_or_default();
+    let st = log
+        .lock()
+        .map_err(|_| CliError::Io("kernel log reader failed".into()))?;
+    let status = match (timed_out, &st.status) {
+        (Some(limit), _) => Status::TimedOut(limit),
+        (None, Some(s)) => s.clone(),
+        (None, None) => Status::NoStatus(qemu_status),
+    };
+    Ok(VmReport {
+        status,
+        kernel_log: st.lines.clone(),
+        qemu_stderr,
+        to_first_log: st.first_line,
+        to_marker: st.marker,
+        total,
+    })
+}
+
+fn copy_stream(mut from: UnixStream, to: &mut dyn Write) {
+    let mut buf = [0u8; 8192];
+    loop {
+        match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if to.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+                let _ = to.flush();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markers() {
+        assert_eq!(parse_marker("BASALT-EXIT 3"), Some(Status::Exit(3)));
+        assert_eq!(
+            parse_marker("BASALT-TRAP unreachable wasm trap: unreachable"),
+            Some(Status::Trap {
+                kind: "unreachable".into(),
+                message: "wasm trap: unreachable".into()
+            })
+        );
+        assert_eq!(parse_marker("boot: hello"), None);
+    }
+
+    #[test]
+    fn stdin_framing() {
+        let mut out = Vec::new();
+        frame_stdin(&[1, 0xff, 2], &mut out);
+        assert_eq!(out, [1, 0xff, 0, 2]);
+    }
+}

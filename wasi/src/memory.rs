@@ -1,0 +1,128 @@
+//! Bounds-checked access to the guest's linear memory.
+//!
+//! Every pointer a program passes is a 32-bit offset into its memory; any
+//! access that does not fit returns [`Errno::Fault`] instead of touching
+//! anything.
+
+use alloc::vec::Vec;
+
+use crate::errno::Errno;
+
+/// A view of a guest's linear memory during one WASI call.
+pub struct GuestMemory<'a> {
+    bytes: &'a mut [u8],
+}
+
+impl<'a> GuestMemory<'a> {
+    /// Wraps the memory's bytes.
+    pub fn new(bytes: &'a mut [u8]) -> Self {
+        GuestMemory { bytes }
+    }
+
+    fn range(&self, ptr: u32, len: u32) -> Result<core::ops::Range<usize>, Errno> {
+        let start = ptr as usize;
+        let end = start.checked_add(len as usize).ok_or(Errno::Fault)?;
+        if end > self.bytes.len() {
+            return Err(Errno::Fault);
+        }
+        Ok(start..end)
+    }
+
+    /// The `len` bytes at `ptr`.
+    pub fn slice(&self, ptr: u32, len: u32) -> Result<&[u8], Errno> {
+        let r = self.range(ptr, len)?;
+        Ok(&self.bytes[r])
+    }
+
+    /// The `len` bytes at `ptr`, writable.
+    pub fn slice_mut(&mut self, ptr: u32, len: u32) -> Result<&mut [u8], Errno> {
+        let r = self.range(ptr, len)?;
+        Ok(&mut self.bytes[r])
+    }
+
+    /// Copies `data` to `ptr`.
+    pub fn write_bytes(&mut self, ptr: u32, data: &[u8]) -> Result<(), Errno> {
+        let len = u32::try_from(data.len()).map_err(|_| Errno::Fault)?;
+        self.slice_mut(ptr, len)?.copy_from_slice(data);
+        Ok(())
+    }
+
+    /// Reads a little-endian `u8`.
+    pub fn read_u8(&self, ptr: u32) -> Result<u8, Errno> {
+        Ok(self.slice(ptr, 1)?[0])
+    }
+
+    /// Reads a little-endian `u16`.
+    pub fn read_u16(&self, ptr: u32) -> Result<u16, Errno> {
+        let mut b = [0; 2];
+        b.copy_from_slice(self.slice(ptr, 2)?);
+        Ok(u16::from_le_bytes(b))
+    }
+
+    /// Reads a little-endian `u32`.
+    pub fn read_u32(&self, ptr: u32) -> Result<u32, Errno> {
+        let mut b = [0; 4];
+        b.copy_from_slice(self.slice(ptr, 4)?);
+        Ok(u32::from_le_bytes(b))
+    }
+
+    /// Reads a little-endian `u64`.
+    pub fn read_u64(&self, ptr: u32) -> Result<u64, Errno> {
+        let mut b = [0; 8];
+        b.copy_from_slice(self.slice(ptr, 8)?);
+        Ok(u64::from_le_bytes(b))
+    }
+
+    /// Writes a `u8`.
+    pub fn write_u8(&mut self, ptr: u32, v: u8) -> Result<(), Errno> {
+        self.write_bytes(ptr, &[v])
+    }
+
+    /// Writes a little-endian `u16`.
+    pub fn write_u16(&mut self, ptr: u32, v: u16) -> Result<(), Errno> {
+        self.write_bytes(ptr, &v.to_le_bytes())
+    }
+
+    /// Writes a little-endian `u32`.
+    pub fn write_u32(&mut self, ptr: u32, v: u32) -> Result<(), Errno> {
+        self.write_bytes(ptr, &v.to_le_bytes())
+    }
+
+    /// Writes a little-endian `u64`.
+    pub fn write_u64(&mut self, ptr: u32, v: u64) -> Result<(), Errno> {
+        self.write_bytes(ptr, &v.to_le_bytes())
+    }
+
+    /// The `(buf, len)` pairs of an iovec array of `count` entries at `ptr`,
+    /// each checked to lie inside memory.
+    pub fn iovecs(&self, ptr: u32, count: u32) -> Result<Vec<(u32, u32)>, Errno> {
+        let bytes = count.checked_mul(8).ok_or(Errno::Fault)?;
+        self.range(ptr, bytes)?;
+        let mut out = Vec::with_capacity(count as usize);
+        for i in 0..count {
+            let buf = self.read_u32(ptr + i * 8)?;
+            let len = self.read_u32(ptr + i * 8 + 4)?;
+            self.range(buf, len)?;
+            out.push((buf, len));
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn out_of_bounds_is_efault() {
+        let mut bytes = [0u8; 16];
+        let mut m = GuestMemory::new(&mut bytes);
+        assert_eq!(m.read_u32(12), Ok(0));
+        assert_eq!(m.read_u32(13), Err(Errno::Fault));
+        assert_eq!(m.write_u64(u32::MAX, 1), Err(Errno::Fault));
+        assert_eq!(m.iovecs(0, u32::MAX), Err(Errno::Fault));
+        m.write_u32(0, 8).unwrap();
+        m.write_u32(4, 100).unwrap();
+        assert_eq!(m.iovecs(0, 1), Err(Errno::Fault));
+    }
+}
