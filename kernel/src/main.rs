@@ -22,7 +22,6 @@ mod run;
 mod services;
 mod syms;
 mod time;
-mod wasi;
 
 use basalt_arch::BootInfo;
 

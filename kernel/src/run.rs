@@ -11,7 +11,7 @@ use basalt_runtime::{Arch, Config, Engine, Module, Target};
 use crate::bundle::{Bundle, Manifest};
 use crate::exit::{Status, finish};
 use crate::mem::platform::KERNEL_PLATFORM;
-use crate::wasi::{self, Outcome, WasiCtx};
+use basalt_wasi::{Outcome, WasiCtx};
 
 /// How much native stack wasm may use (of [`crate::RUN_STACK_SIZE`]; the
 /// rest is for host functions called from wasm).
@@ -96,6 +96,11 @@ fn load_and_run(info: &BootInfo) -> Result<Outcome, String> {
         }
     }
     stamp("bundle read");
+    if manifest.verbose {
+        for e in bundle.entries() {
+            kprintln!("bundle: {} ({} bytes)", e.path, e.data.len());
+        }
+    }
     let wasm = bundle
         .require(&manifest.module)
         .map_err(|e| format!("{e}"))?;
@@ -128,10 +133,13 @@ fn load_and_run(info: &BootInfo) -> Result<Outcome, String> {
         "module compiled (JIT)"
     });
     if VERBOSE.load(Ordering::Relaxed) {
+        let (heap_used, heap_size) = crate::mem::heap::stats();
         kprintln!(
-            "module: {} bytes of wasm, {} bytes of code",
+            "module: {} bytes of wasm, {} bytes of code; heap {} KiB used of {} KiB",
             wasm.len(),
-            module.code_size()
+            module.code_size(),
+            heap_used >> 10,
+            heap_size >> 10
         );
     }
     let ctx = WasiCtx::new(
@@ -140,5 +148,5 @@ fn load_and_run(info: &BootInfo) -> Result<Outcome, String> {
         crate::services::services(),
     );
     stamp("calling _start");
-    Ok(wasi::run_command(&engine, &module, ctx))
+    Ok(basalt_wasi::run_command(&engine, &module, ctx))
 }

@@ -4,7 +4,7 @@
 
 use alloc::boxed::Box;
 
-use crate::wasi::{Clocks, Entropy, Services, Stdio};
+use basalt_wasi::{Clocks, Entropy, Services, Stdio};
 
 /// Stdio over COM1 (stdout, framed stdin) and COM2 (stderr).
 pub struct SerialStdio {

@@ -54,7 +54,9 @@ fn calibrate() -> Option<u64> {
         *s = basalt_drivers::pit::measure(10, cpu::cycles)?;
     }
     samples.sort_unstable();
-    Some(samples[1] * 100)
+    let hz = samples[1] * 100;
+    // Anything outside 50 MHz ..= 20 GHz is a broken measurement.
+    (50_000_000..=20_000_000_000).contains(&hz).then_some(hz)
 }
 
 /// Cycle-counter frequency in Hz.

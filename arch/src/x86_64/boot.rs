@@ -163,13 +163,10 @@ unsafe fn read_phys<T: Copy>(addr: u64) -> T {
 /// identity-mapped (as the boot page tables map the first 4 GiB).
 unsafe fn parse_start_info(paddr: u64) -> BootInfo {
     let mut info = BootInfo::new("PVH");
-    // SAFETY: the symbols are linker-defined bounds of our image.
-    let (ks, ke) = unsafe {
-        (
-            (&raw const __kernel_start) as u64,
-            (&raw const __kernel_end) as u64,
-        )
-    };
+    let (ks, ke) = (
+        (&raw const __kernel_start) as u64,
+        (&raw const __kernel_end) as u64,
+    );
     info.kernel_image = PhysRange {
         start: ks,
         len: ke - ks,

@@ -148,11 +148,6 @@ impl FrameAllocator {
         self.free_list = frame;
         self.in_use -= 1;
     }
-
-    /// Frames still available.
-    pub fn available(&self) -> u64 {
-        self.total - self.in_use
-    }
 }
 
 impl FrameSource for FrameAllocator {
