@@ -1,6 +1,6 @@
 //! The MC146818-compatible CMOS real-time clock.
 
-use x86_64::instructions::port::Port;
+use crate::portio::{inb, outb};
 
 use crate::WallClock;
 
@@ -9,14 +9,10 @@ use crate::WallClock;
 pub struct CmosRtc;
 
 fn read_register(reg: u8) -> u8 {
-    let mut index: Port<u8> = Port::new(0x70);
-    let mut data: Port<u8> = Port::new(0x71);
-    // SAFETY: 0x70/0x71 are the CMOS index/data ports; bit 7 of the index
-    // keeps NMIs disabled as they already are.
-    unsafe {
-        index.write(0x80 | reg);
-        data.read()
-    }
+    // 0x70/0x71 are the CMOS index/data ports; bit 7 of the index keeps
+    // NMIs disabled.
+    outb(0x70, 0x80 | reg);
+    inb(0x71)
 }
 
 #[derive(PartialEq, Eq, Clone, Copy)]

@@ -13,6 +13,8 @@ pub mod debug_exit;
 #[cfg(target_arch = "x86_64")]
 pub mod pit;
 #[cfg(target_arch = "x86_64")]
+mod portio;
+#[cfg(target_arch = "x86_64")]
 pub mod uart;
 
 /// A byte-oriented serial port.

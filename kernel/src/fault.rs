@@ -30,10 +30,10 @@ static STACK_GUARDS: spin::Mutex<[usize; 4]> = spin::Mutex::new([0; 4]);
 
 /// Registers a stack whose guard page lies just below `bottom`.
 pub fn register_stack_guard(bottom: usize) {
-    if let Some(mut g) = STACK_GUARDS.try_lock() {
-        if let Some(slot) = g.iter_mut().find(|s| **s == 0) {
-            *slot = bottom;
-        }
+    if let Some(mut g) = STACK_GUARDS.try_lock()
+        && let Some(slot) = g.iter_mut().find(|s| **s == 0)
+    {
+        *slot = bottom;
     }
 }
 
@@ -70,24 +70,34 @@ pub fn backtrace(w: &mut EmergencyLog, pc: usize, mut fp: usize) {
     let _ = write!(w, "  #0  {pc:#018x}");
     describe(w, pc);
     let _ = writeln!(w);
-    for depth in 1..64 {
-        if fp == 0 || fp % 8 != 0 || !mapped(fp) {
+    let (mut last, mut repeats) = (0usize, 0u32);
+    for depth in 1..256 {
+        if fp == 0 || !fp.is_multiple_of(8) || !mapped(fp) {
             break;
         }
         // SAFETY: `fp` is aligned and both words are mapped (checked).
-        let (next, ret) = unsafe {
-            (
-                (fp as *const usize).read_volatile(),
-                ((fp + 8) as *const usize).read_volatile(),
-            )
-        };
+        let next = unsafe { (fp as *const usize).read_volatile() };
+        // SAFETY: as above.
+        let ret = unsafe { ((fp + 8) as *const usize).read_volatile() };
         if ret == 0 {
             break;
         }
+        fp = next;
+        if ret == last {
+            repeats += 1;
+            continue;
+        }
+        if repeats > 0 {
+            let _ = writeln!(w, "      (previous frame repeated {repeats} more times)");
+            repeats = 0;
+        }
+        last = ret;
         let _ = write!(w, "  #{depth:<2} {ret:#018x}");
         describe(w, ret.saturating_sub(1));
         let _ = writeln!(w);
-        fp = next;
+    }
+    if repeats > 0 {
+        let _ = writeln!(w, "      (previous frame repeated {repeats} more times, walk stopped)");
     }
     if crate::syms::lookup(pc).is_none() {
         let _ = writeln!(
@@ -159,4 +169,31 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
         ),
         None => finish(Status::Panic, format_args!("{}", info.message())),
     }
+}
+
+/// Deliberately crashes the kernel in the way `kind` names, so tests can
+/// check fault reports: `null` (page fault in page 0), `ud` (invalid
+/// opcode), `panic`, `stack` (kernel stack overflow into the guard page).
+/// Unknown kinds are ignored.
+pub fn crash_test(kind: &[u8]) {
+    match kind {
+        b"null" => {
+            // SAFETY: none: this read faults on purpose (page 0 is unmapped).
+            let v = unsafe { core::ptr::read_volatile(core::ptr::without_provenance::<u64>(8)) };
+            core::hint::black_box(v);
+        }
+        b"ud" => basalt_arch::cpu::invalid_instruction(),
+        b"panic" => panic!("crash test requested on the kernel command line"),
+        b"stack" => {
+            core::hint::black_box(recurse(0));
+        }
+        _ => {}
+    }
+}
+
+#[inline(never)]
+#[allow(unconditional_recursion)]
+fn recurse(n: u64) -> u64 {
+    let buf = core::hint::black_box([n; 64]);
+    recurse(buf[3] + 1) + buf[5]
 }

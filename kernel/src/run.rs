@@ -50,6 +50,11 @@ fn initrd(info: &BootInfo) -> Option<&'static [u8]> {
 
 /// Loads and runs the program; never returns (every path ends in a marker).
 pub fn main(info: &BootInfo) -> ! {
+    for word in info.cmdline.split(|c| *c == b' ') {
+        if let Some(kind) = word.strip_prefix(b"basalt.crash=") {
+            crate::fault::crash_test(kind);
+        }
+    }
     let freq = crate::time::init();
     stamp("clocks ready");
     let seed = match crate::entropy::init() {

@@ -147,6 +147,42 @@ static BOOT_INFO: spin::Once<BootInfo> = spin::Once::new();
 
 const START_INFO_MAGIC: u32 = 0x336e_c578;
 
+/// `struct hvm_start_info` (Xen public/arch-x86/hvm/start_info.h).
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct StartInfo {
+    magic: u32,
+    version: u32,
+    flags: u32,
+    nr_modules: u32,
+    modlist_paddr: u64,
+    cmdline_paddr: u64,
+    rsdp_paddr: u64,
+    memmap_paddr: u64,
+    memmap_entries: u32,
+    reserved: u32,
+}
+
+/// `struct hvm_modlist_entry`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct ModlistEntry {
+    paddr: u64,
+    size: u64,
+    cmdline_paddr: u64,
+    reserved: u64,
+}
+
+/// `struct hvm_memmap_table_entry`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct MemmapEntry {
+    addr: u64,
+    size: u64,
+    kind: u32,
+    reserved: u32,
+}
+
 /// Reads a little-endian value of type `T` at a physical address.
 ///
 /// # Safety
@@ -172,54 +208,36 @@ unsafe fn parse_start_info(paddr: u64) -> BootInfo {
         len: ke - ks,
     };
     // SAFETY: the loader's start_info (caller's contract).
-    let magic: u32 = unsafe { read_phys(paddr) };
-    if magic != START_INFO_MAGIC {
+    let si: StartInfo = unsafe { read_phys(paddr) };
+    if si.magic != START_INFO_MAGIC {
         return info;
     }
-    // SAFETY: as above, fixed offsets of hvm_start_info.
-    let (version, nr_modules, modlist, cmdline) = unsafe {
-        (
-            read_phys::<u32>(paddr + 4),
-            read_phys::<u32>(paddr + 12),
-            read_phys::<u64>(paddr + 16),
-            read_phys::<u64>(paddr + 24),
-        )
-    };
-    if cmdline != 0 {
+    if si.cmdline_paddr != 0 {
         let mut len = 0usize;
         // SAFETY: a NUL-terminated string from the loader; bounded scan.
-        while len < 4096 && unsafe { read_phys::<u8>(cmdline + len as u64) } != 0 {
+        while len < 4096 && unsafe { read_phys::<u8>(si.cmdline_paddr + len as u64) } != 0 {
             len += 1;
         }
         // SAFETY: the loader's command line stays in low memory the kernel
         // never hands out (frames are allocated above 1 MiB and outside it).
-        info.cmdline = unsafe { core::slice::from_raw_parts(cmdline as *const u8, len) };
+        info.cmdline =
+            unsafe { core::slice::from_raw_parts(si.cmdline_paddr as *const u8, len) };
     }
-    if nr_modules > 0 && modlist != 0 {
-        // SAFETY: first hvm_modlist_entry: paddr, size.
-        let (mpaddr, msize) = unsafe { (read_phys::<u64>(modlist), read_phys::<u64>(modlist + 8)) };
-        if msize > 0 {
+    if si.nr_modules > 0 && si.modlist_paddr != 0 {
+        // SAFETY: the first hvm_modlist_entry.
+        let m: ModlistEntry = unsafe { read_phys(si.modlist_paddr) };
+        if m.size > 0 {
             info.initrd = Some(PhysRange {
-                start: mpaddr,
-                len: msize,
+                start: m.paddr,
+                len: m.size,
             });
         }
     }
-    if version >= 1 {
-        // SAFETY: version 1 fields.
-        let (memmap, entries) =
-            unsafe { (read_phys::<u64>(paddr + 40), read_phys::<u32>(paddr + 48)) };
-        for i in 0..u64::from(entries) {
-            let e = memmap + i * 24;
-            // SAFETY: hvm_memmap_table_entry: addr, size, type.
-            let (addr, size, ty) = unsafe {
-                (
-                    read_phys::<u64>(e),
-                    read_phys::<u64>(e + 8),
-                    read_phys::<u32>(e + 16),
-                )
-            };
-            let kind = match ty {
+    if si.version >= 1 {
+        for i in 0..u64::from(si.memmap_entries) {
+            // SAFETY: entry `i` of the loader's hvm_memmap_table_entry array.
+            let e: MemmapEntry = unsafe { read_phys(si.memmap_paddr + i * 24) };
+            let kind = match e.kind {
                 1 => MemoryKind::Usable,
                 3 => MemoryKind::AcpiReclaimable,
                 4 => MemoryKind::AcpiNvs,
@@ -228,8 +246,8 @@ unsafe fn parse_start_info(paddr: u64) -> BootInfo {
             };
             if !info.push_region(MemoryRegion {
                 range: PhysRange {
-                    start: addr,
-                    len: size,
+                    start: e.addr,
+                    len: e.size,
                 },
                 kind,
             }) {

@@ -232,3 +232,10 @@ pub fn halt_forever() -> ! {
         unsafe { core::arch::asm!("cli", "hlt", options(nomem, nostack)) };
     }
 }
+
+/// Executes an undefined instruction (`ud2`), raising an invalid-opcode
+/// exception; for tests of the fault reports.
+pub fn invalid_instruction() {
+    // SAFETY: `ud2` only raises #UD, which the kernel reports.
+    unsafe { core::arch::asm!("ud2", options(nomem, nostack)) };
+}

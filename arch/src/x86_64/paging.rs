@@ -155,12 +155,11 @@ pub unsafe fn map(
     // SAFETY: forwarded contract.
     let e = unsafe { walk(virt, Some(frames)) }?;
     // SAFETY: `e` is a level-0 entry in an identity-mapped table.
-    unsafe {
-        if e.read_volatile() & PRESENT != 0 {
-            return Err(MapError::AlreadyMapped);
-        }
-        e.write_volatile((phys & ADDR_MASK) | leaf_bits(access));
+    if unsafe { e.read_volatile() } & PRESENT != 0 {
+        return Err(MapError::AlreadyMapped);
     }
+    // SAFETY: as above.
+    unsafe { e.write_volatile((phys & ADDR_MASK) | leaf_bits(access)) };
     Ok(())
 }
 
@@ -202,8 +201,7 @@ pub unsafe fn protect(virt: usize, access: Access) -> Result<(), MapError> {
 
 /// The physical address `virt` maps to, if any (any page size).
 pub fn translate(virt: usize) -> Option<u64> {
-    let canonical = virt < (1 << 47) || virt >= 0xffff_8000_0000_0000;
-    if !canonical {
+    if ((1 << 47)..0xffff_8000_0000_0000).contains(&virt) {
         return None;
     }
     let mut t = root();
@@ -235,37 +233,41 @@ pub unsafe fn finish_boot_tables(
     frames: &mut dyn FrameSource,
 ) -> Result<(), MapError> {
     let pml4 = table(root());
-    // SAFETY: boot tables: PML4[0] -> PDPT -> PD[0] covers 0..2 MiB.
-    unsafe {
-        let pdpt = table(pml4.read_volatile() & ADDR_MASK);
-        let pd = table(pdpt.read_volatile() & ADDR_MASK);
-        let pt = frames.allocate_frame().ok_or(MapError::OutOfFrames)?;
-        let ptp = table(pt);
-        ptp.write_volatile(0);
-        for i in 1..512u64 {
-            ptp.add(i as usize)
-                .write_volatile((i << 12) | PRESENT | WRITABLE);
-        }
-        pd.write_volatile(pt | PRESENT | WRITABLE);
-        let top = top_of_ram.min(512 << 30);
-        let mut gib = 4u64;
-        while gib << 30 < top {
-            let e = pdpt.add(gib as usize);
-            if super::cpu::has_huge_pages() {
-                e.write_volatile((gib << 30) | PRESENT | WRITABLE | HUGE);
-            } else {
-                let f = frames.allocate_frame().ok_or(MapError::OutOfFrames)?;
-                for i in 0..512u64 {
-                    table(f)
-                        .add(i as usize)
-                        .write_volatile(((gib << 30) + (i << 21)) | PRESENT | WRITABLE | HUGE);
-                }
-                e.write_volatile(f | PRESENT | WRITABLE);
-            }
-            gib += 1;
-        }
-        asm!("mov cr3, {}", in(reg) root(), options(nostack));
+    let entry = |t: *mut u64, i: usize| t.wrapping_add(i);
+    // The boot tables are identity-mapped and only this CPU touches them;
+    // PML4[0] -> PDPT -> PD[0] covers 0..2 MiB.
+    // SAFETY: every `e` passed below is an entry of those tables.
+    let read = |e: *mut u64| unsafe { e.read_volatile() };
+    // SAFETY: as above.
+    let write = |e: *mut u64, v: u64| unsafe { e.write_volatile(v) };
+    let pdpt = table(read(pml4) & ADDR_MASK);
+    let pd = table(read(pdpt) & ADDR_MASK);
+    let pt = frames.allocate_frame().ok_or(MapError::OutOfFrames)?;
+    write(table(pt), 0);
+    for i in 1..512u64 {
+        write(entry(table(pt), i as usize), (i << 12) | PRESENT | WRITABLE);
     }
+    write(pd, pt | PRESENT | WRITABLE);
+    let top = top_of_ram.min(512 << 30);
+    let mut gib = 4u64;
+    while gib << 30 < top {
+        let e = entry(pdpt, gib as usize);
+        if super::cpu::has_huge_pages() {
+            write(e, (gib << 30) | PRESENT | WRITABLE | HUGE);
+        } else {
+            let f = frames.allocate_frame().ok_or(MapError::OutOfFrames)?;
+            for i in 0..512u64 {
+                write(
+                    entry(table(f), i as usize),
+                    ((gib << 30) + (i << 21)) | PRESENT | WRITABLE | HUGE,
+                );
+            }
+            write(e, f | PRESENT | WRITABLE);
+        }
+        gib += 1;
+    }
+    // SAFETY: reloading CR3 flushes the TLB; the tables stay valid.
+    unsafe { asm!("mov cr3, {}", in(reg) root(), options(nostack)) };
     Ok(())
 }
 

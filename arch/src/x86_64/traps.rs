@@ -108,7 +108,7 @@ pub struct Fault<'a> {
     pub sp: usize,
     /// the frame pointer at the fault (start of the backtrace)
     pub frame_pointer: usize,
-    /// the accessed address, for page faults
+    /// the accessed address, for page faults (and CR2 at a double fault)
     pub fault_addr: Option<usize>,
     /// whether the runtime may turn this fault into a wasm trap
     pub recoverable: bool,
@@ -299,7 +299,9 @@ unsafe extern "C" {
 extern "C" fn basalt_trap_dispatch(regs: &mut Registers) {
     let vector = regs.vector;
     let v = vector as usize;
-    let fault_addr = (vector == 14).then(|| {
+    // CR2 also tells why a double fault happened (a page fault that could
+    // not be delivered, typically a stack overflow into a guard page).
+    let fault_addr = (vector == 14 || vector == 8).then(|| {
         let cr2: usize;
         // SAFETY: reads a control register.
         unsafe { core::arch::asm!("mov {}, cr2", out(reg) cr2, options(nomem, nostack)) };
@@ -397,16 +399,18 @@ pub fn init() {
     });
     gdt.load();
     // SAFETY: the selectors index the GDT just loaded.
-    unsafe {
-        CS::set_reg(*code);
-        DS::set_reg(*data);
-        ES::set_reg(*data);
-        SS::set_reg(*data);
-        load_tss(*tss_sel);
-    }
+    unsafe { CS::set_reg(*code) };
+    // SAFETY: as above.
+    unsafe { DS::set_reg(*data) };
+    // SAFETY: as above.
+    unsafe { ES::set_reg(*data) };
+    // SAFETY: as above.
+    unsafe { SS::set_reg(*data) };
+    // SAFETY: as above; the TSS is 'static.
+    unsafe { load_tss(*tss_sel) };
     let idt = IDT.call_once(|| {
         // SAFETY: the table of stub addresses defined in the asm above.
-        let stubs = unsafe { &*(&raw const basalt_isr_table) };
+        let stubs = unsafe { &basalt_isr_table };
         core::array::from_fn(|v| {
             let addr = if v < 32 { stubs[v] } else { stubs[32] };
             let ist = match v {

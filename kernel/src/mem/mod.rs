@@ -76,11 +76,11 @@ pub unsafe fn map_zeroed(addr: usize, len: usize, access: Access) -> Result<(), 
         let va = addr + done;
         if paging::translate(va).is_some() {
             // SAFETY: caller's contract; the page is ours.
-            unsafe {
-                paging::protect(va, Access::DATA).map_err(MemError::Map)?;
-                core::ptr::write_bytes(va as *mut u8, 0, PAGE_SIZE);
-                paging::protect(va, access).map_err(MemError::Map)?;
-            }
+            unsafe { paging::protect(va, Access::DATA) }.map_err(MemError::Map)?;
+            // SAFETY: now mapped writable, and ours (caller's contract).
+            unsafe { core::ptr::write_bytes(va as *mut u8, 0, PAGE_SIZE) };
+            // SAFETY: as above.
+            unsafe { paging::protect(va, access) }.map_err(MemError::Map)?;
             done += PAGE_SIZE;
             continue;
         }
@@ -103,9 +103,7 @@ pub unsafe fn map_zeroed(addr: usize, len: usize, access: Access) -> Result<(), 
         };
         if let Err(e) = result {
             // SAFETY: the pages we just mapped, unreferenced.
-            unsafe {
-                paging::unmap_range(addr, addr + done, &mut |f| fa.free(f));
-            }
+            unsafe { paging::unmap_range(addr, addr + done, &mut |f| free_frame(fa, f)) };
             return Err(e);
         }
         done += PAGE_SIZE;
@@ -121,8 +119,8 @@ pub unsafe fn unmap(addr: usize, len: usize) -> Result<(), MemError> {
     check_range(addr, len)?;
     let mut guard = FRAMES.lock();
     let fa = guard.as_mut().ok_or(MemError::OutOfMemory)?;
-    // SAFETY: caller's contract; freed frames are no longer mapped.
-    unsafe { paging::unmap_range(addr, addr + len, &mut |f| fa.free(f)) };
+    // SAFETY: caller's contract.
+    unsafe { paging::unmap_range(addr, addr + len, &mut |f| free_frame(fa, f)) };
     Ok(())
 }
 
@@ -140,12 +138,19 @@ pub unsafe fn protect(addr: usize, len: usize, access: Access) -> Result<(), Mem
     Ok(())
 }
 
+/// Gives back a frame `paging::unmap_range` just unmapped.
+fn free_frame(fa: &mut FrameAllocator, frame: u64) {
+    // SAFETY: `unmap_range` reports only frames it removed from the page
+    // tables (data pages and emptied tables), which nothing references.
+    unsafe { fa.free(frame) }
+}
+
 fn check_range(addr: usize, len: usize) -> Result<(), MemError> {
     let end = addr.checked_add(len).ok_or(MemError::BadRange)?;
     if addr < paging::DYNAMIC_BASE
         || end > paging::DYNAMIC_END
-        || addr % PAGE_SIZE != 0
-        || len % PAGE_SIZE != 0
+        || !addr.is_multiple_of(PAGE_SIZE)
+        || !len.is_multiple_of(PAGE_SIZE)
     {
         return Err(MemError::BadRange);
     }
