@@ -97,7 +97,10 @@ pub fn backtrace(w: &mut EmergencyLog, pc: usize, mut fp: usize) {
         let _ = writeln!(w);
     }
     if repeats > 0 {
-        let _ = writeln!(w, "      (previous frame repeated {repeats} more times, walk stopped)");
+        let _ = writeln!(
+            w,
+            "      (previous frame repeated {repeats} more times, walk stopped)"
+        );
     }
     if crate::syms::lookup(pc).is_none() {
         let _ = writeln!(

@@ -50,11 +50,6 @@ fn initrd(info: &BootInfo) -> Option<&'static [u8]> {
 
 /// Loads and runs the program; never returns (every path ends in a marker).
 pub fn main(info: &BootInfo) -> ! {
-    for word in info.cmdline.split(|c| *c == b' ') {
-        if let Some(kind) = word.strip_prefix(b"basalt.crash=") {
-            crate::fault::crash_test(kind);
-        }
-    }
     let freq = crate::time::init();
     stamp("clocks ready");
     let seed = match crate::entropy::init() {
@@ -91,6 +86,12 @@ fn load_and_run(info: &BootInfo) -> Result<Outcome, String> {
     let manifest = Manifest::parse(manifest_text).map_err(|e| format!("{e}"))?;
     if let Some(syms) = bundle.get("kernel.syms") {
         crate::syms::install(syms);
+    }
+    // Fault-report tests: `basalt.crash=KIND` on the kernel command line.
+    for word in info.cmdline.split(|c| *c == b' ') {
+        if let Some(kind) = word.strip_prefix(b"basalt.crash=") {
+            crate::fault::crash_test(kind);
+        }
     }
     if manifest.verbose {
         VERBOSE.store(true, Ordering::Relaxed);

@@ -27,9 +27,11 @@ fn hex(s: &[u8]) -> Option<usize> {
     Some(v)
 }
 
-/// The function containing `addr` and the offset into it.
+/// The function containing `addr` and the offset into it. A symbol of size
+/// zero (an assembly label) extends to the next symbol.
 pub fn lookup(addr: usize) -> Option<(&'static str, usize)> {
     let text = *SYMS.get()?;
+    let mut label: Option<(usize, &'static [u8])> = None;
     for line in text.split(|c| *c == b'\n') {
         let mut parts = line.splitn(3, |c| *c == b' ');
         let (Some(a), Some(s), Some(name)) = (parts.next(), parts.next(), parts.next()) else {
@@ -41,10 +43,18 @@ pub fn lookup(addr: usize) -> Option<(&'static str, usize)> {
         if start > addr {
             break;
         }
-        if addr < start + size.max(1) {
-            let name = core::str::from_utf8(name.strip_suffix(b"\r").unwrap_or(name)).ok()?;
-            return Some((name, addr - start));
+        if size == 0 {
+            label = Some((start, name));
+        } else if addr < start + size {
+            return Some((symbol_name(name)?, addr - start));
+        } else {
+            label = None;
         }
     }
-    None
+    let (start, name) = label?;
+    Some((symbol_name(name)?, addr - start))
+}
+
+fn symbol_name(name: &'static [u8]) -> Option<&'static str> {
+    core::str::from_utf8(name.strip_suffix(b"\r").unwrap_or(name)).ok()
 }

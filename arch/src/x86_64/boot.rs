@@ -220,8 +220,7 @@ unsafe fn parse_start_info(paddr: u64) -> BootInfo {
         }
         // SAFETY: the loader's command line stays in low memory the kernel
         // never hands out (frames are allocated above 1 MiB and outside it).
-        info.cmdline =
-            unsafe { core::slice::from_raw_parts(si.cmdline_paddr as *const u8, len) };
+        info.cmdline = unsafe { core::slice::from_raw_parts(si.cmdline_paddr as *const u8, len) };
     }
     if si.nr_modules > 0 && si.modlist_paddr != 0 {
         // SAFETY: the first hvm_modlist_entry.
