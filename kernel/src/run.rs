@@ -1,14 +1,13 @@
 //! Loading the bundle and running its program.
 
-use alloc::format;
-use alloc::string::String;
 use alloc::vec::Vec;
+use core::fmt;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use basalt_arch::BootInfo;
 use basalt_runtime::{Arch, Config, Engine, Module, Target};
 
-use crate::bundle::{Bundle, Manifest};
+use crate::bundle::{Bundle, BundleError, Manifest};
 use crate::exit::{Status, finish};
 use crate::mem::platform::KERNEL_PLATFORM;
 use basalt_wasi::{Outcome, WasiCtx};
@@ -79,11 +78,43 @@ pub fn main(info: &BootInfo) -> ! {
     }
 }
 
-fn load_and_run(info: &BootInfo) -> Result<Outcome, String> {
-    let data = initrd(info).ok_or_else(|| format!("{}", crate::bundle::BundleError::Missing))?;
-    let bundle = Bundle::parse(data).map_err(|e| format!("{e}"))?;
-    let manifest_text = bundle.require("manifest").map_err(|e| format!("{e}"))?;
-    let manifest = Manifest::parse(manifest_text).map_err(|e| format!("{e}"))?;
+/// Why the program could not be loaded.
+#[derive(Debug)]
+pub enum LoadError {
+    /// the bundle or its manifest is unusable
+    Bundle(BundleError),
+    /// the CPU lacks what generated code needs
+    Cpu(basalt_runtime::Error),
+    /// the precompiled artifact does not fit this module or machine
+    Artifact(basalt_runtime::Error),
+    /// the module is invalid or could not be compiled
+    Module(basalt_runtime::Error),
+}
+
+impl From<BundleError> for LoadError {
+    fn from(e: BundleError) -> Self {
+        LoadError::Bundle(e)
+    }
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LoadError::Bundle(e) => write!(f, "{e}"),
+            LoadError::Cpu(e) => write!(f, "this CPU cannot run Basalt's generated code: {e}"),
+            LoadError::Artifact(e) => write!(
+                f,
+                "{e} (rebuild the bundle with this kernel's basalt CLI, or pass --jit)"
+            ),
+            LoadError::Module(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+fn load_and_run(info: &BootInfo) -> Result<Outcome, LoadError> {
+    let data = initrd(info).ok_or(BundleError::Missing)?;
+    let bundle = Bundle::parse(data)?;
+    let manifest = Manifest::parse(bundle.require("manifest")?)?;
     if let Some(syms) = bundle.get("kernel.syms") {
         crate::syms::install(syms);
     }
@@ -107,11 +138,9 @@ fn load_and_run(info: &BootInfo) -> Result<Outcome, String> {
             kprintln!("bundle: {} ({} bytes)", e.path, e.data.len());
         }
     }
-    let wasm = bundle
-        .require(&manifest.module)
-        .map_err(|e| format!("{e}"))?;
+    let wasm = bundle.require(&manifest.module)?;
     let features: Vec<&'static str> = basalt_arch::cpu::codegen_features().collect();
-    let target = Target::new(Arch::native(), &features).map_err(|e| format!("{e}"))?;
+    let target = Target::new(Arch::native(), &features).map_err(LoadError::Cpu)?;
     kprintln!("code generation target: {target}");
     let engine = Engine::new(Config {
         target,
@@ -119,18 +148,19 @@ fn load_and_run(info: &BootInfo) -> Result<Outcome, String> {
         max_wasm_stack: MAX_WASM_STACK,
         max_memory_bytes: MAX_MEMORY_BYTES,
     })
-    .map_err(|e| format!("this CPU cannot run Basalt's generated code: {e}"))?;
+    .map_err(LoadError::Cpu)?;
     let artifact = match (&manifest.artifact, manifest.jit) {
-        (Some(path), false) => Some(bundle.require(path).map_err(|e| format!("{e}"))?),
+        (Some(path), false) => Some(bundle.require(path)?),
         _ => None,
     };
     let module = match artifact {
-        Some(a) => Module::from_artifact(&engine, wasm, a).map_err(|e| {
-            format!("{e} (rebuild the bundle with this kernel's basalt CLI, or pass --jit)")
+        Some(a) => Module::from_artifact(&engine, wasm, a).map_err(|e| match e {
+            basalt_runtime::Error::Artifact(_) => LoadError::Artifact(e),
+            other => LoadError::Module(other),
         })?,
         None => {
             stamp("compiling module in the guest");
-            Module::new(&engine, wasm).map_err(|e| format!("{e}"))?
+            Module::new(&engine, wasm).map_err(LoadError::Module)?
         }
     };
     stamp(if artifact.is_some() {
