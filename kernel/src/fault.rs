@@ -176,7 +176,8 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
 
 /// Deliberately crashes the kernel in the way `kind` names, so tests can
 /// check fault reports: `null` (page fault in page 0), `ud` (invalid
-/// opcode), `panic`, `stack` (kernel stack overflow into the guard page).
+/// opcode), `wx` (store into kernel text, which is read-only), `panic`,
+/// `stack` (kernel stack overflow into the guard page).
 /// Unknown kinds are ignored.
 pub fn crash_test(kind: &[u8]) {
     match kind {
@@ -186,6 +187,12 @@ pub fn crash_test(kind: &[u8]) {
             core::hint::black_box(v);
         }
         b"ud" => basalt_arch::cpu::invalid_instruction(),
+        b"wx" => {
+            let text = crash_test as *const () as *mut u8;
+            // SAFETY: none: kernel text is mapped read-only, so this store
+            // faults on purpose.
+            unsafe { core::ptr::write_volatile(text, 0xcc) };
+        }
         b"panic" => panic!("crash test requested on the kernel command line"),
         b"stack" => {
             core::hint::black_box(recurse(0));

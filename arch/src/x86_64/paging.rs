@@ -221,9 +221,18 @@ pub fn translate(virt: usize) -> Option<u64> {
     None
 }
 
-/// Turns the boot stub's tables into the kernel's: unmaps page 0 (so null
-/// pointers fault), and extends the identity map up to `top_of_ram`
-/// (at most 512 GiB) with 1 GiB or 2 MiB pages.
+unsafe extern "C" {
+    static __text_start: u8;
+    static __text_end: u8;
+    static __rodata_end: u8;
+    static __kernel_end: u8;
+}
+
+/// Turns the boot stub's tables into the kernel's: page 0 unmapped (so
+/// null pointers fault), the kernel image mapped W^X with 4 KiB pages
+/// (text read-execute, read-only data read-only, the rest read-write and
+/// not executable), all other memory not executable, and the identity map
+/// extended up to `top_of_ram` (at most 512 GiB) with 1 GiB or 2 MiB pages.
 ///
 /// # Safety
 /// Called once, early, while only the boot tables exist and nothing lives
@@ -232,34 +241,64 @@ pub unsafe fn finish_boot_tables(
     top_of_ram: u64,
     frames: &mut dyn FrameSource,
 ) -> Result<(), MapError> {
+    let text = ((&raw const __text_start) as u64)..((&raw const __text_end) as u64);
+    let rodata = text.end..((&raw const __rodata_end) as u64);
+    let image_end = (&raw const __kernel_end) as u64;
+    let nx = if super::cpu::has_no_execute() {
+        NO_EXECUTE
+    } else {
+        0
+    };
     let pml4 = table(root());
     let entry = |t: *mut u64, i: usize| t.wrapping_add(i);
     // The boot tables are identity-mapped and only this CPU touches them;
-    // PML4[0] -> PDPT -> PD[0] covers 0..2 MiB.
-    // SAFETY: every `e` passed below is an entry of those tables.
+    // PML4[0] -> PDPT -> PD[0..4] map 0..4 GiB with 2 MiB pages.
+    // SAFETY: every `e` passed below is an entry of those tables or of a
+    // fresh frame from `frames`.
     let read = |e: *mut u64| unsafe { e.read_volatile() };
     // SAFETY: as above.
     let write = |e: *mut u64, v: u64| unsafe { e.write_volatile(v) };
     let pdpt = table(read(pml4) & ADDR_MASK);
-    let pd = table(read(pdpt) & ADDR_MASK);
-    let pt = frames.allocate_frame().ok_or(MapError::OutOfFrames)?;
-    write(table(pt), 0);
-    for i in 1..512u64 {
-        write(entry(table(pt), i as usize), (i << 12) | PRESENT | WRITABLE);
+    // 2 MiB pages covering page 0 and the image become 4 KiB pages.
+    let small_pages = image_end.div_ceil(2 << 20);
+    for gib in 0..4usize {
+        let pd = table(read(entry(pdpt, gib)) & ADDR_MASK);
+        for i in 0..512usize {
+            let base = ((gib as u64) << 30) + ((i as u64) << 21);
+            let e = entry(pd, i);
+            if base >= small_pages << 21 {
+                write(e, read(e) | nx);
+                continue;
+            }
+            let pt = frames.allocate_frame().ok_or(MapError::OutOfFrames)?;
+            for j in 0..512u64 {
+                let phys = base + (j << 12);
+                let bits = if phys == 0 {
+                    0
+                } else if text.contains(&phys) {
+                    PRESENT
+                } else if rodata.contains(&phys) {
+                    PRESENT | nx
+                } else {
+                    PRESENT | WRITABLE | nx
+                };
+                write(entry(table(pt), j as usize), phys | bits);
+            }
+            write(e, pt | PRESENT | WRITABLE);
+        }
     }
-    write(pd, pt | PRESENT | WRITABLE);
     let top = top_of_ram.min(512 << 30);
     let mut gib = 4u64;
     while gib << 30 < top {
         let e = entry(pdpt, gib as usize);
         if super::cpu::has_huge_pages() {
-            write(e, (gib << 30) | PRESENT | WRITABLE | HUGE);
+            write(e, (gib << 30) | PRESENT | WRITABLE | HUGE | nx);
         } else {
             let f = frames.allocate_frame().ok_or(MapError::OutOfFrames)?;
             for i in 0..512u64 {
                 write(
                     entry(table(f), i as usize),
-                    ((gib << 30) + (i << 21)) | PRESENT | WRITABLE | HUGE,
+                    ((gib << 30) + (i << 21)) | PRESENT | WRITABLE | HUGE | nx,
                 );
             }
             write(e, f | PRESENT | WRITABLE);
