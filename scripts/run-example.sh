@@ -9,5 +9,5 @@ name=${1:-hello}
 shift || true
 (cd examples && cargo build --quiet --release --target wasm32-wasip1 --target-dir ../target/examples)
 # shellcheck disable=SC2086
-exec cargo run --quiet --release -p basalt -- run ${BASALT_RUN_FLAGS:-} \
+exec cargo run --quiet -p basalt -- run ${BASALT_RUN_FLAGS:-} \
   "target/examples/wasm32-wasip1/release/${name}.wasm" "$@"
