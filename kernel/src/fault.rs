@@ -20,7 +20,17 @@ pub fn init() {
     basalt_arch::traps::init();
 }
 
+fn in_kernel_text(pc: usize) -> bool {
+    let (start, end) = basalt_arch::boot::kernel_text();
+    (start..end).contains(&pc)
+}
+
 fn fault_hook(f: &Fault<'_>) -> Option<Resume> {
+    // Kernel code is never a trap site; deciding that here also keeps the
+    // runtime's code-map lock out of faults the kernel takes while holding it.
+    if in_kernel_text(f.pc) {
+        return None;
+    }
     basalt_runtime::handle_fault(f.pc, f.fault_addr).map(|r| Resume { pc: r.pc, sp: r.sp })
 }
 
@@ -47,6 +57,8 @@ fn in_guard(addr: usize) -> bool {
 fn describe(w: &mut EmergencyLog, pc: usize) {
     if let Some((name, off)) = crate::syms::lookup(pc) {
         let _ = write!(w, " {name}+{off:#x}");
+    } else if in_kernel_text(pc) {
+        // no symbol table
     } else if let Some(code) = basalt_runtime::vm::enter::code_at(pc) {
         match code.function_at(pc) {
             Some(f) => {

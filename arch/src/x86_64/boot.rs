@@ -131,8 +131,18 @@ unsafe extern "Rust" {
 unsafe extern "C" {
     static __kernel_start: u8;
     static __kernel_end: u8;
+    static __text_start: u8;
+    static __text_end: u8;
     static basalt_boot_stack_bottom: u8;
     static basalt_boot_stack_top: u8;
+}
+
+/// The kernel's code, `[start, end)`: a fault there is never a wasm trap.
+pub fn kernel_text() -> (usize, usize) {
+    (
+        (&raw const __text_start) as usize,
+        (&raw const __text_end) as usize,
+    )
 }
 
 /// The boot stack's address range `[bottom, top)`.
