@@ -57,11 +57,16 @@ pub fn main(info: &BootInfo) -> ! {
     };
     let (used, total) = crate::mem::frame_stats();
     kprintln!(
-        "memory: {} MiB usable, {} KiB used; cycle counter {} MHz ({:?}); entropy from {:?}",
+        "memory: {} MiB usable, {} KiB used; cycle counter {} MHz ({:?}); sleeps {}; entropy from {:?}",
         total * 4 / 1024,
         used * 4,
         crate::time::frequency() / 1_000_000,
         freq,
+        if crate::time::sleeps_halt() {
+            "halt"
+        } else {
+            "spin"
+        },
         seed
     );
     match load_and_run(info) {

@@ -1,7 +1,7 @@
 //! Time: the cycle counter as the monotonic clock, the RTC for the wall
 //! clock at boot.
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use basalt_arch::cpu;
 use basalt_drivers::WallClock;
@@ -9,6 +9,12 @@ use basalt_drivers::WallClock;
 static BOOT_CYCLES: AtomicU64 = AtomicU64::new(0);
 static HZ: AtomicU64 = AtomicU64::new(1_000_000_000);
 static BOOT_UNIX_NS: AtomicU64 = AtomicU64::new(0);
+static TIMER: AtomicBool = AtomicBool::new(false);
+
+/// Whether sleeps halt the CPU (a deadline timer exists) or spin.
+pub fn sleeps_halt() -> bool {
+    TIMER.load(Ordering::Relaxed)
+}
 
 /// Where the counter frequency came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +42,7 @@ pub fn init() -> FrequencySource {
         },
     };
     HZ.store(hz.max(1), Ordering::Relaxed);
+    TIMER.store(cpu::init_timer(hz), Ordering::Relaxed);
     let unix = basalt_drivers::cmos_rtc::CmosRtc
         .unix_seconds()
         .unwrap_or(0);
@@ -89,9 +96,10 @@ pub fn resolution_ns() -> u64 {
     (1_000_000_000 / frequency()).max(1)
 }
 
-/// Busy-waits until the monotonic clock reaches `deadline` ns.
+/// Waits (halted where the CPU has a deadline timer) until the monotonic
+/// clock reaches `deadline` ns.
 pub fn sleep_until(deadline: u64) {
-    while monotonic_ns() < deadline {
-        cpu::spin_hint();
-    }
+    let cycles = (u128::from(deadline) * u128::from(frequency()) / 1_000_000_000) as u64;
+    let target = BOOT_CYCLES.load(Ordering::Relaxed).saturating_add(cycles);
+    cpu::wait_until_cycles(target);
 }

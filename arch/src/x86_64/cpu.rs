@@ -2,7 +2,7 @@
 //! generator, the time-stamp counter, the hardware random number generator.
 
 use core::arch::x86_64::{__cpuid, __cpuid_count, _rdtsc};
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use x86_64::registers::control::{Cr0, Cr0Flags, Cr4, Cr4Flags};
 use x86_64::registers::model_specific::{Efer, EferFlags};
@@ -238,4 +238,124 @@ pub fn halt_forever() -> ! {
 pub fn invalid_instruction() {
     // SAFETY: `ud2` only raises #UD, which the kernel reports.
     unsafe { core::arch::asm!("ud2", options(nomem, nostack)) };
+}
+
+/// The interrupt vector of the local APIC timer.
+pub const TIMER_VECTOR: u8 = 0x40;
+/// The local APIC's spurious-interrupt vector.
+pub const SPURIOUS_VECTOR: u8 = 0xff;
+
+static TIMER_READY: AtomicBool = AtomicBool::new(false);
+/// Local APIC timer ticks per millisecond (divide-by-1).
+static APIC_TICKS_PER_MS: AtomicU64 = AtomicU64::new(0);
+/// Cycle-counter ticks per millisecond.
+static CYCLES_PER_MS: AtomicU64 = AtomicU64::new(0);
+/// Where the local APIC's registers are mapped.
+static APIC_MMIO: AtomicU64 = AtomicU64::new(0);
+
+unsafe extern "C" {
+    /// Address of the local APIC's end-of-interrupt register, read by the
+    /// timer's interrupt stub (see `traps.rs`).
+    static mut basalt_apic_eoi: u64;
+}
+
+const APIC_SVR: usize = 0xf0;
+const APIC_EOI: usize = 0xb0;
+const APIC_LVT_TIMER: usize = 0x320;
+const APIC_TIMER_INITIAL: usize = 0x380;
+const APIC_TIMER_CURRENT: usize = 0x390;
+const APIC_TIMER_DIVIDE: usize = 0x3e0;
+const LVT_MASKED: u32 = 1 << 16;
+
+fn apic_write(off: usize, value: u32) {
+    let reg = (APIC_MMIO.load(Ordering::Relaxed) as usize + off) as *mut u32;
+    // SAFETY: the xAPIC register window (set up by `init_timer`) is
+    // identity-mapped device memory; `off` is one of its registers.
+    unsafe { reg.write_volatile(value) };
+}
+
+fn apic_read(off: usize) -> u32 {
+    let reg = (APIC_MMIO.load(Ordering::Relaxed) as usize + off) as *const u32;
+    // SAFETY: as in `apic_write`.
+    unsafe { reg.read_volatile() }
+}
+
+/// Sets up the local APIC timer (one-shot, calibrated against the cycle
+/// counter running at `cycles_hz`) so [`wait_until_cycles`] can halt
+/// instead of spinning, and masks the legacy PICs. Returns whether the
+/// timer is available.
+pub fn init_timer(cycles_hz: u64) -> bool {
+    if cpuid(1).edx & (1 << 9) == 0 || cycles_hz < 1000 {
+        return false;
+    }
+    let apic_msr = x86_64::registers::model_specific::Msr::new(0x1b);
+    // SAFETY: IA32_APIC_BASE exists on every CPU with a local APIC.
+    let base = unsafe { apic_msr.read() };
+    if base & (1 << 10) != 0 {
+        // x2APIC mode: no MMIO window; keep spinning.
+        return false;
+    }
+    if base & (1 << 11) == 0 {
+        let mut m = apic_msr;
+        // SAFETY: enabling the local APIC at its current base.
+        unsafe { m.write(base | (1 << 11)) };
+    }
+    let mmio = base & 0x000f_ffff_ffff_f000;
+    APIC_MMIO.store(mmio, Ordering::Relaxed);
+    apic_write(APIC_SVR, 0x100 | u32::from(SPURIOUS_VECTOR));
+    apic_write(APIC_TIMER_DIVIDE, 0b1011); // divide by 1
+    apic_write(APIC_LVT_TIMER, LVT_MASKED | u32::from(TIMER_VECTOR));
+    // Calibrate: count down for 2 ms of cycle-counter time.
+    let per_ms = cycles_hz / 1000;
+    apic_write(APIC_TIMER_INITIAL, u32::MAX);
+    let start = cycles();
+    while cycles() - start < 2 * per_ms {
+        spin_hint();
+    }
+    let elapsed = u64::from(u32::MAX - apic_read(APIC_TIMER_CURRENT));
+    apic_write(APIC_TIMER_INITIAL, 0);
+    if elapsed < 2 {
+        return false;
+    }
+    APIC_TICKS_PER_MS.store(elapsed / 2, Ordering::Relaxed);
+    CYCLES_PER_MS.store(per_ms, Ordering::Relaxed);
+    // SAFETY: written once here, before interrupts are ever enabled; the
+    // interrupt stub only reads it.
+    unsafe { basalt_apic_eoi = mmio + APIC_EOI as u64 };
+    for port in [0x21u16, 0xa1] {
+        let mut p: x86_64::instructions::port::Port<u8> =
+            x86_64::instructions::port::Port::new(port);
+        // SAFETY: masking every line of the legacy PICs.
+        unsafe { p.write(0xff) };
+    }
+    apic_write(APIC_LVT_TIMER, u32::from(TIMER_VECTOR)); // one-shot, unmasked
+    TIMER_READY.store(true, Ordering::SeqCst);
+    true
+}
+
+/// Waits until the cycle counter reaches `deadline`: halted, woken by the
+/// APIC timer, when [`init_timer`] succeeded, else spinning.
+pub fn wait_until_cycles(deadline: u64) {
+    if !TIMER_READY.load(Ordering::Relaxed) {
+        while cycles() < deadline {
+            spin_hint();
+        }
+        return;
+    }
+    let ticks = APIC_TICKS_PER_MS.load(Ordering::Relaxed);
+    let per_ms = CYCLES_PER_MS.load(Ordering::Relaxed).max(1);
+    loop {
+        let now = cycles();
+        if now >= deadline {
+            break;
+        }
+        let count = (u128::from(deadline - now) * u128::from(ticks) / u128::from(per_ms))
+            .clamp(1, u128::from(u32::MAX)) as u32;
+        apic_write(APIC_TIMER_INITIAL, count);
+        // SAFETY: interrupts are enabled only across `hlt` (the `sti`
+        // shadow means the wake-up cannot be lost); the only unmasked
+        // source is the APIC timer, whose stub just signals EOI.
+        unsafe { core::arch::asm!("sti", "hlt", "cli", options(nomem, nostack)) };
+    }
+    apic_write(APIC_TIMER_INITIAL, 0);
 }

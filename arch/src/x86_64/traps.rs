@@ -236,6 +236,18 @@ core::arch::global_asm!(
     // Anything above the exceptions (interrupts stay masked; this only
     // catches a stray one) reports as vector 255.
     "basalt_isr_noerr 255",
+    // The APIC timer only wakes a halted CPU: signal end of interrupt.
+    ".p2align 4",
+    "basalt_isr_timer:",
+    "push rax",
+    "mov rax, [rip + basalt_apic_eoi]",
+    "mov dword ptr [rax], 0",
+    "pop rax",
+    "iretq",
+    // Spurious APIC interrupts need no EOI.
+    ".p2align 4",
+    "basalt_isr_spurious:",
+    "iretq",
     ".p2align 4",
     "basalt_isr_common:",
     "push r15",
@@ -286,12 +298,17 @@ core::arch::global_asm!(
     ".quad basalt_isr_20, basalt_isr_21, basalt_isr_22, basalt_isr_23",
     ".quad basalt_isr_24, basalt_isr_25, basalt_isr_26, basalt_isr_27",
     ".quad basalt_isr_28, basalt_isr_29, basalt_isr_30, basalt_isr_31",
-    ".quad basalt_isr_255",
+    ".quad basalt_isr_255, basalt_isr_timer, basalt_isr_spurious",
+    ".popsection",
+    ".pushsection .data.basalt_apic, \"aw\"",
+    ".p2align 3",
+    ".globl basalt_apic_eoi",
+    "basalt_apic_eoi: .quad 0",
     ".popsection",
 );
 
 unsafe extern "C" {
-    static basalt_isr_table: [u64; 33];
+    static basalt_isr_table: [u64; 35];
 }
 
 /// The common Rust half of every exception.
@@ -412,7 +429,12 @@ pub fn init() {
         // SAFETY: the table of stub addresses defined in the asm above.
         let stubs = unsafe { &basalt_isr_table };
         core::array::from_fn(|v| {
-            let addr = if v < 32 { stubs[v] } else { stubs[32] };
+            let addr = match v {
+                0..32 => stubs[v],
+                _ if v == usize::from(super::cpu::TIMER_VECTOR) => stubs[33],
+                _ if v == usize::from(super::cpu::SPURIOUS_VECTOR) => stubs[34],
+                _ => stubs[32],
+            };
             let ist = match v {
                 8 => IST_DOUBLE_FAULT,
                 2 | 18 => IST_NMI,
