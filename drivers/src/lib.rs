@@ -5,14 +5,18 @@
 //! `unsafe` code here.
 
 #![no_std]
+#![deny(unsafe_code)]
 
 #[cfg(target_arch = "x86_64")]
 pub mod cmos_rtc;
 #[cfg(target_arch = "x86_64")]
 pub mod debug_exit;
 #[cfg(target_arch = "x86_64")]
+pub mod i8042;
+#[cfg(target_arch = "x86_64")]
 pub mod pit;
 #[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
 mod portio;
 #[cfg(target_arch = "x86_64")]
 pub mod uart;

@@ -46,7 +46,10 @@ pub fn finish(status: Status, detail: core::fmt::Arguments<'_>) -> ! {
     let _ = line.write_fmt(detail);
     let _ = line.0.write_str("\n");
     basalt_drivers::debug_exit::exit(status.debug_exit_value());
-    // No debug-exit device: stop here; the host sees the marker.
+    // No debug-exit device: a controller reset ends the VM under QEMU's
+    // `-no-reboot` and on Firecracker; failing that, stop here (the host
+    // has the marker).
+    basalt_drivers::i8042::reset();
     basalt_arch::cpu::halt_forever()
 }
 
