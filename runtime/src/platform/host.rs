@@ -161,7 +161,11 @@ extern "C" fn signal_handler(
 ) {
     // SAFETY: the kernel passes a valid siginfo and ucontext to an SA_SIGINFO handler.
     let (pc, fault_addr) = unsafe { (context_pc(ucontext), (*info).si_addr() as usize) };
-    if let Some(resume) = crate::handle_fault(pc, Some(fault_addr)) {
+    // Only memory faults have a data address; for SIGILL/SIGFPE `si_addr` is
+    // the faulting instruction, which must not be checked against the
+    // linear memory reservations.
+    let fault_addr = matches!(sig, libc::SIGSEGV | libc::SIGBUS).then_some(fault_addr);
+    if let Some(resume) = crate::handle_fault(pc, fault_addr) {
         // SAFETY: redirects the interrupted context to the trap landing pad on the
         // stack saved at wasm entry, which `handle_fault` vouched for.
         unsafe { set_context_pc_sp(ucontext, resume.pc, resume.sp) };
