@@ -692,11 +692,6 @@ impl StoreOpaque {
             vmctx.write_u32(offsets.type_id(i as u32), *t);
         }
         let code_base = module.0.code.base();
-        for (i, t) in module.0.type_ids.iter().enumerate() {
-            self.trampolines
-                .entry(*t)
-                .or_insert(code_base + module.0.compiled.array_trampolines[i] as usize);
-        }
 
         // Imports.
         let mut func_index = 0u32;
@@ -867,6 +862,13 @@ impl StoreOpaque {
             }
         }
         self.instances.push(inst);
+        // Only now does the store keep the module (and its code) alive, so
+        // only now may its trampolines serve calls of these types.
+        for (i, t) in module.0.type_ids.iter().enumerate() {
+            self.trampolines
+                .entry(*t)
+                .or_insert(code_base + module.0.compiled.array_trampolines[i] as usize);
+        }
         for (table, at, items) in actions {
             let t = &mut self.tables[self.instances[id].tables[table as usize]];
             let end = at.checked_add(items.len() as u64);
