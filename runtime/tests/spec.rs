@@ -22,60 +22,222 @@ use wast::{QuoteWat, Wast, WastArg, WastDirective, WastExecute, WastInvoke, Wast
 /// Files of the 1.0/2.0 groups that do not pass yet, with the reason.
 /// A file listed here that starts passing is reported so it can be removed.
 const KNOWN_FAILING: &[(&str, &str)] = &[
-    ("address0.wast", "the script uses multi-memory (Wasm 3.0), which Basalt does not enable"),
-    ("address1.wast", "the script uses multi-memory (Wasm 3.0), which Basalt does not enable"),
-    ("align0.wast", "the script uses multi-memory (Wasm 3.0), which Basalt does not enable"),
-    ("binary0.wast", "the script uses multi-memory (Wasm 3.0), which Basalt does not enable"),
-    ("br_table.wast", "the script uses typed function references (Wasm 3.0), which Basalt does not enable"),
-    ("data.wast", "the script uses global.get of defined globals in constant expressions (Wasm 3.0), extended constant expressions (Wasm 3.0), which Basalt does not enable"),
-    ("data0.wast", "the script uses multi-memory (Wasm 3.0), which Basalt does not enable"),
-    ("data1.wast", "the script uses multi-memory (Wasm 3.0), which Basalt does not enable"),
-    ("data_drop0.wast", "the script uses multi-memory (Wasm 3.0), which Basalt does not enable"),
-    ("elem.wast", "the script uses typed function references (Wasm 3.0), global.get of defined globals in constant expressions (Wasm 3.0), which Basalt does not enable"),
-    ("exports0.wast", "the script uses multi-memory (Wasm 3.0), which Basalt does not enable"),
-    ("float_exprs0.wast", "the script uses multi-memory (Wasm 3.0), which Basalt does not enable"),
-    ("float_exprs1.wast", "the script uses multi-memory (Wasm 3.0), which Basalt does not enable"),
-    ("float_memory0.wast", "the script uses multi-memory (Wasm 3.0), which Basalt does not enable"),
-    ("global.wast", "the script uses extended constant expressions (Wasm 3.0), which Basalt does not enable"),
-    ("imports.wast", "the script uses exception handling tags (Wasm 3.0), which Basalt does not enable"),
-    ("imports0.wast", "the script uses multi-memory (Wasm 3.0), which Basalt does not enable"),
-    ("imports1.wast", "the script uses multi-memory (Wasm 3.0), which Basalt does not enable"),
-    ("imports2.wast", "the script uses multi-memory (Wasm 3.0), which Basalt does not enable"),
-    ("imports3.wast", "the script uses multi-memory (Wasm 3.0), which Basalt does not enable"),
-    ("imports4.wast", "the script uses multi-memory (Wasm 3.0), which Basalt does not enable"),
-    ("instance.wast", "the script uses multi-memory (Wasm 3.0), table initializer expressions (Wasm 3.0), which Basalt does not enable"),
-    ("linking.wast", "the script uses typed function references (Wasm 3.0), which Basalt does not enable"),
-    ("linking0.wast", "the script uses multi-memory (Wasm 3.0), which Basalt does not enable"),
-    ("linking1.wast", "the script uses multi-memory (Wasm 3.0), which Basalt does not enable"),
-    ("linking2.wast", "the script uses multi-memory (Wasm 3.0), which Basalt does not enable"),
-    ("linking3.wast", "the script uses multi-memory (Wasm 3.0), which Basalt does not enable"),
-    ("load0.wast", "the script uses multi-memory (Wasm 3.0), which Basalt does not enable"),
-    ("load1.wast", "the script uses multi-memory (Wasm 3.0), which Basalt does not enable"),
-    ("load2.wast", "the script uses multi-memory (Wasm 3.0), which Basalt does not enable"),
-    ("memory_copy0.wast", "the script uses multi-memory (Wasm 3.0), which Basalt does not enable"),
-    ("memory_copy1.wast", "the script uses multi-memory (Wasm 3.0), which Basalt does not enable"),
-    ("memory_fill0.wast", "the script uses multi-memory (Wasm 3.0), which Basalt does not enable"),
-    ("memory_grow.wast", "the script uses multi-memory (Wasm 3.0), which Basalt does not enable"),
-    ("memory_init0.wast", "the script uses multi-memory (Wasm 3.0), which Basalt does not enable"),
-    ("memory_size0.wast", "the script uses multi-memory (Wasm 3.0), which Basalt does not enable"),
-    ("memory_size1.wast", "the script uses multi-memory (Wasm 3.0), which Basalt does not enable"),
-    ("memory_size2.wast", "the script uses multi-memory (Wasm 3.0), which Basalt does not enable"),
-    ("memory_size_import.wast", "the script uses multi-memory (Wasm 3.0), which Basalt does not enable"),
-    ("memory_trap0.wast", "the script uses multi-memory (Wasm 3.0), which Basalt does not enable"),
-    ("memory_trap1.wast", "the script uses multi-memory (Wasm 3.0), which Basalt does not enable"),
-    ("ref.wast", "the script uses typed function references (Wasm 3.0), which Basalt does not enable"),
-    ("ref_is_null.wast", "the script uses typed function references (Wasm 3.0), which Basalt does not enable"),
-    ("ref_null.wast", "the script uses GC heap types (Wasm 3.0), which Basalt does not enable"),
-    ("start0.wast", "the script uses multi-memory (Wasm 3.0), which Basalt does not enable"),
-    ("store0.wast", "the script uses multi-memory (Wasm 3.0), which Basalt does not enable"),
-    ("store1.wast", "the script uses multi-memory (Wasm 3.0), which Basalt does not enable"),
-    ("store2.wast", "the script uses multi-memory (Wasm 3.0), which Basalt does not enable"),
-    ("table-sub.wast", "the script uses typed function references (Wasm 3.0), which Basalt does not enable"),
-    ("table.wast", "the script uses typed function references (Wasm 3.0), table initializer expressions (Wasm 3.0), which Basalt does not enable"),
-    ("table_copy_mixed.wast", "the script uses 64-bit tables (Wasm 3.0), which Basalt does not enable"),
-    ("table_init.wast", "the script uses GC heap types (Wasm 3.0), which Basalt does not enable"),
-    ("traps0.wast", "the script uses multi-memory (Wasm 3.0), which Basalt does not enable"),
-    ("unreached-valid.wast", "the script uses typed function references (Wasm 3.0), which Basalt does not enable"),
+    (
+        "address0.wast",
+        "the script uses multi-memory (Wasm 3.0), which Basalt does not enable",
+    ),
+    (
+        "address1.wast",
+        "the script uses multi-memory (Wasm 3.0), which Basalt does not enable",
+    ),
+    (
+        "align0.wast",
+        "the script uses multi-memory (Wasm 3.0), which Basalt does not enable",
+    ),
+    (
+        "binary0.wast",
+        "the script uses multi-memory (Wasm 3.0), which Basalt does not enable",
+    ),
+    (
+        "br_table.wast",
+        "the script uses typed function references (Wasm 3.0), which Basalt does not enable",
+    ),
+    (
+        "data.wast",
+        "the script uses global.get of defined globals in constant expressions (Wasm 3.0), extended constant expressions (Wasm 3.0), which Basalt does not enable",
+    ),
+    (
+        "data0.wast",
+        "the script uses multi-memory (Wasm 3.0), which Basalt does not enable",
+    ),
+    (
+        "data1.wast",
+        "the script uses multi-memory (Wasm 3.0), which Basalt does not enable",
+    ),
+    (
+        "data_drop0.wast",
+        "the script uses multi-memory (Wasm 3.0), which Basalt does not enable",
+    ),
+    (
+        "elem.wast",
+        "the script uses typed function references (Wasm 3.0), global.get of defined globals in constant expressions (Wasm 3.0), which Basalt does not enable",
+    ),
+    (
+        "exports0.wast",
+        "the script uses multi-memory (Wasm 3.0), which Basalt does not enable",
+    ),
+    (
+        "float_exprs0.wast",
+        "the script uses multi-memory (Wasm 3.0), which Basalt does not enable",
+    ),
+    (
+        "float_exprs1.wast",
+        "the script uses multi-memory (Wasm 3.0), which Basalt does not enable",
+    ),
+    (
+        "float_memory0.wast",
+        "the script uses multi-memory (Wasm 3.0), which Basalt does not enable",
+    ),
+    (
+        "global.wast",
+        "the script uses extended constant expressions (Wasm 3.0), which Basalt does not enable",
+    ),
+    (
+        "imports.wast",
+        "the script uses exception handling tags (Wasm 3.0), which Basalt does not enable",
+    ),
+    (
+        "imports0.wast",
+        "the script uses multi-memory (Wasm 3.0), which Basalt does not enable",
+    ),
+    (
+        "imports1.wast",
+        "the script uses multi-memory (Wasm 3.0), which Basalt does not enable",
+    ),
+    (
+        "imports2.wast",
+        "the script uses multi-memory (Wasm 3.0), which Basalt does not enable",
+    ),
+    (
+        "imports3.wast",
+        "the script uses multi-memory (Wasm 3.0), which Basalt does not enable",
+    ),
+    (
+        "imports4.wast",
+        "the script uses multi-memory (Wasm 3.0), which Basalt does not enable",
+    ),
+    (
+        "instance.wast",
+        "the script uses multi-memory (Wasm 3.0), table initializer expressions (Wasm 3.0), which Basalt does not enable",
+    ),
+    (
+        "linking.wast",
+        "the script uses typed function references (Wasm 3.0), which Basalt does not enable",
+    ),
+    (
+        "linking0.wast",
+        "the script uses multi-memory (Wasm 3.0), which Basalt does not enable",
+    ),
+    (
+        "linking1.wast",
+        "the script uses multi-memory (Wasm 3.0), which Basalt does not enable",
+    ),
+    (
+        "linking2.wast",
+        "the script uses multi-memory (Wasm 3.0), which Basalt does not enable",
+    ),
+    (
+        "linking3.wast",
+        "the script uses multi-memory (Wasm 3.0), which Basalt does not enable",
+    ),
+    (
+        "load0.wast",
+        "the script uses multi-memory (Wasm 3.0), which Basalt does not enable",
+    ),
+    (
+        "load1.wast",
+        "the script uses multi-memory (Wasm 3.0), which Basalt does not enable",
+    ),
+    (
+        "load2.wast",
+        "the script uses multi-memory (Wasm 3.0), which Basalt does not enable",
+    ),
+    (
+        "memory_copy0.wast",
+        "the script uses multi-memory (Wasm 3.0), which Basalt does not enable",
+    ),
+    (
+        "memory_copy1.wast",
+        "the script uses multi-memory (Wasm 3.0), which Basalt does not enable",
+    ),
+    (
+        "memory_fill0.wast",
+        "the script uses multi-memory (Wasm 3.0), which Basalt does not enable",
+    ),
+    (
+        "memory_grow.wast",
+        "the script uses multi-memory (Wasm 3.0), which Basalt does not enable",
+    ),
+    (
+        "memory_init0.wast",
+        "the script uses multi-memory (Wasm 3.0), which Basalt does not enable",
+    ),
+    (
+        "memory_size0.wast",
+        "the script uses multi-memory (Wasm 3.0), which Basalt does not enable",
+    ),
+    (
+        "memory_size1.wast",
+        "the script uses multi-memory (Wasm 3.0), which Basalt does not enable",
+    ),
+    (
+        "memory_size2.wast",
+        "the script uses multi-memory (Wasm 3.0), which Basalt does not enable",
+    ),
+    (
+        "memory_size_import.wast",
+        "the script uses multi-memory (Wasm 3.0), which Basalt does not enable",
+    ),
+    (
+        "memory_trap0.wast",
+        "the script uses multi-memory (Wasm 3.0), which Basalt does not enable",
+    ),
+    (
+        "memory_trap1.wast",
+        "the script uses multi-memory (Wasm 3.0), which Basalt does not enable",
+    ),
+    (
+        "ref.wast",
+        "the script uses typed function references (Wasm 3.0), which Basalt does not enable",
+    ),
+    (
+        "ref_is_null.wast",
+        "the script uses typed function references (Wasm 3.0), which Basalt does not enable",
+    ),
+    (
+        "ref_null.wast",
+        "the script uses GC heap types (Wasm 3.0), which Basalt does not enable",
+    ),
+    (
+        "start0.wast",
+        "the script uses multi-memory (Wasm 3.0), which Basalt does not enable",
+    ),
+    (
+        "store0.wast",
+        "the script uses multi-memory (Wasm 3.0), which Basalt does not enable",
+    ),
+    (
+        "store1.wast",
+        "the script uses multi-memory (Wasm 3.0), which Basalt does not enable",
+    ),
+    (
+        "store2.wast",
+        "the script uses multi-memory (Wasm 3.0), which Basalt does not enable",
+    ),
+    (
+        "table-sub.wast",
+        "the script uses typed function references (Wasm 3.0), which Basalt does not enable",
+    ),
+    (
+        "table.wast",
+        "the script uses typed function references (Wasm 3.0), table initializer expressions (Wasm 3.0), which Basalt does not enable",
+    ),
+    (
+        "table_copy_mixed.wast",
+        "the script uses 64-bit tables (Wasm 3.0), which Basalt does not enable",
+    ),
+    (
+        "table_init.wast",
+        "the script uses GC heap types (Wasm 3.0), which Basalt does not enable",
+    ),
+    (
+        "traps0.wast",
+        "the script uses multi-memory (Wasm 3.0), which Basalt does not enable",
+    ),
+    (
+        "unreached-valid.wast",
+        "the script uses typed function references (Wasm 3.0), which Basalt does not enable",
+    ),
 ];
 
 /// File-name prefixes of the Wasm 3.0 groups and SIMD (see the suite's README).
@@ -186,7 +348,10 @@ fn spec_suite() {
     if !now_passing.is_empty() {
         println!("now passing, remove from KNOWN_FAILING: {now_passing:?}");
     }
-    assert!(regressions.is_empty(), "failing spec files: {regressions:?}");
+    assert!(
+        regressions.is_empty(),
+        "failing spec files: {regressions:?}"
+    );
 }
 
 /// State of one script.
@@ -401,7 +566,8 @@ impl<'e> Runner<'e> {
             .iter()
             .map(|t| Val::default_for(*t))
             .collect();
-        Ok(f.call(&mut self.store, &args, &mut results).map(|()| results))
+        Ok(f.call(&mut self.store, &args, &mut results)
+            .map(|()| results))
     }
 }
 
@@ -417,7 +583,9 @@ fn define_spectest(store: &mut Store<()>, linker: &mut Linker<()>) {
         ("print_f64_f64", &[F64, F64]),
     ];
     for (name, params) in prints {
-        linker.func_new("spectest", name, FuncType::new(params, &[]), |_, _, _| Ok(()));
+        linker.func_new("spectest", name, FuncType::new(params, &[]), |_, _, _| {
+            Ok(())
+        });
     }
     let globals = [
         ("global_i32", I32, Val::I32(666)),
@@ -562,6 +730,9 @@ fn simd_is_unsupported() {
     let wasm = wat::parse_str(r#"(module (func (param v128)))"#).expect("valid wat");
     assert!(matches!(
         Module::new(&engine, &wasm),
-        Err(Error::Unsupported { feature: "simd", .. })
+        Err(Error::Unsupported {
+            feature: "simd",
+            ..
+        })
     ));
 }

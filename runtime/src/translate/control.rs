@@ -250,9 +250,7 @@ impl Translator<'_, '_> {
                 let (target, n) = self.branch_target(*relative_depth);
                 let a = args(self.peek_n(n));
                 let fallthrough = self.builder.create_block();
-                self.builder
-                    .ins()
-                    .brif(cond, target, &a, fallthrough, &[]);
+                self.builder.ins().brif(cond, target, &a, fallthrough, &[]);
                 self.builder.seal_block(fallthrough);
                 self.builder.switch_to_block(fallthrough);
             }

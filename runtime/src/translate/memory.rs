@@ -124,7 +124,8 @@ impl Translator<'_, '_> {
             }
             Operator::TableFill { table } => {
                 let (dst, val, len) = self.pop3();
-                self.env.table_fill(&mut self.builder, *table, dst, val, len);
+                self.env
+                    .table_fill(&mut self.builder, *table, dst, val, len);
             }
             Operator::TableCopy {
                 dst_table,
@@ -224,7 +225,8 @@ impl Translator<'_, '_> {
     /// width in bytes for the wrapping stores.
     fn store(&mut self, memarg: &MemArg, narrow: Option<u64>) {
         let value = self.pop();
-        let size = narrow.unwrap_or_else(|| u64::from(self.builder.func.dfg.value_type(value).bytes()));
+        let size =
+            narrow.unwrap_or_else(|| u64::from(self.builder.func.dfg.value_type(value).bytes()));
         let (addr, imm) = self.address(memarg, size);
         let f = heap_flags();
         let b = self.builder.ins();

@@ -142,18 +142,10 @@ impl Translator<'_, '_> {
             O::I32WrapI64 => self.convert(|b, a| b.ins().ireduce(I32, a)),
             O::I64ExtendI32S => self.convert(|b, a| b.ins().sextend(I64, a)),
             O::I64ExtendI32U => self.convert(|b, a| b.ins().uextend(I64, a)),
-            O::I32TruncF32S | O::I32TruncF64S => {
-                self.convert(|b, a| b.ins().fcvt_to_sint(I32, a))
-            }
-            O::I32TruncF32U | O::I32TruncF64U => {
-                self.convert(|b, a| b.ins().fcvt_to_uint(I32, a))
-            }
-            O::I64TruncF32S | O::I64TruncF64S => {
-                self.convert(|b, a| b.ins().fcvt_to_sint(I64, a))
-            }
-            O::I64TruncF32U | O::I64TruncF64U => {
-                self.convert(|b, a| b.ins().fcvt_to_uint(I64, a))
-            }
+            O::I32TruncF32S | O::I32TruncF64S => self.convert(|b, a| b.ins().fcvt_to_sint(I32, a)),
+            O::I32TruncF32U | O::I32TruncF64U => self.convert(|b, a| b.ins().fcvt_to_uint(I32, a)),
+            O::I64TruncF32S | O::I64TruncF64S => self.convert(|b, a| b.ins().fcvt_to_sint(I64, a)),
+            O::I64TruncF32U | O::I64TruncF64U => self.convert(|b, a| b.ins().fcvt_to_uint(I64, a)),
             O::I32TruncSatF32S | O::I32TruncSatF64S => {
                 self.convert(|b, a| b.ins().fcvt_to_sint_sat(I32, a))
             }
