@@ -735,4 +735,12 @@ fn simd_is_unsupported() {
             ..
         })
     ));
+    // Invalid stays invalid, SIMD or not.
+    let wasm =
+        wat::parse_str(r#"(module (func (param v128) (result i32) (local v128) (i64.const 0)))"#)
+            .expect("wat does not type-check");
+    assert!(matches!(
+        Module::new(&engine, &wasm),
+        Err(Error::Invalid { .. })
+    ));
 }

@@ -92,8 +92,11 @@ pub fn translate_function(
         reachable: true,
         pointer,
     };
+    // An unsupported feature stops translation but not validation: an
+    // invalid body is reported as invalid even if it also uses SIMD.
+    let mut unsupported: Option<TranslateError> = None;
     let body_offset = usize::try_from(body.range().start).unwrap_or(usize::MAX);
-    t.begin(body_offset)?;
+    note(&mut unsupported, t.begin(body_offset))?;
 
     let mut reader = body.get_binary_reader();
     reader.set_features(*validator.features());
@@ -103,12 +106,11 @@ pub fn translate_function(
         let count = reader.read_var_u32()?;
         let ty: wasmparser::ValType = reader.read()?;
         validator.define_locals(offset, count, ty)?;
-        let clif = t.wasm_type(ty, offset as usize)?;
-        for _ in 0..count {
-            let var = t.builder.declare_var(clif);
-            let zero = t.zero(clif);
-            t.builder.def_var(var, zero);
-            t.locals.push(var);
+        if unsupported.is_none() {
+            note(
+                &mut unsupported,
+                t.declare_locals(count, ty, offset as usize),
+            )?;
         }
     }
 
@@ -116,9 +118,14 @@ pub fn translate_function(
     while !ops.eof() {
         let (op, offset) = ops.read_with_offset()?;
         validator.op(offset, &op)?;
-        t.operator(&op, offset as usize)?;
+        if unsupported.is_none() {
+            note(&mut unsupported, t.operator(&op, offset as usize))?;
+        }
     }
     ops.finish()?;
+    if let Some(e) = unsupported {
+        return Err(e);
+    }
     if !t.control.is_empty() {
         return Err(TranslateError::Codegen(
             "function body ended inside a block".into(),
@@ -128,6 +135,18 @@ pub fn translate_function(
     builder.seal_all_blocks();
     builder.finalize(frontend_config(pointer));
     Ok(())
+}
+
+/// Passes `r` through, except that the first unsupported-feature error is
+/// kept in `slot` (and translation stops while validation goes on).
+fn note(slot: &mut Option<TranslateError>, r: TResult) -> TResult {
+    match r {
+        Err(e @ TranslateError::Unsupported { .. }) => {
+            slot.get_or_insert(e);
+            Ok(())
+        }
+        other => other,
+    }
 }
 
 /// The frontend configuration `finalize` wants. It only reads it to build
@@ -192,6 +211,18 @@ impl Translator<'_, '_> {
         }
         let results: Vec<ir::Type> = sig.returns.iter().map(|r| r.value_type).collect();
         self.push_function_frame(results);
+        Ok(())
+    }
+
+    /// Declares `count` locals of type `ty`, each starting at zero / null.
+    fn declare_locals(&mut self, count: u32, ty: wasmparser::ValType, offset: usize) -> TResult {
+        let clif = self.wasm_type(ty, offset)?;
+        for _ in 0..count {
+            let var = self.builder.declare_var(clif);
+            let zero = self.zero(clif);
+            self.builder.def_var(var, zero);
+            self.locals.push(var);
+        }
         Ok(())
     }
 
