@@ -81,6 +81,22 @@ pub fn translate_function(
     validator: &mut FuncValidator<ValidatorResources>,
     ctx: &mut FunctionBuilderContext,
 ) -> Result<(), TranslateError> {
+    let r = translate(env, func, body, validator, ctx);
+    if r.is_err() {
+        // A translation abandoned halfway leaves the builder context dirty;
+        // the caller may reuse it for its next function.
+        *ctx = FunctionBuilderContext::new();
+    }
+    r
+}
+
+fn translate(
+    env: &mut dyn TranslationEnv,
+    func: &mut ir::Function,
+    body: &FunctionBody<'_>,
+    validator: &mut FuncValidator<ValidatorResources>,
+    ctx: &mut FunctionBuilderContext,
+) -> TResult {
     let pointer = env.pointer_type();
     let builder = FunctionBuilder::new(func, ctx);
     let mut t = Translator {
