@@ -3,8 +3,9 @@
 //!
 //! The suite is read from `BASALT_SPEC_TESTSUITE`, or from
 //! `shared/testsuite/spec` next to the repository. Every `.wast` file of the
-//! 1.0/2.0 non-SIMD groups runs; the files in [`KNOWN_FAILING`] may fail
-//! (each with the reason), every other one must pass completely. Per-file
+//! 1.0/2.0 non-SIMD groups runs; the files in [`KNOWN_FAILING`] may fail up
+//! to their recorded count (each with the reason), every other one must pass
+//! completely. Per-file
 //! counts and a total are printed (`cargo test --test spec -- --nocapture`).
 
 use std::collections::HashMap;
@@ -31,63 +32,64 @@ const EXCEPTIONS: &str = "imports exception tags (Wasm 3.0 exception handling)";
 const MEMORY64: &str = "uses 64-bit tables (Wasm 3.0 memory64)";
 const MIXED: &str = "uses typed function references and GC-era constant expressions (Wasm 3.0)";
 
-/// Files of the 1.0/2.0 groups that do not pass yet, with the reason.
-/// A file listed here that starts passing is reported so it can be removed.
-const KNOWN_FAILING: &[(&str, &str)] = &[
-    ("address0.wast", MULTI_MEMORY),
-    ("address1.wast", MULTI_MEMORY),
-    ("align0.wast", MULTI_MEMORY),
-    ("binary0.wast", MULTI_MEMORY),
-    ("br_table.wast", FUNCTION_REFERENCES),
-    ("data.wast", EXTENDED_CONST),
-    ("data0.wast", MULTI_MEMORY),
-    ("data1.wast", MULTI_MEMORY),
-    ("data_drop0.wast", MULTI_MEMORY),
-    ("elem.wast", MIXED),
-    ("exports0.wast", MULTI_MEMORY),
-    ("float_exprs0.wast", MULTI_MEMORY),
-    ("float_exprs1.wast", MULTI_MEMORY),
-    ("float_memory0.wast", MULTI_MEMORY),
-    ("global.wast", EXTENDED_CONST),
-    ("imports.wast", EXCEPTIONS),
-    ("imports0.wast", MULTI_MEMORY),
-    ("imports1.wast", MULTI_MEMORY),
-    ("imports2.wast", MULTI_MEMORY),
-    ("imports3.wast", MULTI_MEMORY),
-    ("imports4.wast", MULTI_MEMORY),
-    ("instance.wast", TABLE_INIT_EXPR),
-    ("linking.wast", FUNCTION_REFERENCES),
-    ("linking0.wast", MULTI_MEMORY),
-    ("linking1.wast", MULTI_MEMORY),
-    ("linking2.wast", MULTI_MEMORY),
-    ("linking3.wast", MULTI_MEMORY),
-    ("load0.wast", MULTI_MEMORY),
-    ("load1.wast", MULTI_MEMORY),
-    ("load2.wast", MULTI_MEMORY),
-    ("memory_copy0.wast", MULTI_MEMORY),
-    ("memory_copy1.wast", MULTI_MEMORY),
-    ("memory_fill0.wast", MULTI_MEMORY),
-    ("memory_grow.wast", MULTI_MEMORY),
-    ("memory_init0.wast", MULTI_MEMORY),
-    ("memory_size0.wast", MULTI_MEMORY),
-    ("memory_size1.wast", MULTI_MEMORY),
-    ("memory_size2.wast", MULTI_MEMORY),
-    ("memory_size_import.wast", MULTI_MEMORY),
-    ("memory_trap0.wast", MULTI_MEMORY),
-    ("memory_trap1.wast", MULTI_MEMORY),
-    ("ref.wast", FUNCTION_REFERENCES),
-    ("ref_is_null.wast", FUNCTION_REFERENCES),
-    ("ref_null.wast", GC),
-    ("start0.wast", MULTI_MEMORY),
-    ("store0.wast", MULTI_MEMORY),
-    ("store1.wast", MULTI_MEMORY),
-    ("store2.wast", MULTI_MEMORY),
-    ("table-sub.wast", FUNCTION_REFERENCES),
-    ("table.wast", TABLE_INIT_EXPR),
-    ("table_copy_mixed.wast", MEMORY64),
-    ("table_init.wast", GC),
-    ("traps0.wast", MULTI_MEMORY),
-    ("unreached-valid.wast", FUNCTION_REFERENCES),
+/// Files of the 1.0/2.0 groups that do not pass yet: the file, how many of
+/// its directives fail today (more is a regression), and why. A file that
+/// fails less is reported so the entry can be tightened or removed.
+const KNOWN_FAILING: &[(&str, usize, &str)] = &[
+    ("address0.wast", 92, MULTI_MEMORY),
+    ("address1.wast", 127, MULTI_MEMORY),
+    ("align0.wast", 5, MULTI_MEMORY),
+    ("binary0.wast", 5, MULTI_MEMORY),
+    ("br_table.wast", 162, FUNCTION_REFERENCES),
+    ("data.wast", 6, EXTENDED_CONST),
+    ("data0.wast", 2, MULTI_MEMORY),
+    ("data1.wast", 13, MULTI_MEMORY),
+    ("data_drop0.wast", 11, MULTI_MEMORY),
+    ("elem.wast", 30, MIXED),
+    ("exports0.wast", 4, MULTI_MEMORY),
+    ("float_exprs0.wast", 14, MULTI_MEMORY),
+    ("float_exprs1.wast", 3, MULTI_MEMORY),
+    ("float_memory0.wast", 30, MULTI_MEMORY),
+    ("global.wast", 71, EXTENDED_CONST),
+    ("imports.wast", 20, EXCEPTIONS),
+    ("imports0.wast", 2, MULTI_MEMORY),
+    ("imports1.wast", 5, MULTI_MEMORY),
+    ("imports2.wast", 9, MULTI_MEMORY),
+    ("imports3.wast", 10, MULTI_MEMORY),
+    ("imports4.wast", 16, MULTI_MEMORY),
+    ("instance.wast", 23, TABLE_INIT_EXPR),
+    ("linking.wast", 30, FUNCTION_REFERENCES),
+    ("linking0.wast", 3, MULTI_MEMORY),
+    ("linking1.wast", 14, MULTI_MEMORY),
+    ("linking2.wast", 11, MULTI_MEMORY),
+    ("linking3.wast", 8, MULTI_MEMORY),
+    ("load0.wast", 3, MULTI_MEMORY),
+    ("load1.wast", 16, MULTI_MEMORY),
+    ("load2.wast", 38, MULTI_MEMORY),
+    ("memory_copy0.wast", 29, MULTI_MEMORY),
+    ("memory_copy1.wast", 14, MULTI_MEMORY),
+    ("memory_fill0.wast", 16, MULTI_MEMORY),
+    ("memory_grow.wast", 51, MULTI_MEMORY),
+    ("memory_init0.wast", 13, MULTI_MEMORY),
+    ("memory_size0.wast", 8, MULTI_MEMORY),
+    ("memory_size1.wast", 15, MULTI_MEMORY),
+    ("memory_size2.wast", 21, MULTI_MEMORY),
+    ("memory_size_import.wast", 7, MULTI_MEMORY),
+    ("memory_trap0.wast", 14, MULTI_MEMORY),
+    ("memory_trap1.wast", 168, MULTI_MEMORY),
+    ("ref.wast", 1, FUNCTION_REFERENCES),
+    ("ref_is_null.wast", 20, FUNCTION_REFERENCES),
+    ("ref_null.wast", 34, GC),
+    ("start0.wast", 9, MULTI_MEMORY),
+    ("store0.wast", 5, MULTI_MEMORY),
+    ("store1.wast", 5, MULTI_MEMORY),
+    ("store2.wast", 23, MULTI_MEMORY),
+    ("table-sub.wast", 1, FUNCTION_REFERENCES),
+    ("table.wast", 11, TABLE_INIT_EXPR),
+    ("table_copy_mixed.wast", 1, MEMORY64),
+    ("table_init.wast", 2, GC),
+    ("traps0.wast", 15, MULTI_MEMORY),
+    ("unreached-valid.wast", 11, FUNCTION_REFERENCES),
 ];
 
 /// File-name prefixes of the Wasm 3.0 groups and SIMD (see the suite's README).
@@ -179,16 +181,21 @@ fn spec_suite() {
         });
         total_pass += pass;
         total_fail += fail;
-        let known = KNOWN_FAILING.iter().any(|(f, _)| f == file);
+        let known = KNOWN_FAILING.iter().find(|(f, _, _)| f == file);
         println!(
             "{file}: {pass} passed, {fail} failed{}",
-            if known { " (known failing)" } else { "" }
+            if known.is_some() {
+                " (known failing)"
+            } else {
+                ""
+            }
         );
-        if fail > 0 && !known {
-            regressions.push(file.clone());
+        let allowed = known.map_or(0, |(_, n, _)| *n);
+        if fail > allowed {
+            regressions.push(format!("{file} ({fail} failures, {allowed} allowed)"));
         }
-        if fail == 0 && known {
-            now_passing.push(file.clone());
+        if fail < allowed {
+            now_passing.push(format!("{file} ({fail} failures, {allowed} allowed)"));
         }
     }
     println!(
@@ -196,7 +203,7 @@ fn spec_suite() {
         files.len()
     );
     if !now_passing.is_empty() {
-        println!("now passing, remove from KNOWN_FAILING: {now_passing:?}");
+        println!("fewer failures than KNOWN_FAILING allows, tighten it: {now_passing:?}");
     }
     assert!(
         regressions.is_empty(),
