@@ -2,7 +2,10 @@
 //! command module and checks the errno or output it gets. Standard streams
 //! are captured in memory; clocks and entropy are the host's.
 
-#![allow(clippy::unwrap_used, reason = "test helpers: a failure is a test failure")]
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers: a failure is a test failure"
+)]
 
 use std::sync::{Arc, Mutex};
 
