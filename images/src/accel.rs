@@ -65,6 +65,16 @@ pub fn choose(choice: AccelChoice, opts: &VmOptions) -> Result<(Accel, String), 
     }
     let cache = opts.kernel.with_file_name("kvm-probe");
     let identity = kernel_identity(&opts.kernel);
+    // One probe at a time across processes (parallel tests, several
+    // terminals): the others wait and then read its verdict.
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(opts.kernel.with_file_name("kvm-probe.lock"))
+        .map_err(|e| CliError::Io(format!("kvm probe lock: {e}")))?;
+    lock.lock()
+        .map_err(|e| CliError::Io(format!("kvm probe lock: {e}")))?;
     if let Ok(text) = std::fs::read_to_string(&cache)
         && let Some((id, verdict)) = text.split_once(' ')
         && id == identity

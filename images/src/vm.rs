@@ -196,7 +196,9 @@ pub fn qemu_command(opts: &VmOptions, bundle: &Path, sockets: &[PathBuf; 3]) -> 
     let mut cmd = Command::new(qemu_binary(opts.arch));
     let machine = match opts.machine {
         Machine::Q35 => "q35",
-        Machine::Microvm => "microvm",
+        // microvm's built-in serial port would take COM1 alone: all three
+        // ports are added explicitly below instead.
+        Machine::Microvm => "microvm,isa-serial=off",
     };
     cmd.args(["-machine", machine, "-accel", opts.accel.name()]);
     match opts.accel {
@@ -218,10 +220,18 @@ pub fn qemu_command(opts: &VmOptions, bundle: &Path, sockets: &[PathBuf; 3]) -> 
         .arg(&opts.kernel)
         .arg("-initrd")
         .arg(bundle);
-    for (i, path) in sockets.iter().enumerate() {
+    // COM1, COM2, COM3 at their ISA addresses and IRQs.
+    for (i, (path, (iobase, irq))) in sockets
+        .iter()
+        .zip([(0x3f8, 4), (0x2f8, 3), (0x3e8, 4)])
+        .enumerate()
+    {
         cmd.arg("-chardev")
             .arg(format!("socket,id=com{},path={}", i + 1, path.display()));
-        cmd.arg("-serial").arg(format!("chardev:com{}", i + 1));
+        cmd.arg("-device").arg(format!(
+            "isa-serial,chardev=com{},iobase={iobase:#x},irq={irq},index={i}",
+            i + 1
+        ));
     }
     cmd
 }

@@ -1,7 +1,12 @@
 //! The engine hosted on Linux: compile real modules, run them, check
 //! results, traps, host calls and precompiled artifacts.
 
-use basalt_runtime::{Config, Engine, Error, Extern, FuncType, Linker, Module, Store, TrapKind, Val, ValType};
+// Tests unwrap freely: a failure is a test failure with the error shown.
+#![allow(clippy::unwrap_used, clippy::err_expect)]
+
+use basalt_runtime::{
+    Config, Engine, Error, Extern, FuncType, Linker, Module, Store, TrapKind, Val, ValType,
+};
 
 fn engine() -> Engine {
     Engine::new(Config::hosted()).expect("hosted engine")
@@ -13,20 +18,40 @@ fn instantiate(wat: &str) -> (Store<Vec<i64>>, basalt_runtime::Instance) {
     let module = Module::new(&engine, &wasm).expect("compiles");
     let mut store = Store::new(&engine, Vec::new());
     let mut linker: Linker<Vec<i64>> = Linker::new();
-    linker.func_new("host", "record", FuncType::new(&[ValType::I64], &[]), |caller, args, _| {
-        caller.data_mut().push(args[0].i64().unwrap_or_default());
-        Ok(())
-    });
-    linker.func_new("host", "fail", FuncType::new(&[ValType::I32], &[]), |_, args, _| {
-        Err(Error::Exit(args[0].i32().unwrap_or_default()))
-    });
-    let instance = linker.instantiate(&mut store, &module).expect("instantiates");
+    linker.func_new(
+        "host",
+        "record",
+        FuncType::new(&[ValType::I64], &[]),
+        |caller, args, _| {
+            caller.data_mut().push(args[0].i64().unwrap_or_default());
+            Ok(())
+        },
+    );
+    linker.func_new(
+        "host",
+        "fail",
+        FuncType::new(&[ValType::I32], &[]),
+        |_, args, _| Err(Error::Exit(args[0].i32().unwrap_or_default())),
+    );
+    let instance = linker
+        .instantiate(&mut store, &module)
+        .expect("instantiates");
     (store, instance)
 }
 
-fn call(store: &mut Store<Vec<i64>>, instance: basalt_runtime::Instance, name: &str, args: &[Val]) -> Result<Vec<Val>, Error> {
+fn call(
+    store: &mut Store<Vec<i64>>,
+    instance: basalt_runtime::Instance,
+    name: &str,
+    args: &[Val],
+) -> Result<Vec<Val>, Error> {
     let f = instance.get_func(store, name).expect("export exists");
-    let mut results: Vec<Val> = f.ty(store).results.iter().map(|t| Val::default_for(*t)).collect();
+    let mut results: Vec<Val> = f
+        .ty(store)
+        .results
+        .iter()
+        .map(|t| Val::default_for(*t))
+        .collect();
     f.call(store, args, &mut results)?;
     Ok(results)
 }
@@ -84,56 +109,143 @@ const PROGRAM: &str = r#"
 #[test]
 fn runs_integer_code_and_recursion() {
     let (mut store, inst) = instantiate(PROGRAM);
-    assert_eq!(call(&mut store, inst, "fac", &[Val::I64(20)]).unwrap(), vec![Val::I64(2_432_902_008_176_640_000)]);
-    assert_eq!(call(&mut store, inst, "sum_to", &[Val::I32(100_000)]).unwrap(), vec![Val::I64(5_000_050_000)]);
+    assert_eq!(
+        call(&mut store, inst, "fac", &[Val::I64(20)]).unwrap(),
+        vec![Val::I64(2_432_902_008_176_640_000)]
+    );
+    assert_eq!(
+        call(&mut store, inst, "sum_to", &[Val::I32(100_000)]).unwrap(),
+        vec![Val::I64(5_000_050_000)]
+    );
 }
 
 #[test]
 fn call_indirect_checks_bounds_null_and_types() {
     let (mut store, inst) = instantiate(PROGRAM);
-    assert_eq!(call(&mut store, inst, "indirect", &[Val::I32(0)]).unwrap(), vec![Val::I64(42)]);
-    assert_eq!(trap_kind(call(&mut store, inst, "indirect", &[Val::I32(1)])), TrapKind::BadSignature);
-    assert_eq!(trap_kind(call(&mut store, inst, "indirect", &[Val::I32(2)])), TrapKind::IndirectCallToNull);
-    assert_eq!(trap_kind(call(&mut store, inst, "indirect", &[Val::I32(9)])), TrapKind::TableOutOfBounds);
+    assert_eq!(
+        call(&mut store, inst, "indirect", &[Val::I32(0)]).unwrap(),
+        vec![Val::I64(42)]
+    );
+    assert_eq!(
+        trap_kind(call(&mut store, inst, "indirect", &[Val::I32(1)])),
+        TrapKind::BadSignature
+    );
+    assert_eq!(
+        trap_kind(call(&mut store, inst, "indirect", &[Val::I32(2)])),
+        TrapKind::IndirectCallToNull
+    );
+    assert_eq!(
+        trap_kind(call(&mut store, inst, "indirect", &[Val::I32(9)])),
+        TrapKind::TableOutOfBounds
+    );
 }
 
 #[test]
 fn memory_data_segments_and_guard_pages() {
     let (mut store, inst) = instantiate(PROGRAM);
-    assert_eq!(call(&mut store, inst, "load_byte", &[Val::I32(16)]).unwrap(), vec![Val::I32(i32::from(b'h'))]);
-    assert_eq!(trap_kind(call(&mut store, inst, "load_byte", &[Val::I32(65536)])), TrapKind::MemoryOutOfBounds);
-    assert_eq!(trap_kind(call(&mut store, inst, "store_far", &[Val::I32(-1)])), TrapKind::MemoryOutOfBounds);
+    assert_eq!(
+        call(&mut store, inst, "load_byte", &[Val::I32(16)]).unwrap(),
+        vec![Val::I32(i32::from(b'h'))]
+    );
+    assert_eq!(
+        trap_kind(call(&mut store, inst, "load_byte", &[Val::I32(65536)])),
+        TrapKind::MemoryOutOfBounds
+    );
+    assert_eq!(
+        trap_kind(call(&mut store, inst, "store_far", &[Val::I32(-1)])),
+        TrapKind::MemoryOutOfBounds
+    );
     // After a trap the instance still works.
-    assert_eq!(call(&mut store, inst, "load_byte", &[Val::I32(17)]).unwrap(), vec![Val::I32(i32::from(b'e'))]);
+    assert_eq!(
+        call(&mut store, inst, "load_byte", &[Val::I32(17)]).unwrap(),
+        vec![Val::I32(i32::from(b'e'))]
+    );
 }
 
 #[test]
 fn memory_grow_maps_new_pages_up_to_the_maximum() {
     let (mut store, inst) = instantiate(PROGRAM);
-    assert_eq!(call(&mut store, inst, "grow", &[Val::I32(1)]).unwrap(), vec![Val::I32(1)]);
-    assert_eq!(call(&mut store, inst, "size", &[]).unwrap(), vec![Val::I32(2)]);
-    assert_eq!(call(&mut store, inst, "load_byte", &[Val::I32(65536 + 5)]).unwrap(), vec![Val::I32(0)]);
-    assert_eq!(call(&mut store, inst, "grow", &[Val::I32(3)]).unwrap(), vec![Val::I32(-1)]);
-    assert_eq!(call(&mut store, inst, "grow", &[Val::I32(2)]).unwrap(), vec![Val::I32(2)]);
-    assert_eq!(trap_kind(call(&mut store, inst, "load_byte", &[Val::I32(4 * 65536)])), TrapKind::MemoryOutOfBounds);
+    assert_eq!(
+        call(&mut store, inst, "grow", &[Val::I32(1)]).unwrap(),
+        vec![Val::I32(1)]
+    );
+    assert_eq!(
+        call(&mut store, inst, "size", &[]).unwrap(),
+        vec![Val::I32(2)]
+    );
+    assert_eq!(
+        call(&mut store, inst, "load_byte", &[Val::I32(65536 + 5)]).unwrap(),
+        vec![Val::I32(0)]
+    );
+    assert_eq!(
+        call(&mut store, inst, "grow", &[Val::I32(3)]).unwrap(),
+        vec![Val::I32(-1)]
+    );
+    assert_eq!(
+        call(&mut store, inst, "grow", &[Val::I32(2)]).unwrap(),
+        vec![Val::I32(2)]
+    );
+    assert_eq!(
+        trap_kind(call(&mut store, inst, "load_byte", &[Val::I32(4 * 65536)])),
+        TrapKind::MemoryOutOfBounds
+    );
 }
 
 #[test]
 fn arithmetic_traps() {
     let (mut store, inst) = instantiate(PROGRAM);
-    assert_eq!(call(&mut store, inst, "div", &[Val::I32(7), Val::I32(-2)]).unwrap(), vec![Val::I32(-3)]);
-    assert_eq!(trap_kind(call(&mut store, inst, "div", &[Val::I32(1), Val::I32(0)])), TrapKind::IntegerDivisionByZero);
-    assert_eq!(trap_kind(call(&mut store, inst, "div", &[Val::I32(i32::MIN), Val::I32(-1)])), TrapKind::IntegerOverflow);
-    assert_eq!(trap_kind(call(&mut store, inst, "conv", &[Val::F64(f64::NAN.to_bits())])), TrapKind::BadConversionToInteger);
-    assert_eq!(trap_kind(call(&mut store, inst, "conv", &[Val::F64(1e30f64.to_bits())])), TrapKind::IntegerOverflow);
-    assert_eq!(trap_kind(call(&mut store, inst, "boom", &[])), TrapKind::Unreachable);
+    assert_eq!(
+        call(&mut store, inst, "div", &[Val::I32(7), Val::I32(-2)]).unwrap(),
+        vec![Val::I32(-3)]
+    );
+    assert_eq!(
+        trap_kind(call(&mut store, inst, "div", &[Val::I32(1), Val::I32(0)])),
+        TrapKind::IntegerDivisionByZero
+    );
+    assert_eq!(
+        trap_kind(call(
+            &mut store,
+            inst,
+            "div",
+            &[Val::I32(i32::MIN), Val::I32(-1)]
+        )),
+        TrapKind::IntegerOverflow
+    );
+    assert_eq!(
+        trap_kind(call(
+            &mut store,
+            inst,
+            "conv",
+            &[Val::F64(f64::NAN.to_bits())]
+        )),
+        TrapKind::BadConversionToInteger
+    );
+    assert_eq!(
+        trap_kind(call(
+            &mut store,
+            inst,
+            "conv",
+            &[Val::F64(1e30f64.to_bits())]
+        )),
+        TrapKind::IntegerOverflow
+    );
+    assert_eq!(
+        trap_kind(call(&mut store, inst, "boom", &[])),
+        TrapKind::Unreachable
+    );
 }
 
 #[test]
 fn stack_overflow_is_a_trap() {
     let (mut store, inst) = instantiate(PROGRAM);
-    assert_eq!(trap_kind(call(&mut store, inst, "recurse", &[Val::I64(0)])), TrapKind::StackOverflow);
-    assert_eq!(call(&mut store, inst, "fac", &[Val::I64(5)]).unwrap(), vec![Val::I64(120)]);
+    assert_eq!(
+        trap_kind(call(&mut store, inst, "recurse", &[Val::I64(0)])),
+        TrapKind::StackOverflow
+    );
+    assert_eq!(
+        call(&mut store, inst, "fac", &[Val::I64(5)]).unwrap(),
+        vec![Val::I64(120)]
+    );
 }
 
 #[test]
@@ -142,13 +254,22 @@ fn host_functions_see_arguments_state_and_errors() {
     call(&mut store, inst, "record_twice", &[Val::I64(-5)]).unwrap();
     call(&mut store, inst, "record_twice", &[Val::I64(9)]).unwrap();
     assert_eq!(store.data(), &vec![-5, 1, 9, 2]);
-    assert_eq!(call(&mut store, inst, "exit", &[Val::I32(3)]), Err(Error::Exit(3)));
+    assert_eq!(
+        call(&mut store, inst, "exit", &[Val::I32(3)]),
+        Err(Error::Exit(3))
+    );
 }
 
 #[test]
 fn float_min_follows_wasm_semantics() {
     let (mut store, inst) = instantiate(PROGRAM);
-    let r = call(&mut store, inst, "fmin", &[Val::F32((-0.0f32).to_bits()), Val::F32(0.0f32.to_bits())]).unwrap();
+    let r = call(
+        &mut store,
+        inst,
+        "fmin",
+        &[Val::F32((-0.0f32).to_bits()), Val::F32(0.0f32.to_bits())],
+    )
+    .unwrap();
     assert_eq!(r, vec![Val::F32((-0.0f32).to_bits())]);
 }
 
@@ -173,26 +294,50 @@ fn precompiled_artifacts_round_trip_and_refuse_other_modules() {
     let module = Module::from_artifact(&engine, &wasm, &artifact).unwrap();
     let mut store = Store::new(&engine, Vec::new());
     let mut linker: Linker<Vec<i64>> = Linker::new();
-    linker.func_new("host", "record", FuncType::new(&[ValType::I64], &[]), |_, _, _| Ok(()));
-    linker.func_new("host", "fail", FuncType::new(&[ValType::I32], &[]), |_, _, _| Ok(()));
+    linker.func_new(
+        "host",
+        "record",
+        FuncType::new(&[ValType::I64], &[]),
+        |_, _, _| Ok(()),
+    );
+    linker.func_new(
+        "host",
+        "fail",
+        FuncType::new(&[ValType::I32], &[]),
+        |_, _, _| Ok(()),
+    );
     let inst = linker.instantiate(&mut store, &module).unwrap();
-    assert_eq!(call(&mut store, inst, "fac", &[Val::I64(10)]).unwrap(), vec![Val::I64(3_628_800)]);
+    assert_eq!(
+        call(&mut store, inst, "fac", &[Val::I64(10)]).unwrap(),
+        vec![Val::I64(3_628_800)]
+    );
 
     let other = wat::parse_str("(module (func (export \"f\")))").unwrap();
-    let err = Module::from_artifact(&engine, &other, &artifact).err().expect("refused");
+    let err = Module::from_artifact(&engine, &other, &artifact)
+        .err()
+        .expect("refused");
     assert!(err.to_string().contains("different module"), "{err}");
     let mut truncated = artifact.clone();
     truncated.truncate(artifact.len() / 2);
-    let err = Module::from_artifact(&engine, &wasm, &truncated).err().expect("refused");
-    assert!(err.to_string().contains("truncated") || err.to_string().contains("offset"), "{err}");
+    let err = Module::from_artifact(&engine, &wasm, &truncated)
+        .err()
+        .expect("refused");
+    assert!(
+        err.to_string().contains("truncated") || err.to_string().contains("offset"),
+        "{err}"
+    );
 }
 
 #[test]
 fn malformed_and_invalid_modules_are_clear_errors() {
     let engine = engine();
-    let err = Module::new(&engine, b"\0asm\x01\0\0\0\x01").err().expect("rejected");
+    let err = Module::new(&engine, b"\0asm\x01\0\0\0\x01")
+        .err()
+        .expect("rejected");
     assert!(matches!(err, Error::Invalid { .. }), "{err}");
-    let err = Module::new(&engine, b"not wasm at all").err().expect("rejected");
+    let err = Module::new(&engine, b"not wasm at all")
+        .err()
+        .expect("rejected");
     assert!(err.to_string().starts_with("invalid module"), "{err}");
     let invalid = wat::parse_str("(module (func (result i32) (i64.const 1)))");
     // wat refuses to assemble ill-typed code only at validation, so build bytes directly.
@@ -208,15 +353,26 @@ fn unsatisfied_imports_name_the_import() {
     let wasm = wat::parse_str("(module (import \"env\" \"missing\" (func)))").unwrap();
     let module = Module::new(&engine, &wasm).unwrap();
     let mut store: Store<()> = Store::new(&engine, ());
-    let err = Linker::new().instantiate(&mut store, &module).err().expect("link error");
-    assert_eq!(err.to_string(), "cannot link import `env::missing`: not defined by the host");
+    let err = Linker::new()
+        .instantiate(&mut store, &module)
+        .err()
+        .expect("link error");
+    assert_eq!(
+        err.to_string(),
+        "cannot link import `env::missing`: not defined by the host"
+    );
 }
 
 #[test]
 fn exports_memory_and_globals_to_the_host() {
     let (mut store, inst) = instantiate(PROGRAM);
-    let Some(Extern::Memory(mem)) = inst.get_export(&mut store, "memory") else { panic!("memory export") };
+    let Some(Extern::Memory(mem)) = inst.get_export(&mut store, "memory") else {
+        panic!("memory export")
+    };
     assert_eq!(&mem.data(&store)[16..21], b"hello");
     mem.data_mut(&mut store)[16] = b'j';
-    assert_eq!(call(&mut store, inst, "load_byte", &[Val::I32(16)]).unwrap(), vec![Val::I32(i32::from(b'j'))]);
+    assert_eq!(
+        call(&mut store, inst, "load_byte", &[Val::I32(16)]).unwrap(),
+        vec![Val::I32(i32::from(b'j'))]
+    );
 }

@@ -133,14 +133,15 @@ pub fn install_trap_handlers() {
         for (i, sig) in SIGNALS.iter().enumerate() {
             // SAFETY: sigaction with a zeroed struct filled with our handler; the
             // previous action is saved for faults that are not ours.
-            unsafe {
-                let mut action: libc::sigaction = core::mem::zeroed();
-                action.sa_sigaction = signal_handler as *const () as usize;
-                action.sa_flags = libc::SA_SIGINFO | libc::SA_NODEFER | libc::SA_ONSTACK;
-                libc::sigemptyset(&mut action.sa_mask);
-                let prev = &raw mut PREVIOUS[i];
-                libc::sigaction(*sig, &action, prev);
-            }
+            let mut action: libc::sigaction = unsafe { core::mem::zeroed() };
+            action.sa_sigaction = signal_handler as *const () as usize;
+            action.sa_flags = libc::SA_SIGINFO | libc::SA_NODEFER | libc::SA_ONSTACK;
+            // SAFETY: initialises the mask of our own local struct.
+            unsafe { libc::sigemptyset(&mut action.sa_mask) };
+            // SAFETY: PREVIOUS is only written here, once, under `ONCE`.
+            let prev = unsafe { &raw mut PREVIOUS[i] };
+            // SAFETY: installs our handler; `prev` receives the old action.
+            unsafe { libc::sigaction(*sig, &action, prev) };
         }
     });
 }
@@ -160,8 +161,16 @@ extern "C" fn signal_handler(
     ucontext: *mut libc::c_void,
 ) {
     // SAFETY: the kernel passes a valid siginfo and ucontext to an SA_SIGINFO handler.
-    let (pc, fault_addr) = unsafe { (context_pc(ucontext), (*info).si_addr() as usize) };
-    if let Some(resume) = crate::handle_fault(pc, Some(fault_addr)) {
+    let pc = unsafe { context_pc(ucontext) };
+    // SAFETY: as above.
+    let info = unsafe { &*info };
+    // SAFETY: as above; `si_addr` reads the union field every fault signal fills.
+    let fault_addr = unsafe { info.si_addr() } as usize;
+    // Only memory faults have a data address; for SIGILL/SIGFPE `si_addr` is
+    // the faulting instruction, which must not be checked against the
+    // linear memory reservations.
+    let fault_addr = matches!(sig, libc::SIGSEGV | libc::SIGBUS).then_some(fault_addr);
+    if let Some(resume) = crate::handle_fault(pc, fault_addr) {
         // SAFETY: redirects the interrupted context to the trap landing pad on the
         // stack saved at wasm entry, which `handle_fault` vouched for.
         unsafe { set_context_pc_sp(ucontext, resume.pc, resume.sp) };
@@ -171,10 +180,9 @@ extern "C" fn signal_handler(
     // faulting instruction runs again and faults the ordinary way.
     if let Some(i) = SIGNALS.iter().position(|s| *s == sig) {
         // SAFETY: reinstalls the action saved at install time.
-        unsafe {
-            let prev = &raw const PREVIOUS[i];
-            libc::sigaction(sig, prev, core::ptr::null_mut());
-        }
+        let prev = unsafe { &raw const PREVIOUS[i] };
+        // SAFETY: as above.
+        unsafe { libc::sigaction(sig, prev, core::ptr::null_mut()) };
     }
 }
 
@@ -189,10 +197,9 @@ unsafe fn context_pc(uc: *mut libc::c_void) -> usize {
 unsafe fn set_context_pc_sp(uc: *mut libc::c_void, pc: usize, sp: usize) {
     let uc = uc.cast::<libc::ucontext_t>();
     // SAFETY: caller passes the handler's ucontext.
-    unsafe {
-        (*uc).uc_mcontext.gregs[libc::REG_RIP as usize] = pc as i64;
-        (*uc).uc_mcontext.gregs[libc::REG_RSP as usize] = sp as i64;
-    }
+    unsafe { (*uc).uc_mcontext.gregs[libc::REG_RIP as usize] = pc as i64 };
+    // SAFETY: as above.
+    unsafe { (*uc).uc_mcontext.gregs[libc::REG_RSP as usize] = sp as i64 };
 }
 
 #[cfg(target_arch = "aarch64")]
@@ -206,8 +213,7 @@ unsafe fn context_pc(uc: *mut libc::c_void) -> usize {
 unsafe fn set_context_pc_sp(uc: *mut libc::c_void, pc: usize, sp: usize) {
     let uc = uc.cast::<libc::ucontext_t>();
     // SAFETY: caller passes the handler's ucontext.
-    unsafe {
-        (*uc).uc_mcontext.pc = pc as u64;
-        (*uc).uc_mcontext.sp = sp as u64;
-    }
+    unsafe { (*uc).uc_mcontext.pc = pc as u64 };
+    // SAFETY: as above.
+    unsafe { (*uc).uc_mcontext.sp = sp as u64 };
 }

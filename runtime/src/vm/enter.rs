@@ -171,21 +171,21 @@ pub fn handle_fault(pc: usize, fault_addr: Option<usize>) -> Option<FaultResume>
     if code == crate::trap::codes::HEAP_OUT_OF_BOUNDS {
         // A memory access in wasm code may only fault inside a linear
         // memory's reservation; anything else is a bug of ours.
-        if let Some(addr) = fault_addr {
-            if !in_reservation(addr) {
-                return None;
-            }
+        if let Some(addr) = fault_addr
+            && !in_reservation(addr)
+        {
+            return None;
         }
     }
     // SAFETY: `ctx` is the innermost live entry on this thread/CPU (set by
     // `call_wasm` and cleared before it returns).
-    unsafe {
-        (*ctx).trap = Some(TrapRecord { code, pc });
-        Some(FaultResume {
-            pc: basalt_trap_landing as *const () as usize,
-            sp: (*ctx).saved_sp,
-        })
-    }
+    unsafe { (*ctx).trap = Some(TrapRecord { code, pc }) };
+    // SAFETY: as above.
+    let sp = unsafe { (*ctx).saved_sp };
+    Some(FaultResume {
+        pc: basalt_trap_landing as *const () as usize,
+        sp,
+    })
 }
 
 /// Calls compiled code through an array trampoline:

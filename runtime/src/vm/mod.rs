@@ -76,8 +76,8 @@ impl VMMemory {
             });
         }
         let page_log2 = ty.page_size_log2;
-        let declared_max = ty.maximum.unwrap_or(1 << (32 - page_log2 as u32));
-        let max_pages = declared_max.min(1 << (32 - page_log2 as u32));
+        let declared_max = ty.maximum.unwrap_or(1 << (32 - u32::from(page_log2)));
+        let max_pages = declared_max.min(1 << (32 - u32::from(page_log2)));
         let maximum_bytes = usize::try_from(max_pages << page_log2)
             .unwrap_or(usize::MAX)
             .min(limit_bytes);
@@ -328,26 +328,18 @@ impl VMContextBox {
     pub fn write_usize(&mut self, offset: i32, v: usize) {
         assert!(offset >= 0 && offset as usize + 8 <= self.layout.size());
         // SAFETY: in bounds (checked above) and 8-aligned by the layout's construction.
-        unsafe {
-            self.ptr
-                .as_ptr()
-                .add(offset as usize)
-                .cast::<usize>()
-                .write(v)
-        }
+        let p = unsafe { self.ptr.as_ptr().add(offset as usize) };
+        // SAFETY: as above: `p` is in bounds and aligned for the write.
+        unsafe { p.cast::<usize>().write(v) }
     }
 
     /// Writes a u32 at `offset`.
     pub fn write_u32(&mut self, offset: i32, v: u32) {
         assert!(offset >= 0 && offset as usize + 4 <= self.layout.size());
         // SAFETY: in bounds (checked above), 4-aligned.
-        unsafe {
-            self.ptr
-                .as_ptr()
-                .add(offset as usize)
-                .cast::<u32>()
-                .write(v)
-        }
+        let p = unsafe { self.ptr.as_ptr().add(offset as usize) };
+        // SAFETY: as above: `p` is in bounds and aligned for the write.
+        unsafe { p.cast::<u32>().write(v) }
     }
 
     /// Writes a function reference at `offset`.
@@ -363,13 +355,9 @@ impl VMContextBox {
             offset >= 0 && offset as usize + offsets::funcref::SIZE as usize <= self.layout.size()
         );
         // SAFETY: in bounds, VMFuncRef layout matches `offsets::funcref`.
-        unsafe {
-            self.ptr
-                .as_ptr()
-                .add(offset as usize)
-                .cast::<VMFuncRef>()
-                .read()
-        }
+        let p = unsafe { self.ptr.as_ptr().add(offset as usize) };
+        // SAFETY: as above: `p` is in bounds and holds a VMFuncRef.
+        unsafe { p.cast::<VMFuncRef>().read() }
     }
 }
 

@@ -24,6 +24,9 @@ use crate::types::{FuncType, GlobalType, MemoryType, RefType, TableType, Val, Va
 pub type HostFn<T> = Arc<dyn Fn(&mut Caller<'_, T>, &[Val], &mut [Val]) -> Result<(), Error>>;
 
 /// What a store holds that does not depend on the host data type.
+// The boxes are deliberate: compiled code and VM contexts hold raw pointers
+// to these objects, so they must not move when the vectors grow.
+#[allow(clippy::vec_box)]
 pub struct StoreOpaque {
     engine: Engine,
     ctx: Box<VMStoreContext>,
@@ -70,6 +73,8 @@ struct HostFuncCtx<T> {
     func: HostFn<T>,
 }
 
+// Boxed for stable addresses (trampolines hold pointers to the contexts).
+#[allow(clippy::vec_box)]
 pub(crate) struct StoreInner<T> {
     opaque: StoreOpaque,
     host_funcs: Vec<Box<HostFuncCtx<T>>>,
@@ -427,10 +432,10 @@ unsafe fn call_func<T>(
             Ok(())
         }
         Err(t) => {
-            if t.code == codes::HOST_ERROR {
-                if let Some(e) = store.opaque.pending.take() {
-                    return Err(e);
-                }
+            if t.code == codes::HOST_ERROR
+                && let Some(e) = store.opaque.pending.take()
+            {
+                return Err(e);
             }
             let func = enter::code_at(t.pc).and_then(|c| c.function_at(t.pc));
             let name = func.and_then(|i| {
@@ -692,11 +697,6 @@ impl StoreOpaque {
             vmctx.write_u32(offsets.type_id(i as u32), *t);
         }
         let code_base = module.0.code.base();
-        for (i, t) in module.0.type_ids.iter().enumerate() {
-            self.trampolines
-                .entry(*t)
-                .or_insert(code_base + module.0.compiled.array_trampolines[i] as usize);
-        }
 
         // Imports.
         let mut func_index = 0u32;
@@ -867,6 +867,13 @@ impl StoreOpaque {
             }
         }
         self.instances.push(inst);
+        // Only now does the store keep the module (and its code) alive, so
+        // only now may its trampolines serve calls of these types.
+        for (i, t) in module.0.type_ids.iter().enumerate() {
+            self.trampolines
+                .entry(*t)
+                .or_insert(code_base + module.0.compiled.array_trampolines[i] as usize);
+        }
         for (table, at, items) in actions {
             let t = &mut self.tables[self.instances[id].tables[table as usize]];
             let end = at.checked_add(items.len() as u64);
@@ -886,7 +893,7 @@ impl StoreOpaque {
         // Data segments.
         for (i, seg) in info.data.iter().enumerate() {
             if let DataMode::Active { memory, offset } = &seg.mode {
-                let at = self.eval(&self.instances[id], offset)? as u32 as u64;
+                let at = u64::from(self.eval(&self.instances[id], offset)? as u32);
                 let bytes = &module.0.data[i];
                 let m = &mut self.memories[self.instances[id].memories[*memory as usize]];
                 let data = m.data_mut();
@@ -994,19 +1001,25 @@ static BUILTINS: Builtins = Builtins {
 fn instance_of<'a>(vmctx: usize) -> &'a mut InstanceData {
     // SAFETY: compiled code passes its own live VM context, whose INSTANCE slot
     // points to the boxed InstanceData (wasm is suspended during the builtin).
-    unsafe { &mut **((vmctx + VMOffsets::INSTANCE as usize) as *const *mut InstanceData) }
+    let slot = unsafe { *((vmctx + VMOffsets::INSTANCE as usize) as *const *mut InstanceData) };
+    // SAFETY: as above: the slot holds a pointer to the live InstanceData.
+    unsafe { &mut *slot }
 }
 
 fn memory_of<'a>(vmctx: usize, inst: &InstanceData, mem: u32) -> &'a mut VMMemory {
     let at = inst.offsets.memory_ptr(mem) as usize;
     // SAFETY: the slot holds a pointer to a live VMMemory of the store.
-    unsafe { &mut **((vmctx + at) as *const *mut VMMemory) }
+    let slot = unsafe { *((vmctx + at) as *const *mut VMMemory) };
+    // SAFETY: as above.
+    unsafe { &mut *slot }
 }
 
 fn table_of<'a>(vmctx: usize, inst: &InstanceData, table: u32) -> &'a mut VMTable {
     let at = inst.offsets.table_ptr(table) as usize;
     // SAFETY: the slot holds a pointer to a live VMTable of the store.
-    unsafe { &mut **((vmctx + at) as *const *mut VMTable) }
+    let slot = unsafe { *((vmctx + at) as *const *mut VMTable) };
+    // SAFETY: as above.
+    unsafe { &mut *slot }
 }
 
 fn in_bounds(start: u64, len: u64, size: usize) -> Option<core::ops::Range<usize>> {

@@ -1,0 +1,382 @@
+//! Structured control flow: blocks, loops, ifs, branches, calls, returns.
+//!
+//! Every wasm block gets a Cranelift "next" block whose parameters are the
+//! wasm block's results; a `loop` also gets a header block whose parameters
+//! are the loop's parameters. Block parameters flow in as the plain SSA
+//! values already on the operand stack. An `if` branches to a then-block
+//! and an else-block; an `if` without `else` still gets its else-block,
+//! which forwards the parameters as results (validation guarantees the
+//! types agree).
+
+use alloc::vec::Vec;
+
+use cranelift_codegen::ir::{self, BlockArg, InstBuilder, JumpTableData, Value};
+use wasmparser::{BlockType, Operator};
+
+use super::{TResult, TranslateError, Translator};
+
+/// What kind of construct a [`Frame`] stands for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum FrameKind {
+    /// the function body
+    Function,
+    /// `block`
+    Block,
+    /// `loop`
+    Loop,
+    /// `if` (with or without `else`)
+    If,
+}
+
+/// One open block.
+#[derive(Debug)]
+pub(crate) struct Frame {
+    /// the construct
+    kind: FrameKind,
+    /// whether the construct was entered in reachable code; if not, nothing
+    /// of it is translated and the other fields are placeholders
+    live: bool,
+    /// the block after the construct, parameterised by its results
+    next: ir::Block,
+    /// a loop's header (branches to the loop go there)
+    header: Option<ir::Block>,
+    /// an `if`'s else-block while its `else` has not been seen
+    else_block: Option<ir::Block>,
+    /// an `if`'s parameters, handed again to its else branch
+    if_params: Vec<Value>,
+    /// how many values a branch to this frame carries
+    branch_arity: usize,
+    /// how many results the construct has
+    num_results: usize,
+    /// operand stack height below the construct's parameters
+    height: usize,
+    /// whether some branch (or the end of a then-branch) reaches `next`
+    next_reached: bool,
+}
+
+impl Frame {
+    /// A frame opened in unreachable code.
+    fn dead(kind: FrameKind, next: ir::Block) -> Frame {
+        Frame {
+            kind,
+            live: false,
+            next,
+            header: None,
+            else_block: None,
+            if_params: Vec::new(),
+            branch_arity: 0,
+            num_results: 0,
+            height: 0,
+            next_reached: false,
+        }
+    }
+}
+
+fn args(values: &[Value]) -> Vec<BlockArg> {
+    values.iter().map(|v| BlockArg::Value(*v)).collect()
+}
+
+impl Translator<'_, '_> {
+    /// Opens the frame of the function body, whose "next" block returns.
+    pub(crate) fn push_function_frame(&mut self, results: Vec<ir::Type>) {
+        let next = self.block_with_params(&results);
+        self.control.push(Frame {
+            kind: FrameKind::Function,
+            live: true,
+            next,
+            header: None,
+            else_block: None,
+            if_params: Vec::new(),
+            branch_arity: results.len(),
+            num_results: results.len(),
+            height: 0,
+            next_reached: false,
+        });
+    }
+
+    fn block_with_params(&mut self, tys: &[ir::Type]) -> ir::Block {
+        let b = self.builder.create_block();
+        for t in tys {
+            self.builder.append_block_param(b, *t);
+        }
+        b
+    }
+
+    /// Parameter and result types of a block type.
+    fn block_signature(
+        &self,
+        ty: BlockType,
+        offset: usize,
+    ) -> TResult<(Vec<ir::Type>, Vec<ir::Type>)> {
+        match ty {
+            BlockType::Empty => Ok((Vec::new(), Vec::new())),
+            BlockType::Type(t) => Ok((Vec::new(), alloc::vec![self.wasm_type(t, offset)?])),
+            BlockType::FuncType(idx) => {
+                let ft = self
+                    .env
+                    .info()
+                    .types
+                    .get(idx as usize)
+                    .cloned()
+                    .ok_or_else(|| TranslateError::Codegen("block type out of range".into()))?;
+                let params = ft
+                    .params
+                    .iter()
+                    .map(|t| self.val_type(*t, offset))
+                    .collect::<TResult<Vec<_>>>()?;
+                let results = ft
+                    .results
+                    .iter()
+                    .map(|t| self.val_type(*t, offset))
+                    .collect::<TResult<Vec<_>>>()?;
+                Ok((params, results))
+            }
+        }
+    }
+
+    /// The block a branch of relative depth `depth` goes to, and how many
+    /// values it carries. Marks the target as reached.
+    fn branch_target(&mut self, depth: u32) -> (ir::Block, usize) {
+        let i = self.control.len() - 1 - depth as usize;
+        let frame = &mut self.control[i];
+        match frame.header {
+            Some(h) => (h, frame.branch_arity),
+            None => {
+                frame.next_reached = true;
+                (frame.next, frame.branch_arity)
+            }
+        }
+    }
+
+    /// Follows block nesting in unreachable code (nothing is emitted).
+    pub(crate) fn unreachable_operator(&mut self, op: &Operator<'_>) -> TResult {
+        match op {
+            Operator::Block { .. } | Operator::Loop { .. } | Operator::If { .. } => {
+                let kind = match op {
+                    Operator::Block { .. } => FrameKind::Block,
+                    Operator::Loop { .. } => FrameKind::Loop,
+                    _ => FrameKind::If,
+                };
+                // A placeholder block, never filled.
+                let next = self.builder.create_block();
+                self.control.push(Frame::dead(kind, next));
+            }
+            Operator::Else => self.translate_else(),
+            Operator::End => self.translate_end(),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Translates control operators and calls; `false` if `op` is not one.
+    pub(crate) fn control_operator(&mut self, op: &Operator<'_>, offset: usize) -> TResult<bool> {
+        match op {
+            Operator::Block { blockty } => {
+                let (params, results) = self.block_signature(*blockty, offset)?;
+                let next = self.block_with_params(&results);
+                self.control.push(Frame {
+                    kind: FrameKind::Block,
+                    live: true,
+                    next,
+                    header: None,
+                    else_block: None,
+                    if_params: Vec::new(),
+                    branch_arity: results.len(),
+                    num_results: results.len(),
+                    height: self.stack.len() - params.len(),
+                    next_reached: false,
+                });
+            }
+            Operator::Loop { blockty } => {
+                let (params, results) = self.block_signature(*blockty, offset)?;
+                let header = self.block_with_params(&params);
+                let next = self.block_with_params(&results);
+                let entry = self.pop_n(params.len());
+                self.builder.ins().jump(header, &args(&entry));
+                self.builder.switch_to_block(header);
+                let height = self.stack.len();
+                self.stack
+                    .extend_from_slice(self.builder.block_params(header));
+                self.env.loop_header(&mut self.builder);
+                self.control.push(Frame {
+                    kind: FrameKind::Loop,
+                    live: true,
+                    next,
+                    header: Some(header),
+                    else_block: None,
+                    if_params: Vec::new(),
+                    branch_arity: params.len(),
+                    num_results: results.len(),
+                    height,
+                    next_reached: false,
+                });
+            }
+            Operator::If { blockty } => {
+                let (params, results) = self.block_signature(*blockty, offset)?;
+                let cond = self.pop();
+                let then_block = self.builder.create_block();
+                let else_block = self.builder.create_block();
+                let next = self.block_with_params(&results);
+                self.builder
+                    .ins()
+                    .brif(cond, then_block, &[], else_block, &[]);
+                self.builder.seal_block(then_block);
+                self.builder.seal_block(else_block);
+                self.builder.switch_to_block(then_block);
+                let if_params = self.peek_n(params.len()).to_vec();
+                self.control.push(Frame {
+                    kind: FrameKind::If,
+                    live: true,
+                    next,
+                    header: None,
+                    else_block: Some(else_block),
+                    if_params,
+                    branch_arity: results.len(),
+                    num_results: results.len(),
+                    height: self.stack.len() - params.len(),
+                    next_reached: false,
+                });
+            }
+            Operator::Else => self.translate_else(),
+            Operator::End => self.translate_end(),
+            Operator::Br { relative_depth } => {
+                let (target, n) = self.branch_target(*relative_depth);
+                let a = args(self.peek_n(n));
+                self.builder.ins().jump(target, &a);
+                self.reachable = false;
+            }
+            Operator::BrIf { relative_depth } => {
+                let cond = self.pop();
+                let (target, n) = self.branch_target(*relative_depth);
+                let a = args(self.peek_n(n));
+                let fallthrough = self.builder.create_block();
+                self.builder.ins().brif(cond, target, &a, fallthrough, &[]);
+                self.builder.seal_block(fallthrough);
+                self.builder.switch_to_block(fallthrough);
+            }
+            Operator::BrTable { targets } => {
+                let index = self.pop();
+                let depths = targets
+                    .targets()
+                    .collect::<Result<Vec<u32>, _>>()
+                    .map_err(TranslateError::from)?;
+                let (default, n) = self.branch_target(targets.default());
+                let a = args(self.peek_n(n));
+                let mut calls = Vec::with_capacity(depths.len());
+                for d in depths {
+                    let (block, _) = self.branch_target(d);
+                    calls.push(self.builder.func.dfg.block_call(block, &a));
+                }
+                let default = self.builder.func.dfg.block_call(default, &a);
+                let jt = self
+                    .builder
+                    .create_jump_table(JumpTableData::new(default, &calls));
+                self.builder.ins().br_table(index, jt);
+                self.reachable = false;
+            }
+            Operator::Return => {
+                let n = self.control[0].num_results;
+                let results = self.pop_n(n);
+                self.builder.ins().return_(&results);
+                self.reachable = false;
+            }
+            Operator::Call { function_index } => {
+                let ty = self.env.info().func_type(*function_index).clone();
+                self.check_types(&ty, offset)?;
+                let a = self.pop_n(ty.params.len());
+                let results = self.env.call(&mut self.builder, *function_index, &a);
+                self.stack.extend(results);
+            }
+            Operator::CallIndirect {
+                type_index,
+                table_index,
+            } => {
+                let ty = self
+                    .env
+                    .info()
+                    .types
+                    .get(*type_index as usize)
+                    .cloned()
+                    .ok_or_else(|| TranslateError::Codegen("type index out of range".into()))?;
+                self.check_types(&ty, offset)?;
+                let index = self.pop();
+                let a = self.pop_n(ty.params.len());
+                let results =
+                    self.env
+                        .call_indirect(&mut self.builder, *table_index, *type_index, index, &a);
+                self.stack.extend(results);
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// Refuses calls whose signature mentions v128.
+    fn check_types(&self, ty: &crate::types::FuncType, offset: usize) -> TResult {
+        for t in ty.params.iter().chain(ty.results.iter()) {
+            self.val_type(*t, offset)?;
+        }
+        Ok(())
+    }
+
+    /// `else`: closes the then branch and opens the else branch.
+    fn translate_else(&mut self) {
+        let reachable = self.reachable;
+        let frame = self.control.last_mut().expect("validated else");
+        if !frame.live {
+            return;
+        }
+        let else_block = frame.else_block.take().expect("validated else follows if");
+        let next = frame.next;
+        let n = frame.num_results;
+        let height = frame.height;
+        let params = core::mem::take(&mut frame.if_params);
+        if reachable {
+            frame.next_reached = true;
+            let results = self.pop_n(n);
+            self.builder.ins().jump(next, &args(&results));
+        }
+        self.stack.truncate(height);
+        self.builder.switch_to_block(else_block);
+        self.stack.extend_from_slice(&params);
+        self.reachable = true;
+    }
+
+    /// `end`: closes the innermost frame; at the function's end, returns.
+    fn translate_end(&mut self) {
+        let frame = self.control.pop().expect("validated end");
+        if !frame.live {
+            return;
+        }
+        let mut next_reached = frame.next_reached;
+        if self.reachable {
+            let results = self.pop_n(frame.num_results);
+            self.builder.ins().jump(frame.next, &args(&results));
+            next_reached = true;
+        }
+        if let Some(else_block) = frame.else_block {
+            // `if` without `else`: the parameters become the results.
+            self.builder.switch_to_block(else_block);
+            self.builder.ins().jump(frame.next, &args(&frame.if_params));
+            next_reached = true;
+        }
+        if let Some(header) = frame.header {
+            self.builder.seal_block(header);
+        }
+        self.stack.truncate(frame.height);
+        self.builder.switch_to_block(frame.next);
+        self.builder.seal_block(frame.next);
+        if next_reached {
+            let params = self.builder.block_params(frame.next).to_vec();
+            if frame.kind == FrameKind::Function {
+                self.builder.ins().return_(&params);
+                self.reachable = false;
+            } else {
+                self.stack.extend_from_slice(&params);
+                self.reachable = true;
+            }
+        } else {
+            self.reachable = false;
+        }
+    }
+}
