@@ -55,13 +55,13 @@ pub fn init() -> FrequencySource {
 }
 
 fn calibrate() -> Option<u64> {
-    // Median of three 10 ms windows.
+    // Median of three 5 ms windows.
     let mut samples = [0u64; 3];
     for s in &mut samples {
-        *s = basalt_drivers::pit::measure(10, cpu::cycles)?;
+        *s = basalt_drivers::pit::measure(5, cpu::cycles)?;
     }
     samples.sort_unstable();
-    let hz = samples[1] * 100;
+    let hz = samples[1] * 200;
     // Anything outside 50 MHz ..= 20 GHz is a broken measurement.
     (50_000_000..=20_000_000_000).contains(&hz).then_some(hz)
 }
