@@ -270,6 +270,9 @@ unsafe fn parse_start_info(paddr: u64) -> BootInfo {
 /// The 64-bit Rust entry, called by the boot stub on the boot stack.
 #[unsafe(no_mangle)]
 extern "C" fn basalt_x86_64_entry(start_info: u32) -> ! {
+    // Descriptor tables first: until a real TSS is loaded some hypervisors
+    // (KVM without unrestricted guest) must emulate every instruction.
+    super::traps::init();
     super::cpu::init();
     // SAFETY: `start_info` is what the PVH loader passed in ebx.
     let info = BOOT_INFO.call_once(|| unsafe { parse_start_info(u64::from(start_info)) });

@@ -56,7 +56,7 @@ pub fn init() {
             xcr0 |= XCr0Flags::AVX;
         }
         // SAFETY: only state components the CPU reports as supported.
-        unsafe { XCr0::write(xcr0) };
+        unsafe { XCr0::write_raw(xcr0.bits()) };
         AVX_ENABLED.store(xcr0.contains(XCr0Flags::AVX), Ordering::Relaxed);
     }
     // SAFETY: x86-64 compilers never emit SSE denormal flags we depend on;

@@ -398,8 +398,14 @@ pub fn exception_stacks() -> [(usize, usize); 2] {
     [(df, df + IST_STACK_SIZE), (nmi, nmi + IST_STACK_SIZE)]
 }
 
-/// Loads the GDT, TSS and IDT. Called once at boot.
+static LOADED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Loads the GDT, TSS and IDT (the boot path does this first thing; later
+/// calls do nothing, as a TSS cannot be loaded twice).
 pub fn init() {
+    if LOADED.swap(true, Ordering::SeqCst) {
+        return;
+    }
     let tss = TSS.call_once(|| {
         let mut tss = TaskStateSegment::new();
         let [df, nmi] = exception_stacks();
