@@ -83,7 +83,12 @@ impl Outcome {
     /// Asserts the program exited with `code`.
     #[track_caller]
     pub fn assert_exit(&self, code: i32) {
-        assert_eq!(self.report.status, Status::Exit(code), "{}", self.describe());
+        assert_eq!(
+            self.report.status,
+            Status::Exit(code),
+            "{}",
+            self.describe()
+        );
     }
 }
 
@@ -98,7 +103,10 @@ pub fn boot(mut opts: RunOptions, stdin: &[u8]) -> Outcome {
     };
     let report = match run_vm(&opts, io) {
         Ok(r) => r,
-        Err(e) => panic!("running {} failed before the VM ended: {e}", opts.wasm.display()),
+        Err(e) => panic!(
+            "running {} failed before the VM ended: {e}",
+            opts.wasm.display()
+        ),
     };
     Outcome {
         stdout: out.bytes(),
@@ -150,7 +158,10 @@ pub fn native_example_output(name: &str, args: &[&str]) -> Vec<u8> {
         .output();
     match out {
         Ok(o) if o.status.success() => o.stdout,
-        Ok(o) => panic!("native {name} failed: {}", String::from_utf8_lossy(&o.stderr)),
+        Ok(o) => panic!(
+            "native {name} failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        ),
         Err(e) => panic!("cannot run cargo: {e}"),
     }
 }

@@ -9,14 +9,23 @@ use basalt_tests::{boot, boot_example, example, native_example_output};
 fn hello_prints_and_exits_zero() {
     let out = boot_example("hello", &[]);
     out.assert_exit(0);
-    assert_eq!(out.stdout_text(), "Hello from Basalt!\n", "{}", out.describe());
+    assert_eq!(
+        out.stdout_text(),
+        "Hello from Basalt!\n",
+        "{}",
+        out.describe()
+    );
     assert_eq!(out.stderr_text(), "");
 }
 
 #[test]
 fn arguments_and_exactly_the_given_environment() {
     let mut opts = RunOptions::new(example("args-env"));
-    opts.args = vec![b"one".to_vec(), b"two words".to_vec(), "ünï".as_bytes().to_vec()];
+    opts.args = vec![
+        b"one".to_vec(),
+        b"two words".to_vec(),
+        "ünï".as_bytes().to_vec(),
+    ];
     opts.env = vec![b"GREETING=hi there".to_vec(), b"EMPTY=".to_vec()];
     let out = boot(opts, b"");
     out.assert_exit(0);
@@ -33,7 +42,12 @@ fn exit_codes_reach_the_host() {
     for code in [0, 3, 42, 255] {
         let out = boot_example("exit-code", &[&code.to_string()]);
         out.assert_exit(code);
-        assert_eq!(out.stdout_text(), format!("exiting with {code}\n"), "{}", out.describe());
+        assert_eq!(
+            out.stdout_text(),
+            format!("exiting with {code}\n"),
+            "{}",
+            out.describe()
+        );
         assert_eq!(out.stderr_text(), "to stderr before exit\n");
         assert_eq!(out.report.exit_code(), code);
     }
@@ -61,21 +75,35 @@ fn clocks_and_random_behave() {
 fn real_crates_give_the_native_output() {
     let out = boot_example("realworld", &[]);
     out.assert_exit(0);
-    assert_eq!(out.stdout, native_example_output("realworld", &[]), "{}", out.describe());
+    assert_eq!(
+        out.stdout,
+        native_example_output("realworld", &[]),
+        "{}",
+        out.describe()
+    );
 }
 
 #[test]
 fn cpu_heavy_gives_the_native_output() {
     let out = boot_example("cpu-heavy", &["1"]);
     out.assert_exit(0);
-    assert_eq!(out.stdout, native_example_output("cpu-heavy", &["1"]), "{}", out.describe());
+    assert_eq!(
+        out.stdout,
+        native_example_output("cpu-heavy", &["1"]),
+        "{}",
+        out.describe()
+    );
 }
 
 #[test]
 fn a_rust_panic_is_a_trap_with_its_message_on_stderr() {
     let out = boot_example("exit-code", &["panic"]);
     assert_eq!(out.report.exit_code(), 134, "{}", out.describe());
-    assert!(out.stderr_text().contains("asked to panic"), "{}", out.describe());
+    assert!(
+        out.stderr_text().contains("asked to panic"),
+        "{}",
+        out.describe()
+    );
 }
 
 #[test]
@@ -84,7 +112,12 @@ fn microvm_machine_boots() {
     opts.machine = Machine::Microvm;
     let out = boot(opts, b"");
     out.assert_exit(0);
-    assert_eq!(out.stdout_text(), "Hello from Basalt!\n", "{}", out.describe());
+    assert_eq!(
+        out.stdout_text(),
+        "Hello from Basalt!\n",
+        "{}",
+        out.describe()
+    );
 }
 
 #[test]
@@ -93,5 +126,10 @@ fn jit_compiles_in_the_guest() {
     opts.jit = true;
     let out = boot(opts, b"");
     out.assert_exit(0);
-    assert_eq!(out.stdout_text(), "Hello from Basalt!\n", "{}", out.describe());
+    assert_eq!(
+        out.stdout_text(),
+        "Hello from Basalt!\n",
+        "{}",
+        out.describe()
+    );
 }

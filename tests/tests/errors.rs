@@ -10,7 +10,10 @@ use basalt_tests::{boot, wat_file, write_temp};
 fn trap_of(name: &str, wat: &str) -> (String, String) {
     let out = boot(RunOptions::new(wat_file(name, wat)), b"");
     match out.report.status {
-        Status::Trap { ref kind, ref message } => (kind.clone(), message.clone()),
+        Status::Trap {
+            ref kind,
+            ref message,
+        } => (kind.clone(), message.clone()),
         _ => panic!("{name}: expected a trap\n{}", out.describe()),
     }
 }
@@ -20,7 +23,10 @@ fn assert_trap(name: &str, wat: &str, kind: &str, text: &str) {
     let (k, message) = trap_of(name, wat);
     assert_eq!(k, kind, "{name}: {message}");
     assert!(message.contains(text), "{name}: `{message}` lacks `{text}`");
-    assert!(message.contains("$victim") || message.contains("victim"), "{name}: `{message}` names no function");
+    assert!(
+        message.contains("$victim") || message.contains("victim"),
+        "{name}: `{message}` names no function"
+    );
 }
 
 #[test]
@@ -34,7 +40,12 @@ fn memory_out_of_bounds() {
     let wat = r#"(module (memory (export "memory") 1)
         (func $victim (drop (i32.load (i32.const 0x7fff0000))))
         (func (export "_start") call $victim))"#;
-    assert_trap("oob", wat, "memory-out-of-bounds", "out of bounds memory access");
+    assert_trap(
+        "oob",
+        wat,
+        "memory-out-of-bounds",
+        "out of bounds memory access",
+    );
 }
 
 #[test]
@@ -42,7 +53,12 @@ fn integer_divide_by_zero() {
     let wat = r#"(module (memory (export "memory") 1)
         (func $victim (param i32) (drop (i32.div_u (i32.const 1) (local.get 0))))
         (func (export "_start") (call $victim (i32.const 0))))"#;
-    assert_trap("div0", wat, "integer-divide-by-zero", "integer divide by zero");
+    assert_trap(
+        "div0",
+        wat,
+        "integer-divide-by-zero",
+        "integer divide by zero",
+    );
 }
 
 #[test]
@@ -58,7 +74,12 @@ fn bad_conversion_to_integer() {
     let wat = r#"(module (memory (export "memory") 1)
         (func $victim (param f32) (drop (i32.trunc_f32_s (local.get 0))))
         (func (export "_start") (call $victim (f32.const nan))))"#;
-    assert_trap("badconv", wat, "bad-conversion-to-integer", "invalid conversion to integer");
+    assert_trap(
+        "badconv",
+        wat,
+        "bad-conversion-to-integer",
+        "invalid conversion to integer",
+    );
 }
 
 #[test]
@@ -69,7 +90,12 @@ fn indirect_call_type_mismatch() {
         (func $other)
         (func $victim (call_indirect (type $t) (i32.const 7) (i32.const 0)))
         (func (export "_start") call $victim))"#;
-    assert_trap("mismatch", wat, "indirect-call-type-mismatch", "indirect call type mismatch");
+    assert_trap(
+        "mismatch",
+        wat,
+        "indirect-call-type-mismatch",
+        "indirect call type mismatch",
+    );
 }
 
 #[test]
@@ -87,7 +113,12 @@ fn indirect_call_to_null() {
         (table 2 funcref)
         (func $victim (call_indirect (i32.const 1)))
         (func (export "_start") call $victim))"#;
-    assert_trap("null", wat, "indirect-call-to-null", "uninitialized element");
+    assert_trap(
+        "null",
+        wat,
+        "indirect-call-to-null",
+        "uninitialized element",
+    );
 }
 
 #[test]
@@ -101,7 +132,11 @@ fn stack_overflow() {
 #[test]
 fn malformed_module_is_refused_on_the_host() {
     let path = write_temp("malformed.wasm", b"\0asm\x01\0\0\0\x01\xff\xff");
-    let io = VmIo { stdin: None, stdout: Box::new(std::io::sink()), stderr: Box::new(std::io::sink()) };
+    let io = VmIo {
+        stdin: None,
+        stdout: Box::new(std::io::sink()),
+        stderr: Box::new(std::io::sink()),
+    };
     match run_vm(&RunOptions::new(&path), io) {
         Err(e @ CliError::Module(_)) => {
             let msg = e.to_string();
@@ -130,10 +165,17 @@ fn a_module_without_start_is_a_load_error_from_the_kernel() {
 
 #[test]
 fn missing_file_is_a_clear_error() {
-    let io = VmIo { stdin: None, stdout: Box::new(std::io::sink()), stderr: Box::new(std::io::sink()) };
+    let io = VmIo {
+        stdin: None,
+        stdout: Box::new(std::io::sink()),
+        stderr: Box::new(std::io::sink()),
+    };
     match run_vm(&RunOptions::new("/nonexistent/app.wasm"), io) {
         Err(e @ CliError::Input(_)) => {
-            assert!(e.to_string().contains("cannot read /nonexistent/app.wasm"), "{e}");
+            assert!(
+                e.to_string().contains("cannot read /nonexistent/app.wasm"),
+                "{e}"
+            );
             assert_eq!(e.exit_code(), 66);
         }
         Err(e) => panic!("wrong error: {e}"),
