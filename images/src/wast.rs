@@ -19,15 +19,15 @@ use std::ffi::OsString;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use basalt_runtime::{
-    Config, Engine, Error, Extern, FuncType, Global, GlobalType, Instance, Linker, Memory,
-    MemoryType, Module, RefType, Store, Table, TableType, TrapKind, Val, ValType,
-};
 use ::wast::core::{
     AbstractHeapType, HeapType, NanPattern, V128Const, V128Pattern, WastArgCore, WastRetCore,
 };
 use ::wast::parser::{self, ParseBuffer};
 use ::wast::{QuoteWat, Wast, WastArg, WastDirective, WastExecute, WastInvoke, WastRet};
+use basalt_runtime::{
+    Config, Engine, Error, Extern, FuncType, Global, GlobalType, Instance, Linker, Memory,
+    MemoryType, Module, RefType, Store, Table, TableType, TrapKind, Val, ValType,
+};
 
 use crate::CliError;
 

@@ -12,8 +12,8 @@
 use std::path::{Path, PathBuf};
 
 use basalt_runtime::{
-    Arch, Config, Engine, Extern, FuncType, Global, GlobalType, Linker, Module, Store, Target,
-    Val, ValType,
+    Arch, Config, Engine, Extern, FuncType, Global, GlobalType, Linker, Module, Store, Target, Val,
+    ValType,
 };
 
 const V: u128 = 0x0f0e_0d0c_0b0a_0908_0706_0504_0302_0100;
@@ -97,7 +97,10 @@ fn v128_crosses_calls_globals_and_host_functions() {
     let neg0 = 0x8000_0000;
     let [Val::V128(m)] = call(
         "min",
-        &[lanes([nan, 1.0f32.to_bits(), 0, 5]), lanes([1.0f32.to_bits(), nan, neg0, 3])],
+        &[
+            lanes([nan, 1.0f32.to_bits(), 0, 5]),
+            lanes([1.0f32.to_bits(), nan, neg0, 3]),
+        ],
     )[..] else {
         panic!("one v128 result");
     };
@@ -163,7 +166,10 @@ fn simd_spec_modules_compile_for_aarch64_and_baseline_x86_64() {
         return;
     };
     let modules = simd_modules(&dir);
-    assert!(modules.len() > 100, "too few simd_*.wast modules in {dir:?}");
+    assert!(
+        modules.len() > 100,
+        "too few simd_*.wast modules in {dir:?}"
+    );
     let targets = [
         Target::new(Arch::Aarch64, &[]).unwrap(),
         Target::new(Arch::X86_64, Arch::X86_64.required_features()).unwrap(),
@@ -179,11 +185,7 @@ fn simd_spec_modules_compile_for_aarch64_and_baseline_x86_64() {
         for (file, wasm) in &modules {
             if let Err(e) = Module::compile_artifact(&engine, wasm) {
                 // Wasm 3.0 (multiple memories) stays refused, by name.
-                assert!(
-                    file.contains("multi"),
-                    "{file}: {e} ({})",
-                    engine.target()
-                );
+                assert!(file.contains("multi"), "{file}: {e} ({})", engine.target());
             }
         }
     }

@@ -186,15 +186,15 @@ impl Translator<'_, '_> {
                 let v = self.builder.ins().bitselect(c, x, y);
                 self.push_v(v);
             }
-            O::V128AnyTrue => self.to_i32(I8X16, |b, a| b.ins().vany_true(a)),
-            O::I8x16AllTrue => self.to_i32(I8X16, |b, a| b.ins().vall_true(a)),
-            O::I16x8AllTrue => self.to_i32(I16X8, |b, a| b.ins().vall_true(a)),
-            O::I32x4AllTrue => self.to_i32(I32X4, |b, a| b.ins().vall_true(a)),
-            O::I64x2AllTrue => self.to_i32(I64X2, |b, a| b.ins().vall_true(a)),
-            O::I8x16Bitmask => self.to_i32(I8X16, |b, a| b.ins().vhigh_bits(I32, a)),
-            O::I16x8Bitmask => self.to_i32(I16X8, |b, a| b.ins().vhigh_bits(I32, a)),
-            O::I32x4Bitmask => self.to_i32(I32X4, |b, a| b.ins().vhigh_bits(I32, a)),
-            O::I64x2Bitmask => self.to_i32(I64X2, |b, a| b.ins().vhigh_bits(I32, a)),
+            O::V128AnyTrue => self.reduce_to_i32(I8X16, |b, a| b.ins().vany_true(a)),
+            O::I8x16AllTrue => self.reduce_to_i32(I8X16, |b, a| b.ins().vall_true(a)),
+            O::I16x8AllTrue => self.reduce_to_i32(I16X8, |b, a| b.ins().vall_true(a)),
+            O::I32x4AllTrue => self.reduce_to_i32(I32X4, |b, a| b.ins().vall_true(a)),
+            O::I64x2AllTrue => self.reduce_to_i32(I64X2, |b, a| b.ins().vall_true(a)),
+            O::I8x16Bitmask => self.reduce_to_i32(I8X16, |b, a| b.ins().vhigh_bits(I32, a)),
+            O::I16x8Bitmask => self.reduce_to_i32(I16X8, |b, a| b.ins().vhigh_bits(I32, a)),
+            O::I32x4Bitmask => self.reduce_to_i32(I32X4, |b, a| b.ins().vhigh_bits(I32, a)),
+            O::I64x2Bitmask => self.reduce_to_i32(I64X2, |b, a| b.ins().vhigh_bits(I32, a)),
 
             // ---- integer lane arithmetic ----
             O::I8x16Abs => self.un(I8X16, |b, a| b.ins().iabs(a)),
@@ -434,7 +434,11 @@ impl Translator<'_, '_> {
     }
 
     /// An operator from a vector to a Cranelift truth value or `i32`.
-    fn to_i32(&mut self, ty: ir::Type, f: impl FnOnce(&mut FunctionBuilder<'_>, Value) -> Value) {
+    fn reduce_to_i32(
+        &mut self,
+        ty: ir::Type,
+        f: impl FnOnce(&mut FunctionBuilder<'_>, Value) -> Value,
+    ) {
         let a = self.pop_as(ty);
         let v = f(&mut self.builder, a);
         let v = if self.builder.func.dfg.value_type(v) == I32 {
