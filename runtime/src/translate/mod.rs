@@ -49,7 +49,7 @@ pub enum TranslateError {
     Unsupported {
         /// byte offset in the module of the offending operator
         offset: usize,
-        /// the proposal or feature, e.g. `"simd"`
+        /// the proposal or feature, e.g. `"tail_call"`
         feature: &'static str,
     },
     /// Cranelift could not build the function (a translator bug).
@@ -110,7 +110,8 @@ fn translate(
         pointer,
     };
     // An unsupported feature stops translation but not validation: an
-    // invalid body is reported as invalid even if it also uses SIMD.
+    // invalid body is reported as invalid even if it also uses an unsupported
+    // feature.
     let mut unsupported: Option<TranslateError> = None;
     note(&mut unsupported, t.begin())?;
 
