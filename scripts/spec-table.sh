@@ -49,7 +49,7 @@ for g in "1.0/2.0 core (non-SIMD)" "2.0 SIMD" "3.0 tail calls" "3.0 memory64" \
   [ -n "$list" ] || continue
   mapfile -t paths <<<"${list%$'\n'}"
   total=$("$basalt" wast "${paths[@]}" | tail -n 1 || true)
-  # total: P passed, F failed, S skipped (N files)
-  read -r p f s n <<<"$(sed -E 's/^total: ([0-9]+) passed, ([0-9]+) failed, ([0-9]+) skipped \(([0-9]+) files\)$/\1 \2 \3 \4/' <<<"$total")"
+  # total: P passed, F failed, S skipped (N file[s])
+  read -r p f s n <<<"$(sed -E 's/^total: ([0-9]+) passed, ([0-9]+) failed, ([0-9]+) skipped \(([0-9]+) files?\)$/\1 \2 \3 \4/' <<<"$total")"
   echo "| $g | $n | $p | $f | $s |"
 done

@@ -188,8 +188,8 @@ pub fn command(args: Vec<OsString>) -> Result<i32, CliError> {
                 };
                 if wanted != host {
                     return Err(usage(format!(
-                        "`basalt wast` runs hosted, in this process: --arch {wanted} needs a \
-                         {wanted} machine (this one is {host})"
+                        "`basalt wast` runs hosted, in this process: --arch {wanted} must run \
+                         on {wanted} (this machine is {host})"
                     )));
                 }
             }
@@ -219,7 +219,8 @@ pub fn command(args: Vec<OsString>) -> Result<i32, CliError> {
         }
         total.add(report.counts);
     }
-    println!("total: {total} ({} files)", files.len());
+    let plural = if files.len() == 1 { "" } else { "s" };
+    println!("total: {total} ({} file{plural})", files.len());
     Ok(if total.failed > 0 { 1 } else { 0 })
 }
 
@@ -608,4 +609,43 @@ fn trap_matches(kind: TrapKind, message: &str) -> bool {
     };
     let own = kind.to_string();
     message.starts_with(own.as_str()) || aliases.iter().any(|a| message.starts_with(a))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn v128_lane_patterns_and_counts() {
+        let engine = engine().expect("hosted engine");
+        let script = r#"
+          (module
+            (func (export "nan") (result v128)
+              (f32x4.div (v128.const f32x4 0 1 0 -1) (v128.const f32x4 0 1 0 1)))
+            (func (export "id") (param v128) (result v128) (local.get 0)))
+          (assert_return (invoke "nan")
+            (v128.const f32x4 nan:canonical 1 nan:arithmetic -1))
+          (assert_return (invoke "id" (v128.const i16x8 1 2 3 4 5 6 7 -1))
+            (v128.const i8x16 1 0 2 0 3 0 4 0 5 0 6 0 7 0 -1 -1))
+          (assert_return (invoke "id" (v128.const i64x2 1 2)) (v128.const i64x2 1 3))
+          (assert_trap (invoke "id" (v128.const i64x2 1 2)) "unreachable")
+          (assert_invalid (module (func (result v128) (i32.const 0))) "type mismatch")
+        "#;
+        let report = run_script(&engine, script);
+        assert_eq!(
+            report.counts,
+            Counts {
+                passed: 4,
+                failed: 2,
+                skipped: 0
+            },
+            "{:?}",
+            report.failures
+        );
+        assert!(
+            report.failures[0].starts_with("10:"),
+            "{:?}",
+            report.failures
+        );
+    }
 }
