@@ -26,7 +26,7 @@ use ::wast::parser::{self, ParseBuffer};
 use ::wast::{QuoteWat, Wast, WastArg, WastDirective, WastExecute, WastInvoke, WastRet};
 use basalt_runtime::{
     Config, Engine, Error, Extern, FuncType, Global, GlobalType, Instance, Linker, Memory,
-    MemoryType, Module, RefType, Store, Table, TableType, TrapKind, Val, ValType,
+    MemoryType, Module, RefType, Store, Table, TableType, Target, TrapKind, Val, ValType,
 };
 
 use crate::CliError;
@@ -82,9 +82,20 @@ pub struct Report {
     pub failures: Vec<String>,
 }
 
-/// A hosted engine for running scripts.
+/// A hosted engine for running scripts: this machine, all its CPU features.
 pub fn engine() -> Result<Engine, Error> {
     Engine::new(Config::hosted())
+}
+
+/// A hosted engine that generates code for the oldest CPU of this machine's
+/// ISA that Basalt supports (on x86-64: SSE4.1, no AVX), so the scripts can
+/// check the instruction selections the host's own features would skip.
+pub fn baseline_engine() -> Result<Engine, Error> {
+    let arch = Target::host().arch;
+    Engine::new(Config {
+        target: Target::new(arch, arch.required_features())?,
+        ..Config::hosted()
+    })
 }
 
 /// Runs the script at `path` on a thread of its own with a large stack (deep
