@@ -12,7 +12,8 @@
 //! reachability and only follows the nesting of blocks until control can
 //! reach code again.
 //!
-//! See [`env`] for what the translator asks of the engine.
+//! `v128` values are Cranelift `i8x16` vectors (module `simd`). See [`env`]
+//! for what the translator asks of the engine.
 
 mod control;
 pub mod env;
@@ -113,7 +114,7 @@ fn translate(
     // invalid body is reported as invalid even if it also uses an unsupported
     // feature.
     let mut unsupported: Option<TranslateError> = None;
-    note(&mut unsupported, t.begin())?;
+    t.begin();
 
     let mut reader = body.get_binary_reader();
     reader.set_features(*validator.features());
@@ -202,7 +203,7 @@ pub(crate) struct Translator<'e, 'f> {
 impl Translator<'_, '_> {
     /// Creates the entry block, binds the parameters to locals, tells the
     /// environment, and opens the function body's frame.
-    fn begin(&mut self) -> TResult {
+    fn begin(&mut self) {
         let sig = self.builder.func.signature.clone();
         let entry = self.builder.create_block();
         self.builder.append_block_params_for_function_params(entry);
@@ -217,7 +218,6 @@ impl Translator<'_, '_> {
         }
         let results: Vec<ir::Type> = sig.returns.iter().map(|r| r.value_type).collect();
         self.push_function_frame(results);
-        Ok(())
     }
 
     /// Declares `count` locals of type `ty`, each starting at zero / null.
