@@ -142,8 +142,7 @@ def linux_guest(accel, repeat):
         dep = sh(["dpkg-deb", "-f", meta, "Depends"]).stdout
         real = re.search(r"(linux-image-[0-9][^ ,]*cloud-amd64(?:-unsigned)?)", dep).group(1)
         subprocess.run(["apt-get", "download", real], cwd=d, check=True, capture_output=True)
-        deb = [x for x in glob.glob(os.path.join(d, "linux-image-*.deb")) if "cloud-amd64_" not in os.path.basename(x) or "-unsigned" in x or re.search(r"linux-image-[0-9]", x)]
-        for x in deb:
+        for x in glob.glob(os.path.join(d, real + "_*.deb")):
             subprocess.run(["dpkg-deb", "-x", x, d], check=True)
         kernels = glob.glob(os.path.join(d, "boot", "vmlinuz-*"))
     kernel = kernels[0]

@@ -14,6 +14,7 @@ use crate::vm::Machine;
 pub const USAGE: &str = "\
 usage: basalt run [OPTIONS] FILE.wasm [ARGS...]
        basalt compile [--host] FILE.wasm [-o FILE.cwasm]
+       basalt wast [--arch x86_64] [-v] FILE.wast...
 
 Runs a WASI preview1 command in a Basalt VM (QEMU) and exits with its exit code.
 The program's stdout and stderr are ours; our stdin is its stdin.
@@ -30,7 +31,8 @@ options:
   -v, --verbose         report the accelerator, compile time and boot timeline
 
 `compile` compiles ahead of time for the guest's CPU level (or, with --host,
-for this machine) and reports the compile speed.
+for this machine) and reports the compile speed. `wast` runs WebAssembly
+spec-test scripts against the runtime in this process (see `basalt wast --help`).
 
 exit codes: the program's own; 134 trap; 65 invalid module; 66 unreadable file;
 70 kernel panic or build failure; 71 VM failure; 2 usage error";
@@ -150,6 +152,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
             }
         }),
         Some("compile") => compile(it.collect()),
+        Some("wast") => crate::wast::command(it.collect()),
         Some("--help" | "-h" | "help") => {
             println!("{USAGE}");
             Ok(0)

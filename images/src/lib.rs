@@ -4,7 +4,7 @@
 //! `basalt run FILE.wasm` compiles the module ahead of time on the host,
 //! builds the kernel if needed, packs a bundle ([`bundle`]) and boots it in
 //! QEMU ([`vm`]); `--hosted` runs the same runtime in this process instead
-//! ([`hosted`]).
+//! ([`hosted`]). `basalt wast` runs spec-test scripts hosted ([`wast`]).
 
 #![deny(unsafe_code)]
 
@@ -16,6 +16,7 @@ pub mod hosted;
 pub mod run;
 pub mod symbols;
 pub mod vm;
+pub mod wast;
 
 use std::fmt;
 

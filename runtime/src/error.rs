@@ -19,7 +19,7 @@ pub enum Error {
     },
     /// The module uses a feature Basalt does not implement yet.
     Unsupported {
-        /// the proposal or feature, e.g. "simd"
+        /// the proposal or feature, e.g. "tail_call"
         feature: &'static str,
         /// byte offset in the module (0 when not known)
         offset: usize,

@@ -274,8 +274,9 @@ use wasmparser::{
     ValidatorResources, WasmFeatures,
 };
 
-/// The wasm features Basalt accepts: WebAssembly 2.0. Later proposals are
-/// rejected by validation with a message naming them.
+/// The wasm features Basalt accepts: WebAssembly 2.0, 128-bit SIMD included.
+/// Later proposals (relaxed SIMD and the rest of Wasm 3.0) are rejected by
+/// validation with a message naming them.
 pub fn supported_features() -> WasmFeatures {
     WasmFeatures::WASM2
 }

@@ -282,7 +282,6 @@ impl Translator<'_, '_> {
             }
             Operator::Call { function_index } => {
                 let ty = self.env.info().func_type(*function_index).clone();
-                self.check_types(&ty, offset)?;
                 let a = self.pop_n(ty.params.len());
                 let results = self.env.call(&mut self.builder, *function_index, &a);
                 self.stack.extend(results);
@@ -298,7 +297,6 @@ impl Translator<'_, '_> {
                     .get(*type_index as usize)
                     .cloned()
                     .ok_or_else(|| TranslateError::Codegen("type index out of range".into()))?;
-                self.check_types(&ty, offset)?;
                 let index = self.pop();
                 let a = self.pop_n(ty.params.len());
                 let results =
@@ -309,14 +307,6 @@ impl Translator<'_, '_> {
             _ => return Ok(false),
         }
         Ok(true)
-    }
-
-    /// Refuses calls whose signature mentions v128.
-    fn check_types(&self, ty: &crate::types::FuncType, offset: usize) -> TResult {
-        for t in ty.params.iter().chain(ty.results.iter()) {
-            self.val_type(*t, offset)?;
-        }
-        Ok(())
     }
 
     /// `else`: closes the then branch and opens the else branch.

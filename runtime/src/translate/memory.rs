@@ -18,7 +18,7 @@ use crate::trap::codes;
 
 /// Flags of every linear memory access: little-endian, may trap, and a
 /// fault means an out-of-bounds access.
-fn heap_flags() -> MemFlagsData {
+pub(super) fn heap_flags() -> MemFlagsData {
     MemFlagsData::new()
         .with_endianness(Endianness::Little)
         .with_trap_code(Some(codes::HEAP_OUT_OF_BOUNDS))
@@ -150,7 +150,7 @@ impl Translator<'_, '_> {
 
     /// Pops an index and returns `(address, immediate offset)` for an
     /// access of `size` bytes, emitting the bounds check if one is needed.
-    fn address(&mut self, memarg: &MemArg, size: u64) -> (Value, i32) {
+    pub(super) fn address(&mut self, memarg: &MemArg, size: u64) -> (Value, i32) {
         let index = self.pop();
         let mem = match memarg.target {
             MemArgTarget::Memory(m) => m,

@@ -12,12 +12,14 @@
 //! reachability and only follows the nesting of blocks until control can
 //! reach code again.
 //!
-//! See [`env`] for what the translator asks of the engine.
+//! `v128` values are Cranelift `i8x16` vectors (module `simd`). See [`env`]
+//! for what the translator asks of the engine.
 
 mod control;
 pub mod env;
 mod memory;
 mod numeric;
+mod simd;
 
 pub use env::{MemoryAccess, TranslationEnv, WASM_PARAM_OFFSET};
 
@@ -48,7 +50,7 @@ pub enum TranslateError {
     Unsupported {
         /// byte offset in the module of the offending operator
         offset: usize,
-        /// the proposal or feature, e.g. `"simd"`
+        /// the proposal or feature, e.g. `"tail_call"`
         feature: &'static str,
     },
     /// Cranelift could not build the function (a translator bug).
@@ -72,7 +74,7 @@ pub(crate) type TResult<T = ()> = Result<T, TranslateError>;
 ///
 /// Every operator is validated with `validator` before it is translated;
 /// validation errors come back as [`TranslateError::Validation`], features
-/// the translator does not handle (SIMD, later proposals) as
+/// the translator does not handle (Wasm 3.0 proposals) as
 /// [`TranslateError::Unsupported`].
 pub fn translate_function(
     env: &mut dyn TranslationEnv,
@@ -109,10 +111,10 @@ fn translate(
         pointer,
     };
     // An unsupported feature stops translation but not validation: an
-    // invalid body is reported as invalid even if it also uses SIMD.
+    // invalid body is reported as invalid even if it also uses an unsupported
+    // feature.
     let mut unsupported: Option<TranslateError> = None;
-    let body_offset = usize::try_from(body.range().start).unwrap_or(usize::MAX);
-    note(&mut unsupported, t.begin(body_offset))?;
+    t.begin();
 
     let mut reader = body.get_binary_reader();
     reader.set_features(*validator.features());
@@ -201,19 +203,8 @@ pub(crate) struct Translator<'e, 'f> {
 impl Translator<'_, '_> {
     /// Creates the entry block, binds the parameters to locals, tells the
     /// environment, and opens the function body's frame.
-    fn begin(&mut self, offset: usize) -> TResult {
+    fn begin(&mut self) {
         let sig = self.builder.func.signature.clone();
-        if sig
-            .params
-            .iter()
-            .chain(sig.returns.iter())
-            .any(|p| p.value_type.is_vector())
-        {
-            return Err(TranslateError::Unsupported {
-                offset,
-                feature: "simd",
-            });
-        }
         let entry = self.builder.create_block();
         self.builder.append_block_params_for_function_params(entry);
         self.builder.switch_to_block(entry);
@@ -227,7 +218,6 @@ impl Translator<'_, '_> {
         }
         let results: Vec<ir::Type> = sig.returns.iter().map(|r| r.value_type).collect();
         self.push_function_frame(results);
-        Ok(())
     }
 
     /// Declares `count` locals of type `ty`, each starting at zero / null.
@@ -247,23 +237,19 @@ impl Translator<'_, '_> {
         match ty {
             types::F32 => self.builder.ins().f32const(0.0f32),
             types::F64 => self.builder.ins().f64const(0.0f64),
+            types::I8X16 => self.v128_const(0),
             _ => self.builder.ins().iconst(ty, 0),
         }
     }
 
-    /// The Cranelift type of a wasm value type; v128 is unsupported.
-    pub(crate) fn wasm_type(&self, ty: wasmparser::ValType, offset: usize) -> TResult<ir::Type> {
+    /// The Cranelift type of a wasm value type (v128 is `i8x16`).
+    pub(crate) fn wasm_type(&self, ty: wasmparser::ValType, _offset: usize) -> TResult<ir::Type> {
         Ok(match ty {
             wasmparser::ValType::I32 => types::I32,
             wasmparser::ValType::I64 => types::I64,
             wasmparser::ValType::F32 => types::F32,
             wasmparser::ValType::F64 => types::F64,
-            wasmparser::ValType::V128 => {
-                return Err(TranslateError::Unsupported {
-                    offset,
-                    feature: "simd",
-                });
-            }
+            wasmparser::ValType::V128 => types::I8X16,
             wasmparser::ValType::Ref(r) => {
                 let rt = if r.is_extern_ref() {
                     RefType::ExternRef
@@ -275,19 +261,14 @@ impl Translator<'_, '_> {
         })
     }
 
-    /// The Cranelift type of one of the runtime's value types; v128 is unsupported.
-    pub(crate) fn val_type(&self, ty: ValType, offset: usize) -> TResult<ir::Type> {
+    /// The Cranelift type of one of the runtime's value types (v128 is `i8x16`).
+    pub(crate) fn val_type(&self, ty: ValType, _offset: usize) -> TResult<ir::Type> {
         Ok(match ty {
             ValType::I32 => types::I32,
             ValType::I64 => types::I64,
             ValType::F32 => types::F32,
             ValType::F64 => types::F64,
-            ValType::V128 => {
-                return Err(TranslateError::Unsupported {
-                    offset,
-                    feature: "simd",
-                });
-            }
+            ValType::V128 => types::I8X16,
             ValType::Ref(r) => self.env.reference_type(r),
         })
     }
@@ -338,6 +319,7 @@ impl Translator<'_, '_> {
         if self.control_operator(op, offset)?
             || self.memory_operator(op, offset)?
             || self.numeric_operator(op)?
+            || self.simd_operator(op)?
         {
             return Ok(());
         }
