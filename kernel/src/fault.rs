@@ -177,6 +177,15 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     }
     let fp = basalt_arch::cpu::frame_pointer();
     backtrace(&mut w, panic as *const () as usize, fp);
+    if crate::mem::heap::exhausted() {
+        finish(
+            Status::Panic,
+            format_args!(
+                "{} (the kernel ran out of memory: give the VM more RAM, e.g. basalt run --memory)",
+                info.message()
+            ),
+        );
+    }
     match info.location() {
         Some(loc) => finish(
             Status::Panic,

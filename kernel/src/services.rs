@@ -18,6 +18,9 @@ struct StdinState {
     eof: bool,
 }
 
+/// How long stdin polling spins after the last byte before it naps.
+const IDLE_AFTER_NS: u64 = 20_000_000;
+
 /// The stdin escape byte (see `docs/guest-protocol.md`).
 const ESCAPE: u8 = 0xff;
 
@@ -83,23 +86,36 @@ impl Stdio for SerialStdio {
             return 0;
         }
         let mut n = 0;
+        let mut last_byte = crate::time::monotonic_ns();
         loop {
-            match try_read_raw() {
-                Some(raw) => match st.decode(raw) {
-                    Some(Some(b)) => {
-                        buf[n] = b;
-                        n += 1;
-                        if n == buf.len() {
-                            return n;
-                        }
-                    }
-                    Some(None) => return n,
-                    None => {}
-                },
+            let Some(raw) = try_read_raw() else {
                 // Block for the first byte (and to complete an escape);
                 // afterwards return what has arrived.
-                None if n > 0 && !st.escape => return n,
-                None => basalt_arch::cpu::spin_hint(),
+                if n > 0 && !st.escape {
+                    return n;
+                }
+                // Poll hard while input flows (the UART holds one byte at a
+                // time); after a quiet spell, nap 1 ms between polls so an
+                // idle reader does not burn a host CPU.
+                let now = crate::time::monotonic_ns();
+                if now.saturating_sub(last_byte) < IDLE_AFTER_NS {
+                    basalt_arch::cpu::spin_hint();
+                } else {
+                    crate::time::sleep_until(now + 1_000_000);
+                }
+                continue;
+            };
+            last_byte = crate::time::monotonic_ns();
+            match st.decode(raw) {
+                Some(Some(b)) => {
+                    buf[n] = b;
+                    n += 1;
+                    if n == buf.len() {
+                        return n;
+                    }
+                }
+                Some(None) => return n,
+                None => {}
             }
         }
     }

@@ -99,6 +99,13 @@ pub fn stats() -> (usize, usize) {
     (st.heap.used(), st.heap.size())
 }
 
+static EXHAUSTED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Whether the heap ever failed to grow (physical memory ran out).
+pub fn exhausted() -> bool {
+    EXHAUSTED.load(core::sync::atomic::Ordering::Relaxed)
+}
+
 fn grow(heap: &mut Heap, layout: Layout) -> bool {
     let need = layout
         .size()
@@ -109,11 +116,11 @@ fn grow(heap: &mut Heap, layout: Layout) -> bool {
         .max(heap.size() / 4)
         .next_multiple_of(PAGE_SIZE);
     let top = heap.top() as usize;
-    if top + by > HEAP_BASE + HEAP_MAX {
-        return false;
-    }
     // SAFETY: above the heap's top lies only unused heap window.
-    if unsafe { super::map_zeroed(top, by, Access::DATA) }.is_err() {
+    if top + by > HEAP_BASE + HEAP_MAX
+        || unsafe { super::map_zeroed(top, by, Access::DATA) }.is_err()
+    {
+        EXHAUSTED.store(true, core::sync::atomic::Ordering::Relaxed);
         return false;
     }
     // SAFETY: [top, top + by) is now mapped and directly follows the heap.
