@@ -116,10 +116,9 @@ fn grow(heap: &mut Heap, layout: Layout) -> bool {
         .max(heap.size() / 4)
         .next_multiple_of(PAGE_SIZE);
     let top = heap.top() as usize;
+    let fits = top + by <= HEAP_BASE + HEAP_MAX;
     // SAFETY: above the heap's top lies only unused heap window.
-    if top + by > HEAP_BASE + HEAP_MAX
-        || unsafe { super::map_zeroed(top, by, Access::DATA) }.is_err()
-    {
+    if !fits || unsafe { super::map_zeroed(top, by, Access::DATA) }.is_err() {
         EXHAUSTED.store(true, core::sync::atomic::Ordering::Relaxed);
         return false;
     }
