@@ -106,7 +106,10 @@ impl fmt::Display for LoadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             LoadError::Bundle(e) => write!(f, "{e}"),
-            LoadError::Cpu(e) => write!(f, "this CPU cannot run Basalt's generated code: {e}"),
+            LoadError::Cpu(e) => write!(
+                f,
+                "this CPU cannot run Basalt's generated code ({e}); give the VM a CPU with SSE4.1, e.g. QEMU `-cpu max` or `-cpu host`"
+            ),
             LoadError::Artifact(e) => write!(
                 f,
                 "{e} (rebuild the bundle with this kernel's basalt CLI, or pass --jit)"
