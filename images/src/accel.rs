@@ -106,6 +106,7 @@ fn probe(opts: &VmOptions) -> Result<(), String> {
     vm.verbose = false;
     vm.timeout = Some(PROBE_DEADLINE);
     vm.memory_mib = 256;
+    vm.kernel_cmdline = None;
     let manifest = Manifest {
         args: vec![b"probe".to_vec()],
         jit: true,

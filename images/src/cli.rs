@@ -29,6 +29,7 @@ options:
   --hosted              run in this process on Linux instead of in a VM
   --timeout SECONDS     stop the VM after this long (exit code 124)
   -v, --verbose         report the accelerator, compile time and boot timeline
+  --kernel-cmdline TEXT the kernel command line (diagnostics, see docs/guest-protocol.md)
 
 `compile` compiles ahead of time for the guest's CPU level (or, with --host,
 for this machine) and reports the compile speed. `wast` runs WebAssembly
@@ -108,6 +109,7 @@ pub fn parse_run(args: Vec<OsString>) -> Result<RunCommand, CliError> {
                     .ok_or_else(|| usage(format!("--timeout wants seconds, got `{v}`")))?;
                 opts.timeout = Some(Duration::from_secs_f64(secs));
             }
+            "--kernel-cmdline" => opts.kernel_cmdline = Some(value(&mut it, flag)?),
             "--jit" => opts.jit = true,
             "--hosted" => hosted = true,
             "-v" | "--verbose" => opts.verbose = true,

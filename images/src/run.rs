@@ -34,6 +34,8 @@ pub struct RunOptions {
     pub verbose: bool,
     /// kill the VM after this long
     pub timeout: Option<Duration>,
+    /// the kernel command line (diagnostics; see `docs/guest-protocol.md`)
+    pub kernel_cmdline: Option<String>,
 }
 
 impl RunOptions {
@@ -50,6 +52,7 @@ impl RunOptions {
             jit: false,
             verbose: false,
             timeout: None,
+            kernel_cmdline: None,
         }
     }
 }
@@ -101,6 +104,7 @@ pub fn run_vm(opts: &RunOptions, io: VmIo) -> Result<VmReport, CliError> {
         kernel: kernel.clone(),
         verbose: opts.verbose,
         timeout: opts.timeout,
+        kernel_cmdline: opts.kernel_cmdline.clone(),
     };
     let (accel, why) = accel::choose(opts.accel, &vm_opts)?;
     vm_opts.accel = accel;

@@ -61,6 +61,8 @@ pub struct VmOptions {
     pub verbose: bool,
     /// kill the VM after this long
     pub timeout: Option<Duration>,
+    /// the kernel command line (diagnostics, e.g. `basalt.crash=panic`)
+    pub kernel_cmdline: Option<String>,
 }
 
 /// Where the program's streams go.
@@ -220,6 +222,9 @@ pub fn qemu_command(opts: &VmOptions, bundle: &Path, sockets: &[PathBuf; 3]) -> 
         .arg(&opts.kernel)
         .arg("-initrd")
         .arg(bundle);
+    if let Some(line) = &opts.kernel_cmdline {
+        cmd.arg("-append").arg(line);
+    }
     // COM1, COM2, COM3 at their ISA addresses and IRQs.
     for (i, (path, (iobase, irq))) in sockets
         .iter()

@@ -195,3 +195,42 @@ fn memory_grows_to_hundreds_of_mib() {
     let out = boot(RunOptions::new(wat_file("grow", wat)), b"");
     out.assert_exit(7);
 }
+
+/// Boots hello with the kernel told to crash on purpose.
+fn crash(kind: &str) -> basalt_tests::Outcome {
+    let mut opts = RunOptions::new(basalt_tests::example("hello"));
+    opts.kernel_cmdline = Some(format!("basalt.crash={kind}"));
+    boot(opts, b"")
+}
+
+#[test]
+fn a_kernel_panic_reports_its_cause_and_a_symbolised_backtrace() {
+    let out = crash("panic");
+    match &out.report.status {
+        Status::Panic(m) => assert!(!m.is_empty(), "{}", out.describe()),
+        _ => panic!("expected a kernel panic\n{}", out.describe()),
+    }
+    assert_eq!(out.report.exit_code(), 70);
+    let log = out.report.log_text();
+    assert!(
+        log.contains("basalt_kernel"),
+        "no symbol names in the backtrace:\n{log}"
+    );
+}
+
+#[test]
+fn kernel_faults_are_reported_not_hung() {
+    for kind in ["null", "ud", "wx", "stack"] {
+        let out = crash(kind);
+        assert!(
+            matches!(out.report.status, Status::Panic(_)),
+            "{kind}: {}",
+            out.describe()
+        );
+        let log = out.report.log_text();
+        assert!(
+            log.contains("RIP") || log.contains("rip"),
+            "{kind}: no registers:\n{log}"
+        );
+    }
+}
