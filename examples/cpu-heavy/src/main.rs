@@ -123,6 +123,10 @@ fn sieve(n: usize) -> usize {
     for i in 2..=n {
         if !composite[i] {
             count += 1;
+            // i * i would overflow a 32-bit usize (wasm32) for large i
+            if i > n / i {
+                continue;
+            }
             let mut j = i * i;
             while j <= n {
                 composite[j] = true;
