@@ -93,6 +93,14 @@ def codegen(scale, repeat):
     return {k: median(v) for k, v in rows.items()}, same
 
 
+def module_name(path):
+    """`sightglass/bz2/benchmark.wasm` → `bz2 (sightglass)`."""
+    base = os.path.basename(path)
+    if "sightglass" in path:
+        return os.path.basename(os.path.dirname(path)) + " (sightglass)"
+    return base
+
+
 def compile_speed(modules):
     import wasmtime
     res = []
@@ -101,7 +109,7 @@ def compile_speed(modules):
         p = subprocess.run([BASALT, "compile", "--host", path], capture_output=True, text=True)
         m = re.search(r"in ([0-9.]+) ms", p.stderr)
         if not m:
-            res.append((os.path.basename(path), size, None, None))
+            res.append((module_name(path), size, None, None))
             continue
         b_ms = float(m.group(1))
         eng = wasmtime.Engine()
@@ -109,7 +117,7 @@ def compile_speed(modules):
         t = time.perf_counter()
         wasmtime.Module(eng, data)
         w_ms = (time.perf_counter() - t) * 1e3
-        res.append((os.path.basename(path), size, b_ms, w_ms))
+        res.append((module_name(path), size, b_ms, w_ms))
     return res
 
 
