@@ -1,0 +1,45 @@
+//! A bounded differential run: random modules from fixed seeds through
+//! Basalt and wasmi (see `basalt_tests::differential`). Longer runs:
+//! `BASALT_DIFF_CASES=100000 cargo test -p basalt-tests --release --test
+//! differential`, or the `cargo fuzz` target in `fuzz/`.
+
+use basalt_tests::differential::{Verdict, check};
+
+/// xorshift64*: deterministic case bytes from a seed.
+fn case_bytes(seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut next = || {
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    };
+    let len = 256 + (next() % 8192) as usize;
+    (0..len).map(|_| (next() >> 56) as u8).collect()
+}
+
+#[test]
+fn basalt_agrees_with_wasmi_on_random_modules() {
+    let cases: u64 = std::env::var("BASALT_DIFF_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(400);
+    let (mut same, mut skipped) = (0, 0);
+    let mut diverged = Vec::new();
+    for seed in 0..cases {
+        match check(&case_bytes(seed)) {
+            Verdict::Same => same += 1,
+            Verdict::Skipped(_) => skipped += 1,
+            Verdict::Diverged(what) => diverged.push(format!("seed {seed}: {what}")),
+        }
+    }
+    println!(
+        "differential: {cases} cases, {same} agreed, {skipped} skipped, {} diverged",
+        diverged.len()
+    );
+    assert!(diverged.is_empty(), "divergences:\n{}", diverged.join("\n"));
+    assert!(
+        same > cases / 2,
+        "too few comparable cases: {same} of {cases}"
+    );
+}
