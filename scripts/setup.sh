@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian (bookworm) machine lacks to build and test Basalt:
-# the Rust targets and components the toolchain file names, and QEMU with its
-# firmware from bookworm-backports (to match the qemu-utils already there).
+# the Rust targets and components the toolchain file names, QEMU with its
+# firmware from bookworm-backports (to match the qemu-utils already there), and
+# what running the hosted runtime on AArch64 under emulation needs: the
+# aarch64-unknown-linux-gnu target, a cross linker and libc, and user-mode QEMU
+# (qemu-aarch64).
 # Safe to run twice: every step checks before it changes anything.
 set -euo pipefail
 
@@ -21,7 +24,7 @@ if ! rustup toolchain list | grep -q "^${toolchain}"; then
 fi
 need_targets=""
 installed_targets=$(rustup +"${toolchain}" target list --installed)
-for t in x86_64-unknown-none aarch64-unknown-none wasm32-wasip1 wasm32-wasip2; do
+for t in x86_64-unknown-none aarch64-unknown-none aarch64-unknown-linux-gnu wasm32-wasip1 wasm32-wasip2; do
   grep -qx "$t" <<<"$installed_targets" || need_targets="$need_targets $t"
 done
 if [ -n "$need_targets" ]; then
@@ -38,21 +41,45 @@ for c in rust-src llvm-tools clippy rustfmt; do
 done
 
 # --- QEMU and firmware from bookworm-backports ------------------------------
+# qemu-user holds the static user-mode emulators (qemu-aarch64) since QEMU 9.1;
+# its recommended binfmt registration is left out: the cargo runner in
+# .cargo/config.toml and the tests call qemu-aarch64 by name.
+missing_pkgs() {
+  local p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || echo "$p"
+  done
+}
 packages=(qemu-system-x86 qemu-system-arm ovmf qemu-efi-aarch64)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
+mapfile -t missing < <(missing_pkgs "${packages[@]}")
+mapfile -t missing_user < <(missing_pkgs qemu-user)
+if [ ${#missing[@]} -gt 0 ] || [ ${#missing_user[@]} -gt 0 ]; then
   src=/etc/apt/sources.list.d/debian.sources
   if [ -f "$src" ] && ! grep -q 'bookworm-backports' "$src"; then
     log "adding bookworm-backports to $src"
     # Only the main Debian entry (the one whose Suites line lists 'bookworm ').
     $SUDO sed -i '0,/^Suites: bookworm bookworm-updates/s//Suites: bookworm bookworm-updates bookworm-backports/' "$src"
   fi
-  log "installing ${missing[*]} from bookworm-backports"
   $SUDO apt-get update -q
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q -t bookworm-backports "${missing[@]}"
+  if [ ${#missing[@]} -gt 0 ]; then
+    log "installing ${missing[*]} from bookworm-backports"
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q -t bookworm-backports "${missing[@]}"
+  fi
+  if [ ${#missing_user[@]} -gt 0 ]; then
+    log "installing qemu-user from bookworm-backports"
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends \
+      -t bookworm-backports qemu-user
+  fi
+fi
+
+# --- AArch64 Linux cross toolchain (bookworm) -------------------------------
+mapfile -t missing_cross < <(missing_pkgs gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
+if [ ${#missing_cross[@]} -gt 0 ]; then
+  log "installing ${missing_cross[*]}"
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing_cross[@]}"
 fi
 log "qemu: $(qemu-system-x86_64 --version | head -1)"
+log "qemu-user: $(qemu-aarch64 --version | head -1)"
+log "cross linker: $(aarch64-linux-gnu-gcc --version | head -1)"
 log "done"

@@ -19,7 +19,7 @@ pub fn source_root() -> PathBuf {
 
 /// A `cargo` command with the variables an outer cargo (tests, `cargo run`)
 /// sets removed, so the inner build sees only its own configuration.
-fn clean_cargo() -> Command {
+pub fn clean_cargo() -> Command {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     for (key, _) in std::env::vars_os() {

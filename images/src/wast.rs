@@ -33,14 +33,15 @@ use crate::CliError;
 
 /// The help text of `basalt wast`.
 pub const USAGE: &str = "\
-usage: basalt wast [--arch x86_64] [-v] FILE.wast...
+usage: basalt wast [--arch ARCH] [-v] FILE.wast...
 
 Runs WebAssembly spec-test scripts against Basalt's runtime in this process
 and prints `FILE: N passed, M failed, K skipped` per script and a total.
 Exits with 1 if any command failed.
 
 options:
-  --arch ARCH     the ISA to compile for; hosted runs need this machine's (x86_64)
+  --arch ARCH     the ISA to compile for (x86_64, aarch64); hosted runs need this
+                  machine's (an aarch64 build runs under qemu-aarch64 elsewhere)
   -v, --verbose   print every failure with its line and reason";
 
 /// How many commands of a script passed, failed and were skipped.

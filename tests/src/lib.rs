@@ -12,6 +12,7 @@ use basalt::vm::{Status, VmIo, VmReport};
 pub use basalt;
 
 pub mod differential;
+pub mod spec;
 
 /// How long any one boot test may take (TCG on a loaded 2-core machine).
 pub const BOOT_DEADLINE: Duration = Duration::from_secs(240);

@@ -134,9 +134,13 @@ impl Target {
         }
         #[cfg(target_arch = "aarch64")]
         {
-            if std::arch::is_aarch64_feature_detected!("lse") {
-                features.insert("has_lse");
+            macro_rules! detect {
+                ($($name:tt => $flag:literal),*) => {$(
+                    if std::arch::is_aarch64_feature_detected!($name) { features.insert($flag); }
+                )*};
             }
+            detect!("lse" => "has_lse", "fp16" => "has_fp16", "dotprod" => "has_dotprod",
+                "i8mm" => "has_i8mm");
         }
         Target {
             arch: Arch::native(),

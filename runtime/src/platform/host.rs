@@ -102,27 +102,46 @@ impl Platform for HostPlatform {
     }
 }
 
+/// Makes freshly written code visible to instruction fetch: cleans the data
+/// cache to the point of unification and invalidates the instruction cache
+/// over `addr..addr + len`, then synchronises this CPU's pipeline.
+///
+/// Line sizes come from `CTR_EL0` (readable at EL0 on Linux) rather than an
+/// assumed 64 bytes: a core with smaller lines would otherwise skip lines
+/// and run stale instructions. `CTR_EL0.IDC`/`DIC` say a step is not needed.
 #[cfg(target_arch = "aarch64")]
 fn clear_icache(addr: usize, len: usize) {
-    // Clean data cache lines to the point of unification, invalidate the
-    // instruction cache, then synchronise.
-    let line = 64;
-    let mut p = addr & !(line - 1);
-    while p < addr + len {
-        // SAFETY: cache maintenance on our own mapped range has no memory effects.
-        unsafe { core::arch::asm!("dc cvau, {0}", in(reg) p) };
-        p += line;
+    let ctr: u64;
+    // SAFETY: reads a system register Linux makes readable (or emulates) at EL0.
+    unsafe { core::arch::asm!("mrs {0}, ctr_el0", out(reg) ctr, options(nomem, nostack)) };
+    let end = addr + len;
+    // DminLine (bits 19:16) and IminLine (bits 3:0): log2 of the line size in words.
+    let dline = 4usize << ((ctr >> 16) & 0xf);
+    let iline = 4usize << (ctr & 0xf);
+    if ctr & (1 << 28) == 0 {
+        // IDC clear: data must be cleaned to the point of unification.
+        let mut p = addr & !(dline - 1);
+        while p < end {
+            // SAFETY: cache maintenance on our own mapped, readable range.
+            unsafe { core::arch::asm!("dc cvau, {0}", in(reg) p, options(nostack)) };
+            p += dline;
+        }
     }
-    // SAFETY: barrier instructions only.
-    unsafe { core::arch::asm!("dsb ish") };
-    p = addr & !(line - 1);
-    while p < addr + len {
-        // SAFETY: as above.
-        unsafe { core::arch::asm!("ic ivau, {0}", in(reg) p) };
-        p += line;
+    // SAFETY: barrier instruction only.
+    unsafe { core::arch::asm!("dsb ish", options(nostack)) };
+    if ctr & (1 << 29) == 0 {
+        // DIC clear: the instruction cache must be invalidated.
+        let mut p = addr & !(iline - 1);
+        while p < end {
+            // SAFETY: as above.
+            unsafe { core::arch::asm!("ic ivau, {0}", in(reg) p, options(nostack)) };
+            p += iline;
+        }
+        // SAFETY: barrier instruction only.
+        unsafe { core::arch::asm!("dsb ish", options(nostack)) };
     }
-    // SAFETY: barrier instructions only.
-    unsafe { core::arch::asm!("dsb ish", "isb") };
+    // SAFETY: barrier instruction only.
+    unsafe { core::arch::asm!("isb", options(nostack)) };
 }
 
 /// Installs the signal handlers that turn faults in compiled wasm code into

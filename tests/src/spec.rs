@@ -1,0 +1,159 @@
+//! The Wasm 1.0/2.0 part of the official spec test suite, shared by the
+//! hosted run (`tests/tests/spec.rs`) and the AArch64 run under user-mode
+//! QEMU (`tests/tests/spec_aarch64.rs`): where the suite is, which files are
+//! in scope, and which of them may fail (and why).
+
+use std::path::{Path, PathBuf};
+
+// Why a 1.0/2.0 file fails: each of these Wasm 3.0 proposals is used by at
+// least one of its modules, which validation (Wasm 2.0 features) refuses,
+// and the script's later assertions depend on that module.
+const MULTI_MEMORY: &str = "uses multiple memories (Wasm 3.0 multi-memory)";
+const FUNCTION_REFERENCES: &str = "uses typed function references (Wasm 3.0)";
+const TABLE_INIT_EXPR: &str = "uses table initializer expressions and typed references (Wasm 3.0)";
+const GC: &str = "uses GC types or GC-era constant expressions (Wasm 3.0)";
+const EXTENDED_CONST: &str = "uses extended constant expressions (Wasm 3.0)";
+const EXCEPTIONS: &str = "imports exception tags (Wasm 3.0 exception handling)";
+const MEMORY64: &str = "uses 64-bit tables (Wasm 3.0 memory64)";
+const MIXED: &str = "uses typed function references and GC-era constant expressions (Wasm 3.0)";
+
+/// Files of the 1.0/2.0 groups that do not pass yet: the file, how many of
+/// its commands fail today (more is a regression), and why. A file that
+/// fails less is reported so the entry can be tightened or removed.
+pub const KNOWN_FAILING: &[(&str, usize, &str)] = &[
+    ("address0.wast", 92, MULTI_MEMORY),
+    ("address1.wast", 127, MULTI_MEMORY),
+    ("align0.wast", 5, MULTI_MEMORY),
+    ("binary0.wast", 5, MULTI_MEMORY),
+    ("br_table.wast", 162, FUNCTION_REFERENCES),
+    ("data.wast", 6, EXTENDED_CONST),
+    ("data0.wast", 2, MULTI_MEMORY),
+    ("data1.wast", 13, MULTI_MEMORY),
+    ("data_drop0.wast", 11, MULTI_MEMORY),
+    ("elem.wast", 30, MIXED),
+    ("exports0.wast", 4, MULTI_MEMORY),
+    ("float_exprs0.wast", 14, MULTI_MEMORY),
+    ("float_exprs1.wast", 3, MULTI_MEMORY),
+    ("float_memory0.wast", 30, MULTI_MEMORY),
+    ("global.wast", 71, EXTENDED_CONST),
+    ("imports.wast", 20, EXCEPTIONS),
+    ("imports0.wast", 2, MULTI_MEMORY),
+    ("imports1.wast", 5, MULTI_MEMORY),
+    ("imports2.wast", 9, MULTI_MEMORY),
+    ("imports3.wast", 10, MULTI_MEMORY),
+    ("imports4.wast", 16, MULTI_MEMORY),
+    ("instance.wast", 23, TABLE_INIT_EXPR),
+    ("linking.wast", 30, FUNCTION_REFERENCES),
+    ("linking0.wast", 3, MULTI_MEMORY),
+    ("linking1.wast", 14, MULTI_MEMORY),
+    ("linking2.wast", 11, MULTI_MEMORY),
+    ("linking3.wast", 8, MULTI_MEMORY),
+    ("load0.wast", 3, MULTI_MEMORY),
+    ("load1.wast", 16, MULTI_MEMORY),
+    ("load2.wast", 38, MULTI_MEMORY),
+    ("memory_copy0.wast", 29, MULTI_MEMORY),
+    ("memory_copy1.wast", 14, MULTI_MEMORY),
+    ("memory_fill0.wast", 16, MULTI_MEMORY),
+    ("memory_grow.wast", 51, MULTI_MEMORY),
+    ("memory_init0.wast", 13, MULTI_MEMORY),
+    ("memory_size0.wast", 8, MULTI_MEMORY),
+    ("memory_size1.wast", 15, MULTI_MEMORY),
+    ("memory_size2.wast", 21, MULTI_MEMORY),
+    ("memory_size_import.wast", 7, MULTI_MEMORY),
+    ("memory_trap0.wast", 14, MULTI_MEMORY),
+    ("memory_trap1.wast", 168, MULTI_MEMORY),
+    ("ref.wast", 1, FUNCTION_REFERENCES),
+    ("ref_is_null.wast", 20, FUNCTION_REFERENCES),
+    ("ref_null.wast", 34, GC),
+    ("start0.wast", 9, MULTI_MEMORY),
+    ("store0.wast", 5, MULTI_MEMORY),
+    ("store1.wast", 5, MULTI_MEMORY),
+    ("store2.wast", 23, MULTI_MEMORY),
+    ("table-sub.wast", 1, FUNCTION_REFERENCES),
+    ("table.wast", 11, TABLE_INIT_EXPR),
+    ("table_copy_mixed.wast", 1, MEMORY64),
+    ("table_init.wast", 2, GC),
+    ("traps0.wast", 15, MULTI_MEMORY),
+    ("unreached-valid.wast", 11, FUNCTION_REFERENCES),
+];
+
+/// File-name prefixes of the Wasm 3.0 groups (see the suite's README).
+pub const WASM3_PREFIXES: &[&str] = &[
+    "return_call",
+    "memory64",
+    "memory-multi",
+    "throw",
+    "try_table",
+    "tag",
+    "exceptions",
+    "call_ref",
+    "br_on_",
+    "ref_as_non_null",
+    "local_init",
+    "array",
+    "struct",
+    "i31",
+    "ref_cast",
+    "ref_test",
+    "ref_eq",
+    "type-",
+    "extern",
+    "binary-gc",
+    "relaxed_",
+];
+
+/// Whether `file` belongs to the Wasm 1.0/2.0 groups (SIMD included).
+pub fn in_scope(file: &str) -> bool {
+    let Some(stem) = file.strip_suffix(".wast") else {
+        return false;
+    };
+    !(WASM3_PREFIXES.iter().any(|p| stem.starts_with(p))
+        || (stem.ends_with("64") && stem != "f64" && stem != "i64")
+        || stem.contains("multi")
+        || stem.contains("_relaxed_"))
+}
+
+/// The spec suite's directory: `BASALT_SPEC_TESTSUITE`, or
+/// `shared/testsuite/spec` next to the repository (or its worktree).
+pub fn suite_dir() -> Option<PathBuf> {
+    if let Ok(dir) = std::env::var("BASALT_SPEC_TESTSUITE") {
+        return Some(PathBuf::from(dir));
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent()?;
+    [
+        root.join("../shared/testsuite/spec"),
+        root.join("../../shared/testsuite/spec"),
+    ]
+    .into_iter()
+    .find(|p| p.is_dir())
+}
+
+/// The in-scope `.wast` files of the suite, sorted by name, optionally only
+/// those whose name contains `only` (`BASALT_SPEC_ONLY`). `None`, after saying
+/// so, when the suite is missing; under `CI=true` that is a failure instead.
+pub fn scope_files(only: Option<&str>) -> Option<(PathBuf, Vec<String>)> {
+    let Some(dir) = suite_dir().filter(|d| d.is_dir()) else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "spec test suite not found (set BASALT_SPEC_TESTSUITE)"
+        );
+        eprintln!("spec test suite not found; skipping (set BASALT_SPEC_TESTSUITE)");
+        return None;
+    };
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .expect("read suite dir")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|f| in_scope(f))
+        .filter(|f| only.is_none_or(|o| f.contains(o)))
+        .collect();
+    files.sort();
+    Some((dir, files))
+}
+
+/// The failures `file` may have today (0 unless it is in [`KNOWN_FAILING`]).
+pub fn allowed_failures(file: &str) -> Option<usize> {
+    KNOWN_FAILING
+        .iter()
+        .find(|(f, _, _)| *f == file)
+        .map(|(_, n, _)| *n)
+}
