@@ -43,3 +43,19 @@ fn basalt_agrees_with_wasmi_on_random_modules() {
         "too few comparable cases: {same} of {cases}"
     );
 }
+
+/// Inputs the fuzzer once flagged, kept as regression cases.
+const REGRESSIONS: &[&[u8]] = &[
+    // an empty element segment at an offset past the table: both engines
+    // refuse to instantiate, wasmi without a trap code
+    b"has_popc\xf7\xf5\x00\x00\x00\xb4c\xde\x01#c\xff\xff\xff\xff\xff\xffcc",
+];
+
+#[test]
+fn fuzzer_regressions_agree() {
+    for (i, data) in REGRESSIONS.iter().enumerate() {
+        if let Verdict::Diverged(what) = check(data) {
+            panic!("regression {i}: {what}");
+        }
+    }
+}
