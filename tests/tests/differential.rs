@@ -49,6 +49,8 @@ const REGRESSIONS: &[&[u8]] = &[
     // an empty element segment at an offset past the table: both engines
     // refuse to instantiate, wasmi without a trap code
     b"has_popc\xf7\xf5\x00\x00\x00\xb4c\xde\x01#c\xff\xff\xff\xff\xff\xffcc",
+    // the fuzzer's first report (same class)
+    b"has_sse4\xee\xee\xee\xee&\xff\xff\xff\x7f\xff\xff\xff\x10",
 ];
 
 #[test]
