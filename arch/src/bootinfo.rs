@@ -57,6 +57,12 @@ pub struct BootInfo {
     pub kernel_image: PhysRange,
     /// how the kernel was booted (e.g. "PVH")
     pub protocol: &'static str,
+    /// the ACPI RSDP's physical address, if the loader gave it
+    pub acpi_rsdp: Option<u64>,
+    /// PC firmware: the extended BIOS data area's physical address (read
+    /// from the BIOS data area at boot, while page 0 is still mapped), one
+    /// of the places the ACPI RSDP may be
+    pub ebda: Option<u64>,
 }
 
 impl BootInfo {
@@ -72,6 +78,8 @@ impl BootInfo {
             cmdline: &[],
             kernel_image: PhysRange { start: 0, len: 0 },
             protocol,
+            acpi_rsdp: None,
+            ebda: None,
         }
     }
 

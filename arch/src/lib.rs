@@ -1,8 +1,8 @@
 //! Everything ISA-specific: boot entry, paging, traps, timers, power-off.
 //!
 //! Generic code uses the modules re-exported here ([`cpu`], [`paging`],
-//! [`traps`], [`stack`]) and the ISA-neutral [`BootInfo`]; it never names
-//! the ISA. Each ISA provides the same module names with the same items.
+//! [`power`], [`traps`], [`stack`]) and the ISA-neutral [`BootInfo`]; it
+//! never names the ISA. Each ISA provides the same module names with the same items.
 //!
 //! The boot stub calls the kernel's entry point,
 //! `basalt_kernel_main(&'static BootInfo) -> !`, which the kernel binary
@@ -16,7 +16,7 @@ pub mod bootinfo;
 mod imp;
 
 pub use bootinfo::{BootInfo, MemoryKind, MemoryRegion, PhysRange};
-pub use imp::{boot, cpu, paging, stack, traps};
+pub use imp::{boot, cpu, paging, power, stack, traps};
 
 /// A place to resume execution after a fault was handled (a wasm trap).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,6 +7,11 @@
 #![no_std]
 #![deny(unsafe_code)]
 
+#[cfg(test)]
+extern crate std;
+
+pub mod acpi;
+
 #[cfg(target_arch = "x86_64")]
 pub mod cmos_rtc;
 #[cfg(target_arch = "x86_64")]

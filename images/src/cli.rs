@@ -23,7 +23,7 @@ options:
   --env NAME=VALUE      add to the program's environment (nothing is inherited)
   --memory MIB          guest RAM (default 1024)
   --arch ARCH           guest ISA: x86_64 (default)
-  --machine MODEL       QEMU machine: q35 (default) or microvm
+  --machine MODEL       QEMU machine: q35 (default), pc or microvm
   --accel auto|tcg|kvm  accelerator (default auto: KVM after a probe boot passes)
   --jit                 compile in the guest instead of on the host
   --hosted              run in this process on Linux instead of in a VM
@@ -91,6 +91,7 @@ pub fn parse_run(args: Vec<OsString>) -> Result<RunCommand, CliError> {
             },
             "--machine" => match value(&mut it, flag)?.as_str() {
                 "q35" => opts.machine = Machine::Q35,
+                "pc" => opts.machine = Machine::Pc,
                 "microvm" => opts.machine = Machine::Microvm,
                 other => return Err(usage(format!("unknown --machine `{other}`"))),
             },

@@ -36,6 +36,8 @@ pub struct RunOptions {
     pub timeout: Option<Duration>,
     /// the kernel command line (diagnostics; see `docs/guest-protocol.md`)
     pub kernel_cmdline: Option<String>,
+    /// give the VM QEMU's `isa-debug-exit` device (see [`VmOptions::exit_device`])
+    pub exit_device: bool,
 }
 
 impl RunOptions {
@@ -53,6 +55,7 @@ impl RunOptions {
             verbose: false,
             timeout: None,
             kernel_cmdline: None,
+            exit_device: true,
         }
     }
 }
@@ -105,6 +108,7 @@ pub fn run_vm(opts: &RunOptions, io: VmIo) -> Result<VmReport, CliError> {
         verbose: opts.verbose,
         timeout: opts.timeout,
         kernel_cmdline: opts.kernel_cmdline.clone(),
+        exit_device: opts.exit_device,
     };
     let (accel, why) = accel::choose(opts.accel, &vm_opts)?;
     vm_opts.accel = accel;

@@ -21,6 +21,8 @@ use crate::guest::GuestArch;
 pub enum Machine {
     /// PC with PCIe (`-machine q35`), the default
     Q35,
+    /// the older i440FX PC (`-machine pc`)
+    Pc,
     /// QEMU's minimal `microvm` (Firecracker-like: no PCI, no firmware tables needed)
     Microvm,
 }
@@ -63,6 +65,9 @@ pub struct VmOptions {
     pub timeout: Option<Duration>,
     /// the kernel command line (diagnostics, e.g. `basalt.crash=panic`)
     pub kernel_cmdline: Option<String>,
+    /// give the VM QEMU's `isa-debug-exit` device (off: the kernel must
+    /// power off through ACPI or reset, as on other VMMs and real machines)
+    pub exit_device: bool,
 }
 
 /// Where the program's streams go.
@@ -112,6 +117,8 @@ pub struct VmReport {
     pub to_marker: Option<Duration>,
     /// host time from starting QEMU to its exit
     pub total: Duration,
+    /// QEMU's own exit status (`None` when it was killed at the timeout)
+    pub qemu_exit: Option<i32>,
 }
 
 impl VmReport {
@@ -198,6 +205,7 @@ pub fn qemu_command(opts: &VmOptions, bundle: &Path, sockets: &[PathBuf; 3]) -> 
     let mut cmd = Command::new(qemu_binary(opts.arch));
     let machine = match opts.machine {
         Machine::Q35 => "q35",
+        Machine::Pc => "pc",
         // microvm's built-in serial port would take COM1 alone: all three
         // ports are added explicitly below instead.
         Machine::Microvm => "microvm,isa-serial=off",
@@ -217,7 +225,9 @@ pub fn qemu_command(opts: &VmOptions, bundle: &Path, sockets: &[PathBuf; 3]) -> 
         "none",
         "-no-reboot",
     ]);
-    cmd.args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
+    if opts.exit_device {
+        cmd.args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
+    }
     cmd.arg("-kernel")
         .arg(&opts.kernel)
         .arg("-initrd")
@@ -431,6 +441,7 @@ pub fn boot(opts: &VmOptions, bundle: &[u8], io: VmIo) -> Result<VmReport, CliEr
         to_first_log: st.first_line,
         to_marker: st.marker,
         total,
+        qemu_exit: qemu_status,
     })
 }
 

@@ -111,7 +111,9 @@ fn pax_records(data: &[u8], path: &mut Option<String>, size: &mut Option<u64>) {
         else {
             return;
         };
-        if len <= sp || len > rest.len() {
+        // A record is `LEN KEY=VALUE\n`: LEN counts at least the space and
+        // the newline after its digits.
+        if len < sp + 2 || len > rest.len() {
             return;
         }
         let rec = &rest[sp + 1..len - 1];
@@ -277,9 +279,15 @@ fn unescape(v: &[u8]) -> Result<Vec<u8>, String> {
                 i += 2;
             }
             Some(b'x') => {
-                let hex = v.get(i + 2..i + 4).ok_or("`\\x` needs two hex digits")?;
-                let s = core::str::from_utf8(hex).map_err(|_| "`\\x` needs two hex digits")?;
-                out.push(u8::from_str_radix(s, 16).map_err(|_| "`\\x` needs two hex digits")?);
+                // Exactly two hex digits (`from_str_radix` alone would also
+                // take a sign, as in `\x+4`).
+                let digit = |at: usize| {
+                    v.get(at)
+                        .and_then(|c| char::from(*c).to_digit(16))
+                        .ok_or("`\\x` needs two hex digits")
+                };
+                let (hi, lo) = (digit(i + 2)?, digit(i + 3)?);
+                out.push((hi * 16 + lo) as u8);
                 i += 4;
             }
             _ => {

@@ -30,13 +30,16 @@ use exit::{Status, finish};
 /// Size of the stack programs (and the compiler) run on.
 pub const RUN_STACK_SIZE: usize = 8 << 20;
 
-static BOOT_INFO: spin::Once<&'static BootInfo> = spin::Once::new();
+/// What the loader said; set first thing, so even early failures can
+/// find the firmware tables to power off with.
+pub(crate) static BOOT_INFO: spin::Once<&'static BootInfo> = spin::Once::new();
 
 /// The kernel's entry point, called once by the arch boot path.
 #[allow(unsafe_code)]
 #[unsafe(no_mangle)]
 pub fn basalt_kernel_main(info: &'static BootInfo) -> ! {
     time::mark_boot(basalt_arch::cpu::cycles());
+    BOOT_INFO.call_once(|| info);
     log::init();
     fault::init();
     let mut brand = [0u8; 48];
@@ -50,7 +53,6 @@ pub fn basalt_kernel_main(info: &'static BootInfo) -> ! {
         finish(Status::Error, format_args!("memory setup failed: {e}"));
     }
     run::stamp("memory ready");
-    BOOT_INFO.call_once(|| info);
     let stack = match mem::allocate_stack(RUN_STACK_SIZE) {
         Ok(s) => s,
         Err(e) => finish(

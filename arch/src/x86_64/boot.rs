@@ -217,11 +217,16 @@ unsafe fn parse_start_info(paddr: u64) -> BootInfo {
         start: ks,
         len: ke - ks,
     };
+    // SAFETY: the BIOS data area's EBDA segment word, in page 0, which the
+    // boot tables still map; it holds garbage or zero without a BIOS.
+    let ebda = u64::from(unsafe { read_phys::<u16>(0x40e) }) << 4;
+    info.ebda = Some(ebda).filter(|e| (0x8_0000..0xa_0000).contains(e));
     // SAFETY: the loader's start_info (caller's contract).
     let si: StartInfo = unsafe { read_phys(paddr) };
     if si.magic != START_INFO_MAGIC {
         return info;
     }
+    info.acpi_rsdp = Some(si.rsdp_paddr).filter(|a| *a != 0);
     if si.cmdline_paddr != 0 {
         let mut len = 0usize;
         // SAFETY: a NUL-terminated string from the loader; bounded scan.

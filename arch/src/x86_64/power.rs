@@ -1,0 +1,167 @@
+//! Powering off through ACPI: reading firmware tables from physical
+//! memory and writing the PM1 control registers. Finding the registers and
+//! values is the caller's business (`basalt_drivers::acpi`).
+
+use x86_64::instructions::port::Port;
+
+/// The end of the memory [`read_firmware`] reads: the boot stub's identity
+/// map covers the first 4 GiB, where PC firmware keeps its tables.
+const FIRMWARE_LIMIT: u64 = 4 << 30;
+
+/// Copies firmware memory at physical `addr` into `buf`. Refuses (false)
+/// page 0, which the kernel leaves unmapped, any other page the identity
+/// map lacks, and anything at or above 4 GiB.
+pub fn read_firmware(addr: u64, buf: &mut [u8]) -> bool {
+    let Some(end) = addr.checked_add(buf.len() as u64) else {
+        return false;
+    };
+    if addr < 0x1000 || end > FIRMWARE_LIMIT {
+        return false;
+    }
+    // Guard pages inside the identity map are not present: check every page
+    // (a bad table pointer must not fault on the way out).
+    let mut page = addr & !0xfff;
+    while page < end {
+        if super::paging::translate(page as usize) != Some(page) {
+            return false;
+        }
+        page += 0x1000;
+    }
+    for (i, b) in buf.iter_mut().enumerate() {
+        // SAFETY: every page of the range is present in the identity map
+        // (checked above); reading firmware tables or unbacked addresses has
+        // no side effects.
+        *b = unsafe { core::ptr::read_volatile((addr + i as u64) as *const u8) };
+    }
+    true
+}
+
+/// A PM1 control or sleep control register.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PmRegister {
+    /// an I/O port
+    Io(u16),
+    /// a physical address below 4 GiB
+    Memory(u64),
+}
+
+/// What to write to enter a sleep state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AcpiSleep {
+    /// PM1a control
+    pub pm1a: PmRegister,
+    /// PM1b control, if any
+    pub pm1b: Option<PmRegister>,
+    /// `SLP_TYPa << 10 | SLP_EN`
+    pub pm1a_value: u16,
+    /// `SLP_TYPb << 10 | SLP_EN`
+    pub pm1b_value: u16,
+    /// SMI command port (0: the machine is always in ACPI mode)
+    pub smi_command: u16,
+    /// value that switches the firmware to ACPI mode
+    pub acpi_enable: u8,
+}
+
+/// Why the machine is still running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PowerOffError {
+    /// a PM1 register is memory-mapped outside the identity map
+    Unmapped(u64),
+    /// `SCI_EN` never came on after asking the firmware for ACPI mode
+    AcpiModeTimeout,
+    /// the writes were made but the machine did not turn off
+    StillRunning,
+}
+
+impl core::fmt::Display for PowerOffError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            PowerOffError::Unmapped(a) => write!(f, "PM1 register at {a:#x} is not mapped"),
+            PowerOffError::AcpiModeTimeout => {
+                f.write_str("the firmware did not switch to ACPI mode (SCI_EN stayed clear)")
+            }
+            PowerOffError::StillRunning => {
+                f.write_str("the machine is still running after SLP_EN was written")
+            }
+        }
+    }
+}
+
+const SCI_EN: u16 = 1;
+
+fn check(reg: PmRegister) -> Result<(), PowerOffError> {
+    match reg {
+        PmRegister::Memory(a) if a < 0x1000 || a.saturating_add(2) > FIRMWARE_LIMIT => {
+            Err(PowerOffError::Unmapped(a))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn read16(reg: PmRegister) -> u16 {
+    match reg {
+        // SAFETY: the PM1 control register the firmware's FADT names.
+        PmRegister::Io(p) => unsafe { Port::<u16>::new(p).read() },
+        // SAFETY: checked to lie in the identity map; the FADT's register.
+        PmRegister::Memory(a) => unsafe { core::ptr::read_volatile(a as *const u16) },
+    }
+}
+
+fn write16(reg: PmRegister, value: u16) {
+    match reg {
+        // SAFETY: the PM1 control register the firmware's FADT names.
+        PmRegister::Io(p) => unsafe { Port::<u16>::new(p).write(value) },
+        // SAFETY: checked to lie in the identity map; the FADT's register.
+        PmRegister::Memory(a) => unsafe { core::ptr::write_volatile(a as *mut u16, value) },
+    }
+}
+
+/// Enters the sleep state `s` describes (S5: the machine turns off).
+/// Switches to ACPI mode first when `SCI_EN` is clear. Returns only if the
+/// machine is still running.
+pub fn acpi_sleep(s: &AcpiSleep) -> Result<(), PowerOffError> {
+    check(s.pm1a)?;
+    if let Some(b) = s.pm1b {
+        check(b)?;
+    }
+    if read16(s.pm1a) & SCI_EN == 0 && s.smi_command != 0 && s.acpi_enable != 0 {
+        // SAFETY: the FADT's SMI command port; ACPI_ENABLE is its
+        // documented request.
+        unsafe { Port::<u8>::new(s.smi_command).write(s.acpi_enable) };
+        let mut spins = 0u32;
+        while read16(s.pm1a) & SCI_EN == 0 {
+            spins += 1;
+            if spins > 1_000_000 {
+                return Err(PowerOffError::AcpiModeTimeout);
+            }
+            core::hint::spin_loop();
+        }
+    }
+    // Keep the other bits (SCI_EN among them), replace SLP_TYP and SLP_EN.
+    let keep = !(7u16 << 10 | 1 << 13);
+    write16(s.pm1a, (read16(s.pm1a) & keep) | s.pm1a_value);
+    if let Some(b) = s.pm1b {
+        write16(b, (read16(b) & keep) | s.pm1b_value);
+    }
+    for _ in 0..1_000_000 {
+        core::hint::spin_loop();
+    }
+    Err(PowerOffError::StillRunning)
+}
+
+/// Writes `value` (`SLP_TYP << 2 | SLP_EN`) to a hardware-reduced
+/// machine's 8-bit sleep control register. Returns only if the machine is
+/// still running.
+pub fn acpi_sleep_register(reg: PmRegister, value: u8) -> Result<(), PowerOffError> {
+    check(reg)?;
+    match reg {
+        // SAFETY: the sleep control register the firmware's FADT names.
+        PmRegister::Io(p) => unsafe { Port::<u8>::new(p).write(value) },
+        // SAFETY: checked to lie in the identity map; the FADT's register.
+        PmRegister::Memory(a) => unsafe { core::ptr::write_volatile(a as *mut u8, value) },
+    }
+    for _ in 0..1_000_000 {
+        core::hint::spin_loop();
+    }
+    Err(PowerOffError::StillRunning)
+}

@@ -1,0 +1,352 @@
+//! The kernel's bundle and manifest reader, run on the host: what the CLI
+//! writes comes back unchanged, and hostile archives give typed errors
+//! without panicking. The reader is the kernel's own file, compiled here
+//! as it is (it needs only `core` and `alloc`).
+
+extern crate alloc;
+
+#[allow(dead_code)]
+#[path = "../../kernel/src/bundle.rs"]
+mod bundle;
+
+use basalt::bundle::{Entry, Manifest as CliManifest, escape, write_tar};
+use bundle::{Bundle, BundleError, Manifest};
+
+fn manifest_entry(text: &str) -> Entry {
+    Entry {
+        path: "manifest".into(),
+        data: text.as_bytes().to_vec(),
+    }
+}
+
+fn module_entry() -> Entry {
+    Entry {
+        path: "app.wasm".into(),
+        data: b"\0asm\x01\0\0\0".to_vec(),
+    }
+}
+
+/// Parses an archive and its manifest as the kernel does at boot.
+fn load(archive: &[u8]) -> Result<Manifest, BundleError> {
+    let b = Bundle::parse(archive)?;
+    Manifest::parse(b.require("manifest")?)
+}
+
+fn manifest_error(text: &str) -> (usize, String) {
+    match Manifest::parse(text.as_bytes()) {
+        Err(BundleError::Manifest { line, message }) => (line, message),
+        other => panic!("expected a manifest error for {text:?}, got {other:?}"),
+    }
+}
+
+#[test]
+fn what_the_cli_writes_the_kernel_reads_back() {
+    let hostile_arg: Vec<u8> = b"tab\tback\\slash\nnew line \xff\x00\x7f end".to_vec();
+    let cli = CliManifest {
+        args: vec![
+            b"/path/to/app.wasm".to_vec(),
+            b"two words".to_vec(),
+            b"".to_vec(),
+            hostile_arg.clone(),
+            "ünï €".as_bytes().to_vec(),
+            (0..=255u8).collect(),
+        ],
+        env: vec![
+            b"GREETING=hi there".to_vec(),
+            b"EMPTY=".to_vec(),
+            b"ODD=a\\b\nc\xff".to_vec(),
+        ],
+        jit: true,
+        verbose: true,
+        artifact: true,
+    };
+    let archive = write_tar(&[
+        manifest_entry(&cli.render()),
+        module_entry(),
+        Entry {
+            path: "app.cwasm".into(),
+            data: vec![0xaa; 1000],
+        },
+    ]);
+    let b = Bundle::parse(&archive).unwrap();
+    assert_eq!(b.entries().len(), 3);
+    assert_eq!(b.require("app.wasm").unwrap(), b"\0asm\x01\0\0\0");
+    assert_eq!(b.get("./app.cwasm").unwrap(), &[0xaa; 1000][..]);
+    let m = Manifest::parse(b.require("manifest").unwrap()).unwrap();
+    assert_eq!(m.args, cli.args);
+    assert_eq!(m.env, cli.env);
+    assert_eq!(m.module, "app.wasm");
+    assert_eq!(m.artifact.as_deref(), Some("app.cwasm"));
+    assert!(m.jit && m.verbose);
+
+    // And with every flag off.
+    let plain = CliManifest {
+        args: vec![b"x".to_vec()],
+        ..CliManifest::default()
+    };
+    let m = load(&write_tar(&[
+        manifest_entry(&plain.render()),
+        module_entry(),
+    ]))
+    .unwrap();
+    assert_eq!(m.args, vec![b"x".to_vec()]);
+    assert!(m.env.is_empty());
+    assert_eq!(m.artifact, None);
+    assert!(!m.jit && !m.verbose);
+}
+
+#[test]
+fn every_escaped_byte_string_round_trips() {
+    let mut rng = Rng(7);
+    for _ in 0..500 {
+        let len = (rng.next() % 40) as usize;
+        let value: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+        let text = format!("version 1\narg {}\nmodule app.wasm\n", escape(&value));
+        let m = Manifest::parse(text.as_bytes()).unwrap();
+        assert_eq!(m.args, vec![value]);
+    }
+}
+
+#[test]
+fn an_empty_or_cut_archive_is_an_error() {
+    assert_eq!(
+        Bundle::parse(&[]).err(),
+        Some(BundleError::Truncated { offset: 0 })
+    );
+    let archive = write_tar(&[
+        manifest_entry("version 1\nmodule app.wasm\n"),
+        module_entry(),
+    ]);
+    // Cut inside the first header, inside its data, inside the second header.
+    for cut in [100, 512 + 10, 1024 + 300] {
+        assert!(
+            matches!(
+                Bundle::parse(&archive[..cut]),
+                Err(BundleError::Truncated { .. })
+            ),
+            "cut at {cut}"
+        );
+    }
+    // Every prefix gives a result, never a panic.
+    for cut in 0..archive.len() {
+        let _ = load(&archive[..cut]);
+    }
+}
+
+/// A one-entry archive with `edit` applied to its header and the checksum
+/// recomputed afterwards.
+fn archive_with_header(edit: impl Fn(&mut [u8])) -> Vec<u8> {
+    let mut a = write_tar(&[manifest_entry("version 1\nmodule app.wasm\n")]);
+    edit(&mut a[..512]);
+    a[148..156].fill(b' ');
+    let sum: u32 = a[..512].iter().map(|b| u32::from(*b)).sum();
+    a[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+    a
+}
+
+#[test]
+fn bad_headers_are_named() {
+    let mut a = write_tar(&[manifest_entry("version 1\nmodule app.wasm\n")]);
+    a[0] ^= 1;
+    assert_eq!(
+        Bundle::parse(&a).err(),
+        Some(BundleError::BadHeader {
+            offset: 0,
+            what: "header checksum mismatch"
+        })
+    );
+
+    let mut a = write_tar(&[manifest_entry("version 1\n")]);
+    a[148..156].copy_from_slice(b"12x4567\0");
+    assert_eq!(
+        Bundle::parse(&a).err(),
+        Some(BundleError::BadHeader {
+            offset: 0,
+            what: "unreadable checksum"
+        })
+    );
+
+    let a = archive_with_header(|h| h[124..136].copy_from_slice(b"0000000009a\0"));
+    assert_eq!(
+        Bundle::parse(&a).err(),
+        Some(BundleError::BadHeader {
+            offset: 0,
+            what: "unreadable size"
+        })
+    );
+
+    // A size pointing past the end, in octal and in base-256.
+    let a = archive_with_header(|h| h[124..136].copy_from_slice(b"77777777777\0"));
+    assert_eq!(
+        Bundle::parse(&a).err(),
+        Some(BundleError::Truncated { offset: 0 })
+    );
+    let a = archive_with_header(|h| {
+        h[124..136].fill(0);
+        h[124] = 0x80;
+        h[132] = 0x01; // 2^24 bytes
+    });
+    assert_eq!(
+        Bundle::parse(&a).err(),
+        Some(BundleError::Truncated { offset: 0 })
+    );
+    // A base-256 size too large for 64 bits.
+    let a = archive_with_header(|h| {
+        h[124] = 0x80;
+        h[125..136].fill(0xff);
+    });
+    assert_eq!(
+        Bundle::parse(&a).err(),
+        Some(BundleError::BadHeader {
+            offset: 0,
+            what: "unreadable size"
+        })
+    );
+}
+
+#[test]
+fn a_name_filling_its_whole_field_is_read_without_a_nul() {
+    let long = "d".repeat(99) + "m";
+    let a = archive_with_header(|h| h[..100].copy_from_slice(long.as_bytes()));
+    let b = Bundle::parse(&a).unwrap();
+    assert_eq!(b.entries()[0].path, long);
+    assert_eq!(
+        Manifest::parse(b"version 1\nmodule x\n").map(|m| m.module),
+        Ok("x".to_string())
+    );
+    assert_eq!(
+        b.require("manifest").err(),
+        Some(BundleError::NoEntry("manifest".into()))
+    );
+}
+
+#[test]
+fn a_bundle_without_manifest_says_so() {
+    let a = write_tar(&[module_entry()]);
+    assert_eq!(
+        load(&a).err(),
+        Some(BundleError::NoEntry("manifest".into()))
+    );
+    let msg = load(&a).unwrap_err().to_string();
+    assert!(msg.contains("`manifest`"), "{msg}");
+}
+
+#[test]
+fn manifest_mistakes_name_their_line() {
+    let (line, msg) = manifest_error("version 1\narg a\nmodule app.wasm\nmodule b.wasm\n");
+    assert_eq!(line, 4);
+    assert!(msg.contains("`module` given twice"), "{msg}");
+
+    let (line, msg) = manifest_error("version 1\narg a\n\ncolour blue\nmodule app.wasm\n");
+    assert_eq!(line, 4);
+    assert!(msg.contains("unknown key `colour`"), "{msg}");
+    let shown = BundleError::Manifest { line, message: msg }.to_string();
+    assert!(shown.contains("manifest line 4"), "{shown}");
+
+    for bad in ["\\x4", "\\x4 end", "\\q", "\\xg0", "\\x+4", "trailing\\"] {
+        let (line, msg) = manifest_error(&format!("version 1\narg ok\narg {bad}\nmodule m\n"));
+        assert_eq!(line, 3, "{bad}");
+        assert!(
+            msg.contains("escape") || msg.contains("hex digits"),
+            "{bad}: {msg}"
+        );
+    }
+
+    assert_eq!(manifest_error("").0, 1);
+    assert_eq!(manifest_error("arg a\nversion 1\n").0, 1);
+    assert!(
+        manifest_error("version 2\nmodule m\n")
+            .1
+            .contains("version `2`")
+    );
+    assert_eq!(
+        manifest_error("version 1\narg a\n").1,
+        "no `module` directive"
+    );
+    assert_eq!(manifest_error("version 1\nenv NOEQUALS\nmodule m\n").0, 2);
+    assert_eq!(manifest_error("version 1\nmodule m\njit yes\n").0, 3);
+    assert_eq!(
+        manifest_error("version 1\nmodule \\xff\n").1,
+        "value is not UTF-8"
+    );
+    assert_eq!(manifest_error("version 1\nversion 1\nmodule m\n").0, 2);
+}
+
+#[test]
+fn a_cut_or_odd_pax_header_is_survived() {
+    // A pax `x` entry whose records have lengths that are short, too long
+    // or not numbers, before a real entry.
+    for records in [
+        &b"1 \n"[..],
+        b"2 \n",
+        b"3 a\n",
+        b"99 path=x\n",
+        b"x path=y\n",
+        b"12 path=abc\n13 size=9999\n",
+        b"5 =\n",
+    ] {
+        let mut a = write_tar(&[
+            Entry {
+                path: "pax".into(),
+                data: records.to_vec(),
+            },
+            manifest_entry("version 1\nmodule app.wasm\n"),
+        ]);
+        a[156] = b'x';
+        a[148..156].fill(b' ');
+        let sum: u32 = a[..512].iter().map(|b| u32::from(*b)).sum();
+        a[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+        let _ = load(&a);
+    }
+}
+
+/// xorshift64*: a fixed, seedable stream of bytes.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+}
+
+#[test]
+fn random_bytes_never_panic() {
+    for seed in [1u64, 2, 0xdead_beef, 0x1234_5678_9abc_def0] {
+        let mut rng = Rng(seed);
+        let data: Vec<u8> = (0..1 << 20).map(|_| rng.next() as u8).collect();
+        assert!(load(&data).is_err(), "seed {seed}");
+        let _ = Manifest::parse(&data);
+        // Random bytes behind a valid header, and random manifests.
+        let mut a = write_tar(&[manifest_entry("version 1\nmodule app.wasm\n")]);
+        a.truncate(512);
+        a.extend_from_slice(&data[..4096]);
+        let _ = load(&a);
+        for chunk in data.chunks(97).take(2000) {
+            let _ = Manifest::parse(chunk);
+        }
+    }
+}
+
+#[test]
+fn random_corruption_of_a_real_bundle_never_panics() {
+    let cli = CliManifest {
+        args: vec![b"app".to_vec(), b"a b".to_vec()],
+        env: vec![b"K=V".to_vec()],
+        ..CliManifest::default()
+    };
+    let good = write_tar(&[manifest_entry(&cli.render()), module_entry()]);
+    for seed in 1..=4u64 {
+        let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        for _ in 0..2000 {
+            let mut a = good.clone();
+            for _ in 0..=(rng.next() % 8) {
+                let at = (rng.next() as usize) % a.len();
+                a[at] = rng.next() as u8;
+            }
+            let _ = load(&a);
+        }
+    }
+}
