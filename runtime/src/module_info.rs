@@ -274,11 +274,12 @@ use wasmparser::{
     ValidatorResources, WasmFeatures,
 };
 
-/// The wasm features Basalt accepts: WebAssembly 2.0, 128-bit SIMD included.
-/// Later proposals (relaxed SIMD and the rest of Wasm 3.0) are rejected by
-/// validation with a message naming them.
+/// The wasm features Basalt accepts: WebAssembly 2.0, 128-bit SIMD included,
+/// plus these Wasm 3.0 proposals: tail calls. Later proposals (relaxed SIMD
+/// and the rest of Wasm 3.0) are rejected by validation with a message
+/// naming them.
 pub fn supported_features() -> WasmFeatures {
-    WasmFeatures::WASM2
+    WasmFeatures::WASM2 | WasmFeatures::TAIL_CALL
 }
 
 /// A function body still to be compiled, with the validator that checks it
