@@ -445,3 +445,75 @@ fn tail_calls_cross_instances_in_constant_stack() {
     call(&mut store, b, "record", &[Val::I64(21)]).unwrap();
     assert_eq!(store.data(), &vec![42]);
 }
+
+/// Several memories, one imported from another instance: each instruction
+/// reaches the memory its immediate names, `memory.copy` moves bytes between
+/// memories, and growth and out-of-bounds traps are per memory.
+#[test]
+fn multiple_memories_are_addressed_by_index() {
+    let engine = engine();
+    let a = wat::parse_str(r#"(module (memory (export "mem") 1) (data (i32.const 8) "shared"))"#)
+        .unwrap();
+    let b = wat::parse_str(
+        r#"(module
+            (import "a" "mem" (memory $shared 1))
+            (memory $small 1 2)
+            (memory $big 2)
+            (data (memory $big) (i32.const 65536) "big")
+            (func (export "store_small") (param i32 i32)
+                (i32.store8 $small (local.get 0) (local.get 1)))
+            (func (export "load_small") (param i32) (result i32)
+                (i32.load8_u $small (local.get 0)))
+            (func (export "load_big") (param i32) (result i32)
+                (i32.load8_u $big (local.get 0)))
+            (func (export "copy_shared_to_small")
+                (memory.copy $small $shared (i32.const 100) (i32.const 8) (i32.const 6)))
+            (func (export "grow_small") (result i32) (memory.grow $small (i32.const 1)))
+            (func (export "sizes") (result i32 i32 i32)
+                (memory.size $shared) (memory.size $small) (memory.size $big)))"#,
+    )
+    .unwrap();
+    let mut store = Store::new(&engine, Vec::new());
+    let mut linker: Linker<Vec<i64>> = Linker::new();
+    let a = linker
+        .instantiate(&mut store, &Module::new(&engine, &a).unwrap())
+        .unwrap();
+    linker.instance(&mut store, "a", a);
+    let b = linker
+        .instantiate(&mut store, &Module::new(&engine, &b).unwrap())
+        .unwrap();
+    call(&mut store, b, "store_small", &[Val::I32(5), Val::I32(77)]).unwrap();
+    assert_eq!(
+        call(&mut store, b, "load_small", &[Val::I32(5)]).unwrap(),
+        vec![Val::I32(77)]
+    );
+    assert_eq!(
+        call(&mut store, b, "load_big", &[Val::I32(65536)]).unwrap(),
+        vec![Val::I32(i32::from(b'b'))]
+    );
+    call(&mut store, b, "copy_shared_to_small", &[]).unwrap();
+    assert_eq!(
+        call(&mut store, b, "load_small", &[Val::I32(100)]).unwrap(),
+        vec![Val::I32(i32::from(b's'))]
+    );
+    assert_eq!(
+        call(&mut store, b, "sizes", &[]).unwrap(),
+        vec![Val::I32(1), Val::I32(1), Val::I32(2)]
+    );
+    assert_eq!(
+        trap_kind(call(&mut store, b, "load_small", &[Val::I32(65536)])),
+        TrapKind::MemoryOutOfBounds
+    );
+    assert_eq!(
+        call(&mut store, b, "grow_small", &[]).unwrap(),
+        vec![Val::I32(1)]
+    );
+    assert_eq!(
+        call(&mut store, b, "load_small", &[Val::I32(65536)]).unwrap(),
+        vec![Val::I32(0)]
+    );
+    assert_eq!(
+        call(&mut store, b, "grow_small", &[]).unwrap(),
+        vec![Val::I32(-1)]
+    );
+}
