@@ -274,11 +274,18 @@ use wasmparser::{
     ValidatorResources, WasmFeatures,
 };
 
-/// The wasm features Basalt accepts: WebAssembly 2.0, 128-bit SIMD included.
-/// Later proposals (relaxed SIMD and the rest of Wasm 3.0) are rejected by
+/// The wasm features Basalt accepts: WebAssembly 2.0, 128-bit SIMD included,
+/// plus these Wasm 3.0 proposals: tail calls, extended constant expressions
+/// (`i32`/`i64` `add`, `sub`, `mul`; `global.get` of a defined global stays
+/// refused, as wasmparser allows it only with GC) and multiple memories
+/// (every memory instruction carries its memory index). Later
+/// proposals (relaxed SIMD and the rest of Wasm 3.0) are rejected by
 /// validation with a message naming them.
 pub fn supported_features() -> WasmFeatures {
     WasmFeatures::WASM2
+        | WasmFeatures::TAIL_CALL
+        | WasmFeatures::EXTENDED_CONST
+        | WasmFeatures::MULTI_MEMORY
 }
 
 /// A function body still to be compiled, with the validator that checks it

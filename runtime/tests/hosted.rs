@@ -376,3 +376,144 @@ fn exports_memory_and_globals_to_the_host() {
         vec![Val::I32(i32::from(b'j'))]
     );
 }
+
+/// Two instances bounce a countdown between each other with tail calls: `b`
+/// tail-calls the imported `a`, `a` tail-calls `b` through a shared table.
+/// A million hops run in constant stack, each side sees its own globals, and
+/// a tail call to a host function returns to the original caller.
+#[test]
+fn tail_calls_cross_instances_in_constant_stack() {
+    let engine = engine();
+    let a = wat::parse_str(
+        r#"(module
+            (type $t (func (param i64) (result i32)))
+            (table (export "table") 1 funcref)
+            (global $g i32 (i32.const 100))
+            (func (export "a") (type $t)
+                (if (result i32) (i64.eqz (local.get 0))
+                    (then (global.get $g))
+                    (else (return_call_indirect (type $t)
+                        (i64.sub (local.get 0) (i64.const 1)) (i32.const 0))))))"#,
+    )
+    .unwrap();
+    let b = wat::parse_str(
+        r#"(module
+            (type $t (func (param i64) (result i32)))
+            (import "a" "a" (func $a (type $t)))
+            (import "a" "table" (table 1 funcref))
+            (import "host" "record" (func $record (param i64)))
+            (elem (i32.const 0) $b)
+            (global $g i32 (i32.const 200))
+            (func $b (export "b") (type $t)
+                (if (result i32) (i64.eqz (local.get 0))
+                    (then (global.get $g))
+                    (else (return_call $a (i64.sub (local.get 0) (i64.const 1))))))
+            (func (export "record") (param i64)
+                (return_call $record (i64.mul (local.get 0) (i64.const 2)))))"#,
+    )
+    .unwrap();
+    let mut store = Store::new(&engine, Vec::new());
+    let mut linker: Linker<Vec<i64>> = Linker::new();
+    linker.func_new(
+        "host",
+        "record",
+        FuncType::new(&[ValType::I64], &[]),
+        |caller, args, _| {
+            caller.data_mut().push(args[0].i64().unwrap_or_default());
+            Ok(())
+        },
+    );
+    let a = linker
+        .instantiate(&mut store, &Module::new(&engine, &a).unwrap())
+        .unwrap();
+    linker.instance(&mut store, "a", a);
+    let b = linker
+        .instantiate(&mut store, &Module::new(&engine, &b).unwrap())
+        .unwrap();
+    assert_eq!(
+        call(&mut store, b, "b", &[Val::I64(1_000_000)]).unwrap(),
+        vec![Val::I32(200)]
+    );
+    assert_eq!(
+        call(&mut store, b, "b", &[Val::I64(1_000_001)]).unwrap(),
+        vec![Val::I32(100)]
+    );
+    assert_eq!(
+        call(&mut store, a, "a", &[Val::I64(3)]).unwrap(),
+        vec![Val::I32(200)]
+    );
+    call(&mut store, b, "record", &[Val::I64(21)]).unwrap();
+    assert_eq!(store.data(), &vec![42]);
+}
+
+/// Several memories, one imported from another instance: each instruction
+/// reaches the memory its immediate names, `memory.copy` moves bytes between
+/// memories, and growth and out-of-bounds traps are per memory.
+#[test]
+fn multiple_memories_are_addressed_by_index() {
+    let engine = engine();
+    let a = wat::parse_str(r#"(module (memory (export "mem") 1) (data (i32.const 8) "shared"))"#)
+        .unwrap();
+    let b = wat::parse_str(
+        r#"(module
+            (import "a" "mem" (memory $shared 1))
+            (memory $small 1 2)
+            (memory $big 2)
+            (data (memory $big) (i32.const 65536) "big")
+            (func (export "store_small") (param i32 i32)
+                (i32.store8 $small (local.get 0) (local.get 1)))
+            (func (export "load_small") (param i32) (result i32)
+                (i32.load8_u $small (local.get 0)))
+            (func (export "load_big") (param i32) (result i32)
+                (i32.load8_u $big (local.get 0)))
+            (func (export "copy_shared_to_small")
+                (memory.copy $small $shared (i32.const 100) (i32.const 8) (i32.const 6)))
+            (func (export "grow_small") (result i32) (memory.grow $small (i32.const 1)))
+            (func (export "sizes") (result i32 i32 i32)
+                (memory.size $shared) (memory.size $small) (memory.size $big)))"#,
+    )
+    .unwrap();
+    let mut store = Store::new(&engine, Vec::new());
+    let mut linker: Linker<Vec<i64>> = Linker::new();
+    let a = linker
+        .instantiate(&mut store, &Module::new(&engine, &a).unwrap())
+        .unwrap();
+    linker.instance(&mut store, "a", a);
+    let b = linker
+        .instantiate(&mut store, &Module::new(&engine, &b).unwrap())
+        .unwrap();
+    call(&mut store, b, "store_small", &[Val::I32(5), Val::I32(77)]).unwrap();
+    assert_eq!(
+        call(&mut store, b, "load_small", &[Val::I32(5)]).unwrap(),
+        vec![Val::I32(77)]
+    );
+    assert_eq!(
+        call(&mut store, b, "load_big", &[Val::I32(65536)]).unwrap(),
+        vec![Val::I32(i32::from(b'b'))]
+    );
+    call(&mut store, b, "copy_shared_to_small", &[]).unwrap();
+    assert_eq!(
+        call(&mut store, b, "load_small", &[Val::I32(100)]).unwrap(),
+        vec![Val::I32(i32::from(b's'))]
+    );
+    assert_eq!(
+        call(&mut store, b, "sizes", &[]).unwrap(),
+        vec![Val::I32(1), Val::I32(1), Val::I32(2)]
+    );
+    assert_eq!(
+        trap_kind(call(&mut store, b, "load_small", &[Val::I32(65536)])),
+        TrapKind::MemoryOutOfBounds
+    );
+    assert_eq!(
+        call(&mut store, b, "grow_small", &[]).unwrap(),
+        vec![Val::I32(1)]
+    );
+    assert_eq!(
+        call(&mut store, b, "load_small", &[Val::I32(65536)]).unwrap(),
+        vec![Val::I32(0)]
+    );
+    assert_eq!(
+        call(&mut store, b, "grow_small", &[]).unwrap(),
+        vec![Val::I32(-1)]
+    );
+}

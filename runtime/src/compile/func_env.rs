@@ -362,36 +362,7 @@ impl TranslationEnv for FuncEnv<'_> {
         callee: FuncIndex,
         args: &[Value],
     ) -> Vec<Value> {
-        let ty = self.info.func_type(callee).clone();
-        let sig = wasm_signature(&ty, self.pointer);
-        if self.info.is_imported_func(callee) {
-            let vmctx = self.vmctx();
-            let import = self.offsets.func_import(callee);
-            let code = self.load_ptr(builder, vmctx, import + offsets::funcref::CODE);
-            let callee_vmctx = self.load_ptr(builder, vmctx, import + offsets::funcref::VMCTX);
-            let sig_ref = builder.import_signature(sig);
-            let all = self.wasm_call_args(callee_vmctx, args);
-            let call = builder.ins().call_indirect(sig_ref, code, &all);
-            builder.inst_results(call).to_vec()
-        } else {
-            let sig_ref = builder.import_signature(sig);
-            let name = builder
-                .func
-                .declare_imported_user_function(UserExternalName {
-                    namespace: NS_WASM_FUNC,
-                    index: callee,
-                });
-            let func_ref = builder.import_function(ExtFuncData {
-                name: ExternalName::user(name),
-                signature: sig_ref,
-                colocated: true,
-                patchable: false,
-            });
-            let vmctx = self.vmctx();
-            let all = self.wasm_call_args(vmctx, args);
-            let call = builder.ins().call(func_ref, &all);
-            builder.inst_results(call).to_vec()
-        }
+        self.direct_call(builder, callee, args, false)
     }
 
     fn call_indirect(
@@ -402,30 +373,27 @@ impl TranslationEnv for FuncEnv<'_> {
         index: Value,
         args: &[Value],
     ) -> Vec<Value> {
-        let funcref = self.table_element(builder, table, index);
-        builder.ins().trapz(funcref, codes::INDIRECT_CALL_TO_NULL);
-        let tr = trusted(builder);
-        let actual = builder
-            .ins()
-            .load(types::I32, tr, funcref, offsets::funcref::TYPE_ID);
-        let vmctx = self.vmctx();
-        let ro = readonly(builder);
-        let expected = builder
-            .ins()
-            .load(types::I32, ro, vmctx, self.offsets.type_id(ty));
-        let mismatch = builder.ins().icmp(IntCC::NotEqual, actual, expected);
-        builder.ins().trapnz(mismatch, codes::BAD_SIGNATURE);
-        let code = builder
-            .ins()
-            .load(self.pointer, tr, funcref, offsets::funcref::CODE);
-        let callee_vmctx = builder
-            .ins()
-            .load(self.pointer, tr, funcref, offsets::funcref::VMCTX);
-        let sig = wasm_signature(&self.info.types[ty as usize], self.pointer);
-        let sig_ref = builder.import_signature(sig);
-        let all = self.wasm_call_args(callee_vmctx, args);
-        let call = builder.ins().call_indirect(sig_ref, code, &all);
-        builder.inst_results(call).to_vec()
+        self.indirect_call(builder, table, ty, index, args, false)
+    }
+
+    fn return_call(
+        &mut self,
+        builder: &mut FunctionBuilder<'_>,
+        callee: FuncIndex,
+        args: &[Value],
+    ) {
+        self.direct_call(builder, callee, args, true);
+    }
+
+    fn return_call_indirect(
+        &mut self,
+        builder: &mut FunctionBuilder<'_>,
+        table: TableIndex,
+        ty: TypeIndex,
+        index: Value,
+        args: &[Value],
+    ) {
+        self.indirect_call(builder, table, ty, index, args, true);
     }
 
     fn table_get(
@@ -561,6 +529,105 @@ impl TranslationEnv for FuncEnv<'_> {
 }
 
 impl FuncEnv<'_> {
+    /// A call to function `callee`: a normal call returning its results, or
+    /// (`tail`) a tail call that ends the block and returns nothing. Both
+    /// sides use [`CallConv::Tail`], so a tail call to an imported function
+    /// of another instance replaces this frame like any other: the callee
+    /// gets its own VM context and this instance's as the caller's.
+    fn direct_call(
+        &self,
+        builder: &mut FunctionBuilder<'_>,
+        callee: FuncIndex,
+        args: &[Value],
+        tail: bool,
+    ) -> Vec<Value> {
+        let ty = self.info.func_type(callee).clone();
+        let sig = wasm_signature(&ty, self.pointer);
+        let sig_ref = builder.import_signature(sig);
+        if self.info.is_imported_func(callee) {
+            let vmctx = self.vmctx();
+            let import = self.offsets.func_import(callee);
+            let code = self.load_ptr(builder, vmctx, import + offsets::funcref::CODE);
+            let callee_vmctx = self.load_ptr(builder, vmctx, import + offsets::funcref::VMCTX);
+            let all = self.wasm_call_args(callee_vmctx, args);
+            Self::emit_indirect(builder, sig_ref, code, &all, tail)
+        } else {
+            let name = builder
+                .func
+                .declare_imported_user_function(UserExternalName {
+                    namespace: NS_WASM_FUNC,
+                    index: callee,
+                });
+            let func_ref = builder.import_function(ExtFuncData {
+                name: ExternalName::user(name),
+                signature: sig_ref,
+                colocated: true,
+                patchable: false,
+            });
+            let vmctx = self.vmctx();
+            let all = self.wasm_call_args(vmctx, args);
+            if tail {
+                builder.ins().return_call(func_ref, &all);
+                Vec::new()
+            } else {
+                let call = builder.ins().call(func_ref, &all);
+                builder.inst_results(call).to_vec()
+            }
+        }
+    }
+
+    /// `call_indirect` (or, with `tail`, `return_call_indirect`): table
+    /// bounds, null and signature checks, then the call.
+    fn indirect_call(
+        &self,
+        builder: &mut FunctionBuilder<'_>,
+        table: TableIndex,
+        ty: TypeIndex,
+        index: Value,
+        args: &[Value],
+        tail: bool,
+    ) -> Vec<Value> {
+        let funcref = self.table_element(builder, table, index);
+        builder.ins().trapz(funcref, codes::INDIRECT_CALL_TO_NULL);
+        let tr = trusted(builder);
+        let actual = builder
+            .ins()
+            .load(types::I32, tr, funcref, offsets::funcref::TYPE_ID);
+        let vmctx = self.vmctx();
+        let ro = readonly(builder);
+        let expected = builder
+            .ins()
+            .load(types::I32, ro, vmctx, self.offsets.type_id(ty));
+        let mismatch = builder.ins().icmp(IntCC::NotEqual, actual, expected);
+        builder.ins().trapnz(mismatch, codes::BAD_SIGNATURE);
+        let code = builder
+            .ins()
+            .load(self.pointer, tr, funcref, offsets::funcref::CODE);
+        let callee_vmctx = builder
+            .ins()
+            .load(self.pointer, tr, funcref, offsets::funcref::VMCTX);
+        let sig = wasm_signature(&self.info.types[ty as usize], self.pointer);
+        let sig_ref = builder.import_signature(sig);
+        let all = self.wasm_call_args(callee_vmctx, args);
+        Self::emit_indirect(builder, sig_ref, code, &all, tail)
+    }
+
+    fn emit_indirect(
+        builder: &mut FunctionBuilder<'_>,
+        sig_ref: ir::SigRef,
+        code: Value,
+        args: &[Value],
+        tail: bool,
+    ) -> Vec<Value> {
+        if tail {
+            builder.ins().return_call_indirect(sig_ref, code, args);
+            Vec::new()
+        } else {
+            let call = builder.ins().call_indirect(sig_ref, code, args);
+            builder.inst_results(call).to_vec()
+        }
+    }
+
     /// Address of element `index` of `table`, trapping when out of bounds.
     fn table_element_addr(
         &self,

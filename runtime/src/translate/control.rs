@@ -1,4 +1,5 @@
-//! Structured control flow: blocks, loops, ifs, branches, calls, returns.
+//! Structured control flow: blocks, loops, ifs, branches, calls, tail
+//! calls, returns.
 //!
 //! Every wasm block gets a Cranelift "next" block whose parameters are the
 //! wasm block's results; a `loop` also gets a header block whose parameters
@@ -303,6 +304,34 @@ impl Translator<'_, '_> {
                     self.env
                         .call_indirect(&mut self.builder, *table_index, *type_index, index, &a);
                 self.stack.extend(results);
+            }
+            Operator::ReturnCall { function_index } => {
+                let ty = self.env.info().func_type(*function_index).clone();
+                let a = self.pop_n(ty.params.len());
+                self.env.return_call(&mut self.builder, *function_index, &a);
+                self.reachable = false;
+            }
+            Operator::ReturnCallIndirect {
+                type_index,
+                table_index,
+            } => {
+                let ty = self
+                    .env
+                    .info()
+                    .types
+                    .get(*type_index as usize)
+                    .cloned()
+                    .ok_or_else(|| TranslateError::Codegen("type index out of range".into()))?;
+                let index = self.pop();
+                let a = self.pop_n(ty.params.len());
+                self.env.return_call_indirect(
+                    &mut self.builder,
+                    *table_index,
+                    *type_index,
+                    index,
+                    &a,
+                );
+                self.reachable = false;
             }
             _ => return Ok(false),
         }

@@ -142,6 +142,20 @@ pub trait TranslationEnv {
         args: &[Value],
     ) -> Vec<Value>;
 
+    /// `return_call`: a tail call to function `callee`, whose results are
+    /// this function's results. Emits the block terminator.
+    fn return_call(&mut self, builder: &mut FunctionBuilder<'_>, callee: FuncIndex, args: &[Value]);
+    /// `return_call_indirect`: the checks of [`TranslationEnv::call_indirect`],
+    /// then a tail call. Emits the block terminator.
+    fn return_call_indirect(
+        &mut self,
+        builder: &mut FunctionBuilder<'_>,
+        table: TableIndex,
+        ty: TypeIndex,
+        index: Value,
+        args: &[Value],
+    );
+
     /// `table.get` (traps out of bounds).
     fn table_get(
         &mut self,
