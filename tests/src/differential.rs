@@ -23,15 +23,15 @@ pub enum Verdict {
     Diverged(String),
 }
 
-/// The `wasm-smith` configuration: Wasm 2.0 with SIMD, deterministic NaNs,
-/// bounded size, no imports.
+/// The `wasm-smith` configuration: Wasm 2.0 with SIMD, tail calls and
+/// multiple memories, deterministic NaNs, bounded size, no imports.
 fn smith_config() -> wasm_smith::Config {
     wasm_smith::Config {
         max_imports: 0,
         min_funcs: 1,
         max_funcs: 12,
         max_instructions: 200,
-        max_memories: 1,
+        max_memories: 2,
         max_tables: 2,
         max_table_elements: 1000,
         max_memory32_bytes: 16 << 20,
@@ -44,7 +44,7 @@ fn smith_config() -> wasm_smith::Config {
         relaxed_simd_enabled: false,
         exceptions_enabled: false,
         threads_enabled: false,
-        tail_call_enabled: false,
+        tail_call_enabled: true,
         gc_enabled: false,
         memory64_enabled: false,
         extended_const_enabled: false,
@@ -158,9 +158,9 @@ fn zero(ty: &ValType) -> (Val, wasmi::Val) {
 pub fn check_module(wasm: &[u8]) -> Verdict {
     // The oracle first: a module it rejects is not a case.
     let mut wconfig = wasmi::Config::default();
-    wconfig.wasm_tail_call(false);
+    wconfig.wasm_tail_call(true);
     wconfig.wasm_extended_const(false);
-    wconfig.wasm_multi_memory(false);
+    wconfig.wasm_multi_memory(true);
     let wengine = wasmi::Engine::new(&wconfig);
     let Ok(wmodule) = wasmi::Module::new(&wengine, wasm) else {
         return Verdict::Skipped("wasmi rejects the module");
