@@ -491,6 +491,18 @@ fn define_spectest(store: &mut Store<()>, linker: &mut Linker<()>) {
     )
     .expect("spectest table");
     linker.define("spectest", "table", Extern::Table(table));
+    let table64 = Table::new(
+        store,
+        TableType {
+            element: RefType::FuncRef,
+            minimum: 10,
+            maximum: Some(20),
+            table64: true,
+        },
+        Val::FuncRef(None),
+    )
+    .expect("spectest table64");
+    linker.define("spectest", "table64", Extern::Table(table64));
     let memory = Memory::new(
         store,
         MemoryType {

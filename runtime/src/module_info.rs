@@ -277,8 +277,9 @@ use wasmparser::{
 /// The wasm features Basalt accepts: WebAssembly 2.0, 128-bit SIMD included,
 /// plus these Wasm 3.0 proposals: tail calls, extended constant expressions
 /// (`i32`/`i64` `add`, `sub`, `mul`; `global.get` of a defined global stays
-/// refused, as wasmparser allows it only with GC) and multiple memories
-/// (every memory instruction carries its memory index). Later
+/// refused, as wasmparser allows it only with GC), multiple memories
+/// (every memory instruction carries its memory index) and 64-bit memories
+/// and tables (memory64: i64 indices, explicitly bounds-checked). Later
 /// proposals (relaxed SIMD and the rest of Wasm 3.0) are rejected by
 /// validation with a message naming them.
 pub fn supported_features() -> WasmFeatures {
@@ -286,6 +287,7 @@ pub fn supported_features() -> WasmFeatures {
         | WasmFeatures::TAIL_CALL
         | WasmFeatures::EXTENDED_CONST
         | WasmFeatures::MULTI_MEMORY
+        | WasmFeatures::MEMORY64
 }
 
 /// A function body still to be compiled, with the validator that checks it

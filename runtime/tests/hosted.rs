@@ -191,6 +191,105 @@ fn memory_grow_maps_new_pages_up_to_the_maximum() {
     );
 }
 
+const MEMORY64: &str = r#"
+(module
+  (memory i64 1)
+  (table $t i64 2 funcref)
+  (type $unit (func (result i32)))
+  (elem (table $t) (i64.const 1) func $seven)
+  (data (i64.const 65530) "abcdef")
+  (func $seven (result i32) (i32.const 7))
+  (func (export "load") (param i64) (result i32) (i32.load8_u (local.get 0)))
+  (func (export "load_far") (param i64) (result i32)
+    (i32.load offset=0xffff_ffff_ffff_fff0 (local.get 0)))
+  (func (export "store") (param i64) (i64.store (local.get 0) (i64.const -1)))
+  (func (export "grow") (param i64) (result i64) (memory.grow (local.get 0)))
+  (func (export "size") (result i64) (memory.size))
+  (func (export "fill") (param i64 i64) (memory.fill (local.get 0) (i32.const 9) (local.get 1)))
+  (func (export "call") (param i64) (result i32) (call_indirect $t (type $unit) (local.get 0)))
+  (func (export "table_grow") (param i64) (result i64) (table.grow $t (ref.null func) (local.get 0)))
+)
+"#;
+
+#[test]
+fn memory64_checks_every_access_explicitly() {
+    let (mut store, inst) = instantiate(MEMORY64);
+    let load = |store: &mut Store<Vec<i64>>, at: i64| call(store, inst, "load", &[Val::I64(at)]);
+    assert_eq!(
+        load(&mut store, 65535).unwrap(),
+        vec![Val::I32(i32::from(b'f'))]
+    );
+    // Past the end, and addresses whose low 32 bits are in bounds: a check
+    // that truncated or wrapped the index would let these through.
+    for at in [65536, 1 << 32, (1 << 32) + 16, i64::MAX, -1] {
+        assert_eq!(
+            trap_kind(load(&mut store, at)),
+            TrapKind::MemoryOutOfBounds,
+            "{at:#x}"
+        );
+    }
+    // index + offset overflows 64 bits: a trap, never a wrapped address.
+    for at in [0, 0x10, 0x20, -1] {
+        assert_eq!(
+            trap_kind(call(&mut store, inst, "load_far", &[Val::I64(at)])),
+            TrapKind::MemoryOutOfBounds,
+            "{at:#x}"
+        );
+    }
+    // The last 8 bytes fit, one more does not (and writes nothing).
+    call(&mut store, inst, "store", &[Val::I64(65528)]).unwrap();
+    assert_eq!(
+        trap_kind(call(&mut store, inst, "store", &[Val::I64(65529)])),
+        TrapKind::MemoryOutOfBounds
+    );
+    assert_eq!(load(&mut store, 65528).unwrap(), vec![Val::I32(0xff)]);
+    assert_eq!(
+        trap_kind(call(
+            &mut store,
+            inst,
+            "fill",
+            &[Val::I64(1 << 32), Val::I64(1)]
+        )),
+        TrapKind::MemoryOutOfBounds
+    );
+    // Growing: i64 sizes; past `Config::max_memory_bytes` (4 GiB here) fails.
+    assert_eq!(
+        call(&mut store, inst, "grow", &[Val::I64(1)]).unwrap(),
+        vec![Val::I64(1)]
+    );
+    assert_eq!(
+        call(&mut store, inst, "size", &[]).unwrap(),
+        vec![Val::I64(2)]
+    );
+    assert_eq!(load(&mut store, 65536 + 7).unwrap(), vec![Val::I32(0)]);
+    for delta in [1 << 16, 1 << 40, i64::MAX, -1] {
+        assert_eq!(
+            call(&mut store, inst, "grow", &[Val::I64(delta)]).unwrap(),
+            vec![Val::I64(-1)],
+            "{delta:#x}"
+        );
+    }
+    // A 64-bit table: i64 indices in call_indirect and table.grow.
+    assert_eq!(
+        call(&mut store, inst, "call", &[Val::I64(1)]).unwrap(),
+        vec![Val::I32(7)]
+    );
+    for at in [2, 1 << 32, -1] {
+        assert_eq!(
+            trap_kind(call(&mut store, inst, "call", &[Val::I64(at)])),
+            TrapKind::TableOutOfBounds
+        );
+    }
+    assert_eq!(
+        call(&mut store, inst, "table_grow", &[Val::I64(3)]).unwrap(),
+        vec![Val::I64(2)]
+    );
+    assert_eq!(
+        call(&mut store, inst, "table_grow", &[Val::I64(-1)]).unwrap(),
+        vec![Val::I64(-1)]
+    );
+}
+
 #[test]
 fn arithmetic_traps() {
     let (mut store, inst) = instantiate(PROGRAM);

@@ -42,7 +42,9 @@ pub struct VMFuncRef {
 
 /// Size of the reserved address space of a 32-bit linear memory: any
 /// 32-bit index plus any 32-bit static offset plus the widest access stays
-/// inside it, so compiled code needs no bounds checks.
+/// inside it, so compiled code needs no bounds checks. A memory64 gets the
+/// same reservation (it never grows past it) but compiled code checks every
+/// access against its length explicitly.
 pub const MEMORY_RESERVATION: usize = (8 << 30) + (64 << 10);
 
 /// A linear memory. The first two fields are read by compiled code.
@@ -53,6 +55,7 @@ pub struct VMMemory {
     reserved: usize,
     maximum_bytes: usize,
     page_log2: u8,
+    memory64: bool,
     platform: &'static dyn Platform,
 }
 
@@ -63,12 +66,6 @@ impl VMMemory {
         platform: &'static dyn Platform,
         limit_bytes: usize,
     ) -> Result<Box<VMMemory>, Error> {
-        if ty.memory64 {
-            return Err(Error::Unsupported {
-                feature: "memory64",
-                offset: 0,
-            });
-        }
         if ty.shared {
             return Err(Error::Unsupported {
                 feature: "threads (shared memory)",
@@ -76,12 +73,25 @@ impl VMMemory {
             });
         }
         let page_log2 = ty.page_size_log2;
-        let declared_max = ty.maximum.unwrap_or(1 << (32 - u32::from(page_log2)));
-        let max_pages = declared_max.min(1 << (32 - u32::from(page_log2)));
-        let maximum_bytes = usize::try_from(max_pages << page_log2)
+        // The index space bounds the size: 2^32 bytes for a 32-bit memory,
+        // 2^64 for a memory64; the reservation and `limit_bytes` bound it
+        // further. Shifts saturate, as the bounds do not fit a u64.
+        let bytes = |pages: u64| -> u64 {
+            if pages == 0 {
+                0
+            } else if u64::from(pages.leading_zeros()) < u64::from(page_log2) {
+                u64::MAX
+            } else {
+                pages << page_log2
+            }
+        };
+        let space = if ty.memory64 { u64::MAX } else { 1 << 32 };
+        let declared_max = ty.maximum.map_or(space, bytes).min(space);
+        let maximum_bytes = usize::try_from(declared_max)
             .unwrap_or(usize::MAX)
-            .min(limit_bytes);
-        let initial = usize::try_from(ty.minimum << page_log2).unwrap_or(usize::MAX);
+            .min(limit_bytes)
+            .min(MEMORY_RESERVATION);
+        let initial = usize::try_from(bytes(ty.minimum)).unwrap_or(usize::MAX);
         if initial > maximum_bytes {
             return Err(Error::Instantiate(format!(
                 "memory needs {} MiB at start, more than the {} MiB allowed",
@@ -98,6 +108,7 @@ impl VMMemory {
             reserved: MEMORY_RESERVATION,
             maximum_bytes,
             page_log2,
+            memory64: ty.memory64,
             platform,
         });
         enter::register_reservation(base, MEMORY_RESERVATION);
@@ -168,7 +179,7 @@ impl VMMemory {
         MemoryType {
             minimum: self.pages(),
             maximum: Some((self.maximum_bytes >> self.page_log2) as u64),
-            memory64: false,
+            memory64: self.memory64,
             shared: false,
             page_size_log2: self.page_log2,
         }
@@ -228,7 +239,7 @@ impl VMTable {
     pub fn grow(&mut self, delta: u64, init: usize) -> Option<u64> {
         let old = self.length;
         let new = old.checked_add(delta)?;
-        if new > self.ty.maximum.unwrap_or(u64::from(u32::MAX)) || new > MAX_TABLE_ELEMENTS {
+        if new > self.ty.maximum.unwrap_or(u64::MAX) || new > MAX_TABLE_ELEMENTS {
             return None;
         }
         self.storage.try_reserve(delta as usize).ok()?;

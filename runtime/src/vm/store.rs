@@ -893,7 +893,8 @@ impl StoreOpaque {
         // Data segments.
         for (i, seg) in info.data.iter().enumerate() {
             if let DataMode::Active { memory, offset } = &seg.mode {
-                let at = u64::from(self.eval(&self.instances[id], offset)? as u32);
+                // An i32 offset is zero-extended, an i64 one (memory64) used whole.
+                let at = self.eval(&self.instances[id], offset)? as u64;
                 let bytes = &module.0.data[i];
                 let m = &mut self.memories[self.instances[id].memories[*memory as usize]];
                 let data = m.data_mut();
