@@ -14,7 +14,7 @@ use crate::vm::Machine;
 pub const USAGE: &str = "\
 usage: basalt run [OPTIONS] FILE.wasm [ARGS...]
        basalt compile [--host] FILE.wasm [-o FILE.cwasm]
-       basalt wast [--arch x86_64] [-v] FILE.wast...
+       basalt wast [--arch x86_64] [--in-vm] [-v] FILE.wast...
 
 Runs a WASI preview1 command in a Basalt VM (QEMU) and exits with its exit code.
 The program's stdout and stderr are ours; our stdin is its stdin.
@@ -33,7 +33,8 @@ options:
 
 `compile` compiles ahead of time for the guest's CPU level (or, with --host,
 for this machine) and reports the compile speed. `wast` runs WebAssembly
-spec-test scripts against the runtime in this process (see `basalt wast --help`).
+spec-test scripts against the runtime in this process, or with --in-vm inside
+the booted kernel (see `basalt wast --help`).
 
 exit codes: the program's own; 134 trap; 65 invalid module; 66 unreadable file;
 70 kernel panic or build failure; 71 VM failure; 2 usage error";

@@ -25,15 +25,14 @@ use ::wast::core::{
 use ::wast::parser::{self, ParseBuffer};
 use ::wast::{QuoteWat, Wast, WastArg, WastDirective, WastExecute, WastInvoke, WastRet};
 use basalt_runtime::{
-    Config, Engine, Error, Extern, FuncType, Global, GlobalType, Instance, Linker, Memory,
-    MemoryType, Module, RefType, Store, Table, TableType, Target, TrapKind, Val, ValType,
+    Config, Engine, Error, Instance, Linker, Module, RefType, Store, Target, TrapKind, Val,
 };
 
 use crate::CliError;
 
 /// The help text of `basalt wast`.
 pub const USAGE: &str = "\
-usage: basalt wast [--arch ARCH] [-v] FILE.wast...
+usage: basalt wast [--arch ARCH] [--in-vm] [-v] FILE.wast...
 
 Runs WebAssembly spec-test scripts against Basalt's runtime in this process
 and prints `FILE: N passed, M failed, K skipped` per script and a total.
@@ -42,6 +41,9 @@ Exits with 1 if any command failed.
 options:
   --arch ARCH     the ISA to compile for (x86_64, aarch64); hosted runs need this
                   machine's (an aarch64 build runs under qemu-aarch64 elsewhere)
+  --in-vm         run the commands inside the booted x86-64 kernel under QEMU
+                  (one VM per file; modules compiled here; assert_invalid and
+                  assert_malformed are still checked in this process)
   -v, --verbose   print every failure with its line and reason";
 
 /// How many commands of a script passed, failed and were skipped.
@@ -184,6 +186,7 @@ pub fn run_script(engine: &Engine, text: &str) -> Report {
 pub fn command(args: Vec<OsString>) -> Result<i32, CliError> {
     let mut files = Vec::new();
     let mut verbose = false;
+    let mut in_vm = false;
     let mut it = args.into_iter();
     while let Some(arg) = it.next() {
         match arg.to_str() {
@@ -206,6 +209,7 @@ pub fn command(args: Vec<OsString>) -> Result<i32, CliError> {
                 }
             }
             Some("-v" | "--verbose") => verbose = true,
+            Some("--in-vm") => in_vm = true,
             Some("-h" | "--help") => {
                 println!("{USAGE}");
                 return Ok(0);
@@ -218,6 +222,9 @@ pub fn command(args: Vec<OsString>) -> Result<i32, CliError> {
     }
     if files.is_empty() {
         return Err(usage("no FILE.wast given"));
+    }
+    if in_vm {
+        return crate::spec_batch::command(&files, verbose);
     }
     let engine = engine().map_err(|e| CliError::Module(format!("cannot create an engine: {e}")))?;
     let mut total = Counts::default();
@@ -445,76 +452,8 @@ impl<'e> Runner<'e> {
 }
 
 /// Links the `spectest` module the scripts import from.
-fn define_spectest(store: &mut Store<()>, linker: &mut Linker<()>) {
-    use ValType::{F32, F64, I32, I64};
-    let prints: &[(&str, &[ValType])] = &[
-        ("print", &[]),
-        ("print_i32", &[I32]),
-        ("print_i64", &[I64]),
-        ("print_f32", &[F32]),
-        ("print_f64", &[F64]),
-        ("print_i32_f32", &[I32, F32]),
-        ("print_f64_f64", &[F64, F64]),
-    ];
-    for (name, params) in prints {
-        linker.func_new("spectest", name, FuncType::new(params, &[]), |_, _, _| {
-            Ok(())
-        });
-    }
-    let globals = [
-        ("global_i32", I32, Val::I32(666)),
-        ("global_i64", I64, Val::I64(666)),
-        ("global_f32", F32, Val::F32(666.6f32.to_bits())),
-        ("global_f64", F64, Val::F64(666.6f64.to_bits())),
-    ];
-    for (name, ty, val) in globals {
-        let g = Global::new(
-            store,
-            GlobalType {
-                content: ty,
-                mutable: false,
-            },
-            val,
-        )
-        .expect("spectest global");
-        linker.define("spectest", name, Extern::Global(g));
-    }
-    let table = Table::new(
-        store,
-        TableType {
-            element: RefType::FuncRef,
-            minimum: 10,
-            maximum: Some(20),
-            table64: false,
-        },
-        Val::FuncRef(None),
-    )
-    .expect("spectest table");
-    linker.define("spectest", "table", Extern::Table(table));
-    let table64 = Table::new(
-        store,
-        TableType {
-            element: RefType::FuncRef,
-            minimum: 10,
-            maximum: Some(20),
-            table64: true,
-        },
-        Val::FuncRef(None),
-    )
-    .expect("spectest table64");
-    linker.define("spectest", "table64", Extern::Table(table64));
-    let memory = Memory::new(
-        store,
-        MemoryType {
-            minimum: 1,
-            maximum: Some(2),
-            memory64: false,
-            shared: false,
-            page_size_log2: 16,
-        },
-    )
-    .expect("spectest memory");
-    linker.define("spectest", "memory", Extern::Memory(memory));
+pub(crate) fn define_spectest(store: &mut Store<()>, linker: &mut Linker<()>) {
+    basalt_runtime::spectest::define(store, linker);
 }
 
 fn arg(a: &WastArg<'_>) -> Result<Val, String> {
@@ -537,11 +476,11 @@ fn arg(a: &WastArg<'_>) -> Result<Val, String> {
     })
 }
 
-fn v128_bits(v: &V128Const) -> u128 {
+pub(crate) fn v128_bits(v: &V128Const) -> u128 {
     u128::from_le_bytes(v.to_le_bytes())
 }
 
-fn null_kind(h: &HeapType<'_>) -> Option<RefType> {
+pub(crate) fn null_kind(h: &HeapType<'_>) -> Option<RefType> {
     match h {
         HeapType::Abstract {
             ty: AbstractHeapType::Func | AbstractHeapType::NoFunc,
@@ -622,17 +561,7 @@ fn check_results(got: &[Val], want: &[WastRet<'_>]) -> Result<(), String> {
 
 /// Whether a trap of `kind` is what the script's `message` describes.
 fn trap_matches(kind: TrapKind, message: &str) -> bool {
-    let aliases: &[&str] = match kind {
-        TrapKind::TableOutOfBounds => &["undefined element", "out of bounds table access"],
-        TrapKind::MemoryOutOfBounds => &["out of bounds memory access"],
-        TrapKind::IndirectCallToNull => &["uninitialized element"],
-        TrapKind::BadSignature => &["indirect call type mismatch"],
-        TrapKind::Unreachable => &["unreachable"],
-        TrapKind::StackOverflow => &["call stack exhausted"],
-        _ => &[],
-    };
-    let own = kind.to_string();
-    message.starts_with(own.as_str()) || aliases.iter().any(|a| message.starts_with(a))
+    kind.matches_spec_message(message)
 }
 
 #[cfg(test)]

@@ -258,6 +258,9 @@ pub struct Manifest {
     pub jit: bool,
     /// log the boot timeline
     pub verbose: bool,
+    /// path of a spec batch to run instead of a WASI command
+    /// (`basalt wast --in-vm`)
+    pub spec_batch: Option<String>,
 }
 
 fn unescape(v: &[u8]) -> Result<Vec<u8>, String> {
@@ -319,6 +322,7 @@ impl Manifest {
         let mut have_module = false;
         let mut seen_version = false;
         let (mut seen_artifact, mut seen_jit, mut seen_verbose) = (false, false, false);
+        let mut seen_batch = false;
         let err = |line: usize, message: String| BundleError::Manifest { line, message };
         for (n, raw) in text.split(|c| *c == b'\n').enumerate() {
             let line = n + 1;
@@ -381,11 +385,15 @@ impl Manifest {
                     once(&mut seen_verbose)?;
                     m.verbose = flag(&value).map_err(|e| err(line, e))?;
                 }
+                b"spec-batch" => {
+                    once(&mut seen_batch)?;
+                    m.spec_batch = Some(utf8(value).map_err(|e| err(line, e))?);
+                }
                 _ => {
                     return Err(err(
                         line,
                         alloc::format!(
-                            "unknown key `{key_str}` (this kernel knows version, arg, env, module, artifact, jit, verbose); is the kernel older than the CLI?"
+                            "unknown key `{key_str}` (this kernel knows version, arg, env, module, artifact, jit, verbose, spec-batch); is the kernel older than the CLI?"
                         ),
                     ));
                 }
@@ -397,7 +405,7 @@ impl Manifest {
                 String::from("empty manifest (expected `version 1`)"),
             ));
         }
-        if !have_module {
+        if !have_module && !seen_batch {
             return Err(err(
                 text.split(|c| *c == b'\n').count(),
                 String::from("no `module` directive"),

@@ -20,6 +20,7 @@ mod log;
 mod mem;
 mod run;
 mod services;
+mod spec;
 mod syms;
 mod time;
 

@@ -94,6 +94,8 @@ pub enum LoadError {
     Artifact(basalt_runtime::Error),
     /// the module is invalid or could not be compiled
     Module(basalt_runtime::Error),
+    /// the spec batch is malformed
+    Batch(crate::spec::BatchError),
 }
 
 impl From<BundleError> for LoadError {
@@ -115,6 +117,7 @@ impl fmt::Display for LoadError {
                 "{e} (rebuild the bundle with this kernel's basalt CLI, or pass --jit)"
             ),
             LoadError::Module(e) => write!(f, "{e}"),
+            LoadError::Batch(e) => write!(f, "{e}"),
         }
     }
 }
@@ -146,7 +149,6 @@ fn load_and_run(info: &BootInfo) -> Result<Outcome, LoadError> {
             kprintln!("bundle: {} ({} bytes)", e.path, e.data.len());
         }
     }
-    let wasm = bundle.require(&manifest.module)?;
     let features: Vec<&'static str> = basalt_arch::cpu::codegen_features().collect();
     let target = Target::new(Arch::native(), &features).map_err(LoadError::Cpu)?;
     kprintln!("code generation target: {target}");
@@ -157,6 +159,14 @@ fn load_and_run(info: &BootInfo) -> Result<Outcome, LoadError> {
         max_memory_bytes: MAX_MEMORY_BYTES,
     })
     .map_err(LoadError::Cpu)?;
+    if let Some(path) = &manifest.spec_batch {
+        stamp("running the spec batch");
+        let text = bundle.require(path)?;
+        return crate::spec::run(&engine, &bundle, text)
+            .map(Outcome::Exit)
+            .map_err(LoadError::Batch);
+    }
+    let wasm = bundle.require(&manifest.module)?;
     let artifact = match (&manifest.artifact, manifest.jit) {
         (Some(path), false) => Some(bundle.require(path)?),
         _ => None,

@@ -25,6 +25,7 @@ pub mod error;
 pub mod linker;
 pub mod module_info;
 pub mod platform;
+pub mod spectest;
 pub mod translate;
 pub mod trap;
 pub mod types;

@@ -63,6 +63,24 @@ pub enum TrapKind {
 }
 
 impl TrapKind {
+    /// Whether a trap of this kind is what a spec-test script's
+    /// `assert_trap` message describes (the scripts use the reference
+    /// interpreter's wording; both spec runners, hosted and in the kernel,
+    /// use this).
+    pub fn matches_spec_message(self, message: &str) -> bool {
+        let aliases: &[&str] = match self {
+            TrapKind::TableOutOfBounds => &["undefined element", "out of bounds table access"],
+            TrapKind::MemoryOutOfBounds => &["out of bounds memory access"],
+            TrapKind::IndirectCallToNull => &["uninitialized element"],
+            TrapKind::BadSignature => &["indirect call type mismatch"],
+            TrapKind::Unreachable => &["unreachable"],
+            TrapKind::StackOverflow => &["call stack exhausted"],
+            _ => &[],
+        };
+        let own = alloc::format!("{self}");
+        message.starts_with(own.as_str()) || aliases.iter().any(|a| message.starts_with(a))
+    }
+
     /// The kind for a trap code from compiled code.
     pub fn from_code(code: TrapCode) -> TrapKind {
         match code {

@@ -270,6 +270,13 @@ fn manifest_mistakes_name_their_line() {
         "value is not UTF-8"
     );
     assert_eq!(manifest_error("version 1\nversion 1\nmodule m\n").0, 2);
+    // a spec batch stands in for the module (`basalt wast --in-vm`)
+    let m = Manifest::parse(b"version 1\nspec-batch spec.batch\n").unwrap();
+    assert_eq!(m.spec_batch.as_deref(), Some("spec.batch"));
+    assert_eq!(
+        manifest_error("version 1\nspec-batch a\nspec-batch b\n").0,
+        3
+    );
 }
 
 #[test]
