@@ -66,3 +66,47 @@ fn spec_suite_in_vm() {
         "fewer failures than KNOWN_FAILING allows in the VM: {now_passing:?}"
     );
 }
+
+/// A batch of another format version is refused with a load error that
+/// names the version the kernel reads.
+#[test]
+fn a_batch_of_another_version_is_a_load_error() {
+    use basalt::bundle::{Entry, write_tar};
+    use basalt::guest::{self, GuestArch};
+    use basalt::vm::{self, Accel, Machine, Status, VmIo, VmOptions};
+    let kernel = guest::kernel(GuestArch::X86_64, false).expect("build the kernel");
+    let bundle = write_tar(&[
+        Entry {
+            path: "manifest".into(),
+            data: b"version 1\nspec-batch spec.batch\n".to_vec(),
+        },
+        Entry {
+            path: "spec.batch".into(),
+            data: b"spec-batch 2\n".to_vec(),
+        },
+    ]);
+    let opts = VmOptions {
+        arch: GuestArch::X86_64,
+        machine: Machine::Q35,
+        accel: Accel::Tcg,
+        memory_mib: 256,
+        kernel,
+        verbose: false,
+        timeout: Some(std::time::Duration::from_secs(120)),
+        kernel_cmdline: None,
+        exit_device: true,
+    };
+    let io = VmIo {
+        stdin: None,
+        stdout: Box::new(std::io::sink()),
+        stderr: Box::new(std::io::sink()),
+    };
+    let report = vm::boot(&opts, &bundle, io).expect("boot");
+    match &report.status {
+        Status::LoadError(m) => assert!(m.contains("`spec-batch 1`"), "{m}"),
+        other => panic!(
+            "expected a load error, got {other:?}\n{}",
+            report.log_text()
+        ),
+    }
+}
