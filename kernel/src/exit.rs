@@ -75,15 +75,30 @@ fn pm_register(r: basalt_drivers::acpi::Register) -> basalt_arch::power::PmRegis
     }
 }
 
+/// The S5 parameters, read once while the firmware's tables are intact.
+static S5: spin::Once<Result<basalt_drivers::acpi::SleepS5, basalt_drivers::acpi::AcpiError>> =
+    spin::Once::new();
+
+fn find_s5() -> Result<basalt_drivers::acpi::SleepS5, basalt_drivers::acpi::AcpiError> {
+    let (rsdp, ebda) = crate::BOOT_INFO
+        .get()
+        .map_or((None, None), |i| (i.acpi_rsdp, i.ebda));
+    basalt_drivers::acpi::find_s5(&Firmware, rsdp, ebda)
+}
+
+/// Reads the ACPI power-off parameters now, right after memory setup: some
+/// machines (QEMU's microvm) put their tables in memory the map calls
+/// usable, and the program may reuse it before the run ends.
+pub fn prepare_power_off() {
+    S5.call_once(find_s5);
+}
+
 /// Enters ACPI S5 (soft-off); returns, after saying why on the kernel log,
 /// only when the machine is still running. Allocates nothing, so it works
 /// from the panic path too.
 fn acpi_power_off() {
     use basalt_drivers::acpi::SleepControl;
-    let (rsdp, ebda) = crate::BOOT_INFO
-        .get()
-        .map_or((None, None), |i| (i.acpi_rsdp, i.ebda));
-    let s5 = match basalt_drivers::acpi::find_s5(&Firmware, rsdp, ebda) {
+    let s5 = match *S5.call_once(find_s5) {
         Ok(s5) => s5,
         Err(e) => {
             let _ = writeln!(EmergencyLog, "power: no ACPI power-off: {e}");

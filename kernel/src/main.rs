@@ -53,6 +53,7 @@ pub fn basalt_kernel_main(info: &'static BootInfo) -> ! {
     if let Err(e) = mem::init(info) {
         finish(Status::Error, format_args!("memory setup failed: {e}"));
     }
+    crate::exit::prepare_power_off();
     run::stamp("memory ready");
     let stack = match mem::allocate_stack(RUN_STACK_SIZE) {
         Ok(s) => s,
