@@ -104,9 +104,24 @@ pub fn write_tar(entries: &[Entry]) -> Vec<u8> {
         out.extend_from_slice(&e.data);
         out.resize(out.len().next_multiple_of(512), 0);
     }
+    // The end-of-archive marker (two zero blocks), then more zero blocks
+    // until the length is one block past a 4 KiB multiple. QEMU puts an
+    // initrd at the top of RAM, page-aligned downwards, and microvm's
+    // firmware (qboot) keeps its ACPI tables in the last bytes of that same
+    // RAM (the DSDT 896 bytes below the top): a length just past a page
+    // multiple leaves the archive ending 3.5 KiB below the top, clear of
+    // them, so powering off through ACPI still works.
     out.resize(out.len() + 1024, 0);
+    while out.len() % INITRD_PAGE != TAR_BLOCK {
+        out.resize(out.len() + TAR_BLOCK, 0);
+    }
     out
 }
+
+/// A tar block.
+const TAR_BLOCK: usize = 512;
+/// The alignment QEMU's loader gives an initrd.
+const INITRD_PAGE: usize = 4096;
 
 #[cfg(test)]
 mod tests {
@@ -124,6 +139,7 @@ mod tests {
             data: b"version 1\n".to_vec(),
         }]);
         assert_eq!(tar.len() % 512, 0);
+        assert_eq!(tar.len() % 4096, 512, "ends clear of microvm's ACPI tables");
         let dir = std::env::temp_dir().join(format!("basalt-tar-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("b.tar");

@@ -86,7 +86,7 @@ fn find_s5() -> Result<basalt_drivers::acpi::SleepS5, basalt_drivers::acpi::Acpi
     basalt_drivers::acpi::find_s5(&Firmware, rsdp, ebda)
 }
 
-/// Reads the ACPI power-off parameters now, right after memory setup: some
+/// Reads the ACPI power-off parameters now, before memory setup: some
 /// machines (QEMU's microvm) put their tables in memory the map calls
 /// usable, and the program may reuse it before the run ends.
 pub fn prepare_power_off() {

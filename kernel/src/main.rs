@@ -50,10 +50,12 @@ pub fn basalt_kernel_main(info: &'static BootInfo) -> ! {
         info.protocol,
         basalt_arch::cpu::brand(&mut brand)
     );
+    // Before memory setup: the firmware may keep its tables in RAM the
+    // memory map calls usable, which the frame allocator hands out.
+    exit::prepare_power_off();
     if let Err(e) = mem::init(info) {
         finish(Status::Error, format_args!("memory setup failed: {e}"));
     }
-    crate::exit::prepare_power_off();
     run::stamp("memory ready");
     let stack = match mem::allocate_stack(RUN_STACK_SIZE) {
         Ok(s) => s,
