@@ -194,6 +194,13 @@ pub fn run_on_stdio(opts: &RunOptions) -> Result<i32, CliError> {
     };
     let report = run_vm(opts, io)?;
     let name = opts.wasm.display();
+    if report.stopped_after_status {
+        eprintln!(
+            "basalt: warning: the VM neither powered off nor reset within {:?} of the program's end; QEMU was stopped from outside\n--- kernel log ---\n{}",
+            vm::POWER_OFF_GRACE,
+            report.log_text()
+        );
+    }
     match &report.status {
         vm::Status::Exit(_) => {}
         vm::Status::Trap { message, .. } => eprintln!("basalt: {name}: {message}"),

@@ -117,9 +117,17 @@ pub struct VmReport {
     pub to_marker: Option<Duration>,
     /// host time from starting QEMU to its exit
     pub total: Duration,
-    /// QEMU's own exit status (`None` when it was killed at the timeout)
+    /// QEMU's own exit status (`None` when it was killed at the timeout
+    /// or after [`POWER_OFF_GRACE`])
     pub qemu_exit: Option<i32>,
+    /// the kernel reported a status but the machine kept running (neither
+    /// power-off nor reset worked), so QEMU was stopped from outside
+    pub stopped_after_status: bool,
 }
+
+/// How long QEMU may run on after the kernel's status marker before it is
+/// stopped from outside: the kernel powers off within milliseconds of it.
+pub const POWER_OFF_GRACE: Duration = Duration::from_secs(10);
 
 impl VmReport {
     /// The exit code the CLI ends with (see the protocol document).
@@ -402,11 +410,24 @@ pub fn boot(opts: &VmOptions, bundle: &[u8], io: VmIo) -> Result<VmReport, CliEr
     });
 
     let mut timed_out = None;
+    let mut stopped_after_status = false;
     let qemu_status = loop {
         match child.try_wait() {
             Ok(Some(status)) => break status.code(),
             Ok(None) => {}
             Err(e) => return Err(CliError::Qemu(format!("waiting for QEMU: {e}"))),
+        }
+        let status_since = log.lock().ok().and_then(|st| st.marker);
+        if let Some(at) = status_since
+            && start.elapsed() > at + POWER_OFF_GRACE
+        {
+            // The program's status is known; a machine the kernel could
+            // neither power off nor reset must not hold the caller until
+            // the deadline.
+            let _ = child.kill();
+            let _ = child.wait();
+            stopped_after_status = true;
+            break None;
         }
         if let Some(limit) = opts.timeout
             && start.elapsed() > limit
@@ -442,6 +463,7 @@ pub fn boot(opts: &VmOptions, bundle: &[u8], io: VmIo) -> Result<VmReport, CliEr
         to_marker: st.marker,
         total,
         qemu_exit: qemu_status,
+        stopped_after_status,
     })
 }
 
