@@ -291,15 +291,7 @@ impl Translator<'_, '_> {
                 type_index,
                 table_index,
             } => {
-                let ty = self
-                    .env
-                    .info()
-                    .types
-                    .get(*type_index as usize)
-                    .cloned()
-                    .ok_or_else(|| TranslateError::Codegen("type index out of range".into()))?;
-                let index = self.pop();
-                let a = self.pop_n(ty.params.len());
+                let (index, a) = self.pop_indirect_call_operands(*type_index)?;
                 let results =
                     self.env
                         .call_indirect(&mut self.builder, *table_index, *type_index, index, &a);
@@ -315,15 +307,7 @@ impl Translator<'_, '_> {
                 type_index,
                 table_index,
             } => {
-                let ty = self
-                    .env
-                    .info()
-                    .types
-                    .get(*type_index as usize)
-                    .cloned()
-                    .ok_or_else(|| TranslateError::Codegen("type index out of range".into()))?;
-                let index = self.pop();
-                let a = self.pop_n(ty.params.len());
+                let (index, a) = self.pop_indirect_call_operands(*type_index)?;
                 self.env.return_call_indirect(
                     &mut self.builder,
                     *table_index,
@@ -336,6 +320,20 @@ impl Translator<'_, '_> {
             _ => return Ok(false),
         }
         Ok(true)
+    }
+
+    /// Pops the table index and then the arguments of a `call_indirect` or
+    /// `return_call_indirect` whose signature is type `type_index`.
+    fn pop_indirect_call_operands(&mut self, type_index: u32) -> TResult<(Value, Vec<Value>)> {
+        let params = self
+            .env
+            .info()
+            .types
+            .get(type_index as usize)
+            .map(|ty| ty.params.len())
+            .ok_or_else(|| TranslateError::Codegen("type index out of range".into()))?;
+        let index = self.pop();
+        Ok((index, self.pop_n(params)))
     }
 
     /// `else`: closes the then branch and opens the else branch.
