@@ -550,63 +550,60 @@ fn fd_filestat_get(cx: &mut WasiCtx, mem: &mut GuestMemory<'_>, a: &Args<'_>) ->
 
 /// A stream cannot be truncated (`EINVAL`, as `ftruncate` on a terminal).
 fn fd_filestat_set_size(cx: &mut WasiCtx, _: &mut GuestMemory<'_>, a: &Args<'_>) -> Outcome {
-    cx.fd(a.u32(0))?;
-    Err(Errno::Inval.into())
+    refuse_on_valid_fd(cx, a.u32(0), Errno::Inval)
 }
 
 /// Streams have no file data to flush to storage (`EINVAL`, as `fsync` on a terminal).
 fn fd_sync(cx: &mut WasiCtx, _: &mut GuestMemory<'_>, a: &Args<'_>) -> Outcome {
-    cx.fd(a.u32(0))?;
-    Err(Errno::Inval.into())
+    refuse_on_valid_fd(cx, a.u32(0), Errno::Inval)
 }
 
 /// Positioned I/O, seeking, advice and allocation on a stream: `ESPIPE`.
 fn fd_not_seekable(cx: &mut WasiCtx, _: &mut GuestMemory<'_>, a: &Args<'_>) -> Outcome {
-    cx.fd(a.u32(0))?;
-    Err(Errno::Spipe.into())
+    refuse_on_valid_fd(cx, a.u32(0), Errno::Spipe)
 }
 
 /// Directory operations on a descriptor that is not a directory: every
 /// descriptor of this version is a stream, so `ENOTDIR` (or `EBADF`).
 fn fd_not_directory(cx: &mut WasiCtx, _: &mut GuestMemory<'_>, a: &Args<'_>) -> Outcome {
-    cx.fd(a.u32(0))?;
-    Err(Errno::Notdir.into())
+    refuse_on_valid_fd(cx, a.u32(0), Errno::Notdir)
 }
 
 fn path_link(cx: &mut WasiCtx, _: &mut GuestMemory<'_>, a: &Args<'_>) -> Outcome {
     cx.fd(a.u32(0))?;
-    cx.fd(a.u32(4))?;
-    Err(Errno::Notdir.into())
+    refuse_on_valid_fd(cx, a.u32(4), Errno::Notdir)
 }
 
 fn path_rename(cx: &mut WasiCtx, _: &mut GuestMemory<'_>, a: &Args<'_>) -> Outcome {
     cx.fd(a.u32(0))?;
-    cx.fd(a.u32(3))?;
-    Err(Errno::Notdir.into())
+    refuse_on_valid_fd(cx, a.u32(3), Errno::Notdir)
 }
 
 fn path_symlink(cx: &mut WasiCtx, _: &mut GuestMemory<'_>, a: &Args<'_>) -> Outcome {
-    cx.fd(a.u32(2))?;
-    Err(Errno::Notdir.into())
+    refuse_on_valid_fd(cx, a.u32(2), Errno::Notdir)
 }
 
 /// No descriptor is a preopened directory in this version: `EBADF`, which
 /// is also how a program learns that the preopen list has ended.
 fn fd_prestat(cx: &mut WasiCtx, _: &mut GuestMemory<'_>, a: &Args<'_>) -> Outcome {
-    cx.fd(a.u32(0))?;
-    Err(Errno::Badf.into())
+    refuse_on_valid_fd(cx, a.u32(0), Errno::Badf)
 }
 
 /// Not supported for a valid descriptor (`ENOSYS`).
 fn fd_unsupported(cx: &mut WasiCtx, _: &mut GuestMemory<'_>, a: &Args<'_>) -> Outcome {
-    cx.fd(a.u32(0))?;
-    Err(Errno::Nosys.into())
+    refuse_on_valid_fd(cx, a.u32(0), Errno::Nosys)
 }
 
 /// No descriptor is a socket yet.
 fn fd_not_socket(cx: &mut WasiCtx, _: &mut GuestMemory<'_>, a: &Args<'_>) -> Outcome {
-    cx.fd(a.u32(0))?;
-    Err(Errno::Notsock.into())
+    refuse_on_valid_fd(cx, a.u32(0), Errno::Notsock)
+}
+
+/// Fails with `errno` once `fd` is known to be open (`EBADF` before that,
+/// as every call on a closed descriptor).
+fn refuse_on_valid_fd(cx: &WasiCtx, fd: u32, errno: Errno) -> Outcome {
+    cx.fd(fd)?;
+    Err(errno.into())
 }
 
 // ---- poll_oneoff ----------------------------------------------------------
