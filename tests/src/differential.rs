@@ -23,8 +23,9 @@ pub enum Verdict {
     Diverged(String),
 }
 
-/// The `wasm-smith` configuration: Wasm 2.0 with SIMD, tail calls and
-/// multiple memories, deterministic NaNs, bounded size, no imports.
+/// The `wasm-smith` configuration: Wasm 2.0 with SIMD, tail calls,
+/// extended constant expressions, multiple and 64-bit memories and tables,
+/// deterministic NaNs, bounded size, no imports.
 fn smith_config() -> wasm_smith::Config {
     wasm_smith::Config {
         max_imports: 0,
@@ -35,6 +36,7 @@ fn smith_config() -> wasm_smith::Config {
         max_tables: 2,
         max_table_elements: 1000,
         max_memory32_bytes: 16 << 20,
+        max_memory64_bytes: 16 << 20,
         bulk_memory_enabled: true,
         reference_types_enabled: true,
         simd_enabled: true,
@@ -46,8 +48,8 @@ fn smith_config() -> wasm_smith::Config {
         threads_enabled: false,
         tail_call_enabled: true,
         gc_enabled: false,
-        memory64_enabled: false,
-        extended_const_enabled: false,
+        memory64_enabled: true,
+        extended_const_enabled: true,
         wide_arithmetic_enabled: false,
         custom_page_sizes_enabled: false,
         canonicalize_nans: true,
@@ -159,8 +161,9 @@ pub fn check_module(wasm: &[u8]) -> Verdict {
     // The oracle first: a module it rejects is not a case.
     let mut wconfig = wasmi::Config::default();
     wconfig.wasm_tail_call(true);
-    wconfig.wasm_extended_const(false);
+    wconfig.wasm_extended_const(true);
     wconfig.wasm_multi_memory(true);
+    wconfig.wasm_memory64(true);
     let wengine = wasmi::Engine::new(&wconfig);
     let Ok(wmodule) = wasmi::Module::new(&wengine, wasm) else {
         return Verdict::Skipped("wasmi rejects the module");
