@@ -4,18 +4,15 @@
 // Tests unwrap freely: a failure is a test failure with the error shown.
 #![allow(clippy::unwrap_used, clippy::err_expect)]
 
-use basalt_runtime::{
-    Config, Engine, Error, Extern, FuncType, Linker, Module, Store, TrapKind, Val, ValType,
-};
+mod common;
 
-fn engine() -> Engine {
-    Engine::new(Config::hosted()).expect("hosted engine")
-}
+use common::{call, compile, engine, trap_kind};
+
+use basalt_runtime::{Error, Extern, FuncType, Linker, Module, Store, TrapKind, Val, ValType};
 
 fn instantiate(wat: &str) -> (Store<Vec<i64>>, basalt_runtime::Instance) {
     let engine = engine();
-    let wasm = wat::parse_str(wat).expect("valid wat");
-    let module = Module::new(&engine, &wasm).expect("compiles");
+    let module = compile(&engine, wat);
     let mut store = Store::new(&engine, Vec::new());
     let mut linker: Linker<Vec<i64>> = Linker::new();
     linker.func_new(
@@ -37,30 +34,6 @@ fn instantiate(wat: &str) -> (Store<Vec<i64>>, basalt_runtime::Instance) {
         .instantiate(&mut store, &module)
         .expect("instantiates");
     (store, instance)
-}
-
-fn call(
-    store: &mut Store<Vec<i64>>,
-    instance: basalt_runtime::Instance,
-    name: &str,
-    args: &[Val],
-) -> Result<Vec<Val>, Error> {
-    let f = instance.get_func(store, name).expect("export exists");
-    let mut results: Vec<Val> = f
-        .ty(store)
-        .results
-        .iter()
-        .map(|t| Val::default_for(*t))
-        .collect();
-    f.call(store, args, &mut results)?;
-    Ok(results)
-}
-
-fn trap_kind(r: Result<Vec<Val>, Error>) -> TrapKind {
-    match r {
-        Err(Error::Trap(t)) => t.kind,
-        other => panic!("expected a trap, got {other:?}"),
-    }
 }
 
 const PROGRAM: &str = r#"

@@ -5,41 +5,19 @@
 // Tests unwrap freely: a failure is a test failure with the error shown.
 #![allow(clippy::unwrap_used)]
 
-use basalt_runtime::{Config, Engine, Error, Instance, Linker, Module, Store, TrapKind, Val};
+mod common;
+
+use basalt_runtime::{Instance, Linker, Store, TrapKind, Val};
+use common::{call, compile, engine, trap_kind as trap};
 
 fn instantiate(wat: &str) -> (Store<()>, Instance) {
-    let engine = Engine::new(Config::hosted()).expect("hosted engine");
-    let wasm = wat::parse_str(wat).expect("valid wat");
-    let module = Module::new(&engine, &wasm).expect("compiles");
+    let engine = engine();
+    let module = compile(&engine, wat);
     let mut store = Store::new(&engine, ());
     let instance = Linker::new()
         .instantiate(&mut store, &module)
         .expect("instantiates");
     (store, instance)
-}
-
-fn call(
-    store: &mut Store<()>,
-    inst: Instance,
-    name: &str,
-    args: &[Val],
-) -> Result<Vec<Val>, Error> {
-    let f = inst.get_func(store, name).expect("export exists");
-    let mut results: Vec<Val> = f
-        .ty(store)
-        .results
-        .iter()
-        .map(|t| Val::default_for(*t))
-        .collect();
-    f.call(store, args, &mut results)?;
-    Ok(results)
-}
-
-fn trap(r: Result<Vec<Val>, Error>) -> TrapKind {
-    match r {
-        Err(Error::Trap(t)) => t.kind,
-        other => panic!("expected a trap, got {other:?}"),
-    }
 }
 
 #[test]
