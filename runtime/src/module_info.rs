@@ -279,15 +279,17 @@ use wasmparser::{
 /// (`i32`/`i64` `add`, `sub`, `mul`; `global.get` of a defined global stays
 /// refused, as wasmparser allows it only with GC), multiple memories
 /// (every memory instruction carries its memory index) and 64-bit memories
-/// and tables (memory64: i64 indices, explicitly bounds-checked). Later
-/// proposals (relaxed SIMD and the rest of Wasm 3.0) are rejected by
-/// validation with a message naming them.
+/// and tables (memory64: i64 indices, explicitly bounds-checked) and
+/// relaxed SIMD (each operator with one fixed, ISA-independent result; see
+/// `translate::simd`). The rest of Wasm 3.0 is rejected by validation with
+/// a message naming the proposal.
 pub fn supported_features() -> WasmFeatures {
     WasmFeatures::WASM2
         | WasmFeatures::TAIL_CALL
         | WasmFeatures::EXTENDED_CONST
         | WasmFeatures::MULTI_MEMORY
         | WasmFeatures::MEMORY64
+        | WasmFeatures::RELAXED_SIMD
 }
 
 /// A function body still to be compiled, with the validator that checks it

@@ -114,6 +114,93 @@ fn v128_crosses_calls_globals_and_host_functions() {
     assert_eq!(g.get(&store), lanes([2, 2, 4, 4]));
 }
 
+/// Relaxed SIMD gives one fixed result wherever the proposal allows
+/// several: the deterministic instruction's, and an unfused multiply-add.
+#[test]
+fn relaxed_simd_picks_the_deterministic_results() {
+    let engine = Engine::new(Config::hosted()).expect("hosted engine");
+    let wasm = wat::parse_str(
+        r#"(module
+          (func (export "madd") (param v128 v128 v128) (result v128)
+            (f32x4.relaxed_madd (local.get 0) (local.get 1) (local.get 2)))
+          (func (export "swizzle") (param v128 v128) (result v128)
+            (i8x16.relaxed_swizzle (local.get 0) (local.get 1)))
+          (func (export "trunc") (param v128) (result v128)
+            (i32x4.relaxed_trunc_f32x4_s (local.get 0)))
+          (func (export "q15") (param v128 v128) (result v128)
+            (i16x8.relaxed_q15mulr_s (local.get 0) (local.get 1)))
+          (func (export "dot_add") (param v128 v128 v128) (result v128)
+            (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get 0) (local.get 1) (local.get 2))))"#,
+    )
+    .expect("valid wat");
+    let module = Module::new(&engine, &wasm).expect("compiles");
+    let mut store = Store::new(&engine, ());
+    let inst = Linker::new()
+        .instantiate(&mut store, &module)
+        .expect("links");
+    let mut call = |name: &str, args: &[Val]| -> u128 {
+        let f = inst.get_func(&mut store, name).unwrap();
+        let mut results = [Val::V128(0)];
+        f.call(&mut store, args, &mut results).unwrap();
+        let Val::V128(v) = results[0] else {
+            panic!("a v128 result");
+        };
+        v
+    };
+    let f32s = |l: [f32; 4]| {
+        Val::V128(
+            l.iter()
+                .rev()
+                .fold(0u128, |acc, x| (acc << 32) | u128::from(x.to_bits())),
+        )
+    };
+    // (1 + 2^-23)^2 - (1 + 2^-22): exactly 2^-46 when fused, 0 when the
+    // product is rounded first.
+    let a = f32::from_bits(0x3f80_0001);
+    let c = -f32::from_bits(0x3f80_0002);
+    assert_eq!(call("madd", &[f32s([a; 4]), f32s([a; 4]), f32s([c; 4])]), 0);
+    // Out-of-range indices select zero, as i8x16.swizzle.
+    let bytes = Val::V128(u128::from_le_bytes(core::array::from_fn(|i| i as u8 + 1)));
+    let indices = Val::V128(u128::from_le_bytes(core::array::from_fn(|i| {
+        if i % 2 == 0 {
+            15 - i as u8
+        } else {
+            0x80 | i as u8
+        }
+    })));
+    let swizzled = call("swizzle", &[bytes, indices]).to_le_bytes();
+    for (i, b) in swizzled.iter().enumerate() {
+        assert_eq!(*b, if i % 2 == 0 { 16 - i as u8 } else { 0 }, "lane {i}");
+    }
+    // NaN and out-of-range lanes saturate, as i32x4.trunc_sat_f32x4_s.
+    let t = call("trunc", &[f32s([f32::NAN, 3e9, -3e9, -1.5])]).to_le_bytes();
+    let lane = |i: usize| i32::from_le_bytes(t[i * 4..i * 4 + 4].try_into().unwrap());
+    assert_eq!(
+        [lane(0), lane(1), lane(2), lane(3)],
+        [0, i32::MAX, i32::MIN, -1]
+    );
+    // -1.0 * -1.0 in Q15 saturates to 0x7fff.
+    let min = Val::V128(u128::from_le_bytes(
+        [0x00, 0x80].repeat(8).try_into().unwrap(),
+    ));
+    let q = call("q15", &[min, min]).to_le_bytes();
+    assert!(q.chunks(2).all(|l| l == [0xff, 0x7f]));
+    // Signed bytes times 7-bit bytes, four products summed into each i32
+    // lane, plus the accumulator.
+    let x = Val::V128(u128::from_le_bytes([0x80; 16]));
+    let y = Val::V128(u128::from_le_bytes([0x7f; 16]));
+    let acc = Val::V128(u128::from_le_bytes(
+        [1, 0, 0, 0].repeat(4).try_into().unwrap(),
+    ));
+    let d = call("dot_add", &[x, y, acc]).to_le_bytes();
+    for l in d.chunks(4) {
+        assert_eq!(
+            i32::from_le_bytes(l.try_into().unwrap()),
+            -128 * 127 * 4 + 1
+        );
+    }
+}
+
 fn suite_dir() -> Option<PathBuf> {
     if let Ok(dir) = std::env::var("BASALT_SPEC_TESTSUITE") {
         return Some(PathBuf::from(dir));

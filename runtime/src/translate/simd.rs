@@ -1,4 +1,5 @@
-//! 128-bit SIMD operators (the Wasm 2.0 `simd` feature).
+//! 128-bit SIMD operators (the Wasm 2.0 `simd` feature, and Wasm 3.0's
+//! relaxed SIMD on top of it).
 //!
 //! Every `v128` value the translator keeps — on the operand stack, in
 //! locals, in block parameters, in signatures — is a Cranelift `i8x16`. An
@@ -363,9 +364,92 @@ impl Translator<'_, '_> {
             }),
             O::F32x4DemoteF64x2Zero => self.un(F64X2, |b, a| b.ins().fvdemote(a)),
             O::F64x2PromoteLowF32x4 => self.un(F32X4, |b, a| b.ins().fvpromote_low(a)),
-            _ => return Ok(false),
+            _ => return self.relaxed_simd_operator(op),
         }
         Ok(true)
+    }
+
+    /// Translates the relaxed SIMD operators (Wasm 3.0); `false` if `op` is
+    /// not one.
+    ///
+    /// The proposal lets each of them return any of a few results; Basalt
+    /// always picks the same one, on every ISA and CPU: that of the
+    /// deterministic instruction it relaxes (`swizzle`, `trunc_sat`, `fmin`,
+    /// `fmax`, `bitselect`, `q15mulr_sat`), an unfused multiply then add for
+    /// `madd`/`nmadd` (so results do not depend on whether the CPU has FMA),
+    /// and signed bytes with wrapping 16-bit sums for the dot products. A
+    /// program therefore gives the same bits on x86-64 and AArch64, and
+    /// hosted or in the kernel.
+    fn relaxed_simd_operator(&mut self, op: &Operator<'_>) -> TResult<bool> {
+        use Operator as O;
+        let same_as = match op {
+            O::I8x16RelaxedSwizzle => O::I8x16Swizzle,
+            O::I32x4RelaxedTruncF32x4S => O::I32x4TruncSatF32x4S,
+            O::I32x4RelaxedTruncF32x4U => O::I32x4TruncSatF32x4U,
+            O::I32x4RelaxedTruncF64x2SZero => O::I32x4TruncSatF64x2SZero,
+            O::I32x4RelaxedTruncF64x2UZero => O::I32x4TruncSatF64x2UZero,
+            O::I8x16RelaxedLaneselect
+            | O::I16x8RelaxedLaneselect
+            | O::I32x4RelaxedLaneselect
+            | O::I64x2RelaxedLaneselect => O::V128Bitselect,
+            O::F32x4RelaxedMin => O::F32x4Min,
+            O::F32x4RelaxedMax => O::F32x4Max,
+            O::F64x2RelaxedMin => O::F64x2Min,
+            O::F64x2RelaxedMax => O::F64x2Max,
+            O::I16x8RelaxedQ15mulrS => O::I16x8Q15MulrSatS,
+            O::F32x4RelaxedMadd => return Ok(self.multiply_add(F32X4, false)),
+            O::F32x4RelaxedNmadd => return Ok(self.multiply_add(F32X4, true)),
+            O::F64x2RelaxedMadd => return Ok(self.multiply_add(F64X2, false)),
+            O::F64x2RelaxedNmadd => return Ok(self.multiply_add(F64X2, true)),
+            O::I16x8RelaxedDotI8x16I7x16S => {
+                let (x, y) = self.pop2_as(I8X16);
+                let v = self.dot_bytes(x, y);
+                self.push_v(v);
+                return Ok(true);
+            }
+            O::I32x4RelaxedDotI8x16I7x16AddS => {
+                let acc = self.pop_as(I32X4);
+                let (x, y) = self.pop2_as(I8X16);
+                let pairs = self.dot_bytes(x, y);
+                let b = &mut self.builder;
+                let lo = b.ins().swiden_low(pairs);
+                let hi = b.ins().swiden_high(pairs);
+                let quads = b.ins().iadd_pairwise(lo, hi);
+                let v = b.ins().iadd(quads, acc);
+                self.push_v(v);
+                return Ok(true);
+            }
+            _ => return Ok(false),
+        };
+        self.simd_operator(&same_as)
+    }
+
+    /// `relaxed_madd` (`a * b + c`) or `relaxed_nmadd` (`-(a * b) + c`) on
+    /// lanes of `ty`, rounded after the multiply and after the add.
+    fn multiply_add(&mut self, ty: ir::Type, negate: bool) -> bool {
+        let c = self.pop_as(ty);
+        let (a, b) = self.pop2_as(ty);
+        let ins = &mut self.builder;
+        let mut product = ins.ins().fmul(a, b);
+        if negate {
+            product = ins.ins().fneg(product);
+        }
+        let v = ins.ins().fadd(product, c);
+        self.push_v(v);
+        true
+    }
+
+    /// Multiplies the signed bytes of `x` and `y` and adds neighbouring
+    /// products into eight 16-bit lanes (wrapping).
+    fn dot_bytes(&mut self, x: Value, y: Value) -> Value {
+        let b = &mut self.builder;
+        let xl = b.ins().swiden_low(x);
+        let yl = b.ins().swiden_low(y);
+        let lo = b.ins().imul(xl, yl);
+        let xh = b.ins().swiden_high(x);
+        let yh = b.ins().swiden_high(y);
+        let hi = b.ins().imul(xh, yh);
+        b.ins().iadd_pairwise(lo, hi)
     }
 
     /// A `v128` constant (as `i8x16`).
