@@ -91,6 +91,11 @@ fn ret(r: &WastRet<'_>) -> Result<String, String> {
     let WastRet::Core(r) = r else {
         return Err("component result".into());
     };
+    ret_core(r)
+}
+
+/// A result in the batch's notation; `either:A|B|…` for alternatives.
+fn ret_core(r: &WastRetCore<'_>) -> Result<String, String> {
     let lanes = |n: usize, bytes: &[u8]| -> u128 {
         let mut b = [0u8; 16];
         b[..n].copy_from_slice(&bytes[..n]);
@@ -135,6 +140,16 @@ fn ret(r: &WastRet<'_>) -> Result<String, String> {
         WastRetCore::RefExtern(None) => "externref:any".into(),
         WastRetCore::RefExtern(Some(n)) => format!("externref:{n:x}"),
         WastRetCore::RefFunc(_) => "funcref:any".into(),
+        WastRetCore::Either(alternatives) => {
+            let mut each = Vec::with_capacity(alternatives.len());
+            for a in alternatives {
+                if matches!(a, WastRetCore::Either(_)) {
+                    return Err("nested either".into());
+                }
+                each.push(ret_core(a)?);
+            }
+            format!("either:{}", each.join("|"))
+        }
         other => return Err(format!("unsupported result {other:?}")),
     })
 }

@@ -536,19 +536,7 @@ fn check_results(got: &[Val], want: &[WastRet<'_>]) -> Result<(), String> {
         let WastRet::Core(w) = w else {
             return Err("component result".into());
         };
-        let ok = match (w, g) {
-            (WastRetCore::I32(a), Val::I32(b)) => a == b,
-            (WastRetCore::I64(a), Val::I64(b)) => a == b,
-            (WastRetCore::F32(p), Val::F32(b)) => f32_matches(p, *b),
-            (WastRetCore::F64(p), Val::F64(b)) => f64_matches(p, *b),
-            (WastRetCore::V128(p), Val::V128(b)) => v128_matches(p, *b),
-            (WastRetCore::RefNull(_), Val::FuncRef(None) | Val::ExternRef(None)) => true,
-            (WastRetCore::RefExtern(None), Val::ExternRef(Some(_))) => true,
-            (WastRetCore::RefExtern(Some(n)), Val::ExternRef(Some(m))) => n == m,
-            (WastRetCore::RefFunc(_), Val::FuncRef(Some(_))) => true,
-            _ => false,
-        };
-        if !ok {
+        if !result_matches(w, g) {
             let got = match g {
                 Val::V128(v) => format!("v128 {v:#034x}"),
                 other => format!("{other:?}"),
@@ -557,6 +545,24 @@ fn check_results(got: &[Val], want: &[WastRet<'_>]) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Whether `g` is the result `w` allows (any of the alternatives of an
+/// `either`, as relaxed SIMD scripts give them).
+fn result_matches(w: &WastRetCore<'_>, g: &Val) -> bool {
+    match (w, g) {
+        (WastRetCore::Either(alternatives), _) => alternatives.iter().any(|a| result_matches(a, g)),
+        (WastRetCore::I32(a), Val::I32(b)) => a == b,
+        (WastRetCore::I64(a), Val::I64(b)) => a == b,
+        (WastRetCore::F32(p), Val::F32(b)) => f32_matches(p, *b),
+        (WastRetCore::F64(p), Val::F64(b)) => f64_matches(p, *b),
+        (WastRetCore::V128(p), Val::V128(b)) => v128_matches(p, *b),
+        (WastRetCore::RefNull(_), Val::FuncRef(None) | Val::ExternRef(None)) => true,
+        (WastRetCore::RefExtern(None), Val::ExternRef(Some(_))) => true,
+        (WastRetCore::RefExtern(Some(n)), Val::ExternRef(Some(m))) => n == m,
+        (WastRetCore::RefFunc(_), Val::FuncRef(Some(_))) => true,
+        _ => false,
+    }
 }
 
 /// Whether a trap of `kind` is what the script's `message` describes.

@@ -53,6 +53,8 @@ enum Want {
     FuncAny,
     ExternAny,
     Extern(u32),
+    /// any of these (relaxed SIMD results)
+    Either(Vec<Want>),
 }
 
 #[derive(Clone, Copy)]
@@ -130,6 +132,19 @@ fn arg(line: usize, s: &str) -> Result<Val, BatchError> {
 }
 
 fn want(line: usize, s: &str) -> Result<Want, BatchError> {
+    if let Some(alternatives) = s.strip_prefix("either:") {
+        return alternatives
+            .split('|')
+            .map(|a| {
+                if a.starts_with("either:") {
+                    Err(syntax(line, "nested `either`"))
+                } else {
+                    want(line, a)
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Want::Either);
+    }
     let (ty, v) = split(line, s)?;
     Ok(match (ty, v) {
         ("i32", v) => Want::I32(num(line, v)? as u32),
@@ -165,6 +180,7 @@ fn f64_ok(p: Nan<u64>, bits: u64) -> bool {
 
 fn matches(w: &Want, g: &Val) -> bool {
     match (w, g) {
+        (Want::Either(alternatives), _) => alternatives.iter().any(|a| matches(a, g)),
         (Want::I32(a), Val::I32(b)) => *a == *b as u32,
         (Want::I64(a), Val::I64(b)) => *a == *b as u64,
         (Want::F32(p), Val::F32(b)) => f32_ok(*p, *b),
