@@ -290,6 +290,8 @@ pub fn supported_features() -> WasmFeatures {
         | WasmFeatures::MULTI_MEMORY
         | WasmFeatures::MEMORY64
         | WasmFeatures::RELAXED_SIMD
+        | WasmFeatures::FUNCTION_REFERENCES
+        | WasmFeatures::GC
 }
 
 /// A function body still to be compiled, with the validator that checks it
@@ -339,6 +341,24 @@ pub fn parse(wasm: &[u8]) -> Result<(ModuleInfo, Vec<PendingFunction<'_>>), Erro
             Payload::TypeSection(reader) => {
                 for rec in reader {
                     let rec = rec.map_err(Error::from_wasmparser)?;
+                    // Function types on their own, as before GC: a type
+                    // identity by recursion group or a declared subtype
+                    // would change what call_indirect and linking accept.
+                    if rec.types().len() > 1 {
+                        return Err(Error::Unsupported {
+                            feature: "gc (recursive type groups)",
+                            offset: 0,
+                        });
+                    }
+                    if rec
+                        .types()
+                        .any(|sub| !sub.is_final || !sub.supertype_idxs.is_empty())
+                    {
+                        return Err(Error::Unsupported {
+                            feature: "gc (subtypes)",
+                            offset: 0,
+                        });
+                    }
                     for sub in rec.into_types() {
                         match &sub.composite_type.inner {
                             wasmparser::CompositeInnerType::Func(f) => {
@@ -553,16 +573,33 @@ fn read_names(
     Ok(())
 }
 
-fn ref_type(ty: wasmparser::RefType) -> Result<RefType, Error> {
-    if ty == wasmparser::RefType::FUNCREF {
-        Ok(RefType::FuncRef)
-    } else if ty == wasmparser::RefType::EXTERNREF {
-        Ok(RefType::ExternRef)
-    } else {
-        Err(Error::Unsupported {
-            feature: "function-references/gc",
+/// The representation of reference type `ty` ([`RefType`]); GC's heap
+/// types are unsupported.
+pub(crate) fn ref_type(ty: wasmparser::RefType) -> Result<RefType, Error> {
+    heap_type(ty.heap_type())
+}
+
+/// The representation of references to `hty`: function references (any
+/// function, no function, or a function of one type) are `funcref`s,
+/// external references `externref`s. Nullability and the exact function
+/// type are validation's business.
+pub(crate) fn heap_type(hty: wasmparser::HeapType) -> Result<RefType, Error> {
+    use wasmparser::{AbstractHeapType as A, HeapType as H};
+    match hty {
+        H::Abstract {
+            ty: A::Func | A::NoFunc,
+            shared: false,
+        } => Ok(RefType::FuncRef),
+        H::Abstract {
+            ty: A::Extern | A::NoExtern,
+            shared: false,
+        } => Ok(RefType::ExternRef),
+        // Only function types exist without GC.
+        H::Concrete(_) => Ok(RefType::FuncRef),
+        _ => Err(Error::Unsupported {
+            feature: "gc",
             offset: 0,
-        })
+        }),
     }
 }
 
@@ -642,22 +679,7 @@ fn const_expr(expr: &WpConstExpr<'_>, declared: &mut Vec<FuncIndex>) -> Result<C
                 declared.push(function_index);
                 ConstOp::RefFunc(function_index)
             }
-            Operator::RefNull { hty } => ConstOp::RefNull(match hty {
-                wasmparser::HeapType::Abstract {
-                    ty: wasmparser::AbstractHeapType::Func,
-                    ..
-                } => RefType::FuncRef,
-                wasmparser::HeapType::Abstract {
-                    ty: wasmparser::AbstractHeapType::Extern,
-                    ..
-                } => RefType::ExternRef,
-                _ => {
-                    return Err(Error::Unsupported {
-                        feature: "function-references/gc",
-                        offset: 0,
-                    });
-                }
-            }),
+            Operator::RefNull { hty } => ConstOp::RefNull(heap_type(hty)?),
             Operator::I32Add => ConstOp::I32Add,
             Operator::I32Sub => ConstOp::I32Sub,
             Operator::I32Mul => ConstOp::I32Mul,

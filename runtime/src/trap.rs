@@ -75,6 +75,7 @@ impl TrapKind {
             TrapKind::BadSignature => &["indirect call type mismatch"],
             TrapKind::Unreachable => &["unreachable"],
             TrapKind::StackOverflow => &["call stack exhausted"],
+            TrapKind::NullReference => &["null function reference"],
             _ => &[],
         };
         let own = alloc::format!("{self}");

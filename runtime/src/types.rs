@@ -3,7 +3,13 @@
 use alloc::boxed::Box;
 use core::fmt;
 
-/// A reference type. Only the Wasm 2.0 ones for now.
+/// How a reference is represented: every function reference (`funcref`,
+/// `(ref null? func)`, `(ref null? nofunc)`, `(ref null? $t)` of a function
+/// type `$t`) is a [`RefType::FuncRef`], every external one an
+/// [`RefType::ExternRef`]. Validation checks nullability and concrete
+/// function types inside a module; linking compares only this
+/// representation, so calls through a reference still check the callee's
+/// type at run time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum RefType {
     /// `funcref`

@@ -589,3 +589,58 @@ fn multiple_memories_are_addressed_by_index() {
         vec![Val::I32(-1)]
     );
 }
+
+/// Typed function references: `call_ref` calls through a reference, and a
+/// null one traps. Linking compares reference types by representation only
+/// (a global of `(ref null $i64)` satisfies an import of `(ref null $i32)`),
+/// so a reference of the wrong function type that arrives through an
+/// import is caught at the call, as `call_indirect` would catch it, rather
+/// than calling code with the wrong signature.
+#[test]
+fn call_ref_checks_null_and_the_callee_type() {
+    let engine = engine();
+    let a = wat::parse_str(
+        r#"(module
+            (type $i64 (func (param i64) (result i64)))
+            (func $double (type $i64) (i64.mul (local.get 0) (i64.const 2)))
+            (global (export "f") (ref null $i64) (ref.func $double))
+            (global (export "none") (ref null $i64) (ref.null $i64)))"#,
+    )
+    .unwrap();
+    let b = wat::parse_str(
+        r#"(module
+            (type $i32 (func (param i32) (result i32)))
+            (type $i64 (func (param i64) (result i64)))
+            (import "a" "f" (global $wrong (ref null $i32)))
+            (import "a" "f" (global $right (ref null $i64)))
+            (import "a" "none" (global $none (ref null $i64)))
+            (func (export "right") (param i64) (result i64)
+                (call_ref $i64 (local.get 0) (global.get $right)))
+            (func (export "wrong") (param i32) (result i32)
+                (call_ref $i32 (local.get 0) (global.get $wrong)))
+            (func (export "null") (param i64) (result i64)
+                (call_ref $i64 (local.get 0) (global.get $none))))"#,
+    )
+    .unwrap();
+    let mut store = Store::new(&engine, Vec::new());
+    let mut linker: Linker<Vec<i64>> = Linker::new();
+    let a = linker
+        .instantiate(&mut store, &Module::new(&engine, &a).unwrap())
+        .unwrap();
+    linker.instance(&mut store, "a", a);
+    let b = linker
+        .instantiate(&mut store, &Module::new(&engine, &b).unwrap())
+        .unwrap();
+    assert_eq!(
+        call(&mut store, b, "right", &[Val::I64(21)]).unwrap(),
+        vec![Val::I64(42)]
+    );
+    assert_eq!(
+        trap_kind(call(&mut store, b, "wrong", &[Val::I32(1)])),
+        TrapKind::BadSignature
+    );
+    assert_eq!(
+        trap_kind(call(&mut store, b, "null", &[Val::I64(1)])),
+        TrapKind::NullReference
+    );
+}

@@ -396,6 +396,23 @@ impl TranslationEnv for FuncEnv<'_> {
         self.indirect_call(builder, table, ty, index, args, true);
     }
 
+    fn call_ref(
+        &mut self,
+        builder: &mut FunctionBuilder<'_>,
+        ty: TypeIndex,
+        callee: Value,
+        args: &[Value],
+        tail: bool,
+    ) -> Vec<Value> {
+        builder.ins().trapz(callee, codes::NULL_REFERENCE);
+        // Validation proves the reference's type within the module, but
+        // linking compares reference types only by representation (see
+        // `ValType::Ref`): a reference that came through an import may be
+        // of another function type, so check it as call_indirect does.
+        self.check_signature(builder, callee, ty);
+        self.call_funcref(builder, ty, callee, args, tail)
+    }
+
     fn table_get(
         &mut self,
         builder: &mut FunctionBuilder<'_>,
@@ -589,6 +606,13 @@ impl FuncEnv<'_> {
     ) -> Vec<Value> {
         let funcref = self.table_element(builder, table, index);
         builder.ins().trapz(funcref, codes::INDIRECT_CALL_TO_NULL);
+        self.check_signature(builder, funcref, ty);
+        self.call_funcref(builder, ty, funcref, args, tail)
+    }
+
+    /// Traps with [`codes::BAD_SIGNATURE`] unless the function `funcref`
+    /// (not null) points to is of type `ty`.
+    fn check_signature(&self, builder: &mut FunctionBuilder<'_>, funcref: Value, ty: TypeIndex) {
         let tr = trusted(builder);
         let actual = builder
             .ins()
@@ -600,6 +624,18 @@ impl FuncEnv<'_> {
             .load(types::I32, ro, vmctx, self.offsets.type_id(ty));
         let mismatch = builder.ins().icmp(IntCC::NotEqual, actual, expected);
         builder.ins().trapnz(mismatch, codes::BAD_SIGNATURE);
+    }
+
+    /// Calls the function `funcref` (not null) points to, of type `ty`.
+    fn call_funcref(
+        &self,
+        builder: &mut FunctionBuilder<'_>,
+        ty: TypeIndex,
+        funcref: Value,
+        args: &[Value],
+        tail: bool,
+    ) -> Vec<Value> {
+        let tr = trusted(builder);
         let code = builder
             .ins()
             .load(self.pointer, tr, funcref, offsets::funcref::CODE);

@@ -317,13 +317,54 @@ impl Translator<'_, '_> {
                 );
                 self.reachable = false;
             }
+            Operator::CallRef { type_index } | Operator::ReturnCallRef { type_index } => {
+                let tail = matches!(op, Operator::ReturnCallRef { .. });
+                let (callee, a) = self.pop_indirect_call_operands(*type_index)?;
+                let results = self
+                    .env
+                    .call_ref(&mut self.builder, *type_index, callee, &a, tail);
+                if tail {
+                    self.reachable = false;
+                } else {
+                    self.stack.extend(results);
+                }
+            }
+            Operator::BrOnNull { relative_depth } => {
+                // Null: branch with the values below the reference, which
+                // is dropped. Otherwise it stays on the stack.
+                let reference = self.pop();
+                let (target, n) = self.branch_target(*relative_depth);
+                let a = args(self.peek_n(n));
+                let fallthrough = self.builder.create_block();
+                self.builder
+                    .ins()
+                    .brif(reference, fallthrough, &[], target, &a);
+                self.builder.seal_block(fallthrough);
+                self.builder.switch_to_block(fallthrough);
+                self.push(reference);
+            }
+            Operator::BrOnNonNull { relative_depth } => {
+                // Not null: branch with the values below it and the
+                // reference (the label's last value). Null: dropped.
+                let reference = self.pop();
+                let (target, n) = self.branch_target(*relative_depth);
+                let mut a = args(self.peek_n(n - 1));
+                a.push(BlockArg::Value(reference));
+                let fallthrough = self.builder.create_block();
+                self.builder
+                    .ins()
+                    .brif(reference, target, &a, fallthrough, &[]);
+                self.builder.seal_block(fallthrough);
+                self.builder.switch_to_block(fallthrough);
+            }
             _ => return Ok(false),
         }
         Ok(true)
     }
 
-    /// Pops the table index and then the arguments of a `call_indirect` or
-    /// `return_call_indirect` whose signature is type `type_index`.
+    /// Pops the table index (`call_indirect`, `return_call_indirect`) or
+    /// the function reference (`call_ref`, `return_call_ref`), then the
+    /// arguments of a call of type `type_index`.
     fn pop_indirect_call_operands(&mut self, type_index: u32) -> TResult<(Value, Vec<Value>)> {
         let params = self
             .env

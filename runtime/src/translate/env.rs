@@ -156,6 +156,18 @@ pub trait TranslationEnv {
         args: &[Value],
     );
 
+    /// `call_ref` (`tail`: `return_call_ref`, which emits the block
+    /// terminator): a call through function reference `callee`, of type
+    /// `ty` by validation; a null reference traps.
+    fn call_ref(
+        &mut self,
+        builder: &mut FunctionBuilder<'_>,
+        ty: TypeIndex,
+        callee: Value,
+        args: &[Value],
+        tail: bool,
+    ) -> Vec<Value>;
+
     /// `table.get` (traps out of bounds).
     fn table_get(
         &mut self,

@@ -33,7 +33,7 @@ use target_lexicon::PointerWidth;
 use wasmparser::{BinaryReaderError, FuncValidator, FunctionBody, Operator, ValidatorResources};
 
 use crate::trap::codes;
-use crate::types::{RefType, ValType};
+use crate::types::ValType;
 use control::Frame;
 
 /// Why a function could not be translated.
@@ -243,7 +243,7 @@ impl Translator<'_, '_> {
     }
 
     /// The Cranelift type of a wasm value type (v128 is `i8x16`).
-    pub(crate) fn wasm_type(&self, ty: wasmparser::ValType, _offset: usize) -> TResult<ir::Type> {
+    pub(crate) fn wasm_type(&self, ty: wasmparser::ValType, offset: usize) -> TResult<ir::Type> {
         Ok(match ty {
             wasmparser::ValType::I32 => types::I32,
             wasmparser::ValType::I64 => types::I64,
@@ -251,11 +251,11 @@ impl Translator<'_, '_> {
             wasmparser::ValType::F64 => types::F64,
             wasmparser::ValType::V128 => types::I8X16,
             wasmparser::ValType::Ref(r) => {
-                let rt = if r.is_extern_ref() {
-                    RefType::ExternRef
-                } else {
-                    RefType::FuncRef
-                };
+                let rt =
+                    crate::module_info::ref_type(r).map_err(|_| TranslateError::Unsupported {
+                        offset,
+                        feature: "gc",
+                    })?;
                 self.env.reference_type(rt)
             }
         })
@@ -362,7 +362,11 @@ impl Translator<'_, '_> {
                 self.builder.ins().trap(codes::UNREACHABLE);
                 self.reachable = false;
             }
-            Operator::RefNull { .. } => {
+            Operator::RefNull { hty } => {
+                crate::module_info::heap_type(*hty).map_err(|_| TranslateError::Unsupported {
+                    offset,
+                    feature: "gc",
+                })?;
                 let v = self.builder.ins().iconst(self.pointer, 0);
                 self.push(v);
             }
@@ -374,6 +378,11 @@ impl Translator<'_, '_> {
                     .icmp_imm_u(ir::condcodes::IntCC::Equal, r, 0);
                 let v = self.builder.ins().uextend(types::I32, c);
                 self.push(v);
+            }
+            Operator::RefAsNonNull => {
+                let r = self.pop();
+                self.builder.ins().trapz(r, codes::NULL_REFERENCE);
+                self.push(r);
             }
             Operator::RefFunc { function_index } => {
                 let v = self.env.ref_func(&mut self.builder, *function_index);
