@@ -176,8 +176,16 @@ pub fn check_module(wasm: &[u8]) -> Verdict {
         Ok(m) => m,
         Err(e) => return Verdict::Diverged(format!("basalt rejects a module wasmi accepts: {e}")),
     };
-    let mut wstore = wasmi::Store::new(&wengine, ());
-    let wlinker = wasmi::Linker::<()>::new(&wengine);
+    // The oracle gets Basalt's limits, so a guest growing a table or a
+    // memory without bound fails to grow in both (and does not exhaust the
+    // fuzzer's memory inside wasmi).
+    let limits = wasmi::StoreLimitsBuilder::new()
+        .table_elements(basalt_runtime::vm::MAX_TABLE_ELEMENTS as usize)
+        .memory_size(Config::hosted().max_memory_bytes)
+        .build();
+    let mut wstore = wasmi::Store::new(&wengine, limits);
+    wstore.limiter(|limits| limits);
+    let wlinker = wasmi::Linker::<wasmi::StoreLimits>::new(&wengine);
     let winstance = wlinker.instantiate_and_start(&mut wstore, &wmodule);
     let mut store = Store::new(&engine, ());
     let instance = Linker::<()>::new().instantiate(&mut store, &module);
