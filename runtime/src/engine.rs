@@ -12,6 +12,7 @@ use spin::Mutex;
 use crate::artifact;
 use crate::compile::{self, CompiledCode, target::Target};
 use crate::error::Error;
+use crate::exact::ExactFuncType;
 use crate::module_info::{self, ModuleInfo};
 use crate::platform::Platform;
 use crate::types::FuncType;
@@ -47,7 +48,7 @@ impl Config {
 struct EngineInner {
     config: Config,
     isa: OwnedTargetIsa,
-    types: Mutex<Vec<FuncType>>,
+    types: Mutex<Vec<ExactFuncType>>,
 }
 
 /// A compiler for one target plus the engine-wide type registry.
@@ -86,8 +87,15 @@ impl Engine {
             .ok_or_else(|| Error::Host("this engine only compiles; it cannot run code".into()))
     }
 
-    /// The engine-wide id of a function type (equal types, equal ids).
+    /// The engine-wide id of a host-side function type (equal types, equal
+    /// ids; its references are the nullable abstract ones).
     pub fn intern_type(&self, ty: &FuncType) -> u32 {
+        self.intern_exact(&ExactFuncType::of(ty))
+    }
+
+    /// The engine-wide id of an exact function type: `call_indirect` and
+    /// function imports compare these.
+    pub fn intern_exact(&self, ty: &ExactFuncType) -> u32 {
         let mut types = self.0.types.lock();
         match types.iter().position(|t| t == ty) {
             Some(i) => i as u32,
@@ -165,7 +173,11 @@ impl Module {
             .map(|(i, (o, l))| (*o, *l, info.num_imported_funcs + i as u32))
             .collect();
         let code = CodeMemory::load(platform, &compiled.code, compiled.traps.clone(), functions)?;
-        let type_ids = info.types.iter().map(|t| engine.intern_type(t)).collect();
+        let type_ids = info
+            .exact_types
+            .iter()
+            .map(|t| engine.intern_exact(t))
+            .collect();
         let names = info.func_names.iter().cloned().collect();
         Ok(Module(Arc::new(ModuleInner {
             engine: engine.clone(),

@@ -22,6 +22,7 @@ pub mod artifact;
 pub mod compile;
 pub mod engine;
 pub mod error;
+pub mod exact;
 pub mod linker;
 pub mod module_info;
 pub mod platform;

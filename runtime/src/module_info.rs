@@ -6,8 +6,10 @@
 
 use alloc::boxed::Box;
 use alloc::string::String;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 
+use crate::exact::{ExactFuncType, ExactHeap, ExactType};
 use crate::types::{FuncType, GlobalType, MemoryType, RefType, TableType, ValType};
 
 /// Index of a function in the module's function index space (imports first).
@@ -221,6 +223,13 @@ pub struct ModuleInfo {
     pub func_names: Vec<(FuncIndex, String)>,
     /// the module's name from the `name` section
     pub name: Option<String>,
+    /// each type of `types` with its references exact (for linking and
+    /// the engine-wide type ids `call_indirect` compares)
+    pub exact_types: Vec<Arc<ExactFuncType>>,
+    /// each table's exact element type, imported ones first
+    pub exact_table_elements: Vec<ExactType>,
+    /// each global's exact content type, imported ones first
+    pub exact_globals: Vec<ExactType>,
 }
 
 impl ModuleInfo {
@@ -362,7 +371,9 @@ pub fn parse(wasm: &[u8]) -> Result<(ModuleInfo, Vec<PendingFunction<'_>>), Erro
                     for sub in rec.into_types() {
                         match &sub.composite_type.inner {
                             wasmparser::CompositeInnerType::Func(f) => {
-                                info.types.push(func_type(f)?)
+                                info.types.push(func_type(f)?);
+                                let exact = exact_func_type(f, &info.exact_types)?;
+                                info.exact_types.push(Arc::new(exact));
                             }
                             _ => {
                                 return Err(Error::Unsupported {
@@ -384,6 +395,11 @@ pub fn parse(wasm: &[u8]) -> Result<(ModuleInfo, Vec<PendingFunction<'_>>), Erro
                             ImportKind::Func(t)
                         }
                         TypeRef::Table(t) => {
+                            info.exact_table_elements.push(exact_val_type(
+                                wasmparser::ValType::Ref(t.element_type),
+                                &info.exact_types,
+                                None,
+                            )?);
                             let t = table_type(&t)?;
                             info.tables.push(t);
                             info.num_imported_tables += 1;
@@ -396,6 +412,11 @@ pub fn parse(wasm: &[u8]) -> Result<(ModuleInfo, Vec<PendingFunction<'_>>), Erro
                             ImportKind::Memory(m)
                         }
                         TypeRef::Global(g) => {
+                            info.exact_globals.push(exact_val_type(
+                                g.content_type,
+                                &info.exact_types,
+                                None,
+                            )?);
                             let g = global_type(&g)?;
                             info.globals.push(g);
                             info.num_imported_globals += 1;
@@ -423,6 +444,11 @@ pub fn parse(wasm: &[u8]) -> Result<(ModuleInfo, Vec<PendingFunction<'_>>), Erro
             Payload::TableSection(reader) => {
                 for table in reader {
                     let table = table.map_err(Error::from_wasmparser)?;
+                    info.exact_table_elements.push(exact_val_type(
+                        wasmparser::ValType::Ref(table.ty.element_type),
+                        &info.exact_types,
+                        None,
+                    )?);
                     info.tables.push(table_type(&table.ty)?);
                     info.table_inits.push(match table.init {
                         wasmparser::TableInit::RefNull => None,
@@ -439,6 +465,11 @@ pub fn parse(wasm: &[u8]) -> Result<(ModuleInfo, Vec<PendingFunction<'_>>), Erro
             Payload::GlobalSection(reader) => {
                 for g in reader {
                     let g = g.map_err(Error::from_wasmparser)?;
+                    info.exact_globals.push(exact_val_type(
+                        g.ty.content_type,
+                        &info.exact_types,
+                        None,
+                    )?);
                     info.globals.push(global_type(&g.ty)?);
                     info.global_inits
                         .push(const_expr(&g.init_expr, &mut declared)?);
@@ -612,6 +643,61 @@ pub fn val_type(ty: wasmparser::ValType) -> Result<ValType, Error> {
         wasmparser::ValType::F64 => ValType::F64,
         wasmparser::ValType::V128 => ValType::V128,
         wasmparser::ValType::Ref(r) => ValType::Ref(ref_type(r)?),
+    })
+}
+
+/// The exact type of function type `f`, the next one of `earlier` (the
+/// module's types before it, already exact).
+fn exact_func_type(
+    f: &wasmparser::FuncType,
+    earlier: &[Arc<ExactFuncType>],
+) -> Result<ExactFuncType, Error> {
+    let this = earlier.len() as u32;
+    let each = |list: &[wasmparser::ValType]| {
+        list.iter()
+            .map(|t| exact_val_type(*t, earlier, Some(this)))
+            .collect::<Result<Vec<_>, _>>()
+    };
+    Ok(ExactFuncType {
+        params: each(f.params())?.into(),
+        results: each(f.results())?.into(),
+    })
+}
+
+/// The exact type of `ty`, whose concrete references name module types
+/// in `types` or, while type `defining` is being defined, that type itself.
+fn exact_val_type(
+    ty: wasmparser::ValType,
+    types: &[Arc<ExactFuncType>],
+    defining: Option<u32>,
+) -> Result<ExactType, Error> {
+    use wasmparser::{AbstractHeapType as A, HeapType as H, UnpackedIndex as U};
+    let wasmparser::ValType::Ref(r) = ty else {
+        return Ok(ExactType::Plain(val_type(ty)?));
+    };
+    let gc = || Error::Unsupported {
+        feature: "gc",
+        offset: 0,
+    };
+    let heap = match r.heap_type() {
+        H::Abstract { shared: false, ty } => match ty {
+            A::Func => ExactHeap::Func,
+            A::NoFunc => ExactHeap::NoFunc,
+            A::Extern => ExactHeap::Extern,
+            A::NoExtern => ExactHeap::NoExtern,
+            _ => return Err(gc()),
+        },
+        H::Concrete(U::Module(i)) if Some(i) == defining => ExactHeap::SelfType,
+        // Each type is its own recursion group: index 0 is the type itself.
+        H::Concrete(U::RecGroup(0)) => ExactHeap::SelfType,
+        H::Concrete(U::Module(i)) => {
+            ExactHeap::Type(types.get(i as usize).cloned().ok_or_else(gc)?)
+        }
+        _ => return Err(gc()),
+    };
+    Ok(ExactType::Ref {
+        nullable: r.is_nullable(),
+        heap,
     })
 }
 

@@ -6,10 +6,11 @@ use core::fmt;
 /// How a reference is represented: every function reference (`funcref`,
 /// `(ref null? func)`, `(ref null? nofunc)`, `(ref null? $t)` of a function
 /// type `$t`) is a [`RefType::FuncRef`], every external one an
-/// [`RefType::ExternRef`]. Validation checks nullability and concrete
-/// function types inside a module; linking compares only this
-/// representation, so calls through a reference still check the callee's
-/// type at run time.
+/// [`RefType::ExternRef`]. Nullability and concrete function types are
+/// checked by validation inside a module and by linking across modules
+/// ([`crate::exact`]); values the embedder passes in are checked only by
+/// this representation, so calls through a reference still check the
+/// callee's type at run time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum RefType {
     /// `funcref`

@@ -405,10 +405,11 @@ impl TranslationEnv for FuncEnv<'_> {
         tail: bool,
     ) -> Vec<Value> {
         builder.ins().trapz(callee, codes::NULL_REFERENCE);
-        // Validation proves the reference's type within the module, but
-        // linking compares reference types only by representation (see
-        // `ValType::Ref`): a reference that came through an import may be
-        // of another function type, so check it as call_indirect does.
+        // Validation and exact import matching prove the reference's type,
+        // but the embedder's API (Table::set, Global::set, Func::call
+        // arguments) checks values only by representation: a reference of
+        // another function type could come from there, so check it as
+        // call_indirect does (one load and compare).
         self.check_signature(builder, callee, ty);
         self.call_funcref(builder, ty, callee, args, tail)
     }

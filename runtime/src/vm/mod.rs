@@ -18,6 +18,7 @@ use core::alloc::Layout;
 use core::ptr::NonNull;
 
 use crate::error::Error;
+use crate::exact::ExactType;
 use crate::platform::Platform;
 use crate::types::{GlobalType, MemoryType, RefType, TableType, Val, ValType};
 
@@ -201,6 +202,8 @@ pub struct VMTable {
     storage: Vec<usize>,
     /// element type and limits
     pub ty: TableType,
+    /// the exact element type imports are matched against
+    pub exact_element: ExactType,
 }
 
 /// Largest table Basalt creates (elements).
@@ -222,6 +225,7 @@ impl VMTable {
             length: ty.minimum,
             storage,
             ty: *ty,
+            exact_element: ExactType::of(ValType::Ref(ty.element)),
         }))
     }
 
@@ -264,12 +268,18 @@ pub struct VMGlobal {
     bits: u128,
     /// its type
     pub ty: GlobalType,
+    /// its exact content type, which imports are matched against
+    pub exact: ExactType,
 }
 
 impl VMGlobal {
     /// A global of type `ty` holding `raw`.
     pub fn new(ty: GlobalType, raw: u128) -> Box<VMGlobal> {
-        Box::new(VMGlobal { bits: raw, ty })
+        Box::new(VMGlobal {
+            bits: raw,
+            ty,
+            exact: ExactType::of(ty.content),
+        })
     }
 
     /// The raw value.

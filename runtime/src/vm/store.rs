@@ -708,16 +708,18 @@ impl StoreOpaque {
             };
             match (&import.kind, ext) {
                 (ImportKind::Func(t), Extern::Func(f)) => {
-                    let want = &info.types[*t as usize];
                     let data = self.funcs[f.0].clone();
-                    if data.ty != *want {
-                        return Err(link_err(format!(
-                            "function of type {} where {want} is expected",
-                            data.ty
-                        )));
-                    }
                     // SAFETY: FuncData points to a live VMFuncRef.
                     let mut r = unsafe { super::read_funcref(data.funcref) };
+                    // Engine-wide ids of exact types: equal ids, equal
+                    // types, references' nullability and concrete types
+                    // included.
+                    if r.type_id != module.0.type_ids[*t as usize] {
+                        return Err(link_err(format!(
+                            "function of type {} where {} is expected",
+                            data.ty, info.exact_types[*t as usize]
+                        )));
+                    }
                     if data.host.is_some() {
                         let tramp = module.0.compiled.host_trampolines[*t as usize]
                             .ok_or_else(|| link_err("no host trampoline for this type".into()))?;
@@ -754,6 +756,13 @@ impl StoreOpaque {
                 }
                 (ImportKind::Table(want), Extern::Table(t)) => {
                     let have = self.tables[t.0].current_type();
+                    let want_element = &info.exact_table_elements[inst.tables.len()];
+                    if self.tables[t.0].exact_element != *want_element {
+                        return Err(link_err(format!(
+                            "table of {} where {want_element} is expected",
+                            self.tables[t.0].exact_element
+                        )));
+                    }
                     if !table_type_matches(&have, want) {
                         return Err(link_err(format!(
                             "table limits {have:?} do not match {want:?}"
@@ -764,10 +773,25 @@ impl StoreOpaque {
                     inst.tables.push(t.0);
                 }
                 (ImportKind::Global(want), Extern::Global(g)) => {
-                    let have = self.globals[g.0].ty;
-                    if have != *want {
+                    // Mutable globals must match exactly, constant ones may
+                    // hold a subtype.
+                    let have = &self.globals[g.0];
+                    let want_content = &info.exact_globals[inst.globals.len()];
+                    let content_ok = if want.mutable {
+                        have.exact == *want_content
+                    } else {
+                        have.exact.matches(want_content)
+                    };
+                    if have.ty.mutable != want.mutable || !content_ok {
                         return Err(link_err(format!(
-                            "global of type {have:?} where {want:?} is expected"
+                            "{} global of {} where a {} global of {want_content} is expected",
+                            if have.ty.mutable {
+                                "mutable"
+                            } else {
+                                "constant"
+                            },
+                            have.exact,
+                            if want.mutable { "mutable" } else { "constant" },
                         )));
                     }
                     let ptr = &*self.globals[g.0] as *const VMGlobal as usize;
@@ -825,7 +849,8 @@ impl StoreOpaque {
         for (i, init) in info.global_inits.iter().enumerate() {
             let ty = info.globals[info.num_imported_globals as usize + i];
             let raw = self.eval(&inst, init)?;
-            let g = VMGlobal::new(ty, raw);
+            let mut g = VMGlobal::new(ty, raw);
+            g.exact = info.exact_globals[info.num_imported_globals as usize + i].clone();
             let at = inst.offsets.global_ptr(inst.globals.len() as u32);
             inst.vmctx.write_usize(at, &*g as *const VMGlobal as usize);
             self.globals.push(g);
@@ -841,7 +866,9 @@ impl StoreOpaque {
                 Some(e) => self.eval(&inst, e)? as usize,
                 None => 0,
             };
-            let t = VMTable::new(ty, init)?;
+            let mut t = VMTable::new(ty, init)?;
+            t.exact_element =
+                info.exact_table_elements[info.num_imported_tables as usize + i].clone();
             let at = inst.offsets.table_ptr(inst.tables.len() as u32);
             inst.vmctx.write_usize(at, &*t as *const VMTable as usize);
             self.tables.push(t);
