@@ -11,18 +11,12 @@ use std::path::{Path, PathBuf};
 // of the types), and the script's later assertions depend on that module.
 const GC: &str = "uses GC types (Wasm 3.0)";
 const EXCEPTIONS: &str = "imports or defines exception tags (Wasm 3.0 exception handling)";
-// Not a refused feature: assertions Basalt answers differently.
-const LINK_REF_TYPES: &str = "expects links to be refused on reference types: Basalt's linker \
-     compares references by representation (function or external), not by nullability or \
-     concrete function type (calls through them still check the callee's type)";
-
 /// Files in scope that do not pass yet: the file, how many of its commands
 /// fail today (more is a regression), and why. A file that fails less also
 /// fails the test, so the entry gets tightened or removed.
 pub const KNOWN_FAILING: &[(&str, usize, &str)] = &[
     ("imports.wast", 20, EXCEPTIONS),
     ("instance.wast", 23, EXCEPTIONS),
-    ("linking.wast", 21, LINK_REF_TYPES),
     ("ref_null.wast", 34, GC),
     ("table_init.wast", 2, GC),
     ("table_init64.wast", 2, GC),
