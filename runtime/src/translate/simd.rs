@@ -289,18 +289,11 @@ impl Translator<'_, '_> {
             O::I64x2ExtMulHighI32x4S => self.extmul(I32X4, true, true),
             O::I64x2ExtMulLowI32x4U => self.extmul(I32X4, false, false),
             O::I64x2ExtMulHighI32x4U => self.extmul(I32X4, true, false),
-            O::I32x4DotI16x8S => self.bin(I16X8, |b, x, y| {
-                // Products of the low and the high halves, then each pair of
-                // neighbouring products added (the backends fuse this into
-                // `pmaddwd` / `smull`+`addp`).
-                let xl = b.ins().swiden_low(x);
-                let yl = b.ins().swiden_low(y);
-                let lo = b.ins().imul(xl, yl);
-                let xh = b.ins().swiden_high(x);
-                let yh = b.ins().swiden_high(y);
-                let hi = b.ins().imul(xh, yh);
-                b.ins().iadd_pairwise(lo, hi)
-            }),
+            O::I32x4DotI16x8S => {
+                let (x, y) = self.pop2_as(I16X8);
+                let v = self.dot(x, y);
+                self.push_v(v);
+            }
 
             // ---- float lane arithmetic ----
             O::F32x4Ceil => self.un(F32X4, |b, a| b.ins().ceil(a)),
@@ -403,14 +396,14 @@ impl Translator<'_, '_> {
             O::F64x2RelaxedNmadd => return Ok(self.multiply_add(F64X2, true)),
             O::I16x8RelaxedDotI8x16I7x16S => {
                 let (x, y) = self.pop2_as(I8X16);
-                let v = self.dot_bytes(x, y);
+                let v = self.dot(x, y);
                 self.push_v(v);
                 return Ok(true);
             }
             O::I32x4RelaxedDotI8x16I7x16AddS => {
                 let acc = self.pop_as(I32X4);
                 let (x, y) = self.pop2_as(I8X16);
-                let pairs = self.dot_bytes(x, y);
+                let pairs = self.dot(x, y);
                 let b = &mut self.builder;
                 let lo = b.ins().swiden_low(pairs);
                 let hi = b.ins().swiden_high(pairs);
@@ -439,9 +432,11 @@ impl Translator<'_, '_> {
         true
     }
 
-    /// Multiplies the signed bytes of `x` and `y` and adds neighbouring
-    /// products into eight 16-bit lanes (wrapping).
-    fn dot_bytes(&mut self, x: Value, y: Value) -> Value {
+    /// Multiplies the signed lanes of `x` and `y` into lanes twice as wide
+    /// and adds neighbouring products (wrapping): `i32x4.dot_i16x8_s` on
+    /// `i16x8`, the relaxed byte dot products on `i8x16`. The backends fuse
+    /// this into `pmaddwd` / `smull`+`addp` where they can.
+    fn dot(&mut self, x: Value, y: Value) -> Value {
         let b = &mut self.builder;
         let xl = b.ins().swiden_low(x);
         let yl = b.ins().swiden_low(y);
