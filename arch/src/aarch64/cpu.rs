@@ -1,0 +1,216 @@
+//! CPU setup and facts: features for the code generator, the generic
+//! timer as the cycle counter, RNDR, instruction-cache maintenance.
+
+use core::arch::asm;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+macro_rules! read_sysreg {
+    ($name:literal) => {{
+        let v: u64;
+        // SAFETY: reading an identification or counter register at EL1
+        // has no side effects.
+        unsafe { asm!(concat!("mrs {}, ", $name), out(reg) v, options(nomem, nostack, preserves_flags)) };
+        v
+    }};
+}
+
+/// Turns on what the kernel relies on beyond the boot stub's setup
+/// (FP/SIMD and the MMU are already on): nothing yet. Called once by the
+/// boot path.
+pub fn init() {}
+
+/// Whether page-table entries may forbid execution (always on AArch64).
+pub fn has_no_execute() -> bool {
+    true
+}
+
+/// Whether the CPU maps 1 GiB blocks (always with a 4 KiB granule).
+pub fn has_huge_pages() -> bool {
+    true
+}
+
+fn field(reg: u64, shift: u32) -> u64 {
+    (reg >> shift) & 0xf
+}
+
+/// The CPU features Cranelift may use here, by Cranelift's flag names
+/// (`has_lse`, …), from the ID registers.
+pub fn codegen_features() -> impl Iterator<Item = &'static str> {
+    let isar0 = read_sysreg!("id_aa64isar0_el1");
+    let isar1 = read_sysreg!("id_aa64isar1_el1");
+    let pfr0 = read_sysreg!("id_aa64pfr0_el1");
+    let table = [
+        ("has_lse", field(isar0, 20) >= 2),
+        ("has_fp16", field(pfr0, 16) == 1 && field(pfr0, 20) == 1),
+        ("has_dotprod", field(isar0, 44) >= 1),
+        ("has_i8mm", field(isar1, 52) >= 1),
+    ];
+    table.into_iter().filter(|(_, on)| *on).map(|(n, _)| n)
+}
+
+/// Describes the CPU by its main ID register (e.g. "AArch64 CPU, MIDR
+/// 0x000f0510"), ASCII.
+pub fn brand(buf: &mut [u8; 48]) -> &str {
+    let midr = read_sysreg!("midr_el1") as u32;
+    let prefix = b"AArch64 CPU, MIDR 0x";
+    buf[..prefix.len()].copy_from_slice(prefix);
+    for i in 0..8 {
+        let nibble = (midr >> (28 - 4 * i)) & 0xf;
+        buf[prefix.len() + i] = b"0123456789abcdef"[nibble as usize];
+    }
+    core::str::from_utf8(&buf[..prefix.len() + 8]).unwrap_or("AArch64 CPU")
+}
+
+/// The generic timer's virtual count (CNTVCT_EL0), the monotonic clock.
+#[inline]
+pub fn cycles() -> u64 {
+    // SAFETY: the ISB orders the read after earlier instructions; the
+    // counter is readable at EL1.
+    unsafe { asm!("isb", options(nomem, nostack, preserves_flags)) };
+    read_sysreg!("cntvct_el0")
+}
+
+/// The counter's frequency in Hz, from CNTFRQ_EL0 (firmware or the
+/// hypervisor sets it).
+pub fn cycle_frequency() -> Option<u64> {
+    Some(read_sysreg!("cntfrq_el0") & 0xffff_ffff).filter(|f| *f != 0)
+}
+
+/// Which hardware random-number source the CPU offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HardwareRng {
+    /// a true-entropy source (RNDRRS, reseeded on every read)
+    Seed,
+    /// a DRBG reseeded by hardware (RNDR)
+    Rand,
+    /// neither (no FEAT_RNG)
+    None,
+}
+
+/// Detects FEAT_RNG (ID_AA64ISAR0_EL1.RNDR).
+pub fn hardware_rng() -> HardwareRng {
+    if field(read_sysreg!("id_aa64isar0_el1"), 60) >= 1 {
+        HardwareRng::Seed
+    } else {
+        HardwareRng::None
+    }
+}
+
+/// 64 random bits from RNDRRS, retrying a few times as the source may be
+/// momentarily exhausted.
+pub fn hardware_random() -> Option<u64> {
+    if hardware_rng() == HardwareRng::None {
+        return None;
+    }
+    for _ in 0..64 {
+        let v: u64;
+        let ok: u64;
+        // SAFETY: the CPU has FEAT_RNG (checked above); RNDRRS (encoded
+        // by number for assemblers without the feature) sets Z on failure.
+        unsafe {
+            asm!("mrs {v}, s3_3_c2_c4_1", "cset {ok}, ne", v = out(reg) v, ok = out(reg) ok, options(nomem, nostack));
+        }
+        if ok != 0 {
+            return Some(v);
+        }
+        core::hint::spin_loop();
+    }
+    None
+}
+
+/// The current frame pointer (x29), for stack walks.
+#[inline(always)]
+pub fn frame_pointer() -> usize {
+    let fp: usize;
+    // SAFETY: reads a register.
+    unsafe { asm!("mov {}, x29", out(reg) fp, options(nomem, nostack, preserves_flags)) };
+    fp
+}
+
+/// Waits politely in a busy loop.
+#[inline]
+pub fn spin_hint() {
+    core::hint::spin_loop();
+}
+
+/// Stops this CPU for good (interrupts masked, `wfi` forever).
+pub fn halt_forever() -> ! {
+    loop {
+        // SAFETY: with every interrupt masked, `wfi` parks the CPU.
+        unsafe { asm!("msr daifset, #0xf", "wfi", options(nomem, nostack)) };
+    }
+}
+
+/// Executes a permanently undefined instruction (`udf`), raising an
+/// undefined-instruction exception; for tests of the fault reports.
+pub fn invalid_instruction() {
+    // SAFETY: `udf` only raises an exception, which the kernel reports.
+    unsafe { asm!("udf #0", options(nomem, nostack)) };
+}
+
+static TIMER_READY: AtomicBool = AtomicBool::new(false);
+
+/// Turns on the generic timer's event stream (an event about every
+/// 100 µs at `cycles_hz`), so [`wait_until_cycles`] can wait in `wfe`
+/// instead of spinning without an interrupt controller. Returns whether
+/// it is on.
+pub fn init_timer(cycles_hz: u64) -> bool {
+    if cycles_hz < 20_000 {
+        return false;
+    }
+    // An event when counter bit EVNTI flips: every 2^(EVNTI + 1) ticks.
+    let ticks = cycles_hz / 10_000;
+    let evnti = (63 - ticks.leading_zeros()).saturating_sub(1).min(15);
+    let kctl = u64::from(evnti) << 4 | 1 << 2;
+    // SAFETY: CNTKCTL_EL1 only controls EL0 counter access and the event
+    // stream; EL0 is never used.
+    unsafe { asm!("msr cntkctl_el1, {}", "isb", in(reg) kctl, options(nomem, nostack)) };
+    TIMER_READY.store(true, Ordering::SeqCst);
+    true
+}
+
+/// Waits until the cycle counter reaches `deadline`: in `wfe`, woken by
+/// the event stream, when [`init_timer`] succeeded, else spinning.
+pub fn wait_until_cycles(deadline: u64) {
+    let wfe = TIMER_READY.load(Ordering::Relaxed);
+    while cycles() < deadline {
+        if wfe {
+            // SAFETY: `wfe` waits for the next event (the timer's event
+            // stream guarantees one within about 100 µs).
+            unsafe { asm!("wfe", options(nomem, nostack)) };
+        } else {
+            spin_hint();
+        }
+    }
+}
+
+/// Makes instructions just written to `[addr, addr + len)` visible to
+/// instruction fetch: cleans the data cache and invalidates the
+/// instruction cache to the point of unification. Call after writing code
+/// and before running it.
+pub fn sync_instruction_cache(addr: usize, len: usize) {
+    if len == 0 {
+        return;
+    }
+    let ctr = read_sysreg!("ctr_el0");
+    let dline = 4usize << ((ctr >> 16) & 0xf);
+    let iline = 4usize << (ctr & 0xf);
+    let end = addr.saturating_add(len);
+    let mut p = addr & !(dline - 1);
+    while p < end {
+        // SAFETY: cache maintenance by address on mapped memory (the
+        // caller just wrote it) has no effect besides the caches.
+        unsafe { asm!("dc cvau, {}", in(reg) p, options(nostack, preserves_flags)) };
+        p += dline;
+    }
+    // SAFETY: a barrier.
+    unsafe { asm!("dsb ish", options(nostack, preserves_flags)) };
+    let mut p = addr & !(iline - 1);
+    while p < end {
+        // SAFETY: as above, for the instruction cache.
+        unsafe { asm!("ic ivau, {}", in(reg) p, options(nostack, preserves_flags)) };
+        p += iline;
+    }
+    // SAFETY: barriers.
+    unsafe { asm!("dsb ish", "isb", options(nostack, preserves_flags)) };
+}
