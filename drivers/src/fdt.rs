@@ -285,7 +285,7 @@ impl<'a> Node<'a> {
         let (ac, sc) = (self.parent_cells.0 as usize, self.parent_cells.1 as usize);
         let value = self.property("reg").unwrap_or(&[]);
         let entry = (ac + sc) * 4;
-        let count = if entry == 0 { 0 } else { value.len() / entry };
+        let count = value.len().checked_div(entry).unwrap_or(0);
         (0..count).filter_map(move |i| {
             let base = i * entry;
             let addr = read_cells(value, base, ac)?;
@@ -402,7 +402,7 @@ mod tests {
             self.structs.extend_from_slice(&w.to_be_bytes());
         }
         fn pad(&mut self) {
-            while self.structs.len() % 4 != 0 {
+            while !self.structs.len().is_multiple_of(4) {
                 self.structs.push(0);
             }
         }

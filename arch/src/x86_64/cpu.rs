@@ -240,6 +240,12 @@ pub fn invalid_instruction() {
     unsafe { core::arch::asm!("ud2", options(nomem, nostack)) };
 }
 
+/// Makes instructions just written to `[addr, addr + len)` visible to
+/// instruction fetch: nothing to do, x86 keeps them coherent.
+pub fn sync_instruction_cache(addr: usize, len: usize) {
+    let _ = (addr, len);
+}
+
 /// The interrupt vector of the local APIC timer.
 pub const TIMER_VECTOR: u8 = 0x40;
 /// The local APIC's spurious-interrupt vector.
