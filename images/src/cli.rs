@@ -22,8 +22,8 @@ The program's stdout and stderr are ours; our stdin is its stdin.
 options:
   --env NAME=VALUE      add to the program's environment (nothing is inherited)
   --memory MIB          guest RAM (default 1024)
-  --arch ARCH           guest ISA: x86_64 (default)
-  --machine MODEL       QEMU machine: q35 (default), pc or microvm
+  --arch ARCH           guest ISA: x86_64 (default) or aarch64 (QEMU virt, TCG)
+  --machine MODEL       QEMU machine for x86_64: q35 (default), pc or microvm
   --accel auto|tcg|kvm  accelerator (default auto: KVM after a probe boot passes)
   --jit                 compile in the guest instead of on the host
   --hosted              run in this process on Linux instead of in a VM
@@ -62,6 +62,7 @@ pub fn parse_run(args: Vec<OsString>) -> Result<RunCommand, CliError> {
     let mut it = args.into_iter();
     let mut opts = RunOptions::new("");
     let mut hosted = false;
+    let mut machine_given = false;
     let mut file = None;
     while let Some(arg) = it.next() {
         let Some(flag) = arg.to_str().filter(|s| s.starts_with('-') && s.len() > 1) else {
@@ -85,12 +86,13 @@ pub fn parse_run(args: Vec<OsString>) -> Result<RunCommand, CliError> {
             }
             "--arch" => match value(&mut it, flag)?.as_str() {
                 "x86_64" | "x86-64" | "amd64" => opts.arch = GuestArch::X86_64,
-                "aarch64" | "arm64" => {
-                    return Err(usage("--arch aarch64 is not supported yet (x86_64 only)"));
-                }
+                "aarch64" | "arm64" => opts.arch = GuestArch::Aarch64,
                 other => return Err(usage(format!("unknown --arch `{other}`"))),
             },
-            "--machine" => match value(&mut it, flag)?.as_str() {
+            "--machine" => match value(&mut it, flag)
+                .inspect(|_| machine_given = true)?
+                .as_str()
+            {
                 "q35" => opts.machine = Machine::Q35,
                 "pc" => opts.machine = Machine::Pc,
                 "microvm" => opts.machine = Machine::Microvm,
@@ -121,6 +123,11 @@ pub fn parse_run(args: Vec<OsString>) -> Result<RunCommand, CliError> {
             }
             other => return Err(usage(format!("unknown option `{other}`"))),
         }
+    }
+    if machine_given && opts.arch == GuestArch::Aarch64 {
+        return Err(usage(
+            "--machine is for x86_64 guests; aarch64 guests run on QEMU's virt",
+        ));
     }
     let file = file.ok_or_else(|| usage("no FILE.wasm given"))?;
     opts.wasm = file.into();
