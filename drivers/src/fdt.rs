@@ -268,6 +268,12 @@ impl<'a> Node<'a> {
         })
     }
 
+    /// Whether the node is available to us: no `status`, or `"okay"`
+    /// (nodes for the secure world say `"disabled"` here).
+    pub fn is_enabled(&self) -> bool {
+        matches!(self.string("status"), None | Some(b"okay" | b"ok"))
+    }
+
     /// A string property without its terminating NUL.
     pub fn string(&self, name: &str) -> Option<&'a [u8]> {
         let v = self.property(name)?;
@@ -475,6 +481,11 @@ mod tests {
             .prop("device_type", b"memory\0")
             .cells("reg", &[0, 0x4000_0000, 0, 0x4000_0000])
             .end();
+        b.begin("memory@e000000")
+            .prop("device_type", b"memory\0")
+            .prop("status", b"disabled\0")
+            .cells("reg", &[0, 0xe00_0000, 0, 0x100_0000])
+            .end();
         b.begin("pl011@9000000")
             .prop("compatible", b"arm,pl011\0arm,primecell\0")
             .cells("reg", &[0, 0x900_0000, 0, 0x1000])
@@ -504,7 +515,7 @@ mod tests {
         let mem: Vec<_> = fdt
             .nodes()
             .map(|n| n.expect("node"))
-            .filter(|n| n.string("device_type") == Some(b"memory"))
+            .filter(|n| n.string("device_type") == Some(b"memory") && n.is_enabled())
             .flat_map(|n| n.reg().collect::<Vec<_>>())
             .collect();
         assert_eq!(mem, [(0x4000_0000, 0x4000_0000)]);

@@ -115,6 +115,9 @@ pub fn complete_boot_info(info: &'static BootInfo) -> Result<&'static BootInfo, 
     let mut nuarts = 0;
     for node in fdt.nodes() {
         let node = node.map_err(BootInfoError::Fdt)?;
+        if !node.is_enabled() {
+            continue;
+        }
         if node.string("device_type") == Some(b"memory") {
             for (start, len) in node.reg() {
                 push_usable(&mut out, PhysRange { start, len }, &holes[..nholes]);
@@ -139,7 +142,7 @@ pub fn complete_boot_info(info: &'static BootInfo) -> Result<&'static BootInfo, 
                 Some(b"smc") => Some(PsciConduit::Smc),
                 _ => None,
             };
-        } else if node.is_compatible("arm,pl011") && node.string("status") != Some(b"disabled") {
+        } else if node.is_compatible("arm,pl011") {
             if let Some((base, _)) = node.reg().next()
                 && nuarts < uarts.len()
             {
