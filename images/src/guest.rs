@@ -214,3 +214,55 @@ pub fn examples() -> Result<PathBuf, CliError> {
     }
     Ok(target_dir.join("wasm32-wasip1").join("release"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A minimal ELF64 with the given `(kind, offset, paddr, filesz)`
+    /// program headers and `body` after the headers.
+    fn elf(phdrs: &[(u32, u64, u64, u64)], body: &[u8]) -> Vec<u8> {
+        let mut e = vec![0u8; 64];
+        e[..6].copy_from_slice(b"\x7fELF\x02\x01");
+        e[0x20..0x28].copy_from_slice(&64u64.to_le_bytes());
+        e[0x36..0x38].copy_from_slice(&56u16.to_le_bytes());
+        e[0x38..0x3a].copy_from_slice(&(phdrs.len() as u16).to_le_bytes());
+        for &(kind, offset, paddr, filesz) in phdrs {
+            let mut p = vec![0u8; 56];
+            p[..4].copy_from_slice(&kind.to_le_bytes());
+            p[0x08..0x10].copy_from_slice(&offset.to_le_bytes());
+            p[0x18..0x20].copy_from_slice(&paddr.to_le_bytes());
+            p[0x20..0x28].copy_from_slice(&filesz.to_le_bytes());
+            e.extend_from_slice(&p);
+        }
+        e.extend_from_slice(body);
+        e
+    }
+
+    #[test]
+    fn flattens_loadable_segments_by_physical_address() {
+        let body_at = 64 + 3 * 56;
+        let image = elf(
+            &[
+                (1, body_at + 4, 0x4020_1000, 2),
+                (1, body_at, 0x4020_0000, 4),
+                (4, body_at, 0, 6),
+            ],
+            b"ABCDEF",
+        );
+        let flat = flat_image(&image).expect("flat");
+        assert_eq!(flat.len(), 0x1002);
+        assert_eq!(&flat[..4], b"ABCD");
+        assert!(flat[4..0x1000].iter().all(|b| *b == 0));
+        assert_eq!(&flat[0x1000..], b"EF");
+    }
+
+    #[test]
+    fn refuses_what_is_not_a_kernel() {
+        assert!(flat_image(b"not an elf").is_err());
+        assert!(flat_image(&elf(&[], b"")).is_err());
+        assert!(flat_image(&elf(&[(1, 1 << 40, 0, 16)], b"")).is_err());
+        let far = elf(&[(1, 232, 0, 1), (1, 232, 1 << 30, 1)], b"x");
+        assert!(flat_image(&far).is_err());
+    }
+}
