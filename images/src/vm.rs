@@ -67,9 +67,10 @@ pub struct VmOptions {
     pub timeout: Option<Duration>,
     /// the kernel command line (diagnostics, e.g. `basalt.crash=panic`)
     pub kernel_cmdline: Option<String>,
-    /// give the VM QEMU's `isa-debug-exit` device (off: the kernel must
-    /// power off through ACPI or reset, as on other VMMs and real machines);
-    /// AArch64 guests always get semihosting, which carries their log too
+    /// give the VM QEMU's exit device: `isa-debug-exit` on x86-64,
+    /// semihosting on AArch64 (off: the kernel must power off through ACPI,
+    /// PSCI or a reset, as on other VMMs and real machines; on AArch64 the
+    /// kernel log, which semihosting carries, is then lost too)
     pub exit_device: bool,
 }
 
@@ -298,10 +299,12 @@ fn qemu_command_virt(opts: &VmOptions, bundle: &Path, sockets: &[PathBuf; 3]) ->
             .arg(format!("socket,id=com{},path={}", i + 1, path.display()));
     }
     cmd.args(["-serial", "chardev:com1", "-serial", "chardev:com2"]);
-    cmd.args([
-        "-semihosting-config",
-        "enable=on,target=native,chardev=com3",
-    ]);
+    if opts.exit_device {
+        cmd.args([
+            "-semihosting-config",
+            "enable=on,target=native,chardev=com3",
+        ]);
+    }
     cmd
 }
 
