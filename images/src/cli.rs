@@ -13,7 +13,7 @@ use crate::vm::Machine;
 /// The help text.
 pub const USAGE: &str = "\
 usage: basalt run [OPTIONS] FILE.wasm [ARGS...]
-       basalt compile [--host] FILE.wasm [-o FILE.cwasm]
+       basalt compile [--host | --arch ARCH] FILE.wasm [-o FILE.cwasm]
        basalt wast [--arch x86_64] [--in-vm] [-v] FILE.wast...
 
 Runs a WASI preview1 command in a Basalt VM (QEMU) and exits with its exit code.
@@ -31,8 +31,9 @@ options:
   -v, --verbose         report the accelerator, compile time and boot timeline
   --kernel-cmdline TEXT the kernel command line (diagnostics, see docs/guest-protocol.md)
 
-`compile` compiles ahead of time for the guest's CPU level (or, with --host,
-for this machine) and reports the compile speed. `wast` runs WebAssembly
+`compile` compiles ahead of time for the guest's CPU level (x86_64 unless
+--arch aarch64; or, with --host, for this machine) and reports the compile
+speed. `wast` runs WebAssembly
 spec-test scripts against the runtime in this process, or with --in-vm inside
 the booted kernel (see `basalt wast --help`).
 
@@ -184,14 +185,22 @@ pub fn main(args: Vec<OsString>) -> i32 {
     }
 }
 
-/// `basalt compile [--host] FILE.wasm [-o OUT]`.
+/// `basalt compile [--host | --arch ARCH] FILE.wasm [-o OUT]`.
 fn compile(args: Vec<OsString>) -> Result<i32, CliError> {
     let mut it = args.into_iter();
     let (mut file, mut out, mut host) = (None, None, false);
+    let mut arch = GuestArch::X86_64;
     while let Some(arg) = it.next() {
         match arg.to_str() {
             Some("-o") => out = Some(it.next().ok_or_else(|| usage("-o needs a path"))?),
             Some("--host") => host = true,
+            Some("--arch") => {
+                arch = match value(&mut it, "--arch")?.as_str() {
+                    "x86_64" | "x86-64" | "amd64" => GuestArch::X86_64,
+                    "aarch64" | "arm64" => GuestArch::Aarch64,
+                    other => return Err(usage(format!("unknown --arch `{other}`"))),
+                }
+            }
             _ => file = Some(arg),
         }
     }
@@ -202,7 +211,7 @@ fn compile(args: Vec<OsString>) -> Result<i32, CliError> {
     let target = if host {
         basalt_runtime::Target::host()
     } else {
-        crate::run::guest_target(GuestArch::X86_64, crate::vm::Accel::Tcg)
+        crate::run::guest_target(arch, crate::vm::Accel::Tcg)
     };
     let t = std::time::Instant::now();
     let artifact = crate::run::compile_for_guest(&name, &wasm, target)?;
