@@ -61,6 +61,9 @@ pub fn brand(buf: &mut [u8; 48]) -> &str {
     core::str::from_utf8(&buf[..prefix.len() + 8]).unwrap_or("AArch64 CPU")
 }
 
+/// How logs name the cycle counter (the generic timer's virtual count).
+pub const CYCLE_COUNTER_NAME: &str = "cnt";
+
 /// The generic timer's virtual count (CNTVCT_EL0), the monotonic clock.
 #[inline]
 pub fn cycles() -> u64 {

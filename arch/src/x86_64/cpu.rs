@@ -127,6 +127,9 @@ pub fn brand(buf: &mut [u8; 48]) -> &str {
     core::str::from_utf8(&buf[..end]).map_or("unknown CPU", str::trim)
 }
 
+/// How logs name the cycle counter.
+pub const CYCLE_COUNTER_NAME: &str = "tsc";
+
 /// The free-running cycle counter (TSC).
 #[inline]
 pub fn cycles() -> u64 {
