@@ -15,6 +15,8 @@ pub mod acpi;
 pub mod fdt;
 
 #[cfg(target_arch = "aarch64")]
+pub mod gic;
+#[cfg(target_arch = "aarch64")]
 #[allow(unsafe_code)]
 mod mmio;
 #[cfg(target_arch = "aarch64")]

@@ -25,11 +25,17 @@ fn reads_what_the_kernel_needs_from_qemu_virt() {
         .collect();
     uarts.sort_unstable();
     assert_eq!(uarts, [0x900_0000, 0x904_0000]);
-    let rtc = fdt.find_compatible("arm,pl031").expect("walks").expect("rtc");
+    let rtc = fdt
+        .find_compatible("arm,pl031")
+        .expect("walks")
+        .expect("rtc");
     assert_eq!(rtc.reg().next(), Some((0x901_0000, 0x1000)));
     let psci = fdt.find_top_level("psci").expect("walks").expect("psci");
     assert_eq!(psci.string("method"), Some(&b"hvc"[..]));
-    let chosen = fdt.find_top_level("chosen").expect("walks").expect("chosen");
+    let chosen = fdt
+        .find_top_level("chosen")
+        .expect("walks")
+        .expect("chosen");
     assert_eq!(chosen.string("bootargs"), Some(&b"basalt.crash=ud"[..]));
     assert_eq!(chosen.number("linux,initrd-start"), Some(0x4800_0000));
     assert_eq!(chosen.number("linux,initrd-end"), Some(0x4801_1800));

@@ -41,6 +41,7 @@ pub fn init() -> FrequencySource {
         },
     };
     HZ.store(hz.max(1), Ordering::Relaxed);
+    crate::platform::init_timer_wakeup();
     TIMER.store(cpu::init_timer(hz), Ordering::Relaxed);
     let unix = crate::platform::wall_clock_seconds().unwrap_or(0);
     let now = monotonic_ns();

@@ -2,7 +2,7 @@
 //! timer as the cycle counter, RNDR, instruction-cache maintenance.
 
 use core::arch::asm;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 macro_rules! read_sysreg {
     ($name:literal) => {{
@@ -151,13 +151,44 @@ pub fn invalid_instruction() {
     unsafe { asm!("udf #0", options(nomem, nostack)) };
 }
 
-static TIMER_READY: AtomicBool = AtomicBool::new(false);
+/// How [`wait_until_cycles`] waits.
+static WAIT_MODE: AtomicU8 = AtomicU8::new(WAIT_SPIN);
+const WAIT_SPIN: u8 = 0;
+const WAIT_EVENT_STREAM: u8 = 1;
+const WAIT_TIMER_INTERRUPT: u8 = 2;
+/// Set by [`timer_interrupt_routed`].
+static TIMER_ROUTED: AtomicBool = AtomicBool::new(false);
 
-/// Turns on the generic timer's event stream (an event about every
-/// 100 µs at `cycles_hz`), so [`wait_until_cycles`] can wait in `wfe`
-/// instead of spinning without an interrupt controller. Returns whether
-/// it is on.
+/// The interrupt ID the architecture recommends for the EL1 virtual timer
+/// (PPI 11), which the device tree's timer node normally confirms.
+pub const VIRTUAL_TIMER_INTERRUPT: u32 = 27;
+
+/// Tells the timer code that the interrupt controller routes the virtual
+/// timer's interrupt to this CPU (masked by PSTATE, so never taken), so
+/// `wfi` wakes at a deadline. Call before [`init_timer`].
+pub fn timer_interrupt_routed() {
+    TIMER_ROUTED.store(true, Ordering::SeqCst);
+}
+
+fn write_timer(ctl: u64, cval: u64) {
+    // SAFETY: the EL1 virtual timer's compare value and control only
+    // decide when its (masked) interrupt line asserts.
+    unsafe {
+        asm!("msr cntv_cval_el0, {}", "msr cntv_ctl_el0, {}", "isb", in(reg) cval, in(reg) ctl, options(nomem, nostack))
+    };
+}
+
+/// Sets up waiting for [`wait_until_cycles`]: `wfi` woken by the virtual
+/// timer when its interrupt is routed ([`timer_interrupt_routed`]), else
+/// `wfe` woken by the generic timer's event stream (an event about every
+/// 100 µs at `cycles_hz`; QEMU's TCG treats `wfe` as a yield, so this
+/// still costs host CPU). Returns whether waits halt rather than spin.
 pub fn init_timer(cycles_hz: u64) -> bool {
+    write_timer(0, 0);
+    if TIMER_ROUTED.load(Ordering::SeqCst) {
+        WAIT_MODE.store(WAIT_TIMER_INTERRUPT, Ordering::SeqCst);
+        return true;
+    }
     if cycles_hz < 20_000 {
         return false;
     }
@@ -168,22 +199,32 @@ pub fn init_timer(cycles_hz: u64) -> bool {
     // SAFETY: CNTKCTL_EL1 only controls EL0 counter access and the event
     // stream; EL0 is never used.
     unsafe { asm!("msr cntkctl_el1, {}", "isb", in(reg) kctl, options(nomem, nostack)) };
-    TIMER_READY.store(true, Ordering::SeqCst);
+    WAIT_MODE.store(WAIT_EVENT_STREAM, Ordering::SeqCst);
     true
 }
 
-/// Waits until the cycle counter reaches `deadline`: in `wfe`, woken by
-/// the event stream, when [`init_timer`] succeeded, else spinning.
+/// Waits until the cycle counter reaches `deadline`, as [`init_timer`]
+/// arranged.
 pub fn wait_until_cycles(deadline: u64) {
-    let wfe = TIMER_READY.load(Ordering::Relaxed);
+    let mode = WAIT_MODE.load(Ordering::Relaxed);
     while cycles() < deadline {
-        if wfe {
+        match mode {
+            WAIT_TIMER_INTERRUPT => {
+                write_timer(1, deadline);
+                // SAFETY: interrupts stay masked; `wfi` returns when the
+                // timer's interrupt becomes pending (or spuriously).
+                unsafe { asm!("wfi", options(nomem, nostack)) };
+            }
             // SAFETY: `wfe` waits for the next event (the timer's event
             // stream guarantees one within about 100 µs).
-            unsafe { asm!("wfe", options(nomem, nostack)) };
-        } else {
-            spin_hint();
+            WAIT_EVENT_STREAM => unsafe { asm!("wfe", options(nomem, nostack)) },
+            _ => spin_hint(),
         }
+    }
+    if mode == WAIT_TIMER_INTERRUPT {
+        // Disabled, the timer drops its line and the interrupt is no
+        // longer pending.
+        write_timer(0, 0);
     }
 }
 

@@ -64,6 +64,10 @@ pub fn calibrate_cycles() -> Option<u64> {
     (50_000_000..=20_000_000_000).contains(&hz).then_some(hz)
 }
 
+/// Nothing to route: the local APIC timer is the CPU's own (the arch
+/// crate sets it up).
+pub fn init_timer_wakeup() {}
+
 /// Ends the VM after the status marker: the debug-exit device with
 /// `value` (QEMU exits with `value << 1 | 1`), else ACPI power-off, else a
 /// controller reset (QEMU's `-no-reboot`, Firecracker), else a halt (the

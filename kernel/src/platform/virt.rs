@@ -12,6 +12,7 @@ use core::fmt::Write;
 use basalt_arch::power::{self, PsciConduit};
 use basalt_arch::{BootInfo, MemoryKind, MemoryRegion, PhysRange};
 use basalt_drivers::fdt::{Fdt, FdtError};
+use basalt_drivers::gic::Gicv2;
 use basalt_drivers::pl011::Pl011;
 use basalt_drivers::pl031::Pl031;
 use basalt_drivers::{SerialPort, WallClock};
@@ -69,6 +70,10 @@ struct Machine {
     rtc: Option<u64>,
     /// how PSCI is called
     psci: Option<PsciConduit>,
+    /// a GICv2's distributor and CPU interface
+    gic: Option<(u64, u64)>,
+    /// the virtual timer's interrupt ID, from the timer node
+    virtual_timer: Option<u32>,
 }
 
 static MACHINE: spin::Once<Machine> = spin::Once::new();
@@ -148,6 +153,23 @@ pub fn complete_boot_info(info: &'static BootInfo) -> Result<&'static BootInfo, 
             {
                 uarts[nuarts] = base;
                 nuarts += 1;
+            }
+        } else if node.is_compatible("arm,cortex-a15-gic") || node.is_compatible("arm,gic-400") {
+            let mut reg = node.reg();
+            if let (Some((d, _)), Some((c, _))) = (reg.next(), reg.next()) {
+                machine.gic =
+                    Some((d, c)).filter(|(d, c)| *d < BOOT_MAP.start && *c < BOOT_MAP.start);
+            }
+        } else if node.is_compatible("arm,armv8-timer") {
+            // interrupts: secure, non-secure, virtual, hypervisor; each
+            // <type number flags>, type 1 = PPI (IDs from 16)
+            let cell = |i: usize| {
+                node.property("interrupts")
+                    .and_then(|v| v.get(i * 4..i * 4 + 4))
+                    .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+            };
+            if cell(6) == Some(1) {
+                machine.virtual_timer = cell(7).map(|n| n.saturating_add(16));
             }
         } else if node.is_compatible("arm,pl031")
             && machine.rtc.is_none()
@@ -236,6 +258,22 @@ pub fn wall_clock_seconds() -> Option<u64> {
 /// The generic timer states its frequency (CNTFRQ); nothing to measure.
 pub fn calibrate_cycles() -> Option<u64> {
     None
+}
+
+/// Routes the virtual timer's interrupt through the GIC so sleeps can
+/// halt in `wfi`; without a GICv2 (or on failure) the timer code falls
+/// back to the event stream.
+pub fn init_timer_wakeup() {
+    let Some(m) = MACHINE.get() else { return };
+    let (Some((dist, cpu)), Some(id)) = (m.gic, m.virtual_timer) else {
+        return;
+    };
+    // SAFETY: the GIC the device tree names, in device memory; only this
+    // function touches it.
+    match unsafe { Gicv2::new(dist, cpu) }.and_then(|g| g.wake_on_ppi(id)) {
+        Ok(()) => basalt_arch::cpu::timer_interrupt_routed(),
+        Err(e) => kprintln!("timer: no wake-up interrupt: {e}"),
+    }
 }
 
 /// Nothing to read ahead: PSCI needs no tables.
