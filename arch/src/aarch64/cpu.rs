@@ -170,6 +170,41 @@ pub fn timer_interrupt_routed() {
     TIMER_ROUTED.store(true, Ordering::SeqCst);
 }
 
+/// Whether the CPU has the GICv3 system-register interface
+/// (ID_AA64PFR0_EL1.GIC).
+pub fn has_gicv3_cpu_interface() -> bool {
+    field(read_sysreg!("id_aa64pfr0_el1"), 24) != 0
+}
+
+/// Turns on the GICv3 CPU interface for group 1 with every priority
+/// unmasked, so a routed interrupt wakes `wfi` (interrupts stay masked in
+/// PSTATE, so none is ever taken). Returns false when the CPU has no such
+/// interface.
+pub fn enable_gicv3_cpu_interface() -> bool {
+    if !has_gicv3_cpu_interface() {
+        return false;
+    }
+    // SAFETY: ICC_SRE_EL1.SRE selects the system-register interface (the
+    // boot stub allowed it at EL2); the priority mask and group enable
+    // only decide which interrupts reach this CPU, and all are masked.
+    unsafe {
+        asm!(
+            "mrs {t}, s3_0_c12_c12_5",
+            "orr {t}, {t}, #1",
+            "msr s3_0_c12_c12_5, {t}",
+            "isb",
+            "mov {t}, #0xff",
+            "msr s3_0_c4_c6_0, {t}",
+            "mov {t}, #1",
+            "msr s3_0_c12_c12_7, {t}",
+            "isb",
+            t = out(reg) _,
+            options(nomem, nostack)
+        )
+    };
+    true
+}
+
 fn write_timer(ctl: u64, cval: u64) {
     // SAFETY: the EL1 virtual timer's compare value and control only
     // decide when its (masked) interrupt line asserts.

@@ -12,7 +12,7 @@ use core::fmt::Write;
 use basalt_arch::power::{self, PsciConduit};
 use basalt_arch::{BootInfo, MemoryKind, MemoryRegion, PhysRange};
 use basalt_drivers::fdt::{Fdt, FdtError};
-use basalt_drivers::gic::Gicv2;
+use basalt_drivers::gic::{Gicv2, Gicv3};
 use basalt_drivers::pl011::Pl011;
 use basalt_drivers::pl031::Pl031;
 use basalt_drivers::{SerialPort, WallClock};
@@ -70,8 +70,9 @@ struct Machine {
     rtc: Option<u64>,
     /// how PSCI is called
     psci: Option<PsciConduit>,
-    /// a GICv2's distributor and CPU interface
-    gic: Option<(u64, u64)>,
+    /// the GIC: its version (2 or 3), distributor, and CPU interface (v2)
+    /// or first redistributor (v3)
+    gic: Option<(u8, u64, u64)>,
     /// the virtual timer's interrupt ID, from the timer node
     virtual_timer: Option<u32>,
 }
@@ -154,11 +155,11 @@ pub fn complete_boot_info(info: &'static BootInfo) -> Result<&'static BootInfo, 
                 uarts[nuarts] = base;
                 nuarts += 1;
             }
-        } else if node.is_compatible("arm,cortex-a15-gic") || node.is_compatible("arm,gic-400") {
+        } else if let Some(version) = gic_version(&node) {
             let mut reg = node.reg();
             if let (Some((d, _)), Some((c, _))) = (reg.next(), reg.next()) {
-                machine.gic =
-                    Some((d, c)).filter(|(d, c)| *d < BOOT_MAP.start && *c < BOOT_MAP.start);
+                machine.gic = Some((version, d, c))
+                    .filter(|(_, d, c)| *d < BOOT_MAP.start && *c < BOOT_MAP.start);
             }
         } else if node.is_compatible("arm,armv8-timer") {
             // interrupts: secure, non-secure, virtual, hypervisor; each
@@ -186,6 +187,17 @@ pub fn complete_boot_info(info: &'static BootInfo) -> Result<&'static BootInfo, 
     machine.rtc = machine.rtc.filter(|b| *b < BOOT_MAP.start);
     MACHINE.call_once(|| machine);
     Ok(BOOT_INFO.call_once(|| out))
+}
+
+/// The GIC version a node describes, if it is a GICv2 or GICv3.
+fn gic_version(node: &basalt_drivers::fdt::Node<'_>) -> Option<u8> {
+    if node.is_compatible("arm,cortex-a15-gic") || node.is_compatible("arm,gic-400") {
+        Some(2)
+    } else if node.is_compatible("arm,gic-v3") {
+        Some(3)
+    } else {
+        None
+    }
 }
 
 /// Adds `range` minus `holes` to the memory map as usable RAM.
@@ -261,17 +273,26 @@ pub fn calibrate_cycles() -> Option<u64> {
 }
 
 /// Routes the virtual timer's interrupt through the GIC so sleeps can
-/// halt in `wfi`; without a GICv2 (or on failure) the timer code falls
-/// back to the event stream.
+/// halt in `wfi`; without a GIC (or on failure) the timer code falls back
+/// to the event stream.
 pub fn init_timer_wakeup() {
     let Some(m) = MACHINE.get() else { return };
-    let (Some((dist, cpu)), Some(id)) = (m.gic, m.virtual_timer) else {
+    let (Some((version, dist, cpu)), Some(id)) = (m.gic, m.virtual_timer) else {
         return;
     };
-    // SAFETY: the GIC the device tree names, in device memory; only this
-    // function touches it.
-    match unsafe { Gicv2::new(dist, cpu) }.and_then(|g| g.wake_on_ppi(id)) {
-        Ok(()) => basalt_arch::cpu::timer_interrupt_routed(),
+    let routed = if version == 2 {
+        // SAFETY: the GIC the device tree names, in device memory; only
+        // this function touches it.
+        unsafe { Gicv2::new(dist, cpu) }.and_then(|g| g.wake_on_ppi(id))
+    } else {
+        // SAFETY: as above (distributor and first redistributor).
+        unsafe { Gicv3::new(dist, cpu) }.and_then(|g| g.wake_on_ppi(id))
+    };
+    match routed {
+        Ok(()) if version == 2 || basalt_arch::cpu::enable_gicv3_cpu_interface() => {
+            basalt_arch::cpu::timer_interrupt_routed();
+        }
+        Ok(()) => kprintln!("timer: no GICv3 CPU interface"),
         Err(e) => kprintln!("timer: no wake-up interrupt: {e}"),
     }
 }
