@@ -120,6 +120,25 @@ core::arch::global_asm!(
     "add x4, x4, #1",
     "cmp x4, #4",
     "b.ne 4b",
+    // .bss (tables and stacks) was written with the MMU and caches off:
+    // drop any stale cache lines for it before the caches come on, so
+    // neither reads nor later evictions see older contents.
+    "mrs x3, ctr_el0",
+    "ubfx x3, x3, #16, #4",
+    "mov x4, #4",
+    "lsl x3, x4, x3",
+    "adrp x1, __bss_start",
+    "add x1, x1, :lo12:__bss_start",
+    "adrp x2, __bss_end",
+    "add x2, x2, :lo12:__bss_end",
+    "6:",
+    "dc ivac, x1",
+    "add x1, x1, x3",
+    "cmp x1, x2",
+    "b.lo 6b",
+    "dsb sy",
+    "adrp x1, basalt_boot_l0",
+    "add x1, x1, :lo12:basalt_boot_l0",
     // MAIR: attr0 Device-nGnRnE, attr1 Normal write-back.
     "mov x3, #0xff00",
     "msr mair_el1, x3",
