@@ -14,10 +14,16 @@ macro_rules! read_sysreg {
     }};
 }
 
-/// Turns on what the kernel relies on beyond the boot stub's setup
-/// (FP/SIMD and the MMU are already on): nothing yet. Called once by the
-/// boot path.
-pub fn init() {}
+/// Sets what compiled wasm code relies on beyond the boot stub's setup
+/// (which turned FP/SIMD and the MMU on): the floating-point control
+/// register cleared — round to nearest, no flush-to-zero, no default NaN,
+/// no trapped exceptions — as its reset value is not architecturally
+/// defined. Called once by the boot path.
+pub fn init() {
+    // SAFETY: FPCR only controls floating-point behaviour; nothing has
+    // used floating point yet.
+    unsafe { asm!("msr fpcr, xzr", "isb", options(nomem, nostack)) };
+}
 
 /// Whether page-table entries may forbid execution (always on AArch64).
 pub fn has_no_execute() -> bool {
