@@ -130,7 +130,7 @@ def boot_timeline(accel, repeat):
         wall = (time.perf_counter() - t) * 1e3
         stamps = {}
         for line in p.stderr.splitlines():
-            m = re.match(r"basalt: kernel: \[\s*([0-9.]+) ms tsc\+\s*\d+\] (.+)", line)
+            m = re.match(r"basalt: kernel: \[\s*([0-9.]+) ms (?:tsc|cnt)\+\s*\d+\] (.+)", line)
             if m:
                 stamps[m.group(2).strip()] = float(m.group(1))
         host = re.search(r"first kernel log line ([0-9.]+) ms, status marker ([0-9.]+) ms, QEMU exited ([0-9.]+) ms", p.stderr)

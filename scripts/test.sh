@@ -14,6 +14,8 @@ step "clippy: host crates"
 cargo clippy --workspace --exclude basalt-kernel --exclude basalt-arch --all-targets -- -D warnings
 step "clippy: kernel for x86_64-unknown-none"
 cargo clippy -p basalt-kernel -p basalt-arch -p basalt-drivers --target x86_64-unknown-none -- -D warnings
+step "clippy: kernel for aarch64-unknown-none"
+cargo clippy -p basalt-kernel -p basalt-arch -p basalt-drivers --target aarch64-unknown-none -- -D warnings
 
 step "cargo test"
 cargo test --workspace --exclude basalt-kernel --exclude basalt-arch "$@"

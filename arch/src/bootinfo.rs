@@ -63,6 +63,9 @@ pub struct BootInfo {
     /// from the BIOS data area at boot, while page 0 is still mapped), one
     /// of the places the ACPI RSDP may be
     pub ebda: Option<u64>,
+    /// the flattened device tree's physical address, if the loader passed
+    /// one (the arm64 Image protocol does, in x0)
+    pub device_tree: Option<u64>,
 }
 
 impl BootInfo {
@@ -80,6 +83,7 @@ impl BootInfo {
             protocol,
             acpi_rsdp: None,
             ebda: None,
+            device_tree: None,
         }
     }
 

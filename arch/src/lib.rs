@@ -13,6 +13,7 @@
 pub mod bootinfo;
 
 #[cfg_attr(target_arch = "x86_64", path = "x86_64/mod.rs")]
+#[cfg_attr(target_arch = "aarch64", path = "aarch64/mod.rs")]
 mod imp;
 
 pub use bootinfo::{BootInfo, MemoryKind, MemoryRegion, PhysRange};

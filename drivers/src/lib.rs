@@ -1,8 +1,9 @@
-//! Device drivers behind small traits: UARTs, RTCs, exit devices, timers.
+//! Device drivers behind small traits: UARTs, RTCs, exit devices, timers,
+//! the device-tree reader.
 //!
 //! Drivers know nothing of WASI or of the kernel's policy; they touch their
-//! device and report what it says. The port-access layer is the only
-//! `unsafe` code here.
+//! device and report what it says. The port- and MMIO-access layers are
+//! the only `unsafe` code here.
 
 #![no_std]
 #![deny(unsafe_code)]
@@ -11,6 +12,17 @@
 extern crate std;
 
 pub mod acpi;
+pub mod fdt;
+
+#[cfg(target_arch = "aarch64")]
+pub mod gic;
+#[cfg(target_arch = "aarch64")]
+#[allow(unsafe_code)]
+mod mmio;
+#[cfg(target_arch = "aarch64")]
+pub mod pl011;
+#[cfg(target_arch = "aarch64")]
+pub mod pl031;
 
 #[cfg(target_arch = "x86_64")]
 pub mod cmos_rtc;

@@ -55,6 +55,12 @@ pub fn choose(choice: AccelChoice, opts: &VmOptions) -> Result<(Accel, String), 
         AccelChoice::Kvm => return Ok((Accel::Kvm, "requested".into())),
         AccelChoice::Auto => {}
     }
+    if opts.arch.name() != std::env::consts::ARCH {
+        return Ok((
+            Accel::Tcg,
+            format!("the guest ISA ({}) is not this host's", opts.arch.name()),
+        ));
+    }
     let kvm_usable = std::fs::OpenOptions::new()
         .read(true)
         .write(true)

@@ -13,7 +13,7 @@ use crate::vm::Machine;
 /// The help text.
 pub const USAGE: &str = "\
 usage: basalt run [OPTIONS] FILE.wasm [ARGS...]
-       basalt compile [--host] FILE.wasm [-o FILE.cwasm]
+       basalt compile [--host | --arch ARCH] FILE.wasm [-o FILE.cwasm]
        basalt wast [--arch x86_64] [--in-vm] [-v] FILE.wast...
 
 Runs a WASI preview1 command in a Basalt VM (QEMU) and exits with its exit code.
@@ -22,8 +22,8 @@ The program's stdout and stderr are ours; our stdin is its stdin.
 options:
   --env NAME=VALUE      add to the program's environment (nothing is inherited)
   --memory MIB          guest RAM (default 1024)
-  --arch ARCH           guest ISA: x86_64 (default)
-  --machine MODEL       QEMU machine: q35 (default), pc or microvm
+  --arch ARCH           guest ISA: x86_64 (default) or aarch64 (QEMU virt, TCG)
+  --machine MODEL       QEMU machine for x86_64: q35 (default), pc or microvm
   --accel auto|tcg|kvm  accelerator (default auto: KVM after a probe boot passes)
   --jit                 compile in the guest instead of on the host
   --hosted              run in this process on Linux instead of in a VM
@@ -31,8 +31,9 @@ options:
   -v, --verbose         report the accelerator, compile time and boot timeline
   --kernel-cmdline TEXT the kernel command line (diagnostics, see docs/guest-protocol.md)
 
-`compile` compiles ahead of time for the guest's CPU level (or, with --host,
-for this machine) and reports the compile speed. `wast` runs WebAssembly
+`compile` compiles ahead of time for the guest's CPU level (x86_64 unless
+--arch aarch64; or, with --host, for this machine) and reports the compile
+speed. `wast` runs WebAssembly
 spec-test scripts against the runtime in this process, or with --in-vm inside
 the booted kernel (see `basalt wast --help`).
 
@@ -62,6 +63,7 @@ pub fn parse_run(args: Vec<OsString>) -> Result<RunCommand, CliError> {
     let mut it = args.into_iter();
     let mut opts = RunOptions::new("");
     let mut hosted = false;
+    let mut machine_given = false;
     let mut file = None;
     while let Some(arg) = it.next() {
         let Some(flag) = arg.to_str().filter(|s| s.starts_with('-') && s.len() > 1) else {
@@ -85,12 +87,13 @@ pub fn parse_run(args: Vec<OsString>) -> Result<RunCommand, CliError> {
             }
             "--arch" => match value(&mut it, flag)?.as_str() {
                 "x86_64" | "x86-64" | "amd64" => opts.arch = GuestArch::X86_64,
-                "aarch64" | "arm64" => {
-                    return Err(usage("--arch aarch64 is not supported yet (x86_64 only)"));
-                }
+                "aarch64" | "arm64" => opts.arch = GuestArch::Aarch64,
                 other => return Err(usage(format!("unknown --arch `{other}`"))),
             },
-            "--machine" => match value(&mut it, flag)?.as_str() {
+            "--machine" => match value(&mut it, flag)
+                .inspect(|_| machine_given = true)?
+                .as_str()
+            {
                 "q35" => opts.machine = Machine::Q35,
                 "pc" => opts.machine = Machine::Pc,
                 "microvm" => opts.machine = Machine::Microvm,
@@ -121,6 +124,11 @@ pub fn parse_run(args: Vec<OsString>) -> Result<RunCommand, CliError> {
             }
             other => return Err(usage(format!("unknown option `{other}`"))),
         }
+    }
+    if machine_given && opts.arch == GuestArch::Aarch64 {
+        return Err(usage(
+            "--machine is for x86_64 guests; aarch64 guests run on QEMU's virt",
+        ));
     }
     let file = file.ok_or_else(|| usage("no FILE.wasm given"))?;
     opts.wasm = file.into();
@@ -177,14 +185,22 @@ pub fn main(args: Vec<OsString>) -> i32 {
     }
 }
 
-/// `basalt compile [--host] FILE.wasm [-o OUT]`.
+/// `basalt compile [--host | --arch ARCH] FILE.wasm [-o OUT]`.
 fn compile(args: Vec<OsString>) -> Result<i32, CliError> {
     let mut it = args.into_iter();
     let (mut file, mut out, mut host) = (None, None, false);
+    let mut arch = GuestArch::X86_64;
     while let Some(arg) = it.next() {
         match arg.to_str() {
             Some("-o") => out = Some(it.next().ok_or_else(|| usage("-o needs a path"))?),
             Some("--host") => host = true,
+            Some("--arch") => {
+                arch = match value(&mut it, "--arch")?.as_str() {
+                    "x86_64" | "x86-64" | "amd64" => GuestArch::X86_64,
+                    "aarch64" | "arm64" => GuestArch::Aarch64,
+                    other => return Err(usage(format!("unknown --arch `{other}`"))),
+                }
+            }
             _ => file = Some(arg),
         }
     }
@@ -195,7 +211,7 @@ fn compile(args: Vec<OsString>) -> Result<i32, CliError> {
     let target = if host {
         basalt_runtime::Target::host()
     } else {
-        crate::run::guest_target(GuestArch::X86_64, crate::vm::Accel::Tcg)
+        crate::run::guest_target(arch, crate::vm::Accel::Tcg)
     };
     let t = std::time::Instant::now();
     let artifact = crate::run::compile_for_guest(&name, &wasm, target)?;

@@ -42,6 +42,8 @@ pub fn clean_cargo() -> Command {
 pub enum GuestArch {
     /// x86-64, PVH boot
     X86_64,
+    /// AArch64, arm64 Image boot on QEMU `virt`
+    Aarch64,
 }
 
 impl GuestArch {
@@ -49,16 +51,111 @@ impl GuestArch {
     pub fn rust_target(self) -> &'static str {
         match self {
             GuestArch::X86_64 => "x86_64-unknown-none",
+            GuestArch::Aarch64 => "aarch64-unknown-none",
+        }
+    }
+
+    /// The short name (`x86_64`, `aarch64`).
+    pub fn name(self) -> &'static str {
+        match self {
+            GuestArch::X86_64 => "x86_64",
+            GuestArch::Aarch64 => "aarch64",
         }
     }
 }
 
-/// Builds the kernel for `arch` if its sources changed (cargo decides) and
-/// returns the ELF's path. `BASALT_KERNEL` names a prebuilt kernel instead.
-pub fn kernel(arch: GuestArch, verbose: bool) -> Result<PathBuf, CliError> {
-    if let Some(p) = std::env::var_os("BASALT_KERNEL") {
-        return Ok(PathBuf::from(p));
+/// The file QEMU boots for the kernel ELF `elf`: the ELF itself on x86-64
+/// (PVH), the flat arm64 Image [`kernel`] writes beside it on AArch64.
+pub fn boot_image(arch: GuestArch, elf: &Path) -> PathBuf {
+    match arch {
+        GuestArch::X86_64 => elf.to_path_buf(),
+        GuestArch::Aarch64 => elf.with_extension("Image"),
     }
+}
+
+/// Why an ELF could not be flattened into an Image.
+fn bad_elf(why: &str) -> CliError {
+    CliError::Build(format!("cannot make the arm64 Image: {why}"))
+}
+
+/// Flattens a little-endian ELF64 into the bytes of its loadable segments
+/// laid out by physical address from the lowest one, as `objcopy -O binary`
+/// does: the arm64 Image format (its header is the first bytes of text).
+pub fn flat_image(elf: &[u8]) -> Result<Vec<u8>, CliError> {
+    let u16_at = |at: usize| -> Option<u64> {
+        Some(u64::from(u16::from_le_bytes(
+            elf.get(at..at + 2)?.try_into().ok()?,
+        )))
+    };
+    let u32_at = |at: usize| -> Option<u64> {
+        Some(u64::from(u32::from_le_bytes(
+            elf.get(at..at + 4)?.try_into().ok()?,
+        )))
+    };
+    let u64_at = |at: usize| -> Option<u64> {
+        Some(u64::from_le_bytes(elf.get(at..at + 8)?.try_into().ok()?))
+    };
+    if elf.get(..6) != Some(b"\x7fELF\x02\x01") {
+        return Err(bad_elf("not a little-endian ELF64 file"));
+    }
+    let phoff = u64_at(0x20).ok_or_else(|| bad_elf("truncated header"))? as usize;
+    let phentsize = u16_at(0x36).ok_or_else(|| bad_elf("truncated header"))? as usize;
+    let phnum = u16_at(0x38).ok_or_else(|| bad_elf("truncated header"))? as usize;
+    let mut segments = Vec::new();
+    for i in 0..phnum {
+        let at = phoff + i * phentsize;
+        let field = |o: usize| u64_at(at + o).ok_or_else(|| bad_elf("truncated program header"));
+        let kind = u32_at(at).ok_or_else(|| bad_elf("truncated program header"))?;
+        let (offset, paddr, filesz) = (field(0x08)?, field(0x18)?, field(0x20)?);
+        if kind == 1 && filesz > 0 {
+            segments.push((paddr, offset as usize, filesz as usize));
+        }
+    }
+    let base = segments
+        .iter()
+        .map(|s| s.0)
+        .min()
+        .ok_or_else(|| bad_elf("no loadable segments"))?;
+    let mut out = Vec::new();
+    for (paddr, offset, size) in segments {
+        let data = elf
+            .get(offset..offset + size)
+            .ok_or_else(|| bad_elf("segment outside the file"))?;
+        let at = (paddr - base) as usize;
+        if at > 256 << 20 {
+            return Err(bad_elf("segments more than 256 MiB apart"));
+        }
+        if out.len() < at + size {
+            out.resize(at + size, 0);
+        }
+        out[at..at + size].copy_from_slice(data);
+    }
+    Ok(out)
+}
+
+/// Builds the kernel for `arch` if its sources changed (cargo decides) and
+/// returns the ELF's path; on AArch64 also writes the flat Image QEMU
+/// boots beside it ([`boot_image`]). `BASALT_KERNEL` names a prebuilt
+/// kernel ELF instead.
+pub fn kernel(arch: GuestArch, verbose: bool) -> Result<PathBuf, CliError> {
+    let elf = match std::env::var_os("BASALT_KERNEL") {
+        Some(p) => PathBuf::from(p),
+        None => build_kernel(arch, verbose)?,
+    };
+    if arch == GuestArch::Aarch64 {
+        let bytes =
+            std::fs::read(&elf).map_err(|e| CliError::Build(format!("{}: {e}", elf.display())))?;
+        let image = boot_image(arch, &elf);
+        let flat = flat_image(&bytes)?;
+        if std::fs::read(&image).ok().as_deref() != Some(&flat[..]) {
+            std::fs::write(&image, &flat)
+                .map_err(|e| CliError::Build(format!("{}: {e}", image.display())))?;
+        }
+    }
+    Ok(elf)
+}
+
+fn build_kernel(arch: GuestArch, verbose: bool) -> Result<PathBuf, CliError> {
     let root = source_root();
     let target_dir = root.join("target").join("guest");
     let mut cmd = clean_cargo();
@@ -116,4 +213,56 @@ pub fn examples() -> Result<PathBuf, CliError> {
         )));
     }
     Ok(target_dir.join("wasm32-wasip1").join("release"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A minimal ELF64 with the given `(kind, offset, paddr, filesz)`
+    /// program headers and `body` after the headers.
+    fn elf(phdrs: &[(u32, u64, u64, u64)], body: &[u8]) -> Vec<u8> {
+        let mut e = vec![0u8; 64];
+        e[..6].copy_from_slice(b"\x7fELF\x02\x01");
+        e[0x20..0x28].copy_from_slice(&64u64.to_le_bytes());
+        e[0x36..0x38].copy_from_slice(&56u16.to_le_bytes());
+        e[0x38..0x3a].copy_from_slice(&(phdrs.len() as u16).to_le_bytes());
+        for &(kind, offset, paddr, filesz) in phdrs {
+            let mut p = vec![0u8; 56];
+            p[..4].copy_from_slice(&kind.to_le_bytes());
+            p[0x08..0x10].copy_from_slice(&offset.to_le_bytes());
+            p[0x18..0x20].copy_from_slice(&paddr.to_le_bytes());
+            p[0x20..0x28].copy_from_slice(&filesz.to_le_bytes());
+            e.extend_from_slice(&p);
+        }
+        e.extend_from_slice(body);
+        e
+    }
+
+    #[test]
+    fn flattens_loadable_segments_by_physical_address() {
+        let body_at = 64 + 3 * 56;
+        let image = elf(
+            &[
+                (1, body_at + 4, 0x4020_1000, 2),
+                (1, body_at, 0x4020_0000, 4),
+                (4, body_at, 0, 6),
+            ],
+            b"ABCDEF",
+        );
+        let flat = flat_image(&image).expect("flat");
+        assert_eq!(flat.len(), 0x1002);
+        assert_eq!(&flat[..4], b"ABCD");
+        assert!(flat[4..0x1000].iter().all(|b| *b == 0));
+        assert_eq!(&flat[0x1000..], b"EF");
+    }
+
+    #[test]
+    fn refuses_what_is_not_a_kernel() {
+        assert!(flat_image(b"not an elf").is_err());
+        assert!(flat_image(&elf(&[], b"")).is_err());
+        assert!(flat_image(&elf(&[(1, 1 << 40, 0, 16)], b"")).is_err());
+        let far = elf(&[(1, 232, 0, 1), (1, 232, 1 << 30, 1)], b"x");
+        assert!(flat_image(&far).is_err());
+    }
 }

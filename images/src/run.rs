@@ -61,10 +61,17 @@ impl RunOptions {
 }
 
 /// The CPU features code compiled on the host may use in the guest: QEMU's
-/// `max` CPU under TCG is given the x86-64-v2 level (the kernel checks it
-/// and says so if the CPU lacks any); under KVM the guest CPU is the host's.
+/// `max` CPU under TCG is given the x86-64-v2 level on x86-64 and LSE,
+/// FP16, dot product and I8MM on AArch64 (the kernel checks them and says
+/// so if the CPU lacks any); under KVM the guest CPU is the host's.
 pub fn guest_target(arch: GuestArch, accel: Accel) -> Target {
     match (arch, accel) {
+        (GuestArch::Aarch64, _) => Target {
+            arch: Arch::Aarch64,
+            features: ["has_lse", "has_fp16", "has_dotprod", "has_i8mm"]
+                .into_iter()
+                .collect(),
+        },
         (GuestArch::X86_64, Accel::Kvm) => Target::host(),
         (GuestArch::X86_64, Accel::Tcg) => Target {
             arch: Arch::X86_64,

@@ -382,9 +382,9 @@ pub fn build(engine: &Engine, text: &str) -> Batch {
     b.batch
 }
 
-/// The engine that compiles modules for a TCG guest.
-pub fn guest_engine() -> Result<Engine, Error> {
-    let target: Target = crate::run::guest_target(GuestArch::X86_64, Accel::Tcg);
+/// The engine that compiles modules for a TCG guest of `arch`.
+pub fn guest_engine(arch: GuestArch) -> Result<Engine, Error> {
+    let target: Target = crate::run::guest_target(arch, Accel::Tcg);
     Engine::new(basalt_runtime::Config {
         target,
         platform: None,
@@ -393,8 +393,9 @@ pub fn guest_engine() -> Result<Engine, Error> {
     })
 }
 
-/// Runs the script at `path` in a VM: host counts plus the kernel's.
-pub fn run_file_in_vm(engine: &Engine, kernel: &Path, path: &Path) -> Report {
+/// Runs the script at `path` in a VM of `arch` (booting the kernel ELF
+/// `kernel`, compiled by `engine` for it): host counts plus the kernel's.
+pub fn run_file_in_vm(engine: &Engine, arch: GuestArch, kernel: &Path, path: &Path) -> Report {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) => {
@@ -430,7 +431,7 @@ pub fn run_file_in_vm(engine: &Engine, kernel: &Path, path: &Path) -> Report {
         });
     }
     let opts = VmOptions {
-        arch: GuestArch::X86_64,
+        arch,
         machine: Machine::Q35,
         accel: Accel::Tcg,
         memory_mib: 1024,
@@ -483,14 +484,19 @@ pub fn run_file_in_vm(engine: &Engine, kernel: &Path, path: &Path) -> Report {
     report
 }
 
-/// `basalt wast --in-vm FILE…`: one VM per file; returns the exit code.
-pub fn command(files: &[std::path::PathBuf], verbose: bool) -> Result<i32, CliError> {
-    let kernel = guest::kernel(GuestArch::X86_64, false)?;
-    let engine =
-        guest_engine().map_err(|e| CliError::Module(format!("cannot create an engine: {e}")))?;
+/// `basalt wast --in-vm [--arch ARCH] FILE…`: one VM per file; returns
+/// the exit code.
+pub fn command(
+    files: &[std::path::PathBuf],
+    arch: GuestArch,
+    verbose: bool,
+) -> Result<i32, CliError> {
+    let kernel = guest::kernel(arch, false)?;
+    let engine = guest_engine(arch)
+        .map_err(|e| CliError::Module(format!("cannot create an engine: {e}")))?;
     let mut total = Counts::default();
     for file in files {
-        let report = run_file_in_vm(&engine, &kernel, file);
+        let report = run_file_in_vm(&engine, arch, &kernel, file);
         println!("{} (in VM): {}", file.display(), report.counts);
         if verbose {
             for f in &report.failures {

@@ -1,9 +1,11 @@
 //! Booting a bundle in QEMU and relaying what comes out.
 //!
-//! The three serial ports of the guest are Unix sockets here, one per port
-//! (`docs/guest-protocol.md`): COM1 carries the program's stdout (and our
-//! framed stdin the other way), COM2 its stderr, COM3 the kernel log with the
-//! final status marker. Program output is copied byte for byte as it comes.
+//! The guest's three channels are Unix sockets here, one per channel
+//! (`docs/guest-protocol.md`): the first (COM1, or the first PL011 on
+//! AArch64) carries the program's stdout (and our framed stdin the other
+//! way), the second (COM2, the second PL011) its stderr, the third (COM3, the
+//! semihosting console) the kernel log with the final status marker. Program
+//! output is copied byte for byte as it comes.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -51,7 +53,7 @@ impl Accel {
 pub struct VmOptions {
     /// guest ISA
     pub arch: GuestArch,
-    /// machine model
+    /// machine model (x86-64; AArch64 guests always run on `virt`)
     pub machine: Machine,
     /// accelerator
     pub accel: Accel,
@@ -65,8 +67,10 @@ pub struct VmOptions {
     pub timeout: Option<Duration>,
     /// the kernel command line (diagnostics, e.g. `basalt.crash=panic`)
     pub kernel_cmdline: Option<String>,
-    /// give the VM QEMU's `isa-debug-exit` device (off: the kernel must
-    /// power off through ACPI or reset, as on other VMMs and real machines)
+    /// give the VM QEMU's exit device: `isa-debug-exit` on x86-64,
+    /// semihosting on AArch64 (off: the kernel must power off through ACPI,
+    /// PSCI or a reset, as on other VMMs and real machines; on AArch64 the
+    /// kernel log, which semihosting carries, is then lost too)
     pub exit_device: bool,
 }
 
@@ -205,11 +209,15 @@ pub fn frame_stdin(data: &[u8], out: &mut Vec<u8>) {
 fn qemu_binary(arch: GuestArch) -> &'static str {
     match arch {
         GuestArch::X86_64 => "qemu-system-x86_64",
+        GuestArch::Aarch64 => "qemu-system-aarch64",
     }
 }
 
 /// The QEMU command line for a run.
 pub fn qemu_command(opts: &VmOptions, bundle: &Path, sockets: &[PathBuf; 3]) -> Command {
+    if opts.arch == GuestArch::Aarch64 {
+        return qemu_command_virt(opts, bundle, sockets);
+    }
     let mut cmd = Command::new(qemu_binary(opts.arch));
     let machine = match opts.machine {
         Machine::Q35 => "q35",
@@ -255,6 +263,47 @@ pub fn qemu_command(opts: &VmOptions, bundle: &Path, sockets: &[PathBuf; 3]) -> 
             "isa-serial,chardev=com{},iobase={iobase:#x},irq={irq},index={i}",
             i + 1
         ));
+    }
+    cmd
+}
+
+/// The QEMU command line for an AArch64 run on `virt`: two PL011 UARTs for
+/// stdout/stdin and stderr, the semihosting console for the kernel log,
+/// semihosting's exit for the status.
+fn qemu_command_virt(opts: &VmOptions, bundle: &Path, sockets: &[PathBuf; 3]) -> Command {
+    let mut cmd = Command::new(qemu_binary(opts.arch));
+    cmd.args(["-machine", "virt", "-accel", opts.accel.name()]);
+    match opts.accel {
+        Accel::Tcg => cmd.args(["-cpu", "max"]),
+        Accel::Kvm => cmd.args(["-cpu", "host"]),
+    };
+    cmd.arg("-m").arg(format!("{}M", opts.memory_mib));
+    cmd.args([
+        "-smp",
+        "1",
+        "-nodefaults",
+        "-no-user-config",
+        "-display",
+        "none",
+        "-no-reboot",
+    ]);
+    cmd.arg("-kernel")
+        .arg(crate::guest::boot_image(opts.arch, &opts.kernel))
+        .arg("-initrd")
+        .arg(bundle);
+    if let Some(line) = &opts.kernel_cmdline {
+        cmd.arg("-append").arg(line);
+    }
+    for (i, path) in sockets.iter().enumerate() {
+        cmd.arg("-chardev")
+            .arg(format!("socket,id=com{},path={}", i + 1, path.display()));
+    }
+    cmd.args(["-serial", "chardev:com1", "-serial", "chardev:com2"]);
+    if opts.exit_device {
+        cmd.args([
+            "-semihosting-config",
+            "enable=on,target=native,chardev=com3",
+        ]);
     }
     cmd
 }

@@ -29,6 +29,7 @@ use basalt_runtime::{
 };
 
 use crate::CliError;
+use crate::guest::GuestArch;
 
 /// The help text of `basalt wast`.
 pub const USAGE: &str = "\
@@ -41,7 +42,8 @@ Exits with 1 if any command failed.
 options:
   --arch ARCH     the ISA to compile for (x86_64, aarch64); hosted runs need this
                   machine's (an aarch64 build runs under qemu-aarch64 elsewhere)
-  --in-vm         run the commands inside the booted x86-64 kernel under QEMU
+  --in-vm         run the commands inside the booted kernel under QEMU (x86_64,
+                  or aarch64 with --arch aarch64)
                   (one VM per file; modules compiled here; assert_invalid and
                   assert_malformed are still checked in this process)
   -v, --verbose   print every failure with its line and reason";
@@ -187,26 +189,20 @@ pub fn command(args: Vec<OsString>) -> Result<i32, CliError> {
     let mut files = Vec::new();
     let mut verbose = false;
     let mut in_vm = false;
+    let mut arch = None;
     let mut it = args.into_iter();
     while let Some(arg) = it.next() {
         match arg.to_str() {
             Some("--arch") => {
-                let arch = it
+                let name = it
                     .next()
                     .and_then(|a| a.into_string().ok())
                     .ok_or_else(|| usage("--arch needs a value"))?;
-                let host = std::env::consts::ARCH;
-                let wanted = match arch.as_str() {
-                    "x86_64" | "x86-64" | "amd64" => "x86_64",
-                    "aarch64" | "arm64" => "aarch64",
+                arch = Some(match name.as_str() {
+                    "x86_64" | "x86-64" | "amd64" => GuestArch::X86_64,
+                    "aarch64" | "arm64" => GuestArch::Aarch64,
                     other => return Err(usage(format!("unknown --arch `{other}`"))),
-                };
-                if wanted != host {
-                    return Err(usage(format!(
-                        "`basalt wast` runs hosted, in this process: --arch {wanted} must run \
-                         on {wanted} (this machine is {host})"
-                    )));
-                }
+                });
             }
             Some("-v" | "--verbose") => verbose = true,
             Some("--in-vm") => in_vm = true,
@@ -224,7 +220,16 @@ pub fn command(args: Vec<OsString>) -> Result<i32, CliError> {
         return Err(usage("no FILE.wast given"));
     }
     if in_vm {
-        return crate::spec_batch::command(&files, verbose);
+        return crate::spec_batch::command(&files, arch.unwrap_or(GuestArch::X86_64), verbose);
+    }
+    let host = std::env::consts::ARCH;
+    if let Some(wanted) = arch.map(GuestArch::name)
+        && wanted != host
+    {
+        return Err(usage(format!(
+            "`basalt wast` runs hosted, in this process: --arch {wanted} must run \
+             on {wanted} (this machine is {host}); --in-vm runs it in a VM"
+        )));
     }
     let engine = engine().map_err(|e| CliError::Module(format!("cannot create an engine: {e}")))?;
     let mut total = Counts::default();

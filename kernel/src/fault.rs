@@ -133,14 +133,14 @@ fn fatal_hook(f: &Fault<'_>) -> ! {
     }
     let stack_overflow = f.fault_addr.is_some_and(in_guard);
     let _ = writeln!(w, "\nkernel: unexpected {} (vector {})", f.name, f.vector);
-    let _ = write!(w, "  at RIP {:#018x}", f.pc);
+    let _ = write!(w, "  at {} {:#018x}", basalt_arch::traps::PC_NAME, f.pc);
     describe(&mut w, f.pc);
     let _ = writeln!(w);
     if let Some(e) = f.error_code {
-        let _ = writeln!(w, "  error code {e:#x}");
+        let _ = writeln!(w, "  {} {e:#x}", basalt_arch::traps::ERROR_CODE_NAME);
     }
     if let Some(a) = f.fault_addr {
-        let _ = writeln!(w, "  CR2 (address) {a:#018x}");
+        let _ = writeln!(w, "  {} {a:#018x}", basalt_arch::traps::FAULT_ADDRESS_NAME);
     }
     if stack_overflow {
         let _ = writeln!(

@@ -1,27 +1,29 @@
-//! The serial channels: program stdout (COM1, also stdin), stderr (COM2),
-//! and the kernel log with status markers (COM3). See
-//! `docs/guest-protocol.md`.
+//! The channels: program stdout (also stdin), stderr, and the kernel log
+//! with status markers — COM1, COM2, COM3 on a PC; on QEMU `virt` the two
+//! PL011 UARTs and the semihosting console. See `docs/guest-protocol.md`.
 
 use core::fmt::{self, Write};
 
 use basalt_drivers::SerialPort;
-use basalt_drivers::uart::{self, PortUart};
 use spin::Mutex;
 
-/// COM1: the program's stdout and stdin.
-pub static STDOUT: Mutex<Option<PortUart>> = Mutex::new(None);
-/// COM2: the program's stderr.
-pub static STDERR: Mutex<Option<PortUart>> = Mutex::new(None);
-/// COM3: the kernel log.
-static KLOG: Mutex<Option<PortUart>> = Mutex::new(None);
+use crate::platform::{self, Console, LogChannel};
 
-/// Probes and initialises the three UARTs. Absent ones are skipped (their
-/// output is dropped), e.g. COM2/COM3 on a microvm without extra
+/// The program's stdout and stdin.
+pub static STDOUT: Mutex<Option<Console>> = Mutex::new(None);
+/// The program's stderr.
+pub static STDERR: Mutex<Option<Console>> = Mutex::new(None);
+/// The kernel log.
+static KLOG: Mutex<Option<LogChannel>> = Mutex::new(None);
+
+/// Probes and initialises the three channels. Absent ones are skipped
+/// (their output is dropped), e.g. COM2/COM3 on a microvm without extra
 /// `isa-serial` devices.
 pub fn init() {
-    *STDOUT.lock() = PortUart::probe(uart::COM1);
-    *STDERR.lock() = PortUart::probe(uart::COM2);
-    *KLOG.lock() = PortUart::probe(uart::COM3);
+    let [out, err] = platform::consoles();
+    *STDOUT.lock() = out;
+    *STDERR.lock() = err;
+    *KLOG.lock() = platform::log_channel();
 }
 
 /// Which channels answered the probe (stdout, stderr, log).
@@ -33,21 +35,21 @@ pub fn present() -> (bool, bool, bool) {
     )
 }
 
-/// Writes program output to COM1.
+/// Writes program output to the stdout channel.
 pub fn write_stdout(bytes: &[u8]) {
     if let Some(p) = STDOUT.lock().as_mut() {
         p.write_bytes(bytes);
     }
 }
 
-/// Writes program error output to COM2.
+/// Writes program error output to the stderr channel.
 pub fn write_stderr(bytes: &[u8]) {
     if let Some(p) = STDERR.lock().as_mut() {
         p.write_bytes(bytes);
     }
 }
 
-struct LogWriter<'a>(&'a mut PortUart);
+struct LogWriter<'a>(&'a mut LogChannel);
 
 impl Write for LogWriter<'_> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
@@ -71,12 +73,12 @@ pub struct EmergencyLog;
 
 impl Write for EmergencyLog {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        uart::emergency_write(uart::COM3, s.as_bytes());
+        platform::emergency_log_write(s.as_bytes());
         Ok(())
     }
 }
 
-/// Logs a formatted line on the kernel log channel (COM3).
+/// Logs a formatted line on the kernel log channel.
 #[macro_export]
 macro_rules! kprintln {
     ($($arg:tt)*) => {

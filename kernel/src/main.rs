@@ -18,6 +18,7 @@ mod fault;
 #[macro_use]
 mod log;
 mod mem;
+mod platform;
 mod run;
 mod services;
 mod spec;
@@ -40,9 +41,13 @@ pub(crate) static BOOT_INFO: spin::Once<&'static BootInfo> = spin::Once::new();
 #[unsafe(no_mangle)]
 pub fn basalt_kernel_main(info: &'static BootInfo) -> ! {
     time::mark_boot(basalt_arch::cpu::cycles());
-    BOOT_INFO.call_once(|| info);
+    let completed = platform::complete_boot_info(info);
+    let info = *BOOT_INFO.call_once(|| *completed.as_ref().unwrap_or(&info));
     log::init();
     fault::init();
+    if let Err(e) = completed {
+        finish(Status::Error, format_args!("{e}"));
+    }
     let mut brand = [0u8; 48];
     kprintln!(
         "basalt kernel {} booting via {} on {}",

@@ -35,9 +35,10 @@ pub fn stamp(what: &'static str) {
 fn print_stamp(cycles: u64, what: &str) {
     let ns = crate::time::cycles_to_ns(cycles);
     kprintln!(
-        "[{:>6}.{:03} ms tsc+{:>12}] {what}",
+        "[{:>6}.{:03} ms {}+{:>12}] {what}",
         ns / 1_000_000,
         (ns / 1000) % 1000,
+        basalt_arch::cpu::CYCLE_COUNTER_NAME,
         cycles
     );
 }

@@ -4,7 +4,6 @@
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use basalt_arch::cpu;
-use basalt_drivers::WallClock;
 
 static BOOT_CYCLES: AtomicU64 = AtomicU64::new(0);
 static HZ: AtomicU64 = AtomicU64::new(1_000_000_000);
@@ -21,7 +20,7 @@ pub fn sleeps_halt() -> bool {
 pub enum FrequencySource {
     /// the CPU or hypervisor stated it
     Cpuid,
-    /// measured against the PIT
+    /// measured against a platform timer (the PIT)
     Calibrated,
     /// nothing worked; 1 GHz assumed
     Assumed,
@@ -42,10 +41,9 @@ pub fn init() -> FrequencySource {
         },
     };
     HZ.store(hz.max(1), Ordering::Relaxed);
+    crate::platform::init_timer_wakeup();
     TIMER.store(cpu::init_timer(hz), Ordering::Relaxed);
-    let unix = basalt_drivers::cmos_rtc::CmosRtc
-        .unix_seconds()
-        .unwrap_or(0);
+    let unix = crate::platform::wall_clock_seconds().unwrap_or(0);
     let now = monotonic_ns();
     BOOT_UNIX_NS.store(
         unix.saturating_mul(1_000_000_000).saturating_sub(now),
@@ -55,15 +53,7 @@ pub fn init() -> FrequencySource {
 }
 
 fn calibrate() -> Option<u64> {
-    // Median of three 5 ms windows.
-    let mut samples = [0u64; 3];
-    for s in &mut samples {
-        *s = basalt_drivers::pit::measure(5, cpu::cycles)?;
-    }
-    samples.sort_unstable();
-    let hz = samples[1] * 200;
-    // Anything outside 50 MHz ..= 20 GHz is a broken measurement.
-    (50_000_000..=20_000_000_000).contains(&hz).then_some(hz)
+    crate::platform::calibrate_cycles()
 }
 
 /// Cycle-counter frequency in Hz.

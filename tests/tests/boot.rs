@@ -1,13 +1,56 @@
 //! Boots the real kernel in QEMU with the example programs and judges
-//! stdout, stderr and exit codes.
+//! stdout, stderr and exit codes — the same test code for every guest ISA
+//! (`x86_64::…` and `aarch64::…`), so the outputs must be identical.
 
+use basalt::guest::GuestArch;
 use basalt::run::RunOptions;
 use basalt::vm::Machine;
-use basalt_tests::{boot, boot_example, example, native_example_output};
+use basalt_tests::{boot, example, native_example_output};
 
-#[test]
-fn hello_prints_and_exits_zero() {
-    let out = boot_example("hello", &[]);
+/// Runs each named test function (taking the guest ISA) once per ISA.
+macro_rules! on_every_isa {
+    ($($name:ident),* $(,)?) => {
+        mod x86_64 {
+            $(#[test]
+            fn $name() {
+                super::$name(super::GuestArch::X86_64)
+            })*
+        }
+        mod aarch64 {
+            $(#[test]
+            fn $name() {
+                super::$name(super::GuestArch::Aarch64)
+            })*
+        }
+    };
+}
+
+on_every_isa!(
+    hello_prints_and_exits_zero,
+    arguments_and_exactly_the_given_environment,
+    exit_codes_reach_the_host,
+    stdin_is_relayed_byte_for_byte,
+    clocks_and_random_behave,
+    real_crates_give_the_native_output,
+    cpu_heavy_gives_the_native_output,
+    a_rust_panic_is_a_trap_with_its_message_on_stderr,
+    jit_compiles_in_the_guest,
+);
+
+fn options(arch: GuestArch, name: &str) -> RunOptions {
+    let mut opts = RunOptions::new(example(name));
+    opts.arch = arch;
+    opts
+}
+
+fn boot_example(arch: GuestArch, name: &str, args: &[&str]) -> basalt_tests::Outcome {
+    let mut opts = options(arch, name);
+    opts.args = args.iter().map(|a| a.as_bytes().to_vec()).collect();
+    boot(opts, b"")
+}
+
+fn hello_prints_and_exits_zero(arch: GuestArch) {
+    let out = boot_example(arch, "hello", &[]);
     out.assert_exit(0);
     assert_eq!(
         out.stdout_text(),
@@ -18,9 +61,8 @@ fn hello_prints_and_exits_zero() {
     assert_eq!(out.stderr_text(), "");
 }
 
-#[test]
-fn arguments_and_exactly_the_given_environment() {
-    let mut opts = RunOptions::new(example("args-env"));
+fn arguments_and_exactly_the_given_environment(arch: GuestArch) {
+    let mut opts = options(arch, "args-env");
     opts.args = vec![
         b"one".to_vec(),
         b"two words".to_vec(),
@@ -37,10 +79,9 @@ fn arguments_and_exactly_the_given_environment() {
     assert_eq!(out.stderr_text(), "args-env: done\n");
 }
 
-#[test]
-fn exit_codes_reach_the_host() {
+fn exit_codes_reach_the_host(arch: GuestArch) {
     for code in [0, 3, 42, 255] {
-        let out = boot_example("exit-code", &[&code.to_string()]);
+        let out = boot_example(arch, "exit-code", &[&code.to_string()]);
         out.assert_exit(code);
         assert_eq!(
             out.stdout_text(),
@@ -53,27 +94,24 @@ fn exit_codes_reach_the_host() {
     }
 }
 
-#[test]
-fn stdin_is_relayed_byte_for_byte() {
+fn stdin_is_relayed_byte_for_byte(arch: GuestArch) {
     let input: Vec<u8> = (0..=255u8).cycle().take(5000).collect();
-    let out = boot(RunOptions::new(example("cat")), &input);
+    let out = boot(options(arch, "cat"), &input);
     out.assert_exit(0);
     assert_eq!(out.stdout, input, "{}", out.describe());
     assert_eq!(out.stderr_text(), "cat: 5000 bytes\n");
 }
 
-#[test]
-fn clocks_and_random_behave() {
-    let out = boot_example("clock-random", &[]);
+fn clocks_and_random_behave(arch: GuestArch) {
+    let out = boot_example(arch, "clock-random", &[]);
     out.assert_exit(0);
     let want = "wall clock year plausible: true\nslept at least 50 ms: true\nmonotonic: true\n\
                 random non-zero: true\nrandom differs: true\n";
     assert_eq!(out.stdout_text(), want, "{}", out.describe());
 }
 
-#[test]
-fn real_crates_give_the_native_output() {
-    let out = boot_example("realworld", &[]);
+fn real_crates_give_the_native_output(arch: GuestArch) {
+    let out = boot_example(arch, "realworld", &[]);
     out.assert_exit(0);
     assert_eq!(
         out.stdout,
@@ -83,9 +121,8 @@ fn real_crates_give_the_native_output() {
     );
 }
 
-#[test]
-fn cpu_heavy_gives_the_native_output() {
-    let out = boot_example("cpu-heavy", &["1"]);
+fn cpu_heavy_gives_the_native_output(arch: GuestArch) {
+    let out = boot_example(arch, "cpu-heavy", &["1"]);
     out.assert_exit(0);
     assert_eq!(
         out.stdout,
@@ -95,9 +132,8 @@ fn cpu_heavy_gives_the_native_output() {
     );
 }
 
-#[test]
-fn a_rust_panic_is_a_trap_with_its_message_on_stderr() {
-    let out = boot_example("exit-code", &["panic"]);
+fn a_rust_panic_is_a_trap_with_its_message_on_stderr(arch: GuestArch) {
+    let out = boot_example(arch, "exit-code", &["panic"]);
     assert_eq!(out.report.exit_code(), 134, "{}", out.describe());
     assert!(
         out.stderr_text().contains("asked to panic"),
@@ -120,9 +156,8 @@ fn microvm_machine_boots() {
     );
 }
 
-#[test]
-fn jit_compiles_in_the_guest() {
-    let mut opts = RunOptions::new(example("hello"));
+fn jit_compiles_in_the_guest(arch: GuestArch) {
+    let mut opts = options(arch, "hello");
     opts.jit = true;
     let out = boot(opts, b"");
     out.assert_exit(0);

@@ -2,13 +2,55 @@
 //! missing files. Each gives a clear message and a distinct exit code.
 
 use basalt::CliError;
+use basalt::guest::GuestArch;
 use basalt::run::{RunOptions, run_vm};
 use basalt::vm::{Status, VmIo};
 use basalt_tests::{boot, wat_file, write_temp};
 
+/// Runs each named test function (taking the guest ISA) once per ISA.
+macro_rules! on_every_isa {
+    ($($name:ident),* $(,)?) => {
+        mod x86_64 {
+            $(#[test]
+            fn $name() {
+                super::$name(super::GuestArch::X86_64)
+            })*
+        }
+        mod aarch64 {
+            $(#[test]
+            fn $name() {
+                super::$name(super::GuestArch::Aarch64)
+            })*
+        }
+    };
+}
+
+on_every_isa!(
+    unreachable,
+    memory_out_of_bounds,
+    integer_divide_by_zero,
+    integer_overflow,
+    bad_conversion_to_integer,
+    indirect_call_type_mismatch,
+    indirect_call_out_of_table,
+    indirect_call_to_null,
+    stack_overflow,
+    a_module_without_start_is_a_load_error_from_the_kernel,
+    memory_grows_to_hundreds_of_mib,
+    a_kernel_panic_reports_its_cause_and_a_symbolised_backtrace,
+    kernel_faults_are_reported_not_hung,
+);
+
+/// Options to run `wasm` on `arch`.
+fn options(arch: GuestArch, wasm: impl Into<std::path::PathBuf>) -> RunOptions {
+    let mut opts = RunOptions::new(wasm);
+    opts.arch = arch;
+    opts
+}
+
 /// Boots a command module and returns its trap's kind and message.
-fn trap_of(name: &str, wat: &str) -> (String, String) {
-    let out = boot(RunOptions::new(wat_file(name, wat)), b"");
+fn trap_of(arch: GuestArch, name: &str, wat: &str) -> (String, String) {
+    let out = boot(options(arch, wat_file(name, wat)), b"");
     match out.report.status {
         Status::Trap {
             ref kind,
@@ -19,8 +61,8 @@ fn trap_of(name: &str, wat: &str) -> (String, String) {
 }
 
 #[track_caller]
-fn assert_trap(name: &str, wat: &str, kind: &str, text: &str) {
-    let (k, message) = trap_of(name, wat);
+fn assert_trap(arch: GuestArch, name: &str, wat: &str, kind: &str, text: &str) {
+    let (k, message) = trap_of(arch, name, wat);
     assert_eq!(k, kind, "{name}: {message}");
     assert!(message.contains(text), "{name}: `{message}` lacks `{text}`");
     assert!(
@@ -29,18 +71,23 @@ fn assert_trap(name: &str, wat: &str, kind: &str, text: &str) {
     );
 }
 
-#[test]
-fn unreachable() {
+fn unreachable(arch: GuestArch) {
     let wat = r#"(module (func $victim unreachable) (func (export "_start") call $victim) (memory (export "memory") 1))"#;
-    assert_trap("unreachable", wat, "unreachable", "wasm trap: unreachable");
+    assert_trap(
+        arch,
+        "unreachable",
+        wat,
+        "unreachable",
+        "wasm trap: unreachable",
+    );
 }
 
-#[test]
-fn memory_out_of_bounds() {
+fn memory_out_of_bounds(arch: GuestArch) {
     let wat = r#"(module (memory (export "memory") 1)
         (func $victim (drop (i32.load (i32.const 0x7fff0000))))
         (func (export "_start") call $victim))"#;
     assert_trap(
+        arch,
         "oob",
         wat,
         "memory-out-of-bounds",
@@ -48,12 +95,12 @@ fn memory_out_of_bounds() {
     );
 }
 
-#[test]
-fn integer_divide_by_zero() {
+fn integer_divide_by_zero(arch: GuestArch) {
     let wat = r#"(module (memory (export "memory") 1)
         (func $victim (param i32) (drop (i32.div_u (i32.const 1) (local.get 0))))
         (func (export "_start") (call $victim (i32.const 0))))"#;
     assert_trap(
+        arch,
         "div0",
         wat,
         "integer-divide-by-zero",
@@ -61,20 +108,25 @@ fn integer_divide_by_zero() {
     );
 }
 
-#[test]
-fn integer_overflow() {
+fn integer_overflow(arch: GuestArch) {
     let wat = r#"(module (memory (export "memory") 1)
         (func $victim (param i32) (drop (i32.div_s (i32.const 0x80000000) (local.get 0))))
         (func (export "_start") (call $victim (i32.const -1))))"#;
-    assert_trap("overflow", wat, "integer-overflow", "integer overflow");
+    assert_trap(
+        arch,
+        "overflow",
+        wat,
+        "integer-overflow",
+        "integer overflow",
+    );
 }
 
-#[test]
-fn bad_conversion_to_integer() {
+fn bad_conversion_to_integer(arch: GuestArch) {
     let wat = r#"(module (memory (export "memory") 1)
         (func $victim (param f32) (drop (i32.trunc_f32_s (local.get 0))))
         (func (export "_start") (call $victim (f32.const nan))))"#;
     assert_trap(
+        arch,
         "badconv",
         wat,
         "bad-conversion-to-integer",
@@ -82,8 +134,7 @@ fn bad_conversion_to_integer() {
     );
 }
 
-#[test]
-fn indirect_call_type_mismatch() {
+fn indirect_call_type_mismatch(arch: GuestArch) {
     let wat = r#"(module (memory (export "memory") 1)
         (type $t (func (param i32)))
         (table 1 funcref) (elem (i32.const 0) $other)
@@ -91,6 +142,7 @@ fn indirect_call_type_mismatch() {
         (func $victim (call_indirect (type $t) (i32.const 7) (i32.const 0)))
         (func (export "_start") call $victim))"#;
     assert_trap(
+        arch,
         "mismatch",
         wat,
         "indirect-call-type-mismatch",
@@ -98,22 +150,27 @@ fn indirect_call_type_mismatch() {
     );
 }
 
-#[test]
-fn indirect_call_out_of_table() {
+fn indirect_call_out_of_table(arch: GuestArch) {
     let wat = r#"(module (memory (export "memory") 1)
         (table 1 funcref)
         (func $victim (call_indirect (i32.const 5)))
         (func (export "_start") call $victim))"#;
-    assert_trap("tableoob", wat, "table-out-of-bounds", "undefined element");
+    assert_trap(
+        arch,
+        "tableoob",
+        wat,
+        "table-out-of-bounds",
+        "undefined element",
+    );
 }
 
-#[test]
-fn indirect_call_to_null() {
+fn indirect_call_to_null(arch: GuestArch) {
     let wat = r#"(module (memory (export "memory") 1)
         (table 2 funcref)
         (func $victim (call_indirect (i32.const 1)))
         (func (export "_start") call $victim))"#;
     assert_trap(
+        arch,
         "null",
         wat,
         "indirect-call-to-null",
@@ -121,12 +178,11 @@ fn indirect_call_to_null() {
     );
 }
 
-#[test]
-fn stack_overflow() {
+fn stack_overflow(arch: GuestArch) {
     let wat = r#"(module (memory (export "memory") 1)
         (func $victim (param i64) (result i64) (i64.add (call $victim (local.get 0)) (i64.const 1)))
         (func (export "_start") (drop (call $victim (i64.const 0)))))"#;
-    assert_trap("stack", wat, "stack-overflow", "call stack exhausted");
+    assert_trap(arch, "stack", wat, "stack-overflow", "call stack exhausted");
 }
 
 #[test]
@@ -148,12 +204,11 @@ fn malformed_module_is_refused_on_the_host() {
     }
 }
 
-#[test]
-fn a_module_without_start_is_a_load_error_from_the_kernel() {
+fn a_module_without_start_is_a_load_error_from_the_kernel(arch: GuestArch) {
     // A valid module that is not a WASI command: the kernel loads it
     // (compiling in the guest) and reports why it cannot run it.
     let path = wat_file("nostart", r#"(module (memory (export "memory") 1))"#);
-    let mut opts = RunOptions::new(path);
+    let mut opts = options(arch, path);
     opts.jit = true;
     let out = boot(opts, b"");
     match &out.report.status {
@@ -183,8 +238,7 @@ fn missing_file_is_a_clear_error() {
     }
 }
 
-#[test]
-fn memory_grows_to_hundreds_of_mib() {
+fn memory_grows_to_hundreds_of_mib(arch: GuestArch) {
     let wat = r#"(module
         (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
         (memory (export "memory") 1)
@@ -192,20 +246,19 @@ fn memory_grows_to_hundreds_of_mib() {
           (if (i32.ne (memory.grow (i32.const 3200)) (i32.const 1)) (then (call $exit (i32.const 1))))
           (i32.store (i32.const 0xc7fff00) (i32.const 7))
           (call $exit (i32.load (i32.const 0xc7fff00)))))"#;
-    let out = boot(RunOptions::new(wat_file("grow", wat)), b"");
+    let out = boot(options(arch, wat_file("grow", wat)), b"");
     out.assert_exit(7);
 }
 
 /// Boots hello with the kernel told to crash on purpose.
-fn crash(kind: &str) -> basalt_tests::Outcome {
-    let mut opts = RunOptions::new(basalt_tests::example("hello"));
+fn crash(arch: GuestArch, kind: &str) -> basalt_tests::Outcome {
+    let mut opts = options(arch, basalt_tests::example("hello"));
     opts.kernel_cmdline = Some(format!("basalt.crash={kind}"));
     boot(opts, b"")
 }
 
-#[test]
-fn a_kernel_panic_reports_its_cause_and_a_symbolised_backtrace() {
-    let out = crash("panic");
+fn a_kernel_panic_reports_its_cause_and_a_symbolised_backtrace(arch: GuestArch) {
+    let out = crash(arch, "panic");
     match &out.report.status {
         Status::Panic(m) => assert!(!m.is_empty(), "{}", out.describe()),
         _ => panic!("expected a kernel panic\n{}", out.describe()),
@@ -218,10 +271,9 @@ fn a_kernel_panic_reports_its_cause_and_a_symbolised_backtrace() {
     );
 }
 
-#[test]
-fn kernel_faults_are_reported_not_hung() {
+fn kernel_faults_are_reported_not_hung(arch: GuestArch) {
     for kind in ["null", "ud", "wx", "stack"] {
-        let out = crash(kind);
+        let out = crash(arch, kind);
         assert!(
             matches!(out.report.status, Status::Panic(_)),
             "{kind}: {}",
@@ -229,7 +281,7 @@ fn kernel_faults_are_reported_not_hung() {
         );
         let log = out.report.log_text();
         assert!(
-            log.contains("RIP") || log.contains("rip"),
+            log.contains("RIP") || log.contains("ELR"),
             "{kind}: no registers:\n{log}"
         );
     }

@@ -2,8 +2,10 @@
 //! real machines: the kernel powers off through ACPI where the machine has
 //! it, and resets otherwise (`docs/guest-protocol.md`, "Status markers and
 //! exit codes"). QEMU must end by itself with status 0: a run stopped at
-//! the test deadline is reported as timed out, not as an exit.
+//! the test deadline is reported as timed out, not as an exit. On AArch64
+//! the kernel calls PSCI `SYSTEM_OFF`.
 
+use basalt::guest::GuestArch;
 use basalt::run::RunOptions;
 use basalt::vm::Machine;
 use basalt_tests::{Outcome, boot, example};
@@ -97,4 +99,29 @@ fn a_kernel_fault_without_debug_exit_still_powers_off() {
         "{}",
         out.describe()
     );
+}
+
+/// AArch64 without semihosting (which carries both the exit status and the
+/// kernel log on `virt`): the program's output still arrives and PSCI
+/// `SYSTEM_OFF` ends the VM with status 0; with no log there is no marker,
+/// so the host sees a VM that stopped without a status.
+#[test]
+fn aarch64_without_semihosting_powers_off_through_psci() {
+    let mut opts = RunOptions::new(example("hello"));
+    opts.arch = GuestArch::Aarch64;
+    opts.exit_device = false;
+    let out = boot(opts, b"");
+    assert_eq!(
+        out.stdout_text(),
+        "Hello from Basalt!\n",
+        "{}",
+        out.describe()
+    );
+    assert_eq!(
+        out.report.status,
+        basalt::vm::Status::NoStatus(Some(0)),
+        "{}",
+        out.describe()
+    );
+    assert_eq!(out.report.qemu_exit, Some(0), "{}", out.describe());
 }

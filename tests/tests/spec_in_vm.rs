@@ -1,4 +1,4 @@
-//! The spec suite inside the booted x86-64 kernel under QEMU
+//! The spec suite inside the booted kernel (x86-64 and AArch64) under QEMU
 //! (`basalt wast --in-vm`, [`basalt::spec_batch`]): out-of-bounds accesses
 //! and stack overflows fault into the kernel's guard pages and come back as
 //! traps through its fault handler, not through the hosted signal handler.
@@ -10,29 +10,39 @@
 //! `assert_invalid` and `assert_malformed` are checked on the host (no code
 //! runs for them), as are modules that do not compile.
 
+use basalt::guest::GuestArch;
 use basalt::spec_batch;
 use basalt::wast::Counts;
 use basalt_tests::spec::{allowed_failures, scope_files};
 
 #[test]
 fn spec_suite_in_vm() {
+    spec_suite_in_vm_on(GuestArch::X86_64);
+}
+
+#[test]
+fn spec_suite_in_vm_aarch64() {
+    spec_suite_in_vm_on(GuestArch::Aarch64);
+}
+
+fn spec_suite_in_vm_on(arch: GuestArch) {
     let only = std::env::var("BASALT_SPEC_ONLY").ok();
     let Some((dir, files)) = scope_files(only.as_deref()) else {
         return;
     };
     assert!(!files.is_empty(), "no spec files selected in {dir:?}");
-    let kernel =
-        basalt::guest::kernel(basalt::guest::GuestArch::X86_64, false).expect("build the kernel");
-    let engine = spec_batch::guest_engine().expect("guest engine");
+    let kernel = basalt::guest::kernel(arch, false).expect("build the kernel");
+    let engine = spec_batch::guest_engine(arch).expect("guest engine");
     let started = std::time::Instant::now();
     let mut total = Counts::default();
     let mut regressions = Vec::new();
     let mut now_passing = Vec::new();
     for file in &files {
-        let report = spec_batch::run_file_in_vm(&engine, &kernel, &dir.join(file));
+        let report = spec_batch::run_file_in_vm(&engine, arch, &kernel, &dir.join(file));
         let known = allowed_failures(file);
         println!(
-            "{file} (in VM): {}{}",
+            "{file} (in {} VM): {}{}",
+            arch.name(),
             report.counts,
             if known.is_some() {
                 " (known failing)"
@@ -53,7 +63,8 @@ fn spec_suite_in_vm() {
         }
     }
     println!(
-        "spec in VM: {total} over {} files in {:.1} s",
+        "spec in {} VM: {total} over {} files in {:.1} s",
+        arch.name(),
         files.len(),
         started.elapsed().as_secs_f64()
     );
@@ -72,7 +83,7 @@ fn spec_suite_in_vm() {
 #[test]
 fn a_batch_of_another_version_is_a_load_error() {
     use basalt::bundle::{Entry, write_tar};
-    use basalt::guest::{self, GuestArch};
+    use basalt::guest;
     use basalt::vm::{self, Accel, Machine, Status, VmIo, VmOptions};
     let kernel = guest::kernel(GuestArch::X86_64, false).expect("build the kernel");
     let bundle = write_tar(&[

@@ -127,6 +127,9 @@ pub fn brand(buf: &mut [u8; 48]) -> &str {
     core::str::from_utf8(&buf[..end]).map_or("unknown CPU", str::trim)
 }
 
+/// How logs name the cycle counter.
+pub const CYCLE_COUNTER_NAME: &str = "tsc";
+
 /// The free-running cycle counter (TSC).
 #[inline]
 pub fn cycles() -> u64 {
@@ -238,6 +241,12 @@ pub fn halt_forever() -> ! {
 pub fn invalid_instruction() {
     // SAFETY: `ud2` only raises #UD, which the kernel reports.
     unsafe { core::arch::asm!("ud2", options(nomem, nostack)) };
+}
+
+/// Makes instructions just written to `[addr, addr + len)` visible to
+/// instruction fetch: nothing to do, x86 keeps them coherent.
+pub fn sync_instruction_cache(addr: usize, len: usize) {
+    let _ = (addr, len);
 }
 
 /// The interrupt vector of the local APIC timer.

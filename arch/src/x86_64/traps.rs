@@ -116,6 +116,13 @@ pub struct Fault<'a> {
     pub registers: &'a Registers,
 }
 
+/// How reports name the faulting program counter.
+pub const PC_NAME: &str = "RIP";
+/// How reports name the error code.
+pub const ERROR_CODE_NAME: &str = "error code";
+/// How reports name the fault address register.
+pub const FAULT_ADDRESS_NAME: &str = "CR2 (address)";
+
 /// Asks whether a fault is a wasm trap, and where to resume if so.
 pub type FaultHook = fn(&Fault<'_>) -> Option<Resume>;
 /// Reports an unexpected exception; never returns.

@@ -84,8 +84,12 @@ impl Platform for KernelPlatform {
 
     fn make_executable(&self, addr: usize, len: usize) -> Result<(), PlatformError> {
         // SAFETY: code pages are written before this and never again
-        // (W^X); x86 keeps instruction fetch coherent with stores.
-        unsafe { super::protect(addr, len, Access::CODE) }.map_err(err)
+        // (W^X).
+        unsafe { super::protect(addr, len, Access::CODE) }.map_err(err)?;
+        // Instruction fetch sees the stores (a no-op where the ISA keeps
+        // them coherent, as x86-64 does).
+        basalt_arch::cpu::sync_instruction_cache(addr, len);
+        Ok(())
     }
 
     fn release(&self, addr: usize, size: usize) {

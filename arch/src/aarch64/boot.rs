@@ -1,0 +1,243 @@
+//! The arm64 Image boot path (QEMU `-M virt -kernel`, Firecracker): the
+//! 64-byte Linux Image header comes first, so loaders place the image
+//! `text_offset` (2 MiB) above a 2 MiB-aligned base near the start of RAM
+//! and jump to its first byte with the MMU off and x0 holding the device
+//! tree's physical address.
+//!
+//! The stub drops from EL2 to EL1 when entered at EL2, turns on FP/SIMD,
+//! clears `.bss`, maps the first 4 GiB (device memory below 1 GiB, where
+//! `virt` keeps its MMIO, normal memory above), enables the MMU and
+//! caches, installs the exception vectors and a separate exception stack
+//! (the kernel runs on `SP_EL0`, exceptions on `SP_EL1`, so a kernel stack
+//! overflow is still reported), and calls [`basalt_aarch64_entry`].
+
+use crate::bootinfo::{BootInfo, PhysRange};
+
+core::arch::global_asm!(
+    // The Image header (Documentation/arch/arm64/booting.rst).
+    ".pushsection .text.basalt_head, \"ax\"",
+    ".globl basalt_arm64_head",
+    "basalt_arm64_head:",
+    "b basalt_arm64_start",         // code0
+    ".long 0",                      // code1
+    ".quad 0x200000",               // text_offset
+    ".quad __kernel_size",          // image_size, .bss included
+    ".quad 0x2",                    // flags: little endian, 4 KiB pages, 2 MiB-aligned base
+    ".quad 0",                      // res2
+    ".quad 0",                      // res3
+    ".quad 0",                      // res4
+    ".byte 0x41, 0x52, 0x4d, 0x64", // magic "ARM\x64"
+    ".long 0",                      // res5 (PE header offset: none)
+    ".popsection",
+    // Boot-time page tables and stacks.
+    ".pushsection .bss.basalt_boot, \"aw\", %nobits",
+    ".p2align 12",
+    "basalt_boot_l0: .skip 4096",
+    "basalt_boot_l1: .skip 4096",
+    ".globl basalt_boot_stack_bottom",
+    "basalt_boot_stack_bottom: .skip 65536",
+    ".globl basalt_boot_stack_top",
+    "basalt_boot_stack_top:",
+    ".globl basalt_exception_stack_bottom",
+    "basalt_exception_stack_bottom: .skip 32768",
+    ".globl basalt_exception_stack_top",
+    "basalt_exception_stack_top:",
+    ".popsection",
+    ".pushsection .text.basalt_boot, \"ax\"",
+    "basalt_arm64_start:",
+    "mov x19, x0",
+    "msr daifset, #0xf",
+    "mrs x1, CurrentEL",
+    "lsr x1, x1, #2",
+    "cmp x1, #2",
+    "b.ne 1f",
+    // EL2: AArch64 EL1, EL1 may use the physical counter and timer, no
+    // FP/SIMD traps, then drop to EL1h with interrupts masked.
+    "mov x1, #(1 << 31)",
+    "msr hcr_el2, x1",
+    "mrs x1, cnthctl_el2",
+    "orr x1, x1, #3",
+    "msr cnthctl_el2, x1",
+    "msr cntvoff_el2, xzr",
+    "mov x1, #0x33ff",
+    "msr cptr_el2, x1",
+    "msr hstr_el2, xzr",
+    // GICv3 system registers usable at EL1 (ICC_SRE_EL2: SRE, Enable).
+    "mrs x1, id_aa64pfr0_el1",
+    "ubfx x1, x1, #24, #4",
+    "cbz x1, 5f",
+    "mov x1, #0x9",
+    "msr s3_4_c12_c9_5, x1",
+    "isb",
+    "5:",
+    "ldr x1, =0x30d00800",
+    "msr sctlr_el1, x1",
+    "mov x1, #0x3c5",
+    "msr spsr_el2, x1",
+    "adr x1, 1f",
+    "msr elr_el2, x1",
+    "eret",
+    "1:",
+    "mrs x1, CurrentEL",
+    "lsr x1, x1, #2",
+    "cmp x1, #1",
+    "b.ne basalt_boot_hang",
+    // MMU and caches off (RES1 bits set) while the tables are built.
+    "ldr x1, =0x30d00800",
+    "msr sctlr_el1, x1",
+    "isb",
+    // FP/SIMD on (CPACR_EL1.FPEN = 0b11).
+    "mov x1, #(3 << 20)",
+    "msr cpacr_el1, x1",
+    "isb",
+    // Clear .bss (tables and stacks included).
+    "adrp x1, __bss_start",
+    "add x1, x1, :lo12:__bss_start",
+    "adrp x2, __bss_end",
+    "add x2, x2, :lo12:__bss_end",
+    "2:",
+    "cmp x1, x2",
+    "b.hs 3f",
+    "stp xzr, xzr, [x1], #16",
+    "b 2b",
+    "3:",
+    // L0[0] -> L1; L1[0]: device block 0..1 GiB (AttrIndx 0, AF, PXN,
+    // UXN); L1[1..4]: normal blocks (AttrIndx 1, inner shareable, AF).
+    "adrp x1, basalt_boot_l0",
+    "add x1, x1, :lo12:basalt_boot_l0",
+    "adrp x2, basalt_boot_l1",
+    "add x2, x2, :lo12:basalt_boot_l1",
+    "orr x3, x2, #3",
+    "str x3, [x1]",
+    "ldr x3, =0x0060000000000401",
+    "str x3, [x2]",
+    "mov x4, #1",
+    "ldr x5, =0x705",
+    "4:",
+    "lsl x3, x4, #30",
+    "orr x3, x3, x5",
+    "str x3, [x2, x4, lsl #3]",
+    "add x4, x4, #1",
+    "cmp x4, #4",
+    "b.ne 4b",
+    // .bss (tables and stacks) was written with the MMU and caches off:
+    // drop any stale cache lines for it before the caches come on, so
+    // neither reads nor later evictions see older contents.
+    "mrs x3, ctr_el0",
+    "ubfx x3, x3, #16, #4",
+    "mov x4, #4",
+    "lsl x3, x4, x3",
+    "adrp x1, __bss_start",
+    "add x1, x1, :lo12:__bss_start",
+    "adrp x2, __bss_end",
+    "add x2, x2, :lo12:__bss_end",
+    "6:",
+    "dc ivac, x1",
+    "add x1, x1, x3",
+    "cmp x1, x2",
+    "b.lo 6b",
+    "dsb sy",
+    "adrp x1, basalt_boot_l0",
+    "add x1, x1, :lo12:basalt_boot_l0",
+    // MAIR: attr0 Device-nGnRnE, attr1 Normal write-back.
+    "mov x3, #0xff00",
+    "msr mair_el1, x3",
+    // TCR: T0SZ 16 (48-bit), walks cacheable inner shareable, 4 KiB
+    // granule, TTBR1 walks off, IPS from the CPU's physical range.
+    "ldr x3, =0x903510",
+    "mrs x4, id_aa64mmfr0_el1",
+    "and x4, x4, #7",
+    "cmp x4, #5",
+    "mov x5, #5",
+    "csel x4, x4, x5, ls",
+    "bfi x3, x4, #32, #3",
+    "msr tcr_el1, x3",
+    "msr ttbr0_el1, x1",
+    "isb",
+    "tlbi vmalle1",
+    "dsb nsh",
+    "isb",
+    "mrs x1, sctlr_el1",
+    "ldr x3, =0x1005",
+    "orr x1, x1, x3",
+    "msr sctlr_el1, x1",
+    "isb",
+    "adrp x1, basalt_vectors",
+    "add x1, x1, :lo12:basalt_vectors",
+    "msr vbar_el1, x1",
+    // Exceptions on SP_EL1 (their own stack), the kernel on SP_EL0.
+    "msr spsel, #1",
+    "adrp x1, basalt_exception_stack_top",
+    "add x1, x1, :lo12:basalt_exception_stack_top",
+    "mov sp, x1",
+    "msr spsel, #0",
+    "adrp x1, basalt_boot_stack_top",
+    "add x1, x1, :lo12:basalt_boot_stack_top",
+    "mov sp, x1",
+    "isb",
+    "mov x0, x19",
+    "mov x29, #0",
+    "mov x30, #0",
+    "bl basalt_aarch64_entry",
+    "basalt_boot_hang:",
+    "wfi",
+    "b basalt_boot_hang",
+    ".ltorg",
+    ".popsection",
+);
+
+unsafe extern "Rust" {
+    /// The kernel's entry point, defined by the kernel binary.
+    fn basalt_kernel_main(info: &'static BootInfo) -> !;
+}
+
+unsafe extern "C" {
+    static __kernel_start: u8;
+    static __kernel_end: u8;
+    static __text_start: u8;
+    static __text_end: u8;
+    static basalt_boot_stack_bottom: u8;
+    static basalt_boot_stack_top: u8;
+}
+
+/// The kernel's code, `[start, end)`: a fault there is never a wasm trap.
+pub fn kernel_text() -> (usize, usize) {
+    (
+        (&raw const __text_start) as usize,
+        (&raw const __text_end) as usize,
+    )
+}
+
+/// The boot stack's address range `[bottom, top)`.
+pub fn boot_stack() -> (usize, usize) {
+    (
+        (&raw const basalt_boot_stack_bottom) as usize,
+        (&raw const basalt_boot_stack_top) as usize,
+    )
+}
+
+static BOOT_INFO: spin::Once<BootInfo> = spin::Once::new();
+
+/// The Rust entry, called by the boot stub at EL1 with the MMU on.
+/// The memory map, initrd and command line are in the device tree, which
+/// the kernel reads (it owns the parser, in `drivers/`).
+#[unsafe(no_mangle)]
+extern "C" fn basalt_aarch64_entry(device_tree: u64) -> ! {
+    super::traps::init();
+    super::cpu::init();
+    let info = BOOT_INFO.call_once(|| {
+        let mut info = BootInfo::new("arm64 Image");
+        let (ks, ke) = (
+            (&raw const __kernel_start) as u64,
+            (&raw const __kernel_end) as u64,
+        );
+        info.kernel_image = PhysRange {
+            start: ks,
+            len: ke - ks,
+        };
+        info.device_tree = Some(device_tree).filter(|a| *a != 0);
+        info
+    });
+    // SAFETY: the kernel defines this symbol; it is called once, here.
+    unsafe { basalt_kernel_main(info) }
+}

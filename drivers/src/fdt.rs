@@ -1,0 +1,626 @@
+//! A reader of flattened device trees (the DTB a loader passes in x0 on
+//! AArch64), written for hostile input: every offset and length is
+//! checked, nothing panics, malformed blobs give an [`FdtError`].
+//!
+//! It walks the structure block once per query; trees are small.
+
+/// Why a blob is not a usable device tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FdtError {
+    /// shorter than its header, or than the header says
+    Truncated,
+    /// the magic number is not 0xd00dfeed
+    BadMagic,
+    /// a format version this reader does not understand
+    UnsupportedVersion(u32),
+    /// a block lies outside the blob
+    BadBlock,
+    /// an unknown token at this offset of the structure block
+    BadToken(usize),
+    /// a node or property name without its terminating NUL
+    UnterminatedName,
+    /// a property's name offset points outside the strings block
+    BadNameOffset(u32),
+    /// nodes nested deeper than this reader follows
+    TooDeep,
+    /// the structure block ends inside a node
+    UnexpectedEnd,
+}
+
+impl core::fmt::Display for FdtError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            FdtError::Truncated => f.write_str("device tree truncated"),
+            FdtError::BadMagic => f.write_str("not a device tree (bad magic)"),
+            FdtError::UnsupportedVersion(v) => write!(f, "unsupported device tree version {v}"),
+            FdtError::BadBlock => f.write_str("device tree block outside the blob"),
+            FdtError::BadToken(o) => write!(f, "bad device tree token at structure offset {o}"),
+            FdtError::UnterminatedName => f.write_str("unterminated name in device tree"),
+            FdtError::BadNameOffset(o) => write!(f, "bad property name offset {o}"),
+            FdtError::TooDeep => f.write_str("device tree nested too deeply"),
+            FdtError::UnexpectedEnd => f.write_str("device tree structure ends inside a node"),
+        }
+    }
+}
+
+const MAGIC: u32 = 0xd00d_feed;
+const BEGIN_NODE: u32 = 1;
+const END_NODE: u32 = 2;
+const PROP: u32 = 3;
+const NOP: u32 = 4;
+const END: u32 = 9;
+/// Deepest nesting followed.
+const MAX_DEPTH: usize = 16;
+
+fn be32(data: &[u8], off: usize) -> Option<u32> {
+    let b = data.get(off..off.checked_add(4)?)?;
+    Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+fn align4(n: usize) -> Option<usize> {
+    n.checked_add(3).map(|v| v & !3)
+}
+
+/// A parsed header over the blob's bytes.
+#[derive(Clone, Copy)]
+pub struct Fdt<'a> {
+    structs: &'a [u8],
+    strings: &'a [u8],
+    rsvmap: &'a [u8],
+}
+
+impl<'a> Fdt<'a> {
+    /// Checks the header of the blob at the start of `data` (which may be
+    /// longer than the blob).
+    pub fn new(data: &'a [u8]) -> Result<Fdt<'a>, FdtError> {
+        let h = |i: usize| be32(data, i * 4).ok_or(FdtError::Truncated);
+        if h(0)? != MAGIC {
+            return Err(FdtError::BadMagic);
+        }
+        let total = h(1)? as usize;
+        let data = data.get(..total).ok_or(FdtError::Truncated)?;
+        let last_compatible = h(6)?;
+        if h(5)? < 16 || last_compatible > 17 {
+            return Err(FdtError::UnsupportedVersion(h(5)?));
+        }
+        let block = |off: u32, len: usize| -> Result<&'a [u8], FdtError> {
+            let off = off as usize;
+            data.get(off..off.checked_add(len).ok_or(FdtError::BadBlock)?)
+                .ok_or(FdtError::BadBlock)
+        };
+        let structs = block(h(2)?, h(9)? as usize)?;
+        let strings = block(h(3)?, h(8)? as usize)?;
+        let rsv_off = h(4)? as usize;
+        let rsvmap = data.get(rsv_off..).ok_or(FdtError::BadBlock)?;
+        Ok(Fdt {
+            structs,
+            strings,
+            rsvmap,
+        })
+    }
+
+    /// The total size a blob at the start of `header` claims, after a
+    /// magic check: how many bytes to look at.
+    pub fn total_size(header: &[u8]) -> Result<usize, FdtError> {
+        if be32(header, 0).ok_or(FdtError::Truncated)? != MAGIC {
+            return Err(FdtError::BadMagic);
+        }
+        Ok(be32(header, 4).ok_or(FdtError::Truncated)? as usize)
+    }
+
+    /// The memory reservation block: `(address, size)` pairs.
+    pub fn reservations(&self) -> impl Iterator<Item = (u64, u64)> + 'a {
+        let map = self.rsvmap;
+        (0..)
+            .map(move |i: usize| {
+                let at = |o: usize| {
+                    let b = map.get(i * 16 + o..i * 16 + o + 8)?;
+                    Some(u64::from_be_bytes(b.try_into().ok()?))
+                };
+                Some((at(0)?, at(8)?))
+            })
+            .map_while(|e| e.filter(|&(a, s)| a != 0 || s != 0))
+    }
+
+    /// Every node in document order, with its depth (the root is 0).
+    pub fn nodes(&self) -> Nodes<'a> {
+        Nodes {
+            fdt: *self,
+            pos: 0,
+            depth: 0,
+            cells: [(2, 1); MAX_DEPTH + 1],
+            done: false,
+        }
+    }
+
+    /// The first node whose `compatible` list holds `compatible`.
+    pub fn find_compatible(&self, compatible: &str) -> Result<Option<Node<'a>>, FdtError> {
+        for n in self.nodes() {
+            let n = n?;
+            if n.is_compatible(compatible) {
+                return Ok(Some(n));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The node at `path` below the root (`"chosen"`, `"psci"`); only
+    /// top-level names, matched up to any `@unit`.
+    pub fn find_top_level(&self, name: &str) -> Result<Option<Node<'a>>, FdtError> {
+        for n in self.nodes() {
+            let n = n?;
+            if n.depth == 1 && n.base_name() == name.as_bytes() {
+                return Ok(Some(n));
+            }
+        }
+        Ok(None)
+    }
+
+    fn name_at(&self, off: u32) -> Result<&'a [u8], FdtError> {
+        let rest = self
+            .strings
+            .get(off as usize..)
+            .ok_or(FdtError::BadNameOffset(off))?;
+        let len = rest
+            .iter()
+            .position(|b| *b == 0)
+            .ok_or(FdtError::BadNameOffset(off))?;
+        Ok(&rest[..len])
+    }
+
+    /// Reads one token at `pos`: kind, and for a property its name offset,
+    /// value and the position after it; for a node its name.
+    fn token(&self, pos: usize) -> Result<Token<'a>, FdtError> {
+        let s = self.structs;
+        let tok = be32(s, pos).ok_or(FdtError::UnexpectedEnd)?;
+        let body = pos + 4;
+        match tok {
+            BEGIN_NODE => {
+                let rest = s.get(body..).ok_or(FdtError::UnexpectedEnd)?;
+                let len = rest
+                    .iter()
+                    .position(|b| *b == 0)
+                    .ok_or(FdtError::UnterminatedName)?;
+                let next = align4(body + len + 1).ok_or(FdtError::UnexpectedEnd)?;
+                Ok(Token::Begin(&rest[..len], next))
+            }
+            END_NODE => Ok(Token::End(body)),
+            PROP => {
+                let len = be32(s, body).ok_or(FdtError::UnexpectedEnd)? as usize;
+                let name = be32(s, body + 4).ok_or(FdtError::UnexpectedEnd)?;
+                let start = body + 8;
+                let end = start.checked_add(len).ok_or(FdtError::UnexpectedEnd)?;
+                let value = s.get(start..end).ok_or(FdtError::UnexpectedEnd)?;
+                let next = align4(end).ok_or(FdtError::UnexpectedEnd)?;
+                Ok(Token::Prop(name, value, next))
+            }
+            NOP => Ok(Token::Nop(body)),
+            END => Ok(Token::Finish),
+            _ => Err(FdtError::BadToken(pos)),
+        }
+    }
+}
+
+enum Token<'a> {
+    Begin(&'a [u8], usize),
+    End(usize),
+    Prop(u32, &'a [u8], usize),
+    Nop(usize),
+    Finish,
+}
+
+/// One node of the tree.
+#[derive(Clone, Copy)]
+pub struct Node<'a> {
+    fdt: Fdt<'a>,
+    /// the node's name, `name@unit` (empty for the root)
+    pub name: &'a [u8],
+    /// nesting depth; the root is 0
+    pub depth: usize,
+    /// offset of its first property token
+    props: usize,
+    /// the parent's `#address-cells` and `#size-cells`
+    parent_cells: (u32, u32),
+}
+
+impl<'a> Node<'a> {
+    /// The name without its `@unit` part.
+    pub fn base_name(&self) -> &'a [u8] {
+        let end = self
+            .name
+            .iter()
+            .position(|b| *b == b'@')
+            .unwrap_or(self.name.len());
+        &self.name[..end]
+    }
+
+    /// The value of property `name`.
+    pub fn property(&self, name: &str) -> Option<&'a [u8]> {
+        self.properties()
+            .find(|(n, _)| *n == name.as_bytes())
+            .map(|(_, v)| v)
+    }
+
+    /// The node's properties, `(name, value)`; stops at the first
+    /// malformed one.
+    pub fn properties(&self) -> impl Iterator<Item = (&'a [u8], &'a [u8])> + 'a {
+        let fdt = self.fdt;
+        let mut pos = self.props;
+        core::iter::from_fn(move || {
+            loop {
+                match fdt.token(pos).ok()? {
+                    Token::Prop(name, value, next) => {
+                        pos = next;
+                        return Some((fdt.name_at(name).ok()?, value));
+                    }
+                    Token::Nop(next) => pos = next,
+                    _ => return None,
+                }
+            }
+        })
+    }
+
+    /// Whether the `compatible` string list holds `what`.
+    pub fn is_compatible(&self, what: &str) -> bool {
+        self.property("compatible").is_some_and(|v| {
+            v.split(|b| *b == 0)
+                .any(|s| !s.is_empty() && s == what.as_bytes())
+        })
+    }
+
+    /// Whether the node is available to us: no `status`, or `"okay"`
+    /// (nodes for the secure world say `"disabled"` here).
+    pub fn is_enabled(&self) -> bool {
+        matches!(self.string("status"), None | Some(b"okay" | b"ok"))
+    }
+
+    /// A string property without its terminating NUL.
+    pub fn string(&self, name: &str) -> Option<&'a [u8]> {
+        let v = self.property(name)?;
+        Some(v.strip_suffix(&[0]).unwrap_or(v))
+    }
+
+    /// A property of one or two cells as a number.
+    pub fn number(&self, name: &str) -> Option<u64> {
+        read_cells(self.property(name)?, 0, self.property(name)?.len() / 4)
+    }
+
+    /// The `reg` entries, `(address, size)`, read with the parent's cell
+    /// counts; entries that do not fit 64 bits are skipped.
+    pub fn reg(&self) -> impl Iterator<Item = (u64, u64)> + 'a {
+        let (ac, sc) = (self.parent_cells.0 as usize, self.parent_cells.1 as usize);
+        let value = self.property("reg").unwrap_or(&[]);
+        let entry = (ac + sc) * 4;
+        let count = value.len().checked_div(entry).unwrap_or(0);
+        (0..count).filter_map(move |i| {
+            let base = i * entry;
+            let addr = read_cells(value, base, ac)?;
+            let size = read_cells(value, base + ac * 4, sc)?;
+            Some((addr, size))
+        })
+    }
+}
+
+/// `cells` big-endian 32-bit cells at byte `off` as one number (0..=2
+/// cells; more do not fit).
+fn read_cells(v: &[u8], off: usize, cells: usize) -> Option<u64> {
+    if cells > 2 {
+        return None;
+    }
+    let mut n = 0u64;
+    for i in 0..cells {
+        n = n << 32 | u64::from(be32(v, off + i * 4)?);
+    }
+    Some(n)
+}
+
+/// The iterator of [`Fdt::nodes`].
+pub struct Nodes<'a> {
+    fdt: Fdt<'a>,
+    pos: usize,
+    depth: usize,
+    /// `#address-cells`/`#size-cells` declared by the open node at each depth
+    cells: [(u32, u32); MAX_DEPTH + 1],
+    done: bool,
+}
+
+impl<'a> Iterator for Nodes<'a> {
+    type Item = Result<Node<'a>, FdtError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let r = self.step();
+        if !matches!(r, Some(Ok(_))) {
+            self.done = true;
+        }
+        r
+    }
+}
+
+impl<'a> Nodes<'a> {
+    fn step(&mut self) -> Option<Result<Node<'a>, FdtError>> {
+        loop {
+            let tok = match self.fdt.token(self.pos) {
+                Ok(t) => t,
+                Err(e) => return Some(Err(e)),
+            };
+            match tok {
+                Token::Begin(name, next) => {
+                    if self.depth >= MAX_DEPTH {
+                        return Some(Err(FdtError::TooDeep));
+                    }
+                    let parent_cells = if self.depth == 0 {
+                        (2, 1)
+                    } else {
+                        self.cells[self.depth - 1]
+                    };
+                    let node = Node {
+                        fdt: self.fdt,
+                        name,
+                        depth: self.depth,
+                        props: next,
+                        parent_cells,
+                    };
+                    let ac = node.number("#address-cells").map_or(2, |v| v as u32);
+                    let sc = node.number("#size-cells").map_or(1, |v| v as u32);
+                    self.cells[self.depth] = (ac, sc);
+                    self.depth += 1;
+                    self.pos = next;
+                    return Some(Ok(node));
+                }
+                Token::End(next) => {
+                    if self.depth == 0 {
+                        return Some(Err(FdtError::BadToken(self.pos)));
+                    }
+                    self.depth -= 1;
+                    self.pos = next;
+                }
+                Token::Prop(_, _, next) | Token::Nop(next) => self.pos = next,
+                Token::Finish => {
+                    return (self.depth != 0).then_some(Err(FdtError::UnexpectedEnd));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::vec::Vec;
+
+    /// A tiny FDT writer for the tests.
+    struct Builder {
+        structs: Vec<u8>,
+        strings: Vec<u8>,
+    }
+
+    impl Builder {
+        fn new() -> Builder {
+            Builder {
+                structs: Vec::new(),
+                strings: Vec::new(),
+            }
+        }
+        fn word(&mut self, w: u32) {
+            self.structs.extend_from_slice(&w.to_be_bytes());
+        }
+        fn pad(&mut self) {
+            while !self.structs.len().is_multiple_of(4) {
+                self.structs.push(0);
+            }
+        }
+        fn begin(&mut self, name: &str) -> &mut Self {
+            self.word(BEGIN_NODE);
+            self.structs.extend_from_slice(name.as_bytes());
+            self.structs.push(0);
+            self.pad();
+            self
+        }
+        fn end(&mut self) -> &mut Self {
+            self.word(END_NODE);
+            self
+        }
+        fn prop(&mut self, name: &str, value: &[u8]) -> &mut Self {
+            let off = self.strings.len() as u32;
+            self.strings.extend_from_slice(name.as_bytes());
+            self.strings.push(0);
+            self.word(PROP);
+            self.word(value.len() as u32);
+            self.word(off);
+            self.structs.extend_from_slice(value);
+            self.pad();
+            self
+        }
+        fn cells(&mut self, name: &str, cells: &[u32]) -> &mut Self {
+            let v: Vec<u8> = cells.iter().flat_map(|c| c.to_be_bytes()).collect();
+            self.prop(name, &v)
+        }
+        fn finish(&mut self, reservations: &[(u64, u64)]) -> Vec<u8> {
+            self.word(END);
+            let mut rsv = Vec::new();
+            for (a, s) in reservations.iter().chain(&[(0, 0)]) {
+                rsv.extend_from_slice(&a.to_be_bytes());
+                rsv.extend_from_slice(&s.to_be_bytes());
+            }
+            let off_rsv = 40u32;
+            let off_struct = off_rsv + rsv.len() as u32;
+            let off_strings = off_struct + self.structs.len() as u32;
+            let total = off_strings + self.strings.len() as u32;
+            let mut out = Vec::new();
+            for w in [
+                MAGIC,
+                total,
+                off_struct,
+                off_strings,
+                off_rsv,
+                17,
+                16,
+                0,
+                self.strings.len() as u32,
+                self.structs.len() as u32,
+            ] {
+                out.extend_from_slice(&w.to_be_bytes());
+            }
+            out.extend_from_slice(&rsv);
+            out.extend_from_slice(&self.structs);
+            out.extend_from_slice(&self.strings);
+            out
+        }
+    }
+
+    fn sample() -> Vec<u8> {
+        let mut b = Builder::new();
+        b.begin("")
+            .cells("#address-cells", &[2])
+            .cells("#size-cells", &[2])
+            .prop("compatible", b"linux,dummy-virt\0");
+        b.begin("memory@40000000")
+            .prop("device_type", b"memory\0")
+            .cells("reg", &[0, 0x4000_0000, 0, 0x4000_0000])
+            .end();
+        b.begin("memory@e000000")
+            .prop("device_type", b"memory\0")
+            .prop("status", b"disabled\0")
+            .cells("reg", &[0, 0xe00_0000, 0, 0x100_0000])
+            .end();
+        b.begin("pl011@9000000")
+            .prop("compatible", b"arm,pl011\0arm,primecell\0")
+            .cells("reg", &[0, 0x900_0000, 0, 0x1000])
+            .end();
+        b.begin("chosen")
+            .prop("bootargs", b"basalt.crash=ud\0")
+            .cells("linux,initrd-start", &[0x4800_0000])
+            .cells("linux,initrd-end", &[0, 0x4801_0000])
+            .end();
+        b.begin("soc")
+            .cells("#address-cells", &[1])
+            .cells("#size-cells", &[1]);
+        b.begin("uart@1000")
+            .prop("compatible", b"arm,pl011\0")
+            .cells("reg", &[0x1000, 0x100])
+            .end();
+        b.end();
+        b.end();
+        b.finish(&[(0x4000_0000, 0x1000)])
+    }
+
+    #[test]
+    fn reads_a_tree() {
+        let blob = sample();
+        let fdt = Fdt::new(&blob).expect("valid");
+        assert_eq!(Fdt::total_size(&blob), Ok(blob.len()));
+        let mem: Vec<_> = fdt
+            .nodes()
+            .map(|n| n.expect("node"))
+            .filter(|n| n.string("device_type") == Some(b"memory") && n.is_enabled())
+            .flat_map(|n| n.reg().collect::<Vec<_>>())
+            .collect();
+        assert_eq!(mem, [(0x4000_0000, 0x4000_0000)]);
+        let uart = fdt.find_compatible("arm,pl011").expect("ok").expect("uart");
+        assert_eq!(uart.reg().next(), Some((0x900_0000, 0x1000)));
+        assert!(uart.is_compatible("arm,primecell"));
+        assert!(!uart.is_compatible("arm,pl01"));
+        let chosen = fdt.find_top_level("chosen").expect("ok").expect("chosen");
+        assert_eq!(chosen.string("bootargs"), Some(&b"basalt.crash=ud"[..]));
+        assert_eq!(chosen.number("linux,initrd-start"), Some(0x4800_0000));
+        assert_eq!(chosen.number("linux,initrd-end"), Some(0x4801_0000));
+        let nested: Vec<_> = fdt
+            .nodes()
+            .map(|n| n.expect("node"))
+            .filter(|n| n.name == b"uart@1000")
+            .collect();
+        assert_eq!(nested.len(), 1);
+        assert_eq!(nested[0].depth, 2);
+        assert_eq!(nested[0].reg().next(), Some((0x1000, 0x100)));
+        assert_eq!(
+            fdt.reservations().collect::<Vec<_>>(),
+            [(0x4000_0000, 0x1000)]
+        );
+    }
+
+    #[test]
+    fn refuses_bad_headers() {
+        assert_eq!(Fdt::new(&[]).err(), Some(FdtError::Truncated));
+        assert_eq!(Fdt::new(&[0; 64]).err(), Some(FdtError::BadMagic));
+        let mut blob = sample();
+        let too_long = (blob.len() as u32 + 1).to_be_bytes();
+        blob[4..8].copy_from_slice(&too_long);
+        assert_eq!(Fdt::new(&blob).err(), Some(FdtError::Truncated));
+        let mut blob = sample();
+        blob[8..12].copy_from_slice(&u32::MAX.to_be_bytes());
+        assert_eq!(Fdt::new(&blob).err(), Some(FdtError::BadBlock));
+        let mut blob = sample();
+        blob[20..24].copy_from_slice(&1u32.to_be_bytes());
+        assert_eq!(Fdt::new(&blob).err(), Some(FdtError::UnsupportedVersion(1)));
+    }
+
+    fn exercise(blob: &[u8]) {
+        let Ok(fdt) = Fdt::new(blob) else { return };
+        let _ = fdt.reservations().take(1000).count();
+        for n in fdt.nodes().take(10_000) {
+            let Ok(n) = n else { break };
+            let _ = n.properties().count();
+            let _ = n.reg().count();
+            let _ = n.is_compatible("arm,pl011");
+            let _ = n.number("#address-cells");
+            let _ = n.string("bootargs");
+        }
+        let _ = fdt.find_compatible("arm,pl031");
+        let _ = fdt.find_top_level("chosen");
+    }
+
+    #[test]
+    fn survives_every_truncation_and_byte_flip() {
+        let blob = sample();
+        for len in 0..blob.len() {
+            exercise(&blob[..len]);
+        }
+        for i in 0..blob.len() {
+            for flip in [0x01u8, 0x80, 0xff] {
+                let mut b = blob.clone();
+                b[i] ^= flip;
+                exercise(&b);
+            }
+        }
+    }
+
+    #[test]
+    fn survives_pseudo_random_bytes() {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for round in 0..2000 {
+            let mut blob = sample();
+            // Keep the header sane half the time so the walk is reached.
+            let from = if round % 2 == 0 { 40 } else { 0 };
+            for _ in 0..8 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let i = from + (x as usize) % (blob.len() - from);
+                blob[i] = (x >> 32) as u8;
+            }
+            exercise(&blob);
+        }
+    }
+
+    #[test]
+    fn reports_deep_nesting_and_missing_end() {
+        let mut b = Builder::new();
+        for _ in 0..20 {
+            b.begin("n");
+        }
+        let blob = b.finish(&[]);
+        let fdt = Fdt::new(&blob).expect("header");
+        assert!(fdt.nodes().any(|n| n.err() == Some(FdtError::TooDeep)));
+        let mut b = Builder::new();
+        b.begin("");
+        let blob = b.finish(&[]);
+        let fdt = Fdt::new(&blob).expect("header");
+        assert_eq!(
+            fdt.nodes().last().map(|r| r.err()),
+            Some(Some(FdtError::UnexpectedEnd))
+        );
+    }
+}

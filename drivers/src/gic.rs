@@ -1,0 +1,172 @@
+//! The Arm GICv2 and GICv3 interrupt controllers, only as far as a CPU that keeps
+//! interrupts masked needs it: a private peripheral interrupt (the generic
+//! timer's) routed to this CPU's interface, so it wakes `wfi`. Nothing is
+//! ever acknowledged: the CPU never takes the interrupt, and a level-
+//! sensitive line stops being pending when its source drops it.
+
+use crate::mmio::Mmio;
+
+const GICD_CTLR: usize = 0x000;
+const GICD_IGROUPR: usize = 0x080;
+const GICD_ISENABLER: usize = 0x100;
+const GICD_IPRIORITYR: usize = 0x400;
+const GICD_PIDR2: usize = 0xfe8;
+const GICC_CTLR: usize = 0x000;
+const GICC_PMR: usize = 0x004;
+
+/// Why the controller was not taken into use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GicError {
+    /// the distributor does not identify as a GICv2 (architecture revision)
+    NotGicv2(u32),
+    /// the distributor does not identify as a GICv3 or GICv4
+    NotGicv3(u32),
+    /// the interrupt is not a private peripheral interrupt (16..32)
+    NotPpi(u32),
+    /// the redistributor did not wake up
+    Asleep,
+}
+
+impl core::fmt::Display for GicError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            GicError::NotGicv2(rev) => write!(f, "not a GICv2 (architecture revision {rev})"),
+            GicError::NotGicv3(rev) => write!(f, "not a GICv3 (architecture revision {rev})"),
+            GicError::NotPpi(id) => write!(f, "interrupt {id} is not a private peripheral"),
+            GicError::Asleep => f.write_str("the GIC redistributor stayed asleep"),
+        }
+    }
+}
+
+/// A GICv2: its distributor and this CPU's interface.
+pub struct Gicv2 {
+    dist: Mmio,
+    cpu: Mmio,
+}
+
+impl Gicv2 {
+    /// The GICv2 with the distributor at `dist` and the CPU interface at
+    /// `cpu` (the device tree's first two `reg` entries), after checking
+    /// the distributor's revision.
+    ///
+    /// # Safety
+    /// Both must be the register windows of the GIC the device tree names,
+    /// identity-mapped as device memory, and driven by nothing else.
+    #[allow(unsafe_code)]
+    pub unsafe fn new(dist: u64, cpu: u64) -> Result<Gicv2, GicError> {
+        // SAFETY: forwarded contract.
+        let dist = unsafe { Mmio::new(dist) };
+        // SAFETY: forwarded contract.
+        let cpu = unsafe { Mmio::new(cpu) };
+        let rev = (dist.read32(GICD_PIDR2) >> 4) & 0xf;
+        if rev != 2 && rev != 1 {
+            return Err(GicError::NotGicv2(rev));
+        }
+        Ok(Gicv2 { dist, cpu })
+    }
+
+    /// Routes private peripheral interrupt `id` to this CPU's interface
+    /// (group 1, middle priority, enabled) and enables the distributor and
+    /// the interface, so the interrupt wakes `wfi` even while the CPU masks
+    /// it.
+    pub fn wake_on_ppi(&self, id: u32) -> Result<(), GicError> {
+        if !(16..32).contains(&id) {
+            return Err(GicError::NotPpi(id));
+        }
+        let bit = 1u32 << id;
+        // Group 1 (read-as-zero, write-ignored where only the secure world
+        // may change groups; firmware then already made it group 1).
+        let groups = self.dist.read32(GICD_IGROUPR);
+        self.dist.write32(GICD_IGROUPR, groups | bit);
+        let prio_reg = GICD_IPRIORITYR + (id as usize & !3);
+        let shift = (id % 4) * 8;
+        let prio = self.dist.read32(prio_reg) & !(0xff << shift);
+        self.dist.write32(prio_reg, prio | 0x80 << shift);
+        self.dist.write32(GICD_ISENABLER, bit);
+        self.dist.write32(GICD_CTLR, 0b11);
+        self.cpu.write32(GICC_PMR, 0xff);
+        self.cpu.write32(GICC_CTLR, 0b11);
+        Ok(())
+    }
+}
+
+const GICR_WAKER: usize = 0x014;
+/// The redistributor's SGI/PPI frame follows its control frame.
+const GICR_SGI_FRAME: u64 = 0x1_0000;
+const GICR_IGROUPR0: usize = 0x080;
+const GICR_ISENABLER0: usize = 0x100;
+const GICR_IPRIORITYR: usize = 0x400;
+const GICD_PIDR2_V3: usize = 0xffe8;
+
+/// A GICv3: its distributor and this CPU's redistributor. The CPU
+/// interface is a set of system registers, which the arch crate enables
+/// (`basalt_arch::cpu::enable_gicv3_cpu_interface`).
+pub struct Gicv3 {
+    dist: Mmio,
+    redist: Mmio,
+    sgi: Mmio,
+}
+
+impl Gicv3 {
+    /// The GICv3 with the distributor at `dist` and the first
+    /// redistributor (this CPU's on a one-CPU machine) at `redist`, after
+    /// checking the distributor's revision.
+    ///
+    /// # Safety
+    /// Both must be the register windows of the GIC the device tree names
+    /// (the redistributor's 128 KiB), identity-mapped as device memory, and
+    /// driven by nothing else.
+    #[allow(unsafe_code)]
+    pub unsafe fn new(dist: u64, redist: u64) -> Result<Gicv3, GicError> {
+        // SAFETY: forwarded contract.
+        let d = unsafe { Mmio::new(dist) };
+        // SAFETY: forwarded contract.
+        let r = unsafe { Mmio::new(redist) };
+        // SAFETY: forwarded contract (the second 64 KiB frame).
+        let sgi = unsafe { Mmio::new(redist + GICR_SGI_FRAME) };
+        // The distributor's ID registers sit at the end of its 64 KiB.
+        // SAFETY: forwarded contract.
+        let id = unsafe { Mmio::new(dist + (GICD_PIDR2_V3 as u64 & !0xfff)) };
+        let rev = (id.read32(GICD_PIDR2_V3 & 0xfff) >> 4) & 0xf;
+        if rev != 3 && rev != 4 {
+            return Err(GicError::NotGicv3(rev));
+        }
+        Ok(Gicv3 {
+            dist: d,
+            redist: r,
+            sgi,
+        })
+    }
+
+    /// Routes private peripheral interrupt `id` to this CPU (group 1,
+    /// middle priority, enabled), wakes the redistributor and enables
+    /// group 1 with affinity routing in the distributor, so the interrupt
+    /// wakes `wfi` even while the CPU masks it (once the CPU interface is
+    /// on).
+    pub fn wake_on_ppi(&self, id: u32) -> Result<(), GicError> {
+        if !(16..32).contains(&id) {
+            return Err(GicError::NotPpi(id));
+        }
+        // ARE, group 1 (non-secure), group 0.
+        self.dist.write32(GICD_CTLR, 0x13);
+        let waker = self.redist.read32(GICR_WAKER);
+        self.redist.write32(GICR_WAKER, waker & !(1 << 1));
+        let mut spins = 0u32;
+        while self.redist.read32(GICR_WAKER) & (1 << 2) != 0 {
+            spins += 1;
+            if spins > 1_000_000 {
+                return Err(GicError::Asleep);
+            }
+            core::hint::spin_loop();
+        }
+        let bit = 1u32 << id;
+        let groups = self.sgi.read32(GICR_IGROUPR0);
+        self.sgi.write32(GICR_IGROUPR0, groups | bit);
+        let prio_reg = GICR_IPRIORITYR + (id as usize & !3);
+        let shift = (id % 4) * 8;
+        let prio = self.sgi.read32(prio_reg) & !(0xff << shift);
+        self.sgi.write32(prio_reg, prio | 0x80 << shift);
+        self.sgi.write32(GICR_ISENABLER0, bit);
+        Ok(())
+    }
+}

@@ -1,0 +1,159 @@
+//! The x86-64 PC: 16550 UARTs at the COM1-COM3 ports, the CMOS RTC, the
+//! PIT for calibration, and, to leave, QEMU's `isa-debug-exit`, ACPI S5,
+//! a keyboard-controller reset and a halt, in that order.
+
+use core::fmt::Write;
+
+use basalt_arch::BootInfo;
+use basalt_drivers::WallClock;
+use basalt_drivers::uart::{self, PortUart};
+
+use crate::log::EmergencyLog;
+
+/// A program console (COM1, COM2).
+pub type Console = PortUart;
+/// The kernel log channel (COM3).
+pub type LogChannel = PortUart;
+
+/// Why the boot information could not be completed (never, on a PC: the
+/// PVH start info says everything).
+#[derive(Debug, Clone, Copy)]
+pub enum BootInfoError {}
+
+impl core::fmt::Display for BootInfoError {
+    fn fmt(&self, _: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match *self {}
+    }
+}
+
+/// The PVH boot path already filled in everything.
+pub fn complete_boot_info(info: &'static BootInfo) -> Result<&'static BootInfo, BootInfoError> {
+    Ok(info)
+}
+
+/// Probes COM1 (stdout, stdin) and COM2 (stderr).
+pub fn consoles() -> [Option<Console>; 2] {
+    [PortUart::probe(uart::COM1), PortUart::probe(uart::COM2)]
+}
+
+/// Probes COM3, the kernel log.
+pub fn log_channel() -> Option<LogChannel> {
+    PortUart::probe(uart::COM3)
+}
+
+/// Writes to the kernel log without locks (fault and panic reports).
+pub fn emergency_log_write(bytes: &[u8]) {
+    uart::emergency_write(uart::COM3, bytes);
+}
+
+/// The CMOS RTC's time, in seconds since the Unix epoch.
+pub fn wall_clock_seconds() -> Option<u64> {
+    basalt_drivers::cmos_rtc::CmosRtc.unix_seconds()
+}
+
+/// The cycle counter's frequency measured against the PIT: the median of
+/// three 5 ms windows, if it is plausible.
+pub fn calibrate_cycles() -> Option<u64> {
+    let mut samples = [0u64; 3];
+    for s in &mut samples {
+        *s = basalt_drivers::pit::measure(5, basalt_arch::cpu::cycles)?;
+    }
+    samples.sort_unstable();
+    let hz = samples[1] * 200;
+    // Anything outside 50 MHz ..= 20 GHz is a broken measurement.
+    (50_000_000..=20_000_000_000).contains(&hz).then_some(hz)
+}
+
+/// Nothing to route: the local APIC timer is the CPU's own (the arch
+/// crate sets it up).
+pub fn init_timer_wakeup() {}
+
+/// Ends the VM after the status marker: the debug-exit device with
+/// `value` (QEMU exits with `value << 1 | 1`), else ACPI power-off, else a
+/// controller reset (QEMU's `-no-reboot`, Firecracker), else a halt (the
+/// host has the marker).
+pub fn leave(value: u32) -> ! {
+    basalt_drivers::debug_exit::exit(value);
+    acpi_power_off();
+    let _ = EmergencyLog.write_str("power: resetting through the keyboard controller\n");
+    basalt_drivers::i8042::reset();
+    basalt_arch::cpu::halt_forever()
+}
+
+/// Physical memory as the firmware left it, for the ACPI table parser.
+struct Firmware;
+
+impl basalt_drivers::acpi::PhysMemory for Firmware {
+    fn read(&self, addr: u64, buf: &mut [u8]) -> bool {
+        basalt_arch::power::read_firmware(addr, buf)
+    }
+}
+
+fn pm_register(r: basalt_drivers::acpi::Register) -> basalt_arch::power::PmRegister {
+    use basalt_arch::power::PmRegister;
+    use basalt_drivers::acpi::Register;
+    match r {
+        Register::Io(p) => PmRegister::Io(p),
+        Register::Memory(a) => PmRegister::Memory(a),
+    }
+}
+
+/// The S5 parameters, read once while the firmware's tables are intact.
+static S5: spin::Once<Result<basalt_drivers::acpi::SleepS5, basalt_drivers::acpi::AcpiError>> =
+    spin::Once::new();
+
+fn find_s5() -> Result<basalt_drivers::acpi::SleepS5, basalt_drivers::acpi::AcpiError> {
+    let (rsdp, ebda) = crate::BOOT_INFO
+        .get()
+        .map_or((None, None), |i| (i.acpi_rsdp, i.ebda));
+    basalt_drivers::acpi::find_s5(&Firmware, rsdp, ebda)
+}
+
+/// Reads the ACPI power-off parameters now, before memory setup: some
+/// machines (QEMU's microvm) put their tables in memory the map calls
+/// usable, and the program may reuse it before the run ends.
+pub fn prepare_power_off() {
+    S5.call_once(find_s5);
+}
+
+/// Enters ACPI S5 (soft-off); returns, after saying why on the kernel log,
+/// only when the machine is still running. Allocates nothing, so it works
+/// from the panic path too.
+fn acpi_power_off() {
+    use basalt_drivers::acpi::SleepControl;
+    let s5 = match *S5.call_once(find_s5) {
+        Ok(s5) => s5,
+        Err(e) => {
+            let _ = writeln!(EmergencyLog, "power: no ACPI power-off: {e}");
+            return;
+        }
+    };
+    let result = match s5.control {
+        SleepControl::Pm1 { a, b } => {
+            let _ = writeln!(
+                EmergencyLog,
+                "power: powering off via ACPI S5 (PM1a control at {a}, SLP_TYPa {})",
+                s5.slp_typ_a
+            );
+            basalt_arch::power::acpi_sleep(&basalt_arch::power::AcpiSleep {
+                pm1a: pm_register(a),
+                pm1b: b.map(pm_register),
+                pm1a_value: s5.pm1a_value(),
+                pm1b_value: s5.pm1b_value(),
+                smi_command: s5.smi_command,
+                acpi_enable: s5.acpi_enable,
+            })
+        }
+        SleepControl::SleepRegister(r) => {
+            let _ = writeln!(
+                EmergencyLog,
+                "power: powering off via ACPI S5 (sleep control register at {r}, SLP_TYP {})",
+                s5.slp_typ_a
+            );
+            basalt_arch::power::acpi_sleep_register(pm_register(r), s5.sleep_register_value())
+        }
+    };
+    if let Err(e) = result {
+        let _ = writeln!(EmergencyLog, "power: ACPI power-off failed: {e}");
+    }
+}

@@ -1,0 +1,322 @@
+//! QEMU's AArch64 `virt` board and machines like it, described by the
+//! device tree the loader passes: memory, the initrd and the command line
+//! from `/memory` and `/chosen`, PL011 UARTs (the first carries stdout and
+//! stdin, the second stderr), a PL031 RTC, PSCI. The kernel log goes to the
+//! semihosting console when the host enables semihosting, and semihosting's
+//! `SYS_EXIT_EXTENDED` ends the VM with a status; PSCI `SYSTEM_OFF`
+//! otherwise.
+#![allow(unsafe_code)]
+
+use core::fmt::Write;
+
+use basalt_arch::power::{self, PsciConduit};
+use basalt_arch::{BootInfo, MemoryKind, MemoryRegion, PhysRange};
+use basalt_drivers::fdt::{Fdt, FdtError};
+use basalt_drivers::gic::{Gicv2, Gicv3};
+use basalt_drivers::pl011::Pl011;
+use basalt_drivers::pl031::Pl031;
+use basalt_drivers::{SerialPort, WallClock};
+
+use crate::log::EmergencyLog;
+
+/// A program console: a PL011.
+pub type Console = Pl011;
+
+/// The kernel log: the semihosting console.
+pub struct LogChannel;
+
+impl SerialPort for LogChannel {
+    fn write_bytes(&mut self, bytes: &[u8]) {
+        let _ = power::semihosting_write(bytes);
+    }
+
+    fn try_read_byte(&mut self) -> Option<u8> {
+        None
+    }
+}
+
+/// Why the device tree could not be used.
+#[derive(Debug, Clone, Copy)]
+pub enum BootInfoError {
+    /// the loader passed no device tree
+    NoDeviceTree,
+    /// the device tree lies where the boot page tables do not reach
+    Unreachable(u64),
+    /// the device tree is malformed
+    Fdt(FdtError),
+}
+
+impl core::fmt::Display for BootInfoError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            BootInfoError::NoDeviceTree => f.write_str("the loader passed no device tree"),
+            BootInfoError::Unreachable(a) => {
+                write!(
+                    f,
+                    "the device tree at {a:#x} is outside the boot identity map"
+                )
+            }
+            BootInfoError::Fdt(e) => write!(f, "device tree: {e}"),
+        }
+    }
+}
+
+/// What the kernel uses from the device tree besides the boot information.
+#[derive(Default)]
+struct Machine {
+    /// PL011 register windows, by address
+    uarts: [Option<u64>; 2],
+    /// the PL031's register window
+    rtc: Option<u64>,
+    /// how PSCI is called
+    psci: Option<PsciConduit>,
+    /// the GIC: its version (2 or 3), distributor, and CPU interface (v2)
+    /// or first redistributor (v3)
+    gic: Option<(u8, u64, u64)>,
+    /// the virtual timer's interrupt ID, from the timer node
+    virtual_timer: Option<u32>,
+}
+
+static MACHINE: spin::Once<Machine> = spin::Once::new();
+static BOOT_INFO: spin::Once<BootInfo> = spin::Once::new();
+
+/// Device memory ends and RAM may begin here; the boot tables map RAM up
+/// to 4 GiB.
+const BOOT_MAP: core::ops::Range<u64> = (1 << 30)..(4 << 30);
+
+/// Reads the device tree into a complete [`BootInfo`]. The tree's memory
+/// stays reserved (the command line points into it).
+pub fn complete_boot_info(info: &'static BootInfo) -> Result<&'static BootInfo, BootInfoError> {
+    let dtb = info.device_tree.ok_or(BootInfoError::NoDeviceTree)?;
+    if !BOOT_MAP.contains(&dtb) || !BOOT_MAP.contains(&(dtb + 64)) {
+        return Err(BootInfoError::Unreachable(dtb));
+    }
+    // SAFETY: the header's first 64 bytes are RAM the boot tables map.
+    let header = unsafe { core::slice::from_raw_parts(dtb as *const u8, 64) };
+    let size = Fdt::total_size(header).map_err(BootInfoError::Fdt)? as u64;
+    if !BOOT_MAP.contains(&(dtb + size)) {
+        return Err(BootInfoError::Unreachable(dtb));
+    }
+    // SAFETY: the whole blob is mapped RAM (checked); the frame allocator
+    // never hands it out (it is carved out of the memory map below), so it
+    // stays intact for the kernel's life.
+    let blob: &'static [u8] =
+        unsafe { core::slice::from_raw_parts(dtb as *const u8, size as usize) };
+    let fdt = Fdt::new(blob).map_err(BootInfoError::Fdt)?;
+    let mut out = info.clone();
+    let mut machine = Machine::default();
+    let mut holes = [PhysRange::default(); 16];
+    holes[0] = PhysRange {
+        start: dtb,
+        len: size,
+    };
+    let mut nholes = 1;
+    for (start, len) in fdt.reservations() {
+        if nholes < holes.len() {
+            holes[nholes] = PhysRange { start, len };
+            nholes += 1;
+        }
+    }
+    let mut uarts = [0u64; 4];
+    let mut nuarts = 0;
+    for node in fdt.nodes() {
+        let node = node.map_err(BootInfoError::Fdt)?;
+        if !node.is_enabled() {
+            continue;
+        }
+        if node.string("device_type") == Some(b"memory") {
+            for (start, len) in node.reg() {
+                push_usable(&mut out, PhysRange { start, len }, &holes[..nholes]);
+            }
+        } else if node.depth == 1 && node.base_name() == b"chosen" {
+            if let Some(args) = node.string("bootargs") {
+                out.cmdline = args;
+            }
+            if let (Some(s), Some(e)) = (
+                node.number("linux,initrd-start"),
+                node.number("linux,initrd-end"),
+            ) && e > s
+            {
+                out.initrd = Some(PhysRange {
+                    start: s,
+                    len: e - s,
+                });
+            }
+        } else if node.depth == 1 && node.base_name() == b"psci" {
+            machine.psci = match node.string("method") {
+                Some(b"hvc") => Some(PsciConduit::Hvc),
+                Some(b"smc") => Some(PsciConduit::Smc),
+                _ => None,
+            };
+        } else if node.is_compatible("arm,pl011") {
+            if let Some((base, _)) = node.reg().next()
+                && nuarts < uarts.len()
+            {
+                uarts[nuarts] = base;
+                nuarts += 1;
+            }
+        } else if let Some(version) = gic_version(&node) {
+            let mut reg = node.reg();
+            if let (Some((d, _)), Some((c, _))) = (reg.next(), reg.next()) {
+                machine.gic = Some((version, d, c))
+                    .filter(|(_, d, c)| *d < BOOT_MAP.start && *c < BOOT_MAP.start);
+            }
+        } else if node.is_compatible("arm,armv8-timer") {
+            // interrupts: secure, non-secure, virtual, hypervisor; each
+            // <type number flags>, type 1 = PPI (IDs from 16)
+            let cell = |i: usize| {
+                node.property("interrupts")
+                    .and_then(|v| v.get(i * 4..i * 4 + 4))
+                    .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+            };
+            if cell(6) == Some(1) {
+                machine.virtual_timer = cell(7).map(|n| n.saturating_add(16));
+            }
+        } else if node.is_compatible("arm,pl031")
+            && machine.rtc.is_none()
+            && let Some((base, _)) = node.reg().next()
+        {
+            machine.rtc = Some(base);
+        }
+    }
+    let uarts = &mut uarts[..nuarts];
+    uarts.sort_unstable();
+    for (slot, base) in machine.uarts.iter_mut().zip(uarts.iter()) {
+        *slot = Some(*base).filter(|b| *b < BOOT_MAP.start);
+    }
+    machine.rtc = machine.rtc.filter(|b| *b < BOOT_MAP.start);
+    MACHINE.call_once(|| machine);
+    Ok(BOOT_INFO.call_once(|| out))
+}
+
+/// The GIC version a node describes, if it is a GICv2 or GICv3.
+fn gic_version(node: &basalt_drivers::fdt::Node<'_>) -> Option<u8> {
+    if node.is_compatible("arm,cortex-a15-gic") || node.is_compatible("arm,gic-400") {
+        Some(2)
+    } else if node.is_compatible("arm,gic-v3") {
+        Some(3)
+    } else {
+        None
+    }
+}
+
+/// Adds `range` minus `holes` to the memory map as usable RAM.
+fn push_usable(info: &mut BootInfo, range: PhysRange, holes: &[PhysRange]) {
+    let mut pieces = [PhysRange::default(); 20];
+    pieces[0] = range;
+    let mut n = 1;
+    for hole in holes.iter().filter(|h| h.len > 0) {
+        let mut i = 0;
+        while i < n {
+            let r = pieces[i];
+            if hole.end() <= r.start || hole.start >= r.end() {
+                i += 1;
+                continue;
+            }
+            let left = PhysRange {
+                start: r.start,
+                len: hole.start.saturating_sub(r.start),
+            };
+            let right_start = hole.end().min(r.end());
+            let right = PhysRange {
+                start: right_start,
+                len: r.end() - right_start,
+            };
+            pieces[i] = left;
+            if right.len > 0 && n < pieces.len() {
+                pieces[n] = right;
+                n += 1;
+            }
+            i += 1;
+        }
+    }
+    for p in pieces[..n].iter().filter(|p| p.len > 0) {
+        info.push_region(MemoryRegion {
+            range: *p,
+            kind: MemoryKind::Usable,
+        });
+    }
+}
+
+fn uart(i: usize) -> Option<Pl011> {
+    let base = MACHINE.get()?.uarts[i]?;
+    // SAFETY: a PL011 the device tree names, below 1 GiB (device memory
+    // in the identity map); only the console statics drive it.
+    unsafe { Pl011::new(base) }.ok()
+}
+
+/// The first PL011 (stdout, stdin) and the second (stderr).
+pub fn consoles() -> [Option<Console>; 2] {
+    [uart(0), uart(1)]
+}
+
+/// The semihosting console, if the host offers it.
+pub fn log_channel() -> Option<LogChannel> {
+    power::semihosting_present().then_some(LogChannel)
+}
+
+/// Writes to the kernel log without locks (fault and panic reports).
+pub fn emergency_log_write(bytes: &[u8]) {
+    let _ = power::semihosting_write(bytes);
+}
+
+/// The PL031's time, in seconds since the Unix epoch.
+pub fn wall_clock_seconds() -> Option<u64> {
+    let base = MACHINE.get()?.rtc?;
+    // SAFETY: the RTC the device tree names, in device memory.
+    unsafe { Pl031::new(base) }?.unix_seconds()
+}
+
+/// The generic timer states its frequency (CNTFRQ); nothing to measure.
+pub fn calibrate_cycles() -> Option<u64> {
+    None
+}
+
+/// Routes the virtual timer's interrupt through the GIC so sleeps can
+/// halt in `wfi`; without a GIC (or on failure) the timer code falls back
+/// to the event stream.
+pub fn init_timer_wakeup() {
+    let Some(m) = MACHINE.get() else { return };
+    let (Some((version, dist, cpu)), Some(id)) = (m.gic, m.virtual_timer) else {
+        return;
+    };
+    let routed = if version == 2 {
+        // SAFETY: the GIC the device tree names, in device memory; only
+        // this function touches it.
+        unsafe { Gicv2::new(dist, cpu) }.and_then(|g| g.wake_on_ppi(id))
+    } else {
+        // SAFETY: as above (distributor and first redistributor).
+        unsafe { Gicv3::new(dist, cpu) }.and_then(|g| g.wake_on_ppi(id))
+    };
+    match routed {
+        Ok(()) if version == 2 || basalt_arch::cpu::enable_gicv3_cpu_interface() => {
+            basalt_arch::cpu::timer_interrupt_routed();
+        }
+        Ok(()) => kprintln!("timer: no GICv3 CPU interface"),
+        Err(e) => kprintln!("timer: no wake-up interrupt: {e}"),
+    }
+}
+
+/// Nothing to read ahead: PSCI needs no tables.
+pub fn prepare_power_off() {}
+
+/// Ends the VM after the status marker: semihosting's exit with QEMU
+/// status `value << 1 | 1` (the same statuses as x86-64's debug-exit
+/// device), else PSCI `SYSTEM_OFF`, else a halt (the host has the marker).
+pub fn leave(value: u32) -> ! {
+    let _ = power::semihosting_exit(value << 1 | 1);
+    match MACHINE.get().and_then(|m| m.psci) {
+        Some(conduit) => {
+            let _ = writeln!(
+                EmergencyLog,
+                "power: powering off via PSCI SYSTEM_OFF ({conduit:?})"
+            );
+            let e = power::psci_system_off(conduit);
+            let _ = writeln!(EmergencyLog, "power: {e}");
+        }
+        None => {
+            let _ = writeln!(EmergencyLog, "power: no PSCI in the device tree");
+        }
+    }
+    basalt_arch::cpu::halt_forever()
+}
