@@ -5,10 +5,11 @@ Every figure is measured in this run next to its anchor, on this machine:
   * code generation (hosted): the CPU-heavy example under `basalt run
     --hosted`, under wasmtime (PyPI package) and compiled natively;
   * compile speed: KiB of wasm per ms, basalt vs wasmtime, same modules;
-  * boot timeline: in-guest TSC stamps and host wall time for the hello
-    example, next to a Debian Linux guest (linux-image-cloud-amd64 + a tiny
-    initramfs) booted to a static init under the same accelerator;
-  * kernel image size.
+  * boot timeline: in-guest TSC / generic-timer stamps and host wall time
+    for the hello example on x86-64 (q35) and AArch64 (virt), each next to a
+    Debian Linux guest of the same ISA (linux-image-cloud-amd64 / -arm64 +
+    a tiny initramfs) booted to a static init under the same accelerator;
+  * kernel image sizes.
 
 usage: bench/run.py [--scale N] [--repeat N] [--no-linux]
 """
@@ -121,11 +122,13 @@ def compile_speed(modules):
     return res
 
 
-def boot_timeline(accel, repeat):
+def boot_timeline(arch, accel, repeat):
+    # One run first, unmeasured: it builds the kernel for ARCH if needed.
+    subprocess.run([BASALT, "run", "--arch", arch, "--accel", accel, wasm("hello")], capture_output=True)
     runs = []
     for _ in range(repeat):
         t = time.perf_counter()
-        p = subprocess.run([BASALT, "run", "--verbose", "--accel", accel, wasm("hello")],
+        p = subprocess.run([BASALT, "run", "--verbose", "--arch", arch, "--accel", accel, wasm("hello")],
                            capture_output=True, text=True)
         wall = (time.perf_counter() - t) * 1e3
         stamps = {}
@@ -139,17 +142,41 @@ def boot_timeline(accel, repeat):
     return runs
 
 
-def linux_guest(accel, repeat):
+LINUX = {
+    # arch: (Debian package, architecture, cross C compiler, QEMU command, console)
+    "x86_64": ("linux-image-cloud-amd64", "amd64", "gcc",
+               ["qemu-system-x86_64", "-machine", "q35"], "ttyS0"),
+    "aarch64": ("linux-image-cloud-arm64", "arm64", "aarch64-linux-gnu-gcc",
+                ["qemu-system-aarch64", "-machine", "virt"], "ttyAMA0"),
+}
+
+
+def debian_download(pkg, arch, dest):
+    """`apt-get download` of PKG for ARCH (another architecture's lists are
+    fetched into a private state directory; the system's apt is untouched)."""
+    opts = []
+    if arch != sh(["dpkg", "--print-architecture"]).stdout.strip():
+        lists = os.path.join(WORK, "apt-" + arch)
+        os.makedirs(os.path.join(lists, "partial"), exist_ok=True)
+        opts = ["-o", f"APT::Architecture={arch}", "-o", f"APT::Architectures={arch}",
+                "-o", f"Dir::State::Lists={lists}", "-o", f"Dir::Cache={lists}"]
+        if not glob.glob(os.path.join(lists, "*Packages*")):
+            subprocess.run(["apt-get", *opts, "update"], check=True, capture_output=True)
+    subprocess.run(["apt-get", *opts, "download", pkg], cwd=dest, check=True, capture_output=True)
+
+
+def linux_guest(arch, accel, repeat):
     """Boots Debian's cloud kernel with a static init that prints and powers off."""
-    d = os.path.join(WORK, "linux")
+    pkg, deb_arch, cc, qemu, console = LINUX[arch]
+    d = os.path.join(WORK, "linux-" + arch)
     os.makedirs(d, exist_ok=True)
     kernels = glob.glob(os.path.join(d, "boot", "vmlinuz-*"))
     if not kernels:
-        subprocess.run(["apt-get", "download", "linux-image-cloud-amd64"], cwd=d, check=True, capture_output=True)
-        meta = glob.glob(os.path.join(d, "linux-image-cloud-amd64_*.deb"))[0]
+        debian_download(pkg, deb_arch, d)
+        meta = glob.glob(os.path.join(d, pkg + "_*.deb"))[0]
         dep = sh(["dpkg-deb", "-f", meta, "Depends"]).stdout
-        real = re.search(r"(linux-image-[0-9][^ ,]*cloud-amd64(?:-unsigned)?)", dep).group(1)
-        subprocess.run(["apt-get", "download", real], cwd=d, check=True, capture_output=True)
+        real = re.search(r"(linux-image-[0-9][^ ,]*cloud-" + deb_arch + r"(?:-unsigned)?)", dep).group(1)
+        debian_download(real, deb_arch, d)
         for x in glob.glob(os.path.join(d, real + "_*.deb")):
             subprocess.run(["dpkg-deb", "-x", x, d], check=True)
         kernels = glob.glob(os.path.join(d, "boot", "vmlinuz-*"))
@@ -159,18 +186,18 @@ def linux_guest(accel, repeat):
         f.write('#include <unistd.h>\n#include <sys/reboot.h>\n'
                 'int main(void){write(1,"Hello from Linux!\\n",18);sync();reboot(RB_POWER_OFF);return 0;}\n')
     init = os.path.join(d, "init")
-    sh(["gcc", "-static", "-Os", "-o", init, init_c])
+    sh([cc, "-static", "-Os", "-o", init, init_c])
     initrd = os.path.join(d, "initramfs.cpio.gz")
     write_cpio(initrd, {"init": open(init, "rb").read()})
     runs = []
     for _ in range(repeat):
         cpu = ["-cpu", "max"] if accel == "tcg" else ["-cpu", "host,-arch-capabilities"]
-        cmd = ["qemu-system-x86_64", "-machine", "q35", "-accel", accel, *cpu, "-m", "1024M", "-smp", "1",
+        cmd = [*qemu, "-accel", accel, *cpu, "-m", "1024M", "-smp", "1",
                "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot", "-serial", "stdio",
-               "-kernel", kernel, "-initrd", initrd, "-append", "console=ttyS0 quiet panic=-1"]
+               "-kernel", kernel, "-initrd", initrd, "-append", f"console={console} quiet panic=-1"]
         t = time.perf_counter()
         try:
-            p = subprocess.run(cmd, capture_output=True, timeout=120)
+            p = subprocess.run(cmd, capture_output=True, timeout=180)
             ok = b"Hello from Linux!" in p.stdout
         except subprocess.TimeoutExpired:
             ok = False
@@ -231,19 +258,25 @@ def main():
     cs = compile_speed(mods)
 
     accel, why = kvm_verdict()
-    accels = ["tcg"] + (["kvm"] if accel == "kvm" else [])
-    timelines = {a: boot_timeline(a, args.repeat) for a in accels}
+    # (ISA, accelerator) pairs: KVM only for this machine's ISA, after its probe.
+    runs_of = [("x86_64", "tcg")] + ([("x86_64", "kvm")] if accel == "kvm" else []) + [("aarch64", "tcg")]
+    accels = sorted({a for _, a in runs_of})
+    timelines = {k: boot_timeline(*k, args.repeat) for k in runs_of}
     linux = {}
     if not args.no_linux:
-        for a in accels:
+        for k in runs_of:
             try:
-                linux[a] = linux_guest(a, args.repeat)
+                linux[k] = linux_guest(*k, args.repeat)
             except Exception as e:  # reported, not hidden
-                linux[a] = (f"failed: {e}", [])
-    elf = os.path.join(ROOT, "target", "guest", "x86_64-unknown-none", "release", "basalt-kernel")
-    stripped = os.path.join(WORK, "basalt-kernel.stripped")
-    shutil.copy(elf, stripped)
-    subprocess.run(["strip", stripped], check=False)
+                linux[k] = (f"failed: {e}", [])
+    images = []
+    for arch in ["x86_64", "aarch64"]:
+        elf = os.path.join(ROOT, "target", "guest", arch + "-unknown-none", "release", "basalt-kernel")
+        stripped = os.path.join(WORK, f"basalt-kernel-{arch}.stripped")
+        shutil.copy(elf, stripped)
+        subprocess.run(["strip" if arch == "x86_64" else "aarch64-linux-gnu-strip", stripped], check=False)
+        flat = elf + ".Image" if os.path.exists(elf + ".Image") else os.path.splitext(elf)[0] + ".Image"
+        images.append((arch, elf, stripped, flat if os.path.exists(flat) else None))
 
     L = []
     L.append("# Benchmarks\n")
@@ -268,15 +301,16 @@ def main():
             L.append(f"| {name} | {size:.0f} | {b:.1f} | {size / b:.2f} | {w:.1f} | {size / w:.2f} | {b / w:.2f}× |")
     L.append("\nbasalt: `basalt compile --host FILE` (single-threaded); wasmtime: `wasmtime.Module(engine, bytes)` "
              "(wasmtime compiles functions in parallel on both cores).\n")
-    for a in accels:
-        runs = timelines[a]
-        L.append(f"\n## Boot timeline: hello example, {a.upper()}, {len(runs)} runs\n")
+    for (arch, a) in runs_of:
+        runs = timelines[(arch, a)]
+        L.append(f"\n## Boot timeline: hello example, {arch}, {a.upper()}, {len(runs)} runs\n")
         ok = [r for r in runs if r["ok"]]
         if not ok:
             L.append("All runs failed:\n\n```\n" + runs[0]["stderr"][-3000:] + "\n```\n")
             continue
         keys = list(ok[0]["stamps"].keys())
-        L.append("In-guest (TSC, ms since kernel entry, median):\n")
+        counter = "TSC" if arch == "x86_64" else "generic timer"
+        L.append(f"In-guest ({counter}, ms since kernel entry, median):\n")
         L.append("| event | ms |\n|---|---|")
         for k in keys:
             vals = [r["stamps"][k] for r in ok if k in r["stamps"]]
@@ -289,8 +323,8 @@ def main():
                 L.append(f"| {k} | {median([h[i] for h in hosts]):.1f} |")
         wall = median([r["wall"] for r in ok])
         L.append(f"\nWhole `basalt run` (host compile + bundle + VM, kernel already built): {wall:.0f} ms.")
-        if a in linux:
-            kname, lr = linux[a]
+        if (arch, a) in linux:
+            kname, lr = linux[(arch, a)]
             lok = [t for t, good in lr if good]
             if lok:
                 lin = median(lok)
@@ -301,8 +335,13 @@ def main():
             else:
                 L.append(f"\nAnchor — Debian Linux guest: did not complete ({kname}, {len(lr)} tries).\n")
     L.append("\n## Kernel image\n")
-    L.append(f"| file | bytes |\n|---|---|\n| basalt-kernel ELF (with symbols, debug=1) | {os.path.getsize(elf)} |\n"
-             f"| stripped | {os.path.getsize(stripped)} |\n")
+    L.append("| ISA | file | bytes |\n|---|---|---|")
+    for arch, elf, stripped, flat in images:
+        L.append(f"| {arch} | basalt-kernel ELF (with symbols, debug=1) | {os.path.getsize(elf)} |")
+        L.append(f"| {arch} | stripped ELF | {os.path.getsize(stripped)} |")
+        if flat:
+            L.append(f"| {arch} | arm64 Image (what QEMU loads) | {os.path.getsize(flat)} |")
+    L.append("")
     L.append("The kernel includes Cranelift (for `--jit`) and the whole runtime.\n")
     with open(os.path.join(ROOT, "BENCHMARKS.md"), "w") as f:
         f.write("\n".join(L) + "\n")
