@@ -6,6 +6,8 @@
 
 use std::path::{Path, PathBuf};
 
+use basalt::wast::Counts;
+
 // Why a file fails: each of these Wasm 3.0 features is used by at least
 // one of its modules, which Basalt refuses (validation, or its own check
 // of the types), and the script's later assertions depend on that module.
@@ -97,4 +99,72 @@ pub fn allowed_failures(file: &str) -> Option<usize> {
         .iter()
         .find(|(f, _, _)| *f == file)
         .map(|(_, n, _)| *n)
+}
+
+/// Per-file results of one run of the suite, judged against
+/// [`KNOWN_FAILING`]: every run (hosted, AArch64 under qemu-user, in each
+/// kernel) prints and judges the same way.
+#[derive(Default)]
+pub struct Tally {
+    total: Counts,
+    regressions: Vec<String>,
+    now_passing: Vec<String>,
+}
+
+impl Tally {
+    /// Records `file`'s counts (`None`: the run gave no result for it) and
+    /// prints them, with up to ten of its `failures` when it fails more
+    /// than allowed (`all_failures`: print them whenever there are any).
+    pub fn record(
+        &mut self,
+        file: &str,
+        counts: Option<Counts>,
+        failures: &[String],
+        all_failures: bool,
+    ) {
+        let Some(counts) = counts else {
+            println!("{file}: no result");
+            self.regressions.push(format!("{file} (no result)"));
+            return;
+        };
+        let known = allowed_failures(file);
+        let mark = if known.is_some() {
+            " (known failing)"
+        } else {
+            ""
+        };
+        println!("{file}: {counts}{mark}");
+        self.total.add(counts);
+        let (failed, allowed) = (counts.failed, known.unwrap_or(0));
+        if all_failures || failed > allowed {
+            for f in failures.iter().take(10) {
+                println!("  {file}:{f}");
+            }
+        }
+        if failed > allowed {
+            self.regressions
+                .push(format!("{file} ({failed} failures, {allowed} allowed)"));
+        }
+        if failed < allowed {
+            self.now_passing
+                .push(format!("{file} ({failed} failures, {allowed} allowed)"));
+        }
+    }
+
+    /// Prints the total for `what` (`files` files) and fails the test on any
+    /// file failing more than allowed, or less (then [`KNOWN_FAILING`] is to
+    /// be tightened).
+    pub fn finish(self, what: &str, files: usize) {
+        println!("{what}: {} over {files} files", self.total);
+        assert!(
+            self.regressions.is_empty(),
+            "failing spec files ({what}): {:?}",
+            self.regressions
+        );
+        assert!(
+            self.now_passing.is_empty(),
+            "fewer failures than KNOWN_FAILING allows ({what}), tighten it: {:?}",
+            self.now_passing
+        );
+    }
 }

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use basalt::guest::{clean_cargo, source_root};
 use basalt::wast::Counts;
-use basalt_tests::spec::{allowed_failures, scope_files};
+use basalt_tests::spec::{Tally, scope_files};
 
 const TARGET: &str = "aarch64-unknown-linux-gnu";
 const QEMU: &str = "qemu-aarch64";
@@ -177,7 +177,7 @@ fn spec_suite_on_aarch64_under_qemu() {
 
     // `FILE: counts` per script, then `  FILE:line:col: reason` per failure.
     let mut results: HashMap<&str, Counts> = HashMap::new();
-    let mut failures: HashMap<&str, Vec<&str>> = HashMap::new();
+    let mut failures: HashMap<&str, Vec<String>> = HashMap::new();
     for line in out.lines() {
         if let Some(rest) = line.strip_prefix("  ")
             && let Some(file) = files.iter().find(|f| {
@@ -185,7 +185,10 @@ fn spec_suite_on_aarch64_under_qemu() {
                     .is_some_and(|r| r.starts_with(':'))
             })
         {
-            failures.entry(file).or_default().push(rest);
+            failures
+                .entry(file)
+                .or_default()
+                .push(rest[file.len() + 1..].to_string());
         } else if let Some((file, counts)) = line.split_once(": ")
             && let Some(file) = files.iter().find(|f| *f == file)
             && let Some(counts) = parse_counts(counts)
@@ -194,50 +197,16 @@ fn spec_suite_on_aarch64_under_qemu() {
         }
     }
 
-    let mut total = Counts::default();
-    let mut regressions = Vec::new();
-    let mut now_passing = Vec::new();
+    let mut tally = Tally::default();
     for file in &files {
-        let Some(counts) = results.get(file.as_str()) else {
-            regressions.push(format!("{file} (no result)"));
-            continue;
-        };
-        let known = allowed_failures(file);
-        println!(
-            "{file}: {counts}{}",
-            if known.is_some() {
-                " (known failing)"
-            } else {
-                ""
-            }
+        let none = Vec::new();
+        let file_failures = failures.get(file.as_str()).unwrap_or(&none);
+        tally.record(
+            file,
+            results.get(file.as_str()).copied(),
+            file_failures,
+            false,
         );
-        total.add(*counts);
-        let allowed = known.unwrap_or(0);
-        if counts.failed > allowed {
-            for f in failures.get(file.as_str()).into_iter().flatten().take(10) {
-                println!("  {f}");
-            }
-            regressions.push(format!(
-                "{file} ({} failures, {allowed} allowed)",
-                counts.failed
-            ));
-        }
-        if counts.failed < allowed {
-            now_passing.push(format!(
-                "{file} ({} failures, {allowed} allowed)",
-                counts.failed
-            ));
-        }
     }
-    println!(
-        "spec total on AArch64 (qemu-user): {total} over {} files",
-        files.len()
-    );
-    if !now_passing.is_empty() {
-        println!("fewer failures than KNOWN_FAILING allows, tighten it: {now_passing:?}");
-    }
-    assert!(
-        regressions.is_empty(),
-        "failing spec files on AArch64: {regressions:?}"
-    );
+    tally.finish("spec total on AArch64 (qemu-user)", files.len());
 }
