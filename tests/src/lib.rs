@@ -168,3 +168,23 @@ pub fn native_example_output(name: &str, args: &[&str]) -> Vec<u8> {
         Err(e) => panic!("cannot run cargo: {e}"),
     }
 }
+
+/// Defines, for each named function `fn NAME(arch: GuestArch)`, the tests
+/// `x86_64::NAME` and `aarch64::NAME`: one test body, run on both ISAs.
+#[macro_export]
+macro_rules! on_every_isa {
+    ($($name:ident),* $(,)?) => {
+        mod x86_64 {
+            $(#[test]
+            fn $name() {
+                super::$name(::basalt::guest::GuestArch::X86_64)
+            })*
+        }
+        mod aarch64 {
+            $(#[test]
+            fn $name() {
+                super::$name(::basalt::guest::GuestArch::Aarch64)
+            })*
+        }
+    };
+}

@@ -7,25 +7,7 @@ use basalt::run::RunOptions;
 use basalt::vm::Machine;
 use basalt_tests::{boot, example, native_example_output};
 
-/// Runs each named test function (taking the guest ISA) once per ISA.
-macro_rules! on_every_isa {
-    ($($name:ident),* $(,)?) => {
-        mod x86_64 {
-            $(#[test]
-            fn $name() {
-                super::$name(super::GuestArch::X86_64)
-            })*
-        }
-        mod aarch64 {
-            $(#[test]
-            fn $name() {
-                super::$name(super::GuestArch::Aarch64)
-            })*
-        }
-    };
-}
-
-on_every_isa!(
+basalt_tests::on_every_isa!(
     hello_prints_and_exits_zero,
     arguments_and_exactly_the_given_environment,
     exit_codes_reach_the_host,

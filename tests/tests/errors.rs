@@ -7,25 +7,7 @@ use basalt::run::{RunOptions, run_vm};
 use basalt::vm::{Status, VmIo};
 use basalt_tests::{boot, wat_file, write_temp};
 
-/// Runs each named test function (taking the guest ISA) once per ISA.
-macro_rules! on_every_isa {
-    ($($name:ident),* $(,)?) => {
-        mod x86_64 {
-            $(#[test]
-            fn $name() {
-                super::$name(super::GuestArch::X86_64)
-            })*
-        }
-        mod aarch64 {
-            $(#[test]
-            fn $name() {
-                super::$name(super::GuestArch::Aarch64)
-            })*
-        }
-    };
-}
-
-on_every_isa!(
+basalt_tests::on_every_isa!(
     unreachable,
     memory_out_of_bounds,
     integer_divide_by_zero,
