@@ -64,6 +64,7 @@ fn arg(a: &WastArg<'_>) -> Result<String, String> {
         WastArgCore::RefNull(h) => match null_kind(h) {
             Some(RefType::FuncRef) => "funcref:null".into(),
             Some(RefType::ExternRef) => "externref:null".into(),
+            Some(RefType::ExnRef) => "exnref:null".into(),
             None => return Err(format!("unsupported null type {h:?}")),
         },
         WastArgCore::RefExtern(n) => format!("externref:{n:x}"),
@@ -323,9 +324,14 @@ impl Builder<'_> {
                     Err(e) => Err(format!("expected rejection `{message}`, got {e}")),
                 }
             }
-            WastDirective::AssertException { .. } => {
-                Err("exception handling (Wasm 3.0) is not supported".into())
-            }
+            WastDirective::AssertException { exec, .. } => match exec {
+                WastExecute::Invoke(i) => {
+                    let t = invoke_tail(&i)?;
+                    self.line(format!("exception {line} {t}"));
+                    Ok(None)
+                }
+                _ => Err("assert_exception on a module or global".into()),
+            },
             WastDirective::Thread(_)
             | WastDirective::Wait { .. }
             | WastDirective::AssertSuspension { .. }

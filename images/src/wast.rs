@@ -390,8 +390,19 @@ impl<'e> Runner<'e> {
                     Err(e) => Err(format!("expected unlinkable `{message}`, got {e}")),
                 }
             }
-            WastDirective::AssertException { .. } => {
-                Err("exception handling (Wasm 3.0) is not supported".into())
+            WastDirective::AssertException { exec, .. } => {
+                let outcome = match exec {
+                    WastExecute::Invoke(call) => self.invoke(&call)?.map(|_| ()),
+                    WastExecute::Wat(mut module) => {
+                        let bytes = module.encode().map_err(|e| format!("encode: {e}"))?;
+                        self.instantiate(&bytes).map(|_| ())
+                    }
+                    WastExecute::Get { .. } => return Err("assert_exception on a global".into()),
+                };
+                match outcome {
+                    Err(Error::Trap(t)) if t.kind == TrapKind::UncaughtException => Ok(Step::Done),
+                    other => Err(format!("expected an uncaught exception, got {other:?}")),
+                }
             }
             // Threads, stack switching and custom-section annotations are
             // outside what this runner models.
@@ -474,6 +485,7 @@ fn arg(a: &WastArg<'_>) -> Result<Val, String> {
         WastArgCore::RefNull(h) => match null_kind(h) {
             Some(RefType::FuncRef) => Val::FuncRef(None),
             Some(RefType::ExternRef) => Val::ExternRef(None),
+            Some(RefType::ExnRef) => Val::ExnRef(None),
             None => return Err(format!("unsupported null type {h:?}")),
         },
         WastArgCore::RefExtern(n) => Val::ExternRef(Some(*n)),
@@ -495,6 +507,10 @@ pub(crate) fn null_kind(h: &HeapType<'_>) -> Option<RefType> {
             ty: AbstractHeapType::Extern | AbstractHeapType::NoExtern,
             ..
         } => Some(RefType::ExternRef),
+        HeapType::Abstract {
+            ty: AbstractHeapType::Exn | AbstractHeapType::NoExn,
+            ..
+        } => Some(RefType::ExnRef),
         _ => None,
     }
 }
@@ -562,7 +578,10 @@ fn result_matches(w: &WastRetCore<'_>, g: &Val) -> bool {
         (WastRetCore::F32(p), Val::F32(b)) => f32_matches(p, *b),
         (WastRetCore::F64(p), Val::F64(b)) => f64_matches(p, *b),
         (WastRetCore::V128(p), Val::V128(b)) => v128_matches(p, *b),
-        (WastRetCore::RefNull(_), Val::FuncRef(None) | Val::ExternRef(None)) => true,
+        (
+            WastRetCore::RefNull(_),
+            Val::FuncRef(None) | Val::ExternRef(None) | Val::ExnRef(None),
+        ) => true,
         (WastRetCore::RefExtern(None), Val::ExternRef(Some(_))) => true,
         (WastRetCore::RefExtern(Some(n)), Val::ExternRef(Some(m))) => n == m,
         (WastRetCore::RefFunc(_), Val::FuncRef(Some(_))) => true,

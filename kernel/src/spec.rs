@@ -126,6 +126,7 @@ fn arg(line: usize, s: &str) -> Result<Val, BatchError> {
         ("v128", v) => Val::V128(num(line, v)?),
         ("funcref", "null") => Val::FuncRef(None),
         ("externref", "null") => Val::ExternRef(None),
+        ("exnref", "null") => Val::ExnRef(None),
         ("externref", v) => Val::ExternRef(Some(num(line, v)? as u32)),
         _ => return Err(syntax(line, format!("unknown argument `{s}`"))),
     })
@@ -188,7 +189,7 @@ fn matches(w: &Want, g: &Val) -> bool {
         (Want::V128(a), Val::V128(b)) => a == b,
         (Want::V128F32(l), Val::V128(b)) => (0..4).all(|i| f32_ok(l[i], (b >> (32 * i)) as u32)),
         (Want::V128F64(l), Val::V128(b)) => (0..2).all(|i| f64_ok(l[i], (b >> (64 * i)) as u64)),
-        (Want::RefNull, Val::FuncRef(None) | Val::ExternRef(None)) => true,
+        (Want::RefNull, Val::FuncRef(None) | Val::ExternRef(None) | Val::ExnRef(None)) => true,
         (Want::FuncAny, Val::FuncRef(Some(_))) => true,
         (Want::ExternAny, Val::ExternRef(Some(_))) => true,
         (Want::Extern(a), Val::ExternRef(Some(b))) => a == b,
@@ -358,7 +359,7 @@ impl Runner<'_> {
                     self.linker.instance(&mut self.store, &as_name, i);
                 })
             }
-            "invoke" | "return" | "trap" | "exhaust" => {
+            "invoke" | "return" | "trap" | "exhaust" | "exception" => {
                 let (inst, func, args) = (name(2)?, name(3)?, call_args(4)?);
                 match (w[0], self.invoke(&inst, &func, &args)) {
                     (_, Err(e)) => Err(e),
@@ -373,6 +374,10 @@ impl Runner<'_> {
                             Err(e) => Err(format!("expected trap `{msg}`, got error {e}")),
                         }
                     }
+                    ("exception", Ok(r)) => match r {
+                        Err(Error::Trap(t)) if t.kind == TrapKind::UncaughtException => Ok(()),
+                        other => Err(format!("expected an uncaught exception, got {other:?}")),
+                    },
                     (_, Ok(r)) => match r {
                         Err(Error::Trap(t)) if t.kind == TrapKind::StackOverflow => Ok(()),
                         other => Err(format!("expected stack exhaustion, got {other:?}")),

@@ -10,6 +10,9 @@
 //! u32:n (u32:offset u8:trap code)*n           trap sites
 //! u32:n (u32:offset)*n                        array trampolines, per type
 //! u32:n (u32:offset or 0xffffffff)*n          host trampolines, per type
+//! u32:n (u32:return u32:frame offset u32:m handler*m)*n
+//!                                             call sites with exception tables
+//! handler: u8:kind (0 context, 1 tag, 2 catch-all) u32:a u32:b
 //! ```
 //! Integers are little-endian; `str` is u32 length + UTF-8.
 
@@ -20,13 +23,13 @@ use core::num::NonZeroU8;
 
 use cranelift_codegen::ir::TrapCode;
 
-use crate::compile::CompiledCode;
 use crate::compile::target::{Arch, Target};
+use crate::compile::{CallSite, CompiledCode, Handler};
 use crate::error::Error;
 use crate::module_info::ModuleInfo;
 
 const MAGIC: &[u8; 8] = b"BASALTCW";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 
 /// The compiler identity recorded in artifacts.
 pub fn compiler_id() -> String {
@@ -78,6 +81,22 @@ pub fn serialize(target: &Target, wasm: &[u8], c: &CompiledCode) -> Vec<u8> {
     w.u32(c.host_trampolines.len() as u32);
     for o in &c.host_trampolines {
         w.u32(o.unwrap_or(u32::MAX));
+    }
+    w.u32(c.call_sites.len() as u32);
+    for site in &c.call_sites {
+        w.u32(site.ret);
+        w.u32(site.frame_offset);
+        w.u32(site.handlers.len() as u32);
+        for h in &site.handlers {
+            let (kind, a, b) = match *h {
+                Handler::Context(o) => (0, o, 0),
+                Handler::Tag { tag, at } => (1, tag, at),
+                Handler::CatchAll(at) => (2, 0, at),
+            };
+            w.0.push(kind);
+            w.u32(a);
+            w.u32(b);
+        }
     }
     w.0
 }
@@ -188,6 +207,41 @@ pub fn deserialize(
             Some(o)
         });
     }
+    let ns = r.u32()?;
+    let mut call_sites = Vec::new();
+    for _ in 0..ns {
+        let (ret, frame_offset) = (r.u32()?, r.u32()?);
+        in_code(ret, 0)?;
+        let m = r.u32()?;
+        let mut handlers = Vec::new();
+        for _ in 0..m {
+            let kind = r.take(1)?[0];
+            let (a, b) = (r.u32()?, r.u32()?);
+            handlers.push(match kind {
+                0 => Handler::Context(a),
+                1 => {
+                    if a as usize >= info.tags.len() {
+                        return Err(Error::Artifact("handler of an unknown tag".into()));
+                    }
+                    in_code(b, 1)?;
+                    Handler::Tag { tag: a, at: b }
+                }
+                2 => {
+                    in_code(b, 1)?;
+                    Handler::CatchAll(b)
+                }
+                _ => return Err(Error::Artifact("bad exception handler kind".into())),
+            });
+        }
+        call_sites.push(CallSite {
+            ret,
+            frame_offset,
+            handlers: handlers.into(),
+        });
+    }
+    if !call_sites.is_sorted_by_key(|c| c.ret) {
+        return Err(Error::Artifact("call sites out of order".into()));
+    }
     if r.at != bytes.len() {
         return Err(Error::Artifact("trailing bytes".into()));
     }
@@ -197,6 +251,7 @@ pub fn deserialize(
         traps,
         array_trampolines,
         host_trampolines,
+        call_sites,
     })
 }
 

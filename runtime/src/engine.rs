@@ -172,7 +172,15 @@ impl Module {
             .enumerate()
             .map(|(i, (o, l))| (*o, *l, info.num_imported_funcs + i as u32))
             .collect();
-        let code = CodeMemory::load(platform, &compiled.code, compiled.traps.clone(), functions)?;
+        let tags_offset = crate::vm::offsets::VMOffsets::new(&info).tags_start();
+        let code = CodeMemory::load(
+            platform,
+            &compiled.code,
+            compiled.traps.clone(),
+            functions,
+            compiled.call_sites.clone(),
+            tags_offset,
+        )?;
         let type_ids = info
             .exact_types
             .iter()

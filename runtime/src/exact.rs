@@ -25,6 +25,10 @@ pub enum ExactHeap {
     Extern,
     /// no external reference (`noextern`, only null)
     NoExtern,
+    /// any exception (`exn`)
+    Exn,
+    /// no exception (`noexn`, only null)
+    NoExn,
     /// a function of this type
     Type(Arc<ExactFuncType>),
     /// a function of the type being defined (a type that refers to itself)
@@ -67,6 +71,10 @@ impl ExactType {
                 nullable: true,
                 heap: ExactHeap::Extern,
             },
+            ValType::Ref(RefType::ExnRef) => ExactType::Ref {
+                nullable: true,
+                heap: ExactHeap::Exn,
+            },
             plain => ExactType::Plain(plain),
         }
     }
@@ -93,7 +101,7 @@ impl ExactType {
 
 impl ExactHeap {
     /// Heap subtyping: `nofunc` <: function types <: `func`, `noextern` <:
-    /// `extern`; function types only match themselves.
+    /// `extern`, `noexn` <: `exn`; function types only match themselves.
     fn matches(&self, want: &ExactHeap) -> bool {
         use ExactHeap::*;
         match (self, want) {
@@ -101,6 +109,7 @@ impl ExactHeap {
             (NoFunc, Func | Type(_) | SelfType) => true,
             (Type(_) | SelfType, Func) => true,
             (NoExtern, Extern) => true,
+            (NoExn, Exn) => true,
             _ => false,
         }
     }
@@ -124,6 +133,8 @@ impl fmt::Display for ExactHeap {
             ExactHeap::NoFunc => f.write_str("nofunc"),
             ExactHeap::Extern => f.write_str("extern"),
             ExactHeap::NoExtern => f.write_str("noextern"),
+            ExactHeap::Exn => f.write_str("exn"),
+            ExactHeap::NoExn => f.write_str("noexn"),
             ExactHeap::Type(t) => write!(f, "{t}"),
             ExactHeap::SelfType => f.write_str("(rec 0)"),
         }

@@ -22,6 +22,8 @@ pub type GlobalIndex = u32;
 pub type TableIndex = u32;
 /// Index of a linear memory (imports first).
 pub type MemoryIndex = u32;
+/// Index of an exception tag (imports first).
+pub type TagIndex = u32;
 
 /// A constant expression (global initialisers, segment offsets, element items).
 #[derive(Clone, Debug, PartialEq)]
@@ -85,7 +87,7 @@ pub enum ImportKind {
     Memory(MemoryType),
     /// a global
     Global(GlobalType),
-    /// an exception tag (exception handling; not supported yet)
+    /// an exception tag of the given (function) type
     Tag(TypeIndex),
 }
 
@@ -111,6 +113,8 @@ pub enum ExportKind {
     Memory(MemoryIndex),
     /// a global
     Global(GlobalIndex),
+    /// an exception tag
+    Tag(TagIndex),
 }
 
 /// One entry of the export section.
@@ -230,6 +234,11 @@ pub struct ModuleInfo {
     pub exact_table_elements: Vec<ExactType>,
     /// each global's exact content type, imported ones first
     pub exact_globals: Vec<ExactType>,
+    /// the function type of every exception tag, imported ones first
+    /// (a tag's parameters are its exception's payload)
+    pub tags: Vec<TypeIndex>,
+    /// how many of `tags` are imported
+    pub num_imported_tags: u32,
 }
 
 impl ModuleInfo {
@@ -270,6 +279,11 @@ impl ModuleInfo {
     pub fn params(&self, f: FuncIndex) -> &[ValType] {
         &self.func_type(f).params
     }
+
+    /// The payload types of tag `t` (its function type's parameters).
+    pub fn tag_params(&self, t: TagIndex) -> &[ValType] {
+        &self.types[self.tags[t as usize] as usize].params
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -290,8 +304,10 @@ use wasmparser::{
 /// (every memory instruction carries its memory index) and 64-bit memories
 /// and tables (memory64: i64 indices, explicitly bounds-checked) and
 /// relaxed SIMD (each operator with one fixed, ISA-independent result; see
-/// `translate::simd`). The rest of Wasm 3.0 is rejected by validation with
-/// a message naming the proposal.
+/// `translate::simd`), typed function references and exception handling
+/// (tags, `throw`, `throw_ref`, `try_table`, `exnref`; the legacy
+/// `try`/`catch`/`delegate` instructions are not part of Wasm 3.0 and are
+/// rejected). GC is refused by Basalt's own checks, naming it.
 pub fn supported_features() -> WasmFeatures {
     WasmFeatures::WASM2
         | WasmFeatures::TAIL_CALL
@@ -300,6 +316,7 @@ pub fn supported_features() -> WasmFeatures {
         | WasmFeatures::MEMORY64
         | WasmFeatures::RELAXED_SIMD
         | WasmFeatures::FUNCTION_REFERENCES
+        | WasmFeatures::EXCEPTIONS
         | WasmFeatures::GC
 }
 
@@ -422,11 +439,10 @@ pub fn parse(wasm: &[u8]) -> Result<(ModuleInfo, Vec<PendingFunction<'_>>), Erro
                             info.num_imported_globals += 1;
                             ImportKind::Global(g)
                         }
-                        TypeRef::Tag(_) => {
-                            return Err(Error::Unsupported {
-                                feature: "exceptions",
-                                offset: 0,
-                            });
+                        TypeRef::Tag(t) => {
+                            info.tags.push(t.func_type_idx);
+                            info.num_imported_tags += 1;
+                            ImportKind::Tag(t.func_type_idx)
                         }
                     };
                     info.imports.push(Import {
@@ -483,12 +499,7 @@ pub fn parse(wasm: &[u8]) -> Result<(ModuleInfo, Vec<PendingFunction<'_>>), Erro
                         ExternalKind::Table => ExportKind::Table(e.index),
                         ExternalKind::Memory => ExportKind::Memory(e.index),
                         ExternalKind::Global => ExportKind::Global(e.index),
-                        ExternalKind::Tag => {
-                            return Err(Error::Unsupported {
-                                feature: "exceptions",
-                                offset: 0,
-                            });
-                        }
+                        ExternalKind::Tag => ExportKind::Tag(e.index),
                     };
                     if let ExportKind::Func(f) = kind {
                         declared.push(f);
@@ -568,11 +579,11 @@ pub fn parse(wasm: &[u8]) -> Result<(ModuleInfo, Vec<PendingFunction<'_>>), Erro
                     let _ = read_names(reader, &mut info);
                 }
             }
-            Payload::TagSection(_) => {
-                return Err(Error::Unsupported {
-                    feature: "exceptions",
-                    offset: 0,
-                });
+            Payload::TagSection(reader) => {
+                for tag in reader {
+                    let tag = tag.map_err(Error::from_wasmparser)?;
+                    info.tags.push(tag.func_type_idx);
+                }
             }
             _ => {}
         }
@@ -625,6 +636,10 @@ pub(crate) fn heap_type(hty: wasmparser::HeapType) -> Result<RefType, Error> {
             ty: A::Extern | A::NoExtern,
             shared: false,
         } => Ok(RefType::ExternRef),
+        H::Abstract {
+            ty: A::Exn | A::NoExn,
+            shared: false,
+        } => Ok(RefType::ExnRef),
         // Only function types exist without GC.
         H::Concrete(_) => Ok(RefType::FuncRef),
         _ => Err(Error::Unsupported {
@@ -685,6 +700,8 @@ fn exact_val_type(
             A::NoFunc => ExactHeap::NoFunc,
             A::Extern => ExactHeap::Extern,
             A::NoExtern => ExactHeap::NoExtern,
+            A::Exn => ExactHeap::Exn,
+            A::NoExn => ExactHeap::NoExn,
             _ => return Err(gc()),
         },
         H::Concrete(U::Module(i)) if Some(i) == defining => ExactHeap::SelfType,

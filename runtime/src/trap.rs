@@ -25,8 +25,12 @@ pub mod codes {
     pub const BAD_SIGNATURE: TrapCode = TrapCode::unwrap_user(4);
     /// a host function returned an error (the error is stored aside)
     pub const HOST_ERROR: TrapCode = TrapCode::unwrap_user(5);
-    /// null reference dereferenced (typed function references)
+    /// null reference dereferenced (typed function references,
+    /// `throw_ref` of a null `exnref`)
     pub const NULL_REFERENCE: TrapCode = TrapCode::unwrap_user(6);
+    /// an exception no handler caught reached the host (never in compiled
+    /// code: the unwinder records it when it reaches the entry)
+    pub const UNCAUGHT_EXCEPTION: TrapCode = TrapCode::unwrap_user(7);
 }
 
 use core::fmt;
@@ -58,6 +62,8 @@ pub enum TrapKind {
     HostError,
     /// null reference
     NullReference,
+    /// a wasm exception was thrown and not caught
+    UncaughtException,
     /// a trap code this runtime does not know (a bug)
     Unknown(u8),
 }
@@ -75,7 +81,7 @@ impl TrapKind {
             TrapKind::BadSignature => &["indirect call type mismatch"],
             TrapKind::Unreachable => &["unreachable"],
             TrapKind::StackOverflow => &["call stack exhausted"],
-            TrapKind::NullReference => &["null function reference"],
+            TrapKind::NullReference => &["null function reference", "null exception reference"],
             _ => &[],
         };
         let own = alloc::format!("{self}");
@@ -96,6 +102,7 @@ impl TrapKind {
             codes::BAD_SIGNATURE => TrapKind::BadSignature,
             codes::HOST_ERROR => TrapKind::HostError,
             codes::NULL_REFERENCE => TrapKind::NullReference,
+            codes::UNCAUGHT_EXCEPTION => TrapKind::UncaughtException,
             other => TrapKind::Unknown(other.as_raw().get()),
         }
     }
@@ -114,6 +121,7 @@ impl TrapKind {
             TrapKind::BadSignature => "indirect-call-type-mismatch",
             TrapKind::HostError => "host-error",
             TrapKind::NullReference => "null-reference",
+            TrapKind::UncaughtException => "uncaught-exception",
             TrapKind::Unknown(_) => "unknown",
         }
     }
@@ -136,6 +144,7 @@ impl fmt::Display for TrapKind {
             TrapKind::BadSignature => f.write_str("indirect call type mismatch"),
             TrapKind::HostError => f.write_str("host function error"),
             TrapKind::NullReference => f.write_str("null reference"),
+            TrapKind::UncaughtException => f.write_str("uncaught wasm exception"),
             TrapKind::Unknown(c) => write!(f, "unknown trap code {c}"),
         }
     }

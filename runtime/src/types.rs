@@ -6,7 +6,8 @@ use core::fmt;
 /// How a reference is represented: every function reference (`funcref`,
 /// `(ref null? func)`, `(ref null? nofunc)`, `(ref null? $t)` of a function
 /// type `$t`) is a [`RefType::FuncRef`], every external one an
-/// [`RefType::ExternRef`]. Nullability and concrete function types are
+/// [`RefType::ExternRef`], every exception reference (`exnref`,
+/// `(ref null? noexn)`) an [`RefType::ExnRef`]. Nullability and concrete function types are
 /// checked by validation inside a module and by linking across modules
 /// ([`crate::exact`]); values the embedder passes in are checked only by
 /// this representation, so calls through a reference still check the
@@ -17,6 +18,8 @@ pub enum RefType {
     FuncRef,
     /// `externref`
     ExternRef,
+    /// `exnref` (exception handling)
+    ExnRef,
 }
 
 /// A value type.
@@ -46,6 +49,7 @@ impl fmt::Display for ValType {
             ValType::V128 => "v128",
             ValType::Ref(RefType::FuncRef) => "funcref",
             ValType::Ref(RefType::ExternRef) => "externref",
+            ValType::Ref(RefType::ExnRef) => "exnref",
         })
     }
 }
@@ -144,12 +148,20 @@ pub enum Val {
     FuncRef(Option<FuncRefHandle>),
     /// an external reference: null, or a host value
     ExternRef(Option<u32>),
+    /// an exception reference: null, or an opaque non-null pointer to a
+    /// caught exception owned by the store
+    ExnRef(Option<ExnRefHandle>),
 }
 
 /// An opaque, non-null function reference (the address of the callee's
 /// `VMFuncRef` inside its store).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FuncRefHandle(pub(crate) core::num::NonZeroUsize);
+
+/// An opaque, non-null exception reference (the address of a caught
+/// exception inside its store).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExnRefHandle(pub(crate) core::num::NonZeroUsize);
 
 impl Val {
     /// The type of this value.
@@ -162,6 +174,7 @@ impl Val {
             Val::V128(_) => ValType::V128,
             Val::FuncRef(_) => ValType::Ref(RefType::FuncRef),
             Val::ExternRef(_) => ValType::Ref(RefType::ExternRef),
+            Val::ExnRef(_) => ValType::Ref(RefType::ExnRef),
         }
     }
 
@@ -175,6 +188,7 @@ impl Val {
             ValType::V128 => Val::V128(0),
             ValType::Ref(RefType::FuncRef) => Val::FuncRef(None),
             ValType::Ref(RefType::ExternRef) => Val::ExternRef(None),
+            ValType::Ref(RefType::ExnRef) => Val::ExnRef(None),
         }
     }
 

@@ -93,6 +93,7 @@ fn basalt_trap(kind: &TrapKind) -> &'static str {
         TrapKind::BadSignature => "signature",
         TrapKind::HostError => "host",
         TrapKind::NullReference => "nullref",
+        TrapKind::UncaughtException => "exception",
         TrapKind::Unknown(_) => "unknown",
     }
 }
@@ -123,6 +124,7 @@ fn from_basalt(v: &Val) -> Plain {
         Val::V128(x) => Plain::V128(x),
         Val::FuncRef(r) => Plain::Ref(r.is_some()),
         Val::ExternRef(r) => Plain::Ref(r.is_some()),
+        Val::ExnRef(r) => Plain::Ref(r.is_some()),
     }
 }
 

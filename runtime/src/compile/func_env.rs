@@ -3,14 +3,17 @@
 use alloc::vec::Vec;
 
 use cranelift_codegen::ir::{
-    self, AbiParam, ArgumentPurpose, ExtFuncData, ExternalName, GlobalValueData, InstBuilder,
-    MemFlagsData, Signature, UserExternalName, Value, condcodes::IntCC, types,
+    self, AbiParam, ArgumentPurpose, BlockArg, BlockCall, ExceptionTableData, ExceptionTableItem,
+    ExceptionTag, ExtFuncData, ExternalName, GlobalValueData, InstBuilder, MemFlagsData, Signature,
+    StackSlotData, StackSlotKind, UserExternalName, Value, condcodes::IntCC, types,
 };
 use cranelift_codegen::isa::{CallConv, TargetIsa};
 use cranelift_frontend::FunctionBuilder;
 
-use crate::module_info::{FuncIndex, GlobalIndex, MemoryIndex, ModuleInfo, TableIndex, TypeIndex};
-use crate::translate::{MemoryAccess, TranslationEnv};
+use crate::module_info::{
+    FuncIndex, GlobalIndex, MemoryIndex, ModuleInfo, TableIndex, TagIndex, TypeIndex,
+};
+use crate::translate::{CatchClause, MemoryAccess, TranslationEnv};
 use crate::trap::codes;
 use crate::types::{FuncType, RefType, ValType};
 use crate::vm::offsets::{self, VMOffsets, builtin};
@@ -60,6 +63,24 @@ fn trusted(_builder: &mut FunctionBuilder<'_>) -> MemFlagsData {
     MemFlagsData::trusted()
 }
 
+/// What is called.
+#[derive(Clone, Copy)]
+enum Callee {
+    /// a function of this module, by name
+    Direct(ir::FuncRef),
+    /// code at an address
+    Indirect(Value),
+}
+
+/// How a call is made.
+#[derive(Clone, Copy)]
+enum Call<'a> {
+    /// a call that returns here; exceptions go to these catch clauses
+    Normal(&'a [CatchClause]),
+    /// a tail call (`return_call*`)
+    Tail,
+}
+
 /// [`TranslationEnv`] for one function of a module.
 pub struct FuncEnv<'m> {
     info: &'m ModuleInfo,
@@ -67,6 +88,7 @@ pub struct FuncEnv<'m> {
     pointer: ir::Type,
     call_conv: CallConv,
     vmctx: Option<Value>,
+    vmctx_slot: Option<ir::StackSlot>,
 }
 
 impl<'m> FuncEnv<'m> {
@@ -78,7 +100,15 @@ impl<'m> FuncEnv<'m> {
             pointer: isa.pointer_type(),
             call_conv: isa.default_call_conv(),
             vmctx: None,
+            vmctx_slot: None,
         }
+    }
+
+    /// The stack slot that holds the VM context at every call with catch
+    /// clauses, if the function has such calls: the unwinder reads it there
+    /// to know whose tags the clauses name.
+    pub fn vmctx_slot(&self) -> Option<ir::StackSlot> {
+        self.vmctx_slot
     }
 
     fn vmctx(&self) -> Value {
@@ -361,8 +391,9 @@ impl TranslationEnv for FuncEnv<'_> {
         builder: &mut FunctionBuilder<'_>,
         callee: FuncIndex,
         args: &[Value],
+        catches: &[CatchClause],
     ) -> Vec<Value> {
-        self.direct_call(builder, callee, args, false)
+        self.direct_call(builder, callee, args, Call::Normal(catches))
     }
 
     fn call_indirect(
@@ -372,8 +403,9 @@ impl TranslationEnv for FuncEnv<'_> {
         ty: TypeIndex,
         index: Value,
         args: &[Value],
+        catches: &[CatchClause],
     ) -> Vec<Value> {
-        self.indirect_call(builder, table, ty, index, args, false)
+        self.indirect_call(builder, table, ty, index, args, Call::Normal(catches))
     }
 
     fn return_call(
@@ -382,7 +414,7 @@ impl TranslationEnv for FuncEnv<'_> {
         callee: FuncIndex,
         args: &[Value],
     ) {
-        self.direct_call(builder, callee, args, true);
+        self.direct_call(builder, callee, args, Call::Tail);
     }
 
     fn return_call_indirect(
@@ -393,7 +425,7 @@ impl TranslationEnv for FuncEnv<'_> {
         index: Value,
         args: &[Value],
     ) {
-        self.indirect_call(builder, table, ty, index, args, true);
+        self.indirect_call(builder, table, ty, index, args, Call::Tail);
     }
 
     fn call_ref(
@@ -403,7 +435,13 @@ impl TranslationEnv for FuncEnv<'_> {
         callee: Value,
         args: &[Value],
         tail: bool,
+        catches: &[CatchClause],
     ) -> Vec<Value> {
+        let call = if tail {
+            Call::Tail
+        } else {
+            Call::Normal(catches)
+        };
         builder.ins().trapz(callee, codes::NULL_REFERENCE);
         // Validation and exact import matching prove the reference's type,
         // but the embedder's API (Table::set, Global::set, Func::call
@@ -411,7 +449,80 @@ impl TranslationEnv for FuncEnv<'_> {
         // another function type could come from there, so check it as
         // call_indirect does (one load and compare).
         self.check_signature(builder, callee, ty);
-        self.call_funcref(builder, ty, callee, args, tail)
+        self.call_funcref(builder, ty, callee, args, call)
+    }
+
+    fn throw(
+        &mut self,
+        builder: &mut FunctionBuilder<'_>,
+        tag: TagIndex,
+        values: &[Value],
+        catches: &[CatchClause],
+    ) {
+        let slot = builder.create_sized_stack_slot(StackSlotData::new(
+            StackSlotKind::ExplicitSlot,
+            (values.len().max(1) * 16) as u32,
+            4,
+        ));
+        let slots = builder.ins().stack_addr(self.pointer, slot, 0);
+        let f = MemFlagsData::trusted();
+        for (i, v) in values.iter().enumerate() {
+            builder.ins().store(f, *v, slots, (i * 16) as i32);
+        }
+        let vmctx = self.vmctx();
+        let tag_ptr = self.load_ptr(builder, vmctx, self.offsets.tag_ptr(tag));
+        self.raise(builder, tag_ptr, slots, catches);
+    }
+
+    fn throw_ref(
+        &mut self,
+        builder: &mut FunctionBuilder<'_>,
+        exn: Value,
+        catches: &[CatchClause],
+    ) {
+        builder.ins().trapz(exn, codes::NULL_REFERENCE);
+        let rethrow = builder.ins().iconst(self.pointer, 0);
+        self.raise(builder, rethrow, exn, catches);
+    }
+
+    fn exception_payload(
+        &mut self,
+        builder: &mut FunctionBuilder<'_>,
+        exn: Value,
+        tag: TagIndex,
+    ) -> Vec<Value> {
+        let tr = trusted(builder);
+        let values = builder
+            .ins()
+            .load(self.pointer, tr, exn, offsets::exception::VALUES);
+        let params = self.info.tag_params(tag).to_vec();
+        params
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                builder
+                    .ins()
+                    .load(clif_type(*t, self.pointer), tr, values, (i * 16) as i32)
+            })
+            .collect()
+    }
+
+    fn exception_caught(&mut self, builder: &mut FunctionBuilder<'_>, exn: Value, keep: bool) {
+        if keep {
+            let one = builder.ins().iconst(types::I8, 1);
+            let tr = trusted(builder);
+            builder
+                .ins()
+                .store(tr, one, exn, offsets::exception::PINNED);
+        } else {
+            self.call_builtin(
+                builder,
+                builtin::EXCEPTION_RELEASE,
+                &[self.pointer],
+                &[],
+                &[exn],
+            );
+        }
     }
 
     fn table_get(
@@ -553,11 +664,11 @@ impl FuncEnv<'_> {
     /// of another instance replaces this frame like any other: the callee
     /// gets its own VM context and this instance's as the caller's.
     fn direct_call(
-        &self,
+        &mut self,
         builder: &mut FunctionBuilder<'_>,
         callee: FuncIndex,
         args: &[Value],
-        tail: bool,
+        call: Call<'_>,
     ) -> Vec<Value> {
         let ty = self.info.func_type(callee).clone();
         let sig = wasm_signature(&ty, self.pointer);
@@ -568,7 +679,7 @@ impl FuncEnv<'_> {
             let code = self.load_ptr(builder, vmctx, import + offsets::funcref::CODE);
             let callee_vmctx = self.load_ptr(builder, vmctx, import + offsets::funcref::VMCTX);
             let all = self.wasm_call_args(callee_vmctx, args);
-            Self::emit_indirect(builder, sig_ref, code, &all, tail)
+            self.emit_call(builder, sig_ref, Callee::Indirect(code), &all, call)
         } else {
             let name = builder
                 .func
@@ -584,31 +695,25 @@ impl FuncEnv<'_> {
             });
             let vmctx = self.vmctx();
             let all = self.wasm_call_args(vmctx, args);
-            if tail {
-                builder.ins().return_call(func_ref, &all);
-                Vec::new()
-            } else {
-                let call = builder.ins().call(func_ref, &all);
-                builder.inst_results(call).to_vec()
-            }
+            self.emit_call(builder, sig_ref, Callee::Direct(func_ref), &all, call)
         }
     }
 
     /// `call_indirect` (or, with `tail`, `return_call_indirect`): table
     /// bounds, null and signature checks, then the call.
     fn indirect_call(
-        &self,
+        &mut self,
         builder: &mut FunctionBuilder<'_>,
         table: TableIndex,
         ty: TypeIndex,
         index: Value,
         args: &[Value],
-        tail: bool,
+        call: Call<'_>,
     ) -> Vec<Value> {
         let funcref = self.table_element(builder, table, index);
         builder.ins().trapz(funcref, codes::INDIRECT_CALL_TO_NULL);
         self.check_signature(builder, funcref, ty);
-        self.call_funcref(builder, ty, funcref, args, tail)
+        self.call_funcref(builder, ty, funcref, args, call)
     }
 
     /// Traps with [`codes::BAD_SIGNATURE`] unless the function `funcref`
@@ -629,12 +734,12 @@ impl FuncEnv<'_> {
 
     /// Calls the function `funcref` (not null) points to, of type `ty`.
     fn call_funcref(
-        &self,
+        &mut self,
         builder: &mut FunctionBuilder<'_>,
         ty: TypeIndex,
         funcref: Value,
         args: &[Value],
-        tail: bool,
+        call: Call<'_>,
     ) -> Vec<Value> {
         let tr = trusted(builder);
         let code = builder
@@ -646,23 +751,113 @@ impl FuncEnv<'_> {
         let sig = wasm_signature(&self.info.types[ty as usize], self.pointer);
         let sig_ref = builder.import_signature(sig);
         let all = self.wasm_call_args(callee_vmctx, args);
-        Self::emit_indirect(builder, sig_ref, code, &all, tail)
+        self.emit_call(builder, sig_ref, Callee::Indirect(code), &all, call)
     }
 
-    fn emit_indirect(
+    /// Emits a call of `callee` (signature `sig_ref`): a tail call, a plain
+    /// call, or, with catch clauses in effect, a `try_call` whose exception
+    /// table names this frame's VM context (the instance whose tags the
+    /// clauses mean) and then each clause in order. Returns the results
+    /// (none for a tail call, which ends the block).
+    fn emit_call(
+        &mut self,
         builder: &mut FunctionBuilder<'_>,
         sig_ref: ir::SigRef,
-        code: Value,
+        callee: Callee,
         args: &[Value],
-        tail: bool,
+        call: Call<'_>,
     ) -> Vec<Value> {
-        if tail {
-            builder.ins().return_call_indirect(sig_ref, code, args);
-            Vec::new()
-        } else {
-            let call = builder.ins().call_indirect(sig_ref, code, args);
-            builder.inst_results(call).to_vec()
+        match (call, callee) {
+            (Call::Tail, Callee::Direct(f)) => {
+                builder.ins().return_call(f, args);
+                Vec::new()
+            }
+            (Call::Tail, Callee::Indirect(code)) => {
+                builder.ins().return_call_indirect(sig_ref, code, args);
+                Vec::new()
+            }
+            (Call::Normal([]), callee) => {
+                let inst = match callee {
+                    Callee::Direct(f) => builder.ins().call(f, args),
+                    Callee::Indirect(code) => builder.ins().call_indirect(sig_ref, code, args),
+                };
+                builder.inst_results(inst).to_vec()
+            }
+            (Call::Normal(catches), callee) => {
+                let returns: Vec<ir::Type> = builder.func.dfg.signatures[sig_ref]
+                    .returns
+                    .iter()
+                    .map(|r| r.value_type)
+                    .collect();
+                let normal = builder.create_block();
+                for t in &returns {
+                    builder.append_block_param(normal, *t);
+                }
+                let normal_call = BlockCall::new(
+                    normal,
+                    (0..returns.len() as u32).map(BlockArg::TryCallRet),
+                    &mut builder.func.dfg.value_lists,
+                );
+                // The VM context goes to a stack slot of our own rather than
+                // a `Context` item, which the register allocator may leave
+                // in a register the call clobbers.
+                let slot = *self.vmctx_slot.get_or_insert_with(|| {
+                    builder.create_sized_stack_slot(StackSlotData::new(
+                        StackSlotKind::ExplicitSlot,
+                        8,
+                        3,
+                    ))
+                });
+                let vmctx = self.vmctx();
+                builder.ins().stack_store(self.pointer, vmctx, slot, 0);
+                let pool = &mut builder.func.dfg.value_lists;
+                let mut items = Vec::with_capacity(catches.len());
+                for c in catches {
+                    let to = BlockCall::new(c.landing, [BlockArg::TryCallExn(0)], pool);
+                    items.push(match c.tag {
+                        Some(t) => ExceptionTableItem::Tag(ExceptionTag::from_u32(t), to),
+                        None => ExceptionTableItem::Default(to),
+                    });
+                }
+                let table = builder
+                    .func
+                    .dfg
+                    .exception_tables
+                    .push(ExceptionTableData::new(sig_ref, normal_call, items));
+                match callee {
+                    Callee::Direct(f) => builder.ins().try_call(f, args, table),
+                    Callee::Indirect(code) => builder.ins().try_call_indirect(code, args, table),
+                };
+                builder.seal_block(normal);
+                builder.switch_to_block(normal);
+                builder.block_params(normal).to_vec()
+            }
         }
+    }
+
+    /// Calls the throw builtin (`raise(vmctx, tag, arg)`, see
+    /// [`builtin::RAISE`]), which never returns here.
+    fn raise(
+        &mut self,
+        builder: &mut FunctionBuilder<'_>,
+        tag: Value,
+        arg: Value,
+        catches: &[CatchClause],
+    ) {
+        let mut sig = Signature::new(self.call_conv);
+        sig.params.extend([AbiParam::new(self.pointer); 3]);
+        let sig_ref = builder.import_signature(sig);
+        let vmctx = self.vmctx();
+        let table = self.load_ptr(builder, vmctx, VMOffsets::BUILTINS);
+        let f = self.load_ptr(builder, table, (builtin::RAISE * 8) as i32);
+        self.emit_call(
+            builder,
+            sig_ref,
+            Callee::Indirect(f),
+            &[vmctx, tag, arg],
+            Call::Normal(catches),
+        );
+        builder.ins().trap(codes::UNREACHABLE);
     }
 
     /// Address of element `index` of `table`, trapping when out of bounds.

@@ -5,6 +5,7 @@
 pub mod func_env;
 pub mod target;
 
+use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::ToString;
 use alloc::vec;
@@ -16,7 +17,7 @@ use cranelift_codegen::ir::{
     UserFuncName,
 };
 use cranelift_codegen::isa::TargetIsa;
-use cranelift_codegen::{Context, FinalizedRelocTarget};
+use cranelift_codegen::{Context, FinalizedMachExceptionHandler, FinalizedRelocTarget};
 use cranelift_control::ControlPlane;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use wasmparser::FuncValidatorAllocations;
@@ -41,12 +42,47 @@ pub struct CompiledCode {
     /// offset of the host-call trampoline of each module type used by an
     /// imported function
     pub host_trampolines: Vec<Option<u32>>,
+    /// the calls inside `try_table`s, with their exception tables, sorted
+    /// by return address
+    pub call_sites: Vec<CallSite>,
+}
+
+/// A call that exceptions may be caught at (a `try_call`): where it
+/// returns to and what its exception table says, for the unwinder.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallSite {
+    /// code offset of the return address
+    pub ret: u32,
+    /// distance from the frame pointer down to the stack pointer at the
+    /// call: the stack pointer a handler resumes with is `fp - frame_offset`
+    pub frame_offset: u32,
+    /// the exception table, to be read in order; the first match wins
+    pub handlers: Box<[Handler]>,
+}
+
+/// One entry of a call site's exception table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Handler {
+    /// The VM context whose tags the following entries name is stored at
+    /// this offset from the call's stack pointer.
+    Context(u32),
+    /// Exceptions of the context instance's tag `tag` resume at code
+    /// offset `at`.
+    Tag {
+        /// module tag index
+        tag: u32,
+        /// code offset of the handler
+        at: u32,
+    },
+    /// Every exception resumes at this code offset.
+    CatchAll(u32),
 }
 
 struct CompiledFunction {
     code: Vec<u8>,
     relocs: Vec<(u32, Reloc, RelocTo, i64)>,
     traps: Vec<(u32, TrapCode)>,
+    call_sites: Vec<CallSite>,
 }
 
 enum RelocTo {
@@ -80,14 +116,15 @@ pub fn compile_module(
         )
         .map_err(|e| translate_error(e, p.index))?;
         allocs = validator.into_allocations();
-        funcs.push(finish(isa, &mut ctx, func, p.index)?);
+        let vmctx_slot = env.vmctx_slot();
+        funcs.push(finish(isa, &mut ctx, func, p.index, vmctx_slot)?);
     }
     let mut array_trampolines = Vec::with_capacity(info.types.len());
     let mut host_trampolines = vec![None; info.types.len()];
     let mut trampolines = Vec::new();
     for ty in &info.types {
         let f = array_trampoline(isa, ty);
-        trampolines.push(finish(isa, &mut ctx, f, u32::MAX)?);
+        trampolines.push(finish(isa, &mut ctx, f, u32::MAX, None)?);
         array_trampolines.push(0);
     }
     let mut host_types: Vec<u32> = info.functions[..info.num_imported_funcs as usize].to_vec();
@@ -95,7 +132,7 @@ pub fn compile_module(
     host_types.dedup();
     for t in &host_types {
         let f = host_trampoline(isa, &info.types[*t as usize]);
-        trampolines.push(finish(isa, &mut ctx, f, u32::MAX)?);
+        trampolines.push(finish(isa, &mut ctx, f, u32::MAX, None)?);
     }
 
     // Link: lay out functions then trampolines, 16-byte aligned.
@@ -112,6 +149,24 @@ pub fn compile_module(
         offsets.push(start);
         out.traps
             .extend(f.traps.iter().map(|(o, c)| (start + o, *c)));
+        out.call_sites.extend(f.call_sites.iter().map(|site| {
+            CallSite {
+                ret: start + site.ret,
+                frame_offset: site.frame_offset,
+                handlers: site
+                    .handlers
+                    .iter()
+                    .map(|h| match *h {
+                        Handler::Context(o) => Handler::Context(o),
+                        Handler::Tag { tag, at } => Handler::Tag {
+                            tag,
+                            at: start + at,
+                        },
+                        Handler::CatchAll(at) => Handler::CatchAll(start + at),
+                    })
+                    .collect(),
+            }
+        }));
     }
     for (i, f) in funcs.iter().enumerate() {
         out.functions.push((offsets[i], f.code.len() as u32));
@@ -143,6 +198,7 @@ pub fn compile_module(
         }
     }
     out.traps.sort_by_key(|(o, _)| *o);
+    out.call_sites.sort_by_key(|c| c.ret);
     Ok(out)
 }
 
@@ -193,6 +249,7 @@ fn finish(
     ctx: &mut Context,
     func: ir::Function,
     index: u32,
+    vmctx_slot: Option<ir::StackSlot>,
 ) -> Result<CompiledFunction, Error> {
     ctx.clear();
     ctx.func = func;
@@ -209,6 +266,47 @@ fn finish(
         .iter()
         .map(|t| (t.offset, t.code))
         .collect();
+    let mut call_sites = Vec::new();
+    for site in compiled.buffer.call_sites() {
+        if site.exception_handlers.is_empty() {
+            continue;
+        }
+        let bad = |what: &str| Error::Compile {
+            func: index,
+            message: format!("exception table: {what}"),
+        };
+        let frame_offset = site
+            .frame_offset
+            .ok_or_else(|| bad("no frame offset at a call site"))?;
+        // The translator stores the VM context in its slot before every
+        // call with handlers (see `FuncEnv::vmctx_slot`).
+        let slot = vmctx_slot.ok_or_else(|| bad("no VM context slot"))?;
+        let layout = compiled
+            .buffer
+            .frame_layout()
+            .ok_or_else(|| bad("no frame layout"))?;
+        if layout.frame_to_fp_offset != frame_offset {
+            return Err(bad("the stack pointer at a call is not the frame's bottom"));
+        }
+        let mut handlers = alloc::vec![Handler::Context(layout.stackslots[slot].offset)];
+        for h in site.exception_handlers {
+            handlers.push(match *h {
+                FinalizedMachExceptionHandler::Tag(tag, at) => Handler::Tag {
+                    tag: tag.as_u32(),
+                    at,
+                },
+                FinalizedMachExceptionHandler::Default(at) => Handler::CatchAll(at),
+                FinalizedMachExceptionHandler::Context(_) => {
+                    return Err(bad("unexpected dynamic context"));
+                }
+            });
+        }
+        call_sites.push(CallSite {
+            ret: site.ret_addr,
+            frame_offset,
+            handlers: handlers.into(),
+        });
+    }
     let raw_relocs = compiled.buffer.relocs().to_vec();
     let mut relocs = Vec::new();
     for r in &raw_relocs {
@@ -237,6 +335,7 @@ fn finish(
         code,
         relocs,
         traps,
+        call_sites,
     })
 }
 

@@ -8,13 +8,20 @@
 //! and an else-block; an `if` without `else` still gets its else-block,
 //! which forwards the parameters as results (validation guarantees the
 //! types agree).
+//!
+//! A `try_table` is a block whose catch clauses are in effect for the
+//! calls and throws inside it: each clause gets a landing block (created
+//! when the first call needs it) that receives the exception, takes its
+//! payload and branches to the clause's label. The landing blocks are
+//! filled at the `try_table`'s `end`, when every call that can reach them
+//! has been emitted.
 
 use alloc::vec::Vec;
 
 use cranelift_codegen::ir::{self, BlockArg, InstBuilder, JumpTableData, Value};
 use wasmparser::{BlockType, Operator};
 
-use super::{TResult, TranslateError, Translator};
+use super::{CatchClause, TResult, TranslateError, Translator};
 
 /// What kind of construct a [`Frame`] stands for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,6 +34,21 @@ pub(crate) enum FrameKind {
     Loop,
     /// `if` (with or without `else`)
     If,
+    /// `try_table`
+    TryTable,
+}
+
+/// One catch clause of a `try_table`.
+#[derive(Debug)]
+pub(crate) struct Catch {
+    /// the tag caught (`None`: `catch_all`)
+    tag: Option<u32>,
+    /// whether the label also gets the `exnref` (`catch_ref`, `catch_all_ref`)
+    with_ref: bool,
+    /// index in the control stack of the frame the clause's label names
+    target: usize,
+    /// the landing block, once a call has needed it
+    landing: Option<ir::Block>,
 }
 
 /// One open block.
@@ -53,6 +75,8 @@ pub(crate) struct Frame {
     height: usize,
     /// whether some branch (or the end of a then-branch) reaches `next`
     next_reached: bool,
+    /// a `try_table`'s catch clauses, in order
+    catches: Vec<Catch>,
 }
 
 impl Frame {
@@ -69,6 +93,7 @@ impl Frame {
             num_results: 0,
             height: 0,
             next_reached: false,
+            catches: Vec::new(),
         }
     }
 }
@@ -92,6 +117,7 @@ impl Translator<'_, '_> {
             num_results: results.len(),
             height: 0,
             next_reached: false,
+            catches: Vec::new(),
         });
     }
 
@@ -139,6 +165,11 @@ impl Translator<'_, '_> {
     /// values it carries. Marks the target as reached.
     fn branch_target(&mut self, depth: u32) -> (ir::Block, usize) {
         let i = self.control.len() - 1 - depth as usize;
+        self.branch_target_at(i)
+    }
+
+    /// [`Self::branch_target`] of the frame at index `i` of the control stack.
+    fn branch_target_at(&mut self, i: usize) -> (ir::Block, usize) {
         let frame = &mut self.control[i];
         match frame.header {
             Some(h) => (h, frame.branch_arity),
@@ -152,10 +183,14 @@ impl Translator<'_, '_> {
     /// Follows block nesting in unreachable code (nothing is emitted).
     pub(crate) fn unreachable_operator(&mut self, op: &Operator<'_>) -> TResult {
         match op {
-            Operator::Block { .. } | Operator::Loop { .. } | Operator::If { .. } => {
+            Operator::Block { .. }
+            | Operator::Loop { .. }
+            | Operator::If { .. }
+            | Operator::TryTable { .. } => {
                 let kind = match op {
                     Operator::Block { .. } => FrameKind::Block,
                     Operator::Loop { .. } => FrameKind::Loop,
+                    Operator::TryTable { .. } => FrameKind::TryTable,
                     _ => FrameKind::If,
                 };
                 // A placeholder block, never filled.
@@ -186,7 +221,58 @@ impl Translator<'_, '_> {
                     num_results: results.len(),
                     height: self.stack.len() - params.len(),
                     next_reached: false,
+                    catches: Vec::new(),
                 });
+            }
+            Operator::TryTable { try_table } => {
+                let (params, results) = self.block_signature(try_table.ty, offset)?;
+                let next = self.block_with_params(&results);
+                let enclosing = self.control.len();
+                let catches = try_table
+                    .catches
+                    .iter()
+                    .map(|c| {
+                        let (tag, with_ref, label) = match *c {
+                            wasmparser::Catch::One { tag, label } => (Some(tag), false, label),
+                            wasmparser::Catch::OneRef { tag, label } => (Some(tag), true, label),
+                            wasmparser::Catch::All { label } => (None, false, label),
+                            wasmparser::Catch::AllRef { label } => (None, true, label),
+                        };
+                        Catch {
+                            tag,
+                            with_ref,
+                            target: enclosing - 1 - label as usize,
+                            landing: None,
+                        }
+                    })
+                    .collect();
+                self.control.push(Frame {
+                    kind: FrameKind::TryTable,
+                    live: true,
+                    next,
+                    header: None,
+                    else_block: None,
+                    if_params: Vec::new(),
+                    branch_arity: results.len(),
+                    num_results: results.len(),
+                    height: self.stack.len() - params.len(),
+                    next_reached: false,
+                    catches,
+                });
+            }
+            Operator::Throw { tag_index } => {
+                let n = self.env.info().tag_params(*tag_index).len();
+                let values = self.pop_n(n);
+                let catches = self.catch_clauses();
+                self.env
+                    .throw(&mut self.builder, *tag_index, &values, &catches);
+                self.reachable = false;
+            }
+            Operator::ThrowRef => {
+                let exn = self.pop();
+                let catches = self.catch_clauses();
+                self.env.throw_ref(&mut self.builder, exn, &catches);
+                self.reachable = false;
             }
             Operator::Loop { blockty } => {
                 let (params, results) = self.block_signature(*blockty, offset)?;
@@ -210,6 +296,7 @@ impl Translator<'_, '_> {
                     num_results: results.len(),
                     height,
                     next_reached: false,
+                    catches: Vec::new(),
                 });
             }
             Operator::If { blockty } => {
@@ -236,6 +323,7 @@ impl Translator<'_, '_> {
                     num_results: results.len(),
                     height: self.stack.len() - params.len(),
                     next_reached: false,
+                    catches: Vec::new(),
                 });
             }
             Operator::Else => self.translate_else(),
@@ -284,7 +372,10 @@ impl Translator<'_, '_> {
             Operator::Call { function_index } => {
                 let ty = self.env.info().func_type(*function_index).clone();
                 let a = self.pop_n(ty.params.len());
-                let results = self.env.call(&mut self.builder, *function_index, &a);
+                let catches = self.catch_clauses();
+                let results = self
+                    .env
+                    .call(&mut self.builder, *function_index, &a, &catches);
                 self.stack.extend(results);
             }
             Operator::CallIndirect {
@@ -292,9 +383,15 @@ impl Translator<'_, '_> {
                 table_index,
             } => {
                 let (index, a) = self.pop_indirect_call_operands(*type_index)?;
-                let results =
-                    self.env
-                        .call_indirect(&mut self.builder, *table_index, *type_index, index, &a);
+                let catches = self.catch_clauses();
+                let results = self.env.call_indirect(
+                    &mut self.builder,
+                    *table_index,
+                    *type_index,
+                    index,
+                    &a,
+                    &catches,
+                );
                 self.stack.extend(results);
             }
             Operator::ReturnCall { function_index } => {
@@ -320,9 +417,14 @@ impl Translator<'_, '_> {
             Operator::CallRef { type_index } | Operator::ReturnCallRef { type_index } => {
                 let tail = matches!(op, Operator::ReturnCallRef { .. });
                 let (callee, a) = self.pop_indirect_call_operands(*type_index)?;
-                let results = self
-                    .env
-                    .call_ref(&mut self.builder, *type_index, callee, &a, tail);
+                let catches = if tail {
+                    Vec::new()
+                } else {
+                    self.catch_clauses()
+                };
+                let results =
+                    self.env
+                        .call_ref(&mut self.builder, *type_index, callee, &a, tail, &catches);
                 if tail {
                     self.reachable = false;
                 } else {
@@ -360,6 +462,57 @@ impl Translator<'_, '_> {
             _ => return Ok(false),
         }
         Ok(true)
+    }
+
+    /// The catch clauses in effect here, innermost `try_table` first, up to
+    /// and including the first `catch_all` (nothing after it can match).
+    /// Creates the landing blocks that do not exist yet.
+    fn catch_clauses(&mut self) -> Vec<CatchClause> {
+        let mut clauses = Vec::new();
+        for i in (0..self.control.len()).rev() {
+            if self.control[i].kind != FrameKind::TryTable || !self.control[i].live {
+                continue;
+            }
+            for c in 0..self.control[i].catches.len() {
+                let landing = match self.control[i].catches[c].landing {
+                    Some(b) => b,
+                    None => {
+                        let b = self.builder.create_block();
+                        self.builder.append_block_param(b, self.pointer);
+                        self.control[i].catches[c].landing = Some(b);
+                        b
+                    }
+                };
+                let tag = self.control[i].catches[c].tag;
+                clauses.push(CatchClause { tag, landing });
+                if tag.is_none() {
+                    return clauses;
+                }
+            }
+        }
+        clauses
+    }
+
+    /// Fills the landing blocks of a closed `try_table`'s clauses: take the
+    /// payload (and the `exnref`), branch to the clause's label.
+    fn fill_landings(&mut self, catches: Vec<Catch>) {
+        for c in catches {
+            let Some(landing) = c.landing else { continue };
+            self.builder.switch_to_block(landing);
+            self.builder.seal_block(landing);
+            let exn = self.builder.block_params(landing)[0];
+            let mut values = match c.tag {
+                Some(tag) => self.env.exception_payload(&mut self.builder, exn, tag),
+                None => Vec::new(),
+            };
+            self.env
+                .exception_caught(&mut self.builder, exn, c.with_ref);
+            if c.with_ref {
+                values.push(exn);
+            }
+            let (target, _) = self.branch_target_at(c.target);
+            self.builder.ins().jump(target, &args(&values));
+        }
     }
 
     /// Pops the table index (`call_indirect`, `return_call_indirect`) or
@@ -420,6 +573,9 @@ impl Translator<'_, '_> {
         }
         if let Some(header) = frame.header {
             self.builder.seal_block(header);
+        }
+        if frame.kind == FrameKind::TryTable {
+            self.fill_landings(frame.catches);
         }
         self.stack.truncate(frame.height);
         self.builder.switch_to_block(frame.next);

@@ -14,18 +14,42 @@
 //! in order ([`WASM_PARAM_OFFSET`]); the returns are the wasm results.
 //! References (`funcref`, `externref`) are pointer-sized integers, `0` being
 //! null ([`TranslationEnv::reference_type`]).
+//!
+//! ## Exceptions
+//!
+//! Inside a `try_table`, every call that can throw carries the catch
+//! clauses in effect ([`CatchClause`], innermost first): the engine emits
+//! it as a Cranelift `try_call` whose exception table sends a caught
+//! exception to the clause's landing block, with the exception (a pointer,
+//! the `exnref` representation) as the block's first parameter. The
+//! landing blocks are the translator's; the engine only reads the payload
+//! ([`TranslationEnv::exception_payload`]) and says when a handler is done
+//! with an exception ([`TranslationEnv::exception_caught`]).
 
 use alloc::vec::Vec;
 
 use cranelift_codegen::ir::{self, Value};
 use cranelift_frontend::FunctionBuilder;
 
-use crate::module_info::{FuncIndex, GlobalIndex, MemoryIndex, ModuleInfo, TableIndex, TypeIndex};
+use crate::module_info::{
+    FuncIndex, GlobalIndex, MemoryIndex, ModuleInfo, TableIndex, TagIndex, TypeIndex,
+};
 use crate::types::{FuncType, RefType};
 
 /// Index of the first wasm parameter among a function's Cranelift parameters
 /// (after the callee and caller VM contexts).
 pub const WASM_PARAM_OFFSET: usize = 2;
+
+/// A catch clause in effect at a call: exceptions of `tag` (`None`: every
+/// exception) go to `landing`, whose first parameter receives the
+/// exception.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CatchClause {
+    /// the module tag caught, or `None` for `catch_all`
+    pub tag: Option<TagIndex>,
+    /// the landing block (one pointer parameter: the exception)
+    pub landing: ir::Block,
+}
 
 /// How the translator must address a linear memory.
 #[derive(Clone, Copy, Debug)]
@@ -124,12 +148,14 @@ pub trait TranslationEnv {
     /// `global.set`
     fn global_set(&mut self, builder: &mut FunctionBuilder<'_>, global: GlobalIndex, value: Value);
 
-    /// A direct call to function `callee`; returns the results.
+    /// A direct call to function `callee`; returns the results. Exceptions
+    /// go to `catches` (see the module documentation).
     fn call(
         &mut self,
         builder: &mut FunctionBuilder<'_>,
         callee: FuncIndex,
         args: &[Value],
+        catches: &[CatchClause],
     ) -> Vec<Value>;
     /// `call_indirect`: bounds check on the table, null check, signature check
     /// against type `ty`, then the call; returns the results.
@@ -140,6 +166,7 @@ pub trait TranslationEnv {
         ty: TypeIndex,
         index: Value,
         args: &[Value],
+        catches: &[CatchClause],
     ) -> Vec<Value>;
 
     /// `return_call`: a tail call to function `callee`, whose results are
@@ -166,7 +193,35 @@ pub trait TranslationEnv {
         callee: Value,
         args: &[Value],
         tail: bool,
+        catches: &[CatchClause],
     ) -> Vec<Value>;
+
+    /// `throw`: a new exception of `tag` with payload `values`, to the
+    /// innermost handler (`catches`, then the callers' ones). Emits the
+    /// block terminator.
+    fn throw(
+        &mut self,
+        builder: &mut FunctionBuilder<'_>,
+        tag: TagIndex,
+        values: &[Value],
+        catches: &[CatchClause],
+    );
+
+    /// `throw_ref`: throws the exception `exn` again (null traps with
+    /// [`crate::trap::codes::NULL_REFERENCE`]). Emits the block terminator.
+    fn throw_ref(&mut self, builder: &mut FunctionBuilder<'_>, exn: Value, catches: &[CatchClause]);
+
+    /// The payload of exception `exn`, known to be of tag `tag`.
+    fn exception_payload(
+        &mut self,
+        builder: &mut FunctionBuilder<'_>,
+        exn: Value,
+        tag: TagIndex,
+    ) -> Vec<Value>;
+
+    /// A handler is done reading `exn`; `keep`: it hands wasm an `exnref`
+    /// to it (`catch_ref`, `catch_all_ref`), so the exception must live on.
+    fn exception_caught(&mut self, builder: &mut FunctionBuilder<'_>, exn: Value, keep: bool);
 
     /// `table.get` (traps out of bounds).
     fn table_get(

@@ -21,7 +21,7 @@ mod memory;
 mod numeric;
 mod simd;
 
-pub use env::{MemoryAccess, TranslationEnv, WASM_PARAM_OFFSET};
+pub use env::{CatchClause, MemoryAccess, TranslationEnv, WASM_PARAM_OFFSET};
 
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;

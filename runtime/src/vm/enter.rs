@@ -7,11 +7,19 @@ use core::cell::Cell;
 use cranelift_codegen::ir::TrapCode;
 use spin::RwLock;
 
+use super::VMStoreContext;
+use super::exception::{VMException, VMTag};
+use super::offsets::VMOffsets;
+use crate::compile::{CallSite, Handler};
+
 #[cfg_attr(target_arch = "x86_64", path = "arch/x86_64.rs")]
 #[cfg_attr(target_arch = "aarch64", path = "arch/aarch64.rs")]
 mod isa;
 
 unsafe extern "C" {
+    /// Jumps to `pc` with the stack pointer `sp`, frame pointer `fp` and
+    /// `payload` in the first exception payload register (rax / x0).
+    fn basalt_resume(pc: usize, sp: usize, fp: usize, payload: usize) -> !;
     fn basalt_enter_wasm(
         saved_sp: *mut usize,
         trampoline: usize,
@@ -48,6 +56,9 @@ struct EntryContext {
     saved_sp: usize,
     prev: *mut EntryContext,
     trap: Option<TrapRecord>,
+    /// the exception that ended the call uncaught (with `trap`'s code
+    /// [`crate::trap::codes::UNCAUGHT_EXCEPTION`])
+    exception: usize,
 }
 
 /// Code regions of loaded modules, for mapping a faulting PC to a trap code.
@@ -60,6 +71,10 @@ pub struct CodeInfo {
     pub traps: Vec<(u32, TrapCode)>,
     /// (offset, length, function index), sorted by offset
     pub functions: Vec<(u32, u32, u32)>,
+    /// calls with exception tables, sorted by return address
+    pub call_sites: Vec<CallSite>,
+    /// offset of the tag pointers in the VM context of this code's module
+    pub tags_offset: u32,
 }
 
 impl CodeInfo {
@@ -72,6 +87,12 @@ impl CodeInfo {
             .checked_sub(1)?;
         let (o, l, f) = self.functions[i];
         (off < o + l).then_some(f)
+    }
+
+    fn call_site_at(&self, ret: usize) -> Option<&CallSite> {
+        let off = u32::try_from(ret.checked_sub(self.start)?).ok()?;
+        let i = self.call_sites.binary_search_by_key(&off, |c| c.ret).ok()?;
+        Some(&self.call_sites[i])
     }
 
     fn trap_at(&self, pc: usize) -> Option<TrapCode> {
@@ -188,6 +209,124 @@ pub fn handle_fault(pc: usize, fault_addr: Option<usize>) -> Option<FaultResume>
     })
 }
 
+/// How a wasm call ended abnormally.
+#[derive(Debug, Clone, Copy)]
+pub enum Unwound {
+    /// a trap
+    Trap(TrapRecord),
+    /// an exception no handler caught: the exception (owned by the callee's
+    /// store, not released) and where it was thrown
+    Exception {
+        /// the `VMException`
+        exception: usize,
+        /// the program counter of the throw
+        pc: usize,
+    },
+}
+
+/// The Rust side of the `basalt_raise` stub, which compiled code calls for
+/// `throw` (`tag` is the thrown tag's `VMTag`, `arg` the payload's 16-byte
+/// slots) and `throw_ref` (`tag` is 0, `arg` the exception). The stub adds
+/// the thrower's return address `pc` and frame pointer `fp`.
+extern "C" fn raise_exception(vmctx: usize, tag: usize, arg: usize, pc: usize, fp: usize) -> ! {
+    let exception = if tag == 0 {
+        arg
+    } else {
+        // SAFETY: compiled code passes a tag pointer from its VM context,
+        // which points to a live VMTag of its store.
+        let tag_ref = unsafe { &*(tag as *const VMTag) };
+        let n = tag_ref.params.len();
+        // SAFETY: compiled code passes one 16-byte slot per tag parameter.
+        let payload = unsafe { core::slice::from_raw_parts(arg as *const u128, n) };
+        // SAFETY: the store-context slot of a live VM context points to its
+        // store's VMStoreContext; wasm is suspended in this call.
+        let store = unsafe {
+            &mut *(*((vmctx + VMOffsets::STORE_CTX as usize) as *const *mut VMStoreContext))
+        };
+        store
+            .exceptions
+            .allocate(tag as *const VMTag, payload.into()) as usize
+    };
+    // SAFETY: `exception` is a live VMException: just allocated, or an
+    // exnref compiled code checked for null.
+    let thrown_tag = unsafe { (*(exception as *const VMException)).tag() } as usize;
+    let handler = find_handler(thrown_tag, pc, fp);
+    match handler {
+        // SAFETY: the handler's frame is live (it is below the innermost
+        // entry on this stack) and Cranelift's try_call ABI expects exactly
+        // this: its stack and frame pointers, the payload in the first
+        // payload register, every other register clobbered.
+        Some((at, sp, fp)) => unsafe { basalt_resume(at, sp, fp, exception) },
+        None => {
+            let ctx = current();
+            // SAFETY: wasm is running, so `ctx` is the innermost live entry.
+            unsafe {
+                (*ctx).trap = Some(TrapRecord {
+                    code: crate::trap::codes::UNCAUGHT_EXCEPTION,
+                    pc,
+                });
+                (*ctx).exception = exception;
+            }
+            // SAFETY: as above; the landing pad restores the entry's
+            // registers from its saved stack pointer.
+            let sp = unsafe { (*ctx).saved_sp };
+            // SAFETY: resuming at the landing pad with the entry's stack
+            // pointer is how traps end a call too.
+            unsafe { basalt_resume(basalt_trap_landing as *const () as usize, sp, 0, 0) }
+        }
+    }
+}
+
+/// Walks the wasm frames from the thrower (`pc` is its return address into
+/// the throwing function, `fp` that function's frame pointer) outwards to
+/// the innermost entry, and returns the first handler whose exception
+/// table catches `tag`: (handler address, stack pointer, frame pointer).
+/// Holds nothing when it returns (the caller jumps away).
+fn find_handler(tag: usize, mut pc: usize, mut fp: usize) -> Option<(usize, usize, usize)> {
+    let ctx = current();
+    if ctx.is_null() {
+        return None;
+    }
+    // SAFETY: `ctx` is the innermost live entry.
+    let limit = unsafe { (*ctx).saved_sp };
+    while fp != 0 && fp < limit {
+        let info = code_at(pc)?;
+        info.function_at(pc)?;
+        if let Some(site) = info.call_site_at(pc) {
+            let sp = fp - site.frame_offset as usize;
+            let mut context = 0usize;
+            for h in &site.handlers {
+                match *h {
+                    Handler::Context(off) => {
+                        // SAFETY: Cranelift stored the context (a VM
+                        // context) in this live frame at this offset.
+                        context = unsafe { *((sp + off as usize) as *const usize) };
+                    }
+                    Handler::Tag { tag: t, at } if context != 0 => {
+                        let slot = context + info.tags_offset as usize + 8 * t as usize;
+                        // SAFETY: `context` is the frame's VM context, whose
+                        // tag pointers start at `tags_offset`; the module
+                        // has tag `t` (checked when the code was loaded).
+                        if unsafe { *(slot as *const usize) } == tag {
+                            return Some((info.start + at as usize, sp, fp));
+                        }
+                    }
+                    Handler::Tag { .. } => {}
+                    Handler::CatchAll(at) => return Some((info.start + at as usize, sp, fp)),
+                }
+            }
+        }
+        // SAFETY: compiled code keeps frame pointers: `fp` points to the
+        // saved caller frame pointer, followed by the return address, in a
+        // live frame below the entry.
+        unsafe {
+            pc = *((fp + 8) as *const usize);
+            fp = *(fp as *const usize);
+        }
+    }
+    None
+}
+
 /// Calls compiled code through an array trampoline:
 /// `trampoline(callee_vmctx, caller_vmctx, code, values)`.
 ///
@@ -201,11 +340,12 @@ pub unsafe fn call_wasm(
     caller_vmctx: usize,
     code: usize,
     values: *mut u128,
-) -> Result<(), TrapRecord> {
+) -> Result<(), Unwound> {
     let mut ctx = EntryContext {
         saved_sp: 0,
         prev: current(),
         trap: None,
+        exception: 0,
     };
     set_current(&mut ctx);
     // SAFETY: forwarded contract; the asm saves and restores callee-saved state.
@@ -222,11 +362,15 @@ pub unsafe fn call_wasm(
     set_current(ctx.prev);
     match (r, ctx.trap) {
         (0, _) => Ok(()),
-        (_, Some(t)) => Err(t),
-        (_, None) => Err(TrapRecord {
+        (_, Some(t)) if ctx.exception != 0 => Err(Unwound::Exception {
+            exception: ctx.exception,
+            pc: t.pc,
+        }),
+        (_, Some(t)) => Err(Unwound::Trap(t)),
+        (_, None) => Err(Unwound::Trap(TrapRecord {
             code: crate::trap::codes::UNREACHABLE,
             pc: 0,
-        }),
+        })),
     }
 }
 

@@ -5,6 +5,7 @@
 #![allow(unsafe_code)]
 
 pub mod enter;
+pub mod exception;
 pub mod offsets;
 pub mod store;
 
@@ -22,11 +23,14 @@ use crate::exact::ExactType;
 use crate::platform::Platform;
 use crate::types::{GlobalType, MemoryType, RefType, TableType, Val, ValType};
 
-/// Per-store state compiled code reads (`vmctx → store context`).
+/// Per-store state compiled code reads (`vmctx → store context`), and
+/// what builtins called with a VM context need of the store.
 #[repr(C)]
 pub struct VMStoreContext {
     /// lowest stack address wasm may use; 0 when no wasm is running
     pub stack_limit: usize,
+    /// the exceptions thrown in this store and not yet freed
+    pub exceptions: exception::ExceptionHeap,
 }
 
 /// A function reference: what `ref.func`, tables and imports hold.
@@ -301,8 +305,9 @@ pub fn val_to_raw(v: &Val) -> u128 {
         Val::F32(x) => u128::from(x),
         Val::F64(x) => u128::from(x),
         Val::V128(x) => x,
-        Val::FuncRef(None) | Val::ExternRef(None) => 0,
+        Val::FuncRef(None) | Val::ExternRef(None) | Val::ExnRef(None) => 0,
         Val::FuncRef(Some(h)) => h.0.get() as u128,
+        Val::ExnRef(Some(h)) => h.0.get() as u128,
         Val::ExternRef(Some(x)) => u128::from(x) + 1,
     }
 }
@@ -320,6 +325,9 @@ pub fn raw_to_val(raw: u128, ty: ValType) -> Val {
         ),
         ValType::Ref(RefType::ExternRef) => {
             Val::ExternRef((raw as usize).checked_sub(1).map(|x| x as u32))
+        }
+        ValType::Ref(RefType::ExnRef) => {
+            Val::ExnRef(core::num::NonZeroUsize::new(raw as usize).map(crate::types::ExnRefHandle))
         }
     }
 }
@@ -413,6 +421,8 @@ impl CodeMemory {
         code: &[u8],
         traps: Vec<(u32, cranelift_codegen::ir::TrapCode)>,
         functions: Vec<(u32, u32, u32)>,
+        call_sites: Vec<crate::compile::CallSite>,
+        tags_offset: u32,
     ) -> Result<CodeMemory, Error> {
         let ps = platform.page_size();
         let mapped = code.len().max(1).next_multiple_of(ps);
@@ -437,6 +447,8 @@ impl CodeMemory {
             len: code.len(),
             traps,
             functions,
+            call_sites,
+            tags_offset,
         }));
         Ok(mem)
     }

@@ -10,6 +10,7 @@
 //! ..  memories       [*mut VMMemory; memories]
 //! ..  tables         [*mut VMTable; tables]
 //! ..  globals        [*mut VMGlobal; globals]
+//! ..  tags           [*const VMTag; tags]     (a tag's identity is its address)
 //! ..  funcrefs       [VMFuncRef; functions]  (code, vmctx, type id)
 //! ```
 //!
@@ -54,6 +55,17 @@ pub mod funcref {
     pub const IMPORT_SIZE: u32 = 16;
 }
 
+/// Offsets inside `VMException`, the object an `exnref` points to.
+pub mod exception {
+    /// the thrown tag (`*const VMTag`), the identity `catch` compares
+    pub const TAG: i32 = 0;
+    /// pointer to the payload: one 16-byte slot per tag parameter
+    pub const VALUES: i32 = 8;
+    /// u8: non-zero once an `exnref` to the exception exists, which keeps
+    /// it alive until its store is dropped
+    pub const PINNED: i32 = 16;
+}
+
 /// Size of a global's storage cell.
 pub const GLOBAL_SIZE: u32 = 16;
 
@@ -65,6 +77,7 @@ pub struct VMOffsets {
     num_memories: u32,
     num_tables: u32,
     num_globals: u32,
+    num_tags: u32,
     num_funcs: u32,
 }
 
@@ -85,6 +98,7 @@ impl VMOffsets {
             num_memories: info.memories.len() as u32,
             num_tables: info.tables.len() as u32,
             num_globals: info.globals.len() as u32,
+            num_tags: info.tags.len() as u32,
             num_funcs: info.functions.len() as u32,
         }
     }
@@ -130,8 +144,19 @@ impl VMOffsets {
         (self.globals_start() + 8 * g) as i32
     }
 
-    fn funcrefs_start(&self) -> u32 {
+    /// Offset of the first tag pointer (the unwinder finds tag `t` of a
+    /// frame's instance at `vmctx + tags_start + 8 * t`).
+    pub fn tags_start(&self) -> u32 {
         self.globals_start() + 8 * self.num_globals
+    }
+
+    /// Offset of the pointer to tag `t`'s `VMTag`.
+    pub fn tag_ptr(&self, t: u32) -> i32 {
+        (self.tags_start() + 8 * t) as i32
+    }
+
+    fn funcrefs_start(&self) -> u32 {
+        self.tags_start() + 8 * self.num_tags
     }
 
     /// Offset of function `f`'s `VMFuncRef`.
@@ -168,6 +193,15 @@ pub mod builtin {
     pub const TABLE_INIT: u32 = 8;
     /// `elem_drop(vmctx, seg: u32)`
     pub const ELEM_DROP: u32 = 9;
+    /// `raise(vmctx, tag: u32, values: ptr)` throws a new exception of tag
+    /// `tag` with the payload in `values` (16-byte slots);
+    /// `raise(vmctx, u32::MAX, exn: ptr)` throws `exn` again. Never returns:
+    /// it resumes at the innermost matching handler (`try_call`'s exception
+    /// table) or, uncaught, ends the wasm call with an exception.
+    pub const RAISE: u32 = 10;
+    /// `exception_release(vmctx, exn: ptr)`: a handler that does not keep an
+    /// `exnref` is done with the exception; frees it unless pinned.
+    pub const EXCEPTION_RELEASE: u32 = 11;
     /// number of builtins
-    pub const COUNT: u32 = 10;
+    pub const COUNT: u32 = 12;
 }

@@ -9,6 +9,7 @@ use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
 
+use super::exception::{VMException, VMTag};
 use super::offsets::{self, VMOffsets};
 use super::{
     VMContextBox, VMFuncRef, VMGlobal, VMMemory, VMStoreContext, VMTable, enter, raw_to_val,
@@ -34,6 +35,7 @@ pub struct StoreOpaque {
     memories: Vec<Box<VMMemory>>,
     tables: Vec<Box<VMTable>>,
     globals: Vec<Box<VMGlobal>>,
+    tags: Vec<Box<VMTag>>,
     funcs: Vec<FuncData>,
     host_funcrefs: Vec<Box<VMFuncRef>>,
     /// array trampoline for each engine type id seen in this store
@@ -49,6 +51,7 @@ struct InstanceData {
     memories: Vec<usize>,
     tables: Vec<usize>,
     globals: Vec<usize>,
+    tags: Vec<usize>,
     funcs: Vec<Option<usize>>,
     passive_elements: Vec<Option<Vec<usize>>>,
     data_dropped: Vec<bool>,
@@ -94,11 +97,15 @@ impl<T> Store<T> {
             inner: Box::new(StoreInner {
                 opaque: StoreOpaque {
                     engine: engine.clone(),
-                    ctx: Box::new(VMStoreContext { stack_limit: 0 }),
+                    ctx: Box::new(VMStoreContext {
+                        stack_limit: 0,
+                        exceptions: Default::default(),
+                    }),
                     instances: Vec::new(),
                     memories: Vec::new(),
                     tables: Vec::new(),
                     globals: Vec::new(),
+                    tags: Vec::new(),
                     funcs: Vec::new(),
                     host_funcrefs: Vec::new(),
                     trampolines: BTreeMap::new(),
@@ -195,6 +202,9 @@ pub struct Table(usize);
 /// A global in a store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Global(usize);
+/// An exception tag in a store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tag(usize);
 /// An instance in a store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Instance(usize);
@@ -210,6 +220,8 @@ pub enum Extern {
     Table(Table),
     /// a global
     Global(Global),
+    /// an exception tag
+    Tag(Tag),
 }
 
 impl Extern {
@@ -220,6 +232,7 @@ impl Extern {
             Extern::Memory(_) => "memory",
             Extern::Table(_) => "table",
             Extern::Global(_) => "global",
+            Extern::Tag(_) => "tag",
         }
     }
 }
@@ -353,6 +366,18 @@ impl StoreOpaque {
     fn instance(&self, id: usize) -> &InstanceData {
         &self.instances[id]
     }
+
+    /// The wasm function (index, and name if known) whose code holds `pc`.
+    fn function_at(&self, pc: usize) -> Option<(u32, Option<String>)> {
+        let func = enter::code_at(pc).and_then(|c| c.function_at(pc))?;
+        let name = self.instances.iter().find_map(|inst| {
+            let base = inst.module.0.code.base();
+            (base <= pc && pc < base + inst.module.0.compiled.code.len())
+                .then(|| inst.module.0.names.get(&func).cloned())
+                .flatten()
+        });
+        Some((func, name))
+    }
 }
 
 /// Calls function `func` of the store at `inner`.
@@ -431,24 +456,32 @@ unsafe fn call_func<T>(
             }
             Ok(())
         }
-        Err(t) => {
+        Err(enter::Unwound::Exception { exception, pc }) => {
+            // Nothing in wasm can reach the exception any more unless an
+            // exnref to it exists (then it is pinned and stays).
+            // SAFETY: the unwinder hands over a live exception of this store.
+            unsafe {
+                store
+                    .opaque
+                    .ctx
+                    .exceptions
+                    .release(exception as *const VMException)
+            };
+            Err(Error::Trap(Trap {
+                kind: TrapKind::UncaughtException,
+                func: store.opaque.function_at(pc),
+                message: None,
+            }))
+        }
+        Err(enter::Unwound::Trap(t)) => {
             if t.code == codes::HOST_ERROR
                 && let Some(e) = store.opaque.pending.take()
             {
                 return Err(e);
             }
-            let func = enter::code_at(t.pc).and_then(|c| c.function_at(t.pc));
-            let name = func.and_then(|i| {
-                store.opaque.instances.iter().find_map(|inst| {
-                    let base = inst.module.0.code.base();
-                    (base <= t.pc && t.pc < base + inst.module.0.compiled.code.len())
-                        .then(|| inst.module.0.names.get(&i).cloned())
-                        .flatten()
-                })
-            });
             Err(Error::Trap(Trap {
                 kind: TrapKind::from_code(t.code),
-                func: func.map(|i| (i, name)),
+                func: store.opaque.function_at(t.pc),
                 message: None,
             }))
         }
@@ -576,6 +609,7 @@ impl Instance {
             ExportKind::Memory(m) => Extern::Memory(Memory(inst.memories[m as usize])),
             ExportKind::Table(t) => Extern::Table(Table(inst.tables[t as usize])),
             ExportKind::Global(g) => Extern::Global(Global(inst.globals[g as usize])),
+            ExportKind::Tag(t) => Extern::Tag(Tag(inst.tags[t as usize])),
         })
     }
 
@@ -683,6 +717,7 @@ impl StoreOpaque {
             memories: Vec::new(),
             tables: Vec::new(),
             globals: Vec::new(),
+            tags: Vec::new(),
             funcs: vec![None; info.functions.len()],
             passive_elements: Vec::new(),
             data_dropped: vec![false; info.data.len()],
@@ -798,11 +833,19 @@ impl StoreOpaque {
                     vmctx.write_usize(offsets.global_ptr(inst.globals.len() as u32), ptr);
                     inst.globals.push(g.0);
                 }
-                (ImportKind::Tag(_), _) => {
-                    return Err(Error::Unsupported {
-                        feature: "exceptions",
-                        offset: 0,
-                    });
+                (ImportKind::Tag(t), Extern::Tag(tag)) => {
+                    // Tag types match exactly, like function types.
+                    let want = &info.exact_types[*t as usize];
+                    let have = &self.tags[tag.0];
+                    if *have.ty != **want {
+                        return Err(link_err(format!(
+                            "tag of type {} where {want} is expected",
+                            have.ty
+                        )));
+                    }
+                    let ptr = &**have as *const VMTag as usize;
+                    vmctx.write_usize(offsets.tag_ptr(inst.tags.len() as u32), ptr);
+                    inst.tags.push(tag.0);
                 }
                 (want, got) => {
                     let want = match want {
@@ -829,6 +872,20 @@ impl StoreOpaque {
                     type_id,
                 },
             );
+        }
+
+        // Defined tags: each definition is a new identity.
+        for t in &info.tags[info.num_imported_tags as usize..] {
+            let tag = Box::new(VMTag {
+                ty: info.exact_types[*t as usize].clone(),
+                params: info.types[*t as usize].params.clone(),
+            });
+            vmctx.write_usize(
+                offsets.tag_ptr(inst.tags.len() as u32),
+                &*tag as *const VMTag as usize,
+            );
+            self.tags.push(tag);
+            inst.tags.push(self.tags.len() - 1);
         }
 
         // Defined memories.
@@ -1008,6 +1065,14 @@ struct Builtins {
     table_copy: extern "C" fn(usize, u32, u32, u64, u64, u64) -> u32,
     table_init: extern "C" fn(usize, u32, u32, u64, u32, u32) -> u32,
     elem_drop: extern "C" fn(usize, u32),
+    raise: unsafe extern "C" fn(usize, usize, usize) -> !,
+    exception_release: extern "C" fn(usize, usize),
+}
+
+unsafe extern "C" {
+    /// The throw stub (`vm/arch`): `raise(vmctx, tag, arg)`, see
+    /// [`offsets::builtin::RAISE`].
+    fn basalt_raise(vmctx: usize, tag: usize, arg: usize) -> !;
 }
 
 const _: () = assert!(size_of::<Builtins>() == 8 * offsets::builtin::COUNT as usize);
@@ -1023,6 +1088,8 @@ static BUILTINS: Builtins = Builtins {
     table_copy: builtin_table_copy,
     table_init: builtin_table_init,
     elem_drop: builtin_elem_drop,
+    raise: basalt_raise,
+    exception_release: builtin_exception_release,
 };
 
 /// The instance whose compiled code passed `vmctx`.
@@ -1210,6 +1277,15 @@ extern "C" fn builtin_table_init(
 
 extern "C" fn builtin_elem_drop(vmctx: usize, seg: u32) {
     instance_of(vmctx).passive_elements[seg as usize] = None;
+}
+
+extern "C" fn builtin_exception_release(vmctx: usize, exn: usize) {
+    // SAFETY: the store-context slot of a live VM context points to its
+    // store's VMStoreContext; wasm is suspended in this call.
+    let store =
+        unsafe { &mut *(*((vmctx + VMOffsets::STORE_CTX as usize) as *const *mut VMStoreContext)) };
+    // SAFETY: compiled code passes the exception its handler received.
+    unsafe { store.exceptions.release(exn as *const VMException) };
 }
 
 impl Error {

@@ -3,6 +3,11 @@
 //! Same contract as the x86-64 version: `basalt_enter_wasm` saves x19–x30 and
 //! d8–d15, records `sp` in `ctx.saved_sp` and calls the trampoline; the
 //! landing pad restores them and returns 1.
+//!
+//! `basalt_raise(vmctx, tag, arg)` adds the thrower's return address (`x30`)
+//! and frame pointer (`x29`) as `x3` and `x4` and branches to the unwinder;
+//! `basalt_resume(pc, sp, fp, payload)` enters a handler with the exception
+//! in `x0`.
 
 core::arch::global_asm!(
     ".text",
@@ -46,4 +51,19 @@ core::arch::global_asm!(
     "basalt_trap_landing:",
     "mov w0, #1",
     "b 2b",
+    ".p2align 4",
+    ".globl basalt_raise",
+    "basalt_raise:",
+    "mov x3, x30",
+    "mov x4, x29",
+    "b {raise}",
+    ".p2align 4",
+    ".globl basalt_resume",
+    "basalt_resume:",
+    "mov sp, x1",
+    "mov x29, x2",
+    "mov x9, x0",
+    "mov x0, x3",
+    "br x9",
+    raise = sym super::raise_exception,
 );

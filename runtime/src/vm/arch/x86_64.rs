@@ -7,6 +7,12 @@
 //! a trap site, the fault handler resumes at `basalt_trap_landing` with the
 //! stack pointer set to `ctx.saved_sp`: the landing pad restores the same
 //! registers and returns 1 from `basalt_enter_wasm`.
+//!
+//! `basalt_raise(vmctx, tag, arg)` is what compiled code calls to throw: it
+//! adds the thrower's return address (at `[rsp]`) and frame pointer (`rbp`,
+//! which the stub leaves alone) as the fourth and fifth arguments and
+//! tail-jumps to the unwinder. `basalt_resume(pc, sp, fp, payload)` enters a
+//! handler: stack and frame pointers set, the exception in `rax`.
 
 core::arch::global_asm!(
     ".text",
@@ -43,4 +49,18 @@ core::arch::global_asm!(
     "basalt_trap_landing:",
     "mov eax, 1",
     "jmp 2b",
+    ".p2align 4",
+    ".globl basalt_raise",
+    "basalt_raise:",
+    "mov rcx, [rsp]",
+    "mov r8, rbp",
+    "jmp {raise}",
+    ".p2align 4",
+    ".globl basalt_resume",
+    "basalt_resume:",
+    "mov rsp, rsi",
+    "mov rbp, rdx",
+    "mov rax, rcx",
+    "jmp rdi",
+    raise = sym super::raise_exception,
 );
