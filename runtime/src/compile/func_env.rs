@@ -844,7 +844,14 @@ impl FuncEnv<'_> {
         arg: Value,
         catches: &[CatchClause],
     ) {
-        let mut sig = Signature::new(self.call_conv);
+        // The tail convention, whatever the builtins' native one: it saves
+        // no register in the callee, so a `try_call` with it treats every
+        // register as clobbered on the exception edge, and the unwinder
+        // need restore none. (With the native convention, values kept in
+        // callee-saved registers across the call would be garbage in the
+        // handler.) The stub moves the arguments to where the native
+        // convention wants them.
+        let mut sig = Signature::new(CallConv::Tail);
         sig.params.extend([AbiParam::new(self.pointer); 3]);
         let sig_ref = builder.import_signature(sig);
         let vmctx = self.vmctx();

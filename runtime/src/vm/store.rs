@@ -131,6 +131,12 @@ impl<T> Store<T> {
     pub fn engine(&self) -> &Engine {
         &self.inner.opaque.engine
     }
+
+    /// How many wasm exceptions the store holds: thrown and not yet freed,
+    /// or kept alive by an `exnref` (see [`super::exception`]).
+    pub fn live_exceptions(&self) -> usize {
+        self.inner.opaque.ctx.exceptions.live()
+    }
 }
 
 /// Access to a store's wasm objects, from a [`Store`] or a [`Caller`].

@@ -4,7 +4,9 @@
 //! d8–d15, records `sp` in `ctx.saved_sp` and calls the trampoline; the
 //! landing pad restores them and returns 1.
 //!
-//! `basalt_raise(vmctx, tag, arg)` adds the thrower's return address (`x30`)
+//! `basalt_raise(vmctx, tag, arg)` is called with Cranelift's tail
+//! convention, whose arguments start at `x2` (`x0` and `x1` are reserved):
+//! it moves them to `x0`–`x2`, adds the thrower's return address (`x30`)
 //! and frame pointer (`x29`) as `x3` and `x4` and branches to the unwinder;
 //! `basalt_resume(pc, sp, fp, payload)` enters a handler with the exception
 //! in `x0`.
@@ -54,6 +56,9 @@ core::arch::global_asm!(
     ".p2align 4",
     ".globl basalt_raise",
     "basalt_raise:",
+    "mov x0, x2",
+    "mov x1, x3",
+    "mov x2, x4",
     "mov x3, x30",
     "mov x4, x29",
     "b {raise}",

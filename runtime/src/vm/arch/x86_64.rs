@@ -8,8 +8,9 @@
 //! stack pointer set to `ctx.saved_sp`: the landing pad restores the same
 //! registers and returns 1 from `basalt_enter_wasm`.
 //!
-//! `basalt_raise(vmctx, tag, arg)` is what compiled code calls to throw: it
-//! adds the thrower's return address (at `[rsp]`) and frame pointer (`rbp`,
+//! `basalt_raise(vmctx, tag, arg)` is what compiled code calls to throw,
+//! with Cranelift's tail convention (on x86-64 its arguments are in the
+//! System V registers, `rdi`, `rsi`, `rdx`): it adds the thrower's return address (at `[rsp]`) and frame pointer (`rbp`,
 //! which the stub leaves alone) as the fourth and fifth arguments and
 //! tail-jumps to the unwinder. `basalt_resume(pc, sp, fp, payload)` enters a
 //! handler: stack and frame pointers set, the exception in `rax`.
