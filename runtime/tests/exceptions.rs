@@ -3,7 +3,7 @@
 //! uncaught exception does to the caller, and what the store keeps.
 
 // Tests unwrap freely: a failure is a test failure with the error shown.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::err_expect)]
 
 mod common;
 

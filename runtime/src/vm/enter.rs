@@ -7,9 +7,7 @@ use core::cell::Cell;
 use cranelift_codegen::ir::TrapCode;
 use spin::RwLock;
 
-use super::VMStoreContext;
 use super::exception::{VMException, VMTag};
-use super::offsets::VMOffsets;
 use crate::compile::{CallSite, Handler};
 
 #[cfg_attr(target_arch = "x86_64", path = "arch/x86_64.rs")]
@@ -238,11 +236,9 @@ extern "C" fn raise_exception(vmctx: usize, tag: usize, arg: usize, pc: usize, f
         let n = tag_ref.params.len();
         // SAFETY: compiled code passes one 16-byte slot per tag parameter.
         let payload = unsafe { core::slice::from_raw_parts(arg as *const u128, n) };
-        // SAFETY: the store-context slot of a live VM context points to its
-        // store's VMStoreContext; wasm is suspended in this call.
-        let store = unsafe {
-            &mut *(*((vmctx + VMOffsets::STORE_CTX as usize) as *const *mut VMStoreContext))
-        };
+        // SAFETY: compiled code passes its live VM context; wasm is
+        // suspended in this call.
+        let store = unsafe { super::store_context_of(vmctx) };
         store
             .exceptions
             .allocate(tag as *const VMTag, payload.into()) as usize
@@ -259,14 +255,14 @@ extern "C" fn raise_exception(vmctx: usize, tag: usize, arg: usize, pc: usize, f
         Some((at, sp, fp)) => unsafe { basalt_resume(at, sp, fp, exception) },
         None => {
             let ctx = current();
+            let record = TrapRecord {
+                code: crate::trap::codes::UNCAUGHT_EXCEPTION,
+                pc,
+            };
             // SAFETY: wasm is running, so `ctx` is the innermost live entry.
-            unsafe {
-                (*ctx).trap = Some(TrapRecord {
-                    code: crate::trap::codes::UNCAUGHT_EXCEPTION,
-                    pc,
-                });
-                (*ctx).exception = exception;
-            }
+            unsafe { (*ctx).trap = Some(record) };
+            // SAFETY: as above.
+            unsafe { (*ctx).exception = exception };
             // SAFETY: as above; the landing pad restores the entry's
             // registers from its saved stack pointer.
             let sp = unsafe { (*ctx).saved_sp };
@@ -319,10 +315,9 @@ fn find_handler(tag: usize, mut pc: usize, mut fp: usize) -> Option<(usize, usiz
         // SAFETY: compiled code keeps frame pointers: `fp` points to the
         // saved caller frame pointer, followed by the return address, in a
         // live frame below the entry.
-        unsafe {
-            pc = *((fp + 8) as *const usize);
-            fp = *(fp as *const usize);
-        }
+        pc = unsafe { *((fp + 8) as *const usize) };
+        // SAFETY: as above.
+        fp = unsafe { *(fp as *const usize) };
     }
     None
 }

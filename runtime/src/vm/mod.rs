@@ -33,6 +33,19 @@ pub struct VMStoreContext {
     pub exceptions: exception::ExceptionHeap,
 }
 
+/// The store context of the instance whose VM context is `vmctx`.
+///
+/// # Safety
+/// `vmctx` must be a live VM context, and nothing else may borrow its
+/// store's context while the result is used (wasm is suspended in a
+/// builtin or the unwinder).
+pub(crate) unsafe fn store_context_of<'a>(vmctx: usize) -> &'a mut VMStoreContext {
+    // SAFETY: the caller's contract: the slot holds the store context's address.
+    let ctx = unsafe { *((vmctx + offsets::VMOffsets::STORE_CTX as usize) as *const usize) };
+    // SAFETY: as above; the store context outlives its instances.
+    unsafe { &mut *(ctx as *mut VMStoreContext) }
+}
+
 /// A function reference: what `ref.func`, tables and imports hold.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]

@@ -1286,10 +1286,9 @@ extern "C" fn builtin_elem_drop(vmctx: usize, seg: u32) {
 }
 
 extern "C" fn builtin_exception_release(vmctx: usize, exn: usize) {
-    // SAFETY: the store-context slot of a live VM context points to its
-    // store's VMStoreContext; wasm is suspended in this call.
-    let store =
-        unsafe { &mut *(*((vmctx + VMOffsets::STORE_CTX as usize) as *const *mut VMStoreContext)) };
+    // SAFETY: compiled code passes its live VM context; wasm is suspended
+    // in this call.
+    let store = unsafe { super::store_context_of(vmctx) };
     // SAFETY: compiled code passes the exception its handler received.
     unsafe { store.exceptions.release(exn as *const VMException) };
 }
