@@ -131,11 +131,8 @@ const CATCHER: &str = r#"
 )
 "#;
 
-fn setup() -> (
-    Store<()>,
-    basalt_runtime::Instance,
-    basalt_runtime::Instance,
-) {
+/// A store and linker with the thrower instantiated and registered as `t`.
+fn with_thrower() -> (Store<()>, Linker<()>, basalt_runtime::Instance) {
     let engine = engine();
     let mut store = Store::new(&engine, ());
     let mut linker: Linker<()> = Linker::new();
@@ -143,9 +140,17 @@ fn setup() -> (
         .instantiate(&mut store, &compile(&engine, THROWER))
         .unwrap();
     linker.instance(&mut store, "t", t);
-    let c = linker
-        .instantiate(&mut store, &compile(&engine, CATCHER))
-        .unwrap();
+    (store, linker, t)
+}
+
+fn setup() -> (
+    Store<()>,
+    basalt_runtime::Instance,
+    basalt_runtime::Instance,
+) {
+    let (mut store, linker, t) = with_thrower();
+    let catcher = compile(store.engine(), CATCHER);
+    let c = linker.instantiate(&mut store, &catcher).unwrap();
     (store, t, c)
 }
 
@@ -258,13 +263,8 @@ fn an_uncaught_exception_names_the_thrower_and_loses_nothing() {
 
 #[test]
 fn precompiled_exception_tables_round_trip() {
-    let engine = engine();
-    let mut store = Store::new(&engine, ());
-    let mut linker: Linker<()> = Linker::new();
-    let t = linker
-        .instantiate(&mut store, &compile(&engine, THROWER))
-        .unwrap();
-    linker.instance(&mut store, "t", t);
+    let (mut store, linker, _) = with_thrower();
+    let engine = store.engine().clone();
     let wasm = wat::parse_str(CATCHER).unwrap();
     let artifact = Module::compile_artifact(&engine, &wasm).unwrap();
     let module = Module::from_artifact(&engine, &wasm, &artifact).unwrap();
@@ -281,13 +281,8 @@ fn precompiled_exception_tables_round_trip() {
 
 #[test]
 fn tag_imports_match_exactly() {
-    let engine = engine();
-    let mut store = Store::new(&engine, ());
-    let mut linker: Linker<()> = Linker::new();
-    let t = linker
-        .instantiate(&mut store, &compile(&engine, THROWER))
-        .unwrap();
-    linker.instance(&mut store, "t", t);
+    let (mut store, linker, _) = with_thrower();
+    let engine = store.engine().clone();
     let wrong = compile(
         &engine,
         r#"(module (import "t" "e" (tag (param i32 f64))))"#,

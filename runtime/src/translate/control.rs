@@ -208,25 +208,9 @@ impl Translator<'_, '_> {
     pub(crate) fn control_operator(&mut self, op: &Operator<'_>, offset: usize) -> TResult<bool> {
         match op {
             Operator::Block { blockty } => {
-                let (params, results) = self.block_signature(*blockty, offset)?;
-                let next = self.block_with_params(&results);
-                self.control.push(Frame {
-                    kind: FrameKind::Block,
-                    live: true,
-                    next,
-                    header: None,
-                    else_block: None,
-                    if_params: Vec::new(),
-                    branch_arity: results.len(),
-                    num_results: results.len(),
-                    height: self.stack.len() - params.len(),
-                    next_reached: false,
-                    catches: Vec::new(),
-                });
+                self.open_block(FrameKind::Block, *blockty, offset, Vec::new())?;
             }
             Operator::TryTable { try_table } => {
-                let (params, results) = self.block_signature(try_table.ty, offset)?;
-                let next = self.block_with_params(&results);
                 let enclosing = self.control.len();
                 let catches = try_table
                     .catches
@@ -246,19 +230,7 @@ impl Translator<'_, '_> {
                         }
                     })
                     .collect();
-                self.control.push(Frame {
-                    kind: FrameKind::TryTable,
-                    live: true,
-                    next,
-                    header: None,
-                    else_block: None,
-                    if_params: Vec::new(),
-                    branch_arity: results.len(),
-                    num_results: results.len(),
-                    height: self.stack.len() - params.len(),
-                    next_reached: false,
-                    catches,
-                });
+                self.open_block(FrameKind::TryTable, try_table.ty, offset, catches)?;
             }
             Operator::Throw { tag_index } => {
                 let n = self.env.info().tag_params(*tag_index).len();
@@ -462,6 +434,33 @@ impl Translator<'_, '_> {
             _ => return Ok(false),
         }
         Ok(true)
+    }
+
+    /// Opens a `block`, or a `try_table` with its catch clauses: a frame
+    /// whose results go to a new "next" block.
+    fn open_block(
+        &mut self,
+        kind: FrameKind,
+        ty: BlockType,
+        offset: usize,
+        catches: Vec<Catch>,
+    ) -> TResult {
+        let (params, results) = self.block_signature(ty, offset)?;
+        let next = self.block_with_params(&results);
+        self.control.push(Frame {
+            kind,
+            live: true,
+            next,
+            header: None,
+            else_block: None,
+            if_params: Vec::new(),
+            branch_arity: results.len(),
+            num_results: results.len(),
+            height: self.stack.len() - params.len(),
+            next_reached: false,
+            catches,
+        });
+        Ok(())
     }
 
     /// The catch clauses in effect here, innermost `try_table` first, up to
