@@ -17,6 +17,7 @@ basalt_tests::on_every_isa!(
     indirect_call_out_of_table,
     indirect_call_to_null,
     stack_overflow,
+    uncaught_exception,
     a_module_without_start_is_a_load_error_from_the_kernel,
     memory_grows_to_hundreds_of_mib,
     a_kernel_panic_reports_its_cause_and_a_symbolised_backtrace,
@@ -165,6 +166,24 @@ fn stack_overflow(arch: GuestArch) {
         (func $victim (param i64) (result i64) (i64.add (call $victim (local.get 0)) (i64.const 1)))
         (func (export "_start") (drop (call $victim (i64.const 0)))))"#;
     assert_trap(arch, "stack", wat, "stack-overflow", "call stack exhausted");
+}
+
+/// A caught exception is business as usual; one nothing catches ends the
+/// program like a trap, naming the function that threw.
+fn uncaught_exception(arch: GuestArch) {
+    let wat = r#"(module (memory (export "memory") 1)
+        (tag $oops (param i32))
+        (func $victim (throw $oops (i32.const 7)))
+        (func (export "_start")
+          (block $caught (try_table (catch_all $caught) (call $victim)))
+          (call $victim)))"#;
+    assert_trap(
+        arch,
+        "exception",
+        wat,
+        "uncaught-exception",
+        "uncaught wasm exception",
+    );
 }
 
 #[test]
