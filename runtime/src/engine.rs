@@ -12,7 +12,7 @@ use spin::Mutex;
 use crate::artifact;
 use crate::compile::{self, CompiledCode, target::Target};
 use crate::error::Error;
-use crate::exact::ExactFuncType;
+use crate::exact::CanonType;
 use crate::module_info::{self, ModuleInfo};
 use crate::platform::Platform;
 use crate::types::FuncType;
@@ -48,7 +48,27 @@ impl Config {
 struct EngineInner {
     config: Config,
     isa: OwnedTargetIsa,
-    types: Mutex<Vec<ExactFuncType>>,
+    types: Mutex<TypeRegistry>,
+}
+
+/// The engine's defined types: each canonical type once, with the id of
+/// its declared supertype.
+#[derive(Default)]
+struct TypeRegistry {
+    types: Vec<CanonType>,
+    supertypes: Vec<Option<u32>>,
+}
+
+impl TypeRegistry {
+    fn intern(&mut self, ty: &CanonType) -> u32 {
+        if let Some(i) = self.types.iter().position(|t| t == ty) {
+            return i as u32;
+        }
+        let supertype = ty.supertype().map(|s| self.intern(&s));
+        self.types.push(ty.clone());
+        self.supertypes.push(supertype);
+        (self.types.len() - 1) as u32
+    }
 }
 
 /// A compiler for one target plus the engine-wide type registry.
@@ -66,7 +86,7 @@ impl Engine {
         Ok(Engine(Arc::new(EngineInner {
             config,
             isa,
-            types: Mutex::new(Vec::new()),
+            types: Mutex::new(TypeRegistry::default()),
         })))
     }
 
@@ -90,20 +110,28 @@ impl Engine {
     /// The engine-wide id of a host-side function type (equal types, equal
     /// ids; its references are the nullable abstract ones).
     pub fn intern_type(&self, ty: &FuncType) -> u32 {
-        self.intern_exact(&ExactFuncType::of(ty))
+        self.intern_exact(&CanonType::of(ty))
     }
 
-    /// The engine-wide id of an exact function type: `call_indirect` and
-    /// function imports compare these.
-    pub fn intern_exact(&self, ty: &ExactFuncType) -> u32 {
-        let mut types = self.0.types.lock();
-        match types.iter().position(|t| t == ty) {
-            Some(i) => i as u32,
-            None => {
-                types.push(ty.clone());
-                (types.len() - 1) as u32
+    /// The engine-wide id of a defined type: equivalent types (the spec's
+    /// canonicalisation) get equal ids. `call_indirect` and function
+    /// imports compare these.
+    pub fn intern_exact(&self, ty: &CanonType) -> u32 {
+        self.0.types.lock().intern(ty)
+    }
+
+    /// Whether type `sub` is type `sup` or declares it as a (transitive)
+    /// supertype; both are ids from [`Engine::intern_exact`].
+    pub fn is_subtype(&self, sub: u32, sup: u32) -> bool {
+        let types = self.0.types.lock();
+        let mut t = Some(sub);
+        while let Some(id) = t {
+            if id == sup {
+                return true;
             }
+            t = types.supertypes.get(id as usize).copied().flatten();
         }
+        false
     }
 
     pub(crate) fn same(&self, other: &Engine) -> bool {

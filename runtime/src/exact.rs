@@ -1,11 +1,19 @@
 //! Value and function types with everything linking and `call_indirect`
-//! compare: nullability and the concrete function type of references,
-//! which [`RefType`] (how a reference is represented) leaves out.
+//! compare: nullability and the concrete type of references, which
+//! [`RefType`] (how a reference is represented) leaves out, and the
+//! recursion groups and declared supertypes of defined types.
 //!
-//! Function types are compared structurally, as the spec's type
-//! canonicalisation does for types that are each their own recursion group
-//! (the only kind Basalt accepts): a reference to another type embeds that
-//! type, a reference of a type to itself is [`ExactHeap::SelfType`].
+//! Defined types are canonical as the spec's iso-recursive type
+//! equivalence says: a [`CanonType`] is its whole recursion group plus its
+//! index in it, and two are the same type when their groups are
+//! structurally equal and the indices agree. Inside a group, a reference to
+//! a member of the same group is [`ExactHeap::Rec`] (relative to the group);
+//! a reference to an earlier type embeds that type's [`CanonType`]. Derived
+//! equality and hashing are therefore type equivalence, across modules.
+//!
+//! Subtyping follows declared supertypes ([`CanonType::is_subtype_of`]).
+//! Only function types exist in Basalt so far (GC's struct and array types
+//! are refused when a module is parsed).
 
 use alloc::boxed::Box;
 use alloc::sync::Arc;
@@ -29,10 +37,11 @@ pub enum ExactHeap {
     Exn,
     /// no exception (`noexn`, only null)
     NoExn,
-    /// a function of this type
-    Type(Arc<ExactFuncType>),
-    /// a function of the type being defined (a type that refers to itself)
-    SelfType,
+    /// a function of this defined type (or of a subtype of it)
+    Type(CanonType),
+    /// the `i`-th type of the recursion group being defined; only inside a
+    /// [`RecGroup`]
+    Rec(u32),
 }
 
 /// A value type, references with their nullability and heap type.
@@ -58,29 +67,113 @@ pub struct ExactFuncType {
     pub results: Box<[ExactType]>,
 }
 
+/// One type of a recursion group, as declared.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct SubType {
+    /// whether no type may declare it as its supertype
+    pub is_final: bool,
+    /// the declared supertype ([`ExactHeap::Rec`] or [`ExactHeap::Type`])
+    pub supertype: Option<ExactHeap>,
+    /// the function type
+    pub func: ExactFuncType,
+}
+
+/// A recursion group: the unit of type equivalence.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct RecGroup {
+    /// its types, in order
+    pub types: Box<[SubType]>,
+}
+
+/// A defined type, canonically: its recursion group and its index there.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct CanonType {
+    /// the recursion group
+    pub group: Arc<RecGroup>,
+    /// which of its types
+    pub index: u32,
+}
+
+impl CanonType {
+    /// The type of a host-side function type: alone in its group, final,
+    /// its references the nullable abstract ones (see [`ExactType::of`]).
+    pub fn of(ty: &FuncType) -> CanonType {
+        let each = |list: &[ValType]| list.iter().map(|t| ExactType::of(*t)).collect::<Vec<_>>();
+        let func = ExactFuncType {
+            params: each(&ty.params).into(),
+            results: each(&ty.results).into(),
+        };
+        CanonType {
+            group: Arc::new(RecGroup {
+                types: alloc::vec![SubType {
+                    is_final: true,
+                    supertype: None,
+                    func,
+                }]
+                .into(),
+            }),
+            index: 0,
+        }
+    }
+
+    fn sub(&self) -> &SubType {
+        &self.group.types[self.index as usize]
+    }
+
+    /// The function type (references to its group are [`ExactHeap::Rec`]).
+    pub fn func(&self) -> &ExactFuncType {
+        &self.sub().func
+    }
+
+    /// Whether no type may declare it as its supertype: then only the type
+    /// itself is a subtype of it.
+    pub fn is_final(&self) -> bool {
+        self.sub().is_final
+    }
+
+    /// The declared supertype.
+    pub fn supertype(&self) -> Option<CanonType> {
+        match self.sub().supertype.as_ref()? {
+            ExactHeap::Rec(i) => Some(CanonType {
+                group: self.group.clone(),
+                index: *i,
+            }),
+            ExactHeap::Type(t) => Some(t.clone()),
+            _ => None,
+        }
+    }
+
+    /// Whether `self` is `other` or declares it as a (transitive) supertype.
+    pub fn is_subtype_of(&self, other: &CanonType) -> bool {
+        let mut t = Some(self.clone());
+        while let Some(ty) = t {
+            if ty == *other {
+                return true;
+            }
+            t = ty.supertype();
+        }
+        false
+    }
+}
+
 impl ExactType {
     /// The exact type a host-side value type stands for: references are
-    /// the nullable abstract ones (`funcref`, `externref`).
+    /// the nullable abstract ones (`funcref`, `externref`, `exnref`).
     pub fn of(ty: ValType) -> ExactType {
-        match ty {
-            ValType::Ref(RefType::FuncRef) => ExactType::Ref {
-                nullable: true,
-                heap: ExactHeap::Func,
-            },
-            ValType::Ref(RefType::ExternRef) => ExactType::Ref {
-                nullable: true,
-                heap: ExactHeap::Extern,
-            },
-            ValType::Ref(RefType::ExnRef) => ExactType::Ref {
-                nullable: true,
-                heap: ExactHeap::Exn,
-            },
-            plain => ExactType::Plain(plain),
+        let heap = match ty {
+            ValType::Ref(RefType::FuncRef) => ExactHeap::Func,
+            ValType::Ref(RefType::ExternRef) => ExactHeap::Extern,
+            ValType::Ref(RefType::ExnRef) => ExactHeap::Exn,
+            plain => return ExactType::Plain(plain),
+        };
+        ExactType::Ref {
+            nullable: true,
+            heap,
         }
     }
 
     /// Whether a value of type `self` is always a value of type `want`
-    /// (subtyping, `self <: want`).
+    /// (subtyping, `self <: want`). Both are outside any recursion group.
     pub fn matches(&self, want: &ExactType) -> bool {
         match (self, want) {
             (ExactType::Plain(a), ExactType::Plain(b)) => a == b,
@@ -100,28 +193,18 @@ impl ExactType {
 }
 
 impl ExactHeap {
-    /// Heap subtyping: `nofunc` <: function types <: `func`, `noextern` <:
-    /// `extern`, `noexn` <: `exn`; function types only match themselves.
+    /// Heap subtyping: `nofunc` <: defined types <: `func`, a defined type
+    /// <: its declared supertypes, `noextern` <: `extern`, `noexn` <: `exn`.
     fn matches(&self, want: &ExactHeap) -> bool {
         use ExactHeap::*;
         match (self, want) {
+            (Type(a), Type(b)) => a.is_subtype_of(b),
             (a, b) if a == b => true,
-            (NoFunc, Func | Type(_) | SelfType) => true,
-            (Type(_) | SelfType, Func) => true,
+            (NoFunc, Func | Type(_)) => true,
+            (Type(_), Func) => true,
             (NoExtern, Extern) => true,
             (NoExn, Exn) => true,
             _ => false,
-        }
-    }
-}
-
-impl ExactFuncType {
-    /// The exact type of a host-side function type (see [`ExactType::of`]).
-    pub fn of(ty: &FuncType) -> ExactFuncType {
-        let each = |list: &[ValType]| list.iter().map(|t| ExactType::of(*t)).collect::<Vec<_>>();
-        ExactFuncType {
-            params: each(&ty.params).into(),
-            results: each(&ty.results).into(),
         }
     }
 }
@@ -136,7 +219,7 @@ impl fmt::Display for ExactHeap {
             ExactHeap::Exn => f.write_str("exn"),
             ExactHeap::NoExn => f.write_str("noexn"),
             ExactHeap::Type(t) => write!(f, "{t}"),
-            ExactHeap::SelfType => f.write_str("(rec 0)"),
+            ExactHeap::Rec(i) => write!(f, "(rec {i})"),
         }
     }
 }
@@ -162,5 +245,32 @@ impl fmt::Display for ExactFuncType {
             write!(f, " (result {r})")?;
         }
         f.write_str(")")
+    }
+}
+
+impl fmt::Display for CanonType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sub = self.sub();
+        let plain = sub.is_final && sub.supertype.is_none();
+        if self.group.types.len() > 1 {
+            write!(f, "(rec {} of {}: ", self.index, self.group.types.len())?;
+        }
+        if !plain {
+            f.write_str("(sub ")?;
+            if sub.is_final {
+                f.write_str("final ")?;
+            }
+            if let Some(s) = &sub.supertype {
+                write!(f, "{s} ")?;
+            }
+        }
+        write!(f, "{}", sub.func)?;
+        if !plain {
+            f.write_str(")")?;
+        }
+        if self.group.types.len() > 1 {
+            f.write_str(")")?;
+        }
+        Ok(())
     }
 }

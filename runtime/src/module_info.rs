@@ -9,7 +9,7 @@ use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
-use crate::exact::{ExactFuncType, ExactHeap, ExactType};
+use crate::exact::{CanonType, ExactFuncType, ExactHeap, ExactType, RecGroup, SubType};
 use crate::types::{FuncType, GlobalType, MemoryType, RefType, TableType, ValType};
 
 /// Index of a function in the module's function index space (imports first).
@@ -227,9 +227,10 @@ pub struct ModuleInfo {
     pub func_names: Vec<(FuncIndex, String)>,
     /// the module's name from the `name` section
     pub name: Option<String>,
-    /// each type of `types` with its references exact (for linking and
-    /// the engine-wide type ids `call_indirect` compares)
-    pub exact_types: Vec<Arc<ExactFuncType>>,
+    /// each type of `types`, canonical: its recursion group, declared
+    /// supertype and exact references (for linking and the engine-wide
+    /// type ids `call_indirect` compares)
+    pub exact_types: Vec<CanonType>,
     /// each table's exact element type, imported ones first
     pub exact_table_elements: Vec<ExactType>,
     /// each global's exact content type, imported ones first
@@ -367,38 +368,37 @@ pub fn parse(wasm: &[u8]) -> Result<(ModuleInfo, Vec<PendingFunction<'_>>), Erro
             Payload::TypeSection(reader) => {
                 for rec in reader {
                     let rec = rec.map_err(Error::from_wasmparser)?;
-                    // Function types on their own, as before GC: a type
-                    // identity by recursion group or a declared subtype
-                    // would change what call_indirect and linking accept.
-                    if rec.types().len() > 1 {
-                        return Err(Error::Unsupported {
-                            feature: "gc (recursive type groups)",
-                            offset: 0,
+                    let start = info.exact_types.len() as u32;
+                    let subs = rec.into_types().collect::<Vec<_>>();
+                    let end = start + subs.len() as u32;
+                    let mut group = Vec::with_capacity(subs.len());
+                    for sub in &subs {
+                        let wasmparser::CompositeInnerType::Func(f) = &sub.composite_type.inner
+                        else {
+                            return Err(Error::Unsupported {
+                                feature: "gc (struct and array types)",
+                                offset: 0,
+                            });
+                        };
+                        let supertype = match sub.supertype_idxs.first() {
+                            Some(p) => Some(type_ref(p.unpack(), start, end, &info.exact_types)?),
+                            None => None,
+                        };
+                        group.push(SubType {
+                            is_final: sub.is_final,
+                            supertype,
+                            func: exact_func_type(f, start, end, &info.exact_types)?,
                         });
+                        info.types.push(func_type(f)?);
                     }
-                    if rec
-                        .types()
-                        .any(|sub| !sub.is_final || !sub.supertype_idxs.is_empty())
-                    {
-                        return Err(Error::Unsupported {
-                            feature: "gc (subtypes)",
-                            offset: 0,
+                    let group = Arc::new(RecGroup {
+                        types: group.into(),
+                    });
+                    for index in 0..subs.len() as u32 {
+                        info.exact_types.push(CanonType {
+                            group: group.clone(),
+                            index,
                         });
-                    }
-                    for sub in rec.into_types() {
-                        match &sub.composite_type.inner {
-                            wasmparser::CompositeInnerType::Func(f) => {
-                                info.types.push(func_type(f)?);
-                                let exact = exact_func_type(f, &info.exact_types)?;
-                                info.exact_types.push(Arc::new(exact));
-                            }
-                            _ => {
-                                return Err(Error::Unsupported {
-                                    feature: "gc",
-                                    offset: 0,
-                                });
-                            }
-                        }
                     }
                 }
             }
@@ -414,8 +414,9 @@ pub fn parse(wasm: &[u8]) -> Result<(ModuleInfo, Vec<PendingFunction<'_>>), Erro
                         TypeRef::Table(t) => {
                             info.exact_table_elements.push(exact_val_type(
                                 wasmparser::ValType::Ref(t.element_type),
+                                u32::MAX,
+                                u32::MAX,
                                 &info.exact_types,
-                                None,
                             )?);
                             let t = table_type(&t)?;
                             info.tables.push(t);
@@ -431,8 +432,9 @@ pub fn parse(wasm: &[u8]) -> Result<(ModuleInfo, Vec<PendingFunction<'_>>), Erro
                         TypeRef::Global(g) => {
                             info.exact_globals.push(exact_val_type(
                                 g.content_type,
+                                u32::MAX,
+                                u32::MAX,
                                 &info.exact_types,
-                                None,
                             )?);
                             let g = global_type(&g)?;
                             info.globals.push(g);
@@ -462,8 +464,9 @@ pub fn parse(wasm: &[u8]) -> Result<(ModuleInfo, Vec<PendingFunction<'_>>), Erro
                     let table = table.map_err(Error::from_wasmparser)?;
                     info.exact_table_elements.push(exact_val_type(
                         wasmparser::ValType::Ref(table.ty.element_type),
+                        u32::MAX,
+                        u32::MAX,
                         &info.exact_types,
-                        None,
                     )?);
                     info.tables.push(table_type(&table.ty)?);
                     info.table_inits.push(match table.init {
@@ -483,8 +486,9 @@ pub fn parse(wasm: &[u8]) -> Result<(ModuleInfo, Vec<PendingFunction<'_>>), Erro
                     let g = g.map_err(Error::from_wasmparser)?;
                     info.exact_globals.push(exact_val_type(
                         g.ty.content_type,
+                        u32::MAX,
+                        u32::MAX,
                         &info.exact_types,
-                        None,
                     )?);
                     info.globals.push(global_type(&g.ty)?);
                     info.global_inits
@@ -661,16 +665,17 @@ pub fn val_type(ty: wasmparser::ValType) -> Result<ValType, Error> {
     })
 }
 
-/// The exact type of function type `f`, the next one of `earlier` (the
-/// module's types before it, already exact).
+/// The exact type of function type `f`, a member of the recursion group
+/// of module types `start..end` (`earlier`: the module's types before it).
 fn exact_func_type(
     f: &wasmparser::FuncType,
-    earlier: &[Arc<ExactFuncType>],
+    start: u32,
+    end: u32,
+    earlier: &[CanonType],
 ) -> Result<ExactFuncType, Error> {
-    let this = earlier.len() as u32;
     let each = |list: &[wasmparser::ValType]| {
         list.iter()
-            .map(|t| exact_val_type(*t, earlier, Some(this)))
+            .map(|t| exact_val_type(*t, start, end, earlier))
             .collect::<Result<Vec<_>, _>>()
     };
     Ok(ExactFuncType {
@@ -679,20 +684,19 @@ fn exact_func_type(
     })
 }
 
-/// The exact type of `ty`, whose concrete references name module types
-/// in `types` or, while type `defining` is being defined, that type itself.
+/// The exact type of `ty`. Its concrete references name module types:
+/// those of the recursion group `start..end` being defined become
+/// [`ExactHeap::Rec`], earlier ones (in `types`) their canonical type.
+/// Outside a type definition, pass an empty group (`u32::MAX`).
 fn exact_val_type(
     ty: wasmparser::ValType,
-    types: &[Arc<ExactFuncType>],
-    defining: Option<u32>,
+    start: u32,
+    end: u32,
+    types: &[CanonType],
 ) -> Result<ExactType, Error> {
-    use wasmparser::{AbstractHeapType as A, HeapType as H, UnpackedIndex as U};
+    use wasmparser::{AbstractHeapType as A, HeapType as H};
     let wasmparser::ValType::Ref(r) = ty else {
         return Ok(ExactType::Plain(val_type(ty)?));
-    };
-    let gc = || Error::Unsupported {
-        feature: "gc",
-        offset: 0,
     };
     let heap = match r.heap_type() {
         H::Abstract { shared: false, ty } => match ty {
@@ -704,18 +708,41 @@ fn exact_val_type(
             A::NoExn => ExactHeap::NoExn,
             _ => return Err(gc()),
         },
-        H::Concrete(U::Module(i)) if Some(i) == defining => ExactHeap::SelfType,
-        // Each type is its own recursion group: index 0 is the type itself.
-        H::Concrete(U::RecGroup(0)) => ExactHeap::SelfType,
-        H::Concrete(U::Module(i)) => {
-            ExactHeap::Type(types.get(i as usize).cloned().ok_or_else(gc)?)
-        }
+        H::Concrete(i) => type_ref(i, start, end, types)?,
         _ => return Err(gc()),
     };
     Ok(ExactType::Ref {
         nullable: r.is_nullable(),
         heap,
     })
+}
+
+/// A reference to a defined type: relative to the group `start..end`
+/// being defined, or an earlier type's canonical type.
+fn type_ref(
+    i: wasmparser::UnpackedIndex,
+    start: u32,
+    end: u32,
+    types: &[CanonType],
+) -> Result<ExactHeap, Error> {
+    use wasmparser::UnpackedIndex as U;
+    match i {
+        U::RecGroup(r) => Ok(ExactHeap::Rec(r)),
+        U::Module(m) if (start..end).contains(&m) => Ok(ExactHeap::Rec(m - start)),
+        U::Module(m) => types
+            .get(m as usize)
+            .cloned()
+            .map(ExactHeap::Type)
+            .ok_or_else(gc),
+        U::Id(_) => Err(gc()),
+    }
+}
+
+fn gc() -> Error {
+    Error::Unsupported {
+        feature: "gc",
+        offset: 0,
+    }
 }
 
 fn func_type(f: &wasmparser::FuncType) -> Result<FuncType, Error> {

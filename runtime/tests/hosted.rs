@@ -651,3 +651,80 @@ fn call_ref_and_linking_of_typed_references() {
         TrapKind::NullReference
     );
 }
+
+/// Declared subtypes and recursion groups of function types: `call_indirect`
+/// and `call_ref` accept a function whose type declares the expected one
+/// as a supertype; imports match by subtyping, with types compared
+/// canonically (whole recursion groups) across modules.
+#[test]
+fn subtypes_and_recursion_groups_of_function_types() {
+    let engine = engine();
+    let types = r#"
+        (type $base (sub (func (result i32))))
+        (type $derived (sub $base (func (result i32))))
+        (rec (type $r1 (func (param (ref null $r2)))) (type $r2 (func (result (ref null $r1)))))"#;
+    let a = wat::parse_str(format!(
+        r#"(module {types}
+            (func $base (export "base") (type $base) (i32.const 1))
+            (func $derived (export "derived") (type $derived) (i32.const 2))
+            (func $r1 (export "r1") (type $r1))
+            (table 2 funcref)
+            (elem (i32.const 0) $base $derived)
+            (func (export "as_base") (param i32) (result i32)
+                (call_indirect (type $base) (local.get 0)))
+            (func (export "as_derived") (param i32) (result i32)
+                (call_indirect (type $derived) (local.get 0)))
+            (func (export "ref_as_base") (result i32)
+                (call_ref $base (ref.func $derived))))"#
+    ))
+    .unwrap();
+    let mut store = Store::new(&engine, Vec::new());
+    let mut linker: Linker<Vec<i64>> = Linker::new();
+    let a = linker
+        .instantiate(&mut store, &Module::new(&engine, &a).unwrap())
+        .unwrap();
+    linker.instance(&mut store, "a", a);
+    for (name, arg, want) in [("as_base", 0, 1), ("as_base", 1, 2), ("as_derived", 1, 2)] {
+        assert_eq!(
+            call(&mut store, a, name, &[Val::I32(arg)]).unwrap(),
+            vec![Val::I32(want)],
+            "{name}({arg})"
+        );
+    }
+    assert_eq!(
+        trap_kind(call(&mut store, a, "as_derived", &[Val::I32(0)])),
+        TrapKind::BadSignature,
+        "a function of the supertype is not of the subtype"
+    );
+    assert_eq!(
+        call(&mut store, a, "ref_as_base", &[]).unwrap(),
+        vec![Val::I32(2)]
+    );
+
+    // Importing by a supertype links; by a subtype, or by a group of
+    // another shape, it does not.
+    let good = wat::parse_str(format!(
+        r#"(module {types}
+            (import "a" "derived" (func (type $base)))
+            (import "a" "derived" (func (type $derived)))
+            (import "a" "r1" (func (type $r1))))"#
+    ))
+    .unwrap();
+    linker
+        .instantiate(&mut store, &Module::new(&engine, &good).unwrap())
+        .unwrap();
+    for import in [
+        r#"(import "a" "base" (func (type $derived)))"#,
+        r#"(import "a" "r1" (func (type $lone)))"#,
+    ] {
+        let wasm = wat::parse_str(format!(
+            r#"(module {types} (type $lone (func (param (ref null $r2)))) {import})"#
+        ))
+        .unwrap();
+        let err = linker
+            .instantiate(&mut store, &Module::new(&engine, &wasm).unwrap())
+            .err()
+            .unwrap_or_else(|| panic!("{import} links"));
+        assert!(matches!(err, Error::Link { .. }), "{import}: {err}");
+    }
+}

@@ -12,13 +12,11 @@ use basalt::wast::Counts;
 // one of its modules, which Basalt refuses (validation, or its own check
 // of the types), and the script's later assertions depend on that module.
 const GC: &str = "uses GC types (Wasm 3.0)";
-const REC_GROUPS: &str = "links tags whose types are in recursion groups (GC, Wasm 3.0)";
 /// Files in scope that do not pass yet: the file, how many of its commands
 /// fail today (more is a regression), and why. A file that fails less also
 /// fails the test, so the entry gets tightened or removed.
 pub const KNOWN_FAILING: &[(&str, usize, &str)] = &[
     ("ref_null.wast", 34, GC),
-    ("tag.wast", 3, REC_GROUPS),
     ("table_init.wast", 2, GC),
     ("table_init64.wast", 2, GC),
 ];

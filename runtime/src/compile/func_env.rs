@@ -717,7 +717,7 @@ impl FuncEnv<'_> {
     }
 
     /// Traps with [`codes::BAD_SIGNATURE`] unless the function `funcref`
-    /// (not null) points to is of type `ty`.
+    /// (not null) points to is of type `ty` or of a subtype of it.
     fn check_signature(&self, builder: &mut FunctionBuilder<'_>, funcref: Value, ty: TypeIndex) {
         let tr = trusted(builder);
         let actual = builder
@@ -729,7 +729,29 @@ impl FuncEnv<'_> {
             .ins()
             .load(types::I32, ro, vmctx, self.offsets.type_id(ty));
         let mismatch = builder.ins().icmp(IntCC::NotEqual, actual, expected);
-        builder.ins().trapnz(mismatch, codes::BAD_SIGNATURE);
+        if self.info.exact_types[ty as usize].is_final() {
+            // No other type can be a subtype of a final one.
+            builder.ins().trapnz(mismatch, codes::BAD_SIGNATURE);
+            return;
+        }
+        // Another type may declare `ty` as its supertype: ask the engine
+        // when the ids differ.
+        let slow = builder.create_block();
+        let done = builder.create_block();
+        builder.ins().brif(mismatch, slow, &[], done, &[]);
+        builder.seal_block(slow);
+        builder.switch_to_block(slow);
+        let ok = self.call_builtin(
+            builder,
+            builtin::IS_SUBTYPE,
+            &[types::I32, types::I32],
+            &[types::I32],
+            &[actual, expected],
+        )[0];
+        builder.ins().trapz(ok, codes::BAD_SIGNATURE);
+        builder.ins().jump(done, &[]);
+        builder.seal_block(done);
+        builder.switch_to_block(done);
     }
 
     /// Calls the function `funcref` (not null) points to, of type `ty`.

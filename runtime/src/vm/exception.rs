@@ -18,16 +18,15 @@
 //! that keeps `exnref`s grows by one small object per kept exception.
 
 use alloc::boxed::Box;
-use alloc::sync::Arc;
 use alloc::vec::Vec;
 
-use crate::exact::ExactFuncType;
+use crate::exact::CanonType;
 use crate::types::ValType;
 
 /// An exception tag: its (function) type, whose parameters are the payload.
 pub struct VMTag {
     /// the exact type, which imports are matched against
-    pub ty: Arc<ExactFuncType>,
+    pub ty: CanonType,
     /// the payload's value types
     pub params: Box<[ValType]>,
 }

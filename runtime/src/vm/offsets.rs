@@ -202,6 +202,9 @@ pub mod builtin {
     /// `exception_release(vmctx, exn: ptr)`: a handler that does not keep an
     /// `exnref` is done with the exception; frees it unless pinned.
     pub const EXCEPTION_RELEASE: u32 = 11;
+    /// `is_subtype(vmctx, actual: u32, expected: u32) -> u32`: 1 when
+    /// engine type `actual` is `expected` or declares it as a supertype
+    pub const IS_SUBTYPE: u32 = 12;
     /// number of builtins
-    pub const COUNT: u32 = 12;
+    pub const COUNT: u32 = 13;
 }

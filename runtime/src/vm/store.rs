@@ -752,10 +752,13 @@ impl StoreOpaque {
                     let data = self.funcs[f.0].clone();
                     // SAFETY: FuncData points to a live VMFuncRef.
                     let mut r = unsafe { super::read_funcref(data.funcref) };
-                    // Engine-wide ids of exact types: equal ids, equal
-                    // types, references' nullability and concrete types
-                    // included.
-                    if r.type_id != module.0.type_ids[*t as usize] {
+                    // Engine-wide ids of canonical types: the function's
+                    // type must be the import's or declare it as a
+                    // supertype.
+                    if !self
+                        .engine
+                        .is_subtype(r.type_id, module.0.type_ids[*t as usize])
+                    {
                         return Err(link_err(format!(
                             "function of type {} where {} is expected",
                             data.ty, info.exact_types[*t as usize]
@@ -843,7 +846,7 @@ impl StoreOpaque {
                     // Tag types match exactly, like function types.
                     let want = &info.exact_types[*t as usize];
                     let have = &self.tags[tag.0];
-                    if *have.ty != **want {
+                    if have.ty != *want {
                         return Err(link_err(format!(
                             "tag of type {} where {want} is expected",
                             have.ty
@@ -1073,6 +1076,7 @@ struct Builtins {
     elem_drop: extern "C" fn(usize, u32),
     raise: unsafe extern "C" fn(usize, usize, usize) -> !,
     exception_release: extern "C" fn(usize, usize),
+    is_subtype: extern "C" fn(usize, u32, u32) -> u32,
 }
 
 unsafe extern "C" {
@@ -1096,6 +1100,7 @@ static BUILTINS: Builtins = Builtins {
     elem_drop: builtin_elem_drop,
     raise: basalt_raise,
     exception_release: builtin_exception_release,
+    is_subtype: builtin_is_subtype,
 };
 
 /// The instance whose compiled code passed `vmctx`.
@@ -1283,6 +1288,11 @@ extern "C" fn builtin_table_init(
 
 extern "C" fn builtin_elem_drop(vmctx: usize, seg: u32) {
     instance_of(vmctx).passive_elements[seg as usize] = None;
+}
+
+extern "C" fn builtin_is_subtype(vmctx: usize, actual: u32, expected: u32) -> u32 {
+    let engine = &instance_of(vmctx).module.0.engine;
+    u32::from(engine.is_subtype(actual, expected))
 }
 
 extern "C" fn builtin_exception_release(vmctx: usize, exn: usize) {
