@@ -1,7 +1,16 @@
-//! Uses the clocks and the random source and checks they behave.
+//! Uses the clocks and the random source and checks they behave. With the
+//! argument `hex` it prints 32 random bytes in hex instead (two boots must
+//! differ).
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 fn main() {
+    if std::env::args().nth(1).as_deref() == Some("hex") {
+        let mut bytes = [0u8; 32];
+        random(&mut bytes);
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        println!("random bytes: {hex}");
+        return;
+    }
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .expect("after 1970");

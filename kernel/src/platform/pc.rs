@@ -7,7 +7,10 @@ use core::fmt::Write;
 use basalt_arch::BootInfo;
 use basalt_drivers::WallClock;
 use basalt_drivers::uart::{self, PortUart};
+use basalt_drivers::virtio::VirtioError;
+use basalt_drivers::virtio::mmio::RegisterWindow;
 
+use crate::devices::{PciHost, VirtioMmioWindow};
 use crate::log::EmergencyLog;
 
 /// A program console (COM1, COM2).
@@ -62,6 +65,23 @@ pub fn calibrate_cycles() -> Option<u64> {
     let hz = samples[1] * 200;
     // Anything outside 50 MHz ..= 20 GHz is a broken measurement.
     (50_000_000..=20_000_000_000).contains(&hz).then_some(hz)
+}
+
+/// No virtio-mmio transports are looked for on a PC yet (microvm names
+/// them on the command line as `virtio_mmio.device=`; not read yet).
+pub fn virtio_mmio_windows() -> &'static [VirtioMmioWindow] {
+    &[]
+}
+
+/// Never called: [`virtio_mmio_windows`] names none.
+pub fn virtio_register_window(_: &VirtioMmioWindow) -> Result<RegisterWindow, VirtioError> {
+    Err(VirtioError::NoDevice)
+}
+
+/// The ECAM window of `q35` is in ACPI's MCFG table, not read yet (issue
+/// 6).
+pub fn pci_host() -> Option<&'static PciHost> {
+    None
 }
 
 /// Nothing to route: the local APIC timer is the CPU's own (the arch

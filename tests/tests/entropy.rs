@@ -1,0 +1,94 @@
+//! Where the AArch64 kernel's random numbers come from, judged by booting
+//! the real kernel in QEMU `virt`: RNDRRS on a CPU with FEAT_RNG; on one
+//! without (`cortex-a57`), the virtio-rng device the CLI adds; with
+//! neither, cycle-counter jitter — and the kernel log says which, never
+//! silently. Runs on CPUs other than `max` use the in-guest compiler:
+//! host-compiled code assumes `max`'s features.
+
+use basalt::guest::GuestArch;
+use basalt::run::RunOptions;
+use basalt_tests::{Outcome, boot, example};
+
+/// A QEMU CPU model without FEAT_RNG (ID_AA64ISAR0_EL1.RNDR = 0).
+const NO_FEAT_RNG: &str = "cortex-a57";
+
+/// Boots `clock-random hex` (32 random bytes from `random_get`, in hex).
+fn random_bytes(cpu: Option<&str>, virtio_rng: bool) -> Outcome {
+    let mut opts = RunOptions::new(example("clock-random"));
+    opts.arch = GuestArch::Aarch64;
+    opts.args = vec![b"hex".to_vec()];
+    opts.virtio_rng = virtio_rng;
+    if let Some(model) = cpu {
+        opts.cpu = Some(model.into());
+        opts.jit = true;
+    }
+    boot(opts, b"")
+}
+
+/// The program's random bytes, after checking the run and the line's form.
+#[track_caller]
+fn hex_of(out: &Outcome) -> String {
+    out.assert_exit(0);
+    let text = out.stdout_text();
+    let hex = text
+        .strip_prefix("random bytes: ")
+        .and_then(|t| t.strip_suffix('\n'))
+        .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+        .unwrap_or_else(|| panic!("not 32 random bytes in hex\n{}", out.describe()));
+    assert_ne!(hex, "0".repeat(64), "{}", out.describe());
+    hex.to_string()
+}
+
+#[track_caller]
+fn assert_log_has(out: &Outcome, needle: &str) {
+    assert!(
+        out.report.kernel_log.iter().any(|l| l.contains(needle)),
+        "the kernel log lacks `{needle}`\n{}",
+        out.describe()
+    );
+}
+
+#[test]
+fn without_feat_rng_the_seed_comes_from_virtio_rng() {
+    let first = random_bytes(Some(NO_FEAT_RNG), true);
+    let a = hex_of(&first);
+    assert_log_has(&first, "entropy: seeded from virtio-rng");
+    assert_log_has(&first, "virtio-mmio: entropy (id 4) device at 0x");
+    assert_log_has(&first, "virtio-rng ready");
+    assert_log_has(&first, "virtio-mmio: 32 transports probed, 31 empty");
+    let second = random_bytes(Some(NO_FEAT_RNG), true);
+    let b = hex_of(&second);
+    assert_log_has(&second, "entropy: seeded from virtio-rng");
+    assert_ne!(
+        a,
+        b,
+        "two boots gave the same random bytes\n{}\n{}",
+        first.describe(),
+        second.describe()
+    );
+}
+
+#[test]
+fn without_feat_rng_or_a_device_the_kernel_says_it_fell_back_to_jitter() {
+    let out = random_bytes(Some(NO_FEAT_RNG), false);
+    hex_of(&out);
+    assert_log_has(&out, "entropy: seeded from cycle-counter jitter");
+    assert_log_has(&out, "virtio-mmio: 32 transports probed, 32 empty");
+}
+
+#[test]
+fn with_feat_rng_the_cpu_seeds_and_the_buses_are_reported() {
+    let out = random_bytes(None, true);
+    hex_of(&out);
+    assert_log_has(&out, "entropy: seeded from RNDRRS");
+    // The device is probed and driven all the same.
+    assert_log_has(&out, "virtio-rng ready");
+    assert_log_has(
+        &out,
+        "pcie: ECAM host bridge at 0x4010000000 (256 MiB, buses 0-255)",
+    );
+    assert_log_has(
+        &out,
+        "64-bit memory window: CPU 0x8000000000..0x10000000000",
+    );
+}
