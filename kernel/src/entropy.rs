@@ -4,6 +4,8 @@
 //! else — saying so in the kernel log — from cycle-counter jitter, and
 //! reseeded from the same source as it runs.
 
+use core::sync::atomic::{AtomicBool, Ordering};
+
 use basalt_arch::cpu::{self, HardwareRng};
 use spin::Mutex;
 
@@ -54,6 +56,8 @@ struct Generator {
 }
 
 static GENERATOR: Mutex<Option<Generator>> = Mutex::new(None);
+static RESEED_LOGGED: AtomicBool = AtomicBool::new(false);
+static RESEED_FAILURE_LOGGED: AtomicBool = AtomicBool::new(false);
 
 /// Where the seed came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,11 +200,31 @@ pub fn fill(buf: &mut [u8]) {
     }
     g.blocks_since_reseed += u64::from(counter);
     if g.blocks_since_reseed > 1 << 16 {
-        if let Some(fresh) = reseed_words(g.source) {
+        let fresh = reseed_words(g.source);
+        if let Some(fresh) = fresh {
             for (k, f) in g.key.iter_mut().zip(fresh) {
                 *k ^= f;
             }
         }
         g.blocks_since_reseed = 0;
+        // The first reseed is logged (later ones every 4 MiB of output
+        // would flood the log), and the first failure.
+        let source = g.source;
+        drop(guard);
+        if source != SeedSource::Jitter {
+            let flag = if fresh.is_some() {
+                &RESEED_LOGGED
+            } else {
+                &RESEED_FAILURE_LOGGED
+            };
+            if !flag.swap(true, Ordering::Relaxed) {
+                match fresh {
+                    Some(_) => crate::kprintln!("entropy: reseeded from {source}"),
+                    None => crate::kprintln!(
+                        "entropy: reseeding from {source} failed; the generator runs on without"
+                    ),
+                }
+            }
+        }
     }
 }

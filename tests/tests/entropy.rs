@@ -12,11 +12,16 @@ use basalt_tests::{Outcome, boot, example};
 /// A QEMU CPU model without FEAT_RNG (ID_AA64ISAR0_EL1.RNDR = 0).
 const NO_FEAT_RNG: &str = "cortex-a57";
 
-/// Boots `clock-random hex` (32 random bytes from `random_get`, in hex).
+/// Random bytes drawn before the printed ones: past the 4 MiB after which
+/// the kernel reseeds its generator.
+const PAST_A_RESEED: &str = "5000000";
+
+/// Boots `clock-random hex 5000000` (5 MB from `random_get`, then 32
+/// random bytes in hex).
 fn random_bytes(cpu: Option<&str>, virtio_rng: bool) -> Outcome {
     let mut opts = RunOptions::new(example("clock-random"));
     opts.arch = GuestArch::Aarch64;
-    opts.args = vec![b"hex".to_vec()];
+    opts.args = vec![b"hex".to_vec(), PAST_A_RESEED.as_bytes().to_vec()];
     opts.virtio_rng = virtio_rng;
     if let Some(model) = cpu {
         opts.cpu = Some(model.into());
@@ -56,6 +61,7 @@ fn without_feat_rng_the_seed_comes_from_virtio_rng() {
     assert_log_has(&first, "virtio-mmio: entropy (id 4) device at 0x");
     assert_log_has(&first, "virtio-rng ready");
     assert_log_has(&first, "virtio-mmio: 32 transports probed, 31 empty");
+    assert_log_has(&first, "entropy: reseeded from virtio-rng");
     let second = random_bytes(Some(NO_FEAT_RNG), true);
     let b = hex_of(&second);
     assert_log_has(&second, "entropy: seeded from virtio-rng");
@@ -81,6 +87,7 @@ fn with_feat_rng_the_cpu_seeds_and_the_buses_are_reported() {
     let out = random_bytes(None, true);
     hex_of(&out);
     assert_log_has(&out, "entropy: seeded from RNDRRS");
+    assert_log_has(&out, "entropy: reseeded from RNDRRS");
     // The device is probed and driven all the same.
     assert_log_has(&out, "virtio-rng ready");
     assert_log_has(
