@@ -76,9 +76,10 @@ pub struct VmOptions {
     /// `cortex-a57`, a CPU without FEAT_RNG; code compiled on the host
     /// assumes `max`'s features, so such runs want the in-guest compiler
     pub cpu: Option<String>,
-    /// give an AArch64 VM a virtio entropy device (`-device
-    /// virtio-rng-device` on a modern virtio-mmio transport), the kernel's
-    /// seed when the CPU has no FEAT_RNG; on by default
+    /// give the VM a virtio entropy device (`-device virtio-rng-device` on
+    /// a modern virtio-mmio transport; AArch64 `virt` and x86-64
+    /// `microvm`), the kernel's seed when the CPU has no FEAT_RNG or
+    /// RDRAND; on by default
     pub virtio_rng: bool,
 }
 
@@ -252,6 +253,14 @@ pub fn qemu_command(opts: &VmOptions, bundle: &Path, sockets: &[PathBuf; 3]) -> 
     ]);
     if opts.exit_device {
         cmd.args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
+    }
+    // microvm's virtio-mmio transports (named on the kernel command line)
+    // take a virtio-rng as `virt`'s do; PC machines would want virtio-PCI.
+    if opts.machine == Machine::Microvm {
+        cmd.args(["-global", "virtio-mmio.force-legacy=false"]);
+        if opts.virtio_rng {
+            cmd.args(["-device", "virtio-rng-device"]);
+        }
     }
     cmd.arg("-kernel")
         .arg(&opts.kernel)
@@ -593,7 +602,7 @@ mod tests {
     }
 
     #[test]
-    fn aarch64_gets_a_modern_virtio_rng_and_the_chosen_cpu() {
+    fn virt_and_microvm_get_a_modern_virtio_rng_and_the_chosen_cpu() {
         let mut opts = virt_options();
         let a = args(&opts);
         assert!(has_pair(&a, "-device", "virtio-rng-device"), "{a:?}");
@@ -606,7 +615,14 @@ mod tests {
         assert!(!a.iter().any(|x| x == "virtio-rng-device"));
         opts.arch = GuestArch::X86_64;
         opts.cpu = Some("Nehalem".into());
-        assert!(has_pair(&args(&opts), "-cpu", "Nehalem"));
+        let a = args(&opts);
+        assert!(has_pair(&a, "-cpu", "Nehalem"));
+        assert!(!a.iter().any(|x| x.contains("virtio")), "q35: {a:?}");
+        opts.machine = Machine::Microvm;
+        opts.virtio_rng = true;
+        let a = args(&opts);
+        assert!(has_pair(&a, "-device", "virtio-rng-device"), "{a:?}");
+        assert!(has_pair(&a, "-global", "virtio-mmio.force-legacy=false"));
     }
 
     #[test]

@@ -1,26 +1,38 @@
-//! Where the AArch64 kernel's random numbers come from, judged by booting
-//! the real kernel in QEMU `virt`: RNDRRS on a CPU with FEAT_RNG; on one
+//! Where the kernel's random numbers come from, judged by booting the real
+//! kernel in QEMU: on AArch64 `virt`, RNDRRS on a CPU with FEAT_RNG; on one
 //! without (`cortex-a57`), the virtio-rng device the CLI adds; with
 //! neither, cycle-counter jitter — and the kernel log says which, never
-//! silently. Runs on CPUs other than `max` use the in-guest compiler:
-//! host-compiled code assumes `max`'s features.
+//! silently. x86-64 `microvm` (virtio-mmio described in its DSDT) does the
+//! same on a CPU without RDRAND/RDSEED (`Nehalem`). Runs on CPUs other
+//! than `max` use the in-guest compiler: host-compiled code assumes
+//! `max`'s features.
 
 use basalt::guest::GuestArch;
 use basalt::run::RunOptions;
+use basalt::vm::Machine;
 use basalt_tests::{Outcome, boot, example};
 
 /// A QEMU CPU model without FEAT_RNG (ID_AA64ISAR0_EL1.RNDR = 0).
 const NO_FEAT_RNG: &str = "cortex-a57";
+/// A QEMU x86-64 CPU model with SSE4.1 (which generated code needs) but
+/// without RDRAND and RDSEED.
+const NO_RDRAND: &str = "Nehalem";
 
 /// Random bytes drawn before the printed ones: past the 4 MiB after which
 /// the kernel reseeds its generator.
 const PAST_A_RESEED: &str = "5000000";
 
 /// Boots `clock-random hex 5000000` (5 MB from `random_get`, then 32
-/// random bytes in hex).
+/// random bytes in hex) on AArch64 `virt`.
 fn random_bytes(cpu: Option<&str>, virtio_rng: bool) -> Outcome {
+    random_bytes_on(GuestArch::Aarch64, cpu, virtio_rng)
+}
+
+/// As [`random_bytes`], on `arch` (x86-64: `microvm`).
+fn random_bytes_on(arch: GuestArch, cpu: Option<&str>, virtio_rng: bool) -> Outcome {
     let mut opts = RunOptions::new(example("clock-random"));
-    opts.arch = GuestArch::Aarch64;
+    opts.arch = arch;
+    opts.machine = Machine::Microvm;
     opts.args = vec![b"hex".to_vec(), PAST_A_RESEED.as_bytes().to_vec()];
     opts.virtio_rng = virtio_rng;
     if let Some(model) = cpu {
@@ -98,4 +110,30 @@ fn with_feat_rng_the_cpu_seeds_and_the_buses_are_reported() {
         &out,
         "64-bit memory window: CPU 0x8000000000..0x10000000000",
     );
+}
+
+#[test]
+fn microvm_without_rdrand_seeds_from_virtio_rng_found_in_acpi() {
+    let first = random_bytes_on(GuestArch::X86_64, Some(NO_RDRAND), true);
+    let a = hex_of(&first);
+    assert_log_has(&first, "entropy: seeded from virtio-rng");
+    assert_log_has(&first, "entropy: reseeded from virtio-rng");
+    assert_log_has(&first, "virtio-mmio: entropy (id 4) device at 0xfeb0");
+    assert_log_has(&first, "virtio-mmio: 1 transports probed, 0 empty");
+    let second = random_bytes_on(GuestArch::X86_64, Some(NO_RDRAND), true);
+    assert_ne!(
+        a,
+        hex_of(&second),
+        "two boots gave the same random bytes\n{}\n{}",
+        first.describe(),
+        second.describe()
+    );
+}
+
+#[test]
+fn microvm_without_rdrand_or_a_device_says_it_fell_back_to_jitter() {
+    let out = random_bytes_on(GuestArch::X86_64, Some(NO_RDRAND), false);
+    hex_of(&out);
+    assert_log_has(&out, "entropy: seeded from cycle-counter jitter");
+    assert_log_has(&out, "virtio-mmio: no transports described");
 }

@@ -42,6 +42,57 @@ pub const MIN_WINDOW: u64 = 0x100;
 /// (QEMU finishes at once).
 const RESET_POLLS: u32 = 1_000_000;
 
+/// A virtio-mmio window a VMM names on the kernel command line, as Linux
+/// reads them (QEMU `microvm` and Firecracker write these):
+/// `virtio_mmio.device=<size>@<base>:<irq>[:<id>]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CmdlineDevice {
+    /// physical address of the registers
+    pub base: u64,
+    /// length of the window
+    pub size: u64,
+    /// the interrupt line
+    pub irq: u32,
+}
+
+/// Every well-formed `virtio_mmio.device=` entry of `cmdline`; malformed
+/// ones are skipped.
+pub fn cmdline_devices(cmdline: &[u8]) -> impl Iterator<Item = CmdlineDevice> + '_ {
+    cmdline
+        .split(|b| b.is_ascii_whitespace())
+        .filter_map(|word| word.strip_prefix(b"virtio_mmio.device="))
+        .filter_map(parse_cmdline_device)
+}
+
+/// Parses `<size>@<base>:<irq>[:<id>]`: size with an optional `K`, `M` or
+/// `G` suffix, numbers decimal or `0x` hex.
+fn parse_cmdline_device(spec: &[u8]) -> Option<CmdlineDevice> {
+    let at = spec.iter().position(|b| *b == b'@')?;
+    let (size, rest) = (&spec[..at], &spec[at + 1..]);
+    let mut fields = rest.split(|b| *b == b':');
+    let base = number(fields.next()?)?;
+    let irq = u32::try_from(number(fields.next()?)?).ok()?;
+    if fields.nth(1).is_some() {
+        return None;
+    }
+    let (digits, shift) = match size.last()? {
+        b'K' | b'k' => (&size[..size.len() - 1], 10),
+        b'M' | b'm' => (&size[..size.len() - 1], 20),
+        b'G' | b'g' => (&size[..size.len() - 1], 30),
+        _ => (size, 0),
+    };
+    let size = number(digits)?.checked_mul(1 << shift)?;
+    (size > 0).then_some(CmdlineDevice { base, size, irq })
+}
+
+fn number(text: &[u8]) -> Option<u64> {
+    let text = core::str::from_utf8(text).ok()?;
+    match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(hex, 16).ok(),
+        None => text.parse().ok(),
+    }
+}
+
 /// 32-bit register access to one virtio-mmio window: the real device
 /// ([`RegisterWindow`]) or, in tests, a simulated one.
 pub trait Registers {
@@ -436,6 +487,42 @@ pub(crate) mod tests {
         fn barrier_before_doorbell(&self) {
             self.barriers.set(self.barriers.get() + 1);
         }
+    }
+
+    #[test]
+    fn command_line_entries_are_read_as_linux_reads_them() {
+        let line = b"console=ttyS0 virtio_mmio.device=512@0xfeb00e00:12 \
+            virtio_mmio.device=4K@0x1001e000:5:3 virtio_mmio.device=1M@4096:7 \
+            virtio_mmio.device=oops virtio_mmio.device=0@0x1000:1 \
+            virtio_mmio.device=512@0xfeb00000 virtio_mmio.device=512@0x1:2:3:4 \
+            xvirtio_mmio.device=512@0x2000:1";
+        let found: Vec<_> = cmdline_devices(line).collect();
+        assert_eq!(
+            found,
+            [
+                CmdlineDevice {
+                    base: 0xfeb0_0e00,
+                    size: 512,
+                    irq: 12
+                },
+                CmdlineDevice {
+                    base: 0x1001_e000,
+                    size: 4096,
+                    irq: 5
+                },
+                CmdlineDevice {
+                    base: 4096,
+                    size: 1 << 20,
+                    irq: 7
+                },
+            ]
+        );
+        assert_eq!(cmdline_devices(b"").count(), 0);
+        assert_eq!(
+            cmdline_devices(b"virtio_mmio.device=99999999999G@0x0:1").count(),
+            0,
+            "overflowing size"
+        );
     }
 
     #[test]
