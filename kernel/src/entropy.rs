@@ -142,8 +142,8 @@ fn reseed_words(source: SeedSource) -> Option<[u32; 8]> {
 }
 
 /// Checks the block function against RFC 8439 §2.3.2 and seeds the
-/// generator: from the CPU's instructions, else virtio-rng (probe the
-/// devices first), else jitter. Returns the seed's source.
+/// generator: from the CPU's instructions, else virtio-rng (call
+/// `devices::init` first), else jitter. Returns the seed's source.
 pub fn init() -> Result<SeedSource, &'static str> {
     let key: [u32; 8] = core::array::from_fn(|i| {
         let b = (i * 4) as u32;
