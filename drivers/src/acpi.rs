@@ -1,6 +1,7 @@
 //! Just enough ACPI to power the machine off: find the RSDP, walk the
 //! RSDT/XSDT to the FADT, read its PM1 control blocks and the DSDT, and
-//! pull the `\_S5_` sleep type out of the DSDT's AML.
+//! pull the `\_S5_` sleep type out of the DSDT's AML. The same walk finds
+//! the virtio-mmio devices a DSDT describes (QEMU `microvm`).
 //!
 //! Everything here is plain parsing over a [`PhysMemory`]: no port I/O and
 //! no assumptions about how physical memory is reached, so it runs (and is
@@ -548,6 +549,182 @@ pub fn find_s5(
         smi_command: fadt.smi_command,
         acpi_enable: fadt.acpi_enable,
     })
+}
+
+/// A virtio-mmio device a DSDT describes: a `Device` with `_HID
+/// "LNRO0005"` and a `_CRS` of a fixed 32-bit memory range and an
+/// interrupt, as QEMU's `microvm` writes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct VirtioMmioDevice {
+    /// physical address of the registers
+    pub base: u64,
+    /// length of the window
+    pub size: u64,
+    /// the interrupt (a GSI), if the resources name one
+    pub irq: Option<u32>,
+}
+
+/// The hardware ID of a virtio-mmio device in ACPI.
+const VIRTIO_MMIO_HID: &[u8] = b"LNRO0005";
+
+/// The bytes after an AML `PkgLength` at the start of `b`, up to its end
+/// (clipped to `b`): the lead byte's top two bits say how many bytes
+/// follow it; the length counts itself.
+fn aml_package(b: &[u8]) -> Option<&[u8]> {
+    let lead = *b.first()?;
+    let extra = usize::from(lead >> 6);
+    let mut len = if extra == 0 {
+        usize::from(lead & 0x3f)
+    } else {
+        usize::from(lead & 0x0f)
+    };
+    for i in 0..extra {
+        len |= usize::from(*b.get(1 + i)?) << (4 + 8 * i);
+    }
+    let body = b.get(1 + extra..)?;
+    let body_len = len.checked_sub(1 + extra)?;
+    Some(&body[..body_len.min(body.len())])
+}
+
+/// Reads a resource template (the bytes of a `_CRS` buffer): the first
+/// fixed 32-bit memory range and the first interrupt.
+fn parse_resources(mut r: &[u8]) -> (Option<(u64, u64)>, Option<u32>) {
+    let (mut memory, mut irq) = (None, None);
+    while let Some(&tag) = r.first() {
+        if tag & 0x80 != 0 {
+            // Large item: tag, 16-bit length, data.
+            let Some(len) = r
+                .get(1..3)
+                .map(|l| usize::from(u16::from_le_bytes([l[0], l[1]])))
+            else {
+                break;
+            };
+            let Some(data) = r.get(3..3 + len) else { break };
+            match tag {
+                // Memory32Fixed: information, base, length.
+                0x86 if len >= 9 && memory.is_none() => {
+                    memory = Some((u64::from(le32(data, 1)), u64::from(le32(data, 5))));
+                }
+                // Extended interrupt: flags, count, interrupt numbers.
+                0x89 if len >= 6 && data[1] >= 1 && irq.is_none() => {
+                    irq = Some(le32(data, 2));
+                }
+                _ => {}
+            }
+            r = &r[3 + len..];
+        } else {
+            // Small item: tag in bits 3-6, length in bits 0-2.
+            let len = usize::from(tag & 7);
+            let Some(data) = r.get(1..1 + len) else { break };
+            match tag >> 3 {
+                0x0f => break, // end tag
+                // IRQ: a 16-bit mask of ISA interrupts.
+                0x04 if len >= 2 && irq.is_none() => {
+                    let mask = u16::from_le_bytes([data[0], data[1]]);
+                    irq = (mask != 0).then(|| mask.trailing_zeros());
+                }
+                _ => {}
+            }
+            r = &r[1 + len..];
+        }
+    }
+    (memory, irq)
+}
+
+/// Finds virtio-mmio devices in DSDT AML bytes and puts them into `out`
+/// (skipping ones already there); returns how many `out` holds.
+///
+/// A byte-pattern search, as for `\_S5_`: `Name (_HID, "LNRO0005")`, then
+/// the first `Name (_CRS, Buffer)` before the next `_HID`. Nothing here
+/// evaluates AML, so a device whose resources are computed by a method is
+/// not found.
+pub fn parse_virtio_mmio(aml: &[u8], out: &mut [VirtioMmioDevice], mut n: usize) -> usize {
+    let hid: &[u8] = b"\x08_HID\x0d";
+    let mut from = 0;
+    while let Some(pos) = aml[from..].windows(hid.len()).position(|w| w == hid) {
+        let at = from + pos + hid.len();
+        from = at;
+        let id_end = at + VIRTIO_MMIO_HID.len();
+        if aml.get(at..id_end) != Some(VIRTIO_MMIO_HID) || aml.get(id_end) != Some(&0) {
+            continue;
+        }
+        let after = &aml[at..];
+        // Up to the next device's `_HID` (a string or an EISA ID).
+        let end = after
+            .windows(5)
+            .position(|w| w == b"\x08_HID")
+            .unwrap_or(after.len());
+        let scope = &after[..end];
+        let crs: &[u8] = b"\x08_CRS\x11";
+        let Some(c) = scope.windows(crs.len()).position(|w| w == crs) else {
+            continue;
+        };
+        // Buffer: PkgLength, BufferSize (an integer), then the bytes.
+        let Some(buffer) = aml_package(&scope[c + crs.len()..]) else {
+            continue;
+        };
+        let size_len = match buffer.first() {
+            Some(0x00 | 0x01 | 0xff) => 1,
+            Some(0x0a) => 2,
+            Some(0x0b) => 3,
+            Some(0x0c) => 5,
+            _ => continue,
+        };
+        let Some(template) = buffer.get(size_len..) else {
+            continue;
+        };
+        let (Some((base, size)), irq) = parse_resources(template) else {
+            continue;
+        };
+        if size == 0 || out[..n].iter().any(|d| d.base == base) || n >= out.len() {
+            continue;
+        }
+        out[n] = VirtioMmioDevice { base, size, irq };
+        n += 1;
+    }
+    n
+}
+
+/// Finds the virtio-mmio devices the DSDT describes (RSDP as for
+/// [`find_s5`]) and puts them into `out`; returns how many.
+pub fn find_virtio_mmio(
+    mem: &dyn PhysMemory,
+    rsdp_hint: Option<u64>,
+    ebda: Option<u64>,
+    out: &mut [VirtioMmioDevice],
+) -> Result<usize, AcpiError> {
+    let rsdp = find_rsdp(mem, rsdp_hint, ebda)?;
+    let (fadt_addr, fadt_len) =
+        find_table(mem, &rsdp, b"FACP", "FADT")?.ok_or(AcpiError::NoFadt)?;
+    let fadt = read_fadt(mem, fadt_addr, fadt_len)?;
+    if fadt.dsdt == 0 {
+        return Err(AcpiError::NoDsdt);
+    }
+    let len = check_table(mem, "DSDT", b"DSDT", fadt.dsdt)?;
+    // Chunks overlap by more than one device's definition (about 80 bytes
+    // as QEMU writes it), so none is cut in two; duplicates are dropped.
+    const CHUNK: usize = 4096;
+    const OVERLAP: usize = 512;
+    let mut buf = [0u8; CHUNK + OVERLAP];
+    let body = u64::from(len) - HEADER_LEN as u64;
+    let start = fadt.dsdt + HEADER_LEN as u64;
+    let mut n = 0;
+    let mut off = 0u64;
+    while off < body {
+        let count = ((body - off) as usize).min(buf.len());
+        if !mem.read(start + off, &mut buf[..count]) {
+            return Err(AcpiError::Unreadable {
+                what: "DSDT",
+                addr: fadt.dsdt,
+            });
+        }
+        n = parse_virtio_mmio(&buf[..count], out, n);
+        if count < buf.len() {
+            break;
+        }
+        off += CHUNK as u64;
+    }
+    Ok(n)
 }
 
 #[cfg(test)]

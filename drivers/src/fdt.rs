@@ -301,6 +301,98 @@ impl<'a> Node<'a> {
     }
 }
 
+/// What a PCI address space a `ranges` entry of a PCI host bridge maps
+/// (the space code in bits 24-25 of the entry's first PCI address cell).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PciSpace {
+    /// configuration space
+    Config,
+    /// I/O space
+    Io,
+    /// 32-bit memory space
+    Memory32,
+    /// 64-bit memory space
+    Memory64,
+}
+
+/// One entry of a PCI host bridge's `ranges`: a window of PCI address
+/// space and where the CPU reaches it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PciRange {
+    /// which PCI address space
+    pub space: PciSpace,
+    /// prefetchable memory
+    pub prefetchable: bool,
+    /// the window's first PCI (bus) address
+    pub pci_address: u64,
+    /// the window's first CPU (physical) address
+    pub cpu_address: u64,
+    /// the window's length in bytes
+    pub size: u64,
+}
+
+impl<'a> Node<'a> {
+    /// A property as big-endian 32-bit cells (a trailing partial cell is
+    /// dropped).
+    pub fn cells(&self, name: &str) -> impl Iterator<Item = u32> + 'a {
+        self.property(name)
+            .unwrap_or(&[])
+            .chunks_exact(4)
+            .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+    }
+
+    /// The `interrupts` of a node whose interrupt parent is a GIC (three
+    /// cells each: type, number, flags) as GIC interrupt IDs: SPI `n` is
+    /// ID `n + 32`, PPI `n` is ID `n + 16`. Other types are skipped.
+    pub fn gic_interrupts(&self) -> impl Iterator<Item = u32> + 'a {
+        let v = self.property("interrupts").unwrap_or(&[]);
+        v.chunks_exact(12).filter_map(|c| {
+            let kind = be32(c, 0)?;
+            let number = be32(c, 4)?;
+            match kind {
+                0 => number.checked_add(32),
+                1 => number.checked_add(16),
+                _ => None,
+            }
+        })
+    }
+
+    /// The `ranges` of a PCI host bridge (`device_type = "pci"`): three
+    /// cells of PCI address (space code, then a 64-bit address), the
+    /// parent's `#address-cells` of CPU address, the node's own
+    /// `#size-cells` (default 2) of size. Entries that do not fit 64 bits
+    /// are skipped; a node whose own `#address-cells` is not 3 has none.
+    pub fn pci_ranges(&self) -> impl Iterator<Item = PciRange> + 'a {
+        let own_ac = self.number("#address-cells").unwrap_or(3) as usize;
+        let own_sc = self.number("#size-cells").unwrap_or(2) as usize;
+        let parent_ac = self.parent_cells.0 as usize;
+        let value = if own_ac == 3 {
+            self.property("ranges").unwrap_or(&[])
+        } else {
+            &[]
+        };
+        let entry = (3 + parent_ac + own_sc) * 4;
+        let count = value.len().checked_div(entry).unwrap_or(0);
+        (0..count).filter_map(move |i| {
+            let base = i * entry;
+            let hi = be32(value, base)?;
+            let space = match (hi >> 24) & 3 {
+                0 => PciSpace::Config,
+                1 => PciSpace::Io,
+                2 => PciSpace::Memory32,
+                _ => PciSpace::Memory64,
+            };
+            Some(PciRange {
+                space,
+                prefetchable: hi & (1 << 30) != 0,
+                pci_address: read_cells(value, base + 4, 2)?,
+                cpu_address: read_cells(value, base + 12, parent_ac)?,
+                size: read_cells(value, base + 12 + parent_ac * 4, own_sc)?,
+            })
+        })
+    }
+}
+
 /// `cells` big-endian 32-bit cells at byte `off` as one number (0..=2
 /// cells; more do not fit).
 fn read_cells(v: &[u8], off: usize, cells: usize) -> Option<u64> {
@@ -542,6 +634,108 @@ mod tests {
     }
 
     #[test]
+    fn reads_virtio_mmio_and_pci_host_nodes() {
+        let mut b = Builder::new();
+        b.begin("")
+            .cells("#address-cells", &[2])
+            .cells("#size-cells", &[2]);
+        b.begin("virtio_mmio@a000000")
+            .prop("compatible", b"virtio,mmio\0")
+            .cells("reg", &[0, 0xa00_0000, 0, 0x200])
+            .cells("interrupts", &[0, 0x10, 1, 1, 14, 4, 2, 0, 0])
+            .end();
+        b.begin("pcie@10000000")
+            .prop("compatible", b"pci-host-ecam-generic\0")
+            .prop("device_type", b"pci\0")
+            .cells("#address-cells", &[3])
+            .cells("#size-cells", &[2])
+            .cells("bus-range", &[0, 0xff])
+            .cells("reg", &[0x40, 0x1000_0000, 0, 0x1000_0000])
+            .cells(
+                "ranges",
+                &[
+                    0x0100_0000,
+                    0,
+                    0,
+                    0,
+                    0x3eff_0000,
+                    0,
+                    0x1_0000, // I/O
+                    0x0200_0000,
+                    0,
+                    0x1000_0000,
+                    0,
+                    0x1000_0000,
+                    0,
+                    0x2eff_0000, // mem32
+                    0x4300_0000,
+                    0x80,
+                    0,
+                    0x80,
+                    0,
+                    0x80,
+                    0, // prefetchable mem64
+                    0x0300_0000,
+                    1, // truncated entry: ignored
+                ],
+            )
+            .end();
+        b.begin("odd")
+            .cells("#address-cells", &[2])
+            .cells("ranges", &[0x0200_0000, 0, 0, 0, 0, 0, 1])
+            .end();
+        b.end();
+        let blob = b.finish(&[]);
+        let fdt = Fdt::new(&blob).expect("valid");
+        let virtio = fdt
+            .find_compatible("virtio,mmio")
+            .expect("ok")
+            .expect("node");
+        assert_eq!(virtio.reg().next(), Some((0xa00_0000, 0x200)));
+        assert_eq!(virtio.gic_interrupts().collect::<Vec<_>>(), [48, 30]);
+        assert_eq!(virtio.cells("interrupts").count(), 9);
+        let pci = fdt
+            .find_compatible("pci-host-ecam-generic")
+            .expect("ok")
+            .expect("node");
+        assert_eq!(pci.reg().next(), Some((0x40_1000_0000, 0x1000_0000)));
+        assert_eq!(pci.cells("bus-range").collect::<Vec<_>>(), [0, 0xff]);
+        let ranges: Vec<_> = pci.pci_ranges().collect();
+        assert_eq!(
+            ranges,
+            [
+                PciRange {
+                    space: PciSpace::Io,
+                    prefetchable: false,
+                    pci_address: 0,
+                    cpu_address: 0x3eff_0000,
+                    size: 0x1_0000
+                },
+                PciRange {
+                    space: PciSpace::Memory32,
+                    prefetchable: false,
+                    pci_address: 0x1000_0000,
+                    cpu_address: 0x1000_0000,
+                    size: 0x2eff_0000
+                },
+                PciRange {
+                    space: PciSpace::Memory64,
+                    prefetchable: true,
+                    pci_address: 0x80_0000_0000,
+                    cpu_address: 0x80_0000_0000,
+                    size: 0x80_0000_0000
+                },
+            ]
+        );
+        let odd = fdt
+            .nodes()
+            .map(|n| n.expect("node"))
+            .find(|n| n.name == b"odd")
+            .expect("odd");
+        assert_eq!(odd.pci_ranges().count(), 0, "not three address cells");
+    }
+
+    #[test]
     fn refuses_bad_headers() {
         assert_eq!(Fdt::new(&[]).err(), Some(FdtError::Truncated));
         assert_eq!(Fdt::new(&[0; 64]).err(), Some(FdtError::BadMagic));
@@ -567,6 +761,9 @@ mod tests {
             let _ = n.is_compatible("arm,pl011");
             let _ = n.number("#address-cells");
             let _ = n.string("bootargs");
+            let _ = n.gic_interrupts().count();
+            let _ = n.pci_ranges().count();
+            let _ = n.cells("reg").count();
         }
         let _ = fdt.find_compatible("arm,pl031");
         let _ = fdt.find_top_level("chosen");

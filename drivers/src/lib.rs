@@ -1,9 +1,11 @@
 //! Device drivers behind small traits: UARTs, RTCs, exit devices, timers,
-//! the device-tree reader.
+//! the device-tree reader, virtio (the transport, split virtqueues,
+//! virtio-rng).
 //!
 //! Drivers know nothing of WASI or of the kernel's policy; they touch their
-//! device and report what it says. The port- and MMIO-access layers are
-//! the only `unsafe` code here.
+//! device and report what it says. The port- and MMIO-access layers and
+//! the accessors of DMA memory (`virtio::dma`) are the only `unsafe` code
+//! here.
 
 #![no_std]
 #![deny(unsafe_code)]
@@ -13,12 +15,13 @@ extern crate std;
 
 pub mod acpi;
 pub mod fdt;
+pub mod virtio;
+
+#[allow(unsafe_code)]
+mod mmio;
 
 #[cfg(target_arch = "aarch64")]
 pub mod gic;
-#[cfg(target_arch = "aarch64")]
-#[allow(unsafe_code)]
-mod mmio;
 #[cfg(target_arch = "aarch64")]
 pub mod pl011;
 #[cfg(target_arch = "aarch64")]

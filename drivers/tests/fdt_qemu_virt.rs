@@ -4,7 +4,7 @@
 //! -kernel … -initrd … -append basalt.crash=ud -serial null -serial null`
 //! and compacted with `dtc -I dtb -O dtb`.
 
-use basalt_drivers::fdt::Fdt;
+use basalt_drivers::fdt::{Fdt, PciRange, PciSpace};
 
 const BLOB: &[u8] = include_bytes!("data/qemu-virt.dtb");
 
@@ -39,6 +39,41 @@ fn reads_what_the_kernel_needs_from_qemu_virt() {
     assert_eq!(chosen.string("bootargs"), Some(&b"basalt.crash=ud"[..]));
     assert_eq!(chosen.number("linux,initrd-start"), Some(0x4800_0000));
     assert_eq!(chosen.number("linux,initrd-end"), Some(0x4801_1800));
+}
+
+#[test]
+fn finds_the_virtio_mmio_transports_and_the_pcie_host_bridge() {
+    let fdt = Fdt::new(BLOB).expect("a valid tree");
+    let nodes: Vec<_> = fdt.nodes().collect::<Result<_, _>>().expect("walks");
+    let mut virtio: Vec<(u64, u64, Vec<u32>)> = nodes
+        .iter()
+        .filter(|n| n.is_compatible("virtio,mmio") && n.is_enabled())
+        .map(|n| {
+            let (base, size) = n.reg().next().expect("reg");
+            (base, size, n.gic_interrupts().collect())
+        })
+        .collect();
+    virtio.sort_unstable();
+    assert_eq!(virtio.len(), 32);
+    for (i, (base, size, irqs)) in virtio.iter().enumerate() {
+        assert_eq!(*base, 0xa00_0000 + 0x200 * i as u64);
+        assert_eq!(*size, 0x200);
+        assert_eq!(*irqs, [48 + i as u32], "SPI 16 + i");
+    }
+    let pcie = fdt
+        .find_compatible("pci-host-ecam-generic")
+        .expect("walks")
+        .expect("the PCIe host bridge");
+    assert_eq!(pcie.reg().next(), Some((0x40_1000_0000, 0x1000_0000)));
+    assert_eq!(pcie.cells("bus-range").collect::<Vec<_>>(), [0, 0xff]);
+    let ranges: Vec<PciRange> = pcie.pci_ranges().collect();
+    assert_eq!(
+        ranges.iter().map(|r| r.space).collect::<Vec<_>>(),
+        [PciSpace::Io, PciSpace::Memory32, PciSpace::Memory64]
+    );
+    assert_eq!(ranges[0].cpu_address, 0x3eff_0000);
+    assert_eq!(ranges[1].cpu_address, 0x1000_0000);
+    assert_eq!(ranges[2].size, 0x80_0000_0000);
 }
 
 #[test]

@@ -25,6 +25,8 @@ options:
   --arch ARCH           guest ISA: x86_64 (default) or aarch64 (QEMU virt, TCG)
   --machine MODEL       QEMU machine for x86_64: q35 (default), pc or microvm
   --accel auto|tcg|kvm  accelerator (default auto: KVM after a probe boot passes)
+  --cpu MODEL           QEMU CPU model instead of max (TCG) / host (KVM), e.g.
+                        cortex-a57; older models than max want --jit
   --jit                 compile in the guest instead of on the host
   --hosted              run in this process on Linux instead of in a VM
   --timeout SECONDS     stop the VM after this long (exit code 124)
@@ -115,6 +117,7 @@ pub fn parse_run(args: Vec<OsString>) -> Result<RunCommand, CliError> {
                 opts.timeout = Some(Duration::from_secs_f64(secs));
             }
             "--kernel-cmdline" => opts.kernel_cmdline = Some(value(&mut it, flag)?),
+            "--cpu" => opts.cpu = Some(value(&mut it, flag)?),
             "--jit" => opts.jit = true,
             "--hosted" => hosted = true,
             "-v" | "--verbose" => opts.verbose = true,

@@ -38,6 +38,10 @@ pub struct RunOptions {
     pub kernel_cmdline: Option<String>,
     /// give the VM QEMU's `isa-debug-exit` device (see [`VmOptions::exit_device`])
     pub exit_device: bool,
+    /// the QEMU CPU model (see [`VmOptions::cpu`])
+    pub cpu: Option<String>,
+    /// give an AArch64 VM a virtio-rng device (see [`VmOptions::virtio_rng`])
+    pub virtio_rng: bool,
 }
 
 impl RunOptions {
@@ -56,6 +60,8 @@ impl RunOptions {
             timeout: None,
             kernel_cmdline: None,
             exit_device: true,
+            cpu: None,
+            virtio_rng: true,
         }
     }
 }
@@ -116,6 +122,8 @@ pub fn run_vm(opts: &RunOptions, io: VmIo) -> Result<VmReport, CliError> {
         timeout: opts.timeout,
         kernel_cmdline: opts.kernel_cmdline.clone(),
         exit_device: opts.exit_device,
+        cpu: opts.cpu.clone(),
+        virtio_rng: opts.virtio_rng,
     };
     let (accel, why) = accel::choose(opts.accel, &vm_opts)?;
     vm_opts.accel = accel;

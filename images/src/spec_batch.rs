@@ -446,6 +446,8 @@ pub fn run_file_in_vm(engine: &Engine, arch: GuestArch, kernel: &Path, path: &Pa
         timeout: Some(Duration::from_secs(300)),
         kernel_cmdline: None,
         exit_device: true,
+        cpu: None,
+        virtio_rng: true,
     };
     let io = VmIo {
         stdin: None,

@@ -72,6 +72,15 @@ pub struct VmOptions {
     /// PSCI or a reset, as on other VMMs and real machines; on AArch64 the
     /// kernel log, which semihosting carries, is then lost too)
     pub exit_device: bool,
+    /// the QEMU CPU model instead of `max` (TCG) or `host` (KVM), e.g.
+    /// `cortex-a57`, a CPU without FEAT_RNG; code compiled on the host
+    /// assumes `max`'s features, so such runs want the in-guest compiler
+    pub cpu: Option<String>,
+    /// give the VM a virtio entropy device (`-device virtio-rng-device` on
+    /// a modern virtio-mmio transport; AArch64 `virt` and x86-64
+    /// `microvm`), the kernel's seed when the CPU has no FEAT_RNG or
+    /// RDRAND; on by default
+    pub virtio_rng: bool,
 }
 
 /// Where the program's streams go.
@@ -227,9 +236,10 @@ pub fn qemu_command(opts: &VmOptions, bundle: &Path, sockets: &[PathBuf; 3]) -> 
         Machine::Microvm => "microvm,isa-serial=off",
     };
     cmd.args(["-machine", machine, "-accel", opts.accel.name()]);
-    match opts.accel {
-        Accel::Tcg => cmd.args(["-cpu", "max"]),
-        Accel::Kvm => cmd.args(["-cpu", "host,-arch-capabilities"]),
+    match (&opts.cpu, opts.accel) {
+        (Some(model), _) => cmd.args(["-cpu", model]),
+        (None, Accel::Tcg) => cmd.args(["-cpu", "max"]),
+        (None, Accel::Kvm) => cmd.args(["-cpu", "host,-arch-capabilities"]),
     };
     cmd.arg("-m").arg(format!("{}M", opts.memory_mib));
     cmd.args([
@@ -243,6 +253,14 @@ pub fn qemu_command(opts: &VmOptions, bundle: &Path, sockets: &[PathBuf; 3]) -> 
     ]);
     if opts.exit_device {
         cmd.args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
+    }
+    // microvm's virtio-mmio transports (named on the kernel command line)
+    // take a virtio-rng as `virt`'s do; PC machines would want virtio-PCI.
+    if opts.machine == Machine::Microvm {
+        cmd.args(["-global", "virtio-mmio.force-legacy=false"]);
+        if opts.virtio_rng {
+            cmd.args(["-device", "virtio-rng-device"]);
+        }
     }
     cmd.arg("-kernel")
         .arg(&opts.kernel)
@@ -269,13 +287,16 @@ pub fn qemu_command(opts: &VmOptions, bundle: &Path, sockets: &[PathBuf; 3]) -> 
 
 /// The QEMU command line for an AArch64 run on `virt`: two PL011 UARTs for
 /// stdout/stdin and stderr, the semihosting console for the kernel log,
-/// semihosting's exit for the status.
+/// semihosting's exit for the status, and (unless turned off) a virtio-rng
+/// device. `virt`'s virtio-mmio transports are legacy (version 1) unless
+/// told otherwise; the kernel drives only modern ones.
 fn qemu_command_virt(opts: &VmOptions, bundle: &Path, sockets: &[PathBuf; 3]) -> Command {
     let mut cmd = Command::new(qemu_binary(opts.arch));
     cmd.args(["-machine", "virt", "-accel", opts.accel.name()]);
-    match opts.accel {
-        Accel::Tcg => cmd.args(["-cpu", "max"]),
-        Accel::Kvm => cmd.args(["-cpu", "host"]),
+    match (&opts.cpu, opts.accel) {
+        (Some(model), _) => cmd.args(["-cpu", model]),
+        (None, Accel::Tcg) => cmd.args(["-cpu", "max"]),
+        (None, Accel::Kvm) => cmd.args(["-cpu", "host"]),
     };
     cmd.arg("-m").arg(format!("{}M", opts.memory_mib));
     cmd.args([
@@ -299,6 +320,10 @@ fn qemu_command_virt(opts: &VmOptions, bundle: &Path, sockets: &[PathBuf; 3]) ->
             .arg(format!("socket,id=com{},path={}", i + 1, path.display()));
     }
     cmd.args(["-serial", "chardev:com1", "-serial", "chardev:com2"]);
+    cmd.args(["-global", "virtio-mmio.force-legacy=false"]);
+    if opts.virtio_rng {
+        cmd.args(["-device", "virtio-rng-device"]);
+    }
     if opts.exit_device {
         cmd.args([
             "-semihosting-config",
@@ -546,6 +571,58 @@ mod tests {
             })
         );
         assert_eq!(parse_marker("boot: hello"), None);
+    }
+
+    fn virt_options() -> VmOptions {
+        VmOptions {
+            arch: GuestArch::Aarch64,
+            machine: Machine::Q35,
+            accel: Accel::Tcg,
+            memory_mib: 256,
+            kernel: PathBuf::from("k"),
+            verbose: false,
+            timeout: None,
+            kernel_cmdline: None,
+            exit_device: true,
+            cpu: None,
+            virtio_rng: true,
+        }
+    }
+
+    fn args(opts: &VmOptions) -> Vec<String> {
+        let sockets = [PathBuf::from("a"), PathBuf::from("b"), PathBuf::from("c")];
+        qemu_command(opts, Path::new("bundle"), &sockets)
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    fn has_pair(args: &[String], flag: &str, value: &str) -> bool {
+        args.windows(2).any(|w| w[0] == flag && w[1] == value)
+    }
+
+    #[test]
+    fn virt_and_microvm_get_a_modern_virtio_rng_and_the_chosen_cpu() {
+        let mut opts = virt_options();
+        let a = args(&opts);
+        assert!(has_pair(&a, "-device", "virtio-rng-device"), "{a:?}");
+        assert!(has_pair(&a, "-global", "virtio-mmio.force-legacy=false"));
+        assert!(has_pair(&a, "-cpu", "max"));
+        opts.cpu = Some("cortex-a57".into());
+        opts.virtio_rng = false;
+        let a = args(&opts);
+        assert!(has_pair(&a, "-cpu", "cortex-a57"), "{a:?}");
+        assert!(!a.iter().any(|x| x == "virtio-rng-device"));
+        opts.arch = GuestArch::X86_64;
+        opts.cpu = Some("Nehalem".into());
+        let a = args(&opts);
+        assert!(has_pair(&a, "-cpu", "Nehalem"));
+        assert!(!a.iter().any(|x| x.contains("virtio")), "q35: {a:?}");
+        opts.machine = Machine::Microvm;
+        opts.virtio_rng = true;
+        let a = args(&opts);
+        assert!(has_pair(&a, "-device", "virtio-rng-device"), "{a:?}");
+        assert!(has_pair(&a, "-global", "virtio-mmio.force-legacy=false"));
     }
 
     #[test]

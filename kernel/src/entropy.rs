@@ -1,6 +1,10 @@
 //! The kernel's random numbers: a ChaCha20-based generator with fast key
-//! erasure, seeded from RDSEED/RDRAND (or, lacking both, from cycle-counter
-//! jitter) and reseeded from hardware as it runs.
+//! erasure, seeded from the CPU's random-number instructions (RDSEED or
+//! RDRAND on x86-64, RNDRRS on AArch64), else from a virtio-rng device,
+//! else — saying so in the kernel log — from cycle-counter jitter, and
+//! reseeded from the same source as it runs.
+
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use basalt_arch::cpu::{self, HardwareRng};
 use spin::Mutex;
@@ -47,17 +51,42 @@ pub fn chacha20_block(key: &[u32; 8], counter: u32, nonce: &[u32; 3]) -> [u8; 64
 struct Generator {
     key: [u32; 8],
     blocks_since_reseed: u64,
+    /// where the seed came from, and so where reseeds come from
+    source: SeedSource,
 }
 
 static GENERATOR: Mutex<Option<Generator>> = Mutex::new(None);
+static RESEED_LOGGED: AtomicBool = AtomicBool::new(false);
+static RESEED_FAILURE_LOGGED: AtomicBool = AtomicBool::new(false);
 
 /// Where the seed came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SeedSource {
-    /// RDSEED or RDRAND
+    /// RDSEED or RDRAND, RNDRRS
     Hardware(HardwareRng),
-    /// cycle-counter jitter (no hardware RNG)
+    /// a virtio entropy device (no random-number instructions)
+    VirtioRng,
+    /// cycle-counter jitter (neither instructions nor a device)
     Jitter,
+}
+
+impl core::fmt::Display for SeedSource {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let (seed, rand) = if cfg!(target_arch = "aarch64") {
+            ("RNDRRS (FEAT_RNG)", "RNDR (FEAT_RNG)")
+        } else {
+            ("RDSEED", "RDRAND")
+        };
+        match self {
+            SeedSource::Hardware(HardwareRng::Seed) => f.write_str(seed),
+            SeedSource::Hardware(HardwareRng::Rand) => f.write_str(rand),
+            SeedSource::Hardware(HardwareRng::None) => f.write_str("the CPU"),
+            SeedSource::VirtioRng => f.write_str("virtio-rng"),
+            SeedSource::Jitter => f.write_str(
+                "cycle-counter jitter (no CPU random-number instructions, no virtio-rng device): weak",
+            ),
+        }
+    }
 }
 
 fn jitter_words() -> [u32; 8] {
@@ -90,8 +119,31 @@ fn hardware_words() -> Option<[u32; 8]> {
     Some(key)
 }
 
+fn virtio_words() -> Option<[u32; 8]> {
+    let mut bytes = [0u8; 32];
+    crate::devices::virtio_random(&mut bytes)?;
+    Some(core::array::from_fn(|i| {
+        u32::from_le_bytes([
+            bytes[i * 4],
+            bytes[i * 4 + 1],
+            bytes[i * 4 + 2],
+            bytes[i * 4 + 3],
+        ])
+    }))
+}
+
+/// Fresh seed words from `source`, if it still gives any.
+fn reseed_words(source: SeedSource) -> Option<[u32; 8]> {
+    match source {
+        SeedSource::Hardware(_) => hardware_words(),
+        SeedSource::VirtioRng => virtio_words(),
+        SeedSource::Jitter => None,
+    }
+}
+
 /// Checks the block function against RFC 8439 §2.3.2 and seeds the
-/// generator. Returns the seed's source.
+/// generator: from the CPU's instructions, else virtio-rng (call
+/// `devices::init` first), else jitter. Returns the seed's source.
 pub fn init() -> Result<SeedSource, &'static str> {
     let key: [u32; 8] = core::array::from_fn(|i| {
         let b = (i * 4) as u32;
@@ -101,9 +153,12 @@ pub fn init() -> Result<SeedSource, &'static str> {
     if block[..8] != [0x10, 0xf1, 0xe7, 0xe4, 0xd1, 0x3b, 0x59, 0x15] {
         return Err("ChaCha20 self-test failed");
     }
-    let (key, source) = match hardware_words() {
-        Some(k) => (k, SeedSource::Hardware(cpu::hardware_rng())),
-        None => (jitter_words(), SeedSource::Jitter),
+    let (key, source) = if let Some(k) = hardware_words() {
+        (k, SeedSource::Hardware(cpu::hardware_rng()))
+    } else if let Some(k) = virtio_words() {
+        (k, SeedSource::VirtioRng)
+    } else {
+        (jitter_words(), SeedSource::Jitter)
     };
     let mut key = key;
     // Fold in the cycle counter so two boots never share a stream even if
@@ -112,6 +167,7 @@ pub fn init() -> Result<SeedSource, &'static str> {
     *GENERATOR.lock() = Some(Generator {
         key,
         blocks_since_reseed: 0,
+        source,
     });
     Ok(source)
 }
@@ -119,9 +175,17 @@ pub fn init() -> Result<SeedSource, &'static str> {
 /// Fills `buf` with random bytes.
 pub fn fill(buf: &mut [u8]) {
     let mut guard = GENERATOR.lock();
-    let g = guard.get_or_insert_with(|| Generator {
-        key: hardware_words().unwrap_or_else(jitter_words),
-        blocks_since_reseed: 0,
+    let g = guard.get_or_insert_with(|| match hardware_words() {
+        Some(key) => Generator {
+            key,
+            blocks_since_reseed: 0,
+            source: SeedSource::Hardware(cpu::hardware_rng()),
+        },
+        None => Generator {
+            key: jitter_words(),
+            blocks_since_reseed: 0,
+            source: SeedSource::Jitter,
+        },
     });
     let mut counter = 1u32;
     for chunk in buf.chunks_mut(64) {
@@ -136,11 +200,31 @@ pub fn fill(buf: &mut [u8]) {
     }
     g.blocks_since_reseed += u64::from(counter);
     if g.blocks_since_reseed > 1 << 16 {
-        if let Some(fresh) = hardware_words() {
+        let fresh = reseed_words(g.source);
+        if let Some(fresh) = fresh {
             for (k, f) in g.key.iter_mut().zip(fresh) {
                 *k ^= f;
             }
         }
         g.blocks_since_reseed = 0;
+        // The first reseed is logged (later ones every 4 MiB of output
+        // would flood the log), and the first failure.
+        let source = g.source;
+        drop(guard);
+        if source != SeedSource::Jitter {
+            let flag = if fresh.is_some() {
+                &RESEED_LOGGED
+            } else {
+                &RESEED_FAILURE_LOGGED
+            };
+            if !flag.swap(true, Ordering::Relaxed) {
+                match fresh {
+                    Some(_) => crate::kprintln!("entropy: reseeded from {source}"),
+                    None => crate::kprintln!(
+                        "entropy: reseeding from {source} failed; the generator runs on without"
+                    ),
+                }
+            }
+        }
     }
 }

@@ -11,6 +11,7 @@
 extern crate alloc;
 
 mod bundle;
+mod devices;
 mod entropy;
 mod exit;
 #[allow(unsafe_code)]

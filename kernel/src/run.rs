@@ -52,13 +52,16 @@ fn initrd(info: &BootInfo) -> Option<&'static [u8]> {
 pub fn main(info: &BootInfo) -> ! {
     let freq = crate::time::init();
     stamp("clocks ready");
+    crate::devices::init();
+    stamp("devices probed");
     let seed = match crate::entropy::init() {
         Ok(s) => s,
         Err(e) => finish(Status::Panic, format_args!("{e}")),
     };
+    kprintln!("entropy: seeded from {seed}");
     let (used, total) = crate::mem::frame_stats();
     kprintln!(
-        "memory: {} MiB usable, {} KiB used; cycle counter {} MHz ({:?}); sleeps {}; entropy from {:?}",
+        "memory: {} MiB usable, {} KiB used; cycle counter {} MHz ({:?}); sleeps {}",
         total * 4 / 1024,
         used * 4,
         crate::time::frequency() / 1_000_000,
@@ -67,8 +70,7 @@ pub fn main(info: &BootInfo) -> ! {
             "halt"
         } else {
             "spin"
-        },
-        seed
+        }
     );
     match load_and_run(info) {
         Ok(Outcome::Exit(code)) => {

@@ -76,6 +76,8 @@ fn a_batch_of_another_version_is_a_load_error() {
         timeout: Some(std::time::Duration::from_secs(120)),
         kernel_cmdline: None,
         exit_device: true,
+        cpu: None,
+        virtio_rng: true,
     };
     let io = VmIo {
         stdin: None,

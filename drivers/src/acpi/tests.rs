@@ -352,3 +352,113 @@ fn a_hardware_reduced_machine_uses_its_sleep_control_register() {
     let m = machine(table(b"FACP", 5, &body), dsdt_with_s5(&[0x0a, 5], &[0]));
     assert_eq!(find_s5(&m, None, None), Err(AcpiError::NoPm1aControl));
 }
+
+/// QEMU 10 `microvm`'s DSDT with one `-device virtio-rng-device` (and
+/// `-global virtio-mmio.force-legacy=false`), read from guest memory.
+const MICROVM_DSDT: &[u8] = include_bytes!("../../tests/data/qemu-microvm-dsdt.aml");
+
+#[test]
+fn finds_the_virtio_device_in_qemus_microvm_dsdt() {
+    let mut out = [VirtioMmioDevice::default(); 4];
+    let n = parse_virtio_mmio(&MICROVM_DSDT[HEADER_LEN..], &mut out, 0);
+    assert_eq!(
+        &out[..n],
+        [VirtioMmioDevice {
+            base: 0xfeb0_2e00,
+            size: 0x200,
+            irq: Some(47)
+        }]
+    );
+    // The whole walk, from the RSDP, over the same bytes.
+    let fadt = table(b"FACP", 1, &fadt_body(DSDT_AT as u32, 0, 0, 0x604, 0));
+    let m = machine(fadt, MICROVM_DSDT.to_vec());
+    let mut out = [VirtioMmioDevice::default(); 4];
+    assert_eq!(find_virtio_mmio(&m, None, None, &mut out), Ok(1));
+    assert_eq!(out[0].base, 0xfeb0_2e00);
+}
+
+/// AML for `Device (VRnn) { Name (_HID, hid) Name (_UID, n) Name (_CRS,
+/// ResourceTemplate () { Memory32Fixed (base, 0x200) irq })`.
+fn virtio_device(hid: &[u8], n: u8, base: u32, irq: &[u8]) -> Vec<u8> {
+    let mut crs = std::vec![0x86, 9, 0, 1];
+    crs.extend_from_slice(&base.to_le_bytes());
+    crs.extend_from_slice(&0x200u32.to_le_bytes());
+    crs.extend_from_slice(irq);
+    crs.extend_from_slice(&[0x79, 0]);
+    let mut body = std::vec![0x08, b'_', b'H', b'I', b'D', 0x0d];
+    body.extend_from_slice(hid);
+    body.push(0);
+    body.extend_from_slice(&[0x08, b'_', b'U', b'I', b'D', 0x0a, n]);
+    body.extend_from_slice(&[0x08, b'_', b'C', b'R', b'S', 0x11]);
+    body.push((1 + 2 + crs.len()) as u8); // PkgLength (one byte)
+    body.extend_from_slice(&[0x0a, crs.len() as u8]);
+    body.extend_from_slice(&crs);
+    let mut dev = std::vec![
+        0x5b,
+        0x82,
+        (1 + 4 + body.len()) as u8,
+        b'V',
+        b'R',
+        b'0',
+        b'0' + n
+    ];
+    dev.extend_from_slice(&body);
+    dev
+}
+
+#[test]
+fn finds_several_devices_skips_others_and_reads_both_interrupt_forms() {
+    let extended = [0x89, 6, 0, 1, 1, 12, 0, 0, 0];
+    let legacy = [0x22, 0x20, 0x00]; // IRQ 5
+    let mut aml = Vec::new();
+    aml.extend(virtio_device(b"LNRO0005", 0, 0xd000_0000, &extended));
+    aml.extend(virtio_device(b"PNP0501", 1, 0xd000_1000, &extended));
+    aml.extend(virtio_device(b"LNRO0005", 2, 0xd000_2000, &legacy));
+    aml.extend(virtio_device(b"LNRO0005", 3, 0xd000_3000, &[]));
+    let mut out = [VirtioMmioDevice::default(); 8];
+    let n = parse_virtio_mmio(&aml, &mut out, 0);
+    let found: Vec<_> = out[..n].iter().map(|d| (d.base, d.irq)).collect();
+    assert_eq!(
+        found,
+        [
+            (0xd000_0000, Some(12)),
+            (0xd000_2000, Some(5)),
+            (0xd000_3000, None)
+        ]
+    );
+    // A second pass over the same bytes adds nothing; a full `out` stops.
+    assert_eq!(parse_virtio_mmio(&aml, &mut out, n), n);
+    let mut small = [VirtioMmioDevice::default(); 2];
+    assert_eq!(parse_virtio_mmio(&aml, &mut small, 0), 2);
+}
+
+#[test]
+fn a_device_across_a_chunk_boundary_is_found_once() {
+    let mut aml = std::vec![0xa3u8; 4096 - 20]; // Noop
+    aml.extend(virtio_device(b"LNRO0005", 0, 0xd000_0000, &[]));
+    aml.extend(std::vec![0xa3u8; 5000]);
+    aml.extend(virtio_device(b"LNRO0005", 1, 0xd000_1000, &[]));
+    let m = machine(
+        table(b"FACP", 1, &fadt_body(DSDT_AT as u32, 0, 0, 0x604, 0)),
+        table(b"DSDT", 2, &aml),
+    );
+    let mut out = [VirtioMmioDevice::default(); 4];
+    assert_eq!(find_virtio_mmio(&m, None, None, &mut out), Ok(2));
+    assert_eq!((out[0].base, out[1].base), (0xd000_0000, 0xd000_1000));
+}
+
+#[test]
+fn truncated_or_corrupted_virtio_aml_never_panics() {
+    let body = &MICROVM_DSDT[HEADER_LEN..];
+    let mut out = [VirtioMmioDevice::default(); 4];
+    for n in 0..body.len() {
+        parse_virtio_mmio(&body[..n], &mut out, 0);
+    }
+    for i in 0..body.len() {
+        for flip in [0x01u8, 0x40, 0x80, 0xff] {
+            let mut b = body.to_vec();
+            b[i] ^= flip;
+            parse_virtio_mmio(&b, &mut out, 0);
+        }
+    }
+}

@@ -1,7 +1,25 @@
-//! Uses the clocks and the random source and checks they behave.
+//! Uses the clocks and the random source and checks they behave. With the
+//! arguments `hex [N]` it draws N random bytes (default 0), then prints 32
+//! more in hex instead (two boots must differ; a large N makes the kernel
+//! reseed its generator).
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("hex") {
+        let mut drawn: usize = args.get(2).map_or(0, |n| n.parse().expect("N is a number"));
+        let mut chunk = vec![0u8; 65536];
+        while drawn > 0 {
+            let n = drawn.min(chunk.len());
+            random(&mut chunk[..n]);
+            drawn -= n;
+        }
+        let mut bytes = [0u8; 32];
+        random(&mut bytes);
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        println!("random bytes: {hex}");
+        return;
+    }
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .expect("after 1970");

@@ -137,6 +137,25 @@ impl FrameAllocator {
         None
     }
 
+    /// `n` physically contiguous frames (not zeroed), for DMA. One frame
+    /// may come from the free list; longer runs are cut only from the
+    /// range being handed out, so they may fail while single frames
+    /// still succeed.
+    pub fn allocate_contiguous(&mut self, n: u64) -> Option<u64> {
+        if n <= 1 {
+            return self.allocate();
+        }
+        let r = self.ranges.get(self.current)?;
+        let end = self.next.checked_add(n.checked_mul(FRAME)?)?;
+        if self.current >= self.count || end > r.end() {
+            return None;
+        }
+        let f = self.next;
+        self.next = end;
+        self.in_use += n;
+        Some(f)
+    }
+
     /// Returns a frame.
     ///
     /// # Safety

@@ -9,6 +9,7 @@ pub mod platform;
 
 use basalt_arch::BootInfo;
 use basalt_arch::paging::{self, Access, MapError, PAGE_SIZE};
+use basalt_drivers::virtio::{Dma, DmaError, DmaRegion};
 use spin::Mutex;
 
 use frames::FrameAllocator;
@@ -176,6 +177,41 @@ pub fn allocate_stack(size: usize) -> Result<Stack, MemError> {
         bottom,
         top: bottom + size,
     })
+}
+
+/// DMA memory for drivers: contiguous frames from the frame allocator,
+/// reached through the identity map (so the CPU and devices use the same
+/// address). Frames given to a device are never taken back.
+pub struct FrameDma;
+
+impl Dma for FrameDma {
+    fn allocate(&mut self, pages: usize) -> Result<DmaRegion, DmaError> {
+        let len = pages
+            .checked_mul(PAGE_SIZE)
+            .filter(|l| *l > 0)
+            .ok_or(DmaError::Unsupported(pages))?;
+        let start = {
+            let mut guard = FRAMES.lock();
+            let fa = guard.as_mut().ok_or(DmaError::OutOfMemory)?;
+            fa.allocate_contiguous(pages as u64)
+                .ok_or(DmaError::OutOfMemory)?
+        };
+        let last = start + (len - PAGE_SIZE) as u64;
+        if paging::translate(start as usize) != Some(start)
+            || paging::translate(last as usize) != Some(last)
+        {
+            // Not reachable by the identity map (RAM above what it
+            // covers): unusable for DMA; the frames stay allocated.
+            return Err(DmaError::OutOfMemory);
+        }
+        // SAFETY: fresh frames from the allocator, identity-mapped
+        // read-write (checked), used by nothing else.
+        unsafe { core::ptr::write_bytes(start as *mut u8, 0, len) };
+        // SAFETY: as above; they stay allocated for good, and RAM is
+        // coherent with devices on the machines Basalt boots (QEMU's
+        // device trees say `dma-coherent`; x86 is coherent).
+        Ok(unsafe { DmaRegion::new(start, start as *mut u8, len) })
+    }
 }
 
 /// The physical range `[start, start + len)` as a byte slice, if it is RAM

@@ -8,8 +8,9 @@
 //! Each provides: `Console` (a [`basalt_drivers::SerialPort`]),
 //! `LogChannel` (likewise), `complete_boot_info`, `consoles`,
 //! `log_channel`, `emergency_log_write`, `wall_clock_seconds`,
-//! `calibrate_cycles`, `init_timer_wakeup`, `prepare_power_off` and
-//! `leave`.
+//! `calibrate_cycles`, `init_timer_wakeup`, `prepare_power_off`,
+//! `leave`, and for `devices.rs` `virtio_mmio_windows`,
+//! `virtio_register_window` and `pci_host`.
 
 #[cfg_attr(target_arch = "x86_64", path = "pc.rs")]
 #[cfg_attr(target_arch = "aarch64", path = "virt.rs")]

@@ -1,13 +1,17 @@
 //! The x86-64 PC: 16550 UARTs at the COM1-COM3 ports, the CMOS RTC, the
-//! PIT for calibration, and, to leave, QEMU's `isa-debug-exit`, ACPI S5,
-//! a keyboard-controller reset and a halt, in that order.
+//! PIT for calibration, virtio-mmio transports named on the command line
+//! (`microvm`), and, to leave, QEMU's `isa-debug-exit`, ACPI S5, a
+//! keyboard-controller reset and a halt, in that order.
 
 use core::fmt::Write;
 
 use basalt_arch::BootInfo;
 use basalt_drivers::WallClock;
 use basalt_drivers::uart::{self, PortUart};
+use basalt_drivers::virtio::VirtioError;
+use basalt_drivers::virtio::mmio::RegisterWindow;
 
+use crate::devices::{PciHost, VirtioMmioWindow};
 use crate::log::EmergencyLog;
 
 /// A program console (COM1, COM2).
@@ -64,6 +68,72 @@ pub fn calibrate_cycles() -> Option<u64> {
     (50_000_000..=20_000_000_000).contains(&hz).then_some(hz)
 }
 
+/// The most virtio-mmio transports taken from the command line.
+const MAX_VIRTIO: usize = 32;
+
+static VIRTIO: spin::Once<([VirtioMmioWindow; MAX_VIRTIO], usize)> = spin::Once::new();
+
+/// The virtio-mmio transports the machine names: in its DSDT (QEMU's
+/// `microvm` with ACPI, the default) or on the command line
+/// (`virtio_mmio.device=<size>@<base>:<irq>`, which `microvm` writes when
+/// ACPI is off, and Firecracker always); only windows below 4 GiB, where
+/// the identity map reaches. Read with the ACPI power-off parameters,
+/// before memory setup may reuse the firmware's tables.
+pub fn virtio_mmio_windows() -> &'static [VirtioMmioWindow] {
+    let (windows, n) = VIRTIO.call_once(find_virtio_mmio);
+    &windows[..*n]
+}
+
+fn find_virtio_mmio() -> ([VirtioMmioWindow; MAX_VIRTIO], usize) {
+    let mut acpi = [basalt_drivers::acpi::VirtioMmioDevice::default(); MAX_VIRTIO];
+    let (rsdp, ebda, cmdline) = crate::BOOT_INFO
+        .get()
+        .map_or((None, None, &[][..]), |i| (i.acpi_rsdp, i.ebda, i.cmdline));
+    let from_acpi =
+        basalt_drivers::acpi::find_virtio_mmio(&Firmware, rsdp, ebda, &mut acpi).unwrap_or(0);
+    let from_cmdline =
+        basalt_drivers::virtio::mmio::cmdline_devices(cmdline).map(|d| VirtioMmioWindow {
+            base: d.base,
+            size: d.size,
+            interrupt: Some(d.irq),
+        });
+    let mut windows = [VirtioMmioWindow::default(); MAX_VIRTIO];
+    let mut n = 0;
+    let found = acpi[..from_acpi]
+        .iter()
+        .map(|d| VirtioMmioWindow {
+            base: d.base,
+            size: d.size,
+            interrupt: d.irq,
+        })
+        .chain(from_cmdline);
+    for w in found {
+        let reachable = w.base.checked_add(w.size).is_some_and(|e| e <= 4 << 30);
+        if reachable && n < MAX_VIRTIO && !windows[..n].iter().any(|o| o.base == w.base) {
+            windows[n] = w;
+            n += 1;
+        }
+    }
+    (windows, n)
+}
+
+/// The register window of a transport [`virtio_mmio_windows`] returned.
+/// Call once per window (`devices::init` does).
+#[allow(unsafe_code)]
+pub fn virtio_register_window(w: &VirtioMmioWindow) -> Result<RegisterWindow, VirtioError> {
+    // SAFETY: a window the VMM named, below 4 GiB, which the identity map
+    // covers (as write-back memory: fine for a VMM's emulated registers,
+    // which trap whatever the memory type); the caller probes each window
+    // once and the transport built on it is its only user.
+    unsafe { RegisterWindow::new(w.base, w.size) }
+}
+
+/// The ECAM window of `q35` is in ACPI's MCFG table, not read yet (issue
+/// 6).
+pub fn pci_host() -> Option<&'static PciHost> {
+    None
+}
+
 /// Nothing to route: the local APIC timer is the CPU's own (the arch
 /// crate sets it up).
 pub fn init_timer_wakeup() {}
@@ -109,11 +179,13 @@ fn find_s5() -> Result<basalt_drivers::acpi::SleepS5, basalt_drivers::acpi::Acpi
     basalt_drivers::acpi::find_s5(&Firmware, rsdp, ebda)
 }
 
-/// Reads the ACPI power-off parameters now, before memory setup: some
-/// machines (QEMU's microvm) put their tables in memory the map calls
-/// usable, and the program may reuse it before the run ends.
+/// Reads the ACPI power-off parameters (and the virtio-mmio devices the
+/// DSDT describes) now, before memory setup: some machines (QEMU's
+/// microvm) put their tables in memory the map calls usable, and the
+/// program may reuse it before the run ends.
 pub fn prepare_power_off() {
     S5.call_once(find_s5);
+    VIRTIO.call_once(find_virtio_mmio);
 }
 
 /// Enters ACPI S5 (soft-off); returns, after saying why on the kernel log,

@@ -1,7 +1,9 @@
 //! QEMU's AArch64 `virt` board and machines like it, described by the
 //! device tree the loader passes: memory, the initrd and the command line
 //! from `/memory` and `/chosen`, PL011 UARTs (the first carries stdout and
-//! stdin, the second stderr), a PL031 RTC, PSCI. The kernel log goes to the
+//! stdin, the second stderr), a PL031 RTC, PSCI, the virtio-mmio
+//! transports (`virtio,mmio`) and the PCIe host bridge
+//! (`pci-host-ecam-generic`). The kernel log goes to the
 //! semihosting console when the host enables semihosting, and semihosting's
 //! `SYS_EXIT_EXTENDED` ends the VM with a status; PSCI `SYSTEM_OFF`
 //! otherwise.
@@ -15,8 +17,11 @@ use basalt_drivers::fdt::{Fdt, FdtError};
 use basalt_drivers::gic::{Gicv2, Gicv3};
 use basalt_drivers::pl011::Pl011;
 use basalt_drivers::pl031::Pl031;
+use basalt_drivers::virtio::VirtioError;
+use basalt_drivers::virtio::mmio::RegisterWindow;
 use basalt_drivers::{SerialPort, WallClock};
 
+use crate::devices::{PciHost, VirtioMmioWindow};
 use crate::log::EmergencyLog;
 
 /// A program console: a PL011.
@@ -75,7 +80,17 @@ struct Machine {
     gic: Option<(u8, u64, u64)>,
     /// the virtual timer's interrupt ID, from the timer node
     virtual_timer: Option<u32>,
+    /// virtio-mmio register windows, in device-tree order
+    virtio: [VirtioMmioWindow; MAX_VIRTIO],
+    /// how many of `virtio` are filled in
+    nvirtio: usize,
+    /// the PCIe host bridge
+    pcie: Option<PciHost>,
 }
+
+/// The most virtio-mmio transports recorded (QEMU `virt` has 32; arrays
+/// longer than 32 have no `Default`).
+const MAX_VIRTIO: usize = 32;
 
 static MACHINE: spin::Once<Machine> = spin::Once::new();
 static BOOT_INFO: spin::Once<BootInfo> = spin::Once::new();
@@ -172,6 +187,34 @@ pub fn complete_boot_info(info: &'static BootInfo) -> Result<&'static BootInfo, 
             if cell(6) == Some(1) {
                 machine.virtual_timer = cell(7).map(|n| n.saturating_add(16));
             }
+        } else if node.is_compatible("virtio,mmio") {
+            if let Some((base, size)) = node.reg().next()
+                && base.checked_add(size).is_some_and(|e| e <= BOOT_MAP.start)
+                && machine.nvirtio < MAX_VIRTIO
+            {
+                machine.virtio[machine.nvirtio] = VirtioMmioWindow {
+                    base,
+                    size,
+                    interrupt: node.gic_interrupts().next(),
+                };
+                machine.nvirtio += 1;
+            }
+        } else if node.is_compatible("pci-host-ecam-generic") && machine.pcie.is_none() {
+            if let Some((ecam_base, ecam_size)) = node.reg().next() {
+                let mut buses = node.cells("bus-range");
+                let (first, last) = (buses.next().unwrap_or(0), buses.next().unwrap_or(255));
+                let mut host = PciHost {
+                    ecam_base,
+                    ecam_size,
+                    first_bus: first.min(255) as u8,
+                    last_bus: last.min(255) as u8,
+                    ranges: [None; 8],
+                };
+                for (slot, r) in host.ranges.iter_mut().zip(node.pci_ranges()) {
+                    *slot = Some(r);
+                }
+                machine.pcie = Some(host);
+            }
         } else if node.is_compatible("arm,pl031")
             && machine.rtc.is_none()
             && let Some((base, _)) = node.reg().next()
@@ -265,6 +308,27 @@ pub fn wall_clock_seconds() -> Option<u64> {
     let base = MACHINE.get()?.rtc?;
     // SAFETY: the RTC the device tree names, in device memory.
     unsafe { Pl031::new(base) }?.unix_seconds()
+}
+
+/// The virtio-mmio transports the device tree names (in device memory
+/// below 1 GiB; others are skipped).
+pub fn virtio_mmio_windows() -> &'static [VirtioMmioWindow] {
+    MACHINE.get().map_or(&[], |m| &m.virtio[..m.nvirtio])
+}
+
+/// The register window of a transport [`virtio_mmio_windows`] returned.
+/// Call once per window (`devices::init` does).
+pub fn virtio_register_window(w: &VirtioMmioWindow) -> Result<RegisterWindow, VirtioError> {
+    // SAFETY: a virtio-mmio window the device tree names, checked to lie
+    // below 1 GiB, which the identity map covers as device memory; the
+    // caller probes each window once and the transport built on it is
+    // its only user.
+    unsafe { RegisterWindow::new(w.base, w.size) }
+}
+
+/// The PCIe host bridge the device tree names.
+pub fn pci_host() -> Option<&'static PciHost> {
+    MACHINE.get()?.pcie.as_ref()
 }
 
 /// The generic timer states its frequency (CNTFRQ); nothing to measure.
