@@ -65,10 +65,11 @@ fn arg(a: &WastArg<'_>) -> Result<String, String> {
             Some(RefType::FuncRef) => "funcref:null".into(),
             Some(RefType::ExternRef) => "externref:null".into(),
             Some(RefType::ExnRef) => "exnref:null".into(),
+            Some(RefType::AnyRef) => "anyref:null".into(),
             None => return Err(format!("unsupported null type {h:?}")),
         },
         WastArgCore::RefExtern(n) => format!("externref:{n:x}"),
-        other => return Err(format!("unsupported argument {other:?}")),
+        WastArgCore::RefHost(n) => format!("anyref:{n:x}"),
     })
 }
 
@@ -141,6 +142,12 @@ fn ret_core(r: &WastRetCore<'_>) -> Result<String, String> {
         WastRetCore::RefExtern(None) => "externref:any".into(),
         WastRetCore::RefExtern(Some(n)) => format!("externref:{n:x}"),
         WastRetCore::RefFunc(_) => "funcref:any".into(),
+        WastRetCore::RefHost(n) => format!("anyref:{n:x}"),
+        WastRetCore::RefAny => "anyref:any".into(),
+        WastRetCore::RefEq => "eqref:any".into(),
+        WastRetCore::RefI31 => "i31ref:any".into(),
+        WastRetCore::RefStruct => "structref:any".into(),
+        WastRetCore::RefArray => "arrayref:any".into(),
         WastRetCore::Either(alternatives) => {
             let mut each = Vec::with_capacity(alternatives.len());
             for a in alternatives {

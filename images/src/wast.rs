@@ -25,7 +25,7 @@ use ::wast::core::{
 use ::wast::parser::{self, ParseBuffer};
 use ::wast::{QuoteWat, Wast, WastArg, WastDirective, WastExecute, WastInvoke, WastRet};
 use basalt_runtime::{
-    Config, Engine, Error, Instance, Linker, Module, RefType, Store, Target, TrapKind, Val,
+    AnyRef, Config, Engine, Error, Instance, Linker, Module, RefType, Store, Target, TrapKind, Val,
 };
 
 use crate::CliError;
@@ -486,10 +486,11 @@ fn arg(a: &WastArg<'_>) -> Result<Val, String> {
             Some(RefType::FuncRef) => Val::FuncRef(None),
             Some(RefType::ExternRef) => Val::ExternRef(None),
             Some(RefType::ExnRef) => Val::ExnRef(None),
+            Some(RefType::AnyRef) => Val::AnyRef(None),
             None => return Err(format!("unsupported null type {h:?}")),
         },
-        WastArgCore::RefExtern(n) => Val::ExternRef(Some(*n)),
-        other => return Err(format!("unsupported argument {other:?}")),
+        WastArgCore::RefExtern(n) => Val::ExternRef(Some(AnyRef::Host(*n))),
+        WastArgCore::RefHost(n) => Val::AnyRef(Some(AnyRef::Host(*n))),
     })
 }
 
@@ -511,6 +512,16 @@ pub(crate) fn null_kind(h: &HeapType<'_>) -> Option<RefType> {
             ty: AbstractHeapType::Exn | AbstractHeapType::NoExn,
             ..
         } => Some(RefType::ExnRef),
+        HeapType::Abstract {
+            ty:
+                AbstractHeapType::Any
+                | AbstractHeapType::Eq
+                | AbstractHeapType::I31
+                | AbstractHeapType::Struct
+                | AbstractHeapType::Array
+                | AbstractHeapType::None,
+            ..
+        } => Some(RefType::AnyRef),
         _ => None,
     }
 }
@@ -580,10 +591,13 @@ fn result_matches(w: &WastRetCore<'_>, g: &Val) -> bool {
         (WastRetCore::V128(p), Val::V128(b)) => v128_matches(p, *b),
         (
             WastRetCore::RefNull(_),
-            Val::FuncRef(None) | Val::ExternRef(None) | Val::ExnRef(None),
+            Val::FuncRef(None) | Val::ExternRef(None) | Val::ExnRef(None) | Val::AnyRef(None),
         ) => true,
         (WastRetCore::RefExtern(None), Val::ExternRef(Some(_))) => true,
-        (WastRetCore::RefExtern(Some(n)), Val::ExternRef(Some(m))) => n == m,
+        (WastRetCore::RefExtern(Some(n)), Val::ExternRef(Some(AnyRef::Host(m)))) => n == m,
+        (WastRetCore::RefHost(n), Val::AnyRef(Some(AnyRef::Host(m)))) => n == m,
+        (WastRetCore::RefAny, Val::AnyRef(Some(_))) => true,
+        (WastRetCore::RefEq | WastRetCore::RefI31, Val::AnyRef(Some(AnyRef::I31(_)))) => true,
         (WastRetCore::RefFunc(_), Val::FuncRef(Some(_))) => true,
         _ => false,
     }

@@ -10,7 +10,7 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt;
 
-use basalt_runtime::{Engine, Error, Instance, Linker, Module, Store, TrapKind, Val};
+use basalt_runtime::{AnyRef, Engine, Error, Instance, Linker, Module, Store, TrapKind, Val};
 
 use crate::bundle::Bundle;
 
@@ -53,6 +53,14 @@ enum Want {
     FuncAny,
     ExternAny,
     Extern(u32),
+    /// any non-null anyref
+    AnyAny,
+    /// an anyref holding this host value
+    Host(u32),
+    /// any i31ref (`eqref:any` as well, until GC objects exist)
+    I31Any,
+    /// any GC struct or array (none exist yet: never matches)
+    ObjectAny,
     /// any of these (relaxed SIMD results)
     Either(Vec<Want>),
 }
@@ -127,7 +135,9 @@ fn arg(line: usize, s: &str) -> Result<Val, BatchError> {
         ("funcref", "null") => Val::FuncRef(None),
         ("externref", "null") => Val::ExternRef(None),
         ("exnref", "null") => Val::ExnRef(None),
-        ("externref", v) => Val::ExternRef(Some(num(line, v)? as u32)),
+        ("anyref", "null") => Val::AnyRef(None),
+        ("externref", v) => Val::ExternRef(Some(AnyRef::Host(num(line, v)? as u32))),
+        ("anyref", v) => Val::AnyRef(Some(AnyRef::Host(num(line, v)? as u32))),
         _ => return Err(syntax(line, format!("unknown argument `{s}`"))),
     })
 }
@@ -159,6 +169,10 @@ fn want(line: usize, s: &str) -> Result<Want, BatchError> {
         ("funcref", "any") => Want::FuncAny,
         ("externref", "any") => Want::ExternAny,
         ("externref", v) => Want::Extern(num(line, v)? as u32),
+        ("anyref", "any") => Want::AnyAny,
+        ("anyref", v) => Want::Host(num(line, v)? as u32),
+        ("eqref", "any") | ("i31ref", "any") => Want::I31Any,
+        ("structref", "any") | ("arrayref", "any") => Want::ObjectAny,
         _ => return Err(syntax(line, format!("unknown result `{s}`"))),
     })
 }
@@ -189,10 +203,17 @@ fn matches(w: &Want, g: &Val) -> bool {
         (Want::V128(a), Val::V128(b)) => a == b,
         (Want::V128F32(l), Val::V128(b)) => (0..4).all(|i| f32_ok(l[i], (b >> (32 * i)) as u32)),
         (Want::V128F64(l), Val::V128(b)) => (0..2).all(|i| f64_ok(l[i], (b >> (64 * i)) as u64)),
-        (Want::RefNull, Val::FuncRef(None) | Val::ExternRef(None) | Val::ExnRef(None)) => true,
+        (
+            Want::RefNull,
+            Val::FuncRef(None) | Val::ExternRef(None) | Val::ExnRef(None) | Val::AnyRef(None),
+        ) => true,
         (Want::FuncAny, Val::FuncRef(Some(_))) => true,
         (Want::ExternAny, Val::ExternRef(Some(_))) => true,
-        (Want::Extern(a), Val::ExternRef(Some(b))) => a == b,
+        (Want::Extern(a), Val::ExternRef(Some(AnyRef::Host(b)))) => a == b,
+        (Want::AnyAny, Val::AnyRef(Some(_))) => true,
+        (Want::Host(a), Val::AnyRef(Some(AnyRef::Host(b)))) => a == b,
+        // `eq` holds only i31refs until GC objects exist.
+        (Want::I31Any, Val::AnyRef(Some(AnyRef::I31(_)))) => true,
         _ => false,
     }
 }

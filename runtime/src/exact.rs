@@ -37,6 +37,18 @@ pub enum ExactHeap {
     Exn,
     /// no exception (`noexn`, only null)
     NoExn,
+    /// any value of GC's internal hierarchy (`any`)
+    Any,
+    /// values comparable with `ref.eq` (`eq`: i31 and GC objects)
+    Eq,
+    /// unboxed 31-bit integers (`i31`)
+    I31,
+    /// any GC struct (`struct`)
+    Struct,
+    /// any GC array (`array`)
+    Array,
+    /// nothing of the `any` hierarchy (`none`, only null)
+    None,
     /// a function of this defined type (or of a subtype of it)
     Type(CanonType),
     /// the `i`-th type of the recursion group being defined; only inside a
@@ -164,6 +176,7 @@ impl ExactType {
             ValType::Ref(RefType::FuncRef) => ExactHeap::Func,
             ValType::Ref(RefType::ExternRef) => ExactHeap::Extern,
             ValType::Ref(RefType::ExnRef) => ExactHeap::Exn,
+            ValType::Ref(RefType::AnyRef) => ExactHeap::Any,
             plain => return ExactType::Plain(plain),
         };
         ExactType::Ref {
@@ -194,7 +207,8 @@ impl ExactType {
 
 impl ExactHeap {
     /// Heap subtyping: `nofunc` <: defined types <: `func`, a defined type
-    /// <: its declared supertypes, `noextern` <: `extern`, `noexn` <: `exn`.
+    /// <: its declared supertypes, `noextern` <: `extern`, `noexn` <: `exn`,
+    /// `none` <: `i31`, `struct`, `array` <: `eq` <: `any`.
     fn matches(&self, want: &ExactHeap) -> bool {
         use ExactHeap::*;
         match (self, want) {
@@ -204,6 +218,9 @@ impl ExactHeap {
             (Type(_), Func) => true,
             (NoExtern, Extern) => true,
             (NoExn, Exn) => true,
+            (None, I31 | Struct | Array | Eq | Any) => true,
+            (I31 | Struct | Array, Eq | Any) => true,
+            (Eq, Any) => true,
             _ => false,
         }
     }
@@ -218,6 +235,12 @@ impl fmt::Display for ExactHeap {
             ExactHeap::NoExtern => f.write_str("noextern"),
             ExactHeap::Exn => f.write_str("exn"),
             ExactHeap::NoExn => f.write_str("noexn"),
+            ExactHeap::Any => f.write_str("any"),
+            ExactHeap::Eq => f.write_str("eq"),
+            ExactHeap::I31 => f.write_str("i31"),
+            ExactHeap::Struct => f.write_str("struct"),
+            ExactHeap::Array => f.write_str("array"),
+            ExactHeap::None => f.write_str("none"),
             ExactHeap::Type(t) => write!(f, "{t}"),
             ExactHeap::Rec(i) => write!(f, "(rec {i})"),
         }

@@ -37,7 +37,7 @@ pub use engine::{Config, Engine, Module};
 pub use error::{Error, Trap};
 pub use linker::Linker;
 pub use trap::TrapKind;
-pub use types::{FuncType, GlobalType, MemoryType, RefType, TableType, Val, ValType};
+pub use types::{AnyRef, FuncType, GlobalType, MemoryType, RefType, TableType, Val, ValType};
 pub use vm::enter::{FaultResume, handle_fault};
 pub use vm::store::{
     AsStore, Caller, Extern, Func, Global, HostFn, Instance, Memory, Store, Table,

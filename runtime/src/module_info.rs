@@ -74,6 +74,8 @@ pub enum ConstOp {
     I64Sub,
     /// pop two i64, push the product
     I64Mul,
+    /// pop an i32, push it as an `i31ref` (`ref.i31`)
+    RefI31,
 }
 
 /// What an import brings in.
@@ -644,6 +646,10 @@ pub(crate) fn heap_type(hty: wasmparser::HeapType) -> Result<RefType, Error> {
             ty: A::Exn | A::NoExn,
             shared: false,
         } => Ok(RefType::ExnRef),
+        H::Abstract {
+            ty: A::Any | A::Eq | A::I31 | A::Struct | A::Array | A::None,
+            shared: false,
+        } => Ok(RefType::AnyRef),
         // Only function types exist without GC.
         H::Concrete(_) => Ok(RefType::FuncRef),
         _ => Err(Error::Unsupported {
@@ -706,6 +712,12 @@ fn exact_val_type(
             A::NoExtern => ExactHeap::NoExtern,
             A::Exn => ExactHeap::Exn,
             A::NoExn => ExactHeap::NoExn,
+            A::Any => ExactHeap::Any,
+            A::Eq => ExactHeap::Eq,
+            A::I31 => ExactHeap::I31,
+            A::Struct => ExactHeap::Struct,
+            A::Array => ExactHeap::Array,
+            A::None => ExactHeap::None,
             _ => return Err(gc()),
         },
         H::Concrete(i) => type_ref(i, start, end, types)?,
@@ -816,6 +828,9 @@ fn const_expr(expr: &WpConstExpr<'_>, declared: &mut Vec<FuncIndex>) -> Result<C
             Operator::I64Add => ConstOp::I64Add,
             Operator::I64Sub => ConstOp::I64Sub,
             Operator::I64Mul => ConstOp::I64Mul,
+            Operator::RefI31 => ConstOp::RefI31,
+            // `externref` and `anyref` share one representation.
+            Operator::AnyConvertExtern | Operator::ExternConvertAny => continue,
             Operator::End => break,
             _ => {
                 return Err(Error::Unsupported {

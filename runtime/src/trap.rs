@@ -31,6 +31,8 @@ pub mod codes {
     /// an exception no handler caught reached the host (never in compiled
     /// code: the unwinder records it when it reaches the entry)
     pub const UNCAUGHT_EXCEPTION: TrapCode = TrapCode::unwrap_user(7);
+    /// `ref.cast` of a value not of the target type
+    pub const CAST_FAILURE: TrapCode = TrapCode::unwrap_user(8);
 }
 
 use core::fmt;
@@ -64,6 +66,8 @@ pub enum TrapKind {
     NullReference,
     /// a wasm exception was thrown and not caught
     UncaughtException,
+    /// `ref.cast` of a value not of the target type
+    CastFailure,
     /// a trap code this runtime does not know (a bug)
     Unknown(u8),
 }
@@ -81,7 +85,12 @@ impl TrapKind {
             TrapKind::BadSignature => &["indirect call type mismatch"],
             TrapKind::Unreachable => &["unreachable"],
             TrapKind::StackOverflow => &["call stack exhausted"],
-            TrapKind::NullReference => &["null function reference", "null exception reference"],
+            TrapKind::NullReference => &[
+                "null function reference",
+                "null exception reference",
+                "null i31 reference",
+            ],
+            TrapKind::CastFailure => &["cast failure"],
             _ => &[],
         };
         let own = alloc::format!("{self}");
@@ -103,6 +112,7 @@ impl TrapKind {
             codes::HOST_ERROR => TrapKind::HostError,
             codes::NULL_REFERENCE => TrapKind::NullReference,
             codes::UNCAUGHT_EXCEPTION => TrapKind::UncaughtException,
+            codes::CAST_FAILURE => TrapKind::CastFailure,
             other => TrapKind::Unknown(other.as_raw().get()),
         }
     }
@@ -122,6 +132,7 @@ impl TrapKind {
             TrapKind::HostError => "host-error",
             TrapKind::NullReference => "null-reference",
             TrapKind::UncaughtException => "uncaught-exception",
+            TrapKind::CastFailure => "cast-failure",
             TrapKind::Unknown(_) => "unknown",
         }
     }
@@ -145,6 +156,7 @@ impl fmt::Display for TrapKind {
             TrapKind::HostError => f.write_str("host function error"),
             TrapKind::NullReference => f.write_str("null reference"),
             TrapKind::UncaughtException => f.write_str("uncaught wasm exception"),
+            TrapKind::CastFailure => f.write_str("cast failure"),
             TrapKind::Unknown(c) => write!(f, "unknown trap code {c}"),
         }
     }

@@ -7,7 +7,9 @@ use core::fmt;
 /// `(ref null? func)`, `(ref null? nofunc)`, `(ref null? $t)` of a function
 /// type `$t`) is a [`RefType::FuncRef`], every external one an
 /// [`RefType::ExternRef`], every exception reference (`exnref`,
-/// `(ref null? noexn)`) an [`RefType::ExnRef`]. Nullability and concrete function types are
+/// `(ref null? noexn)`) an [`RefType::ExnRef`], every reference of GC's
+/// `any` hierarchy (`anyref`, `eqref`, `i31ref`, `structref`, `arrayref`,
+/// `nullref`) an [`RefType::AnyRef`]. Nullability and concrete function types are
 /// checked by validation inside a module and by linking across modules
 /// ([`crate::exact`]); values the embedder passes in are checked only by
 /// this representation, so calls through a reference still check the
@@ -20,6 +22,8 @@ pub enum RefType {
     ExternRef,
     /// `exnref` (exception handling)
     ExnRef,
+    /// `anyref` and its subtypes (GC)
+    AnyRef,
 }
 
 /// A value type.
@@ -50,6 +54,7 @@ impl fmt::Display for ValType {
             ValType::Ref(RefType::FuncRef) => "funcref",
             ValType::Ref(RefType::ExternRef) => "externref",
             ValType::Ref(RefType::ExnRef) => "exnref",
+            ValType::Ref(RefType::AnyRef) => "anyref",
         })
     }
 }
@@ -146,8 +151,12 @@ pub enum Val {
     V128(u128),
     /// a function reference: null, or an opaque non-null pointer owned by the store
     FuncRef(Option<FuncRefHandle>),
-    /// an external reference: null, or a host value
-    ExternRef(Option<u32>),
+    /// an external reference: null, a host value, or an `anyref` made
+    /// external (`extern.convert_any`)
+    ExternRef(Option<AnyRef>),
+    /// a reference of the `any` hierarchy: null, an `i31ref`, or a host
+    /// value made internal (`any.convert_extern`)
+    AnyRef(Option<AnyRef>),
     /// an exception reference: null, or an opaque non-null pointer to a
     /// caught exception owned by the store
     ExnRef(Option<ExnRefHandle>),
@@ -157,6 +166,17 @@ pub enum Val {
 /// `VMFuncRef` inside its store).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FuncRefHandle(pub(crate) core::num::NonZeroUsize);
+
+/// A non-null `externref` or `anyref`: the two share one representation,
+/// so converting between them (`extern.convert_any`, `any.convert_extern`)
+/// changes nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AnyRef {
+    /// a value of the host's (`ref.extern N`, `ref.host N` in spec scripts)
+    Host(u32),
+    /// an unboxed 31-bit integer (`ref.i31`); the low 31 bits count
+    I31(u32),
+}
 
 /// An opaque, non-null exception reference (the address of a caught
 /// exception inside its store).
@@ -175,6 +195,7 @@ impl Val {
             Val::FuncRef(_) => ValType::Ref(RefType::FuncRef),
             Val::ExternRef(_) => ValType::Ref(RefType::ExternRef),
             Val::ExnRef(_) => ValType::Ref(RefType::ExnRef),
+            Val::AnyRef(_) => ValType::Ref(RefType::AnyRef),
         }
     }
 
@@ -189,6 +210,7 @@ impl Val {
             ValType::Ref(RefType::FuncRef) => Val::FuncRef(None),
             ValType::Ref(RefType::ExternRef) => Val::ExternRef(None),
             ValType::Ref(RefType::ExnRef) => Val::ExnRef(None),
+            ValType::Ref(RefType::AnyRef) => Val::AnyRef(None),
         }
     }
 

@@ -8,7 +8,9 @@ mod common;
 
 use common::{call, compile, engine, trap_kind};
 
-use basalt_runtime::{Error, Extern, FuncType, Linker, Module, Store, TrapKind, Val, ValType};
+use basalt_runtime::{
+    AnyRef, Error, Extern, FuncType, Linker, Module, Store, TrapKind, Val, ValType,
+};
 
 fn instantiate(wat: &str) -> (Store<Vec<i64>>, basalt_runtime::Instance) {
     let engine = engine();
@@ -727,4 +729,106 @@ fn subtypes_and_recursion_groups_of_function_types() {
             .unwrap_or_else(|| panic!("{import} links"));
         assert!(matches!(err, Error::Link { .. }), "{import}: {err}");
     }
+}
+
+/// GC's references without a heap: `i31ref`s (also in constant
+/// expressions), `ref.eq`, the free conversions between `externref` and
+/// `anyref`, and type tests and casts of abstract and function types.
+#[test]
+fn i31_refs_conversions_and_casts() {
+    let engine = engine();
+    let mut store = Store::new(&engine, Vec::new());
+    let wasm = wat::parse_str(
+        r#"(module
+            (type $f (sub (func)))
+            (type $g (sub $f (func)))
+            (func $g (type $g)) (elem declare func $g)
+            (global $seven i31ref (ref.i31 (i32.const 7)))
+            (func (export "i31") (param i32) (result i32 i32)
+                (i31.get_s (ref.i31 (local.get 0))) (i31.get_u (ref.i31 (local.get 0))))
+            (func (export "seven") (result i32) (i31.get_u (global.get $seven)))
+            (func (export "null_i31") (result i32) (i31.get_s (ref.null i31)))
+            (func (export "eq") (param i32 i32) (result i32)
+                (ref.eq (ref.i31 (local.get 0)) (ref.i31 (local.get 1))))
+            (func (export "internalize") (param externref) (result anyref)
+                (any.convert_extern (local.get 0)))
+            (func (export "externalize") (param anyref) (result externref)
+                (extern.convert_any (local.get 0)))
+            (func (export "is_i31") (param anyref) (result i32) (ref.test (ref i31) (local.get 0)))
+            (func (export "is_eq") (param anyref) (result i32) (ref.test (ref null eq) (local.get 0)))
+            (func (export "is_struct") (param anyref) (result i32) (ref.test (ref struct) (local.get 0)))
+            (func (export "cast_i31") (param anyref) (result i32)
+                (i31.get_u (ref.cast (ref i31) (local.get 0))))
+            (func (export "is_f") (result i32) (ref.test (ref $f) (ref.func $g)))
+            (func (export "is_g_null") (result i32) (ref.test (ref null $g) (ref.null $f)))
+            (func (export "on_cast") (param anyref) (result i32)
+                (block $yes (result i31ref)
+                    (br_on_cast $yes anyref i31ref (local.get 0))
+                    (drop) (return (i32.const -1)))
+                (i31.get_u)))"#,
+    )
+    .unwrap();
+    let mut linker: Linker<Vec<i64>> = Linker::new();
+    let i = linker
+        .instantiate(&mut store, &Module::new(&engine, &wasm).unwrap())
+        .unwrap();
+    let host = |n| Val::AnyRef(Some(AnyRef::Host(n)));
+    let i31 = |n| Val::AnyRef(Some(AnyRef::I31(n)));
+    assert_eq!(
+        call(&mut store, i, "i31", &[Val::I32(-5)]).unwrap(),
+        vec![Val::I32(-5), Val::I32(0x7fff_fffb)]
+    );
+    assert_eq!(
+        call(&mut store, i, "seven", &[]).unwrap(),
+        vec![Val::I32(7)]
+    );
+    assert_eq!(
+        trap_kind(call(&mut store, i, "null_i31", &[])),
+        TrapKind::NullReference
+    );
+    assert_eq!(
+        call(&mut store, i, "eq", &[Val::I32(3), Val::I32(3 | 1 << 31)]).unwrap(),
+        vec![Val::I32(1)],
+        "ref.i31 keeps 31 bits"
+    );
+    assert_eq!(
+        call(
+            &mut store,
+            i,
+            "internalize",
+            &[Val::ExternRef(Some(AnyRef::Host(9)))]
+        )
+        .unwrap(),
+        vec![host(9)]
+    );
+    assert_eq!(
+        call(&mut store, i, "externalize", &[i31(4)]).unwrap(),
+        vec![Val::ExternRef(Some(AnyRef::I31(4)))]
+    );
+    for (name, arg, want) in [
+        ("is_i31", i31(1), 1),
+        ("is_i31", host(1), 0),
+        ("is_i31", Val::AnyRef(None), 0),
+        ("is_eq", Val::AnyRef(None), 1),
+        ("is_eq", host(1), 0),
+        ("is_struct", i31(1), 0),
+        ("cast_i31", i31(12), 12),
+        ("on_cast", i31(6), 6),
+        ("on_cast", host(6), -1),
+    ] {
+        assert_eq!(
+            call(&mut store, i, name, &[arg]).unwrap(),
+            vec![Val::I32(want)],
+            "{name}({arg:?})"
+        );
+    }
+    assert_eq!(
+        trap_kind(call(&mut store, i, "cast_i31", &[host(3)])),
+        TrapKind::CastFailure
+    );
+    assert_eq!(call(&mut store, i, "is_f", &[]).unwrap(), vec![Val::I32(1)]);
+    assert_eq!(
+        call(&mut store, i, "is_g_null", &[]).unwrap(),
+        vec![Val::I32(1)]
+    );
 }

@@ -7,7 +7,7 @@
 
 mod common;
 
-use basalt_runtime::{Instance, Linker, Store, TrapKind, Val};
+use basalt_runtime::{AnyRef, Instance, Linker, Store, TrapKind, Val};
 use common::{call, compile, engine, trap_kind as trap};
 
 fn instantiate(wat: &str) -> (Store<()>, Instance) {
@@ -237,12 +237,12 @@ fn references_tables_and_globals() {
         vec![Val::I32(7)]
     );
     assert_eq!(
-        call(&mut s, i, "ext", &[Val::ExternRef(Some(42))]).unwrap(),
-        vec![Val::ExternRef(Some(42))]
+        call(&mut s, i, "ext", &[Val::ExternRef(Some(AnyRef::Host(42)))]).unwrap(),
+        vec![Val::ExternRef(Some(AnyRef::Host(42)))]
     );
     assert_eq!(
         call(&mut s, i, "typed_select", &[Val::I32(0)]).unwrap(),
-        vec![Val::ExternRef(Some(42))]
+        vec![Val::ExternRef(Some(AnyRef::Host(42)))]
     );
     assert_eq!(
         call(&mut s, i, "grow", &[Val::ExternRef(None), Val::I32(2)]).unwrap(),
@@ -257,7 +257,11 @@ fn references_tables_and_globals() {
             &mut s,
             i,
             "fill",
-            &[Val::I32(4), Val::ExternRef(Some(1)), Val::I32(2)]
+            &[
+                Val::I32(4),
+                Val::ExternRef(Some(AnyRef::Host(1))),
+                Val::I32(2)
+            ]
         )),
         TrapKind::TableOutOfBounds
     );

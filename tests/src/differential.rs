@@ -94,6 +94,7 @@ fn basalt_trap(kind: &TrapKind) -> &'static str {
         TrapKind::HostError => "host",
         TrapKind::NullReference => "nullref",
         TrapKind::UncaughtException => "exception",
+        TrapKind::CastFailure => "cast",
         TrapKind::Unknown(_) => "unknown",
     }
 }
@@ -125,6 +126,7 @@ fn from_basalt(v: &Val) -> Plain {
         Val::FuncRef(r) => Plain::Ref(r.is_some()),
         Val::ExternRef(r) => Plain::Ref(r.is_some()),
         Val::ExnRef(r) => Plain::Ref(r.is_some()),
+        Val::AnyRef(r) => Plain::Ref(r.is_some()),
     }
 }
 

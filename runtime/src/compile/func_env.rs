@@ -507,6 +507,15 @@ impl TranslationEnv for FuncEnv<'_> {
             .collect()
     }
 
+    fn func_has_type(
+        &mut self,
+        builder: &mut FunctionBuilder<'_>,
+        funcref: Value,
+        ty: TypeIndex,
+    ) -> Value {
+        self.has_type(builder, funcref, ty)
+    }
+
     fn exception_caught(&mut self, builder: &mut FunctionBuilder<'_>, exn: Value, keep: bool) {
         if keep {
             let one = builder.ins().iconst(types::I8, 1);
@@ -719,6 +728,13 @@ impl FuncEnv<'_> {
     /// Traps with [`codes::BAD_SIGNATURE`] unless the function `funcref`
     /// (not null) points to is of type `ty` or of a subtype of it.
     fn check_signature(&self, builder: &mut FunctionBuilder<'_>, funcref: Value, ty: TypeIndex) {
+        let ok = self.has_type(builder, funcref, ty);
+        builder.ins().trapz(ok, codes::BAD_SIGNATURE);
+    }
+
+    /// Whether the function `funcref` (not null) points to is of type `ty`
+    /// or of a subtype of it: an `i8`, 1 or 0.
+    fn has_type(&self, builder: &mut FunctionBuilder<'_>, funcref: Value, ty: TypeIndex) -> Value {
         let tr = trusted(builder);
         let actual = builder
             .ins()
@@ -728,17 +744,19 @@ impl FuncEnv<'_> {
         let expected = builder
             .ins()
             .load(types::I32, ro, vmctx, self.offsets.type_id(ty));
-        let mismatch = builder.ins().icmp(IntCC::NotEqual, actual, expected);
+        let same = builder.ins().icmp(IntCC::Equal, actual, expected);
         if self.info.exact_types[ty as usize].is_final() {
             // No other type can be a subtype of a final one.
-            builder.ins().trapnz(mismatch, codes::BAD_SIGNATURE);
-            return;
+            return same;
         }
         // Another type may declare `ty` as its supertype: ask the engine
         // when the ids differ.
         let slow = builder.create_block();
         let done = builder.create_block();
-        builder.ins().brif(mismatch, slow, &[], done, &[]);
+        let result = builder.append_block_param(done, types::I8);
+        builder
+            .ins()
+            .brif(same, done, &[BlockArg::Value(same)], slow, &[]);
         builder.seal_block(slow);
         builder.switch_to_block(slow);
         let ok = self.call_builtin(
@@ -748,10 +766,11 @@ impl FuncEnv<'_> {
             &[types::I32],
             &[actual, expected],
         )[0];
-        builder.ins().trapz(ok, codes::BAD_SIGNATURE);
-        builder.ins().jump(done, &[]);
+        let ok = builder.ins().icmp_imm_u(IntCC::NotEqual, ok, 0);
+        builder.ins().jump(done, &[BlockArg::Value(ok)]);
         builder.seal_block(done);
         builder.switch_to_block(done);
+        result
     }
 
     /// Calls the function `funcref` (not null) points to, of type `ty`.

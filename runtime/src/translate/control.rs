@@ -168,6 +168,11 @@ impl Translator<'_, '_> {
         self.branch_target_at(i)
     }
 
+    /// [`Self::branch_target`], for other modules of the translator.
+    pub(crate) fn branch_target_of(&mut self, depth: u32) -> (ir::Block, usize) {
+        self.branch_target(depth)
+    }
+
     /// [`Self::branch_target`] of the frame at index `i` of the control stack.
     fn branch_target_at(&mut self, i: usize) -> (ir::Block, usize) {
         let frame = &mut self.control[i];

@@ -219,6 +219,15 @@ pub trait TranslationEnv {
         tag: TagIndex,
     ) -> Vec<Value>;
 
+    /// Whether the function non-null reference `funcref` points to is of
+    /// module type `ty` or a subtype of it: an `i8`, 1 or 0.
+    fn func_has_type(
+        &mut self,
+        builder: &mut FunctionBuilder<'_>,
+        funcref: Value,
+        ty: TypeIndex,
+    ) -> Value;
+
     /// A handler is done reading `exn`; `keep`: it hands wasm an `exnref`
     /// to it (`catch_ref`, `catch_all_ref`), so the exception must live on.
     fn exception_caught(&mut self, builder: &mut FunctionBuilder<'_>, exn: Value, keep: bool);

@@ -17,6 +17,7 @@
 
 mod control;
 pub mod env;
+mod gc;
 mod memory;
 mod numeric;
 mod simd;
@@ -320,6 +321,7 @@ impl Translator<'_, '_> {
             || self.memory_operator(op, offset)?
             || self.numeric_operator(op)?
             || self.simd_operator(op)?
+            || self.gc_operator(op, offset)?
         {
             return Ok(());
         }

@@ -310,6 +310,34 @@ impl VMGlobal {
     }
 }
 
+/// The representation of `externref` and `anyref` values compiled code
+/// sees (pointer-sized): 0 is null, an odd value an `i31ref` (the 31 bits
+/// above bit 0), a value ending in binary `10` a host value (the bits above
+/// bit 1). Aligned pointers (low bits `00`) are left for GC objects.
+pub mod any_ref {
+    /// low bit of an `i31ref`
+    pub const I31_TAG: u64 = 1;
+    /// low two bits of a host value
+    pub const HOST_TAG: u64 = 2;
+}
+
+fn any_ref_to_raw(r: crate::types::AnyRef) -> u64 {
+    match r {
+        crate::types::AnyRef::Host(n) => (u64::from(n) << 2) | any_ref::HOST_TAG,
+        crate::types::AnyRef::I31(v) => (u64::from(v & 0x7fff_ffff) << 1) | any_ref::I31_TAG,
+    }
+}
+
+/// Decodes an `externref`/`anyref` (see [`any_ref`]); until GC objects
+/// exist, every non-null value that is not an `i31ref` is a host value.
+fn any_ref_from_raw(raw: u64) -> Option<crate::types::AnyRef> {
+    match raw {
+        0 => None,
+        r if r & any_ref::I31_TAG != 0 => Some(crate::types::AnyRef::I31((r >> 1) as u32)),
+        r => Some(crate::types::AnyRef::Host((r >> 2) as u32)),
+    }
+}
+
 /// Encodes a value in the 16-byte slot format shared with compiled code.
 pub fn val_to_raw(v: &Val) -> u128 {
     match *v {
@@ -318,10 +346,10 @@ pub fn val_to_raw(v: &Val) -> u128 {
         Val::F32(x) => u128::from(x),
         Val::F64(x) => u128::from(x),
         Val::V128(x) => x,
-        Val::FuncRef(None) | Val::ExternRef(None) | Val::ExnRef(None) => 0,
+        Val::FuncRef(None) | Val::ExternRef(None) | Val::ExnRef(None) | Val::AnyRef(None) => 0,
         Val::FuncRef(Some(h)) => h.0.get() as u128,
         Val::ExnRef(Some(h)) => h.0.get() as u128,
-        Val::ExternRef(Some(x)) => u128::from(x) + 1,
+        Val::ExternRef(Some(r)) | Val::AnyRef(Some(r)) => u128::from(any_ref_to_raw(r)),
     }
 }
 
@@ -336,9 +364,8 @@ pub fn raw_to_val(raw: u128, ty: ValType) -> Val {
         ValType::Ref(RefType::FuncRef) => Val::FuncRef(
             core::num::NonZeroUsize::new(raw as usize).map(crate::types::FuncRefHandle),
         ),
-        ValType::Ref(RefType::ExternRef) => {
-            Val::ExternRef((raw as usize).checked_sub(1).map(|x| x as u32))
-        }
+        ValType::Ref(RefType::ExternRef) => Val::ExternRef(any_ref_from_raw(raw as u64)),
+        ValType::Ref(RefType::AnyRef) => Val::AnyRef(any_ref_from_raw(raw as u64)),
         ValType::Ref(RefType::ExnRef) => {
             Val::ExnRef(core::num::NonZeroUsize::new(raw as usize).map(crate::types::ExnRefHandle))
         }

@@ -1037,6 +1037,10 @@ impl StoreOpaque {
                         ConstOp::GlobalGet(g) => global(g)?,
                         ConstOp::RefFunc(f) => funcref(f),
                         ConstOp::RefNull(_) => 0,
+                        ConstOp::RefI31 => {
+                            let v = stack.pop().unwrap_or(0) as u32;
+                            u128::from((u64::from(v & 0x7fff_ffff) << 1) | super::any_ref::I31_TAG)
+                        }
                         bin => {
                             let (b, a) = (stack.pop().unwrap_or(0), stack.pop().unwrap_or(0));
                             let (a32, b32, a64, b64) = (a as u32, b as u32, a as u64, b as u64);
