@@ -597,7 +597,13 @@ fn result_matches(w: &WastRetCore<'_>, g: &Val) -> bool {
         (WastRetCore::RefExtern(Some(n)), Val::ExternRef(Some(AnyRef::Host(m)))) => n == m,
         (WastRetCore::RefHost(n), Val::AnyRef(Some(AnyRef::Host(m)))) => n == m,
         (WastRetCore::RefAny, Val::AnyRef(Some(_))) => true,
-        (WastRetCore::RefEq | WastRetCore::RefI31, Val::AnyRef(Some(AnyRef::I31(_)))) => true,
+        (WastRetCore::RefI31, Val::AnyRef(Some(AnyRef::I31(_)))) => true,
+        (
+            WastRetCore::RefEq,
+            Val::AnyRef(Some(AnyRef::I31(_) | AnyRef::Struct(_) | AnyRef::Array(_))),
+        ) => true,
+        (WastRetCore::RefStruct, Val::AnyRef(Some(AnyRef::Struct(_)))) => true,
+        (WastRetCore::RefArray, Val::AnyRef(Some(AnyRef::Array(_)))) => true,
         (WastRetCore::RefFunc(_), Val::FuncRef(Some(_))) => true,
         _ => false,
     }

@@ -57,10 +57,14 @@ enum Want {
     AnyAny,
     /// an anyref holding this host value
     Host(u32),
-    /// any i31ref (`eqref:any` as well, until GC objects exist)
+    /// any i31ref
     I31Any,
-    /// any GC struct or array (none exist yet: never matches)
-    ObjectAny,
+    /// any i31ref, struct or array
+    EqAny,
+    /// any GC struct
+    StructAny,
+    /// any GC array
+    ArrayAny,
     /// any of these (relaxed SIMD results)
     Either(Vec<Want>),
 }
@@ -171,8 +175,10 @@ fn want(line: usize, s: &str) -> Result<Want, BatchError> {
         ("externref", v) => Want::Extern(num(line, v)? as u32),
         ("anyref", "any") => Want::AnyAny,
         ("anyref", v) => Want::Host(num(line, v)? as u32),
-        ("eqref", "any") | ("i31ref", "any") => Want::I31Any,
-        ("structref", "any") | ("arrayref", "any") => Want::ObjectAny,
+        ("i31ref", "any") => Want::I31Any,
+        ("eqref", "any") => Want::EqAny,
+        ("structref", "any") => Want::StructAny,
+        ("arrayref", "any") => Want::ArrayAny,
         _ => return Err(syntax(line, format!("unknown result `{s}`"))),
     })
 }
@@ -212,8 +218,12 @@ fn matches(w: &Want, g: &Val) -> bool {
         (Want::Extern(a), Val::ExternRef(Some(AnyRef::Host(b)))) => a == b,
         (Want::AnyAny, Val::AnyRef(Some(_))) => true,
         (Want::Host(a), Val::AnyRef(Some(AnyRef::Host(b)))) => a == b,
-        // `eq` holds only i31refs until GC objects exist.
         (Want::I31Any, Val::AnyRef(Some(AnyRef::I31(_)))) => true,
+        (Want::EqAny, Val::AnyRef(Some(AnyRef::I31(_) | AnyRef::Struct(_) | AnyRef::Array(_)))) => {
+            true
+        }
+        (Want::StructAny, Val::AnyRef(Some(AnyRef::Struct(_)))) => true,
+        (Want::ArrayAny, Val::AnyRef(Some(AnyRef::Array(_)))) => true,
         _ => false,
     }
 }

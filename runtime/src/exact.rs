@@ -12,8 +12,7 @@
 //! equality and hashing are therefore type equivalence, across modules.
 //!
 //! Subtyping follows declared supertypes ([`CanonType::is_subtype_of`]).
-//! Only function types exist in Basalt so far (GC's struct and array types
-//! are refused when a module is parsed).
+//! A defined type is a function, struct or array type ([`Composite`]).
 
 use alloc::boxed::Box;
 use alloc::sync::Arc;
@@ -79,6 +78,37 @@ pub struct ExactFuncType {
     pub results: Box<[ExactType]>,
 }
 
+/// How a struct field or array element is stored.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum StorageType {
+    /// a packed 8-bit integer (read as i32)
+    I8,
+    /// a packed 16-bit integer (read as i32)
+    I16,
+    /// a value of this type
+    Val(ExactType),
+}
+
+/// A struct field or the element of an array type.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct FieldType {
+    /// how it is stored
+    pub storage: StorageType,
+    /// whether `struct.set` / `array.set` may write it
+    pub mutable: bool,
+}
+
+/// What a defined type describes.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Composite {
+    /// functions
+    Func(ExactFuncType),
+    /// GC structs with these fields
+    Struct(Box<[FieldType]>),
+    /// GC arrays of this element
+    Array(FieldType),
+}
+
 /// One type of a recursion group, as declared.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct SubType {
@@ -86,8 +116,8 @@ pub struct SubType {
     pub is_final: bool,
     /// the declared supertype ([`ExactHeap::Rec`] or [`ExactHeap::Type`])
     pub supertype: Option<ExactHeap>,
-    /// the function type
-    pub func: ExactFuncType,
+    /// the type itself
+    pub composite: Composite,
 }
 
 /// A recursion group: the unit of type equivalence.
@@ -120,7 +150,7 @@ impl CanonType {
                 types: alloc::vec![SubType {
                     is_final: true,
                     supertype: None,
-                    func,
+                    composite: Composite::Func(func),
                 }]
                 .into(),
             }),
@@ -132,9 +162,15 @@ impl CanonType {
         &self.group.types[self.index as usize]
     }
 
-    /// The function type (references to its group are [`ExactHeap::Rec`]).
-    pub fn func(&self) -> &ExactFuncType {
-        &self.sub().func
+    /// What the type describes (references to its group are
+    /// [`ExactHeap::Rec`]).
+    pub fn composite(&self) -> &Composite {
+        &self.sub().composite
+    }
+
+    /// Whether it is a function type.
+    pub fn is_func(&self) -> bool {
+        matches!(self.composite(), Composite::Func(_))
     }
 
     /// Whether no type may declare it as its supertype: then only the type
@@ -206,16 +242,22 @@ impl ExactType {
 }
 
 impl ExactHeap {
-    /// Heap subtyping: `nofunc` <: defined types <: `func`, a defined type
-    /// <: its declared supertypes, `noextern` <: `extern`, `noexn` <: `exn`,
-    /// `none` <: `i31`, `struct`, `array` <: `eq` <: `any`.
+    /// Heap subtyping: `nofunc` <: function types <: `func`; `none` <:
+    /// struct types <: `struct`, array types <: `array`, `i31`, `struct`,
+    /// `array` <: `eq` <: `any`; a defined type <: its declared supertypes;
+    /// `noextern` <: `extern`, `noexn` <: `exn`.
     fn matches(&self, want: &ExactHeap) -> bool {
         use ExactHeap::*;
         match (self, want) {
             (Type(a), Type(b)) => a.is_subtype_of(b),
             (a, b) if a == b => true,
-            (NoFunc, Func | Type(_)) => true,
-            (Type(_), Func) => true,
+            (NoFunc, Type(t)) => t.is_func(),
+            (None, Type(t)) => !t.is_func(),
+            (NoFunc, Func) => true,
+            (Type(t), Func) => t.is_func(),
+            (Type(t), Eq | Any) => !t.is_func(),
+            (Type(t), Struct) => matches!(t.composite(), Composite::Struct(_)),
+            (Type(t), Array) => matches!(t.composite(), Composite::Array(_)),
             (NoExtern, Extern) => true,
             (NoExn, Exn) => true,
             (None, I31 | Struct | Array | Eq | Any) => true,
@@ -271,6 +313,39 @@ impl fmt::Display for ExactFuncType {
     }
 }
 
+impl fmt::Display for FieldType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.mutable {
+            f.write_str("(mut ")?;
+        }
+        match &self.storage {
+            StorageType::I8 => f.write_str("i8")?,
+            StorageType::I16 => f.write_str("i16")?,
+            StorageType::Val(t) => write!(f, "{t}")?,
+        }
+        if self.mutable {
+            f.write_str(")")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Composite {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Composite::Func(t) => write!(f, "{t}"),
+            Composite::Struct(fields) => {
+                f.write_str("(struct")?;
+                for field in fields {
+                    write!(f, " (field {field})")?;
+                }
+                f.write_str(")")
+            }
+            Composite::Array(elem) => write!(f, "(array {elem})"),
+        }
+    }
+}
+
 impl fmt::Display for CanonType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let sub = self.sub();
@@ -287,7 +362,7 @@ impl fmt::Display for CanonType {
                 write!(f, "{s} ")?;
             }
         }
-        write!(f, "{}", sub.func)?;
+        write!(f, "{}", sub.composite)?;
         if !plain {
             f.write_str(")")?;
         }

@@ -23,6 +23,7 @@ pub mod compile;
 pub mod engine;
 pub mod error;
 pub mod exact;
+pub mod gc;
 pub mod linker;
 pub mod module_info;
 pub mod platform;

@@ -9,7 +9,10 @@ use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
-use crate::exact::{CanonType, ExactFuncType, ExactHeap, ExactType, RecGroup, SubType};
+use crate::exact::{
+    CanonType, Composite, ExactFuncType, ExactHeap, ExactType, FieldType, RecGroup, StorageType,
+    SubType,
+};
 use crate::types::{FuncType, GlobalType, MemoryType, RefType, TableType, ValType};
 
 /// Index of a function in the module's function index space (imports first).
@@ -76,6 +79,16 @@ pub enum ConstOp {
     I64Mul,
     /// pop an i32, push it as an `i31ref` (`ref.i31`)
     RefI31,
+    /// pop the fields, push a new struct of this type
+    StructNew(TypeIndex),
+    /// push a new struct of this type, fields zero or null
+    StructNewDefault(TypeIndex),
+    /// pop a length and an element, push a new array of this type
+    ArrayNew(TypeIndex),
+    /// pop a length, push a new array of this type, elements zero or null
+    ArrayNewDefault(TypeIndex),
+    /// pop this many elements, push a new array of this type
+    ArrayNewFixed(TypeIndex, u32),
 }
 
 /// What an import brings in.
@@ -242,6 +255,9 @@ pub struct ModuleInfo {
     pub tags: Vec<TypeIndex>,
     /// how many of `tags` are imported
     pub num_imported_tags: u32,
+    /// whether each type of `types` is a function type (else a GC struct
+    /// or array type, whose entry in `types` is an empty placeholder)
+    pub type_is_func: Vec<bool>,
 }
 
 impl ModuleInfo {
@@ -373,25 +389,60 @@ pub fn parse(wasm: &[u8]) -> Result<(ModuleInfo, Vec<PendingFunction<'_>>), Erro
                     let start = info.exact_types.len() as u32;
                     let subs = rec.into_types().collect::<Vec<_>>();
                     let end = start + subs.len() as u32;
+                    // The kinds of the whole group first: its members may
+                    // refer to each other.
+                    for sub in &subs {
+                        let is_func = matches!(
+                            sub.composite_type.inner,
+                            wasmparser::CompositeInnerType::Func(_)
+                        );
+                        info.type_is_func.push(is_func);
+                    }
                     let mut group = Vec::with_capacity(subs.len());
                     for sub in &subs {
-                        let wasmparser::CompositeInnerType::Func(f) = &sub.composite_type.inner
-                        else {
+                        if sub.composite_type.shared || sub.composite_type.descriptor_idx.is_some()
+                        {
                             return Err(Error::Unsupported {
-                                feature: "gc (struct and array types)",
+                                feature: "gc (shared or described types)",
                                 offset: 0,
                             });
-                        };
+                        }
                         let supertype = match sub.supertype_idxs.first() {
                             Some(p) => Some(type_ref(p.unpack(), start, end, &info.exact_types)?),
                             None => None,
                         };
+                        let kinds = &info.type_is_func;
+                        let composite = match &sub.composite_type.inner {
+                            wasmparser::CompositeInnerType::Func(f) => {
+                                info.types.push(func_type(f, kinds)?);
+                                Composite::Func(exact_func_type(f, start, end, &info.exact_types)?)
+                            }
+                            wasmparser::CompositeInnerType::Struct(st) => {
+                                info.types.push(FuncType::new(&[], &[]));
+                                Composite::Struct(
+                                    st.fields
+                                        .iter()
+                                        .map(|f| field_type(f, start, end, &info.exact_types))
+                                        .collect::<Result<Vec<_>, _>>()?
+                                        .into(),
+                                )
+                            }
+                            wasmparser::CompositeInnerType::Array(at) => {
+                                info.types.push(FuncType::new(&[], &[]));
+                                Composite::Array(field_type(&at.0, start, end, &info.exact_types)?)
+                            }
+                            _ => {
+                                return Err(Error::Unsupported {
+                                    feature: "stack switching (continuation types)",
+                                    offset: 0,
+                                });
+                            }
+                        };
                         group.push(SubType {
                             is_final: sub.is_final,
                             supertype,
-                            func: exact_func_type(f, start, end, &info.exact_types)?,
+                            composite,
                         });
-                        info.types.push(func_type(f)?);
                     }
                     let group = Arc::new(RecGroup {
                         types: group.into(),
@@ -420,7 +471,7 @@ pub fn parse(wasm: &[u8]) -> Result<(ModuleInfo, Vec<PendingFunction<'_>>), Erro
                                 u32::MAX,
                                 &info.exact_types,
                             )?);
-                            let t = table_type(&t)?;
+                            let t = table_type(&t, &info.type_is_func)?;
                             info.tables.push(t);
                             info.num_imported_tables += 1;
                             ImportKind::Table(t)
@@ -438,7 +489,7 @@ pub fn parse(wasm: &[u8]) -> Result<(ModuleInfo, Vec<PendingFunction<'_>>), Erro
                                 u32::MAX,
                                 &info.exact_types,
                             )?);
-                            let g = global_type(&g)?;
+                            let g = global_type(&g, &info.type_is_func)?;
                             info.globals.push(g);
                             info.num_imported_globals += 1;
                             ImportKind::Global(g)
@@ -470,10 +521,12 @@ pub fn parse(wasm: &[u8]) -> Result<(ModuleInfo, Vec<PendingFunction<'_>>), Erro
                         u32::MAX,
                         &info.exact_types,
                     )?);
-                    info.tables.push(table_type(&table.ty)?);
+                    info.tables.push(table_type(&table.ty, &info.type_is_func)?);
                     info.table_inits.push(match table.init {
                         wasmparser::TableInit::RefNull => None,
-                        wasmparser::TableInit::Expr(e) => Some(const_expr(&e, &mut declared)?),
+                        wasmparser::TableInit::Expr(e) => {
+                            Some(const_expr(&e, &mut declared, &info.type_is_func)?)
+                        }
                     });
                 }
             }
@@ -492,9 +545,12 @@ pub fn parse(wasm: &[u8]) -> Result<(ModuleInfo, Vec<PendingFunction<'_>>), Erro
                         u32::MAX,
                         &info.exact_types,
                     )?);
-                    info.globals.push(global_type(&g.ty)?);
-                    info.global_inits
-                        .push(const_expr(&g.init_expr, &mut declared)?);
+                    info.globals.push(global_type(&g.ty, &info.type_is_func)?);
+                    info.global_inits.push(const_expr(
+                        &g.init_expr,
+                        &mut declared,
+                        &info.type_is_func,
+                    )?);
                 }
             }
             Payload::ExportSection(reader) => {
@@ -536,9 +592,10 @@ pub fn parse(wasm: &[u8]) -> Result<(ModuleInfo, Vec<PendingFunction<'_>>), Erro
                                 items.push(const_expr(
                                     &e.map_err(Error::from_wasmparser)?,
                                     &mut declared,
+                                    &info.type_is_func,
                                 )?);
                             }
-                            (ref_type(ty)?, items)
+                            (ref_type(ty, &info.type_is_func)?, items)
                         }
                     };
                     let mode = match element.kind {
@@ -549,7 +606,7 @@ pub fn parse(wasm: &[u8]) -> Result<(ModuleInfo, Vec<PendingFunction<'_>>), Erro
                             offset_expr,
                         } => ElementMode::Active {
                             table: table_index.unwrap_or(0),
-                            offset: const_expr(&offset_expr, &mut declared)?,
+                            offset: const_expr(&offset_expr, &mut declared, &info.type_is_func)?,
                         },
                     };
                     info.elements.push(ElementSegment {
@@ -569,7 +626,7 @@ pub fn parse(wasm: &[u8]) -> Result<(ModuleInfo, Vec<PendingFunction<'_>>), Erro
                             offset_expr,
                         } => DataMode::Active {
                             memory: memory_index,
-                            offset: const_expr(&offset_expr, &mut declared)?,
+                            offset: const_expr(&offset_expr, &mut declared, &info.type_is_func)?,
                         },
                     };
                     let start = data.range.end as usize - data.data.len();
@@ -623,15 +680,15 @@ fn read_names(
 
 /// The representation of reference type `ty` ([`RefType`]); GC's heap
 /// types are unsupported.
-pub(crate) fn ref_type(ty: wasmparser::RefType) -> Result<RefType, Error> {
-    heap_type(ty.heap_type())
+pub(crate) fn ref_type(ty: wasmparser::RefType, kinds: &[bool]) -> Result<RefType, Error> {
+    heap_type(ty.heap_type(), kinds)
 }
 
 /// The representation of references to `hty`: function references (any
 /// function, no function, or a function of one type) are `funcref`s,
 /// external references `externref`s. Nullability and the exact function
 /// type are validation's business.
-pub(crate) fn heap_type(hty: wasmparser::HeapType) -> Result<RefType, Error> {
+pub(crate) fn heap_type(hty: wasmparser::HeapType, kinds: &[bool]) -> Result<RefType, Error> {
     use wasmparser::{AbstractHeapType as A, HeapType as H};
     match hty {
         H::Abstract {
@@ -650,8 +707,11 @@ pub(crate) fn heap_type(hty: wasmparser::HeapType) -> Result<RefType, Error> {
             ty: A::Any | A::Eq | A::I31 | A::Struct | A::Array | A::None,
             shared: false,
         } => Ok(RefType::AnyRef),
-        // Only function types exist without GC.
-        H::Concrete(_) => Ok(RefType::FuncRef),
+        H::Concrete(wasmparser::UnpackedIndex::Module(i)) => match kinds.get(i as usize) {
+            Some(true) => Ok(RefType::FuncRef),
+            Some(false) => Ok(RefType::AnyRef),
+            None => Err(gc()),
+        },
         _ => Err(Error::Unsupported {
             feature: "gc",
             offset: 0,
@@ -660,14 +720,16 @@ pub(crate) fn heap_type(hty: wasmparser::HeapType) -> Result<RefType, Error> {
 }
 
 /// Converts a wasmparser value type.
-pub fn val_type(ty: wasmparser::ValType) -> Result<ValType, Error> {
+/// `kinds`: whether each module type is a function type
+/// ([`ModuleInfo::type_is_func`]).
+pub fn val_type(ty: wasmparser::ValType, kinds: &[bool]) -> Result<ValType, Error> {
     Ok(match ty {
         wasmparser::ValType::I32 => ValType::I32,
         wasmparser::ValType::I64 => ValType::I64,
         wasmparser::ValType::F32 => ValType::F32,
         wasmparser::ValType::F64 => ValType::F64,
         wasmparser::ValType::V128 => ValType::V128,
-        wasmparser::ValType::Ref(r) => ValType::Ref(ref_type(r)?),
+        wasmparser::ValType::Ref(r) => ValType::Ref(ref_type(r, kinds)?),
     })
 }
 
@@ -702,7 +764,7 @@ fn exact_val_type(
 ) -> Result<ExactType, Error> {
     use wasmparser::{AbstractHeapType as A, HeapType as H};
     let wasmparser::ValType::Ref(r) = ty else {
-        return Ok(ExactType::Plain(val_type(ty)?));
+        return Ok(ExactType::Plain(val_type(ty, &[])?));
     };
     let heap = match r.heap_type() {
         H::Abstract { shared: false, ty } => match ty {
@@ -726,6 +788,25 @@ fn exact_val_type(
     Ok(ExactType::Ref {
         nullable: r.is_nullable(),
         heap,
+    })
+}
+
+/// A struct field or array element type (see [`exact_val_type`] for the
+/// group `start..end`).
+fn field_type(
+    f: &wasmparser::FieldType,
+    start: u32,
+    end: u32,
+    types: &[CanonType],
+) -> Result<FieldType, Error> {
+    let storage = match f.element_type {
+        wasmparser::StorageType::I8 => StorageType::I8,
+        wasmparser::StorageType::I16 => StorageType::I16,
+        wasmparser::StorageType::Val(v) => StorageType::Val(exact_val_type(v, start, end, types)?),
+    };
+    Ok(FieldType {
+        storage,
+        mutable: f.mutable,
     })
 }
 
@@ -757,16 +838,16 @@ fn gc() -> Error {
     }
 }
 
-fn func_type(f: &wasmparser::FuncType) -> Result<FuncType, Error> {
+fn func_type(f: &wasmparser::FuncType, kinds: &[bool]) -> Result<FuncType, Error> {
     let params = f
         .params()
         .iter()
-        .map(|t| val_type(*t))
+        .map(|t| val_type(*t, kinds))
         .collect::<Result<Vec<_>, _>>()?;
     let results = f
         .results()
         .iter()
-        .map(|t| val_type(*t))
+        .map(|t| val_type(*t, kinds))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(FuncType {
         params: params.into(),
@@ -774,9 +855,9 @@ fn func_type(f: &wasmparser::FuncType) -> Result<FuncType, Error> {
     })
 }
 
-fn table_type(t: &wasmparser::TableType) -> Result<TableType, Error> {
+fn table_type(t: &wasmparser::TableType, kinds: &[bool]) -> Result<TableType, Error> {
     Ok(TableType {
-        element: ref_type(t.element_type)?,
+        element: ref_type(t.element_type, kinds)?,
         minimum: t.initial,
         maximum: t.maximum,
         table64: t.table64,
@@ -793,14 +874,18 @@ fn memory_type(m: &wasmparser::MemoryType) -> MemoryType {
     }
 }
 
-fn global_type(g: &wasmparser::GlobalType) -> Result<GlobalType, Error> {
+fn global_type(g: &wasmparser::GlobalType, kinds: &[bool]) -> Result<GlobalType, Error> {
     Ok(GlobalType {
-        content: val_type(g.content_type)?,
+        content: val_type(g.content_type, kinds)?,
         mutable: g.mutable,
     })
 }
 
-fn const_expr(expr: &WpConstExpr<'_>, declared: &mut Vec<FuncIndex>) -> Result<ConstExpr, Error> {
+fn const_expr(
+    expr: &WpConstExpr<'_>,
+    declared: &mut Vec<FuncIndex>,
+    kinds: &[bool],
+) -> Result<ConstExpr, Error> {
     let mut ops = Vec::new();
     let mut reader = expr.get_operators_reader();
     while !reader.eof() {
@@ -821,7 +906,19 @@ fn const_expr(expr: &WpConstExpr<'_>, declared: &mut Vec<FuncIndex>) -> Result<C
                 declared.push(function_index);
                 ConstOp::RefFunc(function_index)
             }
-            Operator::RefNull { hty } => ConstOp::RefNull(heap_type(hty)?),
+            Operator::RefNull { hty } => ConstOp::RefNull(heap_type(hty, kinds)?),
+            Operator::StructNew { struct_type_index } => ConstOp::StructNew(struct_type_index),
+            Operator::StructNewDefault { struct_type_index } => {
+                ConstOp::StructNewDefault(struct_type_index)
+            }
+            Operator::ArrayNew { array_type_index } => ConstOp::ArrayNew(array_type_index),
+            Operator::ArrayNewDefault { array_type_index } => {
+                ConstOp::ArrayNewDefault(array_type_index)
+            }
+            Operator::ArrayNewFixed {
+                array_type_index,
+                array_size,
+            } => ConstOp::ArrayNewFixed(array_type_index, array_size),
             Operator::I32Add => ConstOp::I32Add,
             Operator::I32Sub => ConstOp::I32Sub,
             Operator::I32Mul => ConstOp::I32Mul,

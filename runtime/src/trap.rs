@@ -33,6 +33,10 @@ pub mod codes {
     pub const UNCAUGHT_EXCEPTION: TrapCode = TrapCode::unwrap_user(7);
     /// `ref.cast` of a value not of the target type
     pub const CAST_FAILURE: TrapCode = TrapCode::unwrap_user(8);
+    /// an array index or range out of bounds
+    pub const ARRAY_OUT_OF_BOUNDS: TrapCode = TrapCode::unwrap_user(9);
+    /// the store's GC heap is full
+    pub const GC_HEAP_FULL: TrapCode = TrapCode::unwrap_user(10);
 }
 
 use core::fmt;
@@ -68,6 +72,10 @@ pub enum TrapKind {
     UncaughtException,
     /// `ref.cast` of a value not of the target type
     CastFailure,
+    /// an array index or range out of bounds
+    ArrayOutOfBounds,
+    /// the store's GC heap is full
+    GcHeapFull,
     /// a trap code this runtime does not know (a bug)
     Unknown(u8),
 }
@@ -89,7 +97,10 @@ impl TrapKind {
                 "null function reference",
                 "null exception reference",
                 "null i31 reference",
+                "null structure reference",
+                "null array reference",
             ],
+            TrapKind::ArrayOutOfBounds => &["out of bounds array access"],
             TrapKind::CastFailure => &["cast failure"],
             _ => &[],
         };
@@ -113,6 +124,8 @@ impl TrapKind {
             codes::NULL_REFERENCE => TrapKind::NullReference,
             codes::UNCAUGHT_EXCEPTION => TrapKind::UncaughtException,
             codes::CAST_FAILURE => TrapKind::CastFailure,
+            codes::ARRAY_OUT_OF_BOUNDS => TrapKind::ArrayOutOfBounds,
+            codes::GC_HEAP_FULL => TrapKind::GcHeapFull,
             other => TrapKind::Unknown(other.as_raw().get()),
         }
     }
@@ -133,6 +146,8 @@ impl TrapKind {
             TrapKind::NullReference => "null-reference",
             TrapKind::UncaughtException => "uncaught-exception",
             TrapKind::CastFailure => "cast-failure",
+            TrapKind::ArrayOutOfBounds => "array-out-of-bounds",
+            TrapKind::GcHeapFull => "gc-heap-full",
             TrapKind::Unknown(_) => "unknown",
         }
     }
@@ -157,6 +172,8 @@ impl fmt::Display for TrapKind {
             TrapKind::NullReference => f.write_str("null reference"),
             TrapKind::UncaughtException => f.write_str("uncaught wasm exception"),
             TrapKind::CastFailure => f.write_str("cast failure"),
+            TrapKind::ArrayOutOfBounds => f.write_str("out of bounds array access"),
+            TrapKind::GcHeapFull => f.write_str("allocation failure: the GC heap is full"),
             TrapKind::Unknown(c) => write!(f, "unknown trap code {c}"),
         }
     }

@@ -176,7 +176,16 @@ pub enum AnyRef {
     Host(u32),
     /// an unboxed 31-bit integer (`ref.i31`); the low 31 bits count
     I31(u32),
+    /// a GC struct
+    Struct(ObjectRef),
+    /// a GC array
+    Array(ObjectRef),
 }
+
+/// An opaque reference to a GC object (the object's address inside its
+/// store's GC heap).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ObjectRef(pub(crate) core::num::NonZeroUsize);
 
 /// An opaque, non-null exception reference (the address of a caught
 /// exception inside its store).

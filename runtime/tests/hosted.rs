@@ -768,7 +768,7 @@ fn i31_refs_conversions_and_casts() {
                 (i31.get_u)))"#,
     )
     .unwrap();
-    let mut linker: Linker<Vec<i64>> = Linker::new();
+    let linker: Linker<Vec<i64>> = Linker::new();
     let i = linker
         .instantiate(&mut store, &Module::new(&engine, &wasm).unwrap())
         .unwrap();

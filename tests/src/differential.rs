@@ -95,6 +95,8 @@ fn basalt_trap(kind: &TrapKind) -> &'static str {
         TrapKind::NullReference => "nullref",
         TrapKind::UncaughtException => "exception",
         TrapKind::CastFailure => "cast",
+        TrapKind::ArrayOutOfBounds => "array",
+        TrapKind::GcHeapFull => "gc-heap",
         TrapKind::Unknown(_) => "unknown",
     }
 }

@@ -507,6 +507,152 @@ impl TranslationEnv for FuncEnv<'_> {
             .collect()
     }
 
+    fn object_has_type(
+        &mut self,
+        builder: &mut FunctionBuilder<'_>,
+        obj: Value,
+        ty: TypeIndex,
+    ) -> Value {
+        let tr = trusted(builder);
+        let actual = builder.ins().load(types::I32, tr, obj, crate::gc::TYPE_ID);
+        self.type_id_matches(builder, actual, ty)
+    }
+
+    fn gc_alloc(
+        &mut self,
+        builder: &mut FunctionBuilder<'_>,
+        ty: TypeIndex,
+        count: Value,
+        unit: u32,
+    ) -> Value {
+        let kind = match self.info.exact_types[ty as usize].composite() {
+            crate::exact::Composite::Array(_) => crate::gc::KIND_ARRAY,
+            _ => crate::gc::KIND_STRUCT,
+        };
+        let type_id = self.type_id_of(builder, ty);
+        let kind = builder.ins().iconst(types::I32, i64::from(kind));
+        let unit = builder.ins().iconst(types::I32, i64::from(unit));
+        let obj = self.call_builtin(
+            builder,
+            builtin::GC_ALLOC,
+            &[types::I32; 4],
+            &[self.pointer],
+            &[type_id, kind, count, unit],
+        )[0];
+        builder.ins().trapz(obj, codes::GC_HEAP_FULL);
+        obj
+    }
+
+    fn array_new_segment(
+        &mut self,
+        builder: &mut FunctionBuilder<'_>,
+        ty: TypeIndex,
+        segment: u32,
+        from_data: bool,
+        offset: Value,
+        len: Value,
+        unit: u32,
+    ) -> Value {
+        let type_id = self.type_id_of(builder, ty);
+        let seg = builder.ins().iconst(types::I32, i64::from(segment));
+        let obj = if from_data {
+            let unit = builder.ins().iconst(types::I32, i64::from(unit));
+            self.call_builtin(
+                builder,
+                builtin::ARRAY_NEW_DATA,
+                &[types::I32; 5],
+                &[self.pointer],
+                &[type_id, seg, offset, len, unit],
+            )[0]
+        } else {
+            self.call_builtin(
+                builder,
+                builtin::ARRAY_NEW_ELEM,
+                &[types::I32; 4],
+                &[self.pointer],
+                &[type_id, seg, offset, len],
+            )[0]
+        };
+        builder.ins().trapz(obj, codes::GC_HEAP_FULL);
+        let short = builder.ins().icmp_imm_u(IntCC::Equal, obj, 1);
+        let code = if from_data {
+            codes::HEAP_OUT_OF_BOUNDS
+        } else {
+            codes::TABLE_OUT_OF_BOUNDS
+        };
+        builder.ins().trapnz(short, code);
+        obj
+    }
+
+    fn array_copy(
+        &mut self,
+        builder: &mut FunctionBuilder<'_>,
+        dst: Value,
+        dst_at: Value,
+        src: Value,
+        src_at: Value,
+        len: Value,
+        unit: u32,
+    ) {
+        let unit = builder.ins().iconst(types::I32, i64::from(unit));
+        let p = self.pointer;
+        self.call_checked_builtin(
+            builder,
+            builtin::ARRAY_COPY,
+            &[p, types::I32, p, types::I32, types::I32, types::I32],
+            &[dst, dst_at, src, src_at, len, unit],
+            codes::ARRAY_OUT_OF_BOUNDS,
+        );
+    }
+
+    fn array_init_segment(
+        &mut self,
+        builder: &mut FunctionBuilder<'_>,
+        array: Value,
+        segment: u32,
+        from_data: bool,
+        dst: Value,
+        src: Value,
+        len: Value,
+        unit: u32,
+    ) {
+        let seg = builder.ins().iconst(types::I32, i64::from(segment));
+        let p = self.pointer;
+        let r = if from_data {
+            let unit = builder.ins().iconst(types::I32, i64::from(unit));
+            self.call_builtin(
+                builder,
+                builtin::ARRAY_INIT_DATA,
+                &[
+                    p,
+                    types::I32,
+                    types::I32,
+                    types::I32,
+                    types::I32,
+                    types::I32,
+                ],
+                &[types::I32],
+                &[array, seg, dst, src, len, unit],
+            )[0]
+        } else {
+            self.call_builtin(
+                builder,
+                builtin::ARRAY_INIT_ELEM,
+                &[p, types::I32, types::I32, types::I32, types::I32],
+                &[types::I32],
+                &[array, seg, dst, src, len],
+            )[0]
+        };
+        let array_oob = builder.ins().icmp_imm_u(IntCC::Equal, r, 1);
+        builder.ins().trapnz(array_oob, codes::ARRAY_OUT_OF_BOUNDS);
+        let code = if from_data {
+            codes::HEAP_OUT_OF_BOUNDS
+        } else {
+            codes::TABLE_OUT_OF_BOUNDS
+        };
+        builder.ins().trapnz(r, code);
+    }
+
     fn func_has_type(
         &mut self,
         builder: &mut FunctionBuilder<'_>,
@@ -739,11 +885,27 @@ impl FuncEnv<'_> {
         let actual = builder
             .ins()
             .load(types::I32, tr, funcref, offsets::funcref::TYPE_ID);
+        self.type_id_matches(builder, actual, ty)
+    }
+
+    /// The engine-wide id of module type `ty` (an i32).
+    fn type_id_of(&self, builder: &mut FunctionBuilder<'_>, ty: TypeIndex) -> Value {
         let vmctx = self.vmctx();
         let ro = readonly(builder);
-        let expected = builder
+        builder
             .ins()
-            .load(types::I32, ro, vmctx, self.offsets.type_id(ty));
+            .load(types::I32, ro, vmctx, self.offsets.type_id(ty))
+    }
+
+    /// Whether engine type id `actual` (an i32) is module type `ty` or a
+    /// subtype of it: an `i8`, 1 or 0.
+    fn type_id_matches(
+        &self,
+        builder: &mut FunctionBuilder<'_>,
+        actual: Value,
+        ty: TypeIndex,
+    ) -> Value {
+        let expected = self.type_id_of(builder, ty);
         let same = builder.ins().icmp(IntCC::Equal, actual, expected);
         if self.info.exact_types[ty as usize].is_final() {
             // No other type can be a subtype of a final one.

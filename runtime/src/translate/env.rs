@@ -228,6 +228,69 @@ pub trait TranslationEnv {
         ty: TypeIndex,
     ) -> Value;
 
+    /// Whether the GC object `obj` (not null) is of module type `ty` (a
+    /// struct or array type) or a subtype of it: an `i8`, 1 or 0.
+    fn object_has_type(
+        &mut self,
+        builder: &mut FunctionBuilder<'_>,
+        obj: Value,
+        ty: TypeIndex,
+    ) -> Value;
+
+    /// A new GC object of module type `ty` (see `crate::gc` for the
+    /// layout): `count` (an i32) elements of `unit` bytes, or for a struct
+    /// a count of 1 and its body size; header written, body zeroed. Traps
+    /// when the GC heap is full.
+    fn gc_alloc(
+        &mut self,
+        builder: &mut FunctionBuilder<'_>,
+        ty: TypeIndex,
+        count: Value,
+        unit: u32,
+    ) -> Value;
+
+    /// `array.new_data` (`from_data`) or `array.new_elem`: a new array of
+    /// type `ty` from `len` elements of segment `segment` at `offset`.
+    #[allow(clippy::too_many_arguments)]
+    fn array_new_segment(
+        &mut self,
+        builder: &mut FunctionBuilder<'_>,
+        ty: TypeIndex,
+        segment: u32,
+        from_data: bool,
+        offset: Value,
+        len: Value,
+        unit: u32,
+    ) -> Value;
+
+    /// `array.copy` between two non-null arrays of `unit`-byte elements.
+    #[allow(clippy::too_many_arguments)]
+    fn array_copy(
+        &mut self,
+        builder: &mut FunctionBuilder<'_>,
+        dst: Value,
+        dst_at: Value,
+        src: Value,
+        src_at: Value,
+        len: Value,
+        unit: u32,
+    );
+
+    /// `array.init_data` (`from_data`) or `array.init_elem` into the
+    /// non-null `array`.
+    #[allow(clippy::too_many_arguments)]
+    fn array_init_segment(
+        &mut self,
+        builder: &mut FunctionBuilder<'_>,
+        array: Value,
+        segment: u32,
+        from_data: bool,
+        dst: Value,
+        src: Value,
+        len: Value,
+        unit: u32,
+    );
+
     /// A handler is done reading `exn`; `keep`: it hands wasm an `exnref`
     /// to it (`catch_ref`, `catch_all_ref`), so the exception must live on.
     fn exception_caught(&mut self, builder: &mut FunctionBuilder<'_>, exn: Value, keep: bool);

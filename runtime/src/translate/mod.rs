@@ -252,11 +252,12 @@ impl Translator<'_, '_> {
             wasmparser::ValType::F64 => types::F64,
             wasmparser::ValType::V128 => types::I8X16,
             wasmparser::ValType::Ref(r) => {
-                let rt =
-                    crate::module_info::ref_type(r).map_err(|_| TranslateError::Unsupported {
+                let rt = crate::module_info::ref_type(r, &self.env.info().type_is_func).map_err(
+                    |_| TranslateError::Unsupported {
                         offset,
                         feature: "gc",
-                    })?;
+                    },
+                )?;
                 self.env.reference_type(rt)
             }
         })
@@ -365,10 +366,12 @@ impl Translator<'_, '_> {
                 self.reachable = false;
             }
             Operator::RefNull { hty } => {
-                crate::module_info::heap_type(*hty).map_err(|_| TranslateError::Unsupported {
-                    offset,
-                    feature: "gc",
-                })?;
+                crate::module_info::heap_type(*hty, &self.env.info().type_is_func).map_err(
+                    |_| TranslateError::Unsupported {
+                        offset,
+                        feature: "gc",
+                    },
+                )?;
                 let v = self.builder.ins().iconst(self.pointer, 0);
                 self.push(v);
             }

@@ -6,6 +6,7 @@
 
 pub mod enter;
 pub mod exception;
+pub mod gc;
 pub mod offsets;
 pub mod store;
 
@@ -31,6 +32,8 @@ pub struct VMStoreContext {
     pub stack_limit: usize,
     /// the exceptions thrown in this store and not yet freed
     pub exceptions: exception::ExceptionHeap,
+    /// the store's GC objects (structs and arrays)
+    pub gc: gc::GcHeap,
 }
 
 /// The store context of the instance whose VM context is `vmctx`.
@@ -313,7 +316,7 @@ impl VMGlobal {
 /// The representation of `externref` and `anyref` values compiled code
 /// sees (pointer-sized): 0 is null, an odd value an `i31ref` (the 31 bits
 /// above bit 0), a value ending in binary `10` a host value (the bits above
-/// bit 1). Aligned pointers (low bits `00`) are left for GC objects.
+/// bit 1), any other value (16-byte aligned) a GC object's address.
 pub mod any_ref {
     /// low bit of an `i31ref`
     pub const I31_TAG: u64 = 1;
@@ -325,16 +328,26 @@ fn any_ref_to_raw(r: crate::types::AnyRef) -> u64 {
     match r {
         crate::types::AnyRef::Host(n) => (u64::from(n) << 2) | any_ref::HOST_TAG,
         crate::types::AnyRef::I31(v) => (u64::from(v & 0x7fff_ffff) << 1) | any_ref::I31_TAG,
+        crate::types::AnyRef::Struct(o) | crate::types::AnyRef::Array(o) => o.0.get() as u64,
     }
 }
 
-/// Decodes an `externref`/`anyref` (see [`any_ref`]); until GC objects
-/// exist, every non-null value that is not an `i31ref` is a host value.
+/// Decodes an `externref`/`anyref` (see [`any_ref`]).
 fn any_ref_from_raw(raw: u64) -> Option<crate::types::AnyRef> {
+    use crate::types::{AnyRef, ObjectRef};
     match raw {
         0 => None,
-        r if r & any_ref::I31_TAG != 0 => Some(crate::types::AnyRef::I31((r >> 1) as u32)),
-        r => Some(crate::types::AnyRef::Host((r >> 2) as u32)),
+        r if r & any_ref::I31_TAG != 0 => Some(AnyRef::I31((r >> 1) as u32)),
+        r if r & 3 == any_ref::HOST_TAG => Some(AnyRef::Host((r >> 2) as u32)),
+        r => {
+            let obj = ObjectRef(core::num::NonZeroUsize::new(r as usize)?);
+            // SAFETY: a reference value that is neither null, i31 nor host
+            // is a live object of the store it came from.
+            match unsafe { gc::kind_of(r as usize) } {
+                crate::gc::KIND_ARRAY => Some(AnyRef::Array(obj)),
+                _ => Some(AnyRef::Struct(obj)),
+            }
+        }
     }
 }
 

@@ -205,6 +205,26 @@ pub mod builtin {
     /// `is_subtype(vmctx, actual: u32, expected: u32) -> u32`: 1 when
     /// engine type `actual` is `expected` or declares it as a supertype
     pub const IS_SUBTYPE: u32 = 12;
+    /// `gc_alloc(vmctx, type_id: u32, kind: u32, count: u32, unit: u32) -> ptr`:
+    /// a new GC object, header written, body zeroed (`count` elements of
+    /// `unit` bytes; a struct is one element of its body size); 0 when the
+    /// GC heap is full
+    pub const GC_ALLOC: u32 = 13;
+    /// `array_new_data(vmctx, type_id: u32, data: u32, offset: u32, len: u32, unit: u32) -> ptr`:
+    /// 0 when the GC heap is full, 1 when the segment is too short
+    pub const ARRAY_NEW_DATA: u32 = 14;
+    /// `array_new_elem(vmctx, type_id: u32, elem: u32, offset: u32, len: u32) -> ptr`:
+    /// 0 when the GC heap is full, 1 when the segment is too short
+    pub const ARRAY_NEW_ELEM: u32 = 15;
+    /// `array_copy(vmctx, dst: ptr, dst_at: u32, src: ptr, src_at: u32, len: u32, unit: u32) -> u32`:
+    /// 0, or 1 out of bounds
+    pub const ARRAY_COPY: u32 = 16;
+    /// `array_init_data(vmctx, array: ptr, data: u32, dst: u32, src: u32, len: u32, unit: u32) -> u32`:
+    /// 0, 1 array out of bounds, 2 segment out of bounds
+    pub const ARRAY_INIT_DATA: u32 = 17;
+    /// `array_init_elem(vmctx, array: ptr, elem: u32, dst: u32, src: u32, len: u32) -> u32`:
+    /// 0, 1 array out of bounds, 2 segment out of bounds
+    pub const ARRAY_INIT_ELEM: u32 = 18;
     /// number of builtins
-    pub const COUNT: u32 = 13;
+    pub const COUNT: u32 = 19;
 }

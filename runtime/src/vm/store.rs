@@ -100,6 +100,7 @@ impl<T> Store<T> {
                     ctx: Box::new(VMStoreContext {
                         stack_limit: 0,
                         exceptions: Default::default(),
+                        gc: super::gc::GcHeap::new(engine.config().max_memory_bytes),
                     }),
                     instances: Vec::new(),
                     memories: Vec::new(),
@@ -987,7 +988,8 @@ impl StoreOpaque {
         for (i, seg) in info.data.iter().enumerate() {
             if let DataMode::Active { memory, offset } = &seg.mode {
                 // An i32 offset is zero-extended, an i64 one (memory64) used whole.
-                let at = self.eval(&self.instances[id], offset)? as u64;
+                let at = eval_const(&self.globals, &mut self.ctx.gc, &self.instances[id], offset)?
+                    as u64;
                 let bytes = &module.0.data[i];
                 let m = &mut self.memories[self.instances[id].memories[*memory as usize]];
                 let data = m.data_mut();
@@ -1010,13 +1012,51 @@ impl StoreOpaque {
     }
 
     /// Evaluates a constant expression to its raw slot value.
-    fn eval(&self, inst: &InstanceData, e: &ConstExpr) -> Result<u128, Error> {
+    fn eval(&mut self, inst: &InstanceData, e: &ConstExpr) -> Result<u128, Error> {
+        eval_const(&self.globals, &mut self.ctx.gc, inst, e)
+    }
+}
+
+/// The trap of a full GC heap.
+fn heap_full() -> Error {
+    Error::Trap(Trap {
+        kind: TrapKind::GcHeapFull,
+        func: None,
+        message: None,
+    })
+}
+
+/// A new GC object of module type `t` of `inst` (see
+/// [`super::gc::GcHeap::new_object`]).
+fn new_object(
+    gc: &mut super::gc::GcHeap,
+    inst: &InstanceData,
+    t: u32,
+    kind: u8,
+    count: u32,
+    unit: u32,
+) -> Result<usize, Error> {
+    let type_id = inst.module.0.type_ids[t as usize];
+    gc.new_object(type_id, kind, count, unit)
+        .ok_or_else(heap_full)
+}
+
+/// Evaluates a constant expression of instance `inst` to its raw slot
+/// value; `globals` are the store's globals, `gc` its GC heap (constant
+/// expressions may allocate structs and arrays).
+fn eval_const(
+    globals: &[Box<VMGlobal>],
+    gc: &mut super::gc::GcHeap,
+    inst: &InstanceData,
+    e: &ConstExpr,
+) -> Result<u128, Error> {
+    {
         let global = |g: u32| -> Result<u128, Error> {
             let id = *inst
                 .globals
                 .get(g as usize)
                 .ok_or_else(|| Error::Instantiate("global index".into()))?;
-            Ok(self.globals[id].raw())
+            Ok(globals[id].raw())
         };
         let funcref = |f: u32| (inst.vmctx.addr() + inst.offsets.funcref(f) as usize) as u128;
         Ok(match e {
@@ -1040,6 +1080,66 @@ impl StoreOpaque {
                         ConstOp::RefI31 => {
                             let v = stack.pop().unwrap_or(0) as u32;
                             u128::from((u64::from(v & 0x7fff_ffff) << 1) | super::any_ref::I31_TAG)
+                        }
+                        ConstOp::StructNew(t) | ConstOp::StructNewDefault(t) => {
+                            let info = inst.module.info();
+                            let layout = crate::gc::struct_layout(info, t)
+                                .ok_or_else(|| Error::Instantiate("struct type".into()))?;
+                            let mut values = alloc::vec![0u128; layout.fields.len()];
+                            if matches!(op, ConstOp::StructNew(_)) {
+                                for v in values.iter_mut().rev() {
+                                    *v = stack.pop().unwrap_or(0);
+                                }
+                            }
+                            let obj =
+                                new_object(gc, inst, t, crate::gc::KIND_STRUCT, 1, layout.body)?;
+                            for ((offset, storage), v) in layout.fields.iter().zip(&values) {
+                                let bytes = v.to_le_bytes();
+                                // SAFETY: a fresh struct with this field.
+                                unsafe {
+                                    super::gc::write_bytes(
+                                        obj,
+                                        *offset as usize,
+                                        &bytes[..storage.size() as usize],
+                                    )
+                                };
+                            }
+                            obj as u128
+                        }
+                        ConstOp::ArrayNew(t)
+                        | ConstOp::ArrayNewDefault(t)
+                        | ConstOp::ArrayNewFixed(t, _) => {
+                            let info = inst.module.info();
+                            let unit = crate::gc::array_layout(info, t)
+                                .ok_or_else(|| Error::Instantiate("array type".into()))?
+                                .element
+                                .size();
+                            let items: Vec<u128> = match op {
+                                ConstOp::ArrayNewFixed(_, n) => {
+                                    let at = stack.len().saturating_sub(*n as usize);
+                                    stack.split_off(at)
+                                }
+                                ConstOp::ArrayNew(_) => {
+                                    let len = stack.pop().unwrap_or(0) as u32;
+                                    let v = stack.pop().unwrap_or(0);
+                                    alloc::vec![v; len as usize]
+                                }
+                                _ => {
+                                    let len = stack.pop().unwrap_or(0) as u32;
+                                    alloc::vec![0; len as usize]
+                                }
+                            };
+                            let len = u32::try_from(items.len()).map_err(|_| heap_full())?;
+                            let obj = new_object(gc, inst, t, crate::gc::KIND_ARRAY, len, unit)?;
+                            let bytes: Vec<u8> = items
+                                .iter()
+                                .flat_map(|v| v.to_le_bytes().into_iter().take(unit as usize))
+                                .collect();
+                            // SAFETY: a fresh array of `len` elements of `unit` bytes.
+                            unsafe {
+                                super::gc::write_bytes(obj, crate::gc::HEADER as usize, &bytes)
+                            };
+                            obj as u128
                         }
                         bin => {
                             let (b, a) = (stack.pop().unwrap_or(0), stack.pop().unwrap_or(0));
@@ -1081,6 +1181,12 @@ struct Builtins {
     raise: unsafe extern "C" fn(usize, usize, usize) -> !,
     exception_release: extern "C" fn(usize, usize),
     is_subtype: extern "C" fn(usize, u32, u32) -> u32,
+    gc_alloc: extern "C" fn(usize, u32, u32, u32, u32) -> usize,
+    array_new_data: extern "C" fn(usize, u32, u32, u32, u32, u32) -> usize,
+    array_new_elem: extern "C" fn(usize, u32, u32, u32, u32) -> usize,
+    array_copy: extern "C" fn(usize, usize, u32, usize, u32, u32, u32) -> u32,
+    array_init_data: extern "C" fn(usize, usize, u32, u32, u32, u32, u32) -> u32,
+    array_init_elem: extern "C" fn(usize, usize, u32, u32, u32, u32) -> u32,
 }
 
 unsafe extern "C" {
@@ -1105,6 +1211,12 @@ static BUILTINS: Builtins = Builtins {
     raise: basalt_raise,
     exception_release: builtin_exception_release,
     is_subtype: builtin_is_subtype,
+    gc_alloc: builtin_gc_alloc,
+    array_new_data: builtin_array_new_data,
+    array_new_elem: builtin_array_new_elem,
+    array_copy: builtin_array_copy,
+    array_init_data: builtin_array_init_data,
+    array_init_elem: builtin_array_init_elem,
 };
 
 /// The instance whose compiled code passed `vmctx`.
@@ -1297,6 +1409,180 @@ extern "C" fn builtin_elem_drop(vmctx: usize, seg: u32) {
 extern "C" fn builtin_is_subtype(vmctx: usize, actual: u32, expected: u32) -> u32 {
     let engine = &instance_of(vmctx).module.0.engine;
     u32::from(engine.is_subtype(actual, expected))
+}
+
+extern "C" fn builtin_gc_alloc(
+    vmctx: usize,
+    type_id: u32,
+    kind: u32,
+    count: u32,
+    unit: u32,
+) -> usize {
+    // SAFETY: compiled code passes its live VM context; wasm is suspended.
+    let store = unsafe { super::store_context_of(vmctx) };
+    store
+        .gc
+        .new_object(type_id, kind as u8, count, unit)
+        .unwrap_or(0)
+}
+
+/// The bytes of data segment `seg` of the instance at `vmctx` (empty once
+/// dropped).
+fn data_segment(vmctx: usize, seg: u32) -> (Module, bool) {
+    let inst = instance_of(vmctx);
+    (inst.module.clone(), inst.data_dropped[seg as usize])
+}
+
+extern "C" fn builtin_array_new_data(
+    vmctx: usize,
+    type_id: u32,
+    seg: u32,
+    offset: u32,
+    len: u32,
+    unit: u32,
+) -> usize {
+    let (module, dropped) = data_segment(vmctx, seg);
+    let bytes: &[u8] = if dropped {
+        &[]
+    } else {
+        &module.0.data[seg as usize]
+    };
+    let Some(src) = in_bounds(
+        u64::from(offset),
+        u64::from(len) * u64::from(unit),
+        bytes.len(),
+    ) else {
+        return 1;
+    };
+    // SAFETY: compiled code passes its live VM context; wasm is suspended.
+    let store = unsafe { super::store_context_of(vmctx) };
+    let Some(obj) = store
+        .gc
+        .new_object(type_id, crate::gc::KIND_ARRAY, len, unit)
+    else {
+        return 0;
+    };
+    // SAFETY: a fresh array of `len` elements of `unit` bytes.
+    unsafe { super::gc::write_bytes(obj, crate::gc::HEADER as usize, &bytes[src]) };
+    obj
+}
+
+extern "C" fn builtin_array_new_elem(
+    vmctx: usize,
+    type_id: u32,
+    seg: u32,
+    offset: u32,
+    len: u32,
+) -> usize {
+    let items: Vec<usize> = instance_of(vmctx).passive_elements[seg as usize]
+        .clone()
+        .unwrap_or_default();
+    let Some(src) = in_bounds(u64::from(offset), u64::from(len), items.len()) else {
+        return 1;
+    };
+    // SAFETY: compiled code passes its live VM context; wasm is suspended.
+    let store = unsafe { super::store_context_of(vmctx) };
+    let Some(obj) = store.gc.new_object(type_id, crate::gc::KIND_ARRAY, len, 8) else {
+        return 0;
+    };
+    let bytes: Vec<u8> = items[src].iter().flat_map(|r| r.to_le_bytes()).collect();
+    // SAFETY: a fresh array of `len` pointer-sized elements.
+    unsafe { super::gc::write_bytes(obj, crate::gc::HEADER as usize, &bytes) };
+    obj
+}
+
+extern "C" fn builtin_array_copy(
+    _vmctx: usize,
+    dst: usize,
+    dst_at: u32,
+    src: usize,
+    src_at: u32,
+    len: u32,
+    unit: u32,
+) -> u32 {
+    let unit64 = u64::from(unit);
+    // SAFETY: compiled code passes two live, non-null arrays whose
+    // elements are `unit` bytes (validation: the same element type).
+    let dst_len = unsafe { super::gc::array_len(dst) };
+    // SAFETY: as above.
+    let src_len = unsafe { super::gc::array_len(src) };
+    let (Some(d), Some(s)) = (
+        in_bounds(
+            u64::from(dst_at) * unit64,
+            u64::from(len) * unit64,
+            dst_len as usize * unit as usize,
+        ),
+        in_bounds(
+            u64::from(src_at) * unit64,
+            u64::from(len) * unit64,
+            src_len as usize * unit as usize,
+        ),
+    ) else {
+        return 1;
+    };
+    let base = crate::gc::HEADER as usize;
+    // SAFETY: both ranges are inside their arrays' bodies (checked above);
+    // `copy` allows them to overlap (the same array).
+    unsafe {
+        core::ptr::copy(
+            (src + base + s.start) as *const u8,
+            (dst + base + d.start) as *mut u8,
+            d.len(),
+        );
+    }
+    0
+}
+
+extern "C" fn builtin_array_init_data(
+    vmctx: usize,
+    array: usize,
+    seg: u32,
+    dst: u32,
+    src: u32,
+    len: u32,
+    unit: u32,
+) -> u32 {
+    let (module, dropped) = data_segment(vmctx, seg);
+    let bytes: &[u8] = if dropped {
+        &[]
+    } else {
+        &module.0.data[seg as usize]
+    };
+    // SAFETY: compiled code passes a live, non-null array of `unit`-byte elements.
+    let body = unsafe { super::gc::array_bytes(array, unit) };
+    let unit64 = u64::from(unit);
+    let Some(d) = in_bounds(u64::from(dst) * unit64, u64::from(len) * unit64, body.len()) else {
+        return 1;
+    };
+    let Some(s) = in_bounds(u64::from(src), u64::from(len) * unit64, bytes.len()) else {
+        return 2;
+    };
+    body[d].copy_from_slice(&bytes[s]);
+    0
+}
+
+extern "C" fn builtin_array_init_elem(
+    vmctx: usize,
+    array: usize,
+    seg: u32,
+    dst: u32,
+    src: u32,
+    len: u32,
+) -> u32 {
+    let items: Vec<usize> = instance_of(vmctx).passive_elements[seg as usize]
+        .clone()
+        .unwrap_or_default();
+    // SAFETY: compiled code passes a live, non-null array of references.
+    let body = unsafe { super::gc::array_bytes(array, 8) };
+    let Some(d) = in_bounds(u64::from(dst) * 8, u64::from(len) * 8, body.len()) else {
+        return 1;
+    };
+    let Some(s) = in_bounds(u64::from(src), u64::from(len), items.len()) else {
+        return 2;
+    };
+    let bytes: Vec<u8> = items[s].iter().flat_map(|r| r.to_le_bytes()).collect();
+    body[d].copy_from_slice(&bytes);
+    0
 }
 
 extern "C" fn builtin_exception_release(vmctx: usize, exn: usize) {
