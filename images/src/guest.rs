@@ -133,6 +133,29 @@ pub fn flat_image(elf: &[u8]) -> Result<Vec<u8>, CliError> {
     Ok(out)
 }
 
+/// The arm64 Image header's magic, at byte 56.
+const IMAGE_MAGIC: &[u8; 4] = b"ARM\x64";
+
+/// A copy of the arm64 Image `image` whose header asks loaders for
+/// `text_offset` (bytes 8..16): QEMU `-M virt -kernel` then places it at
+/// RAM base + `text_offset`. Only the header changes; the kernel relocates
+/// itself to wherever it lands.
+pub fn with_text_offset(image: &[u8], text_offset: u64) -> Result<Vec<u8>, CliError> {
+    if image.get(56..60) != Some(&IMAGE_MAGIC[..]) {
+        return Err(CliError::Build(
+            "not an arm64 Image (no ARM\\x64 magic in its header)".into(),
+        ));
+    }
+    if !text_offset.is_multiple_of(4096) {
+        return Err(CliError::Build(format!(
+            "text_offset {text_offset:#x} is not a multiple of 4 KiB"
+        )));
+    }
+    let mut out = image.to_vec();
+    out[8..16].copy_from_slice(&text_offset.to_le_bytes());
+    Ok(out)
+}
+
 /// `R_AARCH64_RELATIVE`: the one dynamic relocation type the AArch64 boot
 /// stub applies.
 const R_AARCH64_RELATIVE: u64 = 1027;
@@ -357,6 +380,19 @@ mod tests {
         let unaligned = rela(0x4020_1004, 1027, 0);
         assert!(check_relocations(&elf_with_section(4, &unaligned)).is_err());
         assert!(check_relocations(&elf_with_section(19, &[0; 8])).is_err());
+    }
+
+    #[test]
+    fn the_text_offset_is_patched_in_the_header_only() {
+        let mut image = vec![0u8; 4096];
+        image[8..16].copy_from_slice(&0x20_0000u64.to_le_bytes());
+        image[56..60].copy_from_slice(IMAGE_MAGIC);
+        let moved = with_text_offset(&image, 0x4020_0000).expect("patched");
+        assert_eq!(moved[8..16], 0x4020_0000u64.to_le_bytes());
+        assert_eq!(moved[..8], image[..8]);
+        assert_eq!(moved[16..], image[16..]);
+        assert!(with_text_offset(&image, 0x4020_0001).is_err());
+        assert!(with_text_offset(&[0; 64], 0x4020_0000).is_err());
     }
 
     #[test]
