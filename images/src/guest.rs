@@ -133,6 +133,92 @@ pub fn flat_image(elf: &[u8]) -> Result<Vec<u8>, CliError> {
     Ok(out)
 }
 
+/// The arm64 Image header's magic, at byte 56.
+const IMAGE_MAGIC: &[u8; 4] = b"ARM\x64";
+
+/// A copy of the arm64 Image `image` whose header asks loaders for
+/// `text_offset` (bytes 8..16): QEMU `-M virt -kernel` then places it at
+/// RAM base + `text_offset`. Only the header changes; the kernel relocates
+/// itself to wherever it lands.
+pub fn with_text_offset(image: &[u8], text_offset: u64) -> Result<Vec<u8>, CliError> {
+    if image.get(56..60) != Some(&IMAGE_MAGIC[..]) {
+        return Err(CliError::Build(
+            "not an arm64 Image (no ARM\\x64 magic in its header)".into(),
+        ));
+    }
+    if !text_offset.is_multiple_of(4096) {
+        return Err(CliError::Build(format!(
+            "text_offset {text_offset:#x} is not a multiple of 4 KiB"
+        )));
+    }
+    let mut out = image.to_vec();
+    out[8..16].copy_from_slice(&text_offset.to_le_bytes());
+    Ok(out)
+}
+
+/// `R_AARCH64_RELATIVE`: the one dynamic relocation type the AArch64 boot
+/// stub applies.
+const R_AARCH64_RELATIVE: u64 = 1027;
+
+/// Checks that every dynamic relocation of the AArch64 kernel ELF is one
+/// its boot stub can apply (`R_AARCH64_RELATIVE` without a symbol, to an
+/// 8-byte-aligned place, in `SHT_RELA` sections; the stub would stop
+/// silently at anything else, before any console works), and returns how
+/// many there are.
+pub fn check_relocations(elf: &[u8]) -> Result<usize, CliError> {
+    let u16_at = |at: usize| -> Option<usize> {
+        Some(usize::from(u16::from_le_bytes(
+            elf.get(at..at + 2)?.try_into().ok()?,
+        )))
+    };
+    let u32_at = |at: usize| -> Option<u32> {
+        Some(u32::from_le_bytes(elf.get(at..at + 4)?.try_into().ok()?))
+    };
+    let u64_at = |at: usize| -> Option<u64> {
+        Some(u64::from_le_bytes(elf.get(at..at + 8)?.try_into().ok()?))
+    };
+    let truncated = || bad_elf("truncated section headers");
+    if elf.get(..6) != Some(b"\x7fELF\x02\x01") {
+        return Err(bad_elf("not a little-endian ELF64 file"));
+    }
+    let shoff = u64_at(0x28).ok_or_else(truncated)? as usize;
+    let shentsize = u16_at(0x3a).ok_or_else(truncated)?;
+    let shnum = u16_at(0x3c).ok_or_else(truncated)?;
+    let mut count = 0;
+    for i in 0..shnum {
+        let at = shoff + i * shentsize;
+        let kind = u32_at(at + 4).ok_or_else(truncated)?;
+        let flags = u64_at(at + 8).ok_or_else(truncated)?;
+        const SHT_RELA: u32 = 4;
+        const SHT_REL: u32 = 9;
+        const SHT_RELR: u32 = 19;
+        const SHF_ALLOC: u64 = 2;
+        if flags & SHF_ALLOC == 0 || !matches!(kind, SHT_RELA | SHT_REL | SHT_RELR) {
+            continue;
+        }
+        if kind != SHT_RELA {
+            return Err(bad_elf(&format!(
+                "section {i} holds relocations of a format (SHT {kind}) the boot stub does not read"
+            )));
+        }
+        let offset = u64_at(at + 0x18).ok_or_else(truncated)? as usize;
+        let size = u64_at(at + 0x20).ok_or_else(truncated)? as usize;
+        for entry in (offset..offset + size).step_by(24) {
+            let place = u64_at(entry).ok_or_else(|| bad_elf("truncated relocations"))?;
+            let info = u64_at(entry + 8).ok_or_else(|| bad_elf("truncated relocations"))?;
+            if info != R_AARCH64_RELATIVE || !place.is_multiple_of(8) {
+                return Err(bad_elf(&format!(
+                    "dynamic relocation (type {}, symbol {}) at {place:#x}: the boot stub applies only 8-byte-aligned R_AARCH64_RELATIVE",
+                    info & 0xffff_ffff,
+                    info >> 32
+                )));
+            }
+            count += 1;
+        }
+    }
+    Ok(count)
+}
+
 /// Builds the kernel for `arch` if its sources changed (cargo decides) and
 /// returns the ELF's path; on AArch64 also writes the flat Image QEMU
 /// boots beside it ([`boot_image`]). `BASALT_KERNEL` names a prebuilt
@@ -146,6 +232,7 @@ pub fn kernel(arch: GuestArch, verbose: bool) -> Result<PathBuf, CliError> {
         let bytes =
             std::fs::read(&elf).map_err(|e| CliError::Build(format!("{}: {e}", elf.display())))?;
         let image = boot_image(arch, &elf);
+        check_relocations(&bytes)?;
         let flat = flat_image(&bytes)?;
         if std::fs::read(&image).ok().as_deref() != Some(&flat[..]) {
             std::fs::write(&image, &flat)
@@ -255,6 +342,57 @@ mod tests {
         assert_eq!(&flat[..4], b"ABCD");
         assert!(flat[4..0x1000].iter().all(|b| *b == 0));
         assert_eq!(&flat[0x1000..], b"EF");
+    }
+
+    /// A minimal ELF64 with one allocated section of type `kind` holding
+    /// `body`.
+    fn elf_with_section(kind: u32, body: &[u8]) -> Vec<u8> {
+        let mut e = vec![0u8; 64];
+        e[..6].copy_from_slice(b"\x7fELF\x02\x01");
+        e[0x28..0x30].copy_from_slice(&64u64.to_le_bytes());
+        e[0x3a..0x3c].copy_from_slice(&64u16.to_le_bytes());
+        e[0x3c..0x3e].copy_from_slice(&1u16.to_le_bytes());
+        let mut sh = vec![0u8; 64];
+        sh[4..8].copy_from_slice(&kind.to_le_bytes());
+        sh[8..16].copy_from_slice(&2u64.to_le_bytes());
+        sh[0x18..0x20].copy_from_slice(&128u64.to_le_bytes());
+        sh[0x20..0x28].copy_from_slice(&(body.len() as u64).to_le_bytes());
+        e.extend_from_slice(&sh);
+        e.extend_from_slice(body);
+        e
+    }
+
+    fn rela(place: u64, info: u64, addend: u64) -> Vec<u8> {
+        [place, info, addend]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect()
+    }
+
+    #[test]
+    fn only_relative_relocations_pass() {
+        let mut two = rela(0x4020_1000, 1027, 0x4030_0000);
+        two.extend(rela(0x4020_1008, 1027, 0x4030_0010));
+        assert_eq!(check_relocations(&elf_with_section(4, &two)).ok(), Some(2));
+        assert_eq!(check_relocations(&elf_with_section(1, &two)).ok(), Some(0));
+        let abs64 = rela(0x4020_1000, (5 << 32) | 257, 0);
+        assert!(check_relocations(&elf_with_section(4, &abs64)).is_err());
+        let unaligned = rela(0x4020_1004, 1027, 0);
+        assert!(check_relocations(&elf_with_section(4, &unaligned)).is_err());
+        assert!(check_relocations(&elf_with_section(19, &[0; 8])).is_err());
+    }
+
+    #[test]
+    fn the_text_offset_is_patched_in_the_header_only() {
+        let mut image = vec![0u8; 4096];
+        image[8..16].copy_from_slice(&0x20_0000u64.to_le_bytes());
+        image[56..60].copy_from_slice(IMAGE_MAGIC);
+        let moved = with_text_offset(&image, 0x4020_0000).expect("patched");
+        assert_eq!(moved[8..16], 0x4020_0000u64.to_le_bytes());
+        assert_eq!(moved[..8], image[..8]);
+        assert_eq!(moved[16..], image[16..]);
+        assert!(with_text_offset(&image, 0x4020_0001).is_err());
+        assert!(with_text_offset(&[0; 64], 0x4020_0000).is_err());
     }
 
     #[test]

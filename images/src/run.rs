@@ -42,6 +42,8 @@ pub struct RunOptions {
     pub cpu: Option<String>,
     /// give an AArch64 VM a virtio-rng device (see [`VmOptions::virtio_rng`])
     pub virtio_rng: bool,
+    /// AArch64: load the kernel elsewhere (see [`VmOptions::image_text_offset`])
+    pub image_text_offset: Option<u64>,
 }
 
 impl RunOptions {
@@ -62,6 +64,7 @@ impl RunOptions {
             exit_device: true,
             cpu: None,
             virtio_rng: true,
+            image_text_offset: None,
         }
     }
 }
@@ -124,6 +127,7 @@ pub fn run_vm(opts: &RunOptions, io: VmIo) -> Result<VmReport, CliError> {
         exit_device: opts.exit_device,
         cpu: opts.cpu.clone(),
         virtio_rng: opts.virtio_rng,
+        image_text_offset: opts.image_text_offset,
     };
     let (accel, why) = accel::choose(opts.accel, &vm_opts)?;
     vm_opts.accel = accel;

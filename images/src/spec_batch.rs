@@ -455,6 +455,7 @@ pub fn run_file_in_vm(engine: &Engine, arch: GuestArch, kernel: &Path, path: &Pa
         exit_device: true,
         cpu: None,
         virtio_rng: true,
+        image_text_offset: None,
     };
     let io = VmIo {
         stdin: None,

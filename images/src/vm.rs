@@ -81,6 +81,12 @@ pub struct VmOptions {
     /// `microvm`), the kernel's seed when the CPU has no FEAT_RNG or
     /// RDRAND; on by default
     pub virtio_rng: bool,
+    /// AArch64: boot a copy of the arm64 Image whose header asks for this
+    /// `text_offset` instead of the built one's 2 MiB, so QEMU loads the
+    /// kernel at RAM base + this offset rather than at its link address
+    /// (checks that the kernel runs wherever it is placed); `None`: the
+    /// Image as built. Ignored on x86-64.
+    pub image_text_offset: Option<u64>,
 }
 
 /// Where the program's streams go.
@@ -308,10 +314,11 @@ fn qemu_command_virt(opts: &VmOptions, bundle: &Path, sockets: &[PathBuf; 3]) ->
         "none",
         "-no-reboot",
     ]);
-    cmd.arg("-kernel")
-        .arg(crate::guest::boot_image(opts.arch, &opts.kernel))
-        .arg("-initrd")
-        .arg(bundle);
+    let image = match opts.image_text_offset {
+        Some(_) => moved_image_path(bundle),
+        None => crate::guest::boot_image(opts.arch, &opts.kernel),
+    };
+    cmd.arg("-kernel").arg(image).arg("-initrd").arg(bundle);
     if let Some(line) = &opts.kernel_cmdline {
         cmd.arg("-append").arg(line);
     }
@@ -331,6 +338,12 @@ fn qemu_command_virt(opts: &VmOptions, bundle: &Path, sockets: &[PathBuf; 3]) ->
         ]);
     }
     cmd
+}
+
+/// Where [`boot`] writes the copy of the Image that
+/// [`VmOptions::image_text_offset`] asks for: beside the run's bundle.
+fn moved_image_path(bundle: &Path) -> PathBuf {
+    bundle.with_file_name("kernel.Image")
 }
 
 /// Accepts the one connection QEMU makes to `listener`, giving up once
@@ -367,6 +380,16 @@ pub fn boot(opts: &VmOptions, bundle: &[u8], io: VmIo) -> Result<VmReport, CliEr
     let bundle_path = dir.0.join("bundle.tar");
     std::fs::write(&bundle_path, bundle)
         .map_err(|e| CliError::Io(format!("{}: {e}", bundle_path.display())))?;
+    if opts.arch == GuestArch::Aarch64
+        && let Some(text_offset) = opts.image_text_offset
+    {
+        let built = crate::guest::boot_image(opts.arch, &opts.kernel);
+        let image =
+            std::fs::read(&built).map_err(|e| CliError::Io(format!("{}: {e}", built.display())))?;
+        let moved = moved_image_path(&bundle_path);
+        std::fs::write(&moved, crate::guest::with_text_offset(&image, text_offset)?)
+            .map_err(|e| CliError::Io(format!("{}: {e}", moved.display())))?;
+    }
     let sockets = [dir.0.join("com1"), dir.0.join("com2"), dir.0.join("com3")];
     let mut listeners = Vec::new();
     for s in &sockets {
@@ -586,6 +609,7 @@ mod tests {
             exit_device: true,
             cpu: None,
             virtio_rng: true,
+            image_text_offset: None,
         }
     }
 
@@ -623,6 +647,20 @@ mod tests {
         let a = args(&opts);
         assert!(has_pair(&a, "-device", "virtio-rng-device"), "{a:?}");
         assert!(has_pair(&a, "-global", "virtio-mmio.force-legacy=false"));
+    }
+
+    #[test]
+    fn a_moved_image_is_booted_from_the_run_directory() {
+        let mut opts = virt_options();
+        assert!(has_pair(&args(&opts), "-kernel", "k.Image"));
+        opts.image_text_offset = Some(0x4020_0000);
+        let bundle = Path::new("/run/bundle.tar");
+        let sockets = [PathBuf::from("a"), PathBuf::from("b"), PathBuf::from("c")];
+        let a: Vec<String> = qemu_command(&opts, bundle, &sockets)
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert!(has_pair(&a, "-kernel", "/run/kernel.Image"), "{a:?}");
     }
 
     #[test]

@@ -114,6 +114,13 @@ pub fn backtrace(w: &mut EmergencyLog, pc: usize, mut fp: usize) {
             "      (previous frame repeated {repeats} more times, walk stopped)"
         );
     }
+    let offset = basalt_arch::boot::load_offset();
+    if offset != 0 {
+        let _ = writeln!(
+            w,
+            "  (the kernel runs {offset:#x} above its link address: subtract that for addr2line)"
+        );
+    }
     if crate::syms::lookup(pc).is_none() {
         let _ = writeln!(
             w,

@@ -56,6 +56,12 @@ pub fn basalt_kernel_main(info: &'static BootInfo) -> ! {
         info.protocol,
         basalt_arch::cpu::brand(&mut brand)
     );
+    kprintln!(
+        "kernel image at {:#x}..{:#x} (load offset {:#x})",
+        info.kernel_image.start,
+        info.kernel_image.end(),
+        basalt_arch::boot::load_offset()
+    );
     // Before memory setup: the firmware may keep its tables in RAM the
     // memory map calls usable, which the frame allocator hands out.
     exit::prepare_power_off();

@@ -1,6 +1,10 @@
 //! Symbolising kernel addresses with the bundle's `kernel.syms`
 //! (`ADDR_HEX SIZE_HEX NAME` per line, sorted by address). Lookups scan the
 //! text in place and allocate nothing, so fault reports can use them.
+//!
+//! `kernel.syms` holds link addresses, read from the ELF on the host; the
+//! AArch64 kernel may run elsewhere (the loader chooses, the boot stub
+//! relocates), so lookups subtract the load offset first.
 
 static SYMS: spin::Once<&'static [u8]> = spin::Once::new();
 
@@ -27,10 +31,12 @@ fn hex(s: &[u8]) -> Option<usize> {
     Some(v)
 }
 
-/// The function containing `addr` and the offset into it. A symbol of size
-/// zero (an assembly label) extends to the next symbol.
+/// The function containing the run-time address `addr` and the offset
+/// into it. A symbol of size zero (an assembly label) extends to the next
+/// symbol.
 pub fn lookup(addr: usize) -> Option<(&'static str, usize)> {
     let text = *SYMS.get()?;
+    let addr = addr.wrapping_sub(basalt_arch::boot::load_offset());
     let mut label: Option<(usize, &'static [u8])> = None;
     for line in text.split(|c| *c == b'\n') {
         let mut parts = line.splitn(3, |c| *c == b' ');

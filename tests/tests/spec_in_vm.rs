@@ -78,6 +78,7 @@ fn a_batch_of_another_version_is_a_load_error() {
         exit_device: true,
         cpu: None,
         virtio_rng: true,
+        image_text_offset: None,
     };
     let io = VmIo {
         stdin: None,

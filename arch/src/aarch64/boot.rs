@@ -1,15 +1,24 @@
 //! The arm64 Image boot path (QEMU `-M virt -kernel`, Firecracker): the
 //! 64-byte Linux Image header comes first, so loaders place the image
-//! `text_offset` (2 MiB) above a 2 MiB-aligned base near the start of RAM
-//! and jump to its first byte with the MMU off and x0 holding the device
-//! tree's physical address.
+//! `text_offset` (2 MiB) above a 2 MiB-aligned base in RAM and jump to its
+//! first byte with the MMU off and x0 holding the device tree's physical
+//! address.
 //!
-//! The stub drops from EL2 to EL1 when entered at EL2, turns on FP/SIMD,
-//! clears `.bss`, maps the first 4 GiB (device memory below 1 GiB, where
-//! `virt` keeps its MMIO, normal memory above), enables the MMU and
-//! caches, installs the exception vectors and a separate exception stack
-//! (the kernel runs on `SP_EL0`, exceptions on `SP_EL1`, so a kernel stack
-//! overflow is still reported), and calls [`basalt_aarch64_entry`].
+//! The kernel is position-independent (linked at `0x40200000`, QEMU
+//! `virt`'s RAM base + `text_offset`, but built as a static PIE), so the
+//! header sets flag bit 3: the base may be anywhere in RAM. The stub first
+//! computes the load offset (where it runs minus where it was linked) and
+//! applies the image's `R_AARCH64_RELATIVE` relocations, before anything
+//! reads an absolute address. Then it drops from EL2 to EL1 when entered at
+//! EL2, turns on FP/SIMD, clears `.bss`, identity-maps the first 4 GiB
+//! (device memory below 1 GiB, where `virt` keeps its MMIO, normal memory
+//! above) plus the GiB blocks holding the image and the device tree
+//! wherever they lie below 512 GiB, enables the MMU and caches, installs
+//! the exception vectors and a separate exception stack (the kernel runs on
+//! `SP_EL0`, exceptions on `SP_EL1`, so a kernel stack overflow is still
+//! reported), and calls [`basalt_aarch64_entry`].
+
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::bootinfo::{BootInfo, PhysRange};
 
@@ -22,7 +31,7 @@ core::arch::global_asm!(
     ".long 0",                      // code1
     ".quad 0x200000",               // text_offset
     ".quad __kernel_size",          // image_size, .bss included
-    ".quad 0x2",                    // flags: little endian, 4 KiB pages, 2 MiB-aligned base
+    ".quad 0xa",                    // flags: little endian, 4 KiB pages, base anywhere
     ".quad 0",                      // res2
     ".quad 0",                      // res3
     ".quad 0",                      // res4
@@ -47,6 +56,39 @@ core::arch::global_asm!(
     "basalt_arm64_start:",
     "mov x19, x0",
     "msr daifset, #0xf",
+    // The load offset (a multiple of 2 MiB): where the loader put the image
+    // minus where it was linked. x20 keeps it for the Rust entry.
+    "adrp x20, basalt_arm64_head",
+    "add x20, x20, :lo12:basalt_arm64_head",
+    "ldr x1, =__kernel_link_base",
+    "sub x20, x20, x1",
+    // Relocate. Every .rela.dyn entry is R_AARCH64_RELATIVE with symbol 0
+    // (the CLI checks when it makes the Image; anything else stops here):
+    // *(r_offset + offset) = r_addend + offset. With the MMU off these
+    // stores bypass the caches; the loader cleaned the image to the point
+    // of coherency but clean copies may still be cached, so each written
+    // line is invalidated, and the instruction cache with it.
+    "adrp x1, __rela_start",
+    "add x1, x1, :lo12:__rela_start",
+    "adrp x2, __rela_end",
+    "add x2, x2, :lo12:__rela_end",
+    "7:",
+    "cmp x1, x2",
+    "b.hs 8f",
+    "ldp x3, x4, [x1], #16",
+    "ldr x5, [x1], #8",
+    "cmp x4, #0x403",
+    "b.ne basalt_boot_hang",
+    "add x3, x3, x20",
+    "add x5, x5, x20",
+    "str x5, [x3]",
+    "dc ivac, x3",
+    "b 7b",
+    "8:",
+    "dsb sy",
+    "ic iallu",
+    "dsb sy",
+    "isb",
     "mrs x1, CurrentEL",
     "lsr x1, x1, #2",
     "cmp x1, #2",
@@ -120,6 +162,29 @@ core::arch::global_asm!(
     "add x4, x4, #1",
     "cmp x4, #4",
     "b.ne 4b",
+    // The GiB blocks holding the image and the device tree as well, which
+    // loaders may put above 4 GiB: normal memory too (the image must lie
+    // below 512 GiB, this one L1 table's reach).
+    "adrp x1, __kernel_start",
+    "add x1, x1, :lo12:__kernel_start",
+    "adrp x3, __kernel_end",
+    "add x3, x3, :lo12:__kernel_end",
+    "sub x3, x3, #1",
+    "lsr x4, x3, #39",
+    "cbnz x4, basalt_boot_hang",
+    "bl basalt_boot_map_ram",
+    "cbz x19, 9f",
+    "ldr w4, [x19]",
+    "ldr w5, =0xedfe0dd0", // the FDT magic, big-endian
+    "cmp w4, w5",
+    "b.ne 9f",
+    "ldr w3, [x19, #4]", // its total size, big-endian
+    "rev w3, w3",
+    "mov x1, x19",
+    "add x3, x19, w3, uxtw",
+    "sub x3, x3, #1",
+    "bl basalt_boot_map_ram",
+    "9:",
     // .bss (tables and stacks) was written with the MMU and caches off:
     // drop any stale cache lines for it before the caches come on, so
     // neither reads nor later evictions see older contents.
@@ -176,12 +241,34 @@ core::arch::global_asm!(
     "mov sp, x1",
     "isb",
     "mov x0, x19",
+    "mov x1, x20",
     "mov x29, #0",
     "mov x30, #0",
     "bl basalt_aarch64_entry",
     "basalt_boot_hang:",
     "wfi",
     "b basalt_boot_hang",
+    // Maps the GiB blocks from the one holding x1 to the one holding x3 as
+    // normal memory in the L1 table at x2, skipping the first GiB (device
+    // memory) and blocks at or above 512 GiB. Clobbers x4-x7.
+    "basalt_boot_map_ram:",
+    "lsr x4, x1, #30",
+    "lsr x6, x3, #30",
+    "mov x5, #0x705",
+    "10:",
+    "cmp x4, x6",
+    "b.hi 12f",
+    "cmp x4, #512",
+    "b.hs 12f",
+    "cbz x4, 11f",
+    "lsl x7, x4, #30",
+    "orr x7, x7, x5",
+    "str x7, [x2, x4, lsl #3]",
+    "11:",
+    "add x4, x4, #1",
+    "b 10b",
+    "12:",
+    "ret",
     ".ltorg",
     ".popsection",
 );
@@ -216,13 +303,25 @@ pub fn boot_stack() -> (usize, usize) {
     )
 }
 
+/// Where the kernel runs minus where it was linked, set once at entry.
+static LOAD_OFFSET: AtomicUsize = AtomicUsize::new(0);
+
+/// How far above its link address the loader placed the kernel (a
+/// multiple of 2 MiB; wrapping, in case it went below). Kernel addresses
+/// at run time are link addresses (the ELF's, `kernel.syms`') plus this.
+pub fn load_offset() -> usize {
+    LOAD_OFFSET.load(Ordering::Relaxed)
+}
+
 static BOOT_INFO: spin::Once<BootInfo> = spin::Once::new();
 
-/// The Rust entry, called by the boot stub at EL1 with the MMU on.
-/// The memory map, initrd and command line are in the device tree, which
-/// the kernel reads (it owns the parser, in `drivers/`).
+/// The Rust entry, called by the boot stub at EL1 with the MMU on, the
+/// image relocated by `load_offset`. The memory map, initrd and command
+/// line are in the device tree, which the kernel reads (it owns the
+/// parser, in `drivers/`).
 #[unsafe(no_mangle)]
-extern "C" fn basalt_aarch64_entry(device_tree: u64) -> ! {
+extern "C" fn basalt_aarch64_entry(device_tree: u64, load_offset: u64) -> ! {
+    LOAD_OFFSET.store(load_offset as usize, Ordering::Relaxed);
     super::traps::init();
     super::cpu::init();
     let info = BOOT_INFO.call_once(|| {

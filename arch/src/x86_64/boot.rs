@@ -153,6 +153,13 @@ pub fn boot_stack() -> (usize, usize) {
     )
 }
 
+/// How far above its link address the kernel runs: always 0 here, since
+/// PVH loaders put the ELF's segments where it was linked. (On AArch64 the
+/// loader chooses and the kernel relocates itself.)
+pub fn load_offset() -> usize {
+    0
+}
+
 static BOOT_INFO: spin::Once<BootInfo> = spin::Once::new();
 
 const START_INFO_MAGIC: u32 = 0x336e_c578;

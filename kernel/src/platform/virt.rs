@@ -95,21 +95,44 @@ const MAX_VIRTIO: usize = 32;
 static MACHINE: spin::Once<Machine> = spin::Once::new();
 static BOOT_INFO: spin::Once<BootInfo> = spin::Once::new();
 
-/// Device memory ends and RAM may begin here; the boot tables map RAM up
-/// to 4 GiB.
-const BOOT_MAP: core::ops::Range<u64> = (1 << 30)..(4 << 30);
+/// Device memory ends and RAM may begin here.
+const DEVICE_END: u64 = 1 << 30;
+
+/// Whether `[start, start + len)` is RAM the boot tables identity-map: the
+/// first 4 GiB, and the GiB blocks holding the image and the device tree
+/// wherever the loader put them (below 512 GiB). The boot tables map whole
+/// GiB blocks, so checking one address in each block the range touches is
+/// enough.
+fn boot_mapped(start: u64, len: u64) -> bool {
+    const GIB: u64 = 1 << 30;
+    let Some(last) = len.checked_sub(1).and_then(|l| start.checked_add(l)) else {
+        return false;
+    };
+    if start < DEVICE_END {
+        return false;
+    }
+    let identity = |a: u64| basalt_arch::paging::translate(a as usize) == Some(a);
+    let mut at = start;
+    while at / GIB < last / GIB {
+        if !identity(at) {
+            return false;
+        }
+        at = (at / GIB + 1) * GIB;
+    }
+    identity(at) && identity(last)
+}
 
 /// Reads the device tree into a complete [`BootInfo`]. The tree's memory
 /// stays reserved (the command line points into it).
 pub fn complete_boot_info(info: &'static BootInfo) -> Result<&'static BootInfo, BootInfoError> {
     let dtb = info.device_tree.ok_or(BootInfoError::NoDeviceTree)?;
-    if !BOOT_MAP.contains(&dtb) || !BOOT_MAP.contains(&(dtb + 64)) {
+    if !boot_mapped(dtb, 64) {
         return Err(BootInfoError::Unreachable(dtb));
     }
     // SAFETY: the header's first 64 bytes are RAM the boot tables map.
     let header = unsafe { core::slice::from_raw_parts(dtb as *const u8, 64) };
     let size = Fdt::total_size(header).map_err(BootInfoError::Fdt)? as u64;
-    if !BOOT_MAP.contains(&(dtb + size)) {
+    if !boot_mapped(dtb, size) {
         return Err(BootInfoError::Unreachable(dtb));
     }
     // SAFETY: the whole blob is mapped RAM (checked); the frame allocator
@@ -173,8 +196,8 @@ pub fn complete_boot_info(info: &'static BootInfo) -> Result<&'static BootInfo, 
         } else if let Some(version) = gic_version(&node) {
             let mut reg = node.reg();
             if let (Some((d, _)), Some((c, _))) = (reg.next(), reg.next()) {
-                machine.gic = Some((version, d, c))
-                    .filter(|(_, d, c)| *d < BOOT_MAP.start && *c < BOOT_MAP.start);
+                machine.gic =
+                    Some((version, d, c)).filter(|(_, d, c)| *d < DEVICE_END && *c < DEVICE_END);
             }
         } else if node.is_compatible("arm,armv8-timer") {
             // interrupts: secure, non-secure, virtual, hypervisor; each
@@ -189,7 +212,7 @@ pub fn complete_boot_info(info: &'static BootInfo) -> Result<&'static BootInfo, 
             }
         } else if node.is_compatible("virtio,mmio") {
             if let Some((base, size)) = node.reg().next()
-                && base.checked_add(size).is_some_and(|e| e <= BOOT_MAP.start)
+                && base.checked_add(size).is_some_and(|e| e <= DEVICE_END)
                 && machine.nvirtio < MAX_VIRTIO
             {
                 machine.virtio[machine.nvirtio] = VirtioMmioWindow {
@@ -225,9 +248,9 @@ pub fn complete_boot_info(info: &'static BootInfo) -> Result<&'static BootInfo, 
     let uarts = &mut uarts[..nuarts];
     uarts.sort_unstable();
     for (slot, base) in machine.uarts.iter_mut().zip(uarts.iter()) {
-        *slot = Some(*base).filter(|b| *b < BOOT_MAP.start);
+        *slot = Some(*base).filter(|b| *b < DEVICE_END);
     }
-    machine.rtc = machine.rtc.filter(|b| *b < BOOT_MAP.start);
+    machine.rtc = machine.rtc.filter(|b| *b < DEVICE_END);
     MACHINE.call_once(|| machine);
     Ok(BOOT_INFO.call_once(|| out))
 }
