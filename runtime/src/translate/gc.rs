@@ -28,6 +28,13 @@ enum NonNullTest {
     I31,
     /// `i31ref`s and GC objects pass (`eq`)
     Eq,
+    /// a test that reads behind the reference
+    Deep(DeepTest),
+}
+
+/// A type test that reads the object or function a reference points to.
+#[derive(Clone, Copy)]
+enum DeepTest {
     /// GC objects of this kind pass (`struct`, `array`)
     ObjectKind(u8),
     /// GC objects of this module type or a subtype pass
@@ -441,15 +448,15 @@ impl Translator<'_, '_> {
                 A::Any | A::Func | A::Extern | A::Exn => NonNullTest::Always,
                 A::Eq => NonNullTest::Eq,
                 A::I31 => NonNullTest::I31,
-                A::Struct => NonNullTest::ObjectKind(crate::gc::KIND_STRUCT),
-                A::Array => NonNullTest::ObjectKind(crate::gc::KIND_ARRAY),
+                A::Struct => NonNullTest::Deep(DeepTest::ObjectKind(crate::gc::KIND_STRUCT)),
+                A::Array => NonNullTest::Deep(DeepTest::ObjectKind(crate::gc::KIND_ARRAY)),
                 _ => return Err(unsupported()),
             },
             HeapType::Concrete(UnpackedIndex::Module(t)) => {
                 if self.env.info().type_is_func[t as usize] {
-                    NonNullTest::FuncType(t)
+                    NonNullTest::Deep(DeepTest::FuncType(t))
                 } else {
-                    NonNullTest::ObjectType(t)
+                    NonNullTest::Deep(DeepTest::ObjectType(t))
                 }
             }
             _ => return Err(unsupported()),
@@ -480,10 +487,10 @@ impl Translator<'_, '_> {
                 let eq = self.builder.ins().band(not_host, non_null);
                 self.builder.ins().bor(eq, null_ok)
             }
-            NonNullTest::ObjectKind(_) | NonNullTest::ObjectType(_) | NonNullTest::FuncType(_) => {
+            NonNullTest::Deep(deep) => {
                 // These read behind the pointer: only for a value that is one.
-                let guard = match test {
-                    NonNullTest::FuncType(_) => self.builder.ins().bxor_imm_u(is_null, 1),
+                let guard = match deep {
+                    DeepTest::FuncType(_) => self.builder.ins().bxor_imm_u(is_null, 1),
                     _ => {
                         let tag = self.builder.ins().band_imm_u(r, 3);
                         let aligned = self.builder.ins().icmp_imm_u(IntCC::Equal, tag, 0);
@@ -499,10 +506,10 @@ impl Translator<'_, '_> {
                     .brif(guard, check, &[], done, &[BlockArg::Value(null_ok)]);
                 self.builder.seal_block(check);
                 self.builder.switch_to_block(check);
-                let ok = match test {
-                    NonNullTest::FuncType(t) => self.env.func_has_type(&mut self.builder, r, t),
-                    NonNullTest::ObjectType(t) => self.env.object_has_type(&mut self.builder, r, t),
-                    NonNullTest::ObjectKind(kind) => {
+                let ok = match deep {
+                    DeepTest::FuncType(t) => self.env.func_has_type(&mut self.builder, r, t),
+                    DeepTest::ObjectType(t) => self.env.object_has_type(&mut self.builder, r, t),
+                    DeepTest::ObjectKind(kind) => {
                         let k = self.builder.ins().uload8(
                             types::I32,
                             ir::MemFlagsData::trusted(),
@@ -513,7 +520,6 @@ impl Translator<'_, '_> {
                             .ins()
                             .icmp_imm_u(IntCC::Equal, k, i64::from(kind))
                     }
-                    _ => unreachable!("guarded by the outer match"),
                 };
                 self.builder.ins().jump(done, &[BlockArg::Value(ok)]);
                 self.builder.seal_block(done);
