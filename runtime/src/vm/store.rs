@@ -1311,13 +1311,9 @@ extern "C" fn builtin_memory_init(
     src: u32,
     len: u32,
 ) -> u32 {
+    let module = instance_of(vmctx).module.clone();
+    let bytes = data_segment(vmctx, &module, seg);
     let inst = instance_of(vmctx);
-    let module = inst.module.clone();
-    let bytes: &[u8] = if inst.data_dropped[seg as usize] {
-        &[]
-    } else {
-        &module.0.data[seg as usize]
-    };
     let data = memory_of(vmctx, inst, mem).data_mut();
     match (
         in_bounds(dst, u64::from(len), data.len()),
@@ -1385,10 +1381,8 @@ extern "C" fn builtin_table_init(
     src: u32,
     len: u32,
 ) -> u32 {
+    let items = element_segment(vmctx, seg);
     let inst = instance_of(vmctx);
-    let items: Vec<usize> = inst.passive_elements[seg as usize]
-        .clone()
-        .unwrap_or_default();
     let t = table_of(vmctx, inst, table);
     match (
         in_bounds(dst, u64::from(len), t.elements().len()),
@@ -1426,11 +1420,22 @@ extern "C" fn builtin_gc_alloc(
         .unwrap_or(0)
 }
 
-/// The bytes of data segment `seg` of the instance at `vmctx` (empty once
-/// dropped).
-fn data_segment(vmctx: usize, seg: u32) -> (Module, bool) {
-    let inst = instance_of(vmctx);
-    (inst.module.clone(), inst.data_dropped[seg as usize])
+/// The bytes of data segment `seg` of the instance at `vmctx`, whose
+/// module is `module` (empty once dropped).
+fn data_segment(vmctx: usize, module: &Module, seg: u32) -> &[u8] {
+    if instance_of(vmctx).data_dropped[seg as usize] {
+        &[]
+    } else {
+        &module.0.data[seg as usize]
+    }
+}
+
+/// The items of element segment `seg` of the instance at `vmctx` (empty
+/// once dropped).
+fn element_segment(vmctx: usize, seg: u32) -> Vec<usize> {
+    instance_of(vmctx).passive_elements[seg as usize]
+        .clone()
+        .unwrap_or_default()
 }
 
 extern "C" fn builtin_array_new_data(
@@ -1441,12 +1446,8 @@ extern "C" fn builtin_array_new_data(
     len: u32,
     unit: u32,
 ) -> usize {
-    let (module, dropped) = data_segment(vmctx, seg);
-    let bytes: &[u8] = if dropped {
-        &[]
-    } else {
-        &module.0.data[seg as usize]
-    };
+    let module = instance_of(vmctx).module.clone();
+    let bytes = data_segment(vmctx, &module, seg);
     let Some(src) = in_bounds(
         u64::from(offset),
         u64::from(len) * u64::from(unit),
@@ -1474,9 +1475,7 @@ extern "C" fn builtin_array_new_elem(
     offset: u32,
     len: u32,
 ) -> usize {
-    let items: Vec<usize> = instance_of(vmctx).passive_elements[seg as usize]
-        .clone()
-        .unwrap_or_default();
+    let items = element_segment(vmctx, seg);
     let Some(src) = in_bounds(u64::from(offset), u64::from(len), items.len()) else {
         return 1;
     };
@@ -1542,12 +1541,8 @@ extern "C" fn builtin_array_init_data(
     len: u32,
     unit: u32,
 ) -> u32 {
-    let (module, dropped) = data_segment(vmctx, seg);
-    let bytes: &[u8] = if dropped {
-        &[]
-    } else {
-        &module.0.data[seg as usize]
-    };
+    let module = instance_of(vmctx).module.clone();
+    let bytes = data_segment(vmctx, &module, seg);
     // SAFETY: compiled code passes a live, non-null array of `unit`-byte elements.
     let body = unsafe { super::gc::array_bytes(array, unit) };
     let unit64 = u64::from(unit);
@@ -1569,9 +1564,7 @@ extern "C" fn builtin_array_init_elem(
     src: u32,
     len: u32,
 ) -> u32 {
-    let items: Vec<usize> = instance_of(vmctx).passive_elements[seg as usize]
-        .clone()
-        .unwrap_or_default();
+    let items = element_segment(vmctx, seg);
     // SAFETY: compiled code passes a live, non-null array of references.
     let body = unsafe { super::gc::array_bytes(array, 8) };
     let Some(d) = in_bounds(u64::from(dst) * 8, u64::from(len) * 8, body.len()) else {
