@@ -954,7 +954,9 @@ fn path_open(cx: &mut WasiCtx, mem: &mut GuestMemory<'_>, a: &Args<'_>) -> Outco
     }
     let inherit = cx.fd(fd)?.rights_inheriting;
     let (desc, mask) = if kind == FileKind::Directory {
-        if oflags & OFLAGS_TRUNC != 0 {
+        // like open(2) of a directory for writing
+        let writing = RIGHT_FD_WRITE | RIGHT_FD_ALLOCATE | RIGHT_FD_FILESTAT_SET_SIZE;
+        if oflags & OFLAGS_TRUNC != 0 || want_base & writing != 0 {
             return Err(Errno::Isdir.into());
         }
         (Descriptor::Directory(Node::open(fs, ino)), DIRECTORY_RIGHTS)
