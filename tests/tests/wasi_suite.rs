@@ -86,3 +86,66 @@ fn wasi_testsuite_hosted() {
     }
     tally.finish("WASI test suite, hosted");
 }
+
+/// A program's changes to a `--dir` reach the host directory when it ends:
+/// a new file, a removed one, a rewritten one; untouched files stay as
+/// they were.
+#[test]
+fn writes_through_a_dir_reach_the_host() {
+    let scratch = Scratch::new("write-back").expect("scratch dir");
+    let dir = scratch.0.join("shared");
+    std::fs::create_dir_all(dir.join("sub")).expect("mkdir");
+    std::fs::write(dir.join("old.txt"), b"old").expect("write");
+    std::fs::write(dir.join("keep.txt"), b"keep").expect("write");
+    std::fs::write(dir.join("sub/gone.txt"), b"gone").expect("write");
+    let wasm = wat::parse_str(
+        r#"(module
+          (import "wasi_snapshot_preview1" "path_open" (func $open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+          (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+          (import "wasi_snapshot_preview1" "path_unlink_file" (func $unlink (param i32 i32 i32) (result i32)))
+          (import "wasi_snapshot_preview1" "path_rename" (func $rename (param i32 i32 i32 i32 i32 i32) (result i32)))
+          (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+          (memory (export "memory") 1)
+          (data (i32.const 100) "new.txt")
+          (data (i32.const 120) "hello")
+          (data (i32.const 140) "sub/gone.txt")
+          (data (i32.const 160) "old.txt")
+          (data (i32.const 180) "sub/moved.txt")
+          (func $check (param i32) (if (local.get 0) (then (call $exit (local.get 0)))))
+          (func (export "_start")
+            ;; create new.txt (creat|trunc) with fd_read|fd_write|fd_seek rights, write "hello"
+            (call $check (call $open (i32.const 3) (i32.const 0) (i32.const 100) (i32.const 7)
+              (i32.const 9) (i64.const 70) (i64.const 0) (i32.const 0) (i32.const 200)))
+            (i32.store (i32.const 208) (i32.const 120))
+            (i32.store (i32.const 212) (i32.const 5))
+            (call $check (call $write (i32.load (i32.const 200)) (i32.const 208) (i32.const 1) (i32.const 216)))
+            (call $check (call $unlink (i32.const 3) (i32.const 140) (i32.const 12)))
+            (call $check (call $rename (i32.const 3) (i32.const 160) (i32.const 7)
+              (i32.const 3) (i32.const 180) (i32.const 13)))))"#,
+    )
+    .expect("wat");
+    let keep_before = std::fs::metadata(dir.join("keep.txt")).expect("stat");
+    let code = basalt::hosted::run_with_stdio(
+        "write-back",
+        &wasm,
+        vec![b"write-back".to_vec()],
+        Vec::new(),
+        &[(dir.clone(), "/data".to_string())],
+        Box::new(Captured::default()),
+        false,
+    )
+    .expect("run");
+    assert_eq!(code, 0, "errno of the failing call");
+    assert_eq!(std::fs::read(dir.join("new.txt")).expect("new"), b"hello");
+    assert!(!dir.join("sub/gone.txt").exists());
+    assert!(!dir.join("old.txt").exists());
+    assert_eq!(
+        std::fs::read(dir.join("sub/moved.txt")).expect("moved"),
+        b"old"
+    );
+    let keep_after = std::fs::metadata(dir.join("keep.txt")).expect("stat");
+    assert_eq!(
+        keep_before.modified().expect("mtime"),
+        keep_after.modified().expect("mtime")
+    );
+}
