@@ -21,6 +21,9 @@ The program's stdout and stderr are ours; our stdin is its stdin.
 
 options:
   --env NAME=VALUE      add to the program's environment (nothing is inherited)
+  --dir HOST[::GUEST]   share host directory HOST as GUEST (default: HOST);
+                        the program's writes reach HOST when it ends
+                        (--hosted only for now)
   --memory MIB          guest RAM (default 1024)
   --arch ARCH           guest ISA: x86_64 (default) or aarch64 (QEMU virt, TCG)
   --machine MODEL       QEMU machine for x86_64: q35 (default), pc or microvm
@@ -79,6 +82,17 @@ pub fn parse_run(args: Vec<OsString>) -> Result<RunCommand, CliError> {
                     return Err(usage(format!("--env wants NAME=VALUE, got `{kv}`")));
                 }
                 opts.env.push(kv.into_bytes());
+            }
+            "--dir" => {
+                let v = value(&mut it, flag)?;
+                let (host, guest) = match v.split_once("::") {
+                    Some((h, g)) => (h.to_string(), g.to_string()),
+                    None => (v.clone(), v.clone()),
+                };
+                if host.is_empty() || guest.is_empty() {
+                    return Err(usage(format!("--dir wants HOST[::GUEST], got `{v}`")));
+                }
+                opts.dirs.push((host.into(), guest));
             }
             "--memory" => {
                 let v = value(&mut it, flag)?;
@@ -160,6 +174,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
                     &wasm,
                     argv,
                     cmd.options.env.clone(),
+                    &cmd.options.dirs,
                     cmd.options.verbose,
                 )
             } else {

@@ -1,20 +1,44 @@
 //! `basalt run --hosted`: the same runtime and WASI implementation, in this
 //! process on Linux, with the host OS as the WASI backend. Used to compare
-//! our code generation with wasmtime's and native code.
+//! our code generation with wasmtime's and native code, and to run the
+//! WASI test suite.
+//!
+//! A `--dir` is copied into an in-memory file system before the program
+//! starts and written back when it ends, so the program runs on the same
+//! file system code as in the kernel and its changes reach the host as
+//! they would under wasmtime.
 
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use basalt_runtime::{Config, Engine, Module};
-use basalt_wasi::{Outcome, WasiCtx};
+use basalt_wasi::host::{HostClocks, HostEntropy, HostStdio};
+use basalt_wasi::{FileSystem, MemFs, Outcome, Services, Stdio, WasiCtx};
 
 use crate::CliError;
 
-/// Compiles and runs `wasm`; returns the exit code (a trap: 134, message on stderr).
+/// Compiles and runs `wasm` on this process's streams; returns the exit
+/// code (a trap: 134, message on stderr).
 pub fn run(
     name: &str,
     wasm: &[u8],
     args: Vec<Vec<u8>>,
     env: Vec<Vec<u8>>,
+    dirs: &[(PathBuf, String)],
+    verbose: bool,
+) -> Result<i32, CliError> {
+    run_with_stdio(name, wasm, args, env, dirs, Box::new(HostStdio), verbose)
+}
+
+/// [`run`] with the program's standard streams on `stdio`.
+pub fn run_with_stdio(
+    name: &str,
+    wasm: &[u8],
+    args: Vec<Vec<u8>>,
+    env: Vec<Vec<u8>>,
+    dirs: &[(PathBuf, String)],
+    stdio: Box<dyn Stdio>,
     verbose: bool,
 ) -> Result<i32, CliError> {
     let engine = Engine::new(Config::hosted()).map_err(|e| CliError::Module(e.to_string()))?;
@@ -30,7 +54,22 @@ pub fn run(
             compiled.as_secs_f64() * 1e3
         );
     }
-    let ctx = WasiCtx::new(args, env, basalt_wasi::host::services());
+    let services = Services {
+        stdio,
+        clocks: Box::new(HostClocks::default()),
+        entropy: Box::new(HostEntropy),
+    };
+    let mut ctx = WasiCtx::new(args, env, services);
+    let mut shared = Vec::new();
+    for (i, (host, guest)) in dirs.iter().enumerate() {
+        let fs = Arc::new(basalt_wasi::host::memfs(i as u64 + 1));
+        basalt_wasi::host::load_dir(&fs, fs.root(), host)
+            .map_err(|e| CliError::Input(format!("cannot read --dir {}: {e}", host.display())))?;
+        let dyn_fs: Arc<dyn FileSystem> = fs.clone();
+        ctx.preopen_dir(guest.clone().into_bytes(), dyn_fs)
+            .map_err(|e| CliError::Usage(format!("too many --dir: {e}")))?;
+        shared.push((host, fs));
+    }
     let t1 = Instant::now();
     let outcome = basalt_wasi::run_command(&engine, &module, ctx);
     if verbose {
@@ -38,6 +77,9 @@ pub fn run(
             "basalt: hosted: ran in {:.1} ms",
             t1.elapsed().as_secs_f64() * 1e3
         );
+    }
+    for (host, fs) in shared {
+        write_back(&fs, host)?;
     }
     Ok(match outcome {
         Outcome::Exit(code) => code & 0xff,
@@ -47,4 +89,9 @@ pub fn run(
         }
         Outcome::Error(e) => return Err(CliError::Module(format!("{name}: {e}"))),
     })
+}
+
+fn write_back(fs: &MemFs, host: &std::path::Path) -> Result<(), CliError> {
+    basalt_wasi::host::write_back(fs, fs.root(), host)
+        .map_err(|e| CliError::Io(format!("cannot write back --dir {}: {e}", host.display())))
 }

@@ -20,6 +20,8 @@ pub struct RunOptions {
     pub args: Vec<Vec<u8>>,
     /// the program's whole environment (`NAME=VALUE`)
     pub env: Vec<Vec<u8>>,
+    /// host directories shared with the program: (host path, guest path)
+    pub dirs: Vec<(PathBuf, String)>,
     /// guest ISA
     pub arch: GuestArch,
     /// QEMU machine model
@@ -53,6 +55,7 @@ impl RunOptions {
             wasm: wasm.into(),
             args: Vec::new(),
             env: Vec::new(),
+            dirs: Vec::new(),
             arch: GuestArch::X86_64,
             machine: Machine::Q35,
             accel: AccelChoice::Auto,
@@ -112,6 +115,11 @@ pub fn compile_for_guest(name: &str, wasm: &[u8], target: Target) -> Result<Vec<
 /// Runs the program in a VM with the given streams and returns the report.
 pub fn run_vm(opts: &RunOptions, io: VmIo) -> Result<VmReport, CliError> {
     let name = opts.wasm.display().to_string();
+    if !opts.dirs.is_empty() {
+        return Err(CliError::Usage(
+            "--dir is not supported in VMs yet (issue 5); run with --hosted".into(),
+        ));
+    }
     let wasm = std::fs::read(&opts.wasm)
         .map_err(|e| CliError::Input(format!("cannot read {name}: {e}")))?;
     let kernel = guest::kernel(opts.arch, opts.verbose)?;

@@ -13,6 +13,7 @@ pub use basalt;
 
 pub mod differential;
 pub mod spec;
+pub mod wasi_suite;
 
 /// How long any one boot test may take (TCG on a loaded 2-core machine).
 pub const BOOT_DEADLINE: Duration = Duration::from_secs(240);

@@ -1,13 +1,46 @@
 //! The state of one WASI program: arguments, environment, descriptors.
 
 use alloc::collections::BTreeMap;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 use crate::errno::Errno;
-use crate::services::Services;
+use crate::services::{FileSystem, Inode, Services};
+
+/// The most descriptors one program may have open at once.
+pub const MAX_FDS: usize = 4096;
+
+/// An inode held open by a descriptor: it stays alive (even unlinked)
+/// until the descriptor is closed.
+pub struct Node {
+    /// the file system it lives in
+    pub(crate) fs: Arc<dyn FileSystem>,
+    /// its number there
+    pub(crate) ino: Inode,
+}
+
+impl Node {
+    /// Opens `ino` of `fs` for a descriptor.
+    pub(crate) fn open(fs: Arc<dyn FileSystem>, ino: Inode) -> Node {
+        fs.retain(ino);
+        Node { fs, ino }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.fs.release(self.ino);
+    }
+}
+
+impl core::fmt::Debug for Node {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "Node({})", self.ino)
+    }
+}
 
 /// What a file descriptor refers to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Descriptor {
     /// The program's standard input.
     Stdin,
@@ -15,6 +48,20 @@ pub enum Descriptor {
     Stdout,
     /// The program's standard error.
     Stderr,
+    /// A regular file (or, opened without following, a symbolic link).
+    File(Node),
+    /// A directory.
+    Directory(Node),
+}
+
+impl Descriptor {
+    /// Whether it is one of the three standard streams.
+    pub fn is_stream(&self) -> bool {
+        matches!(
+            self,
+            Descriptor::Stdin | Descriptor::Stdout | Descriptor::Stderr
+        )
+    }
 }
 
 /// Everything a WASI program sees of the world.
@@ -26,7 +73,7 @@ pub struct WasiCtx {
 }
 
 /// An entry of the descriptor table.
-#[derive(Clone, Copy, Debug)]
+#[derive(Debug)]
 pub(crate) struct OpenFd {
     /// what it refers to
     pub(crate) desc: Descriptor,
@@ -34,6 +81,23 @@ pub(crate) struct OpenFd {
     pub(crate) rights_base: u64,
     /// the rights of descriptors opened through it
     pub(crate) rights_inheriting: u64,
+    /// `fdflags` (append, nonblock, …)
+    pub(crate) flags: u16,
+    /// the file offset (regular files)
+    pub(crate) position: u64,
+    /// the guest path of a preopened directory
+    pub(crate) preopen: Option<Vec<u8>>,
+}
+
+impl OpenFd {
+    /// Fails with `ENOTCAPABLE` unless the descriptor has all of `rights`.
+    pub(crate) fn require(&self, rights: u64) -> Result<(), Errno> {
+        if self.rights_base & rights == rights {
+            Ok(())
+        } else {
+            Err(Errno::Notcapable)
+        }
+    }
 }
 
 impl WasiCtx {
@@ -50,9 +114,12 @@ impl WasiCtx {
             fds.insert(
                 fd,
                 OpenFd {
+                    rights_base: crate::abi::stdio_rights(&desc),
                     desc,
-                    rights_base: crate::abi::stdio_rights(desc),
                     rights_inheriting: 0,
+                    flags: 0,
+                    position: 0,
+                    preopen: None,
                 },
             );
         }
@@ -64,13 +131,52 @@ impl WasiCtx {
         }
     }
 
+    /// Preopens the root directory of `fs` as `guest_path` (e.g. `/` or
+    /// `/data`) on the next free descriptor, which it returns.
+    pub fn preopen_dir(
+        &mut self,
+        guest_path: Vec<u8>,
+        fs: Arc<dyn FileSystem>,
+    ) -> Result<u32, Errno> {
+        let root = fs.root();
+        self.insert(OpenFd {
+            desc: Descriptor::Directory(Node::open(fs, root)),
+            rights_base: crate::abi::DIRECTORY_RIGHTS,
+            rights_inheriting: crate::abi::DIRECTORY_RIGHTS | crate::abi::FILE_RIGHTS,
+            flags: 0,
+            position: 0,
+            preopen: Some(guest_path),
+        })
+    }
+
     /// The services the program runs on.
     pub fn services(&self) -> &Services {
         &self.services
     }
 
-    /// What descriptor `fd` refers to.
-    pub(crate) fn fd(&self, fd: u32) -> Result<OpenFd, Errno> {
-        self.fds.get(&fd).copied().ok_or(Errno::Badf)
+    /// Descriptor `fd`.
+    pub(crate) fn fd(&self, fd: u32) -> Result<&OpenFd, Errno> {
+        self.fds.get(&fd).ok_or(Errno::Badf)
+    }
+
+    /// Descriptor `fd`, to change.
+    pub(crate) fn fd_mut(&mut self, fd: u32) -> Result<&mut OpenFd, Errno> {
+        self.fds.get_mut(&fd).ok_or(Errno::Badf)
+    }
+
+    /// Puts `entry` on the lowest free descriptor number.
+    pub(crate) fn insert(&mut self, entry: OpenFd) -> Result<u32, Errno> {
+        if self.fds.len() >= MAX_FDS {
+            return Err(Errno::Mfile);
+        }
+        let mut n = 0u32;
+        for &used in self.fds.keys() {
+            if used != n {
+                break;
+            }
+            n += 1;
+        }
+        self.fds.insert(n, entry);
+        Ok(n)
     }
 }

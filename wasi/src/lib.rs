@@ -16,17 +16,20 @@ extern crate alloc;
 pub mod abi;
 mod ctx;
 pub mod errno;
+pub mod memfs;
 pub mod memory;
+pub mod path;
 pub mod preview1;
 pub mod services;
 
 #[cfg(feature = "std")]
 pub mod host;
 
-pub use ctx::{Descriptor, WasiCtx};
+pub use ctx::{Descriptor, Node, WasiCtx};
 pub use errno::Errno;
+pub use memfs::MemFs;
 pub use preview1::add_to_linker;
-pub use services::{Clocks, Entropy, Services, Stdio};
+pub use services::{Clocks, Entropy, FileSystem, FsError, Services, Stdio};
 
 use basalt_runtime::{Engine, Error, Linker, Module, Store, Trap};
 

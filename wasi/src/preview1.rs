@@ -5,24 +5,29 @@
 //! does not implement return [`Errno::Nosys`] after checking their
 //! descriptor, and are listed in [`UNSUPPORTED`] (and in the README).
 
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 use basalt_runtime::{Caller, Error, Extern, FuncType, Linker, Val, ValType};
 
 use crate::abi::*;
-use crate::ctx::{Descriptor, WasiCtx};
+use crate::ctx::{Descriptor, Node, OpenFd, WasiCtx};
 use crate::errno::Errno;
 use crate::memory::GuestMemory;
+use crate::path::{self, Resolved};
+use crate::services::{FileKind, FileStat, FileSystem, TimeChange};
 
 /// The import module name of WASI preview 1.
 pub const MODULE: &str = "wasi_snapshot_preview1";
 
-/// The functions this version answers with `ENOSYS` for a valid descriptor:
-/// they need a file system or signals, which come later.
+/// What this version does not support, and the errno it answers with.
 pub const UNSUPPORTED: &[&str] = &[
-    "fd_fdstat_set_flags (flags other than 0)",
-    "fd_filestat_set_times",
-    "proc_raise",
+    "fd_fdstat_set_flags on the standard streams (flags other than 0): ENOSYS",
+    "fd_fdstat_set_flags and path_open with dsync, rsync or sync: ENOTSUP",
+    "fd_filestat_set_times on the standard streams: ENOSYS",
+    "fd_allocate: ENOTSUP (as wasmtime)",
+    "proc_raise: ENOSYS",
+    "sock_*: ENOTSOCK (no sockets yet)",
 ];
 
 /// How a call ends other than with success.
@@ -36,6 +41,12 @@ enum Failure {
 impl From<Errno> for Failure {
     fn from(e: Errno) -> Self {
         Failure::Errno(e)
+    }
+}
+
+impl From<crate::services::FsError> for Failure {
+    fn from(e: crate::services::FsError) -> Self {
+        Failure::Errno(e.into())
     }
 }
 
@@ -105,12 +116,12 @@ const FUNCTIONS: &[Function] = &[
     Function {
         name: "fd_advise",
         params: &[I, L, L, I],
-        handler: fd_not_seekable,
+        handler: fd_advise,
     },
     Function {
         name: "fd_allocate",
         params: &[I, L, L],
-        handler: fd_not_seekable,
+        handler: fd_allocate,
     },
     Function {
         name: "fd_close",
@@ -120,7 +131,7 @@ const FUNCTIONS: &[Function] = &[
     Function {
         name: "fd_datasync",
         params: &[I],
-        handler: fd_sync,
+        handler: fd_datasync,
     },
     Function {
         name: "fd_fdstat_get",
@@ -150,27 +161,27 @@ const FUNCTIONS: &[Function] = &[
     Function {
         name: "fd_filestat_set_times",
         params: &[I, L, L, I],
-        handler: fd_unsupported,
+        handler: fd_filestat_set_times,
     },
     Function {
         name: "fd_pread",
         params: &[I, I, I, L, I],
-        handler: fd_not_seekable,
+        handler: fd_pread,
     },
     Function {
         name: "fd_prestat_get",
         params: &[I, I],
-        handler: fd_prestat,
+        handler: fd_prestat_get,
     },
     Function {
         name: "fd_prestat_dir_name",
         params: &[I, I, I],
-        handler: fd_prestat,
+        handler: fd_prestat_dir_name,
     },
     Function {
         name: "fd_pwrite",
         params: &[I, I, I, L, I],
-        handler: fd_not_seekable,
+        handler: fd_pwrite,
     },
     Function {
         name: "fd_read",
@@ -180,7 +191,7 @@ const FUNCTIONS: &[Function] = &[
     Function {
         name: "fd_readdir",
         params: &[I, I, I, L, I],
-        handler: fd_not_directory,
+        handler: fd_readdir,
     },
     Function {
         name: "fd_renumber",
@@ -190,7 +201,7 @@ const FUNCTIONS: &[Function] = &[
     Function {
         name: "fd_seek",
         params: &[I, L, I, I],
-        handler: fd_not_seekable,
+        handler: fd_seek,
     },
     Function {
         name: "fd_sync",
@@ -200,7 +211,7 @@ const FUNCTIONS: &[Function] = &[
     Function {
         name: "fd_tell",
         params: &[I, I],
-        handler: fd_not_seekable,
+        handler: fd_tell,
     },
     Function {
         name: "fd_write",
@@ -210,17 +221,17 @@ const FUNCTIONS: &[Function] = &[
     Function {
         name: "path_create_directory",
         params: &[I, I, I],
-        handler: fd_not_directory,
+        handler: path_create_directory,
     },
     Function {
         name: "path_filestat_get",
         params: &[I, I, I, I, I],
-        handler: fd_not_directory,
+        handler: path_filestat_get,
     },
     Function {
         name: "path_filestat_set_times",
         params: &[I, I, I, I, L, L, I],
-        handler: fd_not_directory,
+        handler: path_filestat_set_times,
     },
     Function {
         name: "path_link",
@@ -230,17 +241,17 @@ const FUNCTIONS: &[Function] = &[
     Function {
         name: "path_open",
         params: &[I, I, I, I, I, L, L, I, I],
-        handler: fd_not_directory,
+        handler: path_open,
     },
     Function {
         name: "path_readlink",
         params: &[I, I, I, I, I, I],
-        handler: fd_not_directory,
+        handler: path_readlink,
     },
     Function {
         name: "path_remove_directory",
         params: &[I, I, I],
-        handler: fd_not_directory,
+        handler: path_remove_directory,
     },
     Function {
         name: "path_rename",
@@ -255,7 +266,7 @@ const FUNCTIONS: &[Function] = &[
     Function {
         name: "path_unlink_file",
         params: &[I, I, I],
-        handler: fd_not_directory,
+        handler: path_unlink_file,
     },
     Function {
         name: "poll_oneoff",
@@ -446,48 +457,243 @@ fn proc_raise(_: &mut WasiCtx, _: &mut GuestMemory<'_>, _: &Args<'_>) -> Outcome
 
 // ---- descriptors ----------------------------------------------------------
 
+/// The inode behind a file or directory descriptor (`EBADF` for a stream
+/// where one is needed).
+fn node_of(fd: &OpenFd) -> Result<&Node, Errno> {
+    match &fd.desc {
+        Descriptor::File(n) | Descriptor::Directory(n) => Ok(n),
+        _ => Err(Errno::Badf),
+    }
+}
+
+/// A directory descriptor with `rights` (`ENOTDIR` for anything else).
+fn dir_fd(cx: &WasiCtx, fd: u32, rights: u64) -> Result<&Node, Errno> {
+    let entry = cx.fd(fd)?;
+    match &entry.desc {
+        Descriptor::Directory(n) => {
+            entry.require(rights)?;
+            Ok(n)
+        }
+        _ => Err(Errno::Notdir),
+    }
+}
+
+/// Copies a path argument out of guest memory.
+fn guest_path(mem: &GuestMemory<'_>, ptr: u32, len: u32) -> Result<Vec<u8>, Errno> {
+    let bytes = mem.slice(ptr, len)?.to_vec();
+    path::check(&bytes)?;
+    Ok(bytes)
+}
+
+/// Resolves a path argument against directory descriptor `fd`.
+fn resolve_at(
+    cx: &WasiCtx,
+    mem: &GuestMemory<'_>,
+    fd: u32,
+    rights: u64,
+    lookupflags: u32,
+    ptr: u32,
+    len: u32,
+) -> Result<(Arc<dyn FileSystem>, Resolved), Errno> {
+    let dir = dir_fd(cx, fd, rights)?;
+    let p = guest_path(mem, ptr, len)?;
+    let follow = lookupflags & LOOKUP_SYMLINK_FOLLOW != 0;
+    let r = path::resolve(&*dir.fs, dir.ino, &p, follow)?;
+    Ok((dir.fs.clone(), r))
+}
+
+fn write_filestat(mem: &mut GuestMemory<'_>, at: u32, st: &FileStat) -> Outcome {
+    mem.slice_mut(at, FILESTAT_SIZE)?.fill(0);
+    mem.write_u64(at, st.dev)?;
+    mem.write_u64(at + 8, st.ino)?;
+    mem.write_u8(at + 16, filetype(st.kind))?;
+    mem.write_u64(at + 24, st.nlink)?;
+    mem.write_u64(at + 32, st.size)?;
+    mem.write_u64(at + 40, st.atim)?;
+    mem.write_u64(at + 48, st.mtim)?;
+    mem.write_u64(at + 56, st.ctim)?;
+    Ok(())
+}
+
+/// The bytes of an iovec array, joined.
+fn gather(mem: &GuestMemory<'_>, iovs: u32, count: u32) -> Result<Vec<u8>, Errno> {
+    let mut joined = Vec::new();
+    for (buf, len) in mem.iovecs(iovs, count)? {
+        joined.extend_from_slice(mem.slice(buf, len)?);
+    }
+    Ok(joined)
+}
+
+/// Reads file `node` from `offset` into an iovec array; returns the count.
+fn scatter_read(
+    node: &Node,
+    mem: &mut GuestMemory<'_>,
+    iovs: u32,
+    count: u32,
+    mut offset: u64,
+) -> Result<u64, Errno> {
+    let mut total = 0u64;
+    for (buf, len) in mem.iovecs(iovs, count)? {
+        let dst = mem.slice_mut(buf, len)?;
+        let n = node.fs.read(node.ino, offset, dst)?;
+        total += n as u64;
+        offset = offset.saturating_add(n as u64);
+        if n < dst.len() {
+            break;
+        }
+    }
+    Ok(total)
+}
+
 fn fd_write(cx: &mut WasiCtx, mem: &mut GuestMemory<'_>, a: &Args<'_>) -> Outcome {
-    let fd = cx.fd(a.u32(0))?;
+    let fd_num = a.u32(0);
+    let fd = cx.fd(fd_num)?;
     if fd.rights_base & RIGHT_FD_WRITE == 0 {
         return Err(Errno::Badf.into());
     }
-    let iovs = mem.iovecs(a.u32(1), a.u32(2))?;
-    let mut total: u32 = 0;
-    let write = |bytes: &[u8]| match fd.desc {
-        Descriptor::Stdout => cx.services.stdio.write_stdout(bytes),
-        Descriptor::Stderr => cx.services.stdio.write_stderr(bytes),
-        Descriptor::Stdin => {}
-    };
-    if let [(buf, len)] = iovs[..] {
-        write(mem.slice(buf, len)?);
-        total = len;
-    } else {
-        let mut joined = Vec::new();
-        for (buf, len) in iovs {
-            joined.extend_from_slice(mem.slice(buf, len)?);
-            total = total.checked_add(len).ok_or(Errno::Inval)?;
+    let data = gather(mem, a.u32(1), a.u32(2))?;
+    let total = u32::try_from(data.len()).map_err(|_| Errno::Inval)?;
+    match &fd.desc {
+        Descriptor::Stdout => cx.services.stdio.write_stdout(&data),
+        Descriptor::Stderr => cx.services.stdio.write_stderr(&data),
+        Descriptor::Stdin => return Err(Errno::Badf.into()),
+        Descriptor::Directory(_) => return Err(Errno::Isdir.into()),
+        Descriptor::File(node) => {
+            let at = if fd.flags & FDFLAGS_APPEND != 0 {
+                node.fs.stat(node.ino)?.size
+            } else {
+                fd.position
+            };
+            let n = node.fs.write(node.ino, at, &data)?;
+            cx.fd_mut(fd_num)?.position = at + n as u64;
         }
-        write(&joined);
     }
     mem.write_u32(a.u32(3), total)?;
     Ok(())
 }
 
 fn fd_read(cx: &mut WasiCtx, mem: &mut GuestMemory<'_>, a: &Args<'_>) -> Outcome {
-    let fd = cx.fd(a.u32(0))?;
-    if fd.rights_base & RIGHT_FD_READ == 0 || fd.desc != Descriptor::Stdin {
+    let fd_num = a.u32(0);
+    let fd = cx.fd(fd_num)?;
+    if fd.rights_base & RIGHT_FD_READ == 0 {
         return Err(Errno::Badf.into());
     }
-    let iovs = mem.iovecs(a.u32(1), a.u32(2))?;
-    let mut n = 0;
-    // One read, into the first non-empty buffer: like readv(2) on a stream,
-    // a short read is normal and the caller asks again.
-    if let Some(&(buf, len)) = iovs.iter().find(|(_, len)| *len > 0) {
-        let dst = mem.slice_mut(buf, len)?;
-        n = cx.services.stdio.read_stdin(dst).min(dst.len());
-    }
+    let n = match &fd.desc {
+        Descriptor::Stdin => {
+            let iovs = mem.iovecs(a.u32(1), a.u32(2))?;
+            // One read, into the first non-empty buffer: like readv(2) on a
+            // stream, a short read is normal and the caller asks again.
+            match iovs.iter().find(|(_, len)| *len > 0) {
+                Some(&(buf, len)) => {
+                    let dst = mem.slice_mut(buf, len)?;
+                    cx.services.stdio.read_stdin(dst).min(dst.len()) as u64
+                }
+                None => 0,
+            }
+        }
+        Descriptor::File(node) => {
+            let n = scatter_read(node, mem, a.u32(1), a.u32(2), fd.position)?;
+            cx.fd_mut(fd_num)?.position += n;
+            n
+        }
+        Descriptor::Directory(_) => return Err(Errno::Isdir.into()),
+        Descriptor::Stdout | Descriptor::Stderr => return Err(Errno::Badf.into()),
+    };
     mem.write_u32(a.u32(3), u32::try_from(n).map_err(|_| Errno::Overflow)?)?;
     Ok(())
+}
+
+/// The regular file behind `fd` for positioned I/O, seeking and the like:
+/// `ESPIPE` for a stream, `EISDIR` for a directory, after the rights check.
+fn seekable(cx: &WasiCtx, fd: u32, rights: u64) -> Result<&OpenFd, Errno> {
+    let entry = cx.fd(fd)?;
+    match &entry.desc {
+        Descriptor::File(_) => {
+            entry.require(rights)?;
+            Ok(entry)
+        }
+        Descriptor::Directory(_) => {
+            entry.require(rights)?;
+            Err(Errno::Isdir)
+        }
+        _ => Err(Errno::Spipe),
+    }
+}
+
+fn fd_pread(cx: &mut WasiCtx, mem: &mut GuestMemory<'_>, a: &Args<'_>) -> Outcome {
+    let fd = cx.fd(a.u32(0))?;
+    if fd.desc.is_stream() {
+        return Err(Errno::Spipe.into());
+    }
+    if fd.rights_base & RIGHT_FD_READ == 0 {
+        return Err(Errno::Badf.into());
+    }
+    let entry = seekable(cx, a.u32(0), RIGHT_FD_READ)?;
+    let n = scatter_read(node_of(entry)?, mem, a.u32(1), a.u32(2), a.u64(3))?;
+    mem.write_u32(a.u32(4), u32::try_from(n).map_err(|_| Errno::Overflow)?)?;
+    Ok(())
+}
+
+fn fd_pwrite(cx: &mut WasiCtx, mem: &mut GuestMemory<'_>, a: &Args<'_>) -> Outcome {
+    let fd = cx.fd(a.u32(0))?;
+    if fd.desc.is_stream() {
+        return Err(Errno::Spipe.into());
+    }
+    if fd.rights_base & RIGHT_FD_WRITE == 0 {
+        return Err(Errno::Badf.into());
+    }
+    let entry = seekable(cx, a.u32(0), RIGHT_FD_WRITE)?;
+    let node = node_of(entry)?;
+    let data = gather(mem, a.u32(1), a.u32(2))?;
+    let n = node.fs.write(node.ino, a.u64(3), &data)?;
+    mem.write_u32(a.u32(4), u32::try_from(n).map_err(|_| Errno::Overflow)?)?;
+    Ok(())
+}
+
+fn fd_seek(cx: &mut WasiCtx, mem: &mut GuestMemory<'_>, a: &Args<'_>) -> Outcome {
+    let (fd_num, delta, whence) = (a.u32(0), a.u64(1) as i64, a.u32(2));
+    // asking where one is (`lseek(fd, 0, SEEK_CUR)`) needs `fd_tell` or `fd_seek`
+    let telling = whence == u32::from(WHENCE_CUR) && delta == 0;
+    let needed = if telling && cx.fd(fd_num)?.rights_base & RIGHT_FD_TELL != 0 {
+        RIGHT_FD_TELL
+    } else {
+        RIGHT_FD_SEEK
+    };
+    let entry = seekable(cx, fd_num, needed)?;
+    let base = match u8::try_from(whence).map_err(|_| Errno::Inval)? {
+        WHENCE_SET => 0,
+        WHENCE_CUR => entry.position,
+        WHENCE_END => node_of(entry).and_then(|n| Ok(n.fs.stat(n.ino)?.size))?,
+        _ => return Err(Errno::Inval.into()),
+    };
+    let base = i64::try_from(base).map_err(|_| Errno::Overflow)?;
+    let new = base.checked_add(delta).ok_or(Errno::Inval)?;
+    let new = u64::try_from(new).map_err(|_| Errno::Inval)?;
+    mem.write_u64(a.u32(3), new)?;
+    cx.fd_mut(fd_num)?.position = new;
+    Ok(())
+}
+
+fn fd_tell(cx: &mut WasiCtx, mem: &mut GuestMemory<'_>, a: &Args<'_>) -> Outcome {
+    let entry = seekable(cx, a.u32(0), RIGHT_FD_TELL)?;
+    mem.write_u64(a.u32(1), entry.position)?;
+    Ok(())
+}
+
+fn fd_advise(cx: &mut WasiCtx, _: &mut GuestMemory<'_>, a: &Args<'_>) -> Outcome {
+    seekable(cx, a.u32(0), RIGHT_FD_ADVISE)?;
+    // normal, sequential, random, willneed, dontneed, noreuse: all fine for memory
+    if a.u32(3) > 5 {
+        return Err(Errno::Inval.into());
+    }
+    Ok(())
+}
+
+/// Not supported, as under wasmtime (`ENOTSUP`, after the descriptor and
+/// rights checks): a program extends a file by writing or `fd_filestat_set_size`.
+fn fd_allocate(cx: &mut WasiCtx, _: &mut GuestMemory<'_>, a: &Args<'_>) -> Outcome {
+    seekable(cx, a.u32(0), RIGHT_FD_ALLOCATE)?;
+    Err(Errno::Notsup.into())
 }
 
 fn fd_close(cx: &mut WasiCtx, _: &mut GuestMemory<'_>, a: &Args<'_>) -> Outcome {
@@ -497,113 +703,494 @@ fn fd_close(cx: &mut WasiCtx, _: &mut GuestMemory<'_>, a: &Args<'_>) -> Outcome 
 
 fn fd_renumber(cx: &mut WasiCtx, _: &mut GuestMemory<'_>, a: &Args<'_>) -> Outcome {
     let (from, to) = (a.u32(0), a.u32(1));
-    let entry = cx.fd(from)?;
+    cx.fd(from)?;
     cx.fd(to)?;
-    cx.fds.remove(&from);
-    cx.fds.insert(to, entry);
+    if from != to {
+        let entry = cx.fds.remove(&from).ok_or(Errno::Badf)?;
+        cx.fds.insert(to, entry);
+    }
     Ok(())
 }
 
 fn fd_fdstat_get(cx: &mut WasiCtx, mem: &mut GuestMemory<'_>, a: &Args<'_>) -> Outcome {
     let fd = cx.fd(a.u32(0))?;
+    let filetype = match &fd.desc {
+        Descriptor::File(n) | Descriptor::Directory(n) => filetype(n.fs.stat(n.ino)?.kind),
+        _ => FILETYPE_CHARACTER_DEVICE,
+    };
     let at = a.u32(1);
     mem.slice_mut(at, FDSTAT_SIZE)?.fill(0);
-    mem.write_u8(at, FILETYPE_CHARACTER_DEVICE)?;
-    mem.write_u16(at + 2, 0)?;
+    mem.write_u8(at, filetype)?;
+    mem.write_u16(at + 2, fd.flags)?;
     mem.write_u64(at + 8, fd.rights_base)?;
     mem.write_u64(at + 16, fd.rights_inheriting)?;
     Ok(())
 }
 
-/// The standard streams have no flags set; setting none is a no-op, any
-/// flag (append, nonblock, sync…) is not supported on them yet.
+/// Files take `append` and `nonblock` (which changes nothing: memory never
+/// blocks); the synchronous-I/O flags are not supported (`ENOTSUP`). The
+/// standard streams have no flags set; setting none is a no-op, any flag
+/// is not supported on them yet (`ENOSYS`).
 fn fd_fdstat_set_flags(cx: &mut WasiCtx, _: &mut GuestMemory<'_>, a: &Args<'_>) -> Outcome {
-    cx.fd(a.u32(0))?;
-    if a.u32(1) & 0xffff == 0 {
-        Ok(())
-    } else {
-        Err(Errno::Nosys.into())
+    let fd_num = a.u32(0);
+    let flags = (a.u32(1) & 0xffff) as u16;
+    let fd = cx.fd(fd_num)?;
+    if fd.desc.is_stream() {
+        return if flags == 0 {
+            Ok(())
+        } else {
+            Err(Errno::Nosys.into())
+        };
     }
+    fd.require(RIGHT_FD_FDSTAT_SET_FLAGS)?;
+    if flags & (FDFLAGS_DSYNC | FDFLAGS_RSYNC | FDFLAGS_SYNC) != 0 {
+        return Err(Errno::Notsup.into());
+    }
+    if flags & !(FDFLAGS_APPEND | FDFLAGS_NONBLOCK) != 0 {
+        return Err(Errno::Inval.into());
+    }
+    cx.fd_mut(fd_num)?.flags = flags;
+    Ok(())
 }
 
 fn fd_fdstat_set_rights(cx: &mut WasiCtx, _: &mut GuestMemory<'_>, a: &Args<'_>) -> Outcome {
-    let fd_num = a.u32(0);
-    let mut fd = cx.fd(fd_num)?;
+    let fd = cx.fd_mut(a.u32(0))?;
     let (base, inheriting) = (a.u64(1), a.u64(2));
     if base & !fd.rights_base != 0 || inheriting & !fd.rights_inheriting != 0 {
         return Err(Errno::Notcapable.into());
     }
     fd.rights_base = base;
     fd.rights_inheriting = inheriting;
-    cx.fds.insert(fd_num, fd);
     Ok(())
 }
 
 fn fd_filestat_get(cx: &mut WasiCtx, mem: &mut GuestMemory<'_>, a: &Args<'_>) -> Outcome {
-    cx.fd(a.u32(0))?;
+    let fd = cx.fd(a.u32(0))?;
     let at = a.u32(1);
-    mem.slice_mut(at, FILESTAT_SIZE)?.fill(0);
-    mem.write_u8(at + 16, FILETYPE_CHARACTER_DEVICE)?;
-    mem.write_u64(at + 24, 1)?;
-    Ok(())
+    if fd.desc.is_stream() {
+        mem.slice_mut(at, FILESTAT_SIZE)?.fill(0);
+        mem.write_u8(at + 16, FILETYPE_CHARACTER_DEVICE)?;
+        mem.write_u64(at + 24, 1)?;
+        return Ok(());
+    }
+    fd.require(RIGHT_FD_FILESTAT_GET)?;
+    let n = node_of(fd)?;
+    let st = n.fs.stat(n.ino)?;
+    write_filestat(mem, at, &st)
 }
 
 /// A stream cannot be truncated (`EINVAL`, as `ftruncate` on a terminal).
 fn fd_filestat_set_size(cx: &mut WasiCtx, _: &mut GuestMemory<'_>, a: &Args<'_>) -> Outcome {
-    refuse_on_valid_fd(cx, a.u32(0), Errno::Inval)
+    let fd = cx.fd(a.u32(0))?;
+    if fd.desc.is_stream() {
+        return Err(Errno::Inval.into());
+    }
+    let entry = seekable(cx, a.u32(0), RIGHT_FD_FILESTAT_SET_SIZE)?;
+    let n = node_of(entry)?;
+    n.fs.set_size(n.ino, a.u64(1))?;
+    Ok(())
+}
+
+/// The two timestamps `fstflags` asks for; `EINVAL` for a time given both
+/// as a value and as "now", or for unknown flags.
+fn time_changes(atim: u64, mtim: u64, flags: u32) -> Result<(TimeChange, TimeChange), Errno> {
+    let flags = u16::try_from(flags & 0xffff).map_err(|_| Errno::Inval)?;
+    let known = FSTFLAGS_ATIM | FSTFLAGS_ATIM_NOW | FSTFLAGS_MTIM | FSTFLAGS_MTIM_NOW;
+    if flags & !known != 0 {
+        return Err(Errno::Inval);
+    }
+    let pick = |set: u16, now: u16, t: u64| match (flags & set != 0, flags & now != 0) {
+        (true, true) => Err(Errno::Inval),
+        (true, false) => Ok(TimeChange::At(t)),
+        (false, true) => Ok(TimeChange::Now),
+        (false, false) => Ok(TimeChange::Keep),
+    };
+    Ok((
+        pick(FSTFLAGS_ATIM, FSTFLAGS_ATIM_NOW, atim)?,
+        pick(FSTFLAGS_MTIM, FSTFLAGS_MTIM_NOW, mtim)?,
+    ))
+}
+
+/// Files and directories; the standard streams: not supported (`ENOSYS`).
+fn fd_filestat_set_times(cx: &mut WasiCtx, _: &mut GuestMemory<'_>, a: &Args<'_>) -> Outcome {
+    let fd = cx.fd(a.u32(0))?;
+    if fd.desc.is_stream() {
+        return Err(Errno::Nosys.into());
+    }
+    let (atim, mtim) = time_changes(a.u64(1), a.u64(2), a.u32(3))?;
+    fd.require(RIGHT_FD_FILESTAT_SET_TIMES)?;
+    let n = node_of(fd)?;
+    n.fs.set_times(n.ino, atim, mtim)?;
+    Ok(())
 }
 
 /// Streams have no file data to flush to storage (`EINVAL`, as `fsync` on a terminal).
+fn sync_with(cx: &WasiCtx, fd: u32, right: u64) -> Outcome {
+    let fd = cx.fd(fd)?;
+    if fd.desc.is_stream() {
+        return Err(Errno::Inval.into());
+    }
+    fd.require(right)?;
+    let n = node_of(fd)?;
+    n.fs.sync(n.ino)?;
+    Ok(())
+}
+
 fn fd_sync(cx: &mut WasiCtx, _: &mut GuestMemory<'_>, a: &Args<'_>) -> Outcome {
-    refuse_on_valid_fd(cx, a.u32(0), Errno::Inval)
+    sync_with(cx, a.u32(0), RIGHT_FD_SYNC)
 }
 
-/// Positioned I/O, seeking, advice and allocation on a stream: `ESPIPE`.
-fn fd_not_seekable(cx: &mut WasiCtx, _: &mut GuestMemory<'_>, a: &Args<'_>) -> Outcome {
-    refuse_on_valid_fd(cx, a.u32(0), Errno::Spipe)
+fn fd_datasync(cx: &mut WasiCtx, _: &mut GuestMemory<'_>, a: &Args<'_>) -> Outcome {
+    sync_with(cx, a.u32(0), RIGHT_FD_DATASYNC)
 }
 
-/// Directory operations on a descriptor that is not a directory: every
-/// descriptor of this version is a stream, so `ENOTDIR` (or `EBADF`).
-fn fd_not_directory(cx: &mut WasiCtx, _: &mut GuestMemory<'_>, a: &Args<'_>) -> Outcome {
-    refuse_on_valid_fd(cx, a.u32(0), Errno::Notdir)
+/// The guest path of preopened directory `fd` (`EBADF` for any other
+/// descriptor, which is how a program learns that the preopens have ended).
+fn preopen_name(cx: &WasiCtx, fd: u32) -> Result<&[u8], Errno> {
+    cx.fd(fd)?.preopen.as_deref().ok_or(Errno::Badf)
 }
 
-fn path_link(cx: &mut WasiCtx, _: &mut GuestMemory<'_>, a: &Args<'_>) -> Outcome {
-    cx.fd(a.u32(0))?;
-    refuse_on_valid_fd(cx, a.u32(4), Errno::Notdir)
+fn fd_prestat_get(cx: &mut WasiCtx, mem: &mut GuestMemory<'_>, a: &Args<'_>) -> Outcome {
+    let name = preopen_name(cx, a.u32(0))?;
+    let at = a.u32(1);
+    mem.slice_mut(at, 8)?.fill(0);
+    mem.write_u8(at, PREOPENTYPE_DIR)?;
+    mem.write_u32(
+        at + 4,
+        u32::try_from(name.len()).map_err(|_| Errno::Overflow)?,
+    )?;
+    Ok(())
 }
 
-fn path_rename(cx: &mut WasiCtx, _: &mut GuestMemory<'_>, a: &Args<'_>) -> Outcome {
-    cx.fd(a.u32(0))?;
-    refuse_on_valid_fd(cx, a.u32(3), Errno::Notdir)
+fn fd_prestat_dir_name(cx: &mut WasiCtx, mem: &mut GuestMemory<'_>, a: &Args<'_>) -> Outcome {
+    let name = preopen_name(cx, a.u32(0))?;
+    if (a.u32(2) as usize) < name.len() {
+        return Err(Errno::Nametoolong.into());
+    }
+    mem.write_bytes(a.u32(1), name)?;
+    Ok(())
 }
 
-fn path_symlink(cx: &mut WasiCtx, _: &mut GuestMemory<'_>, a: &Args<'_>) -> Outcome {
-    refuse_on_valid_fd(cx, a.u32(2), Errno::Notdir)
+fn fd_readdir(cx: &mut WasiCtx, mem: &mut GuestMemory<'_>, a: &Args<'_>) -> Outcome {
+    let (fd, buf, buf_len, mut cookie, used_ptr) =
+        (a.u32(0), a.u32(1), a.u32(2), a.u64(3), a.u32(4));
+    let dir = match &cx.fd(fd)?.desc {
+        Descriptor::Directory(_) => dir_fd(cx, fd, RIGHT_FD_READDIR)?,
+        Descriptor::File(_) => return Err(Errno::Notdir.into()),
+        _ => return Err(Errno::Badf.into()),
+    };
+    mem.slice(buf, buf_len)?;
+    let mut used: u32 = 0;
+    'fill: while used < buf_len {
+        let batch = dir.fs.read_dir(dir.ino, cookie, 64)?;
+        if batch.is_empty() {
+            break;
+        }
+        for e in batch {
+            let namlen = u32::try_from(e.name.len()).map_err(|_| Errno::Overflow)?;
+            let mut entry = Vec::with_capacity(DIRENT_SIZE as usize + e.name.len());
+            entry.extend_from_slice(&e.next.to_le_bytes());
+            entry.extend_from_slice(&e.ino.to_le_bytes());
+            entry.extend_from_slice(&namlen.to_le_bytes());
+            entry.extend_from_slice(&[filetype(e.kind), 0, 0, 0]);
+            entry.extend_from_slice(&e.name);
+            // the last entry may be cut short: the caller sees a full
+            // buffer and asks again with a larger one
+            let room = (buf_len - used) as usize;
+            let take = entry.len().min(room);
+            mem.write_bytes(buf + used, &entry[..take])?;
+            used += take as u32;
+            cookie = e.next;
+            if used >= buf_len {
+                break 'fill;
+            }
+        }
+    }
+    mem.write_u32(used_ptr, used)?;
+    Ok(())
 }
 
-/// No descriptor is a preopened directory in this version: `EBADF`, which
-/// is also how a program learns that the preopen list has ended.
-fn fd_prestat(cx: &mut WasiCtx, _: &mut GuestMemory<'_>, a: &Args<'_>) -> Outcome {
-    refuse_on_valid_fd(cx, a.u32(0), Errno::Badf)
+fn path_open(cx: &mut WasiCtx, mem: &mut GuestMemory<'_>, a: &Args<'_>) -> Outcome {
+    let (fd, dirflags, ptr, len) = (a.u32(0), a.u32(1), a.u32(2), a.u32(3));
+    let oflags = (a.u32(4) & 0xffff) as u16;
+    let (want_base, want_inheriting) = (a.u64(5), a.u64(6));
+    let fdflags = (a.u32(7) & 0xffff) as u16;
+    let mut needed = RIGHT_PATH_OPEN;
+    if oflags & OFLAGS_CREAT != 0 {
+        needed |= RIGHT_PATH_CREATE_FILE;
+    }
+    if oflags & OFLAGS_TRUNC != 0 {
+        needed |= RIGHT_PATH_FILESTAT_SET_SIZE;
+    }
+    if oflags & !(OFLAGS_CREAT | OFLAGS_DIRECTORY | OFLAGS_EXCL | OFLAGS_TRUNC) != 0 {
+        return Err(Errno::Inval.into());
+    }
+    let (fs, r) = resolve_at(cx, mem, fd, needed, dirflags, ptr, len)?;
+    let ino = match r.node {
+        Ok(_) if oflags & (OFLAGS_CREAT | OFLAGS_EXCL) == OFLAGS_CREAT | OFLAGS_EXCL => {
+            return Err(Errno::Exist.into());
+        }
+        Ok(_) => r.existing(&*fs)?,
+        Err(Errno::Noent) if oflags & OFLAGS_CREAT != 0 => {
+            if oflags & OFLAGS_DIRECTORY != 0 {
+                return Err(Errno::Inval.into());
+            }
+            if r.trailing_slash {
+                return Err(Errno::Isdir.into());
+            }
+            fs.create_file(r.parent, &r.name)?
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let kind = fs.stat(ino)?.kind;
+    if kind == FileKind::SymbolicLink {
+        // reached only without `symlink_follow`: O_NOFOLLOW's answer
+        return Err(Errno::Loop.into());
+    }
+    if oflags & OFLAGS_DIRECTORY != 0 && kind != FileKind::Directory {
+        return Err(Errno::Notdir.into());
+    }
+    let inherit = cx.fd(fd)?.rights_inheriting;
+    let (desc, mask) = if kind == FileKind::Directory {
+        // like open(2) of a directory for writing
+        let writing = RIGHT_FD_WRITE | RIGHT_FD_ALLOCATE | RIGHT_FD_FILESTAT_SET_SIZE;
+        if oflags & OFLAGS_TRUNC != 0 || want_base & writing != 0 {
+            return Err(Errno::Isdir.into());
+        }
+        (Descriptor::Directory(Node::open(fs, ino)), DIRECTORY_RIGHTS)
+    } else {
+        if oflags & OFLAGS_TRUNC != 0 {
+            fs.set_size(ino, 0)?;
+        }
+        (Descriptor::File(Node::open(fs, ino)), FILE_RIGHTS)
+    };
+    if fdflags & (FDFLAGS_DSYNC | FDFLAGS_RSYNC | FDFLAGS_SYNC) != 0 {
+        return Err(Errno::Notsup.into());
+    }
+    let new = cx.insert(OpenFd {
+        desc,
+        rights_base: want_base & inherit & mask,
+        rights_inheriting: want_inheriting & inherit,
+        flags: fdflags & (FDFLAGS_APPEND | FDFLAGS_NONBLOCK),
+        position: 0,
+        preopen: None,
+    })?;
+    if let Err(e) = mem.write_u32(a.u32(8), new) {
+        cx.fds.remove(&new);
+        return Err(e.into());
+    }
+    Ok(())
 }
 
-/// Not supported for a valid descriptor (`ENOSYS`).
-fn fd_unsupported(cx: &mut WasiCtx, _: &mut GuestMemory<'_>, a: &Args<'_>) -> Outcome {
-    refuse_on_valid_fd(cx, a.u32(0), Errno::Nosys)
+fn path_create_directory(cx: &mut WasiCtx, mem: &mut GuestMemory<'_>, a: &Args<'_>) -> Outcome {
+    let (fs, r) = resolve_at(
+        cx,
+        mem,
+        a.u32(0),
+        RIGHT_PATH_CREATE_DIRECTORY,
+        0,
+        a.u32(1),
+        a.u32(2),
+    )?;
+    match r.node {
+        Ok(_) => Err(Errno::Exist.into()),
+        Err(Errno::Noent) => {
+            fs.create_directory(r.parent, &r.name)?;
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn path_filestat_get(cx: &mut WasiCtx, mem: &mut GuestMemory<'_>, a: &Args<'_>) -> Outcome {
+    let (fs, r) = resolve_at(
+        cx,
+        mem,
+        a.u32(0),
+        RIGHT_PATH_FILESTAT_GET,
+        a.u32(1),
+        a.u32(2),
+        a.u32(3),
+    )?;
+    let st = fs.stat(r.existing(&*fs)?)?;
+    write_filestat(mem, a.u32(4), &st)
+}
+
+fn path_filestat_set_times(cx: &mut WasiCtx, mem: &mut GuestMemory<'_>, a: &Args<'_>) -> Outcome {
+    let (atim, mtim) = time_changes(a.u64(4), a.u64(5), a.u32(6))?;
+    let (fs, r) = resolve_at(
+        cx,
+        mem,
+        a.u32(0),
+        RIGHT_PATH_FILESTAT_SET_TIMES,
+        a.u32(1),
+        a.u32(2),
+        a.u32(3),
+    )?;
+    fs.set_times(r.existing(&*fs)?, atim, mtim)?;
+    Ok(())
+}
+
+fn path_link(cx: &mut WasiCtx, mem: &mut GuestMemory<'_>, a: &Args<'_>) -> Outcome {
+    let (fs, from) = resolve_at(
+        cx,
+        mem,
+        a.u32(0),
+        RIGHT_PATH_LINK_SOURCE,
+        a.u32(1),
+        a.u32(2),
+        a.u32(3),
+    )?;
+    let (to_fs, to) = resolve_at(
+        cx,
+        mem,
+        a.u32(4),
+        RIGHT_PATH_LINK_TARGET,
+        0,
+        a.u32(5),
+        a.u32(6),
+    )?;
+    if !Arc::ptr_eq(&fs, &to_fs) {
+        return Err(Errno::Xdev.into());
+    }
+    let ino = from.existing(&*fs)?;
+    if fs.stat(ino)?.kind == FileKind::Directory {
+        return Err(Errno::Perm.into());
+    }
+    match to.node {
+        Ok(_) => return Err(Errno::Exist.into()),
+        Err(Errno::Noent) if to.trailing_slash => return Err(Errno::Noent.into()),
+        Err(Errno::Noent) => {}
+        Err(e) => return Err(e.into()),
+    }
+    fs.link(ino, to.parent, &to.name)?;
+    Ok(())
+}
+
+fn path_readlink(cx: &mut WasiCtx, mem: &mut GuestMemory<'_>, a: &Args<'_>) -> Outcome {
+    let (fs, r) = resolve_at(
+        cx,
+        mem,
+        a.u32(0),
+        RIGHT_PATH_READLINK,
+        0,
+        a.u32(1),
+        a.u32(2),
+    )?;
+    let target = fs.readlink(r.existing(&*fs)?)?;
+    let n = target.len().min(a.u32(4) as usize);
+    mem.write_bytes(a.u32(3), &target[..n])?;
+    mem.write_u32(a.u32(5), n as u32)?;
+    Ok(())
+}
+
+fn path_remove_directory(cx: &mut WasiCtx, mem: &mut GuestMemory<'_>, a: &Args<'_>) -> Outcome {
+    let (fs, r) = resolve_at(
+        cx,
+        mem,
+        a.u32(0),
+        RIGHT_PATH_REMOVE_DIRECTORY,
+        0,
+        a.u32(1),
+        a.u32(2),
+    )?;
+    if r.name == b"." {
+        return Err(Errno::Inval.into());
+    }
+    if r.name == b".." {
+        return Err(Errno::Notempty.into());
+    }
+    r.existing(&*fs)?;
+    fs.remove_directory(r.parent, &r.name)?;
+    Ok(())
+}
+
+fn path_rename(cx: &mut WasiCtx, mem: &mut GuestMemory<'_>, a: &Args<'_>) -> Outcome {
+    let (fs, from) = resolve_at(
+        cx,
+        mem,
+        a.u32(0),
+        RIGHT_PATH_RENAME_SOURCE,
+        0,
+        a.u32(1),
+        a.u32(2),
+    )?;
+    let (to_fs, to) = resolve_at(
+        cx,
+        mem,
+        a.u32(3),
+        RIGHT_PATH_RENAME_TARGET,
+        0,
+        a.u32(4),
+        a.u32(5),
+    )?;
+    if !Arc::ptr_eq(&fs, &to_fs) {
+        return Err(Errno::Xdev.into());
+    }
+    if from.is_dot() || to.is_dot() {
+        return Err(Errno::Busy.into());
+    }
+    let ino = from.existing(&*fs)?;
+    let is_dir = fs.stat(ino)?.kind == FileKind::Directory;
+    if to.trailing_slash && !is_dir {
+        return Err(Errno::Notdir.into());
+    }
+    match to.node {
+        Ok(_) | Err(Errno::Noent) => {}
+        Err(e) => return Err(e.into()),
+    }
+    fs.rename(from.parent, &from.name, to.parent, &to.name)?;
+    Ok(())
+}
+
+fn path_symlink(cx: &mut WasiCtx, mem: &mut GuestMemory<'_>, a: &Args<'_>) -> Outcome {
+    let target = guest_path(mem, a.u32(0), a.u32(1))?;
+    let (fs, r) = resolve_at(cx, mem, a.u32(2), RIGHT_PATH_SYMLINK, 0, a.u32(3), a.u32(4))?;
+    // a link that would lead out of every directory is refused at once
+    if target.starts_with(b"/") {
+        return Err(Errno::Perm.into());
+    }
+    match r.node {
+        Ok(_) => Err(Errno::Exist.into()),
+        Err(Errno::Noent) if r.trailing_slash => Err(Errno::Noent.into()),
+        Err(Errno::Noent) => {
+            fs.symlink(r.parent, &r.name, &target)?;
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn path_unlink_file(cx: &mut WasiCtx, mem: &mut GuestMemory<'_>, a: &Args<'_>) -> Outcome {
+    let (fs, r) = resolve_at(
+        cx,
+        mem,
+        a.u32(0),
+        RIGHT_PATH_UNLINK_FILE,
+        0,
+        a.u32(1),
+        a.u32(2),
+    )?;
+    if r.is_dot() {
+        return Err(Errno::Isdir.into());
+    }
+    let ino = r.node?;
+    if r.trailing_slash {
+        return Err(if fs.stat(ino)?.kind == FileKind::Directory {
+            Errno::Isdir
+        } else {
+            Errno::Notdir
+        }
+        .into());
+    }
+    fs.unlink(r.parent, &r.name)?;
+    Ok(())
 }
 
 /// No descriptor is a socket yet.
 fn fd_not_socket(cx: &mut WasiCtx, _: &mut GuestMemory<'_>, a: &Args<'_>) -> Outcome {
-    refuse_on_valid_fd(cx, a.u32(0), Errno::Notsock)
-}
-
-/// Fails with `errno` once `fd` is known to be open (`EBADF` before that,
-/// as every call on a closed descriptor).
-fn refuse_on_valid_fd(cx: &WasiCtx, fd: u32, errno: Errno) -> Outcome {
-    cx.fd(fd)?;
-    Err(errno.into())
+    cx.fd(a.u32(0))?;
+    Err(Errno::Notsock.into())
 }
 
 // ---- poll_oneoff ----------------------------------------------------------
@@ -664,10 +1251,15 @@ fn poll_oneoff(cx: &mut WasiCtx, mem: &mut GuestMemory<'_>, a: &Args<'_>) -> Out
                 let error = match cx.fd(fd) {
                     Err(e) => e.raw(),
                     Ok(f) => {
-                        let usable = if tag == EVENTTYPE_FD_READ {
-                            f.desc == Descriptor::Stdin && f.rights_base & RIGHT_FD_READ != 0
-                        } else {
-                            f.desc != Descriptor::Stdin && f.rights_base & RIGHT_FD_WRITE != 0
+                        let usable = match (&f.desc, tag == EVENTTYPE_FD_READ) {
+                            (Descriptor::Stdin | Descriptor::File(_), true) => {
+                                f.rights_base & RIGHT_FD_READ != 0
+                            }
+                            (
+                                Descriptor::Stdout | Descriptor::Stderr | Descriptor::File(_),
+                                false,
+                            ) => f.rights_base & RIGHT_FD_WRITE != 0,
+                            _ => false,
                         };
                         if usable { 0 } else { Errno::Badf.raw() }
                     }

@@ -1,10 +1,12 @@
 //! What WASI needs of the machine, as traits.
 //!
 //! The kernel implements these over its drivers (serial ports, TSC, RTC,
-//! RDRAND); the hosted backend ([`crate::host`]) over the host OS. WASI never
-//! sees a device: only these calls.
+//! RDRAND); the hosted backend ([`crate::host`]) over the host OS. Files
+//! come through [`FileSystem`], which [`crate::memfs::MemFs`] implements
+//! for both. WASI never sees a device: only these calls.
 
 use alloc::boxed::Box;
+use alloc::vec::Vec;
 
 /// The program's three standard streams.
 pub trait Stdio: Send + Sync {
@@ -44,4 +46,183 @@ pub struct Services {
     pub clocks: Box<dyn Clocks>,
     /// random bytes
     pub entropy: Box<dyn Entropy>,
+}
+
+// ---- file systems ---------------------------------------------------------
+
+/// The number of a file (an inode) in one [`FileSystem`].
+pub type Inode = u64;
+
+/// What kind of file an inode is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileKind {
+    /// A regular file of bytes.
+    RegularFile,
+    /// A directory of named entries.
+    Directory,
+    /// A symbolic link: a path, resolved by the WASI layer.
+    SymbolicLink,
+}
+
+/// The attributes of one inode (preview1's `filestat`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileStat {
+    /// the device (file system) number
+    pub dev: u64,
+    /// the inode number
+    pub ino: Inode,
+    /// the kind of file
+    pub kind: FileKind,
+    /// the number of hard links (directory entries) naming it
+    pub nlink: u64,
+    /// bytes of data (a symbolic link: bytes of its target)
+    pub size: u64,
+    /// last access, nanoseconds since the Unix epoch
+    pub atim: u64,
+    /// last data modification, nanoseconds since the Unix epoch
+    pub mtim: u64,
+    /// last status change, nanoseconds since the Unix epoch
+    pub ctim: u64,
+}
+
+/// How [`FileSystem::set_times`] changes one timestamp.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimeChange {
+    /// leave it
+    Keep,
+    /// set it to the file system's clock
+    Now,
+    /// set it to these nanoseconds since the Unix epoch
+    At(u64),
+}
+
+/// One entry of a directory listing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirEntry {
+    /// the cookie that resumes a listing after this entry
+    pub next: u64,
+    /// the inode it names
+    pub ino: Inode,
+    /// the kind of that inode
+    pub kind: FileKind,
+    /// the entry's name (`.` and `..` included)
+    pub name: Vec<u8>,
+}
+
+/// Why a file-system call failed. Each variant is one WASI errno (see
+/// `From<FsError> for Errno`), so backends cannot blur them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FsError {
+    /// no entry of that name (`ENOENT`)
+    NotFound,
+    /// the name is taken (`EEXIST`)
+    Exists,
+    /// a directory was needed (`ENOTDIR`)
+    NotDirectory,
+    /// the operation does not apply to directories (`EISDIR`)
+    IsDirectory,
+    /// the directory still has entries (`ENOTEMPTY`)
+    NotEmpty,
+    /// a name longer than the file system allows (`ENAMETOOLONG`)
+    NameTooLong,
+    /// the file system is full (`ENOSPC`)
+    NoSpace,
+    /// a size or offset beyond what a file may hold (`EFBIG`)
+    FileTooBig,
+    /// a bad argument, e.g. a directory moved into itself (`EINVAL`)
+    InvalidArgument,
+    /// the operation is not permitted, e.g. a hard link to a directory (`EPERM`)
+    NotPermitted,
+    /// the inode is in use (`EBUSY`)
+    Busy,
+    /// the two places are on different file systems (`EXDEV`)
+    CrossDevice,
+    /// too many hard links (`EMLINK`)
+    TooManyLinks,
+    /// the file system cannot be changed (`EROFS`)
+    ReadOnly,
+    /// the inode no longer exists (`EBADF`)
+    Stale,
+    /// the backing store failed (`EIO`)
+    Io,
+}
+
+impl From<FsError> for crate::errno::Errno {
+    fn from(e: FsError) -> Self {
+        use crate::errno::Errno;
+        match e {
+            FsError::NotFound => Errno::Noent,
+            FsError::Exists => Errno::Exist,
+            FsError::NotDirectory => Errno::Notdir,
+            FsError::IsDirectory => Errno::Isdir,
+            FsError::NotEmpty => Errno::Notempty,
+            FsError::NameTooLong => Errno::Nametoolong,
+            FsError::NoSpace => Errno::Nospc,
+            FsError::FileTooBig => Errno::Fbig,
+            FsError::InvalidArgument => Errno::Inval,
+            FsError::NotPermitted => Errno::Perm,
+            FsError::Busy => Errno::Busy,
+            FsError::CrossDevice => Errno::Xdev,
+            FsError::TooManyLinks => Errno::Mlink,
+            FsError::ReadOnly => Errno::Rofs,
+            FsError::Stale => Errno::Badf,
+            FsError::Io => Errno::Io,
+        }
+    }
+}
+
+/// A file system as preview1 needs it: inodes addressed by number, names
+/// looked up one component at a time in a directory.
+///
+/// Paths never reach a backend: the WASI layer splits them, follows
+/// symbolic links and keeps them inside their preopened directory, so a
+/// backend only ever sees one directory and one name (never empty, `.`,
+/// `..` or containing `/`). Offsets and seeking are the WASI layer's too.
+/// Every method answers with a typed [`FsError`]; none may panic on any
+/// argument. Directory inodes given to a method that wants a directory
+/// but get another kind answer [`FsError::NotDirectory`].
+pub trait FileSystem: Send + Sync {
+    /// The root directory.
+    fn root(&self) -> Inode;
+    /// The inode `name` names in directory `dir`.
+    fn lookup(&self, dir: Inode, name: &[u8]) -> Result<Inode, FsError>;
+    /// The attributes of `node`.
+    fn stat(&self, node: Inode) -> Result<FileStat, FsError>;
+    /// Creates an empty regular file `name` in `dir` ([`FsError::Exists`] if taken).
+    fn create_file(&self, dir: Inode, name: &[u8]) -> Result<Inode, FsError>;
+    /// Creates an empty directory `name` in `dir`.
+    fn create_directory(&self, dir: Inode, name: &[u8]) -> Result<Inode, FsError>;
+    /// Creates a symbolic link `name` in `dir` whose contents are `target`.
+    fn symlink(&self, dir: Inode, name: &[u8], target: &[u8]) -> Result<Inode, FsError>;
+    /// The contents of symbolic link `node` ([`FsError::InvalidArgument`] for another kind).
+    fn readlink(&self, node: Inode) -> Result<Vec<u8>, FsError>;
+    /// Adds a hard link `name` in `dir` to `node` (not a directory: [`FsError::NotPermitted`]).
+    fn link(&self, node: Inode, dir: Inode, name: &[u8]) -> Result<(), FsError>;
+    /// Removes the non-directory entry `name` from `dir` ([`FsError::IsDirectory`] for a directory).
+    fn unlink(&self, dir: Inode, name: &[u8]) -> Result<(), FsError>;
+    /// Removes the empty directory `name` from `dir`.
+    fn remove_directory(&self, dir: Inode, name: &[u8]) -> Result<(), FsError>;
+    /// Moves entry `name` of `dir` to `to_name` in `to_dir`, replacing what
+    /// is there as POSIX `rename` does.
+    fn rename(&self, dir: Inode, name: &[u8], to_dir: Inode, to_name: &[u8])
+    -> Result<(), FsError>;
+    /// Reads from regular file `node` at `offset`; returns the bytes read (0 at or past the end).
+    fn read(&self, node: Inode, offset: u64, buf: &mut [u8]) -> Result<usize, FsError>;
+    /// Writes `data` to regular file `node` at `offset`, growing it as needed.
+    fn write(&self, node: Inode, offset: u64, data: &[u8]) -> Result<usize, FsError>;
+    /// Truncates or extends (with zeros) regular file `node` to `size` bytes.
+    fn set_size(&self, node: Inode, size: u64) -> Result<(), FsError>;
+    /// Changes the access and modification times of `node`.
+    fn set_times(&self, node: Inode, atim: TimeChange, mtim: TimeChange) -> Result<(), FsError>;
+    /// Up to `max` entries of directory `dir` starting at `cookie` (0: the
+    /// start; then a [`DirEntry::next`]), `.` and `..` first. Cookies stay
+    /// valid while the directory changes.
+    fn read_dir(&self, dir: Inode, cookie: u64, max: usize) -> Result<Vec<DirEntry>, FsError>;
+    /// Makes `node`'s data durable (a no-op for memory).
+    fn sync(&self, node: Inode) -> Result<(), FsError>;
+    /// A descriptor now refers to `node`: it stays readable after its last
+    /// link is removed, until [`FileSystem::release`].
+    fn retain(&self, node: Inode);
+    /// A descriptor of `node` was closed.
+    fn release(&self, node: Inode);
 }

@@ -123,7 +123,7 @@ fn descriptors_are_checked() {
             seek,
             "(call $f (i32.const 1) (i64.const 0) (i32.const 0) (i32.const 16))"
         ),
-        67
+        70
     );
     let open = r#"(import "wasi_snapshot_preview1" "path_open" (func $f (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))"#;
     let call = |fd: i32| {
