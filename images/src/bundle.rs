@@ -1,6 +1,6 @@
 //! The bundle a VM boots with: a ustar archive holding the manifest, the
-//! module, its host-compiled code and the kernel's symbols
-//! (`docs/guest-protocol.md`).
+//! module, its host-compiled code, the kernel's symbols and the files of
+//! the directories shared with `--dir` (`docs/guest-protocol.md`).
 
 use std::fmt::Write as _;
 
@@ -25,6 +25,33 @@ pub struct Manifest {
     pub verbose: bool,
     /// whether an `app.cwasm` artifact is included
     pub artifact: bool,
+    /// preopened directories in descriptor order: (bundle prefix such as
+    /// `fs/0`, guest path)
+    pub preopens: Vec<(String, Vec<u8>)>,
+}
+
+/// What kind of file a [`FileEntry`] is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FileKind {
+    /// a regular file with its contents
+    File(Vec<u8>),
+    /// a directory
+    Directory,
+    /// a symbolic link with its target, kept as it is
+    Symlink(Vec<u8>),
+    /// another name of the regular file at this archive path (written earlier)
+    HardLink(Vec<u8>),
+}
+
+/// One entry of a shared directory, with its metadata.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileEntry {
+    /// path inside the archive (`fs/N/…`), any bytes but NUL
+    pub path: Vec<u8>,
+    /// what it is
+    pub kind: FileKind,
+    /// modification time, nanoseconds since the Unix epoch
+    pub mtime_ns: u64,
 }
 
 /// Escapes a manifest value: `\\`, `\n` and `\xHH` for every byte outside
@@ -68,6 +95,13 @@ impl Manifest {
         if self.verbose {
             s.push_str("verbose 1\n");
         }
+        for (prefix, guest) in &self.preopens {
+            s.push_str("preopen ");
+            s.push_str(&escape(prefix.as_bytes()));
+            s.push(' ');
+            s.push_str(&escape(guest));
+            s.push('\n');
+        }
         s
     }
 }
@@ -80,29 +114,103 @@ fn octal(field: &mut [u8], value: u64) {
     field[digits] = 0;
 }
 
+/// One pax record, `LEN KEY=VALUE\n`, where LEN counts the whole record.
+fn pax_record(out: &mut Vec<u8>, key: &str, value: &[u8]) {
+    let base = 1 + key.len() + 1 + value.len() + 1;
+    let mut len = base + 1;
+    while len != base + len.to_string().len() {
+        len = base + len.to_string().len();
+    }
+    out.extend_from_slice(format!("{len} {key}=").as_bytes());
+    out.extend_from_slice(value);
+    out.push(b'\n');
+}
+
+/// Appends one header block (and the data after it, padded to a block).
+fn push_entry(
+    out: &mut Vec<u8>,
+    name: &[u8],
+    kind: u8,
+    mode: u32,
+    mtime: u64,
+    link: &[u8],
+    data: &[u8],
+) {
+    let mut h = [0u8; 512];
+    h[..name.len()].copy_from_slice(name);
+    octal(&mut h[100..108], u64::from(mode));
+    octal(&mut h[108..116], 0);
+    octal(&mut h[116..124], 0);
+    octal(&mut h[124..136], data.len() as u64);
+    octal(&mut h[136..148], mtime.min(0o77_777_777_777));
+    h[148..156].fill(b' ');
+    h[156] = kind;
+    h[157..157 + link.len()].copy_from_slice(link);
+    h[257..263].copy_from_slice(b"ustar\0");
+    h[263..265].copy_from_slice(b"00");
+    let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
+    let text = format!("{sum:06o}\0 ");
+    h[148..156].copy_from_slice(text.as_bytes());
+    out.extend_from_slice(&h);
+    out.extend_from_slice(data);
+    out.resize(out.len().next_multiple_of(TAR_BLOCK), 0);
+}
+
+/// Whether `s` fits a 100-byte ustar name field as it is.
+fn fits_field(s: &[u8]) -> bool {
+    s.len() < 100 && s.iter().all(|c| (0x20..0x7f).contains(c))
+}
+
+fn push_file_entry(out: &mut Vec<u8>, e: &FileEntry) {
+    let (kind, mode, link, data): (u8, u32, &[u8], &[u8]) = match &e.kind {
+        FileKind::File(d) => (b'0', 0o644, b"", d),
+        FileKind::Directory => (b'5', 0o755, b"", b""),
+        FileKind::Symlink(t) => (b'2', 0o777, t, b""),
+        FileKind::HardLink(t) => (b'1', 0o644, t, b""),
+    };
+    let secs = e.mtime_ns / 1_000_000_000;
+    let nanos = e.mtime_ns % 1_000_000_000;
+    // A pax header carries what ustar cannot: long or non-ASCII names and
+    // link targets, and sub-second modification times.
+    let mut pax = Vec::new();
+    if !fits_field(&e.path) {
+        pax_record(&mut pax, "path", &e.path);
+    }
+    if !fits_field(link) {
+        pax_record(&mut pax, "linkpath", link);
+    }
+    if nanos != 0 {
+        pax_record(&mut pax, "mtime", format!("{secs}.{nanos:09}").as_bytes());
+    }
+    if !pax.is_empty() {
+        push_entry(out, b"PaxHeader", b'x', 0o644, secs, b"", &pax);
+    }
+    let short = |s: &[u8]| -> Vec<u8> {
+        if fits_field(s) {
+            s.to_vec()
+        } else {
+            Vec::new()
+        }
+    };
+    push_entry(out, &short(&e.path), kind, mode, secs, &short(link), data);
+}
+
 /// Writes `entries` as a POSIX ustar archive.
 pub fn write_tar(entries: &[Entry]) -> Vec<u8> {
+    write_bundle(entries, &[])
+}
+
+/// Writes `entries`, then the shared directories' `files`, as a POSIX
+/// ustar archive (with pax headers where ustar falls short).
+pub fn write_bundle(entries: &[Entry], files: &[FileEntry]) -> Vec<u8> {
     let mut out = Vec::new();
     for e in entries {
-        let mut h = [0u8; 512];
         let name = e.path.as_bytes();
-        assert!(name.len() < 100, "bundle paths are short");
-        h[..name.len()].copy_from_slice(name);
-        octal(&mut h[100..108], 0o644);
-        octal(&mut h[108..116], 0);
-        octal(&mut h[116..124], 0);
-        octal(&mut h[124..136], e.data.len() as u64);
-        octal(&mut h[136..148], 0);
-        h[148..156].fill(b' ');
-        h[156] = b'0';
-        h[257..263].copy_from_slice(b"ustar\0");
-        h[263..265].copy_from_slice(b"00");
-        let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
-        let text = format!("{sum:06o}\0 ");
-        h[148..156].copy_from_slice(text.as_bytes());
-        out.extend_from_slice(&h);
-        out.extend_from_slice(&e.data);
-        out.resize(out.len().next_multiple_of(512), 0);
+        assert!(fits_field(name), "bundle paths are short");
+        push_entry(&mut out, name, b'0', 0o644, 0, b"", &e.data);
+    }
+    for f in files {
+        push_file_entry(&mut out, f);
     }
     // The end-of-archive marker (two zero blocks), then more zero blocks
     // until the length is one block past a 4 KiB multiple. QEMU puts an

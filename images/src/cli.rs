@@ -22,8 +22,10 @@ The program's stdout and stderr are ours; our stdin is its stdin.
 options:
   --env NAME=VALUE      add to the program's environment (nothing is inherited)
   --dir HOST[::GUEST]   share host directory HOST as GUEST (default: HOST);
-                        the program's writes reach HOST when it ends
-                        (--hosted only for now)
+                        may be repeated (descriptors 3, 4, ... in order).
+                        In a VM the files are copied into the VM's memory
+                        and the program's changes are NOT written back to
+                        HOST; with --hosted they reach HOST when it ends
   --memory MIB          guest RAM (default 1024)
   --arch ARCH           guest ISA: x86_64 (default) or aarch64 (QEMU virt, TCG)
   --machine MODEL       QEMU machine for x86_64: q35 (default), pc or microvm

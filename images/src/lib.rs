@@ -14,6 +14,7 @@ pub mod cli;
 pub mod guest;
 pub mod hosted;
 pub mod run;
+pub mod share;
 pub mod spec_batch;
 pub mod symbols;
 pub mod vm;

@@ -7,7 +7,7 @@ use basalt_runtime::{Arch, Config, Engine, Module, Target};
 
 use crate::CliError;
 use crate::accel::{self, AccelChoice};
-use crate::bundle::{Entry, Manifest, write_tar};
+use crate::bundle::{Entry, Manifest, write_bundle};
 use crate::guest::{self, GuestArch};
 use crate::vm::{self, Accel, Machine, VmIo, VmOptions, VmReport};
 
@@ -115,11 +115,6 @@ pub fn compile_for_guest(name: &str, wasm: &[u8], target: Target) -> Result<Vec<
 /// Runs the program in a VM with the given streams and returns the report.
 pub fn run_vm(opts: &RunOptions, io: VmIo) -> Result<VmReport, CliError> {
     let name = opts.wasm.display().to_string();
-    if !opts.dirs.is_empty() {
-        return Err(CliError::Usage(
-            "--dir is not supported in VMs yet (issue 5); run with --hosted".into(),
-        ));
-    }
     let wasm = std::fs::read(&opts.wasm)
         .map_err(|e| CliError::Input(format!("cannot read {name}: {e}")))?;
     let kernel = guest::kernel(opts.arch, opts.verbose)?;
@@ -152,7 +147,16 @@ pub fn run_vm(opts: &RunOptions, io: VmIo) -> Result<VmReport, CliError> {
         jit: opts.jit,
         verbose: opts.verbose,
         artifact: false,
+        preopens: Vec::new(),
     };
+    // Shared directories: packed under fs/N/, preopened in --dir order.
+    let mut files = Vec::new();
+    for (i, (host, guest)) in opts.dirs.iter().enumerate() {
+        let prefix = crate::share::prefix(i);
+        let mut warn = |w: String| eprintln!("basalt: warning: {w}");
+        files.extend(crate::share::pack_dir(host, &prefix, &mut warn)?);
+        manifest.preopens.push((prefix, guest.clone().into_bytes()));
+    }
     if !opts.jit {
         let t = Instant::now();
         let artifact = compile_for_guest(&name, &wasm, guest_target(opts.arch, accel))?;
@@ -195,7 +199,22 @@ pub fn run_vm(opts: &RunOptions, io: VmIo) -> Result<VmReport, CliError> {
             data: syms.into_bytes(),
         });
     }
-    let bundle = write_tar(&entries);
+    let bundle = write_bundle(&entries, &files);
+    let ram = opts.memory_mib << 20;
+    if bundle.len() as u64 >= ram {
+        return Err(CliError::Input(format!(
+            "the bundle ({} MiB with the --dir files) does not fit in the VM's {} MiB of memory; the kernel also copies the files into its own memory, so give the VM more than twice their size (--memory) or share less",
+            (bundle.len() as u64).div_ceil(1 << 20),
+            opts.memory_mib
+        )));
+    }
+    if opts.verbose && !files.is_empty() {
+        eprintln!(
+            "basalt: packed {} --dir entries; bundle {} KiB",
+            files.len(),
+            bundle.len() / 1024
+        );
+    }
     let report = vm::boot(&vm_opts, &bundle, io)?;
     if opts.verbose {
         let ms = |d: Option<Duration>| {

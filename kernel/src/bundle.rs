@@ -56,11 +56,30 @@ impl fmt::Display for BundleError {
     }
 }
 
-/// One file of the archive.
+/// What kind of file an archive entry is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EntryKind {
+    /// a regular file
+    File,
+    /// a directory
+    Directory,
+    /// a symbolic link to this target
+    Symlink(Vec<u8>),
+    /// another name of the regular file at this archive path
+    HardLink(Vec<u8>),
+}
+
+/// One entry of the archive.
 pub struct Entry<'a> {
-    /// path inside the archive (no leading `./`)
+    /// path inside the archive (no leading `./`), lossily decoded
     pub path: String,
-    /// contents
+    /// the same path as bytes (no leading `./` or `/`, no trailing `/`)
+    pub raw_path: Vec<u8>,
+    /// what it is
+    pub kind: EntryKind,
+    /// modification time, nanoseconds since the Unix epoch
+    pub mtime_ns: u64,
+    /// contents (empty but for regular files)
     pub data: &'a [u8],
 }
 
@@ -99,7 +118,30 @@ fn parse_octal(b: &[u8]) -> Option<u64> {
     Some(v)
 }
 
-fn pax_records(data: &[u8], path: &mut Option<String>, size: &mut Option<u64>) {
+/// What pax or GNU extension headers say about the next entry.
+#[derive(Default)]
+struct Pending {
+    path: Option<Vec<u8>>,
+    link: Option<Vec<u8>>,
+    size: Option<u64>,
+    mtime_ns: Option<u64>,
+}
+
+/// A pax `mtime` (`SECONDS[.FRACTION]`) in nanoseconds; negative or
+/// unreadable values are ignored.
+fn pax_time(v: &[u8]) -> Option<u64> {
+    let text = core::str::from_utf8(v).ok()?;
+    let (secs, frac) = text.split_once('.').unwrap_or((text, ""));
+    let secs: u64 = secs.parse().ok()?;
+    let mut nanos = 0u64;
+    for (i, c) in frac.bytes().take(9).enumerate() {
+        let d = char::from(c).to_digit(10)?;
+        nanos += u64::from(d) * 10u64.pow(8 - i as u32);
+    }
+    secs.checked_mul(1_000_000_000)?.checked_add(nanos)
+}
+
+fn pax_records(data: &[u8], next: &mut Pending) {
     let mut rest = data;
     while !rest.is_empty() {
         let Some(sp) = rest.iter().position(|c| *c == b' ') else {
@@ -120,15 +162,35 @@ fn pax_records(data: &[u8], path: &mut Option<String>, size: &mut Option<u64>) {
         if let Some(eq) = rec.iter().position(|c| *c == b'=') {
             let (k, v) = (&rec[..eq], &rec[eq + 1..]);
             match k {
-                b"path" => *path = Some(String::from_utf8_lossy(v).into_owned()),
+                b"path" => next.path = Some(v.to_vec()),
+                b"linkpath" => next.link = Some(v.to_vec()),
                 b"size" => {
-                    *size = core::str::from_utf8(v).ok().and_then(|s| s.parse().ok());
+                    next.size = core::str::from_utf8(v).ok().and_then(|s| s.parse().ok());
                 }
+                b"mtime" => next.mtime_ns = pax_time(v),
                 _ => {}
             }
         }
         rest = &rest[len..];
     }
+}
+
+/// `path` without leading `./` and `/`, nor trailing `/`.
+fn normalize_bytes(path: &[u8]) -> Vec<u8> {
+    let mut p = path;
+    loop {
+        if let Some(r) = p.strip_prefix(b"./") {
+            p = r;
+        } else if let Some(r) = p.strip_prefix(b"/") {
+            p = r;
+        } else {
+            break;
+        }
+    }
+    while let Some(r) = p.strip_suffix(b"/") {
+        p = r;
+    }
+    p.to_vec()
 }
 
 fn normalize(path: &str) -> String {
@@ -141,8 +203,7 @@ impl<'a> Bundle<'a> {
     pub fn parse(data: &'a [u8]) -> Result<Bundle<'a>, BundleError> {
         let mut entries = Vec::new();
         let mut off = 0usize;
-        let mut next_path: Option<String> = None;
-        let mut next_size: Option<u64> = None;
+        let mut next = Pending::default();
         loop {
             if off + 512 > data.len() {
                 if off >= data.len() && off > 0 {
@@ -179,7 +240,7 @@ impl<'a> Bundle<'a> {
                 offset: off,
                 what: "unreadable size",
             })?;
-            let size = next_size.take().unwrap_or(header_size);
+            let size = next.size.take().unwrap_or(header_size);
             let size = usize::try_from(size).map_err(|_| BundleError::Truncated { offset: off })?;
             let start = off + 512;
             let end = start
@@ -187,38 +248,70 @@ impl<'a> Bundle<'a> {
                 .filter(|e| *e <= data.len())
                 .ok_or(BundleError::Truncated { offset: off })?;
             let body = &data[start..end];
-            let kind = h[156];
-            match kind {
-                b'0' | 0 | b'7' => {
-                    let path = match next_path.take() {
-                        Some(p) => p,
-                        None => {
-                            let name = field_str(&h[0..100]);
-                            let prefix = if &h[257..262] == b"ustar" {
-                                field_str(&h[345..500])
-                            } else {
-                                &[]
-                            };
-                            let mut p = String::from_utf8_lossy(prefix).into_owned();
-                            if !p.is_empty() {
-                                p.push('/');
-                            }
-                            p.push_str(&String::from_utf8_lossy(name));
-                            p
-                        }
+            let kind = match h[156] {
+                b'0' | 0 | b'7' => Some(EntryKind::File),
+                b'5' => Some(EntryKind::Directory),
+                b'2' | b'1' => {
+                    let link = match next.link.take() {
+                        Some(l) => l,
+                        None => field_str(&h[157..257]).to_vec(),
                     };
-                    entries.push(Entry {
-                        path: normalize(&path),
-                        data: body,
-                    });
+                    Some(if h[156] == b'2' {
+                        EntryKind::Symlink(link)
+                    } else {
+                        EntryKind::HardLink(normalize_bytes(&link))
+                    })
                 }
-                b'x' => pax_records(body, &mut next_path, &mut next_size),
+                b'x' => {
+                    pax_records(body, &mut next);
+                    None
+                }
                 b'L' => {
-                    next_path = Some(String::from_utf8_lossy(field_str(body)).into_owned());
+                    next.path = Some(field_str(body).to_vec());
+                    None
+                }
+                b'K' => {
+                    next.link = Some(field_str(body).to_vec());
+                    None
                 }
                 _ => {
-                    next_path = None;
+                    next = Pending::default();
+                    None
                 }
+            };
+            if let Some(kind) = kind {
+                let raw = match next.path.take() {
+                    Some(p) => p,
+                    None => {
+                        let name = field_str(&h[0..100]);
+                        let prefix = if &h[257..262] == b"ustar" {
+                            field_str(&h[345..500])
+                        } else {
+                            &[]
+                        };
+                        let mut p = prefix.to_vec();
+                        if !p.is_empty() {
+                            p.push(b'/');
+                        }
+                        p.extend_from_slice(name);
+                        p
+                    }
+                };
+                let mtime_ns = match next.mtime_ns.take() {
+                    Some(t) => t,
+                    None => parse_octal(&h[136..148])
+                        .unwrap_or(0)
+                        .saturating_mul(1_000_000_000),
+                };
+                next = Pending::default();
+                let data = if kind == EntryKind::File { body } else { &[] };
+                entries.push(Entry {
+                    path: normalize(&String::from_utf8_lossy(&raw)),
+                    raw_path: normalize_bytes(&raw),
+                    kind,
+                    mtime_ns,
+                    data,
+                });
             }
             off = start + size.next_multiple_of(512);
         }
@@ -228,7 +321,10 @@ impl<'a> Bundle<'a> {
     /// The contents of the file at `path`.
     pub fn get(&self, path: &str) -> Option<&'a [u8]> {
         let want = normalize(path);
-        self.entries.iter().find(|e| e.path == want).map(|e| e.data)
+        self.entries
+            .iter()
+            .find(|e| e.kind == EntryKind::File && e.path == want)
+            .map(|e| e.data)
     }
 
     /// The contents of `path`, or an error naming it.
@@ -261,6 +357,17 @@ pub struct Manifest {
     /// path of a spec batch to run instead of a WASI command
     /// (`basalt wast --in-vm`)
     pub spec_batch: Option<String>,
+    /// preopened directories, in descriptor order (3, 4, …)
+    pub preopens: Vec<Preopen>,
+}
+
+/// One directory preopened for the program, filled from the bundle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Preopen {
+    /// the archive directory holding its files (`fs/N`)
+    pub prefix: String,
+    /// the path the program sees (`fd_prestat_dir_name`)
+    pub guest: Vec<u8>,
 }
 
 fn unescape(v: &[u8]) -> Result<Vec<u8>, String> {
@@ -385,6 +492,33 @@ impl Manifest {
                     once(&mut seen_verbose)?;
                     m.verbose = flag(&value).map_err(|e| err(line, e))?;
                 }
+                b"preopen" => {
+                    let sp = value.iter().position(|c| *c == b' ').ok_or_else(|| {
+                        err(line, String::from("`preopen` needs PREFIX GUEST-PATH"))
+                    })?;
+                    let prefix = utf8(value[..sp].to_vec()).map_err(|e| err(line, e))?;
+                    let guest = value[sp + 1..].to_vec();
+                    let prefix_bytes = normalize_bytes(prefix.as_bytes());
+                    if prefix_bytes.is_empty() || guest.is_empty() || guest.contains(&0) {
+                        return Err(err(
+                            line,
+                            String::from("`preopen` needs a non-empty PREFIX and GUEST-PATH"),
+                        ));
+                    }
+                    if m.preopens
+                        .iter()
+                        .any(|p| p.prefix.as_bytes() == prefix_bytes)
+                    {
+                        return Err(err(
+                            line,
+                            alloc::format!("preopen prefix `{prefix}` given twice"),
+                        ));
+                    }
+                    m.preopens.push(Preopen {
+                        prefix: utf8(prefix_bytes).map_err(|e| err(line, e))?,
+                        guest,
+                    });
+                }
                 b"spec-batch" => {
                     once(&mut seen_batch)?;
                     m.spec_batch = Some(utf8(value).map_err(|e| err(line, e))?);
@@ -393,7 +527,7 @@ impl Manifest {
                     return Err(err(
                         line,
                         alloc::format!(
-                            "unknown key `{key_str}` (this kernel knows version, arg, env, module, artifact, jit, verbose, spec-batch); is the kernel older than the CLI?"
+                            "unknown key `{key_str}` (this kernel knows version, arg, env, module, artifact, jit, verbose, preopen, spec-batch); is the kernel older than the CLI?"
                         ),
                     ));
                 }

@@ -16,6 +16,7 @@ mod entropy;
 mod exit;
 #[allow(unsafe_code)]
 mod fault;
+mod files;
 #[macro_use]
 mod log;
 mod mem;

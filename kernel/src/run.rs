@@ -1,5 +1,7 @@
 //! Loading the bundle and running its program.
 
+use alloc::boxed::Box;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -10,7 +12,7 @@ use basalt_runtime::{Arch, Config, Engine, Module, Target};
 use crate::bundle::{Bundle, BundleError, Manifest};
 use crate::exit::{Status, finish};
 use crate::mem::platform::KERNEL_PLATFORM;
-use basalt_wasi::{Outcome, WasiCtx};
+use basalt_wasi::{FileSystem, Outcome, WasiCtx};
 
 /// How much native stack wasm may use (of [`crate::RUN_STACK_SIZE`]; the
 /// rest is for host functions called from wasm).
@@ -99,6 +101,8 @@ pub enum LoadError {
     Module(basalt_runtime::Error),
     /// the spec batch is malformed
     Batch(crate::spec::BatchError),
+    /// the shared directories could not be set up
+    Files(crate::files::FilesError),
 }
 
 impl From<BundleError> for LoadError {
@@ -121,6 +125,7 @@ impl fmt::Display for LoadError {
             ),
             LoadError::Module(e) => write!(f, "{e}"),
             LoadError::Batch(e) => write!(f, "{e}"),
+            LoadError::Files(e) => write!(f, "{e}"),
         }
     }
 }
@@ -199,11 +204,29 @@ fn load_and_run(info: &BootInfo) -> Result<Outcome, LoadError> {
             heap_size >> 10
         );
     }
-    let ctx = WasiCtx::new(
+    let mut ctx = WasiCtx::new(
         manifest.args.clone(),
         manifest.env.clone(),
         crate::services::services(),
     );
+    if !manifest.preopens.is_empty() {
+        // Files are copied into the heap: they may take half of the memory
+        // still free, the rest is for the program.
+        let (used, total) = crate::mem::frame_stats();
+        let budget = total.saturating_sub(used) * 4096 / 2;
+        let clock = || -> basalt_wasi::memfs::Clock { Box::new(crate::time::realtime_ns) };
+        let shares = crate::files::load(&bundle, &manifest.preopens, budget, clock)
+            .map_err(LoadError::Files)?;
+        for (p, fs) in manifest.preopens.iter().zip(shares) {
+            let fs: Arc<dyn FileSystem> = fs;
+            ctx.preopen_dir(p.guest.clone(), fs).map_err(|_| {
+                LoadError::Files(crate::files::FilesError::TooManyPreopens(
+                    manifest.preopens.len(),
+                ))
+            })?;
+        }
+        stamp("shared directories loaded");
+    }
     stamp("calling _start");
     Ok(basalt_wasi::run_command(&engine, &module, ctx))
 }

@@ -8,6 +8,9 @@ extern crate alloc;
 #[allow(dead_code)]
 #[path = "../../kernel/src/bundle.rs"]
 mod bundle;
+#[allow(dead_code)]
+#[path = "../../kernel/src/files.rs"]
+mod files;
 
 use basalt::bundle::{Entry, Manifest as CliManifest, escape, write_tar};
 use bundle::{Bundle, BundleError, Manifest};
@@ -59,6 +62,7 @@ fn what_the_cli_writes_the_kernel_reads_back() {
         jit: true,
         verbose: true,
         artifact: true,
+        preopens: vec![("fs/0".into(), b"/data".to_vec())],
     };
     let archive = write_tar(&[
         manifest_entry(&cli.render()),
@@ -78,6 +82,13 @@ fn what_the_cli_writes_the_kernel_reads_back() {
     assert_eq!(m.module, "app.wasm");
     assert_eq!(m.artifact.as_deref(), Some("app.cwasm"));
     assert!(m.jit && m.verbose);
+    assert_eq!(
+        m.preopens,
+        [bundle::Preopen {
+            prefix: "fs/0".into(),
+            guest: b"/data".to_vec()
+        }]
+    );
 
     // And with every flag off.
     let plain = CliManifest {
@@ -355,5 +366,91 @@ fn random_corruption_of_a_real_bundle_never_panics() {
             }
             let _ = load(&a);
         }
+    }
+}
+
+/// A shared directory packed by the CLI comes out of the kernel's reader
+/// and file-system loader as it was: contents, nesting, symbolic links,
+/// hard links, long and non-UTF-8 names, modification times to the
+/// nanosecond; devices are left out with a warning.
+#[test]
+fn a_shared_directory_survives_the_bundle() {
+    use basalt_wasi::FileSystem;
+    use basalt_wasi::services::FileKind as Kind;
+    use std::os::unix::ffi::OsStrExt;
+
+    let dir = std::env::temp_dir().join(format!("basalt-share-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let long = "d".repeat(90);
+    std::fs::create_dir_all(dir.join(&long).join("sub")).unwrap();
+    let deep = dir.join(&long).join("sub").join("f".repeat(120));
+    std::fs::write(&deep, b"deep").unwrap();
+    std::fs::write(dir.join("a.txt"), b"hello").unwrap();
+    std::fs::hard_link(dir.join("a.txt"), dir.join("b.txt")).unwrap();
+    std::os::unix::fs::symlink("a.txt", dir.join("link")).unwrap();
+    let odd = std::ffi::OsStr::from_bytes(b"odd\xff name");
+    std::fs::write(dir.join(odd), b"").unwrap();
+    let mtime = std::time::UNIX_EPOCH + std::time::Duration::new(1_600_000_000, 123_456_789);
+    std::fs::File::options()
+        .write(true)
+        .open(dir.join("a.txt"))
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    let fifo = dir.join("fifo");
+    let made_fifo = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .is_ok_and(|s| s.success());
+
+    let mut warnings = Vec::new();
+    let files = basalt::share::pack_dir(&dir, "fs/0", &mut |w| warnings.push(w)).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(warnings.len(), usize::from(made_fifo), "{warnings:?}");
+    let cli = CliManifest {
+        preopens: vec![("fs/0".into(), b"/data".to_vec())],
+        ..CliManifest::default()
+    };
+    let archive =
+        basalt::bundle::write_bundle(&[manifest_entry(&cli.render()), module_entry()], &files);
+    assert_eq!(archive.len() % 4096, 512);
+    let b = Bundle::parse(&archive).unwrap();
+    let m = Manifest::parse(b.require("manifest").unwrap()).unwrap();
+    let clock = || -> basalt_wasi::memfs::Clock { Box::new(|| 7) };
+    let fss = files::load(&b, &m.preopens, 1 << 20, clock).unwrap();
+    let fs = &fss[0];
+    let find = |path: &[u8]| {
+        let mut at = fs.root();
+        for n in path.split(|c| *c == b'/') {
+            at = fs
+                .lookup(at, n)
+                .unwrap_or_else(|e| panic!("{path:?}: {e:?}"));
+        }
+        at
+    };
+    let read = |ino| {
+        let mut buf = vec![0; 64];
+        let n = fs.read(ino, 0, &mut buf).unwrap();
+        buf.truncate(n);
+        buf
+    };
+    let a = find(b"a.txt");
+    assert_eq!(read(a), b"hello");
+    assert_eq!(find(b"b.txt"), a, "hard links share an inode");
+    let st = fs.stat(a).unwrap();
+    assert_eq!((st.nlink, st.mtim), (2, 1_600_000_000_123_456_789));
+    let l = find(b"link");
+    assert_eq!(fs.stat(l).unwrap().kind, Kind::SymbolicLink);
+    assert_eq!(fs.readlink(l).unwrap(), b"a.txt");
+    let deep_path = format!("{long}/sub/{}", "f".repeat(120));
+    assert_eq!(read(find(deep_path.as_bytes())), b"deep");
+    assert_eq!(fs.stat(find(b"odd\xff name")).unwrap().size, 0);
+    assert!(fs.lookup(fs.root(), b"fifo").is_err());
+
+    // Too little memory: a clear error, nothing loaded.
+    match files::load(&b, &m.preopens, 4, clock) {
+        Err(files::FilesError::TooBig { need, budget: 4 }) => assert!(need > 4),
+        Err(e) => panic!("expected TooBig, got {e}"),
+        Ok(_) => panic!("expected TooBig"),
     }
 }
