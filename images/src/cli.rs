@@ -163,6 +163,15 @@ pub fn parse_run(args: Vec<OsString>) -> Result<RunCommand, CliError> {
 pub fn main(args: Vec<OsString>) -> i32 {
     let mut it = args.into_iter();
     let result = match it.next().as_ref().and_then(|s| s.to_str()) {
+        Some("run")
+            if it
+                .clone()
+                .next()
+                .is_some_and(|a| a == "--help" || a == "-h") =>
+        {
+            println!("{USAGE}");
+            Ok(0)
+        }
         Some("run") => parse_run(it.collect()).and_then(|cmd| {
             if cmd.hosted {
                 let name = cmd.options.wasm.display().to_string();

@@ -112,6 +112,17 @@ pub fn compile_for_guest(name: &str, wasm: &[u8], target: Target) -> Result<Vec<
     Module::compile_artifact(&engine, wasm).map_err(|e| CliError::Module(format!("{name}: {e}")))
 }
 
+/// The largest bundle QEMU loads as the initrd of a VM with `ram` bytes:
+/// on AArch64 `virt` it goes at RAM start + min(RAM / 2, 128 MiB) and must
+/// end within RAM; on x86-64 it must fit in RAM (QEMU reports a tighter
+/// limit itself).
+pub fn initrd_limit(arch: GuestArch, ram: u64) -> u64 {
+    match arch {
+        GuestArch::Aarch64 => ram - (ram / 2).min(128 << 20),
+        GuestArch::X86_64 => ram,
+    }
+}
+
 /// Runs the program in a VM with the given streams and returns the report.
 pub fn run_vm(opts: &RunOptions, io: VmIo) -> Result<VmReport, CliError> {
     let name = opts.wasm.display().to_string();
@@ -200,12 +211,13 @@ pub fn run_vm(opts: &RunOptions, io: VmIo) -> Result<VmReport, CliError> {
         });
     }
     let bundle = write_bundle(&entries, &files);
-    let ram = opts.memory_mib << 20;
-    if bundle.len() as u64 >= ram {
+    let limit = initrd_limit(opts.arch, opts.memory_mib << 20);
+    if bundle.len() as u64 > limit {
         return Err(CliError::Input(format!(
-            "the bundle ({} MiB with the --dir files) does not fit in the VM's {} MiB of memory; the kernel also copies the files into its own memory, so give the VM more than twice their size (--memory) or share less",
+            "the bundle ({} MiB with the --dir files) does not fit in the VM's {} MiB of memory (QEMU can load at most {} MiB there); the kernel also copies the files into its own memory, so give the VM more than twice their size (--memory) or share less",
             (bundle.len() as u64).div_ceil(1 << 20),
-            opts.memory_mib
+            opts.memory_mib,
+            limit >> 20
         )));
     }
     if opts.verbose && !files.is_empty() {

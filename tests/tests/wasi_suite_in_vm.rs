@@ -5,10 +5,15 @@
 //! on exit code, stdout and stderr as the hosted runner judges it, against
 //! [`KNOWN_FAILING_IN_VM`](basalt_tests::wasi_suite::KNOWN_FAILING_IN_VM).
 //! A failing program's report carries the kernel log.
+//!
+//! `BASALT_WASI_ACCEL=tcg|kvm|auto` picks the accelerator (default `auto`,
+//! the CLI's: KVM for x86-64 guests when it works; AArch64 guests always
+//! run under TCG); `BASALT_WASI_ONLY=a,b` runs only the named programs.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use basalt::accel::AccelChoice;
 use basalt::guest::GuestArch;
 use basalt::run::{RunOptions, run_vm};
 use basalt::vm::VmIo;
@@ -42,6 +47,11 @@ fn run_in_vm(
         .collect();
     opts.dirs = dirs;
     opts.timeout = Some(PER_BOOT);
+    opts.accel = match std::env::var("BASALT_WASI_ACCEL").as_deref() {
+        Ok("tcg") => AccelChoice::Tcg,
+        Ok("kvm") => AccelChoice::Kvm,
+        _ => AccelChoice::Auto,
+    };
     let (out, err) = (Capture::default(), Capture::default());
     let io = VmIo {
         stdin: Some(Box::new(std::io::empty())),
