@@ -163,14 +163,9 @@ impl Translator<'_, '_> {
 
     /// The block a branch of relative depth `depth` goes to, and how many
     /// values it carries. Marks the target as reached.
-    fn branch_target(&mut self, depth: u32) -> (ir::Block, usize) {
+    pub(crate) fn branch_target(&mut self, depth: u32) -> (ir::Block, usize) {
         let i = self.control.len() - 1 - depth as usize;
         self.branch_target_at(i)
-    }
-
-    /// [`Self::branch_target`], for other modules of the translator.
-    pub(crate) fn branch_target_of(&mut self, depth: u32) -> (ir::Block, usize) {
-        self.branch_target(depth)
     }
 
     /// [`Self::branch_target`] of the frame at index `i` of the control stack.

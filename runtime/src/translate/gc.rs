@@ -105,7 +105,7 @@ impl Translator<'_, '_> {
                     to_ref_type.heap_type(),
                     offset,
                 )?;
-                let (target, n) = self.branch_target_of(*relative_depth);
+                let (target, n) = self.branch_target(*relative_depth);
                 let mut a: Vec<BlockArg> = self
                     .peek_n(n - 1)
                     .iter()
