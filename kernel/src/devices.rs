@@ -1,9 +1,11 @@
 //! Devices found at boot besides the consoles, clocks and interrupt
 //! controller: the virtio-mmio transports the platform names (each probed
-//! once; an entropy device becomes the kernel's virtio-rng, others are
-//! reported and left alone) and the PCIe host bridge, whose ECAM window is
-//! recorded and logged for PCI enumeration (issue 6).
+//! once; an entropy device becomes the kernel's virtio-rng, others wait in
+//! a list until a driver claims them with [`claim_virtio`]) and the PCIe
+//! host bridge, whose ECAM window is recorded and logged for PCI
+//! enumeration (issue 6).
 
+use alloc::vec::Vec;
 use basalt_drivers::fdt::{PciRange, PciSpace};
 use basalt_drivers::virtio::mmio::MmioTransport;
 use basalt_drivers::virtio::rng::{RngError, VirtioRng};
@@ -44,6 +46,8 @@ pub struct PciHost {
 const RNG_DEADLINE_NS: u64 = 1_000_000_000;
 
 static RNG: Mutex<Option<VirtioRng<MmioTransport>>> = Mutex::new(None);
+/// Transports probed at boot that no driver has claimed yet.
+static UNCLAIMED: Mutex<Vec<(MmioTransport, VirtioMmioWindow)>> = Mutex::new(Vec::new());
 static PROBED: spin::Once<()> = spin::Once::new();
 
 /// Logs the PCIe host bridge and probes every virtio-mmio transport, once.
@@ -79,7 +83,8 @@ fn probe() {
         };
         let kind = transport.device_type();
         if kind != DeviceType::ENTROPY {
-            kprintln!("virtio-mmio: {kind} device at {at}: no driver yet");
+            kprintln!("virtio-mmio: {kind} device at {at}");
+            UNCLAIMED.lock().push((transport, *w));
             continue;
         }
         let mut rng = RNG.lock();
@@ -100,6 +105,19 @@ fn probe() {
         windows.len(),
         empty
     );
+}
+
+/// Takes every probed, not yet claimed transport of device type `kind`,
+/// in the order the platform listed them. A driver that claims a
+/// transport owns it from then on.
+pub fn claim_virtio(kind: DeviceType) -> Vec<(MmioTransport, VirtioMmioWindow)> {
+    init();
+    let mut all = UNCLAIMED.lock();
+    let (wanted, rest) = core::mem::take(&mut *all)
+        .into_iter()
+        .partition(|(t, _)| t.device_type() == kind);
+    *all = rest;
+    wanted
 }
 
 /// A window for the log: `0xa003e00+0x200 (interrupt 79)`.
