@@ -1,6 +1,6 @@
 //! Device drivers behind small traits: UARTs, RTCs, exit devices, timers,
 //! the device-tree reader, virtio (the transport, split virtqueues,
-//! virtio-rng).
+//! virtio-rng, virtio-9p) and the 9P2000.L client that runs over it.
 //!
 //! Drivers know nothing of WASI or of the kernel's policy; they touch their
 //! device and report what it says. The port- and MMIO-access layers and
@@ -10,11 +10,13 @@
 #![no_std]
 #![deny(unsafe_code)]
 
+extern crate alloc;
 #[cfg(test)]
 extern crate std;
 
 pub mod acpi;
 pub mod fdt;
+pub mod ninep;
 pub mod virtio;
 
 #[allow(unsafe_code)]

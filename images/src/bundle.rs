@@ -25,9 +25,19 @@ pub struct Manifest {
     pub verbose: bool,
     /// whether an `app.cwasm` artifact is included
     pub artifact: bool,
-    /// preopened directories in descriptor order: (bundle prefix such as
-    /// `fs/0`, guest path)
-    pub preopens: Vec<(String, Vec<u8>)>,
+    /// preopened directories in descriptor order: where the files are,
+    /// and the guest path
+    pub preopens: Vec<(PreopenSource, Vec<u8>)>,
+}
+
+/// Where a preopened directory's files are, for the kernel.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PreopenSource {
+    /// packed in the bundle under this prefix (`fs/0`): `preopen PREFIX GUEST`
+    Bundle(String),
+    /// on the host, behind the virtio-9p device with this mount tag:
+    /// `share TAG GUEST`
+    Host(String),
 }
 
 /// What kind of file a [`FileEntry`] is.
@@ -95,9 +105,13 @@ impl Manifest {
         if self.verbose {
             s.push_str("verbose 1\n");
         }
-        for (prefix, guest) in &self.preopens {
-            s.push_str("preopen ");
-            s.push_str(&escape(prefix.as_bytes()));
+        for (source, guest) in &self.preopens {
+            let (key, name) = match source {
+                PreopenSource::Bundle(prefix) => ("preopen ", prefix),
+                PreopenSource::Host(tag) => ("share ", tag),
+            };
+            s.push_str(key);
+            s.push_str(&escape(name.as_bytes()));
             s.push(' ');
             s.push_str(&escape(guest));
             s.push('\n');

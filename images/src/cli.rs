@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::CliError;
 use crate::accel::AccelChoice;
 use crate::guest::GuestArch;
-use crate::run::RunOptions;
+use crate::run::{DirMode, RunOptions};
 use crate::vm::Machine;
 
 /// The help text.
@@ -22,10 +22,12 @@ The program's stdout and stderr are ours; our stdin is its stdin.
 options:
   --env NAME=VALUE      add to the program's environment (nothing is inherited)
   --dir HOST[::GUEST]   share host directory HOST as GUEST (default: HOST);
-                        may be repeated (descriptors 3, 4, ... in order).
-                        In a VM the files are copied into the VM's memory
-                        and the program's changes are NOT written back to
-                        HOST; with --hosted they reach HOST when it ends
+                        may be repeated (descriptors 3, 4, ... in order)
+  --dir-mode live|copy  how a VM sees --dir: live (default) over virtio-9p,
+                        so changes reach HOST as they happen, as under
+                        wasmtime; copy packs HOST into the VM's memory at
+                        start and writes nothing back. With --hosted,
+                        changes reach HOST when the program ends
   --memory MIB          guest RAM (default 1024)
   --arch ARCH           guest ISA: x86_64 (default) or aarch64 (QEMU virt, TCG)
   --machine MODEL       QEMU machine for x86_64: q35 (default), pc or microvm
@@ -95,6 +97,17 @@ pub fn parse_run(args: Vec<OsString>) -> Result<RunCommand, CliError> {
                     return Err(usage(format!("--dir wants HOST[::GUEST], got `{v}`")));
                 }
                 opts.dirs.push((host.into(), guest));
+            }
+            "--dir-mode" => {
+                opts.dir_mode = match value(&mut it, flag)?.as_str() {
+                    "live" => DirMode::Live,
+                    "copy" => DirMode::Copy,
+                    other => {
+                        return Err(usage(format!(
+                            "--dir-mode wants live or copy, got `{other}`"
+                        )));
+                    }
+                }
             }
             "--memory" => {
                 let v = value(&mut it, flag)?;

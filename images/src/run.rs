@@ -1,15 +1,15 @@
 //! `basalt run`: from a `.wasm` file to a finished VM.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use basalt_runtime::{Arch, Config, Engine, Module, Target};
 
 use crate::CliError;
 use crate::accel::{self, AccelChoice};
-use crate::bundle::{Entry, Manifest, write_bundle};
+use crate::bundle::{Entry, Manifest, PreopenSource, write_bundle};
 use crate::guest::{self, GuestArch};
-use crate::vm::{self, Accel, Machine, VmIo, VmOptions, VmReport};
+use crate::vm::{self, Accel, HostShare, Machine, VmIo, VmOptions, VmReport};
 
 /// Everything `basalt run` was asked to do.
 #[derive(Clone, Debug)]
@@ -22,6 +22,8 @@ pub struct RunOptions {
     pub env: Vec<Vec<u8>>,
     /// host directories shared with the program: (host path, guest path)
     pub dirs: Vec<(PathBuf, String)>,
+    /// how a VM sees `dirs`
+    pub dir_mode: DirMode,
     /// guest ISA
     pub arch: GuestArch,
     /// QEMU machine model
@@ -48,6 +50,17 @@ pub struct RunOptions {
     pub image_text_offset: Option<u64>,
 }
 
+/// How a VM sees the directories of `--dir`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DirMode {
+    /// live over virtio-9p: reads see the host's files as they are now,
+    /// writes reach the host as they happen (as under wasmtime); the default
+    Live,
+    /// copied into the bundle at start, kept in the VM's memory; the
+    /// program's changes are not written back
+    Copy,
+}
+
 impl RunOptions {
     /// Defaults for running `wasm`.
     pub fn new(wasm: impl Into<PathBuf>) -> RunOptions {
@@ -56,6 +69,7 @@ impl RunOptions {
             args: Vec::new(),
             env: Vec::new(),
             dirs: Vec::new(),
+            dir_mode: DirMode::Live,
             arch: GuestArch::X86_64,
             machine: Machine::Q35,
             accel: AccelChoice::Auto,
@@ -142,6 +156,7 @@ pub fn run_vm(opts: &RunOptions, io: VmIo) -> Result<VmReport, CliError> {
         cpu: opts.cpu.clone(),
         virtio_rng: opts.virtio_rng,
         image_text_offset: opts.image_text_offset,
+        shares: Vec::new(),
     };
     let (accel, why) = accel::choose(opts.accel, &vm_opts)?;
     vm_opts.accel = accel;
@@ -160,13 +175,27 @@ pub fn run_vm(opts: &RunOptions, io: VmIo) -> Result<VmReport, CliError> {
         artifact: false,
         preopens: Vec::new(),
     };
-    // Shared directories: packed under fs/N/, preopened in --dir order.
+    // Shared directories, preopened in --dir order: live over virtio-9p,
+    // or packed under fs/N/.
     let mut files = Vec::new();
     for (i, (host, guest)) in opts.dirs.iter().enumerate() {
-        let prefix = crate::share::prefix(i);
-        let mut warn = |w: String| eprintln!("basalt: warning: {w}");
-        files.extend(crate::share::pack_dir(host, &prefix, &mut warn)?);
-        manifest.preopens.push((prefix, guest.clone().into_bytes()));
+        let source = match opts.dir_mode {
+            DirMode::Live => {
+                let tag = format!("basalt{i}");
+                vm_opts.shares.push(HostShare {
+                    host: live_share_path(host)?,
+                    tag: tag.clone(),
+                });
+                PreopenSource::Host(tag)
+            }
+            DirMode::Copy => {
+                let prefix = crate::share::prefix(i);
+                let mut warn = |w: String| eprintln!("basalt: warning: {w}");
+                files.extend(crate::share::pack_dir(host, &prefix, &mut warn)?);
+                PreopenSource::Bundle(prefix)
+            }
+        };
+        manifest.preopens.push((source, guest.clone().into_bytes()));
     }
     if !opts.jit {
         let t = Instant::now();
@@ -279,4 +308,20 @@ pub fn run_on_stdio(opts: &RunOptions) -> Result<i32, CliError> {
         ),
     }
     Ok(report.exit_code())
+}
+
+/// The absolute path of a live `--dir`, checked to be a directory QEMU can
+/// open (QEMU's own message would come after the VM started).
+fn live_share_path(host: &Path) -> Result<PathBuf, CliError> {
+    let err =
+        |e: std::io::Error| CliError::Input(format!("cannot share --dir {}: {e}", host.display()));
+    let path = std::fs::canonicalize(host).map_err(err)?;
+    if !path.is_dir() {
+        return Err(CliError::Input(format!(
+            "--dir {}: not a directory",
+            host.display()
+        )));
+    }
+    std::fs::read_dir(&path).map_err(err)?;
+    Ok(path)
 }

@@ -87,6 +87,35 @@ pub struct VmOptions {
     /// (checks that the kernel runs wherever it is placed); `None`: the
     /// Image as built. Ignored on x86-64.
     pub image_text_offset: Option<u64>,
+    /// host directories shared live over virtio-9p (`-fsdev local` with a
+    /// `virtio-9p-pci` or `virtio-9p-device` naming each's mount tag)
+    pub shares: Vec<HostShare>,
+}
+
+/// A host directory the VM sees live over virtio-9p.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostShare {
+    /// the host directory
+    pub host: PathBuf,
+    /// the device's mount tag, which the manifest's `share` line names
+    pub tag: String,
+}
+
+/// The 9P share flags for `shares`: an `-fsdev` for each directory (the
+/// `local` backend, files owned by whoever runs QEMU, inode numbers
+/// remapped so that a tree spanning host file systems stays unique) and
+/// its virtio device, `device` (`virtio-9p-pci` on PCI machines,
+/// `virtio-9p-device` on virtio-mmio ones).
+fn share_args(cmd: &mut Command, shares: &[HostShare], device: &str) {
+    for (i, s) in shares.iter().enumerate() {
+        // QEMU's option syntax doubles a comma inside a value.
+        let path = s.host.to_string_lossy().replace(',', ",,");
+        cmd.arg("-fsdev").arg(format!(
+            "local,id=share{i},path={path},security_model=none,multidevs=remap"
+        ));
+        cmd.arg("-device")
+            .arg(format!("{device},fsdev=share{i},mount_tag={}", s.tag));
+    }
 }
 
 /// Where the program's streams go.
@@ -268,6 +297,11 @@ pub fn qemu_command(opts: &VmOptions, bundle: &Path, sockets: &[PathBuf; 3]) -> 
             cmd.args(["-device", "virtio-rng-device"]);
         }
     }
+    let share_device = match opts.machine {
+        Machine::Microvm => "virtio-9p-device",
+        Machine::Q35 | Machine::Pc => "virtio-9p-pci",
+    };
+    share_args(&mut cmd, &opts.shares, share_device);
     cmd.arg("-kernel")
         .arg(&opts.kernel)
         .arg("-initrd")
@@ -331,6 +365,7 @@ fn qemu_command_virt(opts: &VmOptions, bundle: &Path, sockets: &[PathBuf; 3]) ->
     if opts.virtio_rng {
         cmd.args(["-device", "virtio-rng-device"]);
     }
+    share_args(&mut cmd, &opts.shares, "virtio-9p-device");
     if opts.exit_device {
         cmd.args([
             "-semihosting-config",
@@ -610,6 +645,7 @@ mod tests {
             cpu: None,
             virtio_rng: true,
             image_text_offset: None,
+            shares: Vec::new(),
         }
     }
 
@@ -623,6 +659,44 @@ mod tests {
 
     fn has_pair(args: &[String], flag: &str, value: &str) -> bool {
         args.windows(2).any(|w| w[0] == flag && w[1] == value)
+    }
+
+    #[test]
+    fn live_shares_get_a_9p_device_each_on_every_machine() {
+        let mut opts = virt_options();
+        opts.shares = vec![
+            HostShare {
+                host: PathBuf::from("/srv/a,b"),
+                tag: "basalt0".into(),
+            },
+            HostShare {
+                host: PathBuf::from("/srv/c"),
+                tag: "basalt1".into(),
+            },
+        ];
+        let fsdev0 = "local,id=share0,path=/srv/a,,b,security_model=none,multidevs=remap";
+        let a = args(&opts);
+        assert!(has_pair(&a, "-fsdev", fsdev0), "{a:?}");
+        assert!(has_pair(
+            &a,
+            "-device",
+            "virtio-9p-device,fsdev=share1,mount_tag=basalt1"
+        ));
+        opts.arch = GuestArch::X86_64;
+        let a = args(&opts);
+        assert!(has_pair(&a, "-fsdev", fsdev0), "{a:?}");
+        assert!(has_pair(
+            &a,
+            "-device",
+            "virtio-9p-pci,fsdev=share0,mount_tag=basalt0"
+        ));
+        opts.machine = Machine::Microvm;
+        let a = args(&opts);
+        assert!(has_pair(
+            &a,
+            "-device",
+            "virtio-9p-device,fsdev=share0,mount_tag=basalt0"
+        ));
     }
 
     #[test]

@@ -361,13 +361,24 @@ pub struct Manifest {
     pub preopens: Vec<Preopen>,
 }
 
-/// One directory preopened for the program, filled from the bundle.
+/// One directory preopened for the program.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Preopen {
-    /// the archive directory holding its files (`fs/N`)
-    pub prefix: String,
+    /// where its files come from
+    pub source: PreopenSource,
     /// the path the program sees (`fd_prestat_dir_name`)
     pub guest: Vec<u8>,
+}
+
+/// Where a preopened directory's files come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PreopenSource {
+    /// a copy packed in the bundle under this archive directory (`fs/N`),
+    /// loaded into memory (`preopen PREFIX GUEST`)
+    Bundle(String),
+    /// the host directory behind the virtio-9p device with this mount tag
+    /// (`share TAG GUEST`)
+    Host(String),
 }
 
 fn unescape(v: &[u8]) -> Result<Vec<u8>, String> {
@@ -492,32 +503,39 @@ impl Manifest {
                     once(&mut seen_verbose)?;
                     m.verbose = flag(&value).map_err(|e| err(line, e))?;
                 }
-                b"preopen" => {
-                    let sp = value.iter().position(|c| *c == b' ').ok_or_else(|| {
-                        err(line, String::from("`preopen` needs PREFIX GUEST-PATH"))
-                    })?;
-                    let prefix = utf8(value[..sp].to_vec()).map_err(|e| err(line, e))?;
-                    let guest = value[sp + 1..].to_vec();
-                    let prefix_bytes = normalize_bytes(prefix.as_bytes());
-                    if prefix_bytes.is_empty() || guest.is_empty() || guest.contains(&0) {
-                        return Err(err(
-                            line,
-                            String::from("`preopen` needs a non-empty PREFIX and GUEST-PATH"),
-                        ));
-                    }
-                    if m.preopens
+                b"preopen" | b"share" => {
+                    let live = key == b"share";
+                    let what = if live {
+                        "`share` needs TAG GUEST-PATH"
+                    } else {
+                        "`preopen` needs PREFIX GUEST-PATH"
+                    };
+                    let sp = value
                         .iter()
-                        .any(|p| p.prefix.as_bytes() == prefix_bytes)
-                    {
+                        .position(|c| *c == b' ')
+                        .ok_or_else(|| err(line, String::from(what)))?;
+                    let first = utf8(value[..sp].to_vec()).map_err(|e| err(line, e))?;
+                    let guest = value[sp + 1..].to_vec();
+                    let first = if live {
+                        first
+                    } else {
+                        utf8(normalize_bytes(first.as_bytes())).map_err(|e| err(line, e))?
+                    };
+                    if first.is_empty() || guest.is_empty() || guest.contains(&0) {
+                        return Err(err(line, String::from(what)));
+                    }
+                    let source = if live {
+                        PreopenSource::Host(first)
+                    } else {
+                        PreopenSource::Bundle(first)
+                    };
+                    if m.preopens.iter().any(|p| p.source == source) {
                         return Err(err(
                             line,
-                            alloc::format!("preopen prefix `{prefix}` given twice"),
+                            alloc::format!("{} given twice", String::from_utf8_lossy(&value[..sp])),
                         ));
                     }
-                    m.preopens.push(Preopen {
-                        prefix: utf8(prefix_bytes).map_err(|e| err(line, e))?,
-                        guest,
-                    });
+                    m.preopens.push(Preopen { source, guest });
                 }
                 b"spec-batch" => {
                     once(&mut seen_batch)?;
@@ -527,7 +545,7 @@ impl Manifest {
                     return Err(err(
                         line,
                         alloc::format!(
-                            "unknown key `{key_str}` (this kernel knows version, arg, env, module, artifact, jit, verbose, preopen, spec-batch); is the kernel older than the CLI?"
+                            "unknown key `{key_str}` (this kernel knows version, arg, env, module, artifact, jit, verbose, preopen, share, spec-batch); is the kernel older than the CLI?"
                         ),
                     ));
                 }

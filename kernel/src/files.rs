@@ -20,7 +20,7 @@ use basalt_wasi::memfs::Clock;
 use basalt_wasi::services::{Inode, TimeChange};
 use basalt_wasi::{FileSystem, FsError, MemFs};
 
-use crate::bundle::{Bundle, Entry, EntryKind, Preopen};
+use crate::bundle::{Bundle, Entry, EntryKind};
 
 /// Why the shared directories could not be set up.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -188,29 +188,29 @@ pub fn fill(fs: &MemFs, bundle: &Bundle<'_>, prefix: &str) -> Result<(), FilesEr
     Ok(())
 }
 
-/// One file system per preopen, in order, filled from `bundle`. Together
-/// they may hold `budget` bytes: each gets its files plus an equal share
-/// of what is left, for the program's writes. `clock` makes each file
-/// system's clock.
+/// One file system per `(device number, archive prefix)`, in order,
+/// filled from `bundle`. Together they may hold `budget` bytes: each gets
+/// its files plus an equal share of what is left, for the program's
+/// writes. `clock` makes each file system's clock.
 pub fn load(
     bundle: &Bundle<'_>,
-    preopens: &[Preopen],
+    copies: &[(u64, &str)],
     budget: u64,
     clock: impl Fn() -> Clock,
 ) -> Result<Vec<Arc<MemFs>>, FilesError> {
-    let sizes: Vec<u64> = preopens
+    let sizes: Vec<u64> = copies
         .iter()
-        .map(|p| bytes_under(bundle, &p.prefix))
+        .map(|(_, prefix)| bytes_under(bundle, prefix))
         .collect();
     let need: u64 = sizes.iter().sum();
     if need > budget {
         return Err(FilesError::TooBig { need, budget });
     }
-    let spare = (budget - need) / (preopens.len().max(1) as u64);
-    let mut out = Vec::with_capacity(preopens.len());
-    for (i, (p, size)) in preopens.iter().zip(sizes).enumerate() {
-        let fs = Arc::new(MemFs::new(i as u64 + 1, size + spare, clock()));
-        fill(&fs, bundle, &p.prefix)?;
+    let spare = (budget - need) / (copies.len().max(1) as u64);
+    let mut out = Vec::with_capacity(copies.len());
+    for ((dev, prefix), size) in copies.iter().zip(sizes) {
+        let fs = Arc::new(MemFs::new(*dev, size + spare, clock()));
+        fill(&fs, bundle, prefix)?;
         out.push(fs);
     }
     Ok(out)

@@ -17,6 +17,7 @@ mod exit;
 #[allow(unsafe_code)]
 mod fault;
 mod files;
+mod live_share;
 #[macro_use]
 mod log;
 mod mem;

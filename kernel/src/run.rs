@@ -9,8 +9,9 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use basalt_arch::BootInfo;
 use basalt_runtime::{Arch, Config, Engine, Module, Target};
 
-use crate::bundle::{Bundle, BundleError, Manifest};
+use crate::bundle::{Bundle, BundleError, Manifest, PreopenSource};
 use crate::exit::{Status, finish};
+use crate::files::FilesError;
 use crate::mem::platform::KERNEL_PLATFORM;
 use basalt_wasi::{FileSystem, Outcome, WasiCtx};
 
@@ -102,7 +103,9 @@ pub enum LoadError {
     /// the spec batch is malformed
     Batch(crate::spec::BatchError),
     /// the shared directories could not be set up
-    Files(crate::files::FilesError),
+    Files(FilesError),
+    /// a live share (`--dir`, virtio-9p) could not be opened
+    Share(crate::live_share::ShareError),
 }
 
 impl From<BundleError> for LoadError {
@@ -126,6 +129,7 @@ impl fmt::Display for LoadError {
             LoadError::Module(e) => write!(f, "{e}"),
             LoadError::Batch(e) => write!(f, "{e}"),
             LoadError::Files(e) => write!(f, "{e}"),
+            LoadError::Share(e) => write!(f, "{e}"),
         }
     }
 }
@@ -210,22 +214,37 @@ fn load_and_run(info: &BootInfo) -> Result<Outcome, LoadError> {
         crate::services::services(),
     );
     if !manifest.preopens.is_empty() {
-        // Files are copied into the heap: they may take half of the memory
-        // still free, the rest is for the program.
+        // Copies are loaded into the heap: they may take half of the
+        // memory still free, the rest is for the program. Live shares
+        // are opened over virtio-9p. Device numbers follow --dir order.
         let (used, total) = crate::mem::frame_stats();
         let budget = total.saturating_sub(used) * 4096 / 2;
         let clock = || -> basalt_wasi::memfs::Clock { Box::new(crate::time::realtime_ns) };
-        let shares = crate::files::load(&bundle, &manifest.preopens, budget, clock)
-            .map_err(LoadError::Files)?;
-        for (p, fs) in manifest.preopens.iter().zip(shares) {
-            let fs: Arc<dyn FileSystem> = fs;
-            ctx.preopen_dir(p.guest.clone(), fs).map_err(|_| {
-                LoadError::Files(crate::files::FilesError::TooManyPreopens(
-                    manifest.preopens.len(),
-                ))
-            })?;
+        let dev = |i: usize| i as u64 + 1;
+        let copied: Vec<(u64, &str)> = (manifest.preopens.iter().enumerate())
+            .filter_map(|(i, p)| match &p.source {
+                PreopenSource::Bundle(prefix) => Some((dev(i), prefix.as_str())),
+                PreopenSource::Host(_) => None,
+            })
+            .collect();
+        let mut copies = crate::files::load(&bundle, &copied, budget, clock)
+            .map_err(LoadError::Files)?
+            .into_iter();
+        let too_many = || LoadError::Files(FilesError::TooManyPreopens(manifest.preopens.len()));
+        for (i, p) in manifest.preopens.iter().enumerate() {
+            let fs: Arc<dyn FileSystem> = match &p.source {
+                PreopenSource::Bundle(_) => copies
+                    .next()
+                    .map(|f| f as Arc<dyn FileSystem>)
+                    .ok_or_else(too_many)?,
+                PreopenSource::Host(tag) => {
+                    crate::live_share::open(tag, dev(i)).map_err(LoadError::Share)?
+                }
+            };
+            ctx.preopen_dir(p.guest.clone(), fs)
+                .map_err(|_| too_many())?;
         }
-        stamp("shared directories loaded");
+        stamp("shared directories ready");
     }
     stamp("calling _start");
     Ok(basalt_wasi::run_command(&engine, &module, ctx))

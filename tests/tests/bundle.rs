@@ -12,7 +12,7 @@ mod bundle;
 #[path = "../../kernel/src/files.rs"]
 mod files;
 
-use basalt::bundle::{Entry, Manifest as CliManifest, escape, write_tar};
+use basalt::bundle::{Entry, Manifest as CliManifest, PreopenSource, escape, write_tar};
 use bundle::{Bundle, BundleError, Manifest};
 
 fn manifest_entry(text: &str) -> Entry {
@@ -62,7 +62,10 @@ fn what_the_cli_writes_the_kernel_reads_back() {
         jit: true,
         verbose: true,
         artifact: true,
-        preopens: vec![("fs/0".into(), b"/data".to_vec())],
+        preopens: vec![
+            (PreopenSource::Bundle("fs/0".into()), b"/data".to_vec()),
+            (PreopenSource::Host("basalt1".into()), b"/live".to_vec()),
+        ],
     };
     let archive = write_tar(&[
         manifest_entry(&cli.render()),
@@ -84,10 +87,16 @@ fn what_the_cli_writes_the_kernel_reads_back() {
     assert!(m.jit && m.verbose);
     assert_eq!(
         m.preopens,
-        [bundle::Preopen {
-            prefix: "fs/0".into(),
-            guest: b"/data".to_vec()
-        }]
+        [
+            bundle::Preopen {
+                source: bundle::PreopenSource::Bundle("fs/0".into()),
+                guest: b"/data".to_vec()
+            },
+            bundle::Preopen {
+                source: bundle::PreopenSource::Host("basalt1".into()),
+                guest: b"/live".to_vec()
+            }
+        ]
     );
 
     // And with every flag off.
@@ -408,7 +417,7 @@ fn a_shared_directory_survives_the_bundle() {
     std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(warnings.len(), usize::from(made_fifo), "{warnings:?}");
     let cli = CliManifest {
-        preopens: vec![("fs/0".into(), b"/data".to_vec())],
+        preopens: vec![(PreopenSource::Bundle("fs/0".into()), b"/data".to_vec())],
         ..CliManifest::default()
     };
     let archive =
@@ -417,7 +426,15 @@ fn a_shared_directory_survives_the_bundle() {
     let b = Bundle::parse(&archive).unwrap();
     let m = Manifest::parse(b.require("manifest").unwrap()).unwrap();
     let clock = || -> basalt_wasi::memfs::Clock { Box::new(|| 7) };
-    let fss = files::load(&b, &m.preopens, 1 << 20, clock).unwrap();
+    let copies: Vec<(u64, &str)> = m
+        .preopens
+        .iter()
+        .map(|p| match &p.source {
+            bundle::PreopenSource::Bundle(prefix) => (1, prefix.as_str()),
+            bundle::PreopenSource::Host(_) => panic!("no live shares here"),
+        })
+        .collect();
+    let fss = files::load(&b, &copies, 1 << 20, clock).unwrap();
     let fs = &fss[0];
     let find = |path: &[u8]| {
         let mut at = fs.root();
@@ -448,7 +465,7 @@ fn a_shared_directory_survives_the_bundle() {
     assert!(fs.lookup(fs.root(), b"fifo").is_err());
 
     // Too little memory: a clear error, nothing loaded.
-    match files::load(&b, &m.preopens, 4, clock) {
+    match files::load(&b, &copies, 4, clock) {
         Err(files::FilesError::TooBig { need, budget: 4 }) => assert!(need > 4),
         Err(e) => panic!("expected TooBig, got {e}"),
         Ok(_) => panic!("expected TooBig"),

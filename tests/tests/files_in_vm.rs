@@ -1,23 +1,36 @@
-//! `basalt run --dir` in a VM, on both ISAs: the shared directories are
-//! packed into the bundle, preopened in `--dir` order, listed and read by
-//! the program; its writes stay in the VM; files the VM cannot hold are a
-//! clear error.
+//! `basalt run --dir` in a VM, on both ISAs. Live (the default, virtio-9p):
+//! the shared directories are preopened in `--dir` order, listed and read
+//! by the program, and its writes reach the host; symbolic links out of a
+//! share are not followed; a missing directory is a clear error. Copied
+//! (`--dir-mode copy`): the same program sees the same files, its writes
+//! stay in the VM, and files the VM cannot hold are a clear error.
 
 use std::path::PathBuf;
 
 use basalt::guest::GuestArch;
-use basalt::run::RunOptions;
+use basalt::run::{DirMode, RunOptions};
 use basalt::vm::Status;
 use basalt_tests::wasi_suite::Scratch;
 use basalt_tests::{boot, example};
 
 basalt_tests::on_every_isa!(
-    a_shared_directory_is_listed_and_read,
+    a_live_share_is_listed_read_and_written_through,
+    a_copied_share_keeps_its_changes_in_the_vm,
+    symbolic_links_out_of_a_live_share_are_not_followed,
+    a_missing_share_is_a_clear_error,
     files_the_vm_cannot_hold_are_a_clear_error,
 );
 
-fn a_shared_directory_is_listed_and_read(arch: GuestArch) {
-    let scratch = Scratch::new(&format!("files-{}", arch.name())).expect("scratch");
+fn a_live_share_is_listed_read_and_written_through(arch: GuestArch) {
+    list_read_and_write(arch, DirMode::Live);
+}
+
+fn a_copied_share_keeps_its_changes_in_the_vm(arch: GuestArch) {
+    list_read_and_write(arch, DirMode::Copy);
+}
+
+fn list_read_and_write(arch: GuestArch, mode: DirMode) {
+    let scratch = Scratch::new(&format!("files-{mode:?}-{}", arch.name())).expect("scratch");
     let (a, b): (PathBuf, PathBuf) = (scratch.0.join("a"), scratch.0.join("b"));
     std::fs::create_dir_all(a.join("sub")).expect("mkdir");
     std::fs::create_dir_all(&b).expect("mkdir");
@@ -27,6 +40,7 @@ fn a_shared_directory_is_listed_and_read(arch: GuestArch) {
     std::fs::write(b.join("other.txt"), "second share\n").expect("write");
     let mut opts = RunOptions::new(example("ls"));
     opts.arch = arch;
+    opts.dir_mode = mode;
     opts.dirs = vec![(a.clone(), "/data".into()), (b.clone(), "/other".into())];
     opts.args = vec![b"/data".to_vec(), b"/other/other.txt".to_vec()];
     let out = boot(opts, b"");
@@ -37,8 +51,68 @@ fn a_shared_directory_is_listed_and_read(arch: GuestArch) {
         "{}",
         out.describe()
     );
-    // What the program wrote stayed in the VM.
-    assert!(!b.join("other.txt.new").exists());
+    let written = std::fs::read_to_string(b.join("other.txt.new"));
+    match mode {
+        // What the program wrote is on the host.
+        DirMode::Live => assert_eq!(
+            written.as_deref().ok(),
+            Some("written in the guest\n"),
+            "{}",
+            out.describe()
+        ),
+        // What the program wrote stayed in the VM.
+        DirMode::Copy => assert!(written.is_err()),
+    }
+}
+
+fn symbolic_links_out_of_a_live_share_are_not_followed(arch: GuestArch) {
+    let scratch = Scratch::new(&format!("files-escape-{}", arch.name())).expect("scratch");
+    let (share, outside) = (scratch.0.join("share"), scratch.0.join("outside"));
+    std::fs::create_dir_all(&share).expect("mkdir");
+    std::fs::create_dir_all(&outside).expect("mkdir");
+    let secret = outside.join("secret.txt");
+    std::fs::write(&secret, "SECRET\n").expect("write");
+    std::os::unix::fs::symlink("../outside/secret.txt", share.join("climb")).expect("symlink");
+    std::os::unix::fs::symlink(&secret, share.join("absolute")).expect("symlink");
+    for link in ["climb", "absolute"] {
+        let mut opts = RunOptions::new(example("ls"));
+        opts.arch = arch;
+        opts.dirs = vec![(share.clone(), "/data".into())];
+        opts.args = vec![b"/data".to_vec(), format!("/data/{link}").into_bytes()];
+        let out = boot(opts, b"");
+        assert_ne!(out.report.exit_code(), 0, "{}", out.describe());
+        assert_eq!(
+            out.stdout_text(),
+            "absolute@\nclimb@\n",
+            "{}",
+            out.describe()
+        );
+        assert!(!out.stderr_text().contains("SECRET"), "{}", out.describe());
+    }
+    // Nothing was written beside the secret either.
+    assert_eq!(std::fs::read_dir(&outside).expect("list").count(), 1);
+}
+
+fn a_missing_share_is_a_clear_error(arch: GuestArch) {
+    let scratch = Scratch::new(&format!("files-missing-{}", arch.name())).expect("scratch");
+    let mut opts = RunOptions::new(example("ls"));
+    opts.arch = arch;
+    opts.dirs = vec![(scratch.0.join("no-such-dir"), "/data".into())];
+    let r = basalt::run::run_vm(
+        &opts,
+        basalt::vm::VmIo {
+            stdin: None,
+            stdout: Box::new(std::io::sink()),
+            stderr: Box::new(std::io::sink()),
+        },
+    );
+    match r {
+        Err(e) => assert!(
+            e.to_string().contains("cannot share --dir") && e.to_string().contains("no-such-dir"),
+            "{e}"
+        ),
+        Ok(r) => panic!("expected the CLI to refuse, got {:?}", r.status),
+    }
 }
 
 fn files_the_vm_cannot_hold_are_a_clear_error(arch: GuestArch) {
@@ -51,6 +125,7 @@ fn files_the_vm_cannot_hold_are_a_clear_error(arch: GuestArch) {
     std::fs::write(dir.join("big.bin"), vec![0x5a; 48 << 20]).expect("write");
     let mut opts = RunOptions::new(example("ls"));
     opts.arch = arch;
+    opts.dir_mode = DirMode::Copy;
     opts.memory_mib = 128;
     opts.dirs = vec![(dir.clone(), "/big".into())];
     let out = boot(opts.clone(), b"");

@@ -10,12 +10,16 @@ pub const CLOCK_MONOTONIC: u32 = 1;
 
 /// `filetype::unknown`
 pub const FILETYPE_UNKNOWN: u8 = 0;
+/// `filetype::block_device`
+pub const FILETYPE_BLOCK_DEVICE: u8 = 1;
 /// `filetype::character_device`
 pub const FILETYPE_CHARACTER_DEVICE: u8 = 2;
 /// `filetype::directory`
 pub const FILETYPE_DIRECTORY: u8 = 3;
 /// `filetype::regular_file`
 pub const FILETYPE_REGULAR_FILE: u8 = 4;
+/// `filetype::socket_stream`
+pub const FILETYPE_SOCKET_STREAM: u8 = 6;
 /// `filetype::symbolic_link`
 pub const FILETYPE_SYMBOLIC_LINK: u8 = 7;
 
@@ -25,6 +29,10 @@ pub fn filetype(kind: FileKind) -> u8 {
         FileKind::RegularFile => FILETYPE_REGULAR_FILE,
         FileKind::Directory => FILETYPE_DIRECTORY,
         FileKind::SymbolicLink => FILETYPE_SYMBOLIC_LINK,
+        FileKind::CharacterDevice => FILETYPE_CHARACTER_DEVICE,
+        FileKind::BlockDevice => FILETYPE_BLOCK_DEVICE,
+        FileKind::Socket => FILETYPE_SOCKET_STREAM,
+        FileKind::Other => FILETYPE_UNKNOWN,
     }
 }
 

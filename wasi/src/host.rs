@@ -204,6 +204,11 @@ fn same_kind(kind: FileKind, t: std::fs::FileType) -> bool {
         FileKind::Directory => t.is_dir(),
         FileKind::RegularFile => t.is_file(),
         FileKind::SymbolicLink => t.is_symlink(),
+        // The memory file systems the hosted runner writes back never
+        // hold these.
+        FileKind::CharacterDevice | FileKind::BlockDevice | FileKind::Socket | FileKind::Other => {
+            false
+        }
     }
 }
 
@@ -284,6 +289,10 @@ fn write_into(
                     written.insert(e.ino, path);
                 }
             }
+            FileKind::CharacterDevice
+            | FileKind::BlockDevice
+            | FileKind::Socket
+            | FileKind::Other => {}
         }
     }
     Ok(())

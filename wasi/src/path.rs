@@ -146,7 +146,6 @@ pub fn resolve(
         };
         match fs.stat(ino)?.kind {
             FileKind::Directory if !last => stack.push(ino),
-            FileKind::RegularFile if !last => return Err(Errno::Notdir),
             FileKind::SymbolicLink if !last || follow => {
                 follows += 1;
                 if follows > MAX_SYMLINK_FOLLOWS {
@@ -169,6 +168,7 @@ pub fn resolve(
                 // the target's components come before what is left
                 pending.extend(more);
             }
+            _ if !last => return Err(Errno::Notdir),
             _ => {
                 return Ok(Resolved {
                     parent: cur,

@@ -62,6 +62,14 @@ pub enum FileKind {
     Directory,
     /// A symbolic link: a path, resolved by the WASI layer.
     SymbolicLink,
+    /// A character device (only host-backed file systems have them).
+    CharacterDevice,
+    /// A block device (only host-backed file systems have them).
+    BlockDevice,
+    /// A Unix-domain socket (preview1's `socket_stream`, as wasmtime says).
+    Socket,
+    /// Anything else, e.g. a named pipe (preview1's `unknown`).
+    Other,
 }
 
 /// The attributes of one inode (preview1's `filestat`).
@@ -143,6 +151,8 @@ pub enum FsError {
     ReadOnly,
     /// the inode no longer exists (`EBADF`)
     Stale,
+    /// the backing store refuses access to it (`EACCES`)
+    AccessDenied,
     /// the backing store failed (`EIO`)
     Io,
 }
@@ -166,6 +176,7 @@ impl From<FsError> for crate::errno::Errno {
             FsError::TooManyLinks => Errno::Mlink,
             FsError::ReadOnly => Errno::Rofs,
             FsError::Stale => Errno::Badf,
+            FsError::AccessDenied => Errno::Acces,
             FsError::Io => Errno::Io,
         }
     }

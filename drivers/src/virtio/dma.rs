@@ -138,32 +138,31 @@ impl DmaRegion {
         unsafe { p.write_volatile(value.to_le()) }
     }
 
-    /// Copies `out.len()` bytes from `offset` into `out`.
+    /// Copies `out.len()` bytes from `offset` into `out`. Call only for
+    /// bytes the device has finished with (after its used-ring entry was
+    /// seen), so a plain copy reads settled memory.
     pub(crate) fn read_bytes(&self, offset: usize, out: &mut [u8]) {
         if out.is_empty() {
             return;
         }
         let base = self.at(offset, 1);
         self.at(offset + out.len() - 1, 1);
-        for (i, b) in out.iter_mut().enumerate() {
-            // SAFETY: every byte of `[offset, offset + len)` is inside the
-            // region (both ends checked above).
-            *b = unsafe { ((base + i) as *const u8).read_volatile() };
-        }
+        // SAFETY: every byte of `[offset, offset + len)` is inside the
+        // region (both ends checked above), which is ours; `out` is a
+        // distinct Rust buffer, so the two do not overlap.
+        unsafe { core::ptr::copy_nonoverlapping(base as *const u8, out.as_mut_ptr(), out.len()) };
     }
 
-    /// Writes `data` at `offset`.
-    #[cfg(test)]
+    /// Writes `data` at `offset`. Call only for bytes the device does not
+    /// own (before the buffer is added to a queue).
     pub(crate) fn write_bytes(&self, offset: usize, data: &[u8]) {
         if data.is_empty() {
             return;
         }
         let base = self.at(offset, 1);
         self.at(offset + data.len() - 1, 1);
-        for (i, b) in data.iter().enumerate() {
-            // SAFETY: as in `read_bytes`; the region is writable.
-            unsafe { ((base + i) as *mut u8).write_volatile(*b) };
-        }
+        // SAFETY: as in `read_bytes`; the region is writable.
+        unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), base as *mut u8, data.len()) };
     }
 }
 
