@@ -97,6 +97,9 @@ fn file_kind(st_mode: u32) -> FileKind {
     }
 }
 
+/// `d_type` when the host file system does not say.
+const DT_UNKNOWN: u8 = 0;
+
 /// The kind of file a directory entry's `d_type` says.
 fn dirent_kind(d_type: u8) -> FileKind {
     match d_type {
@@ -248,6 +251,15 @@ impl<T: Transport> State<T> {
         let (fid, qid) = self.client.walk(dfid, &[name]).map_err(fs_error)?;
         self.adopt(qid.path, fid, &[dir]);
         Ok(qid.path)
+    }
+
+    /// The kind of file entry `name` of `dir` is, without keeping a fid.
+    fn kind_of(&mut self, dir: Inode, name: &[u8]) -> Result<FileKind, FsError> {
+        let dfid = self.fid(dir)?;
+        let (fid, _) = self.client.walk(dfid, &[name]).map_err(fs_error)?;
+        let attr = self.client.getattr(fid);
+        let _ = self.client.clunk(fid);
+        Ok(file_kind(attr.map_err(fs_error)?.mode))
     }
 
     /// An opened fid of `ino`, opening one if needed; `write` wants it
@@ -541,10 +553,15 @@ impl<T: Transport + Send> FileSystem for LiveShare<T> {
         if out.len() < max {
             let want = max - out.len();
             for (index, e) in s.host_entries(dir, cookie.saturating_sub(2), want)? {
+                let kind = match e.kind {
+                    // Some host file systems leave `d_type` unknown: ask.
+                    DT_UNKNOWN => s.kind_of(dir, &e.name).unwrap_or(FileKind::Other),
+                    t => dirent_kind(t),
+                };
                 out.push(DirEntry {
                     next: index + 2,
                     ino: e.qid.path,
-                    kind: dirent_kind(e.kind),
+                    kind,
                     name: e.name,
                 });
             }
