@@ -20,6 +20,8 @@ pub enum Errno {
     Badf = 8,
     /// Device or resource busy.
     Busy = 10,
+    /// Connection reset.
+    Connreset = 15,
     /// File exists.
     Exist = 20,
     /// Bad address: a guest pointer or length leaves linear memory.
@@ -44,12 +46,16 @@ pub enum Errno {
     Nametoolong = 37,
     /// No such file or directory.
     Noent = 44,
+    /// No buffer space available.
+    Nobufs = 42,
     /// Not enough space.
     Nomem = 48,
     /// No space left on device.
     Nospc = 51,
     /// Function not supported (yet) by Basalt.
     Nosys = 52,
+    /// The socket is not connected.
+    Notconn = 53,
     /// Not a directory.
     Notdir = 54,
     /// Directory not empty.
@@ -62,6 +68,8 @@ pub enum Errno {
     Overflow = 61,
     /// Operation not permitted (also: a path that leaves its directory).
     Perm = 63,
+    /// Broken pipe: sending after shutting down writing.
+    Pipe = 64,
     /// Read-only file system.
     Rofs = 69,
     /// Invalid seek (the descriptor is a stream).

@@ -237,3 +237,113 @@ pub trait FileSystem: Send + Sync {
     /// A descriptor of `node` was closed.
     fn release(&self, node: Inode);
 }
+
+// ---- networks -------------------------------------------------------------
+
+/// A socket in one [`Network`]: a listener or a connection.
+pub type SocketId = u64;
+
+/// Why a socket call failed. Each variant is one WASI errno (see
+/// `From<NetError> for Errno`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NetError {
+    /// nothing to accept, receive or send without waiting (`EAGAIN`)
+    WouldBlock,
+    /// the peer reset the connection (`ECONNRESET`)
+    ConnectionReset,
+    /// the connection is not (or no longer) established (`ENOTCONN`)
+    NotConnected,
+    /// sending after this side shut down writing (`EPIPE`)
+    BrokenPipe,
+    /// the operation does not apply to this socket, e.g. accept on a
+    /// connection (`EINVAL`)
+    InvalidArgument,
+    /// no memory or no socket slots left (`ENOBUFS`)
+    NoBuffers,
+    /// the socket no longer exists (`EBADF`)
+    Stale,
+}
+
+impl From<NetError> for crate::errno::Errno {
+    fn from(e: NetError) -> Self {
+        use crate::errno::Errno;
+        match e {
+            NetError::WouldBlock => Errno::Again,
+            NetError::ConnectionReset => Errno::Connreset,
+            NetError::NotConnected => Errno::Notconn,
+            NetError::BrokenPipe => Errno::Pipe,
+            NetError::InvalidArgument => Errno::Inval,
+            NetError::NoBuffers => Errno::Nobufs,
+            NetError::Stale => Errno::Badf,
+        }
+    }
+}
+
+/// Which directions [`Network::shutdown`] closes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shutdown {
+    /// no more receiving
+    Read,
+    /// no more sending (the peer sees end of stream)
+    Write,
+    /// both
+    Both,
+}
+
+/// What a socket can do now without waiting.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Readiness {
+    /// a listener: a connection waits to be accepted; a connection: bytes
+    /// (or end of stream) wait to be received
+    pub readable: bool,
+    /// a connection: sending would take at least one byte; bytes the
+    /// number of bytes that would be taken
+    pub writable: Option<usize>,
+    /// the peer closed or reset the connection (receiving gives end of
+    /// stream or an error)
+    pub hangup: bool,
+    /// bytes waiting to be received (0 for a listener)
+    pub pending: usize,
+}
+
+/// What a waiter wants to hear about a socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Interest {
+    /// readability (or hangup)
+    Read,
+    /// writability (or hangup)
+    Write,
+}
+
+/// A TCP/IP stack as preview1 sockets need it: listeners made before the
+/// program starts (`--tcplisten`), the connections accepted from them,
+/// non-blocking calls, and one way to wait.
+///
+/// Every call but [`Network::wait`] returns at once: "would block" is
+/// [`NetError::WouldBlock`], and the WASI layer decides whether to wait
+/// (a blocking descriptor) or to return `EAGAIN`. Backends drive their
+/// stack (receive packets, run timers) in every call, so progress never
+/// depends on the program calling `wait`.
+pub trait Network: Send + Sync {
+    /// A connection waiting on `listener`, accepted; [`NetError::WouldBlock`]
+    /// if none is waiting.
+    fn accept(&self, listener: SocketId) -> Result<SocketId, NetError>;
+    /// Receives into `buf`: the number of bytes, 0 at end of stream.
+    /// `peek` leaves them queued.
+    fn recv(&self, socket: SocketId, buf: &mut [u8], peek: bool) -> Result<usize, NetError>;
+    /// Queues bytes of `data` for sending; returns how many were taken.
+    fn send(&self, socket: SocketId, data: &[u8]) -> Result<usize, NetError>;
+    /// Closes one or both directions of a connection.
+    fn shutdown(&self, socket: SocketId, how: Shutdown) -> Result<(), NetError>;
+    /// What `socket` can do now.
+    fn readiness(&self, socket: SocketId) -> Result<Readiness, NetError>;
+    /// Waits until one of `interests` is ready or the monotonic clock
+    /// reaches `deadline_ns` (`None`: no deadline), driving the stack
+    /// meanwhile, idle (halted until an interrupt) where it can be. May
+    /// return early; callers check readiness again.
+    fn wait(&self, interests: &[(SocketId, Interest)], deadline_ns: Option<u64>);
+    /// The descriptor of `socket` was closed: the connection is closed
+    /// gracefully (the stack finishes sending what is queued), a listener
+    /// stops listening.
+    fn close(&self, socket: SocketId);
+}
