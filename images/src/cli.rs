@@ -28,6 +28,13 @@ options:
                         wasmtime; copy packs HOST into the VM's memory at
                         start and writes nothing back. With --hosted,
                         changes reach HOST when the program ends
+  --tcplisten ADDR      listen on ADDR (HOST:PORT, e.g. 0.0.0.0:8080) and give
+                        the program the socket as a descriptor after the
+                        --dir ones; may be repeated. In a VM ADDR is the
+                        guest's; reach it from the host with -p
+  -p, --publish HOST:GUEST
+                        forward host port HOST (on 127.0.0.1) to guest port
+                        GUEST (QEMU user networking); may be repeated
   --memory MIB          guest RAM (default 1024)
   --arch ARCH           guest ISA: x86_64 (default) or aarch64 (QEMU virt, TCG)
   --machine MODEL       QEMU machine for x86_64: q35 (default), pc or microvm
@@ -105,6 +112,27 @@ pub fn parse_run(args: Vec<OsString>) -> Result<RunCommand, CliError> {
                     other => {
                         return Err(usage(format!(
                             "--dir-mode wants live or copy, got `{other}`"
+                        )));
+                    }
+                }
+            }
+            "--tcplisten" => {
+                let v = value(&mut it, flag)?;
+                if !v.contains(':') {
+                    return Err(usage(format!("--tcplisten wants HOST:PORT, got `{v}`")));
+                }
+                opts.tcplisten.push(v);
+            }
+            "-p" | "--publish" => {
+                let v = value(&mut it, flag)?;
+                let parsed = v
+                    .split_once(':')
+                    .and_then(|(h, g)| Some((h.parse::<u16>().ok()?, g.parse::<u16>().ok()?)));
+                match parsed {
+                    Some(pair) => opts.publish.push(pair),
+                    None => {
+                        return Err(usage(format!(
+                            "{flag} wants HOST-PORT:GUEST-PORT, got `{v}`"
                         )));
                     }
                 }
@@ -193,14 +221,15 @@ pub fn main(args: Vec<OsString>) -> i32 {
                 let argv = std::iter::once(name.clone().into_bytes())
                     .chain(cmd.options.args.iter().cloned())
                     .collect();
-                crate::hosted::run(
-                    &name,
-                    &wasm,
-                    argv,
-                    cmd.options.env.clone(),
-                    &cmd.options.dirs,
-                    cmd.options.verbose,
-                )
+                crate::hosted::run(crate::hosted::Hosted {
+                    name: &name,
+                    wasm: &wasm,
+                    args: argv,
+                    env: cmd.options.env.clone(),
+                    dirs: &cmd.options.dirs,
+                    tcplisten: &cmd.options.tcplisten,
+                    verbose: cmd.options.verbose,
+                })
             } else {
                 crate::run::run_on_stdio(&cmd.options)
             }

@@ -6,7 +6,8 @@
 //! A `--dir` is copied into an in-memory file system before the program
 //! starts and written back when it ends, so the program runs on the same
 //! file system code as in the kernel and its changes reach the host as
-//! they would under wasmtime.
+//! they would under wasmtime. A `--tcplisten` is a listening socket of the
+//! host, preopened after the directories.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -14,33 +15,47 @@ use std::time::Instant;
 
 use basalt_runtime::{Config, Engine, Module};
 use basalt_wasi::host::{HostClocks, HostEntropy, HostStdio};
+use basalt_wasi::host_net::HostNetwork;
 use basalt_wasi::{FileSystem, MemFs, Outcome, Services, Stdio, WasiCtx};
 
 use crate::CliError;
 
-/// Compiles and runs `wasm` on this process's streams; returns the exit
+/// What one hosted run is asked to do.
+pub struct Hosted<'a> {
+    /// the module's name, for messages
+    pub name: &'a str,
+    /// the module
+    pub wasm: &'a [u8],
+    /// `argv`, the program name first
+    pub args: Vec<Vec<u8>>,
+    /// the whole environment (`NAME=VALUE`)
+    pub env: Vec<Vec<u8>>,
+    /// host directories to share: (host path, guest path)
+    pub dirs: &'a [(PathBuf, String)],
+    /// addresses to listen on, each preopened as a socket after the
+    /// directories (`--tcplisten`)
+    pub tcplisten: &'a [String],
+    /// report compile and run times on stderr
+    pub verbose: bool,
+}
+
+/// Compiles and runs a module on this process's streams; returns the exit
 /// code (a trap: 134, message on stderr).
-pub fn run(
-    name: &str,
-    wasm: &[u8],
-    args: Vec<Vec<u8>>,
-    env: Vec<Vec<u8>>,
-    dirs: &[(PathBuf, String)],
-    verbose: bool,
-) -> Result<i32, CliError> {
-    run_with_stdio(name, wasm, args, env, dirs, Box::new(HostStdio), verbose)
+pub fn run(run: Hosted<'_>) -> Result<i32, CliError> {
+    run_with_stdio(run, Box::new(HostStdio))
 }
 
 /// [`run`] with the program's standard streams on `stdio`.
-pub fn run_with_stdio(
-    name: &str,
-    wasm: &[u8],
-    args: Vec<Vec<u8>>,
-    env: Vec<Vec<u8>>,
-    dirs: &[(PathBuf, String)],
-    stdio: Box<dyn Stdio>,
-    verbose: bool,
-) -> Result<i32, CliError> {
+pub fn run_with_stdio(run: Hosted<'_>, stdio: Box<dyn Stdio>) -> Result<i32, CliError> {
+    let Hosted {
+        name,
+        wasm,
+        args,
+        env,
+        dirs,
+        tcplisten,
+        verbose,
+    } = run;
     let engine = Engine::new(Config::hosted()).map_err(|e| CliError::Module(e.to_string()))?;
     let t0 = Instant::now();
     let module =
@@ -54,9 +69,11 @@ pub fn run_with_stdio(
             compiled.as_secs_f64() * 1e3
         );
     }
+    let clocks = HostClocks::default();
+    let origin = clocks.origin();
     let services = Services {
         stdio,
-        clocks: Box::new(HostClocks::default()),
+        clocks: Box::new(clocks),
         entropy: Box::new(HostEntropy),
     };
     let mut ctx = WasiCtx::new(args, env, services);
@@ -69,6 +86,20 @@ pub fn run_with_stdio(
         ctx.preopen_dir(guest.clone().into_bytes(), dyn_fs)
             .map_err(|e| CliError::Usage(format!("too many --dir: {e}")))?;
         shared.push((host, fs));
+    }
+    if !tcplisten.is_empty() {
+        let net = Arc::new(HostNetwork::new(origin));
+        for addr in tcplisten {
+            let (id, bound) = net.listen(addr).map_err(|e| {
+                CliError::Input(format!("cannot listen on --tcplisten {addr}: {e}"))
+            })?;
+            let fd = ctx
+                .preopen_socket(net.clone(), id)
+                .map_err(|e| CliError::Usage(format!("too many --tcplisten: {e}")))?;
+            if verbose {
+                eprintln!("basalt: hosted: listening on {bound} (descriptor {fd})");
+            }
+        }
     }
     let t1 = Instant::now();
     let outcome = basalt_wasi::run_command(&engine, &module, ctx);

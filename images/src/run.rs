@@ -24,6 +24,11 @@ pub struct RunOptions {
     pub dirs: Vec<(PathBuf, String)>,
     /// how a VM sees `dirs`
     pub dir_mode: DirMode,
+    /// addresses to listen on, preopened as sockets after `dirs`
+    /// (`--tcplisten`; in a VM, the guest's addresses)
+    pub tcplisten: Vec<String>,
+    /// host ports forwarded to guest ports: (host, guest) (`-p`)
+    pub publish: Vec<(u16, u16)>,
     /// guest ISA
     pub arch: GuestArch,
     /// QEMU machine model
@@ -70,6 +75,8 @@ impl RunOptions {
             env: Vec::new(),
             dirs: Vec::new(),
             dir_mode: DirMode::Live,
+            tcplisten: Vec::new(),
+            publish: Vec::new(),
             arch: GuestArch::X86_64,
             machine: Machine::Q35,
             accel: AccelChoice::Auto,
@@ -140,6 +147,11 @@ pub fn initrd_limit(arch: GuestArch, ram: u64) -> u64 {
 /// Runs the program in a VM with the given streams and returns the report.
 pub fn run_vm(opts: &RunOptions, io: VmIo) -> Result<VmReport, CliError> {
     let name = opts.wasm.display().to_string();
+    if !opts.tcplisten.is_empty() || !opts.publish.is_empty() {
+        return Err(CliError::Usage(String::from(
+            "--tcplisten and -p work with --hosted only for now: the kernel's network stack is being built (issue 6)",
+        )));
+    }
     let wasm = std::fs::read(&opts.wasm)
         .map_err(|e| CliError::Input(format!("cannot read {name}: {e}")))?;
     let kernel = guest::kernel(opts.arch, opts.verbose)?;

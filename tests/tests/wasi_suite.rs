@@ -6,6 +6,7 @@
 
 use std::sync::{Arc, Mutex};
 
+use basalt::hosted::Hosted;
 use basalt_tests::wasi_suite::{
     KNOWN_FAILING, Ran, Scratch, Spec, Tally, judge, prepare_dirs, programs, suite_dir,
 };
@@ -49,9 +50,17 @@ fn run_hosted(suite: &std::path::Path, name: &str, spec: &Spec) -> Result<Ran, S
         .map(|(k, v)| format!("{k}={v}").into_bytes())
         .collect();
     let io = Captured::default();
+    let run = Hosted {
+        name,
+        wasm: &wasm,
+        args,
+        env,
+        dirs: &dirs,
+        tcplisten: &[],
+        verbose: false,
+    };
     let code =
-        basalt::hosted::run_with_stdio(name, &wasm, args, env, &dirs, Box::new(io.clone()), false)
-            .map_err(|e| e.to_string())?;
+        basalt::hosted::run_with_stdio(run, Box::new(io.clone())).map_err(|e| e.to_string())?;
     let take = |m: &Mutex<Vec<u8>>| m.lock().map(|b| b.clone()).unwrap_or_default();
     Ok(Ran {
         exit_code: code,
@@ -125,16 +134,16 @@ fn writes_through_a_dir_reach_the_host() {
     )
     .expect("wat");
     let keep_before = std::fs::metadata(dir.join("keep.txt")).expect("stat");
-    let code = basalt::hosted::run_with_stdio(
-        "write-back",
-        &wasm,
-        vec![b"write-back".to_vec()],
-        Vec::new(),
-        &[(dir.clone(), "/data".to_string())],
-        Box::new(Captured::default()),
-        false,
-    )
-    .expect("run");
+    let run = Hosted {
+        name: "write-back",
+        wasm: &wasm,
+        args: vec![b"write-back".to_vec()],
+        env: Vec::new(),
+        dirs: &[(dir.clone(), "/data".to_string())],
+        tcplisten: &[],
+        verbose: false,
+    };
+    let code = basalt::hosted::run_with_stdio(run, Box::new(Captured::default())).expect("run");
     assert_eq!(code, 0, "errno of the failing call");
     assert_eq!(std::fs::read(dir.join("new.txt")).expect("new"), b"hello");
     assert!(!dir.join("sub/gone.txt").exists());

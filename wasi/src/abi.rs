@@ -92,6 +92,19 @@ pub const RIGHT_PATH_REMOVE_DIRECTORY: u64 = 1 << 25;
 pub const RIGHT_PATH_UNLINK_FILE: u64 = 1 << 26;
 /// `rights::poll_fd_readwrite`
 pub const RIGHT_POLL_FD_READWRITE: u64 = 1 << 27;
+/// `rights::sock_shutdown`
+pub const RIGHT_SOCK_SHUTDOWN: u64 = 1 << 28;
+/// `rights::sock_accept`
+pub const RIGHT_SOCK_ACCEPT: u64 = 1 << 29;
+
+/// The rights that mean something on a socket (listening or connected).
+pub const SOCKET_RIGHTS: u64 = RIGHT_FD_READ
+    | RIGHT_FD_WRITE
+    | RIGHT_FD_FDSTAT_SET_FLAGS
+    | RIGHT_FD_FILESTAT_GET
+    | RIGHT_POLL_FD_READWRITE
+    | RIGHT_SOCK_SHUTDOWN
+    | RIGHT_SOCK_ACCEPT;
 
 /// The rights that mean something on a regular file.
 pub const FILE_RIGHTS: u64 = RIGHT_FD_DATASYNC
@@ -200,3 +213,14 @@ pub const EVENTTYPE_FD_READ: u8 = 1;
 pub const EVENTTYPE_FD_WRITE: u8 = 2;
 /// `subclockflags::subscription_clock_abstime`
 pub const SUBCLOCK_ABSTIME: u16 = 1;
+/// `eventrwflags::fd_readwrite_hangup`
+pub const EVENTRWFLAGS_HANGUP: u16 = 1;
+
+/// `riflags::recv_peek`
+pub const RIFLAGS_RECV_PEEK: u16 = 1;
+/// `riflags::recv_waitall`
+pub const RIFLAGS_RECV_WAITALL: u16 = 2;
+/// `sdflags::rd`
+pub const SDFLAGS_RD: u8 = 1;
+/// `sdflags::wr`
+pub const SDFLAGS_WR: u8 = 2;

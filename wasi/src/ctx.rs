@@ -5,7 +5,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 use crate::errno::Errno;
-use crate::services::{FileSystem, Inode, Services};
+use crate::services::{FileSystem, Inode, Network, Services, SocketId};
 
 /// The most descriptors one program may have open at once.
 pub const MAX_FDS: usize = 4096;
@@ -39,6 +39,29 @@ impl core::fmt::Debug for Node {
     }
 }
 
+/// A socket held open by a descriptor: closed in its network when the
+/// descriptor is.
+pub struct Socket {
+    /// the network it lives in
+    pub(crate) net: Arc<dyn Network>,
+    /// its number there
+    pub(crate) id: SocketId,
+    /// whether it listens (else it is a connection)
+    pub(crate) listener: bool,
+}
+
+impl Drop for Socket {
+    fn drop(&mut self) {
+        self.net.close(self.id);
+    }
+}
+
+impl core::fmt::Debug for Socket {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "Socket({}, listener: {})", self.id, self.listener)
+    }
+}
+
 /// What a file descriptor refers to.
 #[derive(Debug)]
 pub enum Descriptor {
@@ -52,14 +75,17 @@ pub enum Descriptor {
     File(Node),
     /// A directory.
     Directory(Node),
+    /// A TCP socket: a preopened listener or a connection accepted from one.
+    Socket(Socket),
 }
 
 impl Descriptor {
-    /// Whether it is one of the three standard streams.
+    /// Whether it is a stream: one of the three standard streams or a
+    /// socket (no offsets, no size, no timestamps, nothing to sync).
     pub fn is_stream(&self) -> bool {
         matches!(
             self,
-            Descriptor::Stdin | Descriptor::Stdout | Descriptor::Stderr
+            Descriptor::Stdin | Descriptor::Stdout | Descriptor::Stderr | Descriptor::Socket(_)
         )
     }
 }
@@ -146,6 +172,29 @@ impl WasiCtx {
             flags: 0,
             position: 0,
             preopen: Some(guest_path),
+        })
+    }
+
+    /// Preopens listening socket `listener` of `net` (`--tcplisten`) on
+    /// the next free descriptor, which it returns. Preopen directories
+    /// first: C programs look for directories from descriptor 3 up and
+    /// stop at the first that is not one.
+    pub fn preopen_socket(
+        &mut self,
+        net: Arc<dyn Network>,
+        listener: SocketId,
+    ) -> Result<u32, Errno> {
+        self.insert(OpenFd {
+            desc: Descriptor::Socket(Socket {
+                net,
+                id: listener,
+                listener: true,
+            }),
+            rights_base: crate::abi::SOCKET_RIGHTS,
+            rights_inheriting: crate::abi::SOCKET_RIGHTS,
+            flags: 0,
+            position: 0,
+            preopen: None,
         })
     }
 

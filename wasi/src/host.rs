@@ -52,6 +52,14 @@ impl Default for HostClocks {
     }
 }
 
+impl HostClocks {
+    /// The instant the monotonic clock counts from (a
+    /// [`crate::host_net::HostNetwork`] measures its deadlines from it).
+    pub fn origin(&self) -> Instant {
+        self.origin
+    }
+}
+
 impl Clocks for HostClocks {
     fn realtime_ns(&self) -> u64 {
         SystemTime::now()
@@ -92,9 +100,15 @@ impl Entropy for HostEntropy {
 
 /// All three host services.
 pub fn services() -> Services {
+    services_with_clocks(HostClocks::default())
+}
+
+/// All three host services, with `clocks` (whose origin a
+/// [`crate::host_net::HostNetwork`] shares).
+pub fn services_with_clocks(clocks: HostClocks) -> Services {
     Services {
         stdio: Box::new(HostStdio),
-        clocks: Box::new(HostClocks::default()),
+        clocks: Box::new(clocks),
         entropy: Box::new(HostEntropy),
     }
 }

@@ -15,7 +15,9 @@ use crate::ctx::{Descriptor, Node, OpenFd, WasiCtx};
 use crate::errno::Errno;
 use crate::memory::GuestMemory;
 use crate::path::{self, Resolved};
-use crate::services::{FileKind, FileStat, FileSystem, TimeChange};
+use crate::services::{FileKind, FileStat, FileSystem, Interest, TimeChange};
+
+mod sockets;
 
 /// The import module name of WASI preview 1.
 pub const MODULE: &str = "wasi_snapshot_preview1";
@@ -27,7 +29,6 @@ pub const UNSUPPORTED: &[&str] = &[
     "fd_filestat_set_times on the standard streams: ENOSYS",
     "fd_allocate: ENOTSUP (as wasmtime)",
     "proc_raise: ENOSYS",
-    "sock_*: ENOTSOCK (no sockets yet)",
 ];
 
 /// How a call ends other than with success.
@@ -296,22 +297,22 @@ const FUNCTIONS: &[Function] = &[
     Function {
         name: "sock_accept",
         params: &[I, I, I],
-        handler: fd_not_socket,
+        handler: sockets::sock_accept,
     },
     Function {
         name: "sock_recv",
         params: &[I, I, I, I, I, I],
-        handler: fd_not_socket,
+        handler: sockets::sock_recv,
     },
     Function {
         name: "sock_send",
         params: &[I, I, I, I, I],
-        handler: fd_not_socket,
+        handler: sockets::sock_send,
     },
     Function {
         name: "sock_shutdown",
         params: &[I, I],
-        handler: fd_not_socket,
+        handler: sockets::sock_shutdown,
     },
 ];
 
@@ -552,12 +553,13 @@ fn fd_write(cx: &mut WasiCtx, mem: &mut GuestMemory<'_>, a: &Args<'_>) -> Outcom
         return Err(Errno::Badf.into());
     }
     let data = gather(mem, a.u32(1), a.u32(2))?;
-    let total = u32::try_from(data.len()).map_err(|_| Errno::Inval)?;
+    let mut total = u32::try_from(data.len()).map_err(|_| Errno::Inval)?;
     match &fd.desc {
         Descriptor::Stdout => cx.services.stdio.write_stdout(&data),
         Descriptor::Stderr => cx.services.stdio.write_stderr(&data),
         Descriptor::Stdin => return Err(Errno::Badf.into()),
         Descriptor::Directory(_) => return Err(Errno::Isdir.into()),
+        Descriptor::Socket(_) => total = sockets::send_all(cx, fd_num, &data)? as u32,
         Descriptor::File(node) => {
             let at = if fd.flags & FDFLAGS_APPEND != 0 {
                 node.fs.stat(node.ino)?.size
@@ -598,6 +600,9 @@ fn fd_read(cx: &mut WasiCtx, mem: &mut GuestMemory<'_>, a: &Args<'_>) -> Outcome
         }
         Descriptor::Directory(_) => return Err(Errno::Isdir.into()),
         Descriptor::Stdout | Descriptor::Stderr => return Err(Errno::Badf.into()),
+        Descriptor::Socket(_) => {
+            sockets::recv_into(cx, fd_num, mem, a.u32(1), a.u32(2), false, false)?
+        }
     };
     mem.write_u32(a.u32(3), u32::try_from(n).map_err(|_| Errno::Overflow)?)?;
     Ok(())
@@ -716,6 +721,7 @@ fn fd_fdstat_get(cx: &mut WasiCtx, mem: &mut GuestMemory<'_>, a: &Args<'_>) -> O
     let fd = cx.fd(a.u32(0))?;
     let filetype = match &fd.desc {
         Descriptor::File(n) | Descriptor::Directory(n) => filetype(n.fs.stat(n.ino)?.kind),
+        Descriptor::Socket(_) => FILETYPE_SOCKET_STREAM,
         _ => FILETYPE_CHARACTER_DEVICE,
     };
     let at = a.u32(1);
@@ -735,6 +741,15 @@ fn fd_fdstat_set_flags(cx: &mut WasiCtx, _: &mut GuestMemory<'_>, a: &Args<'_>) 
     let fd_num = a.u32(0);
     let flags = (a.u32(1) & 0xffff) as u16;
     let fd = cx.fd(fd_num)?;
+    if let Descriptor::Socket(_) = fd.desc {
+        fd.require(RIGHT_FD_FDSTAT_SET_FLAGS)?;
+        // Sockets take `nonblock` only, as under wasmtime.
+        if flags & !FDFLAGS_NONBLOCK != 0 {
+            return Err(Errno::Inval.into());
+        }
+        cx.fd_mut(fd_num)?.flags = flags;
+        return Ok(());
+    }
     if fd.desc.is_stream() {
         return if flags == 0 {
             Ok(())
@@ -767,6 +782,12 @@ fn fd_fdstat_set_rights(cx: &mut WasiCtx, _: &mut GuestMemory<'_>, a: &Args<'_>)
 fn fd_filestat_get(cx: &mut WasiCtx, mem: &mut GuestMemory<'_>, a: &Args<'_>) -> Outcome {
     let fd = cx.fd(a.u32(0))?;
     let at = a.u32(1);
+    if let Descriptor::Socket(_) = fd.desc {
+        mem.slice_mut(at, FILESTAT_SIZE)?.fill(0);
+        mem.write_u8(at + 16, FILETYPE_SOCKET_STREAM)?;
+        mem.write_u64(at + 24, 1)?;
+        return Ok(());
+    }
     if fd.desc.is_stream() {
         mem.slice_mut(at, FILESTAT_SIZE)?.fill(0);
         mem.write_u8(at + 16, FILETYPE_CHARACTER_DEVICE)?;
@@ -876,7 +897,7 @@ fn fd_readdir(cx: &mut WasiCtx, mem: &mut GuestMemory<'_>, a: &Args<'_>) -> Outc
         (a.u32(0), a.u32(1), a.u32(2), a.u64(3), a.u32(4));
     let dir = match &cx.fd(fd)?.desc {
         Descriptor::Directory(_) => dir_fd(cx, fd, RIGHT_FD_READDIR)?,
-        Descriptor::File(_) => return Err(Errno::Notdir.into()),
+        Descriptor::File(_) | Descriptor::Socket(_) => return Err(Errno::Notdir.into()),
         _ => return Err(Errno::Badf.into()),
     };
     mem.slice(buf, buf_len)?;
@@ -1187,18 +1208,33 @@ fn path_unlink_file(cx: &mut WasiCtx, mem: &mut GuestMemory<'_>, a: &Args<'_>) -
     Ok(())
 }
 
-/// No descriptor is a socket yet.
-fn fd_not_socket(cx: &mut WasiCtx, _: &mut GuestMemory<'_>, a: &Args<'_>) -> Outcome {
-    cx.fd(a.u32(0))?;
-    Err(Errno::Notsock.into())
-}
-
 // ---- poll_oneoff ----------------------------------------------------------
 
-/// Waits for clocks and stream readiness. Output streams are always ready;
-/// standard input is reported ready (a read then blocks until data or end
-/// of file arrives). Clock subscriptions sleep until the earliest deadline
-/// when nothing else is ready.
+/// One event of a `poll_oneoff` answer.
+struct Ready {
+    userdata: u64,
+    error: u16,
+    kind: u8,
+    /// `fd_readwrite.nbytes`
+    nbytes: u64,
+    /// `fd_readwrite.flags`
+    flags: u16,
+}
+
+/// A socket subscription: (userdata, event type, network, socket, interest).
+type SocketWatch = (
+    u64,
+    u8,
+    Arc<dyn crate::services::Network>,
+    crate::services::SocketId,
+    Interest,
+);
+
+/// Waits for clocks, stream and socket readiness. Output streams and
+/// files are always ready; standard input is reported ready (a read then
+/// blocks until data or end of file arrives); sockets are asked their
+/// network. When nothing is ready, it waits in the network (sockets
+/// subscribed) or sleeps (clocks only) until the earliest deadline.
 fn poll_oneoff(cx: &mut WasiCtx, mem: &mut GuestMemory<'_>, a: &Args<'_>) -> Outcome {
     let (subs, events, count, nevents_ptr) = (a.u32(0), a.u32(1), a.u32(2), a.u32(3));
     if count == 0 {
@@ -1211,14 +1247,17 @@ fn poll_oneoff(cx: &mut WasiCtx, mem: &mut GuestMemory<'_>, a: &Args<'_>) -> Out
     mem.slice(events, count.checked_mul(EVENT_SIZE).ok_or(Errno::Fault)?)?;
     mem.read_u32(nevents_ptr)?;
 
-    struct Ready {
-        userdata: u64,
-        error: u16,
-        kind: u8,
-    }
+    let event = |userdata, error: u16, kind| Ready {
+        userdata,
+        error,
+        kind,
+        nbytes: 0,
+        flags: 0,
+    };
     let mut ready = Vec::new();
     // (userdata, monotonic deadline) of each valid clock subscription
     let mut clocks = Vec::new();
+    let mut watched: Vec<SocketWatch> = Vec::new();
     for i in 0..count {
         let at = subs + i * SUBSCRIPTION_SIZE;
         let userdata = mem.read_u64(at)?;
@@ -1229,11 +1268,7 @@ fn poll_oneoff(cx: &mut WasiCtx, mem: &mut GuestMemory<'_>, a: &Args<'_>) -> Out
                 let timeout = mem.read_u64(at + 24)?;
                 let flags = mem.read_u16(at + 40)?;
                 match check_clock(id) {
-                    Err(e) => ready.push(Ready {
-                        userdata,
-                        error: e.raw(),
-                        kind: tag,
-                    }),
+                    Err(e) => ready.push(event(userdata, e.raw(), tag)),
                     Ok(clock) => {
                         let mono = cx.services.clocks.monotonic_ns();
                         let deadline = if flags & SUBCLOCK_ABSTIME != 0 {
@@ -1248,44 +1283,101 @@ fn poll_oneoff(cx: &mut WasiCtx, mem: &mut GuestMemory<'_>, a: &Args<'_>) -> Out
             }
             EVENTTYPE_FD_READ | EVENTTYPE_FD_WRITE => {
                 let fd = mem.read_u32(at + 16)?;
+                let read = tag == EVENTTYPE_FD_READ;
                 let error = match cx.fd(fd) {
                     Err(e) => e.raw(),
                     Ok(f) => {
-                        let usable = match (&f.desc, tag == EVENTTYPE_FD_READ) {
+                        let right = if read { RIGHT_FD_READ } else { RIGHT_FD_WRITE };
+                        let usable = match (&f.desc, read) {
+                            (Descriptor::Socket(s), _) => {
+                                if f.rights_base & RIGHT_POLL_FD_READWRITE != 0 {
+                                    let interest = if read {
+                                        Interest::Read
+                                    } else {
+                                        Interest::Write
+                                    };
+                                    watched.push((userdata, tag, s.net.clone(), s.id, interest));
+                                    continue;
+                                }
+                                false
+                            }
                             (Descriptor::Stdin | Descriptor::File(_), true) => {
-                                f.rights_base & RIGHT_FD_READ != 0
+                                f.rights_base & right != 0
                             }
                             (
                                 Descriptor::Stdout | Descriptor::Stderr | Descriptor::File(_),
                                 false,
-                            ) => f.rights_base & RIGHT_FD_WRITE != 0,
+                            ) => f.rights_base & right != 0,
                             _ => false,
                         };
                         if usable { 0 } else { Errno::Badf.raw() }
                     }
                 };
-                ready.push(Ready {
-                    userdata,
-                    error,
-                    kind: tag,
-                });
+                ready.push(event(userdata, error, tag));
             }
             _ => return Err(Errno::Inval.into()),
         }
     }
-    if ready.is_empty()
-        && let Some(&(_, earliest)) = clocks.iter().min_by_key(|(_, d)| *d)
-    {
-        cx.services.clocks.sleep_until_monotonic_ns(earliest);
+    let earliest = clocks.iter().map(|(_, d)| *d).min();
+    loop {
+        let mut sockets_ready = Vec::new();
+        for (userdata, tag, net, id, interest) in &watched {
+            let r = match net.readiness(*id) {
+                Ok(r) => r,
+                Err(e) => {
+                    sockets_ready.push(event(*userdata, Errno::from(e).raw(), *tag));
+                    continue;
+                }
+            };
+            let (is_ready, nbytes) = match interest {
+                Interest::Read => (r.readable || r.hangup, r.pending as u64),
+                Interest::Write => (
+                    r.writable.is_some() || r.hangup,
+                    r.writable.unwrap_or(0) as u64,
+                ),
+            };
+            if is_ready {
+                sockets_ready.push(Ready {
+                    nbytes,
+                    flags: if r.hangup { EVENTRWFLAGS_HANGUP } else { 0 },
+                    ..event(*userdata, 0, *tag)
+                });
+            }
+        }
+        ready.extend(sockets_ready);
+        let mono = cx.services.clocks.monotonic_ns();
+        let clock_fired = earliest.is_some_and(|d| d <= mono);
+        if !ready.is_empty() || clock_fired {
+            break;
+        }
+        match watched.first() {
+            // Wait in the network for its sockets (all sockets share one
+            // network in practice; others are asked again after 1 ms).
+            Some((_, _, net, _, _)) => {
+                let interests: Vec<_> = watched
+                    .iter()
+                    .filter(|w| Arc::ptr_eq(&w.2, net))
+                    .map(|w| (w.3, w.4))
+                    .collect();
+                let others = interests.len() < watched.len();
+                let deadline = match (earliest, others) {
+                    (d, false) => d,
+                    (d, true) => Some(d.unwrap_or(u64::MAX).min(mono.saturating_add(1_000_000))),
+                };
+                net.wait(&interests, deadline);
+            }
+            None => {
+                if let Some(d) = earliest {
+                    cx.services.clocks.sleep_until_monotonic_ns(d);
+                }
+                break;
+            }
+        }
     }
     let mono = cx.services.clocks.monotonic_ns();
     for (userdata, deadline) in clocks {
         if deadline <= mono {
-            ready.push(Ready {
-                userdata,
-                error: 0,
-                kind: EVENTTYPE_CLOCK,
-            });
+            ready.push(event(userdata, 0, EVENTTYPE_CLOCK));
         }
     }
     for (i, r) in ready.iter().enumerate() {
@@ -1294,6 +1386,8 @@ fn poll_oneoff(cx: &mut WasiCtx, mem: &mut GuestMemory<'_>, a: &Args<'_>) -> Out
         mem.write_u64(at, r.userdata)?;
         mem.write_u16(at + 8, r.error)?;
         mem.write_u8(at + 10, r.kind)?;
+        mem.write_u64(at + 16, r.nbytes)?;
+        mem.write_u16(at + 24, r.flags)?;
     }
     mem.write_u32(nevents_ptr, ready.len() as u32)?;
     Ok(())

@@ -1,0 +1,312 @@
+//! A small HTTP/1.1 server for WASI preview 1, std only: it serves on the
+//! listening socket its runner preopened (`basalt run --tcplisten
+//! 0.0.0.0:8080`, `wasmtime run -S tcplisten=0.0.0.0:8080`), descriptor 3
+//! unless `LISTEN_FD` says otherwise.
+//!
+//! - `GET /` answers a line of static text;
+//! - `GET /bytes/N` answers N bytes (at most 64 MiB), for throughput;
+//! - `POST /echo` answers the request body;
+//! - anything else is 404; a malformed request is 400 and the connection
+//!   is closed; a request head over 16 KiB is 431.
+//!
+//! One thread, many connections: every socket is non-blocking and the
+//! server waits in `poll_oneoff` for whichever can make progress, so an
+//! idle server uses no CPU and a slow or vanished client holds nobody up.
+//! Connections are kept alive unless the client asks otherwise.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, FromRawFd};
+
+/// The static answer of `GET /`.
+const HELLO: &[u8] = b"Hello from Basalt: a WebAssembly HTTP server on a bare VM.\n";
+/// The largest request head (request line and headers) accepted.
+const MAX_HEAD: usize = 16 * 1024;
+/// The largest request body accepted.
+const MAX_BODY: usize = 16 * 1024 * 1024;
+/// The largest `GET /bytes/N`.
+const MAX_BYTES: usize = 64 * 1024 * 1024;
+
+/// preview1's `poll_oneoff`, which std does not expose.
+mod wasi_poll {
+    #[link(wasm_import_module = "wasi_snapshot_preview1")]
+    unsafe extern "C" {
+        /// `poll_oneoff(in, out, nsubscriptions, nevents) -> errno`
+        pub fn poll_oneoff(subs: *const u8, events: *mut u8, n: u32, nevents: *mut u32) -> u16;
+    }
+
+    /// `eventtype::fd_read`
+    pub const FD_READ: u8 = 1;
+    /// `eventtype::fd_write`
+    pub const FD_WRITE: u8 = 2;
+
+    /// Waits until one of `(fd, event type, userdata)` is ready; returns
+    /// the userdata of those that are.
+    pub fn wait(subs: &[(u32, u8, u64)]) -> Vec<u64> {
+        let mut raw = vec![0u8; subs.len() * 48];
+        for (i, (fd, kind, userdata)) in subs.iter().enumerate() {
+            let s = &mut raw[i * 48..(i + 1) * 48];
+            s[0..8].copy_from_slice(&userdata.to_le_bytes());
+            s[8] = *kind;
+            s[16..20].copy_from_slice(&fd.to_le_bytes());
+        }
+        let mut events = vec![0u8; subs.len() * 32];
+        let mut n = 0u32;
+        // SAFETY: `raw` holds `subs.len()` 48-byte subscriptions and
+        // `events` room for as many 32-byte events, as preview1 lays them
+        // out; `n` is a valid u32 to write.
+        let errno =
+            unsafe { poll_oneoff(raw.as_ptr(), events.as_mut_ptr(), subs.len() as u32, &mut n) };
+        if errno != 0 {
+            eprintln!("http-server: poll_oneoff failed with errno {errno}");
+            std::process::exit(1);
+        }
+        (0..n as usize)
+            .map(|i| {
+                let e = &events[i * 32..(i + 1) * 32];
+                u64::from_le_bytes(e[0..8].try_into().unwrap_or_default())
+            })
+            .collect()
+    }
+}
+
+/// What a connection is doing.
+struct Conn {
+    stream: TcpStream,
+    /// bytes received and not yet handled
+    input: Vec<u8>,
+    /// bytes of answers not yet sent
+    output: Vec<u8>,
+    /// how much of `output` was sent
+    sent: usize,
+    /// close once `output` is sent
+    closing: bool,
+    /// the peer finished sending
+    eof: bool,
+}
+
+/// A parsed request head.
+struct Request<'a> {
+    method: &'a str,
+    path: &'a str,
+    content_length: usize,
+    close: bool,
+}
+
+/// How a request head parses.
+enum Parse<'a> {
+    /// more bytes are needed
+    Incomplete,
+    /// the head, and its length in bytes
+    Head(Request<'a>, usize),
+    /// not HTTP: answer with this status and close
+    Bad(u16, &'static str),
+}
+
+fn parse(input: &[u8]) -> Parse<'_> {
+    let Some(end) = input.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return if input.len() > MAX_HEAD {
+            Parse::Bad(431, "Request Header Fields Too Large")
+        } else {
+            Parse::Incomplete
+        };
+    };
+    if end > MAX_HEAD {
+        return Parse::Bad(431, "Request Header Fields Too Large");
+    }
+    let Ok(head) = std::str::from_utf8(&input[..end]) else {
+        return Parse::Bad(400, "Bad Request");
+    };
+    let mut lines = head.split("\r\n");
+    let mut first = lines.next().unwrap_or("").split(' ');
+    let (Some(method), Some(path), Some(version), None) =
+        (first.next(), first.next(), first.next(), first.next())
+    else {
+        return Parse::Bad(400, "Bad Request");
+    };
+    if !version.starts_with("HTTP/1.") || method.is_empty() || !path.starts_with('/') {
+        return Parse::Bad(400, "Bad Request");
+    }
+    let mut req = Request {
+        method,
+        path,
+        content_length: 0,
+        close: version == "HTTP/1.0",
+    };
+    for line in lines {
+        let Some((name, value)) = line.split_once(':') else {
+            return Parse::Bad(400, "Bad Request");
+        };
+        let value = value.trim();
+        if name.eq_ignore_ascii_case("content-length") {
+            match value.parse::<usize>() {
+                Ok(n) if n <= MAX_BODY => req.content_length = n,
+                Ok(_) => return Parse::Bad(413, "Content Too Large"),
+                Err(_) => return Parse::Bad(400, "Bad Request"),
+            }
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            // Chunked bodies are not supported: refuse rather than misread.
+            return Parse::Bad(501, "Not Implemented");
+        } else if name.eq_ignore_ascii_case("connection") {
+            if value.eq_ignore_ascii_case("close") {
+                req.close = true;
+            } else if value.eq_ignore_ascii_case("keep-alive") {
+                req.close = false;
+            }
+        }
+    }
+    Parse::Head(req, end + 4)
+}
+
+fn respond(out: &mut Vec<u8>, status: u16, reason: &str, body: &[u8], close: bool) {
+    let head = format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Length: {}\r\nContent-Type: text/plain\r\n{}\r\n",
+        body.len(),
+        if close { "Connection: close\r\n" } else { "" }
+    );
+    out.extend_from_slice(head.as_bytes());
+    out.extend_from_slice(body);
+}
+
+/// Answers every complete request in `c.input`.
+fn handle(c: &mut Conn) {
+    while !c.closing {
+        let (req, head_len) = match parse(&c.input) {
+            Parse::Incomplete => return,
+            Parse::Bad(status, reason) => {
+                respond(&mut c.output, status, reason, reason.as_bytes(), true);
+                c.closing = true;
+                return;
+            }
+            Parse::Head(req, len) => (req, len),
+        };
+        if c.input.len() < head_len + req.content_length {
+            return;
+        }
+        let body = &c.input[head_len..head_len + req.content_length];
+        let close = req.close;
+        match (req.method, req.path) {
+            ("GET" | "HEAD", "/") => respond(&mut c.output, 200, "OK", HELLO, close),
+            ("POST", "/echo") => respond(&mut c.output, 200, "OK", body, close),
+            ("GET", p) if p.starts_with("/bytes/") => match p[7..].parse::<usize>() {
+                Ok(n) if n <= MAX_BYTES => respond(&mut c.output, 200, "OK", &vec![b'x'; n], close),
+                _ => respond(&mut c.output, 400, "Bad Request", b"bad size\n", close),
+            },
+            _ => respond(&mut c.output, 404, "Not Found", b"not found\n", close),
+        }
+        c.closing = close;
+        c.input.drain(..head_len + req.content_length);
+    }
+}
+
+/// Reads what is there; false when the connection is finished with.
+fn pump_in(c: &mut Conn) -> bool {
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        match c.stream.read(&mut buf) {
+            Ok(0) => {
+                c.eof = true;
+                return true;
+            }
+            Ok(n) => {
+                c.input.extend_from_slice(&buf[..n]);
+                if c.input.len() > MAX_HEAD + MAX_BODY {
+                    c.closing = true;
+                    return true;
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return true,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(_) => return false,
+        }
+    }
+}
+
+/// Sends what it can; false when the connection is finished with.
+fn pump_out(c: &mut Conn) -> bool {
+    while c.sent < c.output.len() {
+        match c.stream.write(&c.output[c.sent..]) {
+            Ok(0) => return false,
+            Ok(n) => c.sent += n,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return true,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(_) => return false,
+        }
+    }
+    c.output.clear();
+    c.sent = 0;
+    true
+}
+
+fn main() {
+    let fd = std::env::var("LISTEN_FD")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    // SAFETY: the runner preopened descriptor `fd` as a listening socket
+    // (`--tcplisten`); nothing else in this program owns it.
+    let listener = unsafe { TcpListener::from_raw_fd(fd) };
+    if let Err(e) = listener.set_nonblocking(true) {
+        eprintln!(
+            "http-server: descriptor {fd} is not a listening socket ({e}); run with --tcplisten"
+        );
+        std::process::exit(2);
+    }
+    eprintln!("http-server: serving on descriptor {fd}");
+    let mut conns: Vec<Option<Conn>> = Vec::new();
+    const LISTENER: u64 = u64::MAX;
+    loop {
+        let mut subs = vec![(fd as u32, wasi_poll::FD_READ, LISTENER)];
+        for (i, c) in conns.iter().enumerate() {
+            if let Some(c) = c {
+                let kind = if c.output.is_empty() {
+                    wasi_poll::FD_READ
+                } else {
+                    wasi_poll::FD_WRITE
+                };
+                subs.push((c.stream.as_raw_fd() as u32, kind, i as u64));
+            }
+        }
+        for ready in wasi_poll::wait(&subs) {
+            if ready == LISTENER {
+                loop {
+                    match listener.accept() {
+                        Ok((stream, _)) => {
+                            if stream.set_nonblocking(true).is_err() {
+                                continue;
+                            }
+                            let conn = Conn {
+                                stream,
+                                input: Vec::new(),
+                                output: Vec::new(),
+                                sent: 0,
+                                closing: false,
+                                eof: false,
+                            };
+                            match conns.iter().position(Option::is_none) {
+                                Some(free) => conns[free] = Some(conn),
+                                None => conns.push(Some(conn)),
+                            }
+                        }
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                        Err(e) => {
+                            eprintln!("http-server: accept: {e}");
+                            break;
+                        }
+                    }
+                }
+                continue;
+            }
+            let slot = &mut conns[ready as usize];
+            let Some(c) = slot else { continue };
+            let alive = pump_in(c) && {
+                handle(c);
+                pump_out(c)
+            };
+            let done = c.output.is_empty() && (c.closing || c.eof);
+            if !alive || done {
+                *slot = None;
+            }
+        }
+    }
+}
