@@ -1,5 +1,6 @@
 //! Device drivers behind small traits: UARTs, RTCs, exit devices, timers,
-//! the device-tree reader, virtio (the transport, split virtqueues,
+//! the device-tree reader, PCI configuration space and enumeration,
+//! virtio (the virtio-mmio and virtio-PCI transports, split virtqueues,
 //! virtio-rng).
 //!
 //! Drivers know nothing of WASI or of the kernel's policy; they touch their
@@ -15,6 +16,7 @@ extern crate std;
 
 pub mod acpi;
 pub mod fdt;
+pub mod pci;
 pub mod virtio;
 
 #[allow(unsafe_code)]
