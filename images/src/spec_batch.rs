@@ -456,6 +456,7 @@ pub fn run_file_in_vm(engine: &Engine, arch: GuestArch, kernel: &Path, path: &Pa
         cpu: None,
         virtio_rng: true,
         image_text_offset: None,
+        extra_qemu_args: Vec::new(),
     };
     let io = VmIo {
         stdin: None,

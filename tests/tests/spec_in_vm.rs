@@ -79,6 +79,7 @@ fn a_batch_of_another_version_is_a_load_error() {
         cpu: None,
         virtio_rng: true,
         image_text_offset: None,
+        extra_qemu_args: Vec::new(),
     };
     let io = VmIo {
         stdin: None,
