@@ -1,5 +1,6 @@
 //! Device drivers behind small traits: UARTs, RTCs, exit devices, timers,
-//! the device-tree reader, virtio (the transport, split virtqueues,
+//! the device-tree reader, PCI configuration space and enumeration,
+//! virtio (the virtio-mmio and virtio-PCI transports, split virtqueues,
 //! virtio-rng, virtio-9p) and the 9P2000.L client that runs over it.
 //!
 //! Drivers know nothing of WASI or of the kernel's policy; they touch their
@@ -17,6 +18,7 @@ extern crate std;
 pub mod acpi;
 pub mod fdt;
 pub mod ninep;
+pub mod pci;
 pub mod virtio;
 
 #[allow(unsafe_code)]

@@ -76,3 +76,90 @@ pub(crate) fn barrier_before_doorbell() {
     #[cfg(not(target_arch = "aarch64"))]
     core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
 }
+
+/// A register window of any length (a PCI BAR's region, an ECAM window),
+/// mapped as device memory at a CPU address, with accesses of every width
+/// checked against its length: an access outside the window reads as all
+/// ones (as a PCI master abort does) and writes nothing, so a device that
+/// lies about its layout cannot make a driver touch memory that is not
+/// its own.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Window {
+    base: usize,
+    len: usize,
+}
+
+impl Window {
+    /// The window of `len` bytes at CPU (virtual) address `base`.
+    ///
+    /// # Safety
+    /// `[base, base + len)` must be mapped as device memory and hold the
+    /// registers of a device the caller drives, used by no one else for
+    /// as long as the window lives.
+    pub(crate) unsafe fn new(base: usize, len: usize) -> Window {
+        Window { base, len }
+    }
+
+    /// The window's length in bytes.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The CPU address of the naturally aligned `size`-byte register at
+    /// `offset`, if it lies inside the window.
+    fn at(&self, offset: usize, size: usize) -> Option<usize> {
+        (offset.is_multiple_of(size) && offset.checked_add(size).is_some_and(|e| e <= self.len))
+            .then(|| self.base + offset)
+    }
+
+    /// Reads the byte at `offset`.
+    pub(crate) fn read8(&self, offset: usize) -> u8 {
+        match self.at(offset, 1) {
+            // SAFETY: inside the window (checked; constructor contract).
+            Some(p) => unsafe { core::ptr::read_volatile(p as *const u8) },
+            None => u8::MAX,
+        }
+    }
+
+    /// Reads the little-endian 16-bit register at `offset`.
+    pub(crate) fn read16(&self, offset: usize) -> u16 {
+        match self.at(offset, 2) {
+            // SAFETY: inside the window and aligned (checked).
+            Some(p) => u16::from_le(unsafe { core::ptr::read_volatile(p as *const u16) }),
+            None => u16::MAX,
+        }
+    }
+
+    /// Reads the little-endian 32-bit register at `offset`.
+    pub(crate) fn read32(&self, offset: usize) -> u32 {
+        match self.at(offset, 4) {
+            // SAFETY: inside the window and aligned (checked).
+            Some(p) => u32::from_le(unsafe { core::ptr::read_volatile(p as *const u32) }),
+            None => u32::MAX,
+        }
+    }
+
+    /// Writes the byte at `offset`.
+    pub(crate) fn write8(&self, offset: usize, value: u8) {
+        if let Some(p) = self.at(offset, 1) {
+            // SAFETY: inside the window (checked; constructor contract).
+            unsafe { core::ptr::write_volatile(p as *mut u8, value) }
+        }
+    }
+
+    /// Writes the little-endian 16-bit register at `offset`.
+    pub(crate) fn write16(&self, offset: usize, value: u16) {
+        if let Some(p) = self.at(offset, 2) {
+            // SAFETY: inside the window and aligned (checked).
+            unsafe { core::ptr::write_volatile(p as *mut u16, value.to_le()) }
+        }
+    }
+
+    /// Writes the little-endian 32-bit register at `offset`.
+    pub(crate) fn write32(&self, offset: usize, value: u32) {
+        if let Some(p) = self.at(offset, 4) {
+            // SAFETY: inside the window and aligned (checked).
+            unsafe { core::ptr::write_volatile(p as *mut u32, value.to_le()) }
+        }
+    }
+}

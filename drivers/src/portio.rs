@@ -25,3 +25,10 @@ pub(crate) fn outl(port: u16, value: u32) {
     // SAFETY: drivers write only their own device's registers.
     unsafe { p.write(value) }
 }
+
+/// Reads a 32-bit value from `port`.
+pub(crate) fn inl(port: u16) -> u32 {
+    let mut p: Port<u32> = Port::new(port);
+    // SAFETY: drivers read only their own device's registers.
+    unsafe { p.read() }
+}

@@ -53,6 +53,8 @@ pub struct RunOptions {
     pub virtio_rng: bool,
     /// AArch64: load the kernel elsewhere (see [`VmOptions::image_text_offset`])
     pub image_text_offset: Option<u64>,
+    /// more QEMU arguments (see [`VmOptions::extra_qemu_args`])
+    pub extra_qemu_args: Vec<String>,
 }
 
 /// How a VM sees the directories of `--dir`.
@@ -89,6 +91,7 @@ impl RunOptions {
             cpu: None,
             virtio_rng: true,
             image_text_offset: None,
+            extra_qemu_args: Vec::new(),
         }
     }
 }
@@ -169,6 +172,7 @@ pub fn run_vm(opts: &RunOptions, io: VmIo) -> Result<VmReport, CliError> {
         virtio_rng: opts.virtio_rng,
         image_text_offset: opts.image_text_offset,
         shares: Vec::new(),
+        extra_qemu_args: opts.extra_qemu_args.clone(),
     };
     let (accel, why) = accel::choose(opts.accel, &vm_opts)?;
     vm_opts.accel = accel;

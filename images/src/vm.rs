@@ -77,9 +77,9 @@ pub struct VmOptions {
     /// assumes `max`'s features, so such runs want the in-guest compiler
     pub cpu: Option<String>,
     /// give the VM a virtio entropy device (`-device virtio-rng-device` on
-    /// a modern virtio-mmio transport; AArch64 `virt` and x86-64
-    /// `microvm`), the kernel's seed when the CPU has no FEAT_RNG or
-    /// RDRAND; on by default
+    /// a modern virtio-mmio transport on AArch64 `virt` and x86-64
+    /// `microvm`, `-device virtio-rng-pci` on `q35` and `pc`), the
+    /// kernel's seed when the CPU has no FEAT_RNG or RDRAND; on by default
     pub virtio_rng: bool,
     /// AArch64: boot a copy of the arm64 Image whose header asks for this
     /// `text_offset` instead of the built one's 2 MiB, so QEMU loads the
@@ -90,6 +90,9 @@ pub struct VmOptions {
     /// host directories shared live over virtio-9p (`-fsdev local` with a
     /// `virtio-9p-pci` or `virtio-9p-device` naming each's mount tag)
     pub shares: Vec<HostShare>,
+    /// more QEMU arguments, appended as they are (tests add devices
+    /// through this, e.g. `-device virtio-rng-pci` on AArch64 `virt`)
+    pub extra_qemu_args: Vec<String>,
 }
 
 /// A host directory the VM sees live over virtio-9p.
@@ -289,12 +292,21 @@ pub fn qemu_command(opts: &VmOptions, bundle: &Path, sockets: &[PathBuf; 3]) -> 
     if opts.exit_device {
         cmd.args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
     }
-    // microvm's virtio-mmio transports (named on the kernel command line)
-    // take a virtio-rng as `virt`'s do; PC machines would want virtio-PCI.
-    if opts.machine == Machine::Microvm {
-        cmd.args(["-global", "virtio-mmio.force-legacy=false"]);
-        if opts.virtio_rng {
-            cmd.args(["-device", "virtio-rng-device"]);
+    // microvm's virtio-mmio transports (named in its DSDT or on the kernel
+    // command line) take a virtio-rng as `virt`'s do; the PCs get one on
+    // PCI (transitional, which the kernel drives through its modern
+    // interface).
+    match opts.machine {
+        Machine::Microvm => {
+            cmd.args(["-global", "virtio-mmio.force-legacy=false"]);
+            if opts.virtio_rng {
+                cmd.args(["-device", "virtio-rng-device"]);
+            }
+        }
+        Machine::Q35 | Machine::Pc => {
+            if opts.virtio_rng {
+                cmd.args(["-device", "virtio-rng-pci"]);
+            }
         }
     }
     let share_device = match opts.machine {
@@ -322,6 +334,7 @@ pub fn qemu_command(opts: &VmOptions, bundle: &Path, sockets: &[PathBuf; 3]) -> 
             i + 1
         ));
     }
+    cmd.args(&opts.extra_qemu_args);
     cmd
 }
 
@@ -372,6 +385,7 @@ fn qemu_command_virt(opts: &VmOptions, bundle: &Path, sockets: &[PathBuf; 3]) ->
             "enable=on,target=native,chardev=com3",
         ]);
     }
+    cmd.args(&opts.extra_qemu_args);
     cmd
 }
 
@@ -646,6 +660,7 @@ mod tests {
             virtio_rng: true,
             image_text_offset: None,
             shares: Vec::new(),
+            extra_qemu_args: Vec::new(),
         }
     }
 
@@ -700,7 +715,7 @@ mod tests {
     }
 
     #[test]
-    fn virt_and_microvm_get_a_modern_virtio_rng_and_the_chosen_cpu() {
+    fn every_machine_gets_a_virtio_rng_unless_told_not_and_the_chosen_cpu() {
         let mut opts = virt_options();
         let a = args(&opts);
         assert!(has_pair(&a, "-device", "virtio-rng-device"), "{a:?}");
@@ -716,11 +731,29 @@ mod tests {
         let a = args(&opts);
         assert!(has_pair(&a, "-cpu", "Nehalem"));
         assert!(!a.iter().any(|x| x.contains("virtio")), "q35: {a:?}");
+        opts.virtio_rng = true;
+        for machine in [Machine::Q35, Machine::Pc] {
+            opts.machine = machine;
+            let a = args(&opts);
+            assert!(has_pair(&a, "-device", "virtio-rng-pci"), "{a:?}");
+            assert!(!a.iter().any(|x| x.contains("virtio-mmio")), "{a:?}");
+        }
         opts.machine = Machine::Microvm;
         opts.virtio_rng = true;
         let a = args(&opts);
         assert!(has_pair(&a, "-device", "virtio-rng-device"), "{a:?}");
         assert!(has_pair(&a, "-global", "virtio-mmio.force-legacy=false"));
+    }
+
+    #[test]
+    fn extra_arguments_come_last_on_both_isas() {
+        let mut opts = virt_options();
+        opts.extra_qemu_args = vec!["-device".into(), "virtio-rng-pci".into()];
+        for arch in [GuestArch::Aarch64, GuestArch::X86_64] {
+            opts.arch = arch;
+            let a = args(&opts);
+            assert_eq!(a[a.len() - 2..], ["-device", "virtio-rng-pci"], "{a:?}");
+        }
     }
 
     #[test]

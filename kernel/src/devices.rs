@@ -1,19 +1,24 @@
 //! Devices found at boot besides the consoles, clocks and interrupt
-//! controller: the virtio-mmio transports the platform names (each probed
-//! once; an entropy device becomes the kernel's virtio-rng, others wait in
-//! a list until a driver claims them with [`claim_virtio`]) and the PCIe
-//! host bridge, whose ECAM window is recorded and logged for PCI
-//! enumeration (issue 6).
+//! controller: the virtio-mmio transports the platform names and the
+//! virtio functions on the PCI buses the platform reaches (the port
+//! mechanism on a PC, the host bridge's ECAM window on AArch64, whose
+//! unassigned memory BARs are given addresses from the bridge's windows
+//! first). Each transport is probed once; an entropy device becomes the
+//! kernel's virtio-rng, others wait in a list until a driver claims them
+//! with [`claim_virtio`].
 
+use alloc::boxed::Box;
 use alloc::vec::Vec;
 use basalt_drivers::fdt::{PciRange, PciSpace};
+use basalt_drivers::pci::{self, Bar, BarAllocator, Command, ConfigSpace, Function};
 use basalt_drivers::virtio::mmio::MmioTransport;
+use basalt_drivers::virtio::pci::{Layout, PciRegions, PciTransport, Region};
 use basalt_drivers::virtio::rng::{RngError, VirtioRng};
-use basalt_drivers::virtio::{DeviceType, Transport};
+use basalt_drivers::virtio::{DeviceType, Transport, VirtioError, VirtioTransport};
 use spin::Mutex;
 
 use crate::kprintln;
-use crate::mem::FrameDma;
+use crate::mem::{FrameDma, MemError};
 
 /// A virtio-mmio register window the platform describes.
 #[derive(Debug, Clone, Copy, Default)]
@@ -42,24 +47,107 @@ pub struct PciHost {
     pub ranges: [Option<PciRange>; 8],
 }
 
+/// The PCI buses the platform reaches, for enumeration.
+pub struct PciRoot {
+    /// their configuration space
+    pub config: Box<dyn ConfigSpace>,
+    /// the bus numbers it decodes (enumeration starts at the first)
+    pub buses: core::ops::RangeInclusive<u8>,
+    /// the host bridge's address windows, which unassigned BARs are
+    /// given addresses from and which translate bus addresses to CPU
+    /// addresses (empty on a PC: the firmware assigned the BARs, and bus
+    /// addresses are CPU addresses)
+    pub windows: Vec<PciRange>,
+    /// how the configuration space is reached, for the log
+    pub mechanism: &'static str,
+}
+
+/// Where a probed virtio device is.
+#[derive(Debug, Clone, Copy)]
+pub enum VirtioLocation {
+    /// a virtio-mmio window
+    Mmio(VirtioMmioWindow),
+    /// a PCI function
+    Pci {
+        /// bus, device, function
+        address: pci::Address,
+        /// its legacy interrupt pin (0: none, 1-4: INTA#-INTD#) and the
+        /// line the firmware routed it to (0xff: none); not used yet:
+        /// queues are polled and MSI-X stays off
+        interrupt: (u8, u8),
+    },
+}
+
+impl VirtioLocation {
+    /// The transport's name: `virtio-mmio` or `virtio-pci`.
+    pub fn transport(&self) -> &'static str {
+        match self {
+            VirtioLocation::Mmio(_) => "virtio-mmio",
+            VirtioLocation::Pci { .. } => "virtio-pci",
+        }
+    }
+}
+
+/// The window (`0xa003e00+0x200 (interrupt 79)`) or the PCI address
+/// (`00:01.0 (INTA#, line 10)`).
+impl core::fmt::Display for VirtioLocation {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            VirtioLocation::Mmio(w) => write!(f, "{}", WindowText(w)),
+            VirtioLocation::Pci {
+                address,
+                interrupt: (pin @ 1..=4, line),
+            } => write!(
+                f,
+                "{address} (INT{}#, line {line})",
+                char::from(b'A' + pin - 1)
+            ),
+            VirtioLocation::Pci { address, .. } => write!(f, "{address}"),
+        }
+    }
+}
+
 /// How long one request to virtio-rng may take before it counts as hung.
 const RNG_DEADLINE_NS: u64 = 1_000_000_000;
 
-static RNG: Mutex<Option<VirtioRng<MmioTransport>>> = Mutex::new(None);
+static RNG: Mutex<Option<VirtioRng<VirtioTransport>>> = Mutex::new(None);
 /// Transports probed at boot that no driver has claimed yet.
-static UNCLAIMED: Mutex<Vec<(MmioTransport, VirtioMmioWindow)>> = Mutex::new(Vec::new());
+static UNCLAIMED: Mutex<Vec<(VirtioTransport, VirtioLocation)>> = Mutex::new(Vec::new());
 static PROBED: spin::Once<()> = spin::Once::new();
 
-/// Logs the PCIe host bridge and probes every virtio-mmio transport, once.
+/// Probes every virtio-mmio transport and enumerates PCI, once.
 pub fn init() {
-    PROBED.call_once(probe);
+    PROBED.call_once(|| {
+        probe_mmio();
+        probe_pci();
+    });
 }
 
-fn probe() {
-    match crate::platform::pci_host() {
-        Some(host) => log_pci_host(host),
-        None => kprintln!("pcie: no ECAM host bridge described"),
+/// Takes a probed transport: an entropy device becomes the kernel's
+/// virtio-rng (the first that works), others wait for [`claim_virtio`].
+fn adopt(transport: VirtioTransport, at: VirtioLocation) {
+    let kind = transport.device_type();
+    let bus = at.transport();
+    if kind != DeviceType::ENTROPY {
+        kprintln!("{bus}: {kind} device at {at}");
+        UNCLAIMED.lock().push((transport, at));
+        return;
     }
+    let mut rng = RNG.lock();
+    if rng.is_some() {
+        kprintln!("{bus}: {kind} device at {at}: one virtio-rng is enough; left alone");
+        return;
+    }
+    match VirtioRng::new(transport, &mut FrameDma) {
+        Ok(r) => {
+            kprintln!("{bus}: {kind} device at {at}: virtio-rng ready");
+            *rng = Some(r);
+        }
+        Err(e) => kprintln!("{bus}: {kind} device at {at}: virtio-rng failed: {e}"),
+    }
+}
+
+fn probe_mmio() {
     let windows = crate::platform::virtio_mmio_windows();
     if windows.is_empty() {
         kprintln!("virtio-mmio: no transports described");
@@ -81,24 +169,7 @@ fn probe() {
                 continue;
             }
         };
-        let kind = transport.device_type();
-        if kind != DeviceType::ENTROPY {
-            kprintln!("virtio-mmio: {kind} device at {at}");
-            UNCLAIMED.lock().push((transport, *w));
-            continue;
-        }
-        let mut rng = RNG.lock();
-        if rng.is_some() {
-            kprintln!("virtio-mmio: {kind} device at {at}: one virtio-rng is enough; left alone");
-            continue;
-        }
-        match VirtioRng::new(transport, &mut FrameDma) {
-            Ok(r) => {
-                kprintln!("virtio-mmio: {kind} device at {at}: virtio-rng ready");
-                *rng = Some(r);
-            }
-            Err(e) => kprintln!("virtio-mmio: {kind} device at {at}: virtio-rng failed: {e}"),
-        }
+        adopt(transport.into(), VirtioLocation::Mmio(*w));
     }
     kprintln!(
         "virtio-mmio: {} transports probed, {} empty",
@@ -107,10 +178,13 @@ fn probe() {
     );
 }
 
-/// Takes every probed, not yet claimed transport of device type `kind`,
-/// in the order the platform listed them. A driver that claims a
-/// transport owns it from then on.
-pub fn claim_virtio(kind: DeviceType) -> Vec<(MmioTransport, VirtioMmioWindow)> {
+/// Takes every probed, not yet claimed transport of device type `kind`
+/// (virtio-mmio ones in the order the platform listed them, then PCI ones
+/// in bus order), with where each is. A driver that claims a transport
+/// owns it from then on. Transports give no interrupts: drivers poll
+/// their queues (MSI-X stays off; the INTx line, if any, is in the
+/// location but not routed).
+pub fn claim_virtio(kind: DeviceType) -> Vec<(VirtioTransport, VirtioLocation)> {
     init();
     let mut all = UNCLAIMED.lock();
     let (wanted, rest) = core::mem::take(&mut *all)
@@ -118,6 +192,147 @@ pub fn claim_virtio(kind: DeviceType) -> Vec<(MmioTransport, VirtioMmioWindow)> 
         .partition(|(t, _)| t.device_type() == kind);
     *all = rest;
     wanted
+}
+
+/// Why a virtio-PCI function could not be used.
+#[derive(Debug, Clone, Copy)]
+enum PciProbeError {
+    /// the transport refused it
+    Virtio(VirtioError),
+    /// a capability names a BAR that is not an assigned memory BAR
+    BarUnusable(u8),
+    /// a capability names a region past its BAR's end
+    RegionOutsideBar(u8),
+    /// no host-bridge window holds the BAR
+    Unreachable(u64),
+    /// the region could not be mapped
+    Map(MemError),
+}
+
+impl core::fmt::Display for PciProbeError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            PciProbeError::Virtio(e) => write!(f, "{e}"),
+            PciProbeError::BarUnusable(b) => {
+                write!(f, "BAR {b} is not an assigned memory BAR")
+            }
+            PciProbeError::RegionOutsideBar(b) => {
+                write!(f, "a capability's region lies outside BAR {b}")
+            }
+            PciProbeError::Unreachable(a) => {
+                write!(f, "bus address {a:#x} is outside the host bridge's windows")
+            }
+            PciProbeError::Map(e) => write!(f, "cannot map the BAR: {e}"),
+        }
+    }
+}
+
+impl From<VirtioError> for PciProbeError {
+    fn from(e: VirtioError) -> Self {
+        PciProbeError::Virtio(e)
+    }
+}
+
+/// The most functions enumerated (the rest are not looked at).
+const MAX_PCI_FUNCTIONS: usize = 256;
+
+fn probe_pci() {
+    if let Some(host) = crate::platform::pci_host() {
+        log_pci_host(host);
+    }
+    let Some(root) = crate::platform::pci_root() else {
+        kprintln!("pci: no configuration space reachable");
+        return;
+    };
+    let cfg = &*root.config;
+    let mut functions = Vec::new();
+    pci::enumerate(cfg, root.buses.clone(), &mut |f| {
+        if functions.len() < MAX_PCI_FUNCTIONS {
+            functions.push(*f);
+        }
+    });
+    let mut alloc = BarAllocator::new(&root.windows);
+    for f in &functions {
+        let mut bars = pci::read_bars(cfg, f);
+        let kind = basalt_drivers::virtio::pci::device_type(f);
+        let (c, s, p) = f.class;
+        kprintln!(
+            "pci: {} {:04x}:{:04x} class {c:02x}{s:02x}{p:02x}{}",
+            f.address,
+            f.vendor_id,
+            f.device_id,
+            match kind {
+                Some(k) => alloc::format!(": virtio {k}"),
+                None => alloc::string::String::new(),
+            }
+        );
+        if !alloc.is_empty() {
+            let (assigned, failed) = pci::assign_bars(cfg, f, &mut bars, &mut alloc);
+            if assigned + failed > 0 {
+                kprintln!(
+                    "pci: {}: {assigned} memory BARs assigned, {failed} without room",
+                    f.address
+                );
+            }
+        }
+        let Some(kind) = kind else { continue };
+        let at = VirtioLocation::Pci {
+            address: f.address,
+            interrupt: (f.interrupt_pin, f.interrupt_line),
+        };
+        match virtio_pci_transport(cfg, f, kind, &bars, &root.windows) {
+            Ok(t) => adopt(t.into(), at),
+            Err(e) => kprintln!("virtio-pci: {kind} device at {at}: not used: {e}"),
+        }
+    }
+    kprintln!(
+        "pci: {} functions on buses {}-{} ({})",
+        functions.len(),
+        root.buses.start(),
+        root.buses.end(),
+        root.mechanism
+    );
+}
+
+/// Maps the virtio structures of `f` and turns on its memory decoding and
+/// bus mastering.
+fn virtio_pci_transport(
+    cfg: &dyn ConfigSpace,
+    f: &Function,
+    kind: DeviceType,
+    bars: &[Option<Bar>; 6],
+    windows: &[PciRange],
+) -> Result<PciTransport, PciProbeError> {
+    let layout = Layout::read(cfg, f.address)?;
+    let map = |r: Region| {
+        let Some(Bar::Memory { base, size, .. }) =
+            bars[usize::from(r.bar)].filter(|b| b.base() != 0)
+        else {
+            return Err(PciProbeError::BarUnusable(r.bar));
+        };
+        let (offset, len) = (u64::from(r.offset), u64::from(r.length));
+        if len == 0 || offset.saturating_add(len) > size {
+            return Err(PciProbeError::RegionOutsideBar(r.bar));
+        }
+        let bus = base + offset;
+        let cpu = pci::cpu_address(windows, bus, len).ok_or(PciProbeError::Unreachable(bus))?;
+        // SAFETY: inside a memory BAR of this function (checked), which
+        // only this transport drives; each region is mapped once.
+        #[allow(unsafe_code)]
+        unsafe { crate::mem::map_pci_region(cpu, len) }.map_err(PciProbeError::Map)
+    };
+    let regions = PciRegions {
+        common: map(layout.common)?,
+        notify: map(layout.notify)?,
+        isr: layout.isr.map(map).transpose()?,
+        device: layout.device.map(map).transpose()?,
+    };
+    pci::enable(
+        cfg,
+        f.address,
+        Command::MEMORY_SPACE.union(Command::BUS_MASTER),
+    );
+    Ok(PciTransport::new(kind, regions, layout.notify_multiplier)?)
 }
 
 /// A window for the log: `0xa003e00+0x200 (interrupt 79)`.
@@ -135,7 +350,7 @@ impl core::fmt::Display for WindowText<'_> {
 
 fn log_pci_host(host: &PciHost) {
     kprintln!(
-        "pcie: ECAM host bridge at {:#x} ({} MiB, buses {}-{}); enumeration comes with issue 6",
+        "pcie: ECAM host bridge at {:#x} ({} MiB, buses {}-{})",
         host.ecam_base,
         host.ecam_size >> 20,
         host.first_bus,

@@ -606,8 +606,8 @@ impl<T: Transport + Send> FileSystem for LiveShare<T> {
     }
 }
 
-/// The transport live shares run on.
-type DeviceTransport = basalt_drivers::virtio::mmio::MmioTransport;
+/// The transport live shares run on (virtio-mmio or virtio-PCI).
+type DeviceTransport = basalt_drivers::virtio::VirtioTransport;
 
 /// Why a live share could not be opened.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -651,7 +651,6 @@ fn bring_up() -> &'static [String] {
         let mut tags = Vec::new();
         for (transport, at) in crate::devices::claim_virtio(basalt_drivers::virtio::p9::DEVICE_TYPE)
         {
-            let base = at.base;
             match Virtio9p::new(
                 transport,
                 &mut crate::mem::FrameDma,
@@ -660,11 +659,14 @@ fn bring_up() -> &'static [String] {
             ) {
                 Ok(d) => {
                     let tag = String::from_utf8_lossy(d.tag()).into_owned();
-                    kprintln!("virtio-9p: device at {base:#x}: mount tag `{tag}`");
+                    kprintln!(
+                        "virtio-9p: {} device at {at}: mount tag `{tag}`",
+                        at.transport()
+                    );
                     tags.push(tag);
                     READY.lock().push(d);
                 }
-                Err(e) => kprintln!("virtio-9p: device at {base:#x}: {e}"),
+                Err(e) => kprintln!("virtio-9p: {} device at {at}: {e}", at.transport()),
             }
         }
         tags

@@ -2,10 +2,11 @@
 //! kernel in QEMU: on AArch64 `virt`, RNDRRS on a CPU with FEAT_RNG; on one
 //! without (`cortex-a57`), the virtio-rng device the CLI adds; with
 //! neither, cycle-counter jitter — and the kernel log says which, never
-//! silently. x86-64 `microvm` (virtio-mmio described in its DSDT) does the
-//! same on a CPU without RDRAND/RDSEED (`Nehalem`). Runs on CPUs other
-//! than `max` use the in-guest compiler: host-compiled code assumes
-//! `max`'s features.
+//! silently. x86-64 `microvm` (virtio-mmio described in its DSDT) and
+//! `q35` (virtio-rng on PCI) do the same on a CPU without RDRAND/RDSEED
+//! (`Nehalem`), and AArch64 `virt` finds a virtio-rng on its PCIe bus
+//! too. Runs on CPUs other than `max` use the in-guest compiler:
+//! host-compiled code assumes `max`'s features.
 
 use basalt::guest::GuestArch;
 use basalt::run::RunOptions;
@@ -30,9 +31,22 @@ fn random_bytes(cpu: Option<&str>, virtio_rng: bool) -> Outcome {
 
 /// As [`random_bytes`], on `arch` (x86-64: `microvm`).
 fn random_bytes_on(arch: GuestArch, cpu: Option<&str>, virtio_rng: bool) -> Outcome {
+    random_bytes_with(arch, Machine::Microvm, cpu, virtio_rng, &[])
+}
+
+/// As [`random_bytes`], on `arch` and (x86-64) `machine`, with more QEMU
+/// arguments.
+fn random_bytes_with(
+    arch: GuestArch,
+    machine: Machine,
+    cpu: Option<&str>,
+    virtio_rng: bool,
+    qemu_args: &[&str],
+) -> Outcome {
     let mut opts = RunOptions::new(example("clock-random"));
     opts.arch = arch;
-    opts.machine = Machine::Microvm;
+    opts.machine = machine;
+    opts.extra_qemu_args = qemu_args.iter().map(|a| a.to_string()).collect();
     opts.args = vec![b"hex".to_vec(), PAST_A_RESEED.as_bytes().to_vec()];
     opts.virtio_rng = virtio_rng;
     if let Some(model) = cpu {
@@ -136,4 +150,49 @@ fn microvm_without_rdrand_or_a_device_says_it_fell_back_to_jitter() {
     hex_of(&out);
     assert_log_has(&out, "entropy: seeded from cycle-counter jitter");
     assert_log_has(&out, "virtio-mmio: no transports described");
+}
+
+#[test]
+fn q35_without_rdrand_seeds_from_virtio_rng_on_pci() {
+    let out = random_bytes_with(GuestArch::X86_64, Machine::Q35, Some(NO_RDRAND), true, &[]);
+    hex_of(&out);
+    assert_log_has(&out, "entropy: seeded from virtio-rng");
+    assert_log_has(&out, "entropy: reseeded from virtio-rng");
+    assert_log_has(&out, "pci: 00:00.0 8086:29c0 class 060000");
+    assert_log_has(&out, "1af4:1005 class 00ff00: virtio entropy (id 4)");
+    assert_log_has(&out, "virtio-pci: entropy (id 4) device at 00:");
+    assert_log_has(&out, "virtio-rng ready");
+    assert_log_has(
+        &out,
+        "functions on buses 0-255 (configuration ports 0xcf8/0xcfc)",
+    );
+}
+
+#[test]
+fn q35_without_rdrand_or_a_device_says_it_fell_back_to_jitter() {
+    let out = random_bytes_with(GuestArch::X86_64, Machine::Q35, Some(NO_RDRAND), false, &[]);
+    hex_of(&out);
+    assert_log_has(&out, "entropy: seeded from cycle-counter jitter");
+    assert_log_has(&out, "pci: 4 functions on buses 0-255");
+}
+
+#[test]
+fn virt_finds_virtio_rng_on_its_pcie_bus_and_assigns_its_bars() {
+    // No virtio-mmio device: the only entropy source is the PCI one.
+    let out = random_bytes_with(
+        GuestArch::Aarch64,
+        Machine::Q35,
+        Some(NO_FEAT_RNG),
+        false,
+        &["-device", "virtio-rng-pci"],
+    );
+    hex_of(&out);
+    assert_log_has(&out, "entropy: seeded from virtio-rng");
+    assert_log_has(&out, "entropy: reseeded from virtio-rng");
+    assert_log_has(&out, "virtio-mmio: 32 transports probed, 32 empty");
+    assert_log_has(&out, "pci: 00:00.0 1b36:0008 class 060000");
+    assert_log_has(&out, "pci: 00:01.0: 2 memory BARs assigned, 0 without room");
+    assert_log_has(&out, "virtio-pci: entropy (id 4) device at 00:01.0");
+    assert_log_has(&out, "virtio-rng ready");
+    assert_log_has(&out, "pci: 2 functions on buses 0-15 (ECAM)");
 }

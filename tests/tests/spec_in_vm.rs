@@ -80,6 +80,7 @@ fn a_batch_of_another_version_is_a_load_error() {
         virtio_rng: true,
         image_text_offset: None,
         shares: Vec::new(),
+        extra_qemu_args: Vec::new(),
     };
     let io = VmIo {
         stdin: None,

@@ -201,6 +201,30 @@ pub unsafe fn map(
     Ok(())
 }
 
+/// Maps the 4 KiB page at `virt` to the device registers at `phys` as
+/// Device-nGnRnE memory, read-write, never executable (PCI BARs and ECAM
+/// windows outside the identity map's device gigabyte).
+///
+/// # Safety
+/// `virt` must be a page-aligned address in the dynamic area that no Rust
+/// reference points into; `phys` device registers the caller owns.
+pub unsafe fn map_device(
+    virt: usize,
+    phys: u64,
+    frames: &mut dyn FrameSource,
+) -> Result<(), MapError> {
+    // SAFETY: forwarded contract.
+    let e = unsafe { walk(virt, Some(frames)) }?;
+    // SAFETY: `e` is a level-3 entry in an identity-mapped table.
+    if unsafe { e.read_volatile() } & VALID != 0 {
+        return Err(MapError::AlreadyMapped);
+    }
+    // SAFETY: as above; an invalid entry is never cached.
+    unsafe { e.write_volatile((phys & ADDR_MASK) | DEVICE | TABLE) };
+    publish();
+    Ok(())
+}
+
 /// Unmaps the 4 KiB page at `virt`; returns the frame it mapped.
 ///
 /// # Safety

@@ -21,6 +21,8 @@ pub const DYNAMIC_END: usize = 1 << 47;
 
 const PRESENT: u64 = 1;
 const WRITABLE: u64 = 1 << 1;
+const WRITE_THROUGH: u64 = 1 << 3;
+const CACHE_DISABLE: u64 = 1 << 4;
 const HUGE: u64 = 1 << 7;
 const NO_EXECUTE: u64 = 1 << 63;
 const ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
@@ -160,6 +162,30 @@ pub unsafe fn map(
     }
     // SAFETY: as above.
     unsafe { e.write_volatile((phys & ADDR_MASK) | leaf_bits(access)) };
+    Ok(())
+}
+
+/// Maps the 4 KiB page at `virt` to the device registers at `phys`,
+/// read-write, uncached (PCD and PWT: UC with the default PAT), never
+/// executable (PCI BARs, wherever the firmware put them).
+///
+/// # Safety
+/// `virt` must be a page-aligned address in the dynamic area that no Rust
+/// reference points into; `phys` device registers the caller owns.
+pub unsafe fn map_device(
+    virt: usize,
+    phys: u64,
+    frames: &mut dyn FrameSource,
+) -> Result<(), MapError> {
+    // SAFETY: forwarded contract.
+    let e = unsafe { walk(virt, Some(frames)) }?;
+    // SAFETY: `e` is a level-0 entry in an identity-mapped table.
+    if unsafe { e.read_volatile() } & PRESENT != 0 {
+        return Err(MapError::AlreadyMapped);
+    }
+    let bits = leaf_bits(Access::DATA) | WRITE_THROUGH | CACHE_DISABLE;
+    // SAFETY: as above; a not-present entry is never cached in the TLB.
+    unsafe { e.write_volatile((phys & ADDR_MASK) | bits) };
     Ok(())
 }
 

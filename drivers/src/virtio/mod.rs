@@ -4,7 +4,9 @@
 //! A device driver (here [`rng::VirtioRng`]) talks to its device only
 //! through the [`Transport`] trait and [`SplitQueue`]s, so the same driver
 //! runs over virtio-mmio ([`mmio::MmioTransport`], QEMU `virt` and
-//! `microvm`) and, later, over virtio-PCI. The device-independent part of
+//! `microvm`) and over virtio-PCI ([`pci::PciTransport`], QEMU `q35`,
+//! `pc` and `virt`'s PCIe bus); [`VirtioTransport`] is either, for code
+//! that holds devices of both kinds. The device-independent part of
 //! bringing a device up — reset, the status handshake, feature negotiation
 //! — is [`begin_init`] and [`finish_init`], written once against the
 //! trait.
@@ -17,6 +19,7 @@
 pub mod dma;
 pub mod mmio;
 pub mod p9;
+pub mod pci;
 pub mod queue;
 pub mod rng;
 
@@ -158,6 +161,11 @@ pub enum VirtioError {
     WindowTooSmall(u64),
     /// a queue could not be set up or was misused by the device
     Queue(QueueError),
+    /// a virtio-PCI function lacks this capability (or has only
+    /// malformed ones): no modern interface
+    MissingPciCapability(&'static str),
+    /// the device put this queue's doorbell outside its notification area
+    DoorbellOutOfRange(u16),
 }
 
 impl core::fmt::Display for VirtioError {
@@ -192,6 +200,12 @@ impl core::fmt::Display for VirtioError {
                 write!(f, "register window of {n:#x} bytes is too small")
             }
             VirtioError::Queue(e) => write!(f, "{e}"),
+            VirtioError::MissingPciCapability(what) => {
+                write!(f, "no virtio-PCI {what} capability (legacy-only device?)")
+            }
+            VirtioError::DoorbellOutOfRange(q) => {
+                write!(f, "queue {q}'s doorbell lies outside the notification area")
+            }
         }
     }
 }
@@ -220,7 +234,7 @@ impl InterruptStatus {
     pub const CONFIG: u32 = 2;
 }
 
-/// How a driver reaches its device: virtio-mmio registers, or (later) the
+/// How a driver reaches its device: virtio-mmio registers, or the
 /// virtio-PCI capabilities. Everything a device driver needs goes through
 /// here, so drivers do not care which it is.
 pub trait Transport {
@@ -263,6 +277,87 @@ pub trait Transport {
     /// Reads a little-endian 32-bit field of the device-specific
     /// configuration (4-byte aligned).
     fn read_config_u32(&mut self, offset: usize) -> Result<u32, VirtioError>;
+}
+
+/// A probed transport of either kind, so that devices found on
+/// virtio-mmio and on PCI can wait in one list and one driver type
+/// (`VirtioRng<VirtioTransport>`) serves both. Implements [`Transport`]
+/// by delegation.
+#[derive(Debug)]
+pub enum VirtioTransport {
+    /// a virtio-mmio window
+    Mmio(mmio::MmioTransport),
+    /// a virtio-PCI function
+    Pci(pci::PciTransport),
+}
+
+impl From<mmio::MmioTransport> for VirtioTransport {
+    fn from(t: mmio::MmioTransport) -> Self {
+        VirtioTransport::Mmio(t)
+    }
+}
+
+impl From<pci::PciTransport> for VirtioTransport {
+    fn from(t: pci::PciTransport) -> Self {
+        VirtioTransport::Pci(t)
+    }
+}
+
+/// Calls `$body` with `$t` bound to the inner transport.
+macro_rules! delegate {
+    ($self:expr, $t:ident => $body:expr) => {
+        match $self {
+            VirtioTransport::Mmio($t) => $body,
+            VirtioTransport::Pci($t) => $body,
+        }
+    };
+}
+
+impl Transport for VirtioTransport {
+    fn device_type(&self) -> DeviceType {
+        delegate!(self, t => t.device_type())
+    }
+    fn status(&mut self) -> Status {
+        delegate!(self, t => t.status())
+    }
+    fn set_status(&mut self, status: Status) {
+        delegate!(self, t => t.set_status(status))
+    }
+    fn reset(&mut self) -> Result<(), VirtioError> {
+        delegate!(self, t => t.reset())
+    }
+    fn device_features(&mut self) -> Features {
+        delegate!(self, t => t.device_features())
+    }
+    fn set_driver_features(&mut self, features: Features) {
+        delegate!(self, t => t.set_driver_features(features))
+    }
+    fn max_queue_size(&mut self, queue: u16) -> u16 {
+        delegate!(self, t => t.max_queue_size(queue))
+    }
+    fn enable_queue(
+        &mut self,
+        queue: u16,
+        size: u16,
+        at: QueueAddresses,
+    ) -> Result<(), VirtioError> {
+        delegate!(self, t => t.enable_queue(queue, size, at))
+    }
+    fn notify(&mut self, queue: u16) {
+        delegate!(self, t => t.notify(queue))
+    }
+    fn ack_interrupt(&mut self) -> InterruptStatus {
+        delegate!(self, t => t.ack_interrupt())
+    }
+    fn config_generation(&mut self) -> u32 {
+        delegate!(self, t => t.config_generation())
+    }
+    fn read_config_u8(&mut self, offset: usize) -> Result<u8, VirtioError> {
+        delegate!(self, t => t.read_config_u8(offset))
+    }
+    fn read_config_u32(&mut self, offset: usize) -> Result<u32, VirtioError> {
+        delegate!(self, t => t.read_config_u32(offset))
+    }
 }
 
 /// The features a driver accepts of those `offered`: the driver's

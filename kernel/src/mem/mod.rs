@@ -9,6 +9,7 @@ pub mod platform;
 
 use basalt_arch::BootInfo;
 use basalt_arch::paging::{self, Access, MapError, PAGE_SIZE};
+use basalt_drivers::virtio::pci::PciRegion;
 use basalt_drivers::virtio::{Dma, DmaError, DmaRegion};
 use spin::Mutex;
 
@@ -110,6 +111,56 @@ pub unsafe fn map_zeroed(addr: usize, len: usize, access: Access) -> Result<(), 
         done += PAGE_SIZE;
     }
     Ok(())
+}
+
+/// Maps the device registers at physical `[phys, phys + len)` as device
+/// memory (uncached on x86-64, Device-nGnRnE on AArch64) at a fresh
+/// address in the dynamic area, and returns the address `phys` has there.
+/// The mapping stays for good (devices are probed once); on failure the
+/// pages mapped so far stay too, unused.
+///
+/// # Safety
+/// The range must hold device registers, not RAM the kernel uses, and
+/// whoever gets the address must be their only user.
+pub unsafe fn map_device(phys: u64, len: u64) -> Result<usize, MemError> {
+    let page = PAGE_SIZE as u64;
+    let first = phys & !(page - 1);
+    let end = phys
+        .checked_add(len)
+        .and_then(|e| e.checked_next_multiple_of(page))
+        .filter(|_| len > 0)
+        .ok_or(MemError::BadRange)?;
+    let size = usize::try_from(end - first).map_err(|_| MemError::BadRange)?;
+    let base = platform::reserve_area(size).ok_or(MemError::BadRange)?;
+    let mut guard = FRAMES.lock();
+    let fa = guard.as_mut().ok_or(MemError::OutOfMemory)?;
+    for done in (0..size).step_by(PAGE_SIZE) {
+        // SAFETY: a fresh reservation nobody references; the frames are
+        // the caller's device registers (contract).
+        unsafe { paging::map_device(base + done, first + done as u64, fa) }
+            .map_err(MemError::Map)?;
+    }
+    Ok(base + (phys - first) as usize)
+}
+
+/// The largest part of a BAR mapped for one virtio structure; longer
+/// regions are cut to it (the transport checks every access against what
+/// is mapped).
+const MAX_PCI_REGION: u64 = 1 << 20;
+
+/// Maps the BAR region a virtio-PCI capability names, at CPU physical
+/// address `phys`, `len` bytes (at most 1 MiB of it), as device memory.
+///
+/// # Safety
+/// The range must be inside a memory BAR of a function the caller drives,
+/// mapped once and used only through the returned region.
+pub unsafe fn map_pci_region(phys: u64, len: u64) -> Result<PciRegion, MemError> {
+    let len = len.min(MAX_PCI_REGION);
+    // SAFETY: the caller's registers (contract).
+    let virt = unsafe { map_device(phys, len) }?;
+    // SAFETY: just mapped as device memory, `len` bytes, for this region
+    // alone.
+    Ok(unsafe { PciRegion::new(virt, len as usize) })
 }
 
 /// Unmaps `[addr, addr + len)` and frees its frames.

@@ -10,7 +10,7 @@
 //! `log_channel`, `emergency_log_write`, `wall_clock_seconds`,
 //! `calibrate_cycles`, `init_timer_wakeup`, `prepare_power_off`,
 //! `leave`, and for `devices.rs` `virtio_mmio_windows`,
-//! `virtio_register_window` and `pci_host`.
+//! `virtio_register_window`, `pci_host` and `pci_root`.
 
 #[cfg_attr(target_arch = "x86_64", path = "pc.rs")]
 #[cfg_attr(target_arch = "aarch64", path = "virt.rs")]

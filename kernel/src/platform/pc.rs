@@ -1,6 +1,7 @@
 //! The x86-64 PC: 16550 UARTs at the COM1-COM3 ports, the CMOS RTC, the
-//! PIT for calibration, virtio-mmio transports named on the command line
-//! (`microvm`), and, to leave, QEMU's `isa-debug-exit`, ACPI S5, a
+//! PIT for calibration, virtio-mmio transports named in the DSDT or on
+//! the command line (`microvm`), PCI through the configuration ports
+//! (`q35`, `pc`), and, to leave, QEMU's `isa-debug-exit`, ACPI S5, a
 //! keyboard-controller reset and a halt, in that order.
 
 use core::fmt::Write;
@@ -11,7 +12,10 @@ use basalt_drivers::uart::{self, PortUart};
 use basalt_drivers::virtio::VirtioError;
 use basalt_drivers::virtio::mmio::RegisterWindow;
 
-use crate::devices::{PciHost, VirtioMmioWindow};
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+
+use crate::devices::{PciHost, PciRoot, VirtioMmioWindow};
 use crate::log::EmergencyLog;
 
 /// A program console (COM1, COM2).
@@ -128,10 +132,29 @@ pub fn virtio_register_window(w: &VirtioMmioWindow) -> Result<RegisterWindow, Vi
     unsafe { RegisterWindow::new(w.base, w.size) }
 }
 
-/// The ECAM window of `q35` is in ACPI's MCFG table, not read yet (issue
-/// 6).
+/// No ECAM host bridge is recorded: configuration space is reached
+/// through the port mechanism (see [`pci_root`]), which `q35`'s ECAM
+/// (in ACPI's MCFG table, not read) would only extend past 256 bytes.
 pub fn pci_host() -> Option<&'static PciHost> {
     None
+}
+
+/// PCI through configuration mechanism #1 (ports 0xCF8/0xCFC), which
+/// every PC chipset has; the firmware (SeaBIOS on QEMU's `q35` and `pc`)
+/// assigned the BARs, and bus addresses are CPU addresses. `None` when no
+/// host bridge answers at 00:00.0 (`microvm`, Firecracker: no PCI).
+pub fn pci_root() -> Option<PciRoot> {
+    use basalt_drivers::pci::{Address, ConfigSpace, PortConfig};
+    let config = PortConfig::new();
+    if config.read32(Address::new(0, 0, 0), 0) as u16 == 0xffff {
+        return None;
+    }
+    Some(PciRoot {
+        config: Box::new(config),
+        buses: 0..=255,
+        windows: Vec::new(),
+        mechanism: "configuration ports 0xcf8/0xcfc",
+    })
 }
 
 /// Nothing to route: the local APIC timer is the CPU's own (the arch

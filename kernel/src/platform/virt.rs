@@ -21,7 +21,10 @@ use basalt_drivers::virtio::VirtioError;
 use basalt_drivers::virtio::mmio::RegisterWindow;
 use basalt_drivers::{SerialPort, WallClock};
 
-use crate::devices::{PciHost, VirtioMmioWindow};
+use alloc::boxed::Box;
+use basalt_drivers::pci::Ecam;
+
+use crate::devices::{PciHost, PciRoot, VirtioMmioWindow};
 use crate::log::EmergencyLog;
 
 /// A program console: a PL011.
@@ -352,6 +355,39 @@ pub fn virtio_register_window(w: &VirtioMmioWindow) -> Result<RegisterWindow, Vi
 /// The PCIe host bridge the device tree names.
 pub fn pci_host() -> Option<&'static PciHost> {
     MACHINE.get()?.pcie.as_ref()
+}
+
+/// The most buses of the ECAM window mapped (1 MiB each): `virt` has one
+/// root bus, and a bus behind a bridge needs firmware to number it, which
+/// `virt` under `-kernel` does not run.
+const MAX_ECAM_BUSES: u64 = 16;
+
+/// PCI through the host bridge's ECAM window, mapped as device memory
+/// (QEMU puts it at 256 GiB, outside the identity map), for its first
+/// buses; BARs are unassigned (no firmware ran) and get addresses from
+/// the bridge's memory windows. Call once (`devices::init` does).
+pub fn pci_root() -> Option<PciRoot> {
+    let host = pci_host()?;
+    let buses = u64::from(host.last_bus.saturating_sub(host.first_bus)) + 1;
+    let len = (buses.min(MAX_ECAM_BUSES) << 20).min(host.ecam_size);
+    // SAFETY: the ECAM window the device tree names (device registers,
+    // not RAM), mapped once, used only by the `Ecam` built on it.
+    let virt = match unsafe { crate::mem::map_device(host.ecam_base, len) } {
+        Ok(v) => v,
+        Err(e) => {
+            kprintln!("pcie: cannot map the ECAM window: {e}");
+            return None;
+        }
+    };
+    // SAFETY: `len` bytes from the window's start, just mapped as device
+    // memory, for this accessor alone.
+    let ecam = unsafe { Ecam::new(virt, len as usize, host.first_bus) };
+    Some(PciRoot {
+        buses: ecam.buses(),
+        config: Box::new(ecam),
+        windows: host.ranges.iter().flatten().copied().collect(),
+        mechanism: "ECAM",
+    })
 }
 
 /// The generic timer states its frequency (CNTFRQ); nothing to measure.
