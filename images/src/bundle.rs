@@ -28,6 +28,9 @@ pub struct Manifest {
     /// preopened directories in descriptor order: where the files are,
     /// and the guest path
     pub preopens: Vec<(PreopenSource, Vec<u8>)>,
+    /// addresses the guest listens on (`HOST:PORT`), preopened as sockets
+    /// after the directories
+    pub tcplisten: Vec<String>,
 }
 
 /// Where a preopened directory's files are, for the kernel.
@@ -114,6 +117,11 @@ impl Manifest {
             s.push_str(&escape(name.as_bytes()));
             s.push(' ');
             s.push_str(&escape(guest));
+            s.push('\n');
+        }
+        for addr in &self.tcplisten {
+            s.push_str("tcplisten ");
+            s.push_str(&escape(addr.as_bytes()));
             s.push('\n');
         }
         s

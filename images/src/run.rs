@@ -190,6 +190,7 @@ pub fn run_vm(opts: &RunOptions, io: VmIo) -> Result<VmReport, CliError> {
         verbose: opts.verbose,
         artifact: false,
         preopens: Vec::new(),
+        tcplisten: opts.tcplisten.clone(),
     };
     // Shared directories, preopened in --dir order: live over virtio-9p,
     // or packed under fs/N/.

@@ -359,6 +359,9 @@ pub struct Manifest {
     pub spec_batch: Option<String>,
     /// preopened directories, in descriptor order (3, 4, …)
     pub preopens: Vec<Preopen>,
+    /// addresses to listen on (`HOST:PORT`), preopened as sockets after
+    /// the directories, in order
+    pub tcplisten: Vec<String>,
 }
 
 /// One directory preopened for the program.
@@ -537,6 +540,16 @@ impl Manifest {
                     }
                     m.preopens.push(Preopen { source, guest });
                 }
+                b"tcplisten" => {
+                    let addr = utf8(value).map_err(|e| err(line, e))?;
+                    if !addr.contains(':') || addr.contains(' ') {
+                        return Err(err(
+                            line,
+                            alloc::format!("`tcplisten` needs HOST:PORT, got `{addr}`"),
+                        ));
+                    }
+                    m.tcplisten.push(addr);
+                }
                 b"spec-batch" => {
                     once(&mut seen_batch)?;
                     m.spec_batch = Some(utf8(value).map_err(|e| err(line, e))?);
@@ -545,7 +558,7 @@ impl Manifest {
                     return Err(err(
                         line,
                         alloc::format!(
-                            "unknown key `{key_str}` (this kernel knows version, arg, env, module, artifact, jit, verbose, preopen, share, spec-batch); is the kernel older than the CLI?"
+                            "unknown key `{key_str}` (this kernel knows version, arg, env, module, artifact, jit, verbose, preopen, share, tcplisten, spec-batch); is the kernel older than the CLI?"
                         ),
                     ));
                 }

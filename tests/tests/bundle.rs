@@ -66,6 +66,7 @@ fn what_the_cli_writes_the_kernel_reads_back() {
             (PreopenSource::Bundle("fs/0".into()), b"/data".to_vec()),
             (PreopenSource::Host("basalt1".into()), b"/live".to_vec()),
         ],
+        tcplisten: vec!["0.0.0.0:8080".into(), "127.0.0.1:9".into()],
     };
     let archive = write_tar(&[
         manifest_entry(&cli.render()),
@@ -98,6 +99,8 @@ fn what_the_cli_writes_the_kernel_reads_back() {
             }
         ]
     );
+
+    assert_eq!(m.tcplisten, ["0.0.0.0:8080", "127.0.0.1:9"]);
 
     // And with every flag off.
     let plain = CliManifest {
@@ -271,6 +274,16 @@ fn manifest_mistakes_name_their_line() {
             "{bad}: {msg}"
         );
     }
+
+    let (line, msg) = manifest_error("version 1\nmodule m\ntcplisten 8080\n");
+    assert_eq!(line, 3);
+    assert!(msg.contains("HOST:PORT"), "{msg}");
+    let (line, msg) = manifest_error("version 1\nmodule m\nshare basalt0 /a\nshare basalt0 /b\n");
+    assert_eq!(line, 4);
+    assert!(msg.contains("basalt0 given twice"), "{msg}");
+    let (line, msg) = manifest_error("version 1\nmodule m\nshare basalt0\n");
+    assert_eq!(line, 3);
+    assert!(msg.contains("`share` needs TAG GUEST-PATH"), "{msg}");
 
     assert_eq!(manifest_error("").0, 1);
     assert_eq!(manifest_error("arg a\nversion 1\n").0, 1);
