@@ -1049,18 +1049,20 @@ pub(crate) mod tests {
     fn ecam_reads_and_writes_the_window_and_nothing_past_it() {
         let mut memory = std::vec![0u32; (1 << 20) / 4 + 4];
         let base = memory.as_mut_ptr() as usize;
-        #[allow(unsafe_code)]
-        // SAFETY: the window is the first MiB of `memory`, which outlives
-        // `ecam` and is touched only through it until the checks below.
-        let ecam = unsafe { Ecam::new(base, 1 << 20, 0) };
-        let at = Address::new(0, 1, 2);
-        ecam.write32(at, 0x10, 0xfebf_8000);
-        assert_eq!(ecam.read32(at, 0x10), 0xfebf_8000);
-        assert_eq!(ecam.read16(at, 0x12), 0xfebf);
-        assert_eq!(ecam.read8(at, 0x11), 0x80);
-        ecam.write32(Address::new(1, 0, 0), 0, 7);
-        assert_eq!(ecam.read32(Address::new(1, 0, 0), 0), u32::MAX);
-        drop(ecam);
+        {
+            #[allow(unsafe_code)]
+            // SAFETY: the window is the first MiB of `memory`, which
+            // outlives `ecam` (this block) and is touched only through it
+            // until the checks below.
+            let ecam = unsafe { Ecam::new(base, 1 << 20, 0) };
+            let at = Address::new(0, 1, 2);
+            ecam.write32(at, 0x10, 0xfebf_8000);
+            assert_eq!(ecam.read32(at, 0x10), 0xfebf_8000);
+            assert_eq!(ecam.read16(at, 0x12), 0xfebf);
+            assert_eq!(ecam.read8(at, 0x11), 0x80);
+            ecam.write32(Address::new(1, 0, 0), 0, 7);
+            assert_eq!(ecam.read32(Address::new(1, 0, 0), 0), u32::MAX);
+        }
         assert_eq!(memory[(1 << 15 | 2 << 12 | 0x10) / 4], 0xfebf_8000);
         assert_eq!(memory[(1 << 20) / 4], 0, "nothing written past the window");
     }

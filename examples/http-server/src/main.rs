@@ -6,8 +6,10 @@
 //! - `GET /` answers a line of static text;
 //! - `GET /bytes/N` answers N bytes (at most 64 MiB), for throughput;
 //! - `POST /echo` answers the request body;
-//! - anything else is 404; a malformed request is 400 and the connection
-//!   is closed; a request head over 16 KiB is 431.
+//! - `POST /quit` ends the server (exit code 0) when it was started with
+//!   `--allow-quit` (tests use it); otherwise it is 404 like
+//! - anything else; a malformed request is 400 and the connection is
+//!   closed; a request head over 16 KiB is 431.
 //!
 //! One thread, many connections: every socket is non-blocking and the
 //! server waits in `poll_oneoff` for whichever can make progress, so an
@@ -168,26 +170,32 @@ fn respond(out: &mut Vec<u8>, status: u16, reason: &str, body: &[u8], close: boo
     out.extend_from_slice(body);
 }
 
-/// Answers every complete request in `c.input`.
-fn handle(c: &mut Conn) {
+/// Answers every complete request in `c.input`; true when one asked the
+/// server to quit (and `allow_quit` lets it).
+fn handle(c: &mut Conn, allow_quit: bool) -> bool {
     while !c.closing {
         let (req, head_len) = match parse(&c.input) {
-            Parse::Incomplete => return,
+            Parse::Incomplete => return false,
             Parse::Bad(status, reason) => {
                 respond(&mut c.output, status, reason, reason.as_bytes(), true);
                 c.closing = true;
-                return;
+                return false;
             }
             Parse::Head(req, len) => (req, len),
         };
         if c.input.len() < head_len + req.content_length {
-            return;
+            return false;
         }
         let body = &c.input[head_len..head_len + req.content_length];
         let close = req.close;
         match (req.method, req.path) {
             ("GET" | "HEAD", "/") => respond(&mut c.output, 200, "OK", HELLO, close),
             ("POST", "/echo") => respond(&mut c.output, 200, "OK", body, close),
+            ("POST", "/quit") if allow_quit => {
+                respond(&mut c.output, 200, "OK", b"bye\n", true);
+                let _ = pump_out(c);
+                return true;
+            }
             ("GET", p) if p.starts_with("/bytes/") => match p[7..].parse::<usize>() {
                 Ok(n) if n <= MAX_BYTES => respond(&mut c.output, 200, "OK", &vec![b'x'; n], close),
                 _ => respond(&mut c.output, 400, "Bad Request", b"bad size\n", close),
@@ -197,6 +205,7 @@ fn handle(c: &mut Conn) {
         c.closing = close;
         c.input.drain(..head_len + req.content_length);
     }
+    false
 }
 
 /// Reads what is there; false when the connection is finished with.
@@ -239,6 +248,7 @@ fn pump_out(c: &mut Conn) -> bool {
 }
 
 fn main() {
+    let allow_quit = std::env::args().any(|a| a == "--allow-quit");
     let fd = std::env::var("LISTEN_FD")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -299,10 +309,15 @@ fn main() {
             }
             let slot = &mut conns[ready as usize];
             let Some(c) = slot else { continue };
+            let mut quit = false;
             let alive = pump_in(c) && {
-                handle(c);
+                quit = handle(c, allow_quit);
                 pump_out(c)
             };
+            if quit {
+                eprintln!("http-server: asked to quit");
+                return;
+            }
             let done = c.output.is_empty() && (c.closing || c.eof);
             if !alive || done {
                 *slot = None;
