@@ -16,6 +16,7 @@
 #[allow(unsafe_code)]
 pub mod dma;
 pub mod mmio;
+pub mod net;
 pub mod p9;
 pub mod queue;
 pub mod rng;
