@@ -9,7 +9,7 @@ use crate::CliError;
 use crate::accel::{self, AccelChoice};
 use crate::bundle::{Entry, Manifest, PreopenSource, write_bundle};
 use crate::guest::{self, GuestArch};
-use crate::vm::{self, Accel, HostShare, Machine, VmIo, VmOptions, VmReport};
+use crate::vm::{self, Accel, HostShare, Machine, UserNetwork, VmIo, VmOptions, VmReport};
 
 /// Everything `basalt run` was asked to do.
 #[derive(Clone, Debug)]
@@ -48,6 +48,9 @@ pub struct RunOptions {
     pub virtio_rng: bool,
     /// AArch64: load the kernel elsewhere (see [`VmOptions::image_text_offset`])
     pub image_text_offset: Option<u64>,
+    /// give the VM a user-mode network with TCP forwards (see
+    /// [`VmOptions::network`])
+    pub network: Option<UserNetwork>,
 }
 
 /// How a VM sees the directories of `--dir`.
@@ -82,6 +85,7 @@ impl RunOptions {
             cpu: None,
             virtio_rng: true,
             image_text_offset: None,
+            network: None,
         }
     }
 }
@@ -157,6 +161,7 @@ pub fn run_vm(opts: &RunOptions, io: VmIo) -> Result<VmReport, CliError> {
         virtio_rng: opts.virtio_rng,
         image_text_offset: opts.image_text_offset,
         shares: Vec::new(),
+        network: opts.network.clone(),
     };
     let (accel, why) = accel::choose(opts.accel, &vm_opts)?;
     vm_opts.accel = accel;

@@ -457,6 +457,7 @@ pub fn run_file_in_vm(engine: &Engine, arch: GuestArch, kernel: &Path, path: &Pa
         virtio_rng: true,
         image_text_offset: None,
         shares: Vec::new(),
+        network: None,
     };
     let io = VmIo {
         stdin: None,

@@ -146,6 +146,10 @@ fn load_and_run(info: &BootInfo) -> Result<Outcome, LoadError> {
         if let Some(kind) = word.strip_prefix(b"basalt.crash=") {
             crate::fault::crash_test(kind);
         }
+        // Network tests: `basalt.netcheck=PORT` echoes TCP connections.
+        if let Some(port) = word.strip_prefix(b"basalt.netcheck=") {
+            crate::net::netcheck(port);
+        }
     }
     if manifest.verbose {
         VERBOSE.store(true, Ordering::Relaxed);

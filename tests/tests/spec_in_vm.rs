@@ -80,6 +80,7 @@ fn a_batch_of_another_version_is_a_load_error() {
         virtio_rng: true,
         image_text_offset: None,
         shares: Vec::new(),
+        network: None,
     };
     let io = VmIo {
         stdin: None,
