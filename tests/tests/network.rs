@@ -86,10 +86,8 @@ fn wait_serving(g: &Guest) -> Result<Duration, String> {
         if g.vm.is_finished() {
             return Err("the VM ended before serving".into());
         }
-        if let Ok(got) = echo(g.port, b"ping") {
-            if got == b"ping" {
-                return Ok(start.elapsed());
-            }
+        if echo(g.port, b"ping").is_ok_and(|got| got == b"ping") {
+            return Ok(start.elapsed());
         }
         if start.elapsed() > SERVING_DEADLINE {
             return Err(format!("no echo within {SERVING_DEADLINE:?}"));

@@ -445,19 +445,17 @@ pub unsafe fn route_io_apic_pin(base: u64, pin: u32) -> Result<(), IoApicError> 
     let regsel = base.wrapping_add(IOAPIC_REGSEL) as *mut u32;
     let window = base.wrapping_add(IOAPIC_WINDOW) as *mut u32;
     let read = |reg: u32| {
-        // SAFETY: the I/O APIC's two registers (caller's contract); the
+        // SAFETY: the I/O APIC's select register (caller's contract); the
         // select-then-access pair is not interleaved with other users.
-        unsafe {
-            regsel.write_volatile(reg);
-            window.read_volatile()
-        }
+        unsafe { regsel.write_volatile(reg) };
+        // SAFETY: its data window, now showing register `reg`.
+        unsafe { window.read_volatile() }
     };
     let write = |reg: u32, value: u32| {
         // SAFETY: as in `read`.
-        unsafe {
-            regsel.write_volatile(reg);
-            window.write_volatile(value);
-        }
+        unsafe { regsel.write_volatile(reg) };
+        // SAFETY: as in `read`.
+        unsafe { window.write_volatile(value) };
     };
     let pins = ((read(IOAPIC_VERSION) >> 16) & 0xff) + 1;
     if pin >= pins {
