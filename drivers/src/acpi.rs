@@ -727,5 +727,58 @@ pub fn find_virtio_mmio(
     Ok(n)
 }
 
+/// An I/O APIC the MADT describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct IoApic {
+    /// physical address of its registers
+    pub address: u64,
+    /// the first global system interrupt it serves (its pin 0)
+    pub gsi_base: u32,
+}
+
+/// The I/O APIC entries (type 1) of a MADT's body (after the 36-byte
+/// header and the 8 bytes of local APIC address and flags), put into
+/// `out`; returns how many. Malformed entries end the walk.
+pub fn parse_madt_io_apics(entries: &[u8], out: &mut [IoApic]) -> usize {
+    let mut n = 0;
+    let mut at = 0;
+    while at + 2 <= entries.len() && n < out.len() {
+        let (kind, len) = (entries[at], usize::from(entries[at + 1]));
+        if len < 2 || at + len > entries.len() {
+            break;
+        }
+        if kind == 1 && len >= 12 {
+            out[n] = IoApic {
+                address: u64::from(le32(entries, at + 4)),
+                gsi_base: le32(entries, at + 8),
+            };
+            n += 1;
+        }
+        at += len;
+    }
+    n
+}
+
+/// Finds the I/O APICs the MADT describes (RSDP as for [`find_s5`]) and
+/// puts them into `out`; returns how many (0 without a MADT).
+pub fn find_io_apics(
+    mem: &dyn PhysMemory,
+    rsdp_hint: Option<u64>,
+    ebda: Option<u64>,
+    out: &mut [IoApic],
+) -> Result<usize, AcpiError> {
+    let rsdp = find_rsdp(mem, rsdp_hint, ebda)?;
+    let Some((addr, len)) = find_table(mem, &rsdp, b"APIC", "MADT")? else {
+        return Ok(0);
+    };
+    let mut body = [0u8; 1024];
+    let skip = HEADER_LEN + 8;
+    let count = (len as usize).saturating_sub(skip).min(body.len());
+    if !mem.read(addr + skip as u64, &mut body[..count]) {
+        return Err(AcpiError::Unreadable { what: "MADT", addr });
+    }
+    Ok(parse_madt_io_apics(&body[..count], out))
+}
+
 #[cfg(test)]
 mod tests;

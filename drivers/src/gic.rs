@@ -1,8 +1,10 @@
 //! The Arm GICv2 and GICv3 interrupt controllers, only as far as a CPU that keeps
 //! interrupts masked needs it: a private peripheral interrupt (the generic
-//! timer's) routed to this CPU's interface, so it wakes `wfi`. Nothing is
-//! ever acknowledged: the CPU never takes the interrupt, and a level-
-//! sensitive line stops being pending when its source drops it.
+//! timer's) or a shared peripheral interrupt (a device's, e.g. virtio-mmio)
+//! routed to this CPU's interface, so it wakes `wfi`. Nothing is ever
+//! acknowledged: the CPU never takes the interrupt, and a level-sensitive
+//! line (shared interrupts are configured so) stops being pending when its
+//! source drops it.
 
 use crate::mmio::Mmio;
 
@@ -10,6 +12,9 @@ const GICD_CTLR: usize = 0x000;
 const GICD_IGROUPR: usize = 0x080;
 const GICD_ISENABLER: usize = 0x100;
 const GICD_IPRIORITYR: usize = 0x400;
+const GICD_ITARGETSR: usize = 0x800;
+const GICD_ICFGR: usize = 0xc00;
+const GICD_IROUTER: usize = 0x6000;
 const GICD_PIDR2: usize = 0xfe8;
 const GICC_CTLR: usize = 0x000;
 const GICC_PMR: usize = 0x004;
@@ -23,6 +28,8 @@ pub enum GicError {
     NotGicv3(u32),
     /// the interrupt is not a private peripheral interrupt (16..32)
     NotPpi(u32),
+    /// the interrupt is not a shared peripheral interrupt (32..1020)
+    NotSpi(u32),
     /// the redistributor did not wake up
     Asleep,
 }
@@ -33,9 +40,33 @@ impl core::fmt::Display for GicError {
             GicError::NotGicv2(rev) => write!(f, "not a GICv2 (architecture revision {rev})"),
             GicError::NotGicv3(rev) => write!(f, "not a GICv3 (architecture revision {rev})"),
             GicError::NotPpi(id) => write!(f, "interrupt {id} is not a private peripheral"),
+            GicError::NotSpi(id) => write!(f, "interrupt {id} is not a shared peripheral"),
             GicError::Asleep => f.write_str("the GIC redistributor stayed asleep"),
         }
     }
+}
+
+/// Sets the `width`-bit field of interrupt `id` in the distributor's
+/// bank of registers at `bank` (32 / `width` interrupts per register).
+fn set_field(regs: &Mmio, bank: usize, id: u32, width: u32, value: u32) {
+    let per_reg = 32 / width;
+    let reg = bank + 4 * (id / per_reg) as usize;
+    let shift = (id % per_reg) * width;
+    let mask = ((1u64 << width) - 1) as u32;
+    let old = regs.read32(reg) & !(mask << shift);
+    regs.write32(reg, old | (value & mask) << shift);
+}
+
+/// Configures shared interrupt `id` in a distributor: group 1, middle
+/// priority, level-sensitive. (Targeting and enabling differ by version.)
+fn configure_spi(dist: &Mmio, id: u32) -> Result<(), GicError> {
+    if !(32..1020).contains(&id) {
+        return Err(GicError::NotSpi(id));
+    }
+    set_field(dist, GICD_IGROUPR, id, 1, 1);
+    set_field(dist, GICD_IPRIORITYR, id, 8, 0x80);
+    set_field(dist, GICD_ICFGR, id, 2, 0);
+    Ok(())
 }
 
 /// A GICv2: its distributor and this CPU's interface.
@@ -90,6 +121,20 @@ impl Gicv2 {
     }
 }
 
+impl Gicv2 {
+    /// Routes shared peripheral interrupt `id` (a device's) to this CPU
+    /// (CPU interface 0: Basalt runs on one CPU) as level-sensitive, group
+    /// 1, middle priority, enabled, so it wakes `wfi` while the CPU masks
+    /// it. The distributor and interface must already be on
+    /// ([`Gicv2::wake_on_ppi`] turns them on).
+    pub fn wake_on_spi(&self, id: u32) -> Result<(), GicError> {
+        configure_spi(&self.dist, id)?;
+        set_field(&self.dist, GICD_ITARGETSR, id, 8, 1);
+        set_field(&self.dist, GICD_ISENABLER, id, 1, 1);
+        Ok(())
+    }
+}
+
 const GICR_WAKER: usize = 0x014;
 /// The redistributor's SGI/PPI frame follows its control frame.
 const GICR_SGI_FRAME: u64 = 0x1_0000;
@@ -103,6 +148,9 @@ const GICD_PIDR2_V3: usize = 0xffe8;
 /// (`basalt_arch::cpu::enable_gicv3_cpu_interface`).
 pub struct Gicv3 {
     dist: Mmio,
+    /// the distributor's physical address, for its registers beyond the
+    /// first 4 KiB
+    dist_base: u64,
     redist: Mmio,
     sgi: Mmio,
 }
@@ -133,6 +181,7 @@ impl Gicv3 {
         }
         Ok(Gicv3 {
             dist: d,
+            dist_base: dist,
             redist: r,
             sgi,
         })
@@ -167,6 +216,24 @@ impl Gicv3 {
         let prio = self.sgi.read32(prio_reg) & !(0xff << shift);
         self.sgi.write32(prio_reg, prio | 0x80 << shift);
         self.sgi.write32(GICR_ISENABLER0, bit);
+        Ok(())
+    }
+
+    /// Routes shared peripheral interrupt `id` (a device's) to the CPU
+    /// with affinity 0.0.0.0 (Basalt runs on one CPU) as level-sensitive,
+    /// group 1, middle priority, enabled, so it wakes `wfi` while the CPU
+    /// masks it. Affinity routing and the distributor must already be on
+    /// ([`Gicv3::wake_on_ppi`] turns them on).
+    pub fn wake_on_spi(&self, id: u32) -> Result<(), GicError> {
+        configure_spi(&self.dist, id)?;
+        let router = GICD_IROUTER + 8 * id as usize;
+        // SAFETY: the page of the distributor (its 64 KiB window, per the
+        // constructor's contract) that holds this interrupt's router.
+        #[allow(unsafe_code)]
+        let page = unsafe { Mmio::new(self.dist_base + (router & !0xfff) as u64) };
+        page.write32(router & 0xfff, 0);
+        page.write32((router & 0xfff) + 4, 0);
+        set_field(&self.dist, GICD_ISENABLER, id, 1, 1);
         Ok(())
     }
 }

@@ -9,7 +9,7 @@ use crate::CliError;
 use crate::accel::{self, AccelChoice};
 use crate::bundle::{Entry, Manifest, PreopenSource, write_bundle};
 use crate::guest::{self, GuestArch};
-use crate::vm::{self, Accel, HostShare, Machine, VmIo, VmOptions, VmReport};
+use crate::vm::{self, Accel, HostShare, Machine, UserNetwork, VmIo, VmOptions, VmReport};
 
 /// Everything `basalt run` was asked to do.
 #[derive(Clone, Debug)]
@@ -55,6 +55,9 @@ pub struct RunOptions {
     pub image_text_offset: Option<u64>,
     /// more QEMU arguments (see [`VmOptions::extra_qemu_args`])
     pub extra_qemu_args: Vec<String>,
+    /// give the VM a user-mode network with TCP forwards (see
+    /// [`VmOptions::network`])
+    pub network: Option<UserNetwork>,
 }
 
 /// How a VM sees the directories of `--dir`.
@@ -92,6 +95,7 @@ impl RunOptions {
             virtio_rng: true,
             image_text_offset: None,
             extra_qemu_args: Vec::new(),
+            network: None,
         }
     }
 }
@@ -150,11 +154,6 @@ pub fn initrd_limit(arch: GuestArch, ram: u64) -> u64 {
 /// Runs the program in a VM with the given streams and returns the report.
 pub fn run_vm(opts: &RunOptions, io: VmIo) -> Result<VmReport, CliError> {
     let name = opts.wasm.display().to_string();
-    if !opts.tcplisten.is_empty() || !opts.publish.is_empty() {
-        return Err(CliError::Usage(String::from(
-            "--tcplisten and -p work with --hosted only for now: the kernel's network stack is being built (issue 6)",
-        )));
-    }
     let wasm = std::fs::read(&opts.wasm)
         .map_err(|e| CliError::Input(format!("cannot read {name}: {e}")))?;
     let kernel = guest::kernel(opts.arch, opts.verbose)?;
@@ -173,9 +172,12 @@ pub fn run_vm(opts: &RunOptions, io: VmIo) -> Result<VmReport, CliError> {
         image_text_offset: opts.image_text_offset,
         shares: Vec::new(),
         extra_qemu_args: opts.extra_qemu_args.clone(),
+        network: None,
     };
     let (accel, why) = accel::choose(opts.accel, &vm_opts)?;
     vm_opts.accel = accel;
+    // After the probe boot, which must not take the forwarded ports.
+    vm_opts.network = user_network(opts);
     if opts.verbose {
         eprintln!("basalt: accelerator: {} ({why})", accel.name());
         eprintln!("basalt: kernel: {}", kernel.display());
@@ -341,4 +343,15 @@ fn live_share_path(host: &Path) -> Result<PathBuf, CliError> {
     }
     std::fs::read_dir(&path).map_err(err)?;
     Ok(path)
+}
+
+/// The VM's network: none unless the program listens (`--tcplisten`) or
+/// ports are forwarded (`-p`, or [`RunOptions::network`]'s forwards).
+fn user_network(opts: &RunOptions) -> Option<UserNetwork> {
+    if opts.tcplisten.is_empty() && opts.publish.is_empty() && opts.network.is_none() {
+        return None;
+    }
+    let mut net = opts.network.clone().unwrap_or_default();
+    net.forwards.extend(opts.publish.iter().copied());
+    Some(net)
 }

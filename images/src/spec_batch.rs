@@ -458,6 +458,7 @@ pub fn run_file_in_vm(engine: &Engine, arch: GuestArch, kernel: &Path, path: &Pa
         image_text_offset: None,
         shares: Vec::new(),
         extra_qemu_args: Vec::new(),
+        network: None,
     };
     let io = VmIo {
         stdin: None,

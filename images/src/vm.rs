@@ -93,6 +93,30 @@ pub struct VmOptions {
     /// more QEMU arguments, appended as they are (tests add devices
     /// through this, e.g. `-device virtio-rng-pci` on AArch64 `virt`)
     pub extra_qemu_args: Vec<String>,
+    /// give the VM a network card on QEMU's user-mode network (the host
+    /// is 10.0.2.2, the VM gets 10.0.2.15 by DHCP), with these TCP ports
+    /// forwarded from the host's loopback to the VM; `None`: no network
+    pub network: Option<UserNetwork>,
+}
+
+/// A VM's user-mode network: `-netdev user` with a virtio-net device
+/// (`virtio-net-device` on virtio-mmio machines, `virtio-net-pci` on PCI
+/// ones).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UserNetwork {
+    /// TCP forwards: (port on the host's 127.0.0.1, port in the VM)
+    pub forwards: Vec<(u16, u16)>,
+}
+
+/// The network flags for `net`: the user-mode backend with its forwards
+/// and the card, `device`.
+fn network_args(cmd: &mut Command, net: &UserNetwork, device: &str) {
+    let mut netdev = String::from("user,id=net0");
+    for (host, guest) in &net.forwards {
+        netdev.push_str(&format!(",hostfwd=tcp:127.0.0.1:{host}-:{guest}"));
+    }
+    cmd.arg("-netdev").arg(netdev);
+    cmd.arg("-device").arg(format!("{device},netdev=net0"));
 }
 
 /// A host directory the VM sees live over virtio-9p.
@@ -314,6 +338,13 @@ pub fn qemu_command(opts: &VmOptions, bundle: &Path, sockets: &[PathBuf; 3]) -> 
         Machine::Q35 | Machine::Pc => "virtio-9p-pci",
     };
     share_args(&mut cmd, &opts.shares, share_device);
+    if let Some(net) = &opts.network {
+        let card = match opts.machine {
+            Machine::Microvm => "virtio-net-device",
+            Machine::Q35 | Machine::Pc => "virtio-net-pci",
+        };
+        network_args(&mut cmd, net, card);
+    }
     cmd.arg("-kernel")
         .arg(&opts.kernel)
         .arg("-initrd")
@@ -379,6 +410,9 @@ fn qemu_command_virt(opts: &VmOptions, bundle: &Path, sockets: &[PathBuf; 3]) ->
         cmd.args(["-device", "virtio-rng-device"]);
     }
     share_args(&mut cmd, &opts.shares, "virtio-9p-device");
+    if let Some(net) = &opts.network {
+        network_args(&mut cmd, net, "virtio-net-device");
+    }
     if opts.exit_device {
         cmd.args([
             "-semihosting-config",
@@ -661,6 +695,7 @@ mod tests {
             image_text_offset: None,
             shares: Vec::new(),
             extra_qemu_args: Vec::new(),
+            network: None,
         }
     }
 
@@ -674,6 +709,31 @@ mod tests {
 
     fn has_pair(args: &[String], flag: &str, value: &str) -> bool {
         args.windows(2).any(|w| w[0] == flag && w[1] == value)
+    }
+
+    #[test]
+    fn a_network_gets_user_networking_with_its_forwards() {
+        let mut opts = virt_options();
+        assert!(!args(&opts).iter().any(|a| a == "-netdev"));
+        opts.network = Some(UserNetwork {
+            forwards: vec![(18080, 8080), (2222, 22)],
+        });
+        let netdev =
+            "user,id=net0,hostfwd=tcp:127.0.0.1:18080-:8080,hostfwd=tcp:127.0.0.1:2222-:22";
+        let a = args(&opts);
+        assert!(has_pair(&a, "-netdev", netdev), "{a:?}");
+        assert!(has_pair(&a, "-device", "virtio-net-device,netdev=net0"));
+        opts.arch = GuestArch::X86_64;
+        opts.machine = Machine::Microvm;
+        let a = args(&opts);
+        assert!(has_pair(&a, "-netdev", netdev), "{a:?}");
+        assert!(has_pair(&a, "-device", "virtio-net-device,netdev=net0"));
+        opts.machine = Machine::Q35;
+        assert!(has_pair(
+            &args(&opts),
+            "-device",
+            "virtio-net-pci,netdev=net0"
+        ));
     }
 
     #[test]

@@ -21,6 +21,7 @@ mod live_share;
 #[macro_use]
 mod log;
 mod mem;
+mod net;
 mod platform;
 mod run;
 mod services;

@@ -106,6 +106,13 @@ pub enum LoadError {
     Files(FilesError),
     /// a live share (`--dir`, virtio-9p) could not be opened
     Share(crate::live_share::ShareError),
+    /// a `--tcplisten` socket could not be made
+    Network {
+        /// the address asked for
+        addr: alloc::string::String,
+        /// why
+        error: crate::net::NetSetupError,
+    },
 }
 
 impl From<BundleError> for LoadError {
@@ -130,6 +137,9 @@ impl fmt::Display for LoadError {
             LoadError::Batch(e) => write!(f, "{e}"),
             LoadError::Files(e) => write!(f, "{e}"),
             LoadError::Share(e) => write!(f, "{e}"),
+            LoadError::Network { addr, error } => {
+                write!(f, "cannot listen on --tcplisten {addr}: {error}")
+            }
         }
     }
 }
@@ -145,6 +155,10 @@ fn load_and_run(info: &BootInfo) -> Result<Outcome, LoadError> {
     for word in info.cmdline.split(|c| *c == b' ') {
         if let Some(kind) = word.strip_prefix(b"basalt.crash=") {
             crate::fault::crash_test(kind);
+        }
+        // Network tests: `basalt.netcheck=PORT` echoes TCP connections.
+        if let Some(port) = word.strip_prefix(b"basalt.netcheck=") {
+            crate::net::netcheck(port);
         }
     }
     if manifest.verbose {
@@ -245,6 +259,21 @@ fn load_and_run(info: &BootInfo) -> Result<Outcome, LoadError> {
                 .map_err(|_| too_many())?;
         }
         stamp("shared directories ready");
+    }
+    for addr in &manifest.tcplisten {
+        let (net, listener) = crate::net::listen(addr).map_err(|e| LoadError::Network {
+            addr: addr.clone(),
+            error: e,
+        })?;
+        ctx.preopen_socket(net, listener).map_err(|_| {
+            LoadError::Files(FilesError::TooManyPreopens(
+                manifest.preopens.len() + manifest.tcplisten.len(),
+            ))
+        })?;
+        kprintln!("net: listening on {addr} for the program");
+    }
+    if !manifest.tcplisten.is_empty() {
+        stamp("sockets ready");
     }
     stamp("calling _start");
     Ok(basalt_wasi::run_command(&engine, &module, ctx))

@@ -93,3 +93,12 @@ pub fn sleep_until(deadline: u64) {
     let target = BOOT_CYCLES.load(Ordering::Relaxed).saturating_add(cycles);
     cpu::wait_until_cycles(target);
 }
+
+/// Halts once until an interrupt (a routed device's, or the timer's at
+/// `deadline` ns) where the CPU can, else waits a moment; may return
+/// early. For waits that also end on device activity.
+pub fn halt_until(deadline: u64) {
+    let cycles = (u128::from(deadline) * u128::from(frequency()) / 1_000_000_000) as u64;
+    let target = BOOT_CYCLES.load(Ordering::Relaxed).saturating_add(cycles);
+    cpu::halt_until_cycles(target);
+}

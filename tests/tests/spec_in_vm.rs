@@ -81,6 +81,7 @@ fn a_batch_of_another_version_is_a_load_error() {
         image_text_offset: None,
         shares: Vec::new(),
         extra_qemu_args: Vec::new(),
+        network: None,
     };
     let io = VmIo {
         stdin: None,

@@ -269,6 +269,31 @@ pub fn wait_until_cycles(deadline: u64) {
     }
 }
 
+/// Halts once until an interrupt routed to this CPU is pending (a
+/// device's, or the timer's at `deadline`), where [`init_timer`] arranged
+/// for the timer to wake `wfi`; else waits for the next timer event (about
+/// 100 µs) or just spins once. May return early: callers check what they
+/// wait for and the clock again.
+pub fn halt_until_cycles(deadline: u64) {
+    match WAIT_MODE.load(Ordering::Relaxed) {
+        WAIT_TIMER_INTERRUPT => {
+            if cycles() >= deadline {
+                return;
+            }
+            write_timer(1, deadline);
+            // SAFETY: interrupts stay masked; `wfi` returns when the
+            // timer's or a routed device's interrupt is pending (or
+            // spuriously).
+            unsafe { asm!("wfi", options(nomem, nostack)) };
+            write_timer(0, 0);
+        }
+        // SAFETY: `wfe` waits for the next event (the timer's event
+        // stream guarantees one within about 100 µs).
+        WAIT_EVENT_STREAM => unsafe { asm!("wfe", options(nomem, nostack)) },
+        _ => spin_hint(),
+    }
+}
+
 /// Makes instructions just written to `[addr, addr + len)` visible to
 /// instruction fetch: cleans the data cache and invalidates the
 /// instruction cache to the point of unification. Call after writing code

@@ -251,6 +251,10 @@ pub fn sync_instruction_cache(addr: usize, len: usize) {
 
 /// The interrupt vector of the local APIC timer.
 pub const TIMER_VECTOR: u8 = 0x40;
+/// The interrupt vector devices' interrupts are routed to (through the
+/// I/O APIC, edge-triggered); its handler only signals end of interrupt,
+/// like the timer's: the interrupt just wakes a halted CPU.
+pub const DEVICE_VECTOR: u8 = 0x41;
 /// The local APIC's spurious-interrupt vector.
 pub const SPURIOUS_VECTOR: u8 = 0xff;
 
@@ -367,4 +371,100 @@ pub fn wait_until_cycles(deadline: u64) {
         unsafe { core::arch::asm!("sti", "hlt", "cli", options(nomem, nostack)) };
     }
     apic_write(APIC_TIMER_INITIAL, 0);
+}
+
+/// Halts once until an interrupt arrives (a routed device's, or the APIC
+/// timer's at `deadline`) when [`init_timer`] succeeded, else spins once.
+/// May return early: callers check what they wait for and the clock
+/// again.
+pub fn halt_until_cycles(deadline: u64) {
+    if !TIMER_READY.load(Ordering::Relaxed) {
+        spin_hint();
+        return;
+    }
+    let now = cycles();
+    if now >= deadline {
+        return;
+    }
+    let ticks = APIC_TICKS_PER_MS.load(Ordering::Relaxed);
+    let per_ms = CYCLES_PER_MS.load(Ordering::Relaxed).max(1);
+    let count = (u128::from(deadline - now) * u128::from(ticks) / u128::from(per_ms))
+        .clamp(1, u128::from(u32::MAX)) as u32;
+    apic_write(APIC_TIMER_INITIAL, count);
+    // SAFETY: interrupts are enabled only across `hlt` (the `sti` shadow
+    // means a wake-up cannot be lost); the unmasked sources are the APIC
+    // timer and routed devices, whose stubs just signal end of interrupt.
+    unsafe { core::arch::asm!("sti", "hlt", "cli", options(nomem, nostack)) };
+    apic_write(APIC_TIMER_INITIAL, 0);
+}
+
+/// The I/O APIC's register-select and data-window registers.
+const IOAPIC_REGSEL: u64 = 0x00;
+const IOAPIC_WINDOW: u64 = 0x10;
+/// Its version register (bits 16..24: highest redirection entry).
+const IOAPIC_VERSION: u32 = 0x01;
+/// Its first redirection-table register (two per pin).
+const IOAPIC_REDIRECTION: u32 = 0x10;
+/// The local APIC's ID register (bits 24..32).
+const APIC_ID: usize = 0x20;
+
+/// Why an I/O APIC pin could not be routed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IoApicError {
+    /// the local APIC is not set up ([`init_timer`] failed), so an
+    /// interrupt could not wake a halt
+    NoLocalApic,
+    /// the I/O APIC has no such pin (the pin, how many it has)
+    NoSuchPin(u32, u32),
+}
+
+impl core::fmt::Display for IoApicError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            IoApicError::NoLocalApic => f.write_str("no local APIC in use"),
+            IoApicError::NoSuchPin(pin, n) => {
+                write!(f, "I/O APIC pin {pin} does not exist ({n} pins)")
+            }
+        }
+    }
+}
+
+/// Routes pin `pin` of the I/O APIC whose registers are at `base` to
+/// [`DEVICE_VECTOR`] on this CPU: fixed delivery, edge-triggered, active
+/// high, unmasked. Edge-triggered, the handler needs nothing from the
+/// device; the driver acknowledges the device before it looks for work,
+/// so no event is lost (a line still high after that is seen then).
+///
+/// # Safety
+/// `base` must be an I/O APIC's register window, identity-mapped, and
+/// nothing else may program that I/O APIC at the same time.
+pub unsafe fn route_io_apic_pin(base: u64, pin: u32) -> Result<(), IoApicError> {
+    if !TIMER_READY.load(Ordering::Relaxed) {
+        return Err(IoApicError::NoLocalApic);
+    }
+    let regsel = base.wrapping_add(IOAPIC_REGSEL) as *mut u32;
+    let window = base.wrapping_add(IOAPIC_WINDOW) as *mut u32;
+    let read = |reg: u32| {
+        // SAFETY: the I/O APIC's select register (caller's contract); the
+        // select-then-access pair is not interleaved with other users.
+        unsafe { regsel.write_volatile(reg) };
+        // SAFETY: its data window, now showing register `reg`.
+        unsafe { window.read_volatile() }
+    };
+    let write = |reg: u32, value: u32| {
+        // SAFETY: as in `read`.
+        unsafe { regsel.write_volatile(reg) };
+        // SAFETY: as in `read`.
+        unsafe { window.write_volatile(value) };
+    };
+    let pins = ((read(IOAPIC_VERSION) >> 16) & 0xff) + 1;
+    if pin >= pins {
+        return Err(IoApicError::NoSuchPin(pin, pins));
+    }
+    let apic_id = apic_read(APIC_ID) >> 24;
+    let entry = IOAPIC_REDIRECTION + 2 * pin;
+    write(entry, 1 << 16); // masked while it changes
+    write(entry + 1, apic_id << 24);
+    write(entry, u32::from(DEVICE_VECTOR));
+    Ok(())
 }

@@ -445,6 +445,8 @@ pub fn init() {
             let addr = match v {
                 0..32 => stubs[v],
                 _ if v == usize::from(super::cpu::TIMER_VECTOR) => stubs[33],
+                // A device's interrupt, like the timer's, only wakes.
+                _ if v == usize::from(super::cpu::DEVICE_VECTOR) => stubs[33],
                 _ if v == usize::from(super::cpu::SPURIOUS_VECTOR) => stubs[34],
                 _ => stubs[32],
             };

@@ -462,3 +462,35 @@ fn truncated_or_corrupted_virtio_aml_never_panics() {
         }
     }
 }
+
+#[test]
+fn madt_io_apics_are_found_among_other_entries() {
+    let mut body = Vec::new();
+    // a local APIC (type 0, 8 bytes)
+    body.extend_from_slice(&[0, 8, 0, 0, 1, 0, 0, 0]);
+    // two I/O APICs: 0xfec00000 from GSI 0, 0xfec10000 from GSI 24
+    body.extend_from_slice(&[1, 12, 0, 0, 0, 0, 0xc0, 0xfe, 0, 0, 0, 0]);
+    // an interrupt source override (type 2, 10 bytes)
+    body.extend_from_slice(&[2, 10, 0, 0, 2, 0, 0, 0, 0, 0]);
+    body.extend_from_slice(&[1, 12, 1, 0, 0, 0, 0xc1, 0xfe, 24, 0, 0, 0]);
+    let mut out = [IoApic::default(); 4];
+    assert_eq!(parse_madt_io_apics(&body, &mut out), 2);
+    assert_eq!(
+        out[..2],
+        [
+            IoApic {
+                address: 0xfec0_0000,
+                gsi_base: 0
+            },
+            IoApic {
+                address: 0xfec1_0000,
+                gsi_base: 24
+            }
+        ]
+    );
+    // A truncated or zero-length entry ends the walk without a panic.
+    assert_eq!(parse_madt_io_apics(&body[..body.len() - 3], &mut out), 1);
+    assert_eq!(parse_madt_io_apics(&[1, 0, 5], &mut out), 0);
+    let mut one = [IoApic::default(); 1];
+    assert_eq!(parse_madt_io_apics(&body, &mut one), 1);
+}

@@ -18,6 +18,7 @@
 #[allow(unsafe_code)]
 pub mod dma;
 pub mod mmio;
+pub mod net;
 pub mod p9;
 pub mod pci;
 pub mod queue;

@@ -344,6 +344,13 @@ impl SplitQueue {
         self.rings.read_u16(self.layout.used_offset) & USED_F_NO_NOTIFY == 0
     }
 
+    /// Whether the device has finished with a chain [`SplitQueue::poll_used`]
+    /// has not returned yet.
+    pub fn has_used(&self) -> bool {
+        let used_idx = self.rings.read_u16(self.layout.used_offset + 2);
+        ring_distance(used_idx, self.last_used) != 0
+    }
+
     /// The next chain the device has finished with, if any; its
     /// descriptors are free again. A device error leaves the queue as it
     /// was (the same error comes again): the device is broken and needs a

@@ -157,6 +157,70 @@ pub fn pci_root() -> Option<PciRoot> {
     })
 }
 
+/// Why a device's interrupt could not be routed to this CPU.
+#[derive(Debug, Clone, Copy)]
+pub enum InterruptRouteError {
+    /// no I/O APIC serves this interrupt line
+    NoIoApic(u32),
+    /// the I/O APIC or local APIC refused
+    Apic(basalt_arch::cpu::IoApicError),
+}
+
+impl core::fmt::Display for InterruptRouteError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            InterruptRouteError::NoIoApic(irq) => write!(f, "no I/O APIC serves IRQ {irq}"),
+            InterruptRouteError::Apic(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// The most I/O APICs used.
+const MAX_IO_APICS: usize = 4;
+
+static IO_APICS: spin::Once<([basalt_drivers::acpi::IoApic; MAX_IO_APICS], usize)> =
+    spin::Once::new();
+
+/// The I/O APICs: the MADT's, else the PC's one at 0xfec00000 serving
+/// GSIs 0-23 (`microvm` without ACPI, Firecracker). Read with the other
+/// firmware tables, before memory setup.
+fn io_apics() -> &'static [basalt_drivers::acpi::IoApic] {
+    let (apics, n) = IO_APICS.call_once(|| {
+        let mut out = [basalt_drivers::acpi::IoApic::default(); MAX_IO_APICS];
+        let (rsdp, ebda) = crate::BOOT_INFO
+            .get()
+            .map_or((None, None), |i| (i.acpi_rsdp, i.ebda));
+        let n = basalt_drivers::acpi::find_io_apics(&Firmware, rsdp, ebda, &mut out).unwrap_or(0);
+        if n > 0 {
+            return (out, n);
+        }
+        out[0] = basalt_drivers::acpi::IoApic {
+            address: 0xfec0_0000,
+            gsi_base: 0,
+        };
+        (out, 1)
+    });
+    &apics[..*n]
+}
+
+/// Routes a device's interrupt line (a global system interrupt, as the
+/// DSDT or `virtio_mmio.device=` names it; interrupt source overrides,
+/// which only concern ISA IRQs, are not applied) through the I/O APIC
+/// serving it to this CPU, so it wakes `hlt`.
+#[allow(unsafe_code)]
+pub fn route_device_interrupt(irq: u32) -> Result<(), InterruptRouteError> {
+    let apic = io_apics()
+        .iter()
+        .filter(|a| a.gsi_base <= irq && a.address.checked_add(0x20).is_some_and(|e| e <= 4 << 30))
+        .max_by_key(|a| a.gsi_base)
+        .ok_or(InterruptRouteError::NoIoApic(irq))?;
+    // SAFETY: an I/O APIC the firmware (or the PC's fixed layout) names,
+    // below 4 GiB where the identity map reaches; the kernel's one thread
+    // programs it only here.
+    unsafe { basalt_arch::cpu::route_io_apic_pin(apic.address, irq - apic.gsi_base) }
+        .map_err(InterruptRouteError::Apic)
+}
+
 /// Nothing to route: the local APIC timer is the CPU's own (the arch
 /// crate sets it up).
 pub fn init_timer_wakeup() {}
@@ -209,6 +273,7 @@ fn find_s5() -> Result<basalt_drivers::acpi::SleepS5, basalt_drivers::acpi::Acpi
 pub fn prepare_power_off() {
     S5.call_once(find_s5);
     VIRTIO.call_once(find_virtio_mmio);
+    io_apics();
 }
 
 /// Enters ACPI S5 (soft-off); returns, after saying why on the kernel log,

@@ -420,6 +420,47 @@ pub fn init_timer_wakeup() {
     }
 }
 
+/// Why a device's interrupt could not be routed to this CPU.
+#[derive(Debug, Clone, Copy)]
+pub enum InterruptRouteError {
+    /// the device tree names no GIC, or the timer's interrupt could not be
+    /// routed (so the GIC is not on)
+    NoGic,
+    /// the GIC refused
+    Gic(basalt_drivers::gic::GicError),
+}
+
+impl core::fmt::Display for InterruptRouteError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            InterruptRouteError::NoGic => f.write_str("no usable GIC"),
+            InterruptRouteError::Gic(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// Routes a device's interrupt (a GIC interrupt ID from the device tree,
+/// a shared peripheral interrupt) to this CPU, level-sensitive, so it
+/// wakes `wfi` like the timer's (never taken: interrupts stay masked).
+/// Needs the GIC [`init_timer_wakeup`] turned on.
+pub fn route_device_interrupt(id: u32) -> Result<(), InterruptRouteError> {
+    let m = MACHINE.get().ok_or(InterruptRouteError::NoGic)?;
+    let (version, dist, cpu) = m.gic.ok_or(InterruptRouteError::NoGic)?;
+    if !crate::time::sleeps_halt() {
+        return Err(InterruptRouteError::NoGic);
+    }
+    let routed = if version == 2 {
+        // SAFETY: the GIC the device tree names, in device memory; only
+        // the kernel's one thread touches it, here and in
+        // `init_timer_wakeup`, never at once.
+        unsafe { Gicv2::new(dist, cpu) }.and_then(|g| g.wake_on_spi(id))
+    } else {
+        // SAFETY: as above (distributor and first redistributor).
+        unsafe { Gicv3::new(dist, cpu) }.and_then(|g| g.wake_on_spi(id))
+    };
+    routed.map_err(InterruptRouteError::Gic)
+}
+
 /// Nothing to read ahead: PSCI needs no tables.
 pub fn prepare_power_off() {}
 
