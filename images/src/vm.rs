@@ -106,6 +106,20 @@ pub struct VmOptions {
 pub struct UserNetwork {
     /// TCP forwards: (port on the host's 127.0.0.1, port in the VM)
     pub forwards: Vec<(u16, u16)>,
+    /// also join the card to a raw Ethernet tap (a QEMU hub joins the
+    /// user-mode network, a `dgram` backend and the card): tests inject
+    /// raw, hostile frames this way and see what the card sends
+    pub tap: Option<FrameTap>,
+}
+
+/// A raw Ethernet tap on the host's 127.0.0.1: one frame per UDP
+/// datagram.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FrameTap {
+    /// frames sent to this port reach the card
+    pub inject_port: u16,
+    /// frames the card sends are also sent to this port
+    pub sink_port: u16,
 }
 
 /// The network flags for `net`: the user-mode backend with its forwards
@@ -115,8 +129,26 @@ fn network_args(cmd: &mut Command, net: &UserNetwork, device: &str) {
     for (host, guest) in &net.forwards {
         netdev.push_str(&format!(",hostfwd=tcp:127.0.0.1:{host}-:{guest}"));
     }
-    cmd.arg("-netdev").arg(netdev);
-    cmd.arg("-device").arg(format!("{device},netdev=net0"));
+    match net.tap {
+        None => {
+            cmd.arg("-netdev").arg(netdev);
+            cmd.arg("-device").arg(format!("{device},netdev=net0"));
+        }
+        Some(tap) => {
+            // user-mode network, tap and card on one hub
+            cmd.arg("-netdev").arg(netdev);
+            cmd.arg("-netdev").arg(format!(
+                "dgram,id=tap0,local.type=inet,local.host=127.0.0.1,local.port={},remote.type=inet,remote.host=127.0.0.1,remote.port={}",
+                tap.inject_port, tap.sink_port
+            ));
+            for (i, backend) in ["net0", "tap0"].iter().enumerate() {
+                cmd.arg("-netdev")
+                    .arg(format!("hubport,id=hub{i},hubid=0,netdev={backend}"));
+            }
+            cmd.arg("-netdev").arg("hubport,id=hubcard,hubid=0");
+            cmd.arg("-device").arg(format!("{device},netdev=hubcard"));
+        }
+    }
 }
 
 /// A host directory the VM sees live over virtio-9p.
@@ -717,6 +749,7 @@ mod tests {
         assert!(!args(&opts).iter().any(|a| a == "-netdev"));
         opts.network = Some(UserNetwork {
             forwards: vec![(18080, 8080), (2222, 22)],
+            tap: None,
         });
         let netdev =
             "user,id=net0,hostfwd=tcp:127.0.0.1:18080-:8080,hostfwd=tcp:127.0.0.1:2222-:22";
@@ -734,6 +767,38 @@ mod tests {
             "-device",
             "virtio-net-pci,netdev=net0"
         ));
+    }
+
+    #[test]
+    fn a_tap_joins_the_card_through_a_hub() {
+        let mut opts = virt_options();
+        opts.network = Some(UserNetwork {
+            forwards: vec![(18080, 8080)],
+            tap: Some(FrameTap {
+                inject_port: 40000,
+                sink_port: 40001,
+            }),
+        });
+        let a = args(&opts);
+        assert!(has_pair(
+            &a,
+            "-netdev",
+            "dgram,id=tap0,local.type=inet,local.host=127.0.0.1,local.port=40000,remote.type=inet,remote.host=127.0.0.1,remote.port=40001"
+        ));
+        assert!(has_pair(
+            &a,
+            "-netdev",
+            "hubport,id=hub0,hubid=0,netdev=net0"
+        ));
+        assert!(has_pair(
+            &a,
+            "-netdev",
+            "hubport,id=hub1,hubid=0,netdev=tap0"
+        ));
+        assert!(
+            has_pair(&a, "-device", "virtio-net-device,netdev=hubcard"),
+            "{a:?}"
+        );
     }
 
     #[test]

@@ -68,14 +68,18 @@ pub fn echo(addr: SocketAddr, body: &[u8]) -> std::io::Result<Answer> {
     exchange(addr, &req)
 }
 
-/// Tries `GET /` until it answers or `within` passes (the server is
-/// starting); the last error otherwise.
-pub fn wait_until_serving(addr: SocketAddr, within: Duration) -> std::io::Result<Answer> {
+/// Tries `GET /` until it answers, `within` passes (the server is
+/// starting) or `gone` says the server is gone; the last error otherwise.
+pub fn wait_until_serving(
+    addr: SocketAddr,
+    within: Duration,
+    gone: &dyn Fn() -> bool,
+) -> std::io::Result<Answer> {
     let start = Instant::now();
     loop {
         match get(addr, "/") {
             Ok(a) => return Ok(a),
-            Err(e) if start.elapsed() > within => return Err(e),
+            Err(e) if start.elapsed() > within || gone() => return Err(e),
             Err(_) => std::thread::sleep(Duration::from_millis(100)),
         }
     }

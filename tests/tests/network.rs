@@ -46,6 +46,7 @@ fn start(arch: GuestArch) -> Guest {
     opts.kernel_cmdline = Some(format!("basalt.netcheck={GUEST_PORT}"));
     opts.network = Some(UserNetwork {
         forwards: vec![(port, GUEST_PORT)],
+        tap: None,
     });
     let vm = thread::spawn(move || boot(opts, b""));
     Guest { vm, port }
@@ -119,7 +120,7 @@ fn with_guest(arch: GuestArch, checks: impl FnOnce(u16) -> Result<(), String>) {
     out.assert_exit(0);
     let log = out.report.log_text();
     for needle in [
-        "net: virtio-net at",
+        "net: virtio-net (virtio-mmio) at",
         "net: DHCP lease 10.0.2.15/24",
         "netcheck: quit",
     ] {

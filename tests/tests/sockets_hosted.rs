@@ -38,7 +38,8 @@ fn the_http_server_answers_and_survives_hostile_clients() {
         let r = basalt::hosted::run(run);
         panic!("the server stopped: {r:?}");
     });
-    let hello = http::wait_until_serving(addr, Duration::from_secs(30)).expect("serving");
+    let hello =
+        http::wait_until_serving(addr, Duration::from_secs(30), &|| false).expect("serving");
     assert_eq!(
         (hello.status, &hello.body[..]),
         (200, http::HELLO.as_bytes())

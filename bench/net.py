@@ -1,0 +1,181 @@
+#!/usr/bin/env python3
+"""Measures examples/http-server under wrk and writes the "Network" section
+of BENCHMARKS.md (the rest of the file is bench/run.py's and is kept).
+
+Every runner serves the same .wasm in the same run, one after another, on
+this machine:
+  * wasmtime (CLI, `wasmtime run -S tcplisten=…`), the anchor;
+  * basalt --hosted (the same runtime in-process, the host's sockets);
+  * basalt in a VM under the accelerator the CLI chooses (TCG here):
+    x86-64 q35 (virtio-net on PCI, polled every ms), x86-64 microvm
+    (virtio-mmio, interrupt-driven), AArch64 virt (TCG), each reached
+    through QEMU's user-mode network (`-p`).
+
+Figures: requests/s and latency percentiles from `wrk -t2 -c32 -d10s
+--latency` on `GET /`, and one TCP stream's throughput (`curl` of
+`GET /bytes/104857600`). Ratios are against wasmtime.
+
+Needs wrk (Debian: apt-get install wrk) and a wasmtime CLI: $WASMTIME, or
+`wasmtime` on PATH, or it is installed with `cargo install wasmtime-cli`
+into target/bench/tools.
+
+usage: bench/net.py [--seconds N]
+"""
+import argparse
+import datetime
+import os
+import platform
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EX = os.path.join(ROOT, "target", "examples")
+BASALT = os.path.join(ROOT, "target", "release", "basalt")
+WASM = os.path.join(EX, "wasm32-wasip1", "release", "http-server.wasm")
+TOOLS = os.path.join(ROOT, "target", "bench", "tools")
+WASMTIME_VERSION = "48.0.8"  # the newest that builds with the pinned Rust 1.95
+BIG = 100 * 1024 * 1024
+
+
+def sh(cmd, **kw):
+    return subprocess.run(cmd, check=True, text=True, capture_output=True, **kw)
+
+
+def find_wasmtime():
+    for cand in [os.environ.get("WASMTIME"), shutil.which("wasmtime"),
+                 os.path.join(TOOLS, "bin", "wasmtime"), "/work/tools/wasmtime/bin/wasmtime"]:
+        if cand and os.path.exists(cand):
+            return cand
+    subprocess.run(["cargo", "install", f"wasmtime-cli@{WASMTIME_VERSION}", "--locked",
+                    "--root", TOOLS], check=True)
+    return os.path.join(TOOLS, "bin", "wasmtime")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_serving(port, proc, within=240):
+    start = time.time()
+    while time.time() - start < within:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the server exited ({proc.returncode}): {proc.stderr.read()[-2000:]}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as r:
+                r.read()
+                return time.time() - start
+        except Exception:
+            time.sleep(0.2)
+    raise RuntimeError("the server never answered")
+
+
+def wrk(port, seconds):
+    out = sh(["wrk", "-t2", "-c32", f"-d{seconds}s", "--latency", f"http://127.0.0.1:{port}/"]).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+
+    def pct(p):
+        m = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        v, unit = float(m.group(1)), m.group(2)
+        return v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
+    errors = re.search(r"Socket errors: (.*)", out)
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"rps": rps, "p50": pct(50), "p99": pct(99),
+            "errors": (errors.group(1) if errors else "none") + (f"; {non2xx.group(1)} non-2xx" if non2xx else "")}
+
+
+def stream(port):
+    out = sh(["curl", "-s", "-o", "/dev/null", "-w", "%{speed_download} %{size_download}",
+              f"http://127.0.0.1:{port}/bytes/{BIG}"]).stdout.split()
+    if int(out[1]) != BIG:
+        raise RuntimeError(f"short download: {out[1]} bytes")
+    return float(out[0]) / 1e6
+
+
+def measure(name, argv, port, seconds):
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        ready = wait_serving(port, proc)
+        r = wrk(port, seconds)
+        r["mbps"] = stream(port)
+        r["ready"] = ready
+        return r
+    except Exception as e:  # reported, not hidden
+        return {"failed": str(e)}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=int, default=10)
+    args = ap.parse_args()
+    subprocess.run(["cargo", "build", "--release", "-q", "-p", "basalt"], cwd=ROOT, check=True)
+    subprocess.run(["cargo", "build", "--release", "-q", "--target", "wasm32-wasip1", "--target-dir", EX,
+                    "-p", "http-server"], cwd=os.path.join(ROOT, "examples"), check=True)
+    wasmtime = find_wasmtime()
+    wt_version = sh([wasmtime, "--version"]).stdout.strip()
+    runs = []
+    p = free_port()
+    runs.append(("wasmtime (host)", measure("wasmtime", [wasmtime, "run", "-S", f"tcplisten=127.0.0.1:{p}", WASM], p,
+                                            args.seconds)))
+    p = free_port()
+    runs.append(("basalt --hosted", measure("hosted", [BASALT, "run", "--hosted", "--tcplisten", f"127.0.0.1:{p}", WASM],
+                                            p, args.seconds)))
+    accel = "tcg"
+    for label, extra in [("basalt VM x86-64 q35 (virtio-net PCI, polled)", ["--machine", "q35"]),
+                         ("basalt VM x86-64 microvm (virtio-mmio, interrupts)", ["--machine", "microvm"]),
+                         ("basalt VM AArch64 virt (virtio-mmio, interrupts)", ["--arch", "aarch64"])]:
+        p = free_port()
+        argv = [BASALT, "run", "--accel", accel, *extra, "--tcplisten", "0.0.0.0:8080", "-p", f"{p}:8080", WASM]
+        runs.append((label, measure(label, argv, p, args.seconds)))
+
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    qemu = sh(["qemu-system-x86_64", "--version"]).stdout.splitlines()[0]
+    wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.splitlines()[0]
+    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    anchor = runs[0][1]
+    L = ["## Network: `examples/http-server` under wrk\n",
+         f"Measured by `bench/net.py --seconds {args.seconds}` on {date}: {cpu}, {os.cpu_count()} cores, "
+         f"{platform.system()} {platform.release()}; {qemu}; {wt_version}; {wrk_version}. "
+         f"VMs under **{accel.upper()}** (KVM is not usable on this machine, see above) with QEMU user-mode "
+         "networking and one vCPU; wasmtime and `--hosted` run natively on the host, so the VM rows measure "
+         "an emulated CPU against a real one.\n",
+         f"`wrk -t2 -c32 -d{args.seconds}s --latency` on `GET /` (keep-alive); stream: one `curl` of "
+         "`GET /bytes/104857600`.\n",
+         "| runner | requests/s | vs wasmtime | p50 ms | p99 ms | wrk errors | one stream MB/s | vs wasmtime |",
+         "|---|---|---|---|---|---|---|---|"]
+    for label, r in runs:
+        if "failed" in r:
+            L.append(f"| {label} | failed: {r['failed'][:200]} | | | | | | |")
+            continue
+        vs = f"{r['rps'] / anchor['rps']:.3f}×" if "rps" in anchor else ""
+        vs_s = f"{r['mbps'] / anchor['mbps']:.3f}×" if "mbps" in anchor else ""
+        L.append(f"| {label} | {r['rps']:.0f} | {vs} | {r['p50']:.2f} | {r['p99']:.2f} | {r['errors']} | "
+                 f"{r['mbps']:.1f} | {vs_s} |")
+    section = "\n".join(L) + "\n"
+
+    path = os.path.join(ROOT, "BENCHMARKS.md")
+    text = open(path).read() if os.path.exists(path) else "# Benchmarks\n"
+    start = text.find("## Network: ")
+    if start >= 0:
+        end = text.find("\n## ", start + 1)
+        text = text[:start] + section + (text[end + 1:] if end >= 0 else "")
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    open(path, "w").write(text)
+    print(section)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
