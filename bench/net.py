@@ -4,7 +4,7 @@ of BENCHMARKS.md (the rest of the file is bench/run.py's and is kept).
 
 Every runner serves the same .wasm in the same run, one after another, on
 this machine:
-  * wasmtime (CLI, `wasmtime run -S tcplisten=…`), the anchor;
+  * wasmtime (CLI, `wasmtime run -S preview2=n -S tcplisten=…`), the anchor;
   * basalt --hosted (the same runtime in-process, the host's sockets);
   * basalt in a VM under the accelerator the CLI chooses (TCG here):
     x86-64 q35 (virtio-net on PCI, polled every ms), x86-64 microvm
@@ -13,11 +13,11 @@ this machine:
 
 Figures: requests/s and latency percentiles from `wrk -t2 -c32 -d10s
 --latency` on `GET /`, and one TCP stream's throughput (`curl` of
-`GET /bytes/104857600`). Ratios are against wasmtime.
+`GET /bytes/67108864`). Ratios are against wasmtime.
 
 Needs wrk (Debian: apt-get install wrk) and a wasmtime CLI: $WASMTIME, or
-`wasmtime` on PATH, or it is installed with `cargo install wasmtime-cli`
-into target/bench/tools.
+`wasmtime` on PATH, of version WASMTIME_VERSION; else it is installed with
+`cargo install wasmtime-cli` into target/bench/tools.
 
 usage: bench/net.py [--seconds N]
 """
@@ -38,8 +38,10 @@ EX = os.path.join(ROOT, "target", "examples")
 BASALT = os.path.join(ROOT, "target", "release", "basalt")
 WASM = os.path.join(EX, "wasm32-wasip1", "release", "http-server.wasm")
 TOOLS = os.path.join(ROOT, "target", "bench", "tools")
-WASMTIME_VERSION = "48.0.8"  # the newest that builds with the pinned Rust 1.95
-BIG = 100 * 1024 * 1024
+# -S tcplisten needs wasmtime's legacy preview1 implementation
+# (-S preview2=n), which newer releases (48) removed: 36 is the LTS with it.
+WASMTIME_VERSION = "36"  # any 36.x
+BIG = 64 * 1024 * 1024  # the example's largest /bytes/N
 
 
 def sh(cmd, **kw):
@@ -47,11 +49,10 @@ def sh(cmd, **kw):
 
 
 def find_wasmtime():
-    for cand in [os.environ.get("WASMTIME"), shutil.which("wasmtime"),
-                 os.path.join(TOOLS, "bin", "wasmtime"), "/work/tools/wasmtime/bin/wasmtime"]:
-        if cand and os.path.exists(cand):
+    for cand in [os.environ.get("WASMTIME"), shutil.which("wasmtime"), os.path.join(TOOLS, "bin", "wasmtime")]:
+        if cand and os.path.exists(cand) and sh([cand, "--version"]).stdout.split()[1].split(".")[0] == WASMTIME_VERSION:
             return cand
-    subprocess.run(["cargo", "install", f"wasmtime-cli@{WASMTIME_VERSION}", "--locked",
+    subprocess.run(["cargo", "install", "wasmtime-cli", "--version", f"~{WASMTIME_VERSION}", "--locked",
                     "--root", TOOLS], check=True)
     return os.path.join(TOOLS, "bin", "wasmtime")
 
@@ -127,7 +128,7 @@ def main():
     wt_version = sh([wasmtime, "--version"]).stdout.strip()
     runs = []
     p = free_port()
-    runs.append(("wasmtime (host)", measure("wasmtime", [wasmtime, "run", "-S", f"tcplisten=127.0.0.1:{p}", WASM], p,
+    runs.append(("wasmtime (host)", measure("wasmtime", [wasmtime, "run", "-S", "preview2=n", "-S", f"tcplisten=127.0.0.1:{p}", WASM], p,
                                             args.seconds)))
     p = free_port()
     runs.append(("basalt --hosted", measure("hosted", [BASALT, "run", "--hosted", "--tcplisten", f"127.0.0.1:{p}", WASM],
@@ -152,7 +153,7 @@ def main():
          "networking and one vCPU; wasmtime and `--hosted` run natively on the host, so the VM rows measure "
          "an emulated CPU against a real one.\n",
          f"`wrk -t2 -c32 -d{args.seconds}s --latency` on `GET /` (keep-alive); stream: one `curl` of "
-         "`GET /bytes/104857600`.\n",
+         "`GET /bytes/67108864`.\n",
          "| runner | requests/s | vs wasmtime | p50 ms | p99 ms | wrk errors | one stream MB/s | vs wasmtime |",
          "|---|---|---|---|---|---|---|---|"]
     for label, r in runs:
