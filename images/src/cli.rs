@@ -35,6 +35,10 @@ options:
   -p, --publish HOST:GUEST
                         forward host port HOST (on 127.0.0.1) to guest port
                         GUEST (QEMU user networking); may be repeated
+  --net user|tap:IFNAME:A.B.C.D/N
+                        the VM's network: QEMU's user-mode network (default,
+                        DHCP, reached through -p) or host tap IFNAME (made
+                        and configured by you) with the guest at A.B.C.D/N
   --memory MIB          guest RAM (default 1024)
   --arch ARCH           guest ISA: x86_64 (default) or aarch64 (QEMU virt, TCG)
   --machine MODEL       QEMU machine for x86_64: q35 (default), pc or microvm
@@ -136,6 +140,26 @@ pub fn parse_run(args: Vec<OsString>) -> Result<RunCommand, CliError> {
                         )));
                     }
                 }
+            }
+            "--net" => {
+                let v = value(&mut it, flag)?;
+                opts.net_tap = match v.as_str() {
+                    "user" => None,
+                    tap => {
+                        let parsed = tap.strip_prefix("tap:").and_then(|rest| {
+                            let (ifname, cidr) = rest.split_once(':')?;
+                            let (ip, bits) = cidr.split_once('/')?;
+                            ip.parse::<std::net::Ipv4Addr>().ok()?;
+                            bits.parse::<u8>().ok().filter(|b| *b <= 32)?;
+                            (!ifname.is_empty()).then(|| (ifname.to_string(), cidr.to_string()))
+                        });
+                        Some(parsed.ok_or_else(|| {
+                            usage(format!(
+                                "--net wants user or tap:IFNAME:A.B.C.D/N, got `{v}`"
+                            ))
+                        })?)
+                    }
+                };
             }
             "--memory" => {
                 let v = value(&mut it, flag)?;

@@ -58,6 +58,9 @@ pub struct RunOptions {
     /// give the VM a user-mode network with TCP forwards (see
     /// [`VmOptions::network`])
     pub network: Option<UserNetwork>,
+    /// put the VM's card on a host tap interface instead: (interface,
+    /// the guest's address `A.B.C.D/N`) (`--net tap:IFNAME:CIDR`)
+    pub net_tap: Option<(String, String)>,
 }
 
 /// How a VM sees the directories of `--dir`.
@@ -96,6 +99,7 @@ impl RunOptions {
             image_text_offset: None,
             extra_qemu_args: Vec::new(),
             network: None,
+            net_tap: None,
         }
     }
 }
@@ -173,11 +177,27 @@ pub fn run_vm(opts: &RunOptions, io: VmIo) -> Result<VmReport, CliError> {
         shares: Vec::new(),
         extra_qemu_args: opts.extra_qemu_args.clone(),
         network: None,
+        network_tap: None,
     };
     let (accel, why) = accel::choose(opts.accel, &vm_opts)?;
     vm_opts.accel = accel;
     // After the probe boot, which must not take the forwarded ports.
-    vm_opts.network = user_network(opts);
+    match &opts.net_tap {
+        None => vm_opts.network = user_network(opts),
+        Some((ifname, cidr)) => {
+            if !opts.publish.is_empty() {
+                return Err(CliError::Usage(String::from(
+                    "-p forwards through QEMU's user-mode network; with --net tap reach the guest at its own address",
+                )));
+            }
+            vm_opts.network_tap = Some(ifname.clone());
+            let word = format!("basalt.ip={cidr}");
+            vm_opts.kernel_cmdline = Some(match &vm_opts.kernel_cmdline {
+                Some(line) => format!("{line} {word}"),
+                None => word,
+            });
+        }
+    }
     if opts.verbose {
         eprintln!("basalt: accelerator: {} ({why})", accel.name());
         eprintln!("basalt: kernel: {}", kernel.display());

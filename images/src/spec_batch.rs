@@ -459,6 +459,7 @@ pub fn run_file_in_vm(engine: &Engine, arch: GuestArch, kernel: &Path, path: &Pa
         shares: Vec::new(),
         extra_qemu_args: Vec::new(),
         network: None,
+        network_tap: None,
     };
     let io = VmIo {
         stdin: None,

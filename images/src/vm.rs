@@ -97,6 +97,11 @@ pub struct VmOptions {
     /// is 10.0.2.2, the VM gets 10.0.2.15 by DHCP), with these TCP ports
     /// forwarded from the host's loopback to the VM; `None`: no network
     pub network: Option<UserNetwork>,
+    /// put the card on the host's tap interface of this name instead of
+    /// QEMU's user-mode network (`-netdev tap,…,script=no`): real
+    /// throughput, for users with the rights to make a tap; the guest's
+    /// address then comes from `basalt.ip=` (no DHCP server on a tap)
+    pub network_tap: Option<String>,
 }
 
 /// A VM's user-mode network: `-netdev user` with a virtio-net device
@@ -149,6 +154,16 @@ fn network_args(cmd: &mut Command, net: &UserNetwork, device: &str) {
             cmd.arg("-device").arg(format!("{device},netdev=hubcard"));
         }
     }
+}
+
+/// The flags that put the card, `device`, on host tap interface `ifname`
+/// (made and configured by the user; QEMU runs no scripts).
+fn tap_args(cmd: &mut Command, ifname: &str, device: &str) {
+    cmd.arg("-netdev").arg(format!(
+        "tap,id=net0,ifname={},script=no,downscript=no",
+        ifname.replace(',', ",,")
+    ));
+    cmd.arg("-device").arg(format!("{device},netdev=net0"));
 }
 
 /// A host directory the VM sees live over virtio-9p.
@@ -377,6 +392,13 @@ pub fn qemu_command(opts: &VmOptions, bundle: &Path, sockets: &[PathBuf; 3]) -> 
         };
         network_args(&mut cmd, net, card);
     }
+    if let Some(ifname) = &opts.network_tap {
+        let card = match opts.machine {
+            Machine::Microvm => "virtio-net-device",
+            Machine::Q35 | Machine::Pc => "virtio-net-pci",
+        };
+        tap_args(&mut cmd, ifname, card);
+    }
     cmd.arg("-kernel")
         .arg(&opts.kernel)
         .arg("-initrd")
@@ -444,6 +466,9 @@ fn qemu_command_virt(opts: &VmOptions, bundle: &Path, sockets: &[PathBuf; 3]) ->
     share_args(&mut cmd, &opts.shares, "virtio-9p-device");
     if let Some(net) = &opts.network {
         network_args(&mut cmd, net, "virtio-net-device");
+    }
+    if let Some(ifname) = &opts.network_tap {
+        tap_args(&mut cmd, ifname, "virtio-net-device");
     }
     if opts.exit_device {
         cmd.args([
@@ -728,6 +753,7 @@ mod tests {
             shares: Vec::new(),
             extra_qemu_args: Vec::new(),
             network: None,
+            network_tap: None,
         }
     }
 
@@ -767,6 +793,25 @@ mod tests {
             "-device",
             "virtio-net-pci,netdev=net0"
         ));
+    }
+
+    #[test]
+    fn a_host_tap_replaces_user_networking() {
+        let mut opts = virt_options();
+        opts.network_tap = Some("tap,0".into());
+        let a = args(&opts);
+        assert!(has_pair(
+            &a,
+            "-netdev",
+            "tap,id=net0,ifname=tap,,0,script=no,downscript=no"
+        ));
+        assert!(has_pair(&a, "-device", "virtio-net-device,netdev=net0"));
+        opts.arch = GuestArch::X86_64;
+        let a = args(&opts);
+        assert!(
+            has_pair(&a, "-device", "virtio-net-pci,netdev=net0"),
+            "{a:?}"
+        );
     }
 
     #[test]

@@ -20,6 +20,7 @@ use basalt_tests::{boot, example, http};
 basalt_tests::on_every_isa!(
     the_http_server_answers_curl_and_survives_hostile_clients,
     a_flood_of_malformed_frames_leaves_the_server_up,
+    the_http_server_answers_on_a_host_tap,
 );
 
 /// A port nothing listens on now (QEMU binds it shortly after).
@@ -284,4 +285,88 @@ fn a_flood_of_malformed_frames_leaves_the_server_up(arch: GuestArch) {
         Err(e) => panic!("{e}\n{}", out.describe()),
     }
     out.assert_exit(0);
+}
+
+/// A host tap interface for one test, removed when dropped.
+struct Tap(String);
+
+impl Tap {
+    /// Makes tap `name` with the host at `host_cidr`, up; `None` without
+    /// the rights (`CAP_NET_ADMIN`).
+    fn make(name: &str, host_cidr: &str) -> Option<Tap> {
+        let ip = |args: &[&str]| {
+            std::process::Command::new("ip")
+                .args(args)
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        let _ = ip(&["link", "del", name]);
+        if !ip(&["tuntap", "add", "dev", name, "mode", "tap"]) {
+            return None;
+        }
+        let tap = Tap(name.to_string());
+        (ip(&["addr", "add", host_cidr, "dev", name]) && ip(&["link", "set", name, "up"]))
+            .then_some(tap)
+    }
+}
+
+impl Drop for Tap {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", &self.0])
+            .status();
+    }
+}
+
+fn the_http_server_answers_on_a_host_tap(arch: GuestArch) {
+    // One subnet per ISA: the two tests may run at once.
+    let (name, subnet) = match arch {
+        GuestArch::X86_64 => ("bstap-x86", 78),
+        GuestArch::Aarch64 => ("bstap-arm", 79),
+    };
+    let Some(_tap) = Tap::make(name, &format!("192.168.{subnet}.1/24")) else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI must be able to make a tap interface (ip tuntap add needs CAP_NET_ADMIN)"
+        );
+        eprintln!("skipped: no rights to make a tap interface here");
+        return;
+    };
+    let guest = format!("192.168.{subnet}.2");
+    let addr: SocketAddr = format!("{guest}:8080").parse().expect("address");
+    let mut opts = RunOptions::new(example("http-server"));
+    opts.arch = arch;
+    opts.args = vec![b"--allow-quit".to_vec()];
+    opts.tcplisten = vec!["0.0.0.0:8080".into()];
+    opts.net_tap = Some((name.to_string(), format!("{guest}/24")));
+    let vm = std::thread::spawn(move || boot(opts, b""));
+    let checks = (|| -> Result<(), String> {
+        let hello = http::wait_until_serving(addr, Duration::from_secs(180), &|| vm.is_finished())
+            .map_err(|e| format!("the server never answered on the tap: {e}"))?;
+        if (hello.status, &hello.body[..]) != (200, http::HELLO.as_bytes()) {
+            return Err(format!("GET / answered {hello:?}"));
+        }
+        let e = http::echo(addr, &[7u8; 100_000]).map_err(|e| e.to_string())?;
+        if (e.status, e.body.len()) != (200, 100_000) {
+            return Err(format!(
+                "POST /echo answered {} with {} bytes",
+                e.status,
+                e.body.len()
+            ));
+        }
+        Ok(())
+    })();
+    let _ = http::exchange(addr, b"POST /quit HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
+    let out = vm.join().expect("the VM thread");
+    if let Err(e) = checks {
+        panic!("{e}\n{}", out.describe());
+    }
+    out.assert_exit(0);
+    assert!(
+        out.report
+            .log_text()
+            .contains(&format!("net: static address {guest}/24")),
+        "{}",
+        out.describe()
+    );
 }

@@ -82,6 +82,7 @@ fn a_batch_of_another_version_is_a_load_error() {
         shares: Vec::new(),
         extra_qemu_args: Vec::new(),
         network: None,
+        network_tap: None,
     };
     let io = VmIo {
         stdin: None,
