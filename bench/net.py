@@ -27,6 +27,7 @@ import os
 import platform
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -100,7 +101,9 @@ def stream(port, host):
 
 
 def measure(name, argv, port, seconds, host="127.0.0.1"):
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # A session of its own, so stopping it stops the QEMU it started too.
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
     try:
         ready = wait_serving(port, proc, host=host)
         r = wrk(port, seconds, host)
@@ -110,11 +113,14 @@ def measure(name, argv, port, seconds, host="127.0.0.1"):
     except Exception as e:  # reported, not hidden
         return {"failed": str(e)}
     finally:
-        proc.terminate()
         try:
+            os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        except (subprocess.TimeoutExpired, ProcessLookupError):
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
 
 def main():

@@ -500,6 +500,50 @@ pub fn enable(cfg: &dyn ConfigSpace, at: Address, bits: Command) {
     cfg.write32(at, reg::COMMAND, u32::from(command | bits.0));
 }
 
+/// The MSI-X capability's ID.
+pub const CAP_MSIX: u8 = 0x11;
+
+/// Where a function's MSI-X table is and how long it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Msix {
+    /// the capability's offset in configuration space
+    pub capability: u8,
+    /// table entries (vectors)
+    pub entries: u16,
+    /// the BAR holding the table
+    pub table_bar: u8,
+    /// the table's offset in that BAR
+    pub table_offset: u32,
+}
+
+/// The size of one MSI-X table entry: address low, address high, data,
+/// vector control.
+pub const MSIX_ENTRY_LEN: u64 = 16;
+
+/// The MSI-X capability of `at`, if it has one.
+pub fn msix(cfg: &dyn ConfigSpace, at: Address) -> Option<Msix> {
+    let (_, offset) = capabilities(cfg, at).find(|(id, _)| *id == CAP_MSIX)?;
+    let control = cfg.read16(at, u16::from(offset) + 2);
+    let table = cfg.read32(at, u16::from(offset) + 4);
+    let table_bar = (table & 7) as u8;
+    (table_bar < 6).then_some(Msix {
+        capability: offset,
+        entries: (control & 0x7ff) + 1,
+        table_bar,
+        table_offset: table & !7,
+    })
+}
+
+/// Turns MSI-X on for `at` (message control: enable, function unmasked),
+/// which also turns its INTx pin off.
+pub fn enable_msix(cfg: &dyn ConfigSpace, at: Address, m: &Msix) {
+    let offset = u16::from(m.capability);
+    // Message control is the upper half of the capability's first dword.
+    let head = cfg.read32(at, offset);
+    let control = ((head >> 16) as u16 | 1 << 15) & !(1 << 14);
+    cfg.write32(at, offset, (head & 0xffff) | u32::from(control) << 16);
+}
+
 /// The capability list: `(id, offset)` of each entry, at most 48 of them
 /// (a looping list ends there), only offsets inside the standard
 /// 256 bytes past the header.
@@ -797,6 +841,36 @@ pub(crate) mod tests {
                 _ => f.regs[i] = value,
             }
         }
+    }
+
+    #[test]
+    fn msix_is_found_and_enabled_without_touching_the_rest() {
+        let cfg = FakeConfig::default();
+        let at = Address::new(0, 2, 0);
+        // table size 4 (encoded 3), function masked; table in BAR 1 at 0x800
+        let control: u16 = 3 | 1 << 14;
+        let mut body = control.to_le_bytes().to_vec();
+        body.extend_from_slice(&(0x800u32 | 1).to_le_bytes());
+        body.extend_from_slice(&(0xc00u32 | 1).to_le_bytes()); // the pending-bit array
+        cfg.add(
+            at,
+            FakeFunction::new(0x1af4, 0x1041, 0x020000).capability(0x40, CAP_MSIX, &body),
+        );
+        let m = msix(&cfg, at).expect("MSI-X");
+        assert_eq!(
+            m,
+            Msix {
+                capability: 0x40,
+                entries: 4,
+                table_bar: 1,
+                table_offset: 0x800
+            }
+        );
+        enable_msix(&cfg, at, &m);
+        let head = cfg.reg(at, 0x40);
+        assert_eq!(head & 0xff, u32::from(CAP_MSIX), "the ID stays");
+        assert_eq!(head >> 16, 3 | 1 << 15, "enabled, unmasked, size kept");
+        assert_eq!(msix(&cfg, Address::new(0, 3, 0)), None);
     }
 
     fn virtio_rng_like() -> FakeFunction {

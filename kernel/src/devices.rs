@@ -12,7 +12,7 @@ use alloc::vec::Vec;
 use basalt_drivers::fdt::{PciRange, PciSpace};
 use basalt_drivers::pci::{self, Bar, BarAllocator, Command, ConfigSpace, Function};
 use basalt_drivers::virtio::mmio::MmioTransport;
-use basalt_drivers::virtio::pci::{Layout, PciRegions, PciTransport, Region};
+use basalt_drivers::virtio::pci::{Layout, PciRegions, PciRegisters, PciTransport, Region};
 use basalt_drivers::virtio::rng::{RngError, VirtioRng};
 use basalt_drivers::virtio::{DeviceType, Transport, VirtioError, VirtioTransport};
 use spin::Mutex;
@@ -72,9 +72,12 @@ pub enum VirtioLocation {
         /// bus, device, function
         address: pci::Address,
         /// its legacy interrupt pin (0: none, 1-4: INTA#-INTD#) and the
-        /// line the firmware routed it to (0xff: none); not used yet:
-        /// queues are polled and MSI-X stays off
+        /// line the firmware routed it to (0xff: none); not used
         interrupt: (u8, u8),
+        /// whether its MSI-X table entry 0 is programmed to wake this CPU
+        /// and MSI-X is on (the transport then asks every queue to
+        /// signal it)
+        msix: bool,
     },
 }
 
@@ -96,7 +99,13 @@ impl core::fmt::Display for VirtioLocation {
             VirtioLocation::Mmio(w) => write!(f, "{}", WindowText(w)),
             VirtioLocation::Pci {
                 address,
+                msix: true,
+                ..
+            } => write!(f, "{address} (MSI-X)"),
+            VirtioLocation::Pci {
+                address,
                 interrupt: (pin @ 1..=4, line),
+                ..
             } => write!(
                 f,
                 "{address} (INT{}#, line {line})",
@@ -276,12 +285,18 @@ fn probe_pci() {
             }
         }
         let Some(kind) = kind else { continue };
-        let at = VirtioLocation::Pci {
+        let mut at = VirtioLocation::Pci {
             address: f.address,
             interrupt: (f.interrupt_pin, f.interrupt_line),
+            msix: false,
         };
         match virtio_pci_transport(cfg, f, kind, &bars, &root.windows) {
-            Ok(t) => adopt(t.into(), at),
+            Ok((t, msix)) => {
+                if let VirtioLocation::Pci { msix: m, .. } = &mut at {
+                    *m = msix;
+                }
+                adopt(t.into(), at)
+            }
             Err(e) => kprintln!("virtio-pci: {kind} device at {at}: not used: {e}"),
         }
     }
@@ -294,15 +309,16 @@ fn probe_pci() {
     );
 }
 
-/// Maps the virtio structures of `f` and turns on its memory decoding and
-/// bus mastering.
+/// Maps the virtio structures of `f`, turns on its memory decoding and
+/// bus mastering, and routes its MSI-X entry 0 to this CPU where the
+/// platform can (the `bool`: whether it did).
 fn virtio_pci_transport(
     cfg: &dyn ConfigSpace,
     f: &Function,
     kind: DeviceType,
     bars: &[Option<Bar>; 6],
     windows: &[PciRange],
-) -> Result<PciTransport, PciProbeError> {
+) -> Result<(PciTransport, bool), PciProbeError> {
     let layout = Layout::read(cfg, f.address)?;
     let map = |r: Region| {
         let Some(Bar::Memory { base, size, .. }) =
@@ -332,7 +348,45 @@ fn virtio_pci_transport(
         f.address,
         Command::MEMORY_SPACE.union(Command::BUS_MASTER),
     );
-    Ok(PciTransport::new(kind, regions, layout.notify_multiplier)?)
+    let mut transport = PciTransport::new(kind, regions, layout.notify_multiplier)?;
+    let msix = route_msix(cfg, f, bars, windows).is_some();
+    if msix {
+        transport.use_msix(0);
+    }
+    Ok((transport, msix))
+}
+
+/// Programs MSI-X table entry 0 of `f` with the platform's message for
+/// this CPU, unmasked, and turns MSI-X on; `None` where the platform has
+/// no MSI target or the function no usable table.
+fn route_msix(
+    cfg: &dyn ConfigSpace,
+    f: &Function,
+    bars: &[Option<Bar>; 6],
+    windows: &[PciRange],
+) -> Option<()> {
+    let (address, data) = crate::platform::msi_message()?;
+    let m = pci::msix(cfg, f.address)?;
+    let Some(Bar::Memory { base, size, .. }) =
+        bars[usize::from(m.table_bar)].filter(|b| b.base() != 0)
+    else {
+        return None;
+    };
+    if u64::from(m.table_offset) + pci::MSIX_ENTRY_LEN > size {
+        return None;
+    }
+    let bus = base + u64::from(m.table_offset);
+    let cpu = pci::cpu_address(windows, bus, pci::MSIX_ENTRY_LEN)?;
+    // SAFETY: the first entry of this function's MSI-X table, inside its
+    // memory BAR (checked); only this probe writes it.
+    #[allow(unsafe_code)]
+    let entry = unsafe { crate::mem::map_pci_region(cpu, pci::MSIX_ENTRY_LEN) }.ok()?;
+    entry.write32(0, address as u32);
+    entry.write32(4, (address >> 32) as u32);
+    entry.write32(8, data);
+    entry.write32(12, 0); // vector control: unmasked
+    pci::enable_msix(cfg, f.address, &m);
+    Some(())
 }
 
 /// A window for the log: `0xa003e00+0x200 (interrupt 79)`.

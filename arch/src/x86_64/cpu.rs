@@ -429,6 +429,20 @@ impl core::fmt::Display for IoApicError {
     }
 }
 
+/// The MSI message (address, data) that interrupts this CPU at
+/// [`DEVICE_VECTOR`]: fixed delivery, physical destination (this local
+/// APIC's ID), edge-triggered. `None` before the local APIC is set up.
+pub fn msi_message() -> Option<(u64, u32)> {
+    if !TIMER_READY.load(Ordering::Relaxed) {
+        return None;
+    }
+    let apic_id = apic_read(APIC_ID) >> 24;
+    Some((
+        0xfee0_0000 | u64::from(apic_id) << 12,
+        u32::from(DEVICE_VECTOR),
+    ))
+}
+
 /// Routes pin `pin` of the I/O APIC whose registers are at `base` to
 /// [`DEVICE_VECTOR`] on this CPU: fixed delivery, edge-triggered, active
 /// high, unmasked. Edge-triggered, the handler needs nothing from the

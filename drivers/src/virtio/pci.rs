@@ -36,8 +36,10 @@ mod common {
     pub const NUM_QUEUES: usize = 0x12;
     pub const DEVICE_STATUS: usize = 0x14;
     pub const CONFIG_GENERATION: usize = 0x15;
+    pub const CONFIG_MSIX_VECTOR: usize = 0x10;
     pub const QUEUE_SELECT: usize = 0x16;
     pub const QUEUE_SIZE: usize = 0x18;
+    pub const QUEUE_MSIX_VECTOR: usize = 0x1a;
     pub const QUEUE_ENABLE: usize = 0x1c;
     pub const QUEUE_NOTIFY_OFF: usize = 0x1e;
     pub const QUEUE_DESC: usize = 0x20;
@@ -236,7 +238,14 @@ pub struct PciTransport<R: PciRegisters = PciRegion> {
     notify_offs: [u16; CACHED_QUEUES],
     /// which of the first queues are enabled (bit per queue)
     enabled: u16,
+    /// the MSI-X table entry every queue signals, once routed
+    msix_entry: Option<u16>,
+    /// queues whose MSI-X vector the device refused
+    msix_refused: bool,
 }
+
+/// virtio's "no MSI-X vector".
+const NO_VECTOR: u16 = 0xffff;
 
 impl<R: PciRegisters> PciTransport<R> {
     /// The transport of a `device` whose structures are `regs` (mapped
@@ -260,7 +269,24 @@ impl<R: PciRegisters> PciTransport<R> {
             notify_multiplier,
             notify_offs: [0; CACHED_QUEUES],
             enabled: 0,
+            msix_entry: None,
+            msix_refused: false,
         })
+    }
+
+    /// Makes every queue enabled from now on signal MSI-X table entry
+    /// `entry` (which the caller has programmed and the function has
+    /// enabled); configuration changes signal nothing.
+    pub fn use_msix(&mut self, entry: u16) {
+        self.msix_entry = Some(entry);
+        self.regs
+            .common
+            .write16(common::CONFIG_MSIX_VECTOR, NO_VECTOR);
+    }
+
+    /// Whether every queue enabled so far took its MSI-X vector.
+    pub fn msix_active(&self) -> bool {
+        self.msix_entry.is_some() && !self.msix_refused
     }
 
     /// The doorbell's offset in the notification area for a queue with
@@ -353,6 +379,14 @@ impl<R: PciRegisters> Transport for PciTransport<R> {
         self.write64(common::QUEUE_DESC, at.descriptors);
         self.write64(common::QUEUE_DRIVER, at.driver);
         self.write64(common::QUEUE_DEVICE, at.device);
+        if let Some(entry) = self.msix_entry {
+            c.write16(common::QUEUE_MSIX_VECTOR, entry);
+            // A device out of vectors answers NO_VECTOR: the queue is
+            // then polled.
+            if c.read16(common::QUEUE_MSIX_VECTOR) != entry {
+                self.msix_refused = true;
+            }
+        }
         self.regs.common.write16(common::QUEUE_ENABLE, 1);
         if let Some(slot) = self.notify_offs.get_mut(usize::from(queue)) {
             *slot = notify_off;

@@ -31,7 +31,7 @@ use alloc::vec::Vec;
 use core::net::Ipv4Addr;
 
 use basalt_drivers::virtio::net::VirtioNet;
-use basalt_drivers::virtio::{DeviceType, VirtioError};
+use basalt_drivers::virtio::{DeviceType, VirtioError, VirtioTransport};
 use basalt_wasi::services::{Interest, NetError, Network, Readiness, Shutdown, SocketId};
 use smoltcp::iface::{
     Config, Interface, PollIngressSingleResult, PollResult, SocketHandle, SocketSet,
@@ -198,26 +198,33 @@ fn bring_up() -> Result<Arc<KernelNetwork>, NetSetupError> {
         nic.features().0,
         if nic.link_up() { "up" } else { "down" }
     );
-    // virtio-mmio interrupts are routed; PCI INTx and MSI-X are not yet,
-    // so a card on PCI is polled.
+    // virtio-mmio interrupts are routed here; on PCI, MSI-X was routed
+    // at probe time where the platform can (PCI INTx is not used).
     let interrupt = match window {
         VirtioLocation::Mmio(w) => w.interrupt,
         VirtioLocation::Pci { .. } => None,
     };
-    let routed = match interrupt {
-        Some(irq) => match crate::platform::route_device_interrupt(irq) {
-            Ok(()) => {
-                kprintln!("net: interrupt {irq} wakes the CPU");
-                true
-            }
-            Err(e) => {
-                kprintln!("net: interrupt {irq} not routed ({e}); polling every 1 ms");
+    let msix = matches!(window, VirtioLocation::Pci { msix: true, .. })
+        && matches!(nic.transport(), VirtioTransport::Pci(t) if t.msix_active());
+    let routed = if msix {
+        kprintln!("net: MSI-X wakes the CPU");
+        true
+    } else {
+        match interrupt {
+            Some(irq) => match crate::platform::route_device_interrupt(irq) {
+                Ok(()) => {
+                    kprintln!("net: interrupt {irq} wakes the CPU");
+                    true
+                }
+                Err(e) => {
+                    kprintln!("net: interrupt {irq} not routed ({e}); polling every 1 ms");
+                    false
+                }
+            },
+            None => {
+                kprintln!("net: no interrupt routed; polling every 1 ms");
                 false
             }
-        },
-        None => {
-            kprintln!("net: no interrupt routed; polling every 1 ms");
-            false
         }
     };
     let mut phy = Phy::new(nic);

@@ -221,6 +221,12 @@ pub fn route_device_interrupt(irq: u32) -> Result<(), InterruptRouteError> {
         .map_err(InterruptRouteError::Apic)
 }
 
+/// The MSI message (address, data) a PCI function writes to wake this
+/// CPU: the local APIC's, at the device vector.
+pub fn msi_message() -> Option<(u64, u32)> {
+    basalt_arch::cpu::msi_message()
+}
+
 /// Nothing to route: the local APIC timer is the CPU's own (the arch
 /// crate sets it up).
 pub fn init_timer_wakeup() {}

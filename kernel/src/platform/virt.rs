@@ -439,6 +439,12 @@ impl core::fmt::Display for InterruptRouteError {
     }
 }
 
+/// No MSI target: `virt`'s GICv2m or ITS are not driven, so PCI devices
+/// are polled here.
+pub fn msi_message() -> Option<(u64, u32)> {
+    None
+}
+
 /// Routes a device's interrupt (a GIC interrupt ID from the device tree,
 /// a shared peripheral interrupt) to this CPU, level-sensitive, so it
 /// wakes `wfi` like the timer's (never taken: interrupts stay masked).
