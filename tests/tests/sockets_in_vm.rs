@@ -15,7 +15,7 @@ use std::time::Duration;
 use basalt::guest::GuestArch;
 use basalt::run::RunOptions;
 use basalt::vm::{FrameTap, UserNetwork};
-use basalt_tests::{boot, example, http};
+use basalt_tests::{Outcome, boot, example, http};
 
 basalt_tests::on_every_isa!(
     the_http_server_answers_curl_and_survives_hostile_clients,
@@ -31,21 +31,56 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
-fn the_http_server_answers_curl_and_survives_hostile_clients(arch: GuestArch) {
-    let port = free_port();
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("address");
+/// Boots `examples/http-server --allow-quit` listening on guest port 8080
+/// with `configure`'s network, waits until `addr` answers `GET /` with the
+/// example's text, runs `checks`, then asks the server to quit (whatever
+/// happened, so the VM's report can be read) and expects exit code 0.
+/// A failed check panics with the kernel log.
+fn serve_and_check<T>(
+    arch: GuestArch,
+    addr: SocketAddr,
+    configure: impl FnOnce(&mut RunOptions),
+    checks: impl FnOnce() -> Result<T, String>,
+) -> (T, Outcome) {
     let mut opts = RunOptions::new(example("http-server"));
     opts.arch = arch;
     opts.args = vec![b"--allow-quit".to_vec()];
     opts.tcplisten = vec!["0.0.0.0:8080".into()];
-    opts.publish = vec![(port, 8080)];
+    configure(&mut opts);
     let vm = std::thread::spawn(move || boot(opts, b""));
-    let checks = (|| -> Result<(), String> {
+    let result = (|| {
         let hello = http::wait_until_serving(addr, Duration::from_secs(180), &|| vm.is_finished())
             .map_err(|e| format!("the server never answered: {e}"))?;
         if (hello.status, &hello.body[..]) != (200, http::HELLO.as_bytes()) {
             return Err(format!("GET / answered {hello:?}"));
         }
+        checks()
+    })();
+    let _ = http::exchange(addr, b"POST /quit HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
+    let out = vm.join().expect("the VM thread");
+    let value = match result {
+        Ok(v) => v,
+        Err(e) => panic!("{e}\n{}", out.describe()),
+    };
+    out.assert_exit(0);
+    assert!(
+        out.stderr_text().contains("asked to quit"),
+        "{}",
+        out.describe()
+    );
+    (value, out)
+}
+
+/// A forwarded address on the host's loopback for guest port 8080.
+fn forwarded() -> (u16, SocketAddr) {
+    let port = free_port();
+    (port, format!("127.0.0.1:{port}").parse().expect("address"))
+}
+
+fn the_http_server_answers_curl_and_survives_hostile_clients(arch: GuestArch) {
+    let (port, addr) = forwarded();
+    let configure = |o: &mut RunOptions| o.publish = vec![(port, 8080)];
+    serve_and_check(arch, addr, configure, || {
         let e = http::echo(addr, b"ping").map_err(|e| e.to_string())?;
         if (e.status, &e.body[..]) != (200, &b"ping"[..]) {
             return Err(format!("POST /echo answered {e:?}"));
@@ -59,19 +94,7 @@ fn the_http_server_answers_curl_and_survives_hostile_clients(arch: GuestArch) {
             ));
         }
         http::stress(addr)
-    })();
-    // Ask it to stop whatever happened, so the VM's report can be read.
-    let _ = http::exchange(addr, b"POST /quit HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
-    let out = vm.join().expect("the VM thread");
-    if let Err(e) = checks {
-        panic!("{e}\n{}", out.describe());
-    }
-    out.assert_exit(0);
-    assert!(
-        out.stderr_text().contains("asked to quit"),
-        "{}",
-        out.describe()
-    );
+    });
 }
 
 /// The card's MAC address under QEMU (its default for the first NIC).
@@ -231,60 +254,50 @@ fn a_flood_of_malformed_frames_leaves_the_server_up(arch: GuestArch) {
     sink.set_read_timeout(Some(Duration::from_millis(200)))
         .expect("timeout");
     let sink_port = sink.local_addr().expect("sink address").port();
-    let (port, inject) = (free_port(), free_port());
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("address");
-    let mut opts = RunOptions::new(example("http-server"));
-    opts.arch = arch;
-    opts.args = vec![b"--allow-quit".to_vec()];
-    opts.tcplisten = vec!["0.0.0.0:8080".into()];
-    opts.publish = vec![(port, 8080)];
-    opts.network = Some(UserNetwork {
-        forwards: Vec::new(),
-        tap: Some(FrameTap {
-            inject_port: inject,
-            sink_port,
-        }),
-    });
-    let vm = std::thread::spawn(move || boot(opts, b""));
-    let checks = (|| -> Result<usize, String> {
-        http::wait_until_serving(addr, Duration::from_secs(180), &|| vm.is_finished())
-            .map_err(|e| format!("the server never answered: {e}"))?;
-        let udp = &sink;
-        arp_round_trip(udp, inject).map_err(|e| format!("before the flood: {e}"))?;
+    let ((port, addr), inject) = (forwarded(), free_port());
+    let configure = |o: &mut RunOptions| {
+        o.publish = vec![(port, 8080)];
+        o.network = Some(UserNetwork {
+            forwards: Vec::new(),
+            tap: Some(FrameTap {
+                inject_port: inject,
+                sink_port,
+            }),
+        });
+    };
+    let (sent, out) = serve_and_check(arch, addr, configure, || {
+        arp_round_trip(&sink, inject).map_err(|e| format!("before the flood: {e}"))?;
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
         let mut sent = 0;
         for round in 0..3 {
             for f in hostile_frames(&mut rng) {
                 // QEMU's dgram backend drops what its queue cannot take;
                 // a refused datagram is not a test failure.
-                if udp.send_to(&f, ("127.0.0.1", inject)).is_ok() {
+                if sink.send_to(&f, ("127.0.0.1", inject)).is_ok() {
                     sent += 1;
                 }
             }
             // Serving goes on between and after the rounds.
-            let e = http::echo(addr, format!("round {round}").as_bytes())
+            let body = format!("round {round}");
+            let e = http::echo(addr, body.as_bytes())
                 .map_err(|e| format!("after round {round}: {e}"))?;
-            if e.status != 200 || e.body != format!("round {round}").as_bytes() {
+            if e.status != 200 || e.body != body.as_bytes() {
                 return Err(format!("after round {round}: {e:?}"));
             }
         }
-        arp_round_trip(udp, inject).map_err(|e| format!("after the flood: {e}"))?;
+        arp_round_trip(&sink, inject).map_err(|e| format!("after the flood: {e}"))?;
         Ok(sent)
-    })();
-    let _ = http::exchange(addr, b"POST /quit HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
-    let out = vm.join().expect("the VM thread");
-    match checks {
-        Ok(sent) => {
-            let log = out.report.log_text();
-            let dropped = log.lines().filter(|l| l.contains("frame dropped")).count();
-            eprintln!(
-                "{}: {sent} hostile frames injected, server up; the kernel logged {dropped} drops by the driver",
-                arch.name()
-            );
-        }
-        Err(e) => panic!("{e}\n{}", out.describe()),
-    }
-    out.assert_exit(0);
+    });
+    let dropped = out
+        .report
+        .log_text()
+        .lines()
+        .filter(|l| l.contains("frame dropped"))
+        .count();
+    eprintln!(
+        "{}: {sent} hostile frames injected, server up; the kernel logged {dropped} drops by the driver",
+        arch.name()
+    );
 }
 
 /// A host tap interface for one test, removed when dropped.
@@ -334,18 +347,9 @@ fn the_http_server_answers_on_a_host_tap(arch: GuestArch) {
     };
     let guest = format!("192.168.{subnet}.2");
     let addr: SocketAddr = format!("{guest}:8080").parse().expect("address");
-    let mut opts = RunOptions::new(example("http-server"));
-    opts.arch = arch;
-    opts.args = vec![b"--allow-quit".to_vec()];
-    opts.tcplisten = vec!["0.0.0.0:8080".into()];
-    opts.net_tap = Some((name.to_string(), format!("{guest}/24")));
-    let vm = std::thread::spawn(move || boot(opts, b""));
-    let checks = (|| -> Result<(), String> {
-        let hello = http::wait_until_serving(addr, Duration::from_secs(180), &|| vm.is_finished())
-            .map_err(|e| format!("the server never answered on the tap: {e}"))?;
-        if (hello.status, &hello.body[..]) != (200, http::HELLO.as_bytes()) {
-            return Err(format!("GET / answered {hello:?}"));
-        }
+    let configure =
+        |o: &mut RunOptions| o.net_tap = Some((name.to_string(), format!("{guest}/24")));
+    let ((), out) = serve_and_check(arch, addr, configure, || {
         let e = http::echo(addr, &[7u8; 100_000]).map_err(|e| e.to_string())?;
         if (e.status, e.body.len()) != (200, 100_000) {
             return Err(format!(
@@ -355,13 +359,7 @@ fn the_http_server_answers_on_a_host_tap(arch: GuestArch) {
             ));
         }
         Ok(())
-    })();
-    let _ = http::exchange(addr, b"POST /quit HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
-    let out = vm.join().expect("the VM thread");
-    if let Err(e) = checks {
-        panic!("{e}\n{}", out.describe());
-    }
-    out.assert_exit(0);
+    });
     assert!(
         out.report
             .log_text()
