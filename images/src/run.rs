@@ -162,11 +162,8 @@ pub fn run_vm(opts: &RunOptions, io: VmIo) -> Result<VmReport, CliError> {
         .map_err(|e| CliError::Input(format!("cannot read {name}: {e}")))?;
     let kernel = guest::kernel(opts.arch, opts.verbose)?;
     let mut vm_opts = VmOptions {
-        arch: opts.arch,
         machine: opts.machine,
-        accel: Accel::Tcg,
         memory_mib: opts.memory_mib,
-        kernel: kernel.clone(),
         verbose: opts.verbose,
         timeout: opts.timeout,
         kernel_cmdline: opts.kernel_cmdline.clone(),
@@ -174,10 +171,8 @@ pub fn run_vm(opts: &RunOptions, io: VmIo) -> Result<VmReport, CliError> {
         cpu: opts.cpu.clone(),
         virtio_rng: opts.virtio_rng,
         image_text_offset: opts.image_text_offset,
-        shares: Vec::new(),
         extra_qemu_args: opts.extra_qemu_args.clone(),
-        network: None,
-        network_tap: None,
+        ..VmOptions::new(opts.arch, kernel.clone())
     };
     let (accel, why) = accel::choose(opts.accel, &vm_opts)?;
     vm_opts.accel = accel;

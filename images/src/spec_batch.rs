@@ -24,7 +24,7 @@ use basalt_runtime::{Engine, Error, Module, RefType, Target};
 use crate::CliError;
 use crate::bundle::{Entry, write_tar};
 use crate::guest::{self, GuestArch};
-use crate::vm::{self, Accel, Machine, VmIo, VmOptions};
+use crate::vm::{self, Accel, VmIo, VmOptions};
 use crate::wast::{Counts, Report, null_kind, v128_bits};
 
 /// The version of the batch format written on its first line.
@@ -444,22 +444,8 @@ pub fn run_file_in_vm(engine: &Engine, arch: GuestArch, kernel: &Path, path: &Pa
         });
     }
     let opts = VmOptions {
-        arch,
-        machine: Machine::Q35,
-        accel: Accel::Tcg,
-        memory_mib: 1024,
-        kernel: kernel.to_path_buf(),
-        verbose: false,
         timeout: Some(Duration::from_secs(300)),
-        kernel_cmdline: None,
-        exit_device: true,
-        cpu: None,
-        virtio_rng: true,
-        image_text_offset: None,
-        shares: Vec::new(),
-        extra_qemu_args: Vec::new(),
-        network: None,
-        network_tap: None,
+        ..VmOptions::new(arch, kernel.to_path_buf())
     };
     let io = VmIo {
         stdin: None,

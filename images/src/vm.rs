@@ -104,6 +104,32 @@ pub struct VmOptions {
     pub network_tap: Option<String>,
 }
 
+impl VmOptions {
+    /// A VM of `arch` booting `kernel` with the defaults `basalt run`
+    /// uses: `q35` (x86-64), TCG, 1 GiB, QEMU's exit device and a
+    /// virtio-rng, no deadline, no shares, no network.
+    pub fn new(arch: GuestArch, kernel: PathBuf) -> VmOptions {
+        VmOptions {
+            arch,
+            machine: Machine::Q35,
+            accel: Accel::Tcg,
+            memory_mib: 1024,
+            kernel,
+            verbose: false,
+            timeout: None,
+            kernel_cmdline: None,
+            exit_device: true,
+            cpu: None,
+            virtio_rng: true,
+            image_text_offset: None,
+            shares: Vec::new(),
+            extra_qemu_args: Vec::new(),
+            network: None,
+            network_tap: None,
+        }
+    }
+}
+
 /// A VM's user-mode network: `-netdev user` with a virtio-net device
 /// (`virtio-net-device` on virtio-mmio machines, `virtio-net-pci` on PCI
 /// ones).
@@ -738,22 +764,8 @@ mod tests {
 
     fn virt_options() -> VmOptions {
         VmOptions {
-            arch: GuestArch::Aarch64,
-            machine: Machine::Q35,
-            accel: Accel::Tcg,
             memory_mib: 256,
-            kernel: PathBuf::from("k"),
-            verbose: false,
-            timeout: None,
-            kernel_cmdline: None,
-            exit_device: true,
-            cpu: None,
-            virtio_rng: true,
-            image_text_offset: None,
-            shares: Vec::new(),
-            extra_qemu_args: Vec::new(),
-            network: None,
-            network_tap: None,
+            ..VmOptions::new(GuestArch::Aarch64, PathBuf::from("k"))
         }
     }
 

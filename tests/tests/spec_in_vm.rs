@@ -54,7 +54,7 @@ fn spec_suite_in_vm_on(arch: GuestArch) {
 fn a_batch_of_another_version_is_a_load_error() {
     use basalt::bundle::{Entry, write_tar};
     use basalt::guest;
-    use basalt::vm::{self, Accel, Machine, Status, VmIo, VmOptions};
+    use basalt::vm::{self, Status, VmIo, VmOptions};
     let kernel = guest::kernel(GuestArch::X86_64, false).expect("build the kernel");
     let bundle = write_tar(&[
         Entry {
@@ -67,22 +67,9 @@ fn a_batch_of_another_version_is_a_load_error() {
         },
     ]);
     let opts = VmOptions {
-        arch: GuestArch::X86_64,
-        machine: Machine::Q35,
-        accel: Accel::Tcg,
         memory_mib: 256,
-        kernel,
-        verbose: false,
         timeout: Some(std::time::Duration::from_secs(120)),
-        kernel_cmdline: None,
-        exit_device: true,
-        cpu: None,
-        virtio_rng: true,
-        image_text_offset: None,
-        shares: Vec::new(),
-        extra_qemu_args: Vec::new(),
-        network: None,
-        network_tap: None,
+        ..VmOptions::new(GuestArch::X86_64, kernel)
     };
     let io = VmIo {
         stdin: None,
