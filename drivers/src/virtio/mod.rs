@@ -406,6 +406,29 @@ pub fn begin_init<T: Transport + ?Sized>(
     Ok(accepted)
 }
 
+/// Sets up queue `index` for a driver that polls it: the largest power of
+/// two up to both `wanted` entries and the device's maximum, interrupts
+/// suppressed, enabled in the device. Fails with
+/// [`VirtioError::QueueUnavailable`] when the device offers fewer than
+/// `needed` entries. The caller marks the device failed on error.
+pub fn polled_queue<T: Transport + ?Sized>(
+    t: &mut T,
+    dma: &mut dyn Dma,
+    index: u16,
+    wanted: u16,
+    needed: u16,
+) -> Result<SplitQueue, VirtioError> {
+    let max = t.max_queue_size(index);
+    if max == 0 || max < needed {
+        return Err(VirtioError::QueueUnavailable(index));
+    }
+    let size = wanted.min(1 << max.ilog2());
+    let mut q = SplitQueue::new(dma, index, size)?;
+    q.set_interrupts_suppressed(true);
+    t.enable_queue(index, size, q.addresses())?;
+    Ok(q)
+}
+
 /// The last step of bringing a device up: DRIVER_OK. The device is live.
 pub fn finish_init<T: Transport + ?Sized>(t: &mut T) {
     let status = t.status();

@@ -76,22 +76,9 @@ impl<T: Transport> Virtio9p<T> {
         } else {
             Vec::new()
         };
-        let max = transport.max_queue_size(0);
-        if max < 2 {
-            return Err(super::fail(
-                &mut transport,
-                VirtioError::QueueUnavailable(0),
-            ));
-        }
-        let size = QUEUE_SIZE.min(1 << max.ilog2());
         let pages = MESSAGE_SIZE / DMA_PAGE_SIZE;
-        let setup = SplitQueue::new(dma, 0, size)
-            .map_err(VirtioError::from)
-            .and_then(|mut q| {
-                q.set_interrupts_suppressed(true);
-                transport.enable_queue(0, size, q.addresses())?;
-                Ok(q)
-            })
+        // Two entries per request: the request and room for the reply.
+        let setup = super::polled_queue(&mut transport, dma, 0, QUEUE_SIZE, 2)
             .and_then(|q| Ok((q, dma.allocate(pages)?, dma.allocate(pages)?)));
         let (queue, request, reply) = match setup {
             Ok(v) => v,

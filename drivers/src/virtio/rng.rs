@@ -67,22 +67,7 @@ impl<T: Transport> VirtioRng<T> {
             });
         }
         super::begin_init(&mut transport, Features::default(), Features::default())?;
-        let max = transport.max_queue_size(0);
-        if max == 0 {
-            return Err(super::fail(
-                &mut transport,
-                VirtioError::QueueUnavailable(0),
-            ));
-        }
-        // The largest power of two up to both our size and the device's.
-        let size = QUEUE_SIZE.min(1 << max.ilog2());
-        let setup = SplitQueue::new(dma, 0, size)
-            .map_err(VirtioError::from)
-            .and_then(|mut q| {
-                q.set_interrupts_suppressed(true);
-                transport.enable_queue(0, size, q.addresses())?;
-                Ok(q)
-            })
+        let setup = super::polled_queue(&mut transport, dma, 0, QUEUE_SIZE, 1)
             .and_then(|q| Ok((q, dma.allocate(REQUEST_MAX / DMA_PAGE_SIZE)?)));
         let (queue, buffer) = match setup {
             Ok(v) => v,
