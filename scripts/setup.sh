@@ -50,7 +50,7 @@ missing_pkgs() {
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || echo "$p"
   done
 }
-packages=(qemu-system-x86 qemu-system-arm ovmf qemu-efi-aarch64)
+packages=(qemu-system-x86 qemu-system-arm ovmf qemu-efi-aarch64 qemu-utils)
 mapfile -t missing < <(missing_pkgs "${packages[@]}")
 mapfile -t missing_user < <(missing_pkgs qemu-user)
 if [ ${#missing[@]} -gt 0 ] || [ ${#missing_user[@]} -gt 0 ]; then
@@ -78,6 +78,15 @@ if [ ${#missing_cross[@]} -gt 0 ]; then
   log "installing ${missing_cross[*]}"
   $SUDO apt-get update -q
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing_cross[@]}"
+fi
+# --- Tools basalt-disk's tests read images with ------------------------------
+# fsck.fat (dosfstools), mtype/mlabel (mtools), sfdisk (fdisk), objdump
+# (binutils), file; qemu-img comes with qemu-utils above.
+mapfile -t missing_disk < <(missing_pkgs dosfstools mtools fdisk binutils file)
+if [ ${#missing_disk[@]} -gt 0 ]; then
+  log "installing ${missing_disk[*]}"
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing_disk[@]}"
 fi
 log "qemu: $(qemu-system-x86_64 --version | head -1)"
 log "qemu-user: $(qemu-aarch64 --version | head -1)"
