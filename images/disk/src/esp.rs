@@ -43,7 +43,7 @@ const RESERVED_SECTORS: u64 = 32;
 /// least 1 MiB free), never below FAT32's minimum of 65525 clusters, and
 /// rounded up to a whole MiB. Clusters are 1 KiB below 128 MiB of files
 /// (so the smallest volume is about 66 MiB), 2 KiB below 256 MiB and 4 KiB
-/// above. Timestamps are FAT's earliest (1980-01-01) and the volume serial
+/// above. Timestamps are FAT's epoch (1980-01-01 00:00) and the volume serial
 /// number comes from a hash of the files, so the same files give the same
 /// bytes.
 pub fn fat32_esp(files: &[EspFile]) -> Result<Vec<u8>, DiskError> {
@@ -91,7 +91,8 @@ pub fn fat32_esp(files: &[EspFile]) -> Result<Vec<u8>, DiskError> {
     fatfs::format_volume(&mut volume, options).map_err(fat_err("formatting"))?;
     volume.set_position(0);
     {
-        let fs = fatfs::FileSystem::new(&mut volume, fatfs::FsOptions::new())
+        let options = fatfs::FsOptions::new().time_provider(&FIXED_TIME);
+        let fs = fatfs::FileSystem::new(&mut volume, options)
             .map_err(fat_err("mounting the new volume"))?;
         let stats = fs.stats().map_err(fat_err("reading the volume's size"))?;
         if fs.fat_type() != fatfs::FatType::Fat32
@@ -215,6 +216,35 @@ fn fix_dot_entries(v: &mut [u8]) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The time every file and directory gets: FAT's epoch, 1980-01-01 00:00
+/// (`fatfs` without `chrono` would write date 0, which has month and day 0).
+#[derive(Debug)]
+struct FixedTime;
+
+static FIXED_TIME: FixedTime = FixedTime;
+
+impl fatfs::TimeProvider for FixedTime {
+    fn get_current_date(&self) -> fatfs::Date {
+        fatfs::Date {
+            year: 1980,
+            month: 1,
+            day: 1,
+        }
+    }
+
+    fn get_current_date_time(&self) -> fatfs::DateTime {
+        fatfs::DateTime {
+            date: self.get_current_date(),
+            time: fatfs::Time {
+                hour: 0,
+                min: 0,
+                sec: 0,
+                millis: 0,
+            },
+        }
+    }
 }
 
 fn fat_err(what: &'static str) -> impl Fn(std::io::Error) -> DiskError {
@@ -349,6 +379,9 @@ mod tests {
         let fs = fatfs::FileSystem::new(&mut c, fatfs::FsOptions::new()).unwrap();
         assert_eq!(fs.fat_type(), fatfs::FatType::Fat32);
         assert_eq!(fs.volume_label(), "BASALT");
+        let entry = fs.root_dir().iter().find_map(|e| e.ok()).unwrap();
+        assert_eq!(entry.modified().date.month, 1);
+        assert_eq!(entry.modified().date.day, 1);
         let mut f = fs.root_dir().open_file("EFI/BOOT/BOOTX64.EFI").unwrap();
         let mut back = Vec::new();
         std::io::Read::read_to_end(&mut f, &mut back).unwrap();

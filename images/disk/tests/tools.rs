@@ -564,3 +564,57 @@ fn the_self_contained_loader_has_a_basalt_section_objdump_reads() {
         "{flags}"
     );
 }
+
+#[test]
+fn ovmf_mounts_the_esp_of_the_gpt_disk_and_runs_its_startup_script() {
+    if !have(&[
+        ("qemu-system-x86_64", "qemu-system-x86"),
+        ("timeout", "coreutils"),
+    ]) {
+        return;
+    }
+    let code = PathBuf::from("/usr/share/OVMF/OVMF_CODE_4M.fd");
+    let vars = PathBuf::from("/usr/share/OVMF/OVMF_VARS_4M.fd");
+    if !code.is_file() || !vars.is_file() {
+        let msg = "OVMF_CODE_4M.fd is missing: apt-get install ovmf";
+        assert!(!std::env::var("CI").is_ok_and(|v| v == "true"), "{msg}");
+        eprintln!("skipping: {msg}");
+        return;
+    }
+    let s = Scratch::new("ovmf");
+    let secret = "read-back-by-uefi-7d1f";
+    let files = vec![
+        EspFile {
+            path: esp::CMDLINE.into(),
+            data: secret.as_bytes().to_vec(),
+        },
+        // The UEFI shell runs this when no boot option loads.
+        EspFile {
+            path: "startup.nsh".into(),
+            data: b"type fs0:\\basalt\\cmdline\r\nreset -s\r\n".to_vec(),
+        },
+    ];
+    let disk = s.write("disk.img", &gpt_disk(&fat32_esp(&files).unwrap()).unwrap());
+    let vars_copy = s.write("vars.fd", &std::fs::read(&vars).unwrap());
+    let out = Command::new("timeout")
+        .arg("180")
+        .arg("qemu-system-x86_64")
+        .args(["-machine", "q35", "-m", "256", "-nographic", "-net", "none"])
+        .arg("-drive")
+        .arg(format!(
+            "if=pflash,format=raw,readonly=on,file={}",
+            code.display()
+        ))
+        .arg("-drive")
+        .arg(format!("if=pflash,format=raw,file={}", vars_copy.display()))
+        .arg("-drive")
+        .arg(format!("file={},format=raw,if=virtio", disk.display()))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(secret),
+        "the UEFI shell did not print the file from the ESP:\n{text}"
+    );
+}
