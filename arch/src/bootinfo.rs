@@ -66,6 +66,33 @@ pub struct BootInfo {
     /// the flattened device tree's physical address, if the loader passed
     /// one (the arm64 Image protocol does, in x0)
     pub device_tree: Option<u64>,
+    /// the machine has one console for everything (firmware boot): the
+    /// kernel log shares the program's stdout channel (see
+    /// `docs/guest-protocol.md`, "One console")
+    pub shared_console: bool,
+    /// the firmware's wall clock, sampled by the loader
+    pub wall_clock: Option<WallClockSample>,
+    /// the cycle counter when the loader started and when it jumped into
+    /// the kernel (firmware boot)
+    pub loader_counters: Option<(u64, u64)>,
+    /// the UEFI system table, when UEFI firmware booted the machine
+    pub uefi_system_table: Option<u64>,
+    /// the SMBIOS entry point, if the firmware gave one
+    pub smbios: Option<u64>,
+    /// what loaded the kernel (`"UEFI (EDK II)"`), for the log
+    pub loader_name: &'static str,
+    /// the boot path found the loader's record unusable: the kernel stops
+    /// with this as its load error
+    pub boot_error: Option<&'static str>,
+}
+
+/// The firmware's wall clock and the cycle counter at the same moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WallClockSample {
+    /// seconds since the Unix epoch (UTC)
+    pub unix_seconds: i64,
+    /// the ISA's cycle counter then
+    pub counter: u64,
 }
 
 impl BootInfo {
@@ -84,6 +111,13 @@ impl BootInfo {
             acpi_rsdp: None,
             ebda: None,
             device_tree: None,
+            shared_console: false,
+            wall_clock: None,
+            loader_counters: None,
+            uefi_system_table: None,
+            smbios: None,
+            loader_name: "",
+            boot_error: None,
         }
     }
 
@@ -95,6 +129,42 @@ impl BootInfo {
         self.regions[self.region_count] = region;
         self.region_count += 1;
         true
+    }
+
+    /// Takes `hole` out of the usable regions (firmware data the kernel
+    /// keeps reading, e.g. a device tree in boot-services memory); returns
+    /// false when the table had no room for a split region.
+    pub fn carve_out(&mut self, hole: PhysRange) -> bool {
+        let mut ok = true;
+        let mut i = 0;
+        while i < self.region_count {
+            let r = self.regions[i];
+            if r.kind != MemoryKind::Usable
+                || hole.end() <= r.range.start
+                || hole.start >= r.range.end()
+            {
+                i += 1;
+                continue;
+            }
+            let left = PhysRange {
+                start: r.range.start,
+                len: hole.start.saturating_sub(r.range.start),
+            };
+            let right_start = hole.end().min(r.range.end());
+            let right = PhysRange {
+                start: right_start,
+                len: r.range.end() - right_start,
+            };
+            self.regions[i].range = left;
+            if right.len > 0 {
+                ok &= self.push_region(MemoryRegion {
+                    range: right,
+                    kind: MemoryKind::Usable,
+                });
+            }
+            i += 1;
+        }
+        ok
     }
 
     /// The physical memory map, as the loader gave it.

@@ -11,12 +11,13 @@
 #![no_std]
 
 pub mod bootinfo;
+mod handoff;
 
 #[cfg_attr(target_arch = "x86_64", path = "x86_64/mod.rs")]
 #[cfg_attr(target_arch = "aarch64", path = "aarch64/mod.rs")]
 mod imp;
 
-pub use bootinfo::{BootInfo, MemoryKind, MemoryRegion, PhysRange};
+pub use bootinfo::{BootInfo, MemoryKind, MemoryRegion, PhysRange, WallClockSample};
 pub use imp::{boot, cpu, paging, power, stack, traps};
 
 /// A place to resume execution after a fault was handled (a wasm trap).

@@ -8,11 +8,12 @@ use crate::CliError;
 use crate::accel::AccelChoice;
 use crate::guest::GuestArch;
 use crate::run::{DirMode, RunOptions};
-use crate::vm::Machine;
+use crate::vm::{FirmwareBoot, Machine};
 
 /// The help text.
 pub const USAGE: &str = "\
 usage: basalt run [OPTIONS] FILE.wasm [ARGS...]
+       basalt image [--arch ARCH] [--format F] -o OUT [OPTIONS] FILE.wasm [ARGS...]
        basalt compile [--host | --arch ARCH] FILE.wasm [-o FILE.cwasm]
        basalt wast [--arch x86_64] [--in-vm] [-v] FILE.wast...
 
@@ -50,6 +51,18 @@ options:
   --timeout SECONDS     stop the VM after this long (exit code 124)
   -v, --verbose         report the accelerator, compile time and boot timeline
   --kernel-cmdline TEXT the kernel command line (diagnostics, see docs/guest-protocol.md)
+  --firmware uefi|none  boot through UEFI firmware (OVMF on x86_64 q35, AAVMF on
+                        aarch64 virt) from the disk image `basalt image` makes,
+                        instead of QEMU's -kernel (none, the default)
+  --boot disk|pxe       with firmware: boot the disk image (default) or netboot
+                        the self-contained EFI executable over QEMU's user
+                        network (TFTP); pxe implies --firmware uefi
+
+`image` writes a bootable artifact of the same inputs (--dir is copied into
+it) to OUT: --format raw (default; a GPT disk with an EFI system partition:
+dd it to a USB stick, or import it into a cloud), qcow2, vhd (Azure: fixed,
+whole MiB), gce (disk.raw in a .tar.gz, as GCP imports it) or efi (one
+self-contained EFI executable, for netboot).
 
 `compile` compiles ahead of time for the guest's CPU level (x86_64 unless
 --arch aarch64; or, with --host, for this machine) and reports the compile
@@ -84,6 +97,8 @@ pub fn parse_run(args: Vec<OsString>) -> Result<RunCommand, CliError> {
     let mut opts = RunOptions::new("");
     let mut hosted = false;
     let mut machine_given = false;
+    let mut firmware = None;
+    let mut pxe = false;
     let mut file = None;
     while let Some(arg) = it.next() {
         let Some(flag) = arg.to_str().filter(|s| s.starts_with('-') && s.len() > 1) else {
@@ -197,6 +212,20 @@ pub fn parse_run(args: Vec<OsString>) -> Result<RunCommand, CliError> {
                     .ok_or_else(|| usage(format!("--timeout wants seconds, got `{v}`")))?;
                 opts.timeout = Some(Duration::from_secs_f64(secs));
             }
+            "--firmware" => match value(&mut it, flag)?.as_str() {
+                "uefi" => firmware = Some(FirmwareBoot::UefiDisk),
+                "none" => firmware = None,
+                other => {
+                    return Err(usage(format!(
+                        "--firmware wants uefi or none, got `{other}`"
+                    )));
+                }
+            },
+            "--boot" => match value(&mut it, flag)?.as_str() {
+                "disk" => pxe = false,
+                "pxe" => pxe = true,
+                other => return Err(usage(format!("--boot wants disk or pxe, got `{other}`"))),
+            },
             "--kernel-cmdline" => opts.kernel_cmdline = Some(value(&mut it, flag)?),
             "--cpu" => opts.cpu = Some(value(&mut it, flag)?),
             "--jit" => opts.jit = true,
@@ -212,6 +241,16 @@ pub fn parse_run(args: Vec<OsString>) -> Result<RunCommand, CliError> {
     if machine_given && opts.arch == GuestArch::Aarch64 {
         return Err(usage(
             "--machine is for x86_64 guests; aarch64 guests run on QEMU's virt",
+        ));
+    }
+    // Netboot is a firmware's: `--boot pxe` implies UEFI.
+    opts.firmware = match (firmware, pxe) {
+        (_, true) => Some(FirmwareBoot::UefiPxe),
+        (f, false) => f,
+    };
+    if opts.firmware.is_some() && opts.arch == GuestArch::X86_64 && opts.machine != Machine::Q35 {
+        return Err(usage(
+            "--firmware uefi and --boot pxe boot x86_64 guests on q35 (OVMF)",
         ));
     }
     let file = file.ok_or_else(|| usage("no FILE.wasm given"))?;
@@ -258,6 +297,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
                 crate::run::run_on_stdio(&cmd.options)
             }
         }),
+        Some("image") => image(it.collect()),
         Some("compile") => compile(it.collect()),
         Some("wast") => crate::wast::command(it.collect()),
         Some("--help" | "-h" | "help") => {
@@ -279,6 +319,77 @@ pub fn main(args: Vec<OsString>) -> i32 {
         }
     }
 }
+
+/// `basalt image [--format F] -o OUT [run options] APP.wasm [ARGS...]`.
+fn image(args: Vec<OsString>) -> Result<i32, CliError> {
+    let (mut format, mut out) = (crate::image::Format::Raw, None);
+    let mut rest = Vec::new();
+    let mut it = args.into_iter();
+    while let Some(arg) = it.next() {
+        match arg.to_str() {
+            Some("--help" | "-h") if rest.is_empty() => {
+                println!("{USAGE}");
+                return Ok(0);
+            }
+            Some("--format") => {
+                let v = value(&mut it, "--format")?;
+                format = crate::image::Format::from_name(&v).ok_or_else(|| {
+                    usage(format!(
+                        "--format wants raw, qcow2, vhd, gce or efi, got `{v}`"
+                    ))
+                })?;
+            }
+            Some("-o" | "--output") => {
+                out = Some(std::path::PathBuf::from(
+                    it.next().ok_or_else(|| usage("-o needs a path"))?,
+                ));
+            }
+            // The program and its arguments: everything from here is theirs.
+            Some(a) if !a.starts_with('-') => {
+                rest.push(arg);
+                rest.extend(it.by_ref());
+            }
+            _ => {
+                let takes_value = arg
+                    .to_str()
+                    .is_some_and(|a| RUN_OPTIONS_WITH_VALUE.contains(&a) && !a.contains('='));
+                rest.push(arg);
+                if takes_value && let Some(v) = it.next() {
+                    rest.push(v);
+                }
+            }
+        }
+    }
+    let out = out.ok_or_else(|| usage("basalt image needs -o OUT"))?;
+    let cmd = parse_run(rest)?;
+    if cmd.hosted {
+        return Err(usage(
+            "--hosted runs in this process; there is no image to make",
+        ));
+    }
+    crate::run::make_image(&cmd.options, format, &out)
+}
+
+/// The run options that take a value (so `basalt image` can tell a value
+/// from the program's name).
+const RUN_OPTIONS_WITH_VALUE: &[&str] = &[
+    "--env",
+    "--dir",
+    "--dir-mode",
+    "--tcplisten",
+    "-p",
+    "--publish",
+    "--net",
+    "--memory",
+    "--arch",
+    "--machine",
+    "--accel",
+    "--timeout",
+    "--kernel-cmdline",
+    "--cpu",
+    "--firmware",
+    "--boot",
+];
 
 /// `basalt compile [--host | --arch ARCH] FILE.wasm [-o OUT]`.
 fn compile(args: Vec<OsString>) -> Result<i32, CliError> {

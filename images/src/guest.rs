@@ -243,18 +243,28 @@ pub fn kernel(arch: GuestArch, verbose: bool) -> Result<PathBuf, CliError> {
 }
 
 fn build_kernel(arch: GuestArch, verbose: bool) -> Result<PathBuf, CliError> {
+    build_guest_part("basalt-kernel", "the kernel", arch.rust_target(), verbose)?;
+    Ok(source_root()
+        .join("target")
+        .join("guest")
+        .join(arch.rust_target())
+        .join("release")
+        .join("basalt-kernel"))
+}
+
+/// Builds one package of the guest side for `target` (release, in
+/// `target/guest`, cargo deciding what changed).
+fn build_guest_part(
+    package: &str,
+    what: &str,
+    target: &str,
+    verbose: bool,
+) -> Result<(), CliError> {
     let root = source_root();
     let target_dir = root.join("target").join("guest");
     let mut cmd = clean_cargo();
     cmd.current_dir(&root)
-        .args([
-            "build",
-            "--release",
-            "-p",
-            "basalt-kernel",
-            "--target",
-            arch.rust_target(),
-        ])
+        .args(["build", "--release", "-p", package, "--target", target])
         .arg("--target-dir")
         .arg(&target_dir);
     if !verbose {
@@ -262,10 +272,10 @@ fn build_kernel(arch: GuestArch, verbose: bool) -> Result<PathBuf, CliError> {
     }
     let out = cmd
         .output()
-        .map_err(|e| CliError::Build(format!("cannot run cargo to build the kernel: {e}")))?;
+        .map_err(|e| CliError::Build(format!("cannot run cargo to build {what}: {e}")))?;
     if !out.status.success() {
         return Err(CliError::Build(format!(
-            "building the kernel failed ({}):\n{}",
+            "building {what} failed ({}):\n{}",
             out.status,
             String::from_utf8_lossy(&out.stderr)
         )));
@@ -273,10 +283,36 @@ fn build_kernel(arch: GuestArch, verbose: bool) -> Result<PathBuf, CliError> {
     if verbose {
         eprint!("{}", String::from_utf8_lossy(&out.stderr));
     }
-    Ok(target_dir
-        .join(arch.rust_target())
+    Ok(())
+}
+
+/// The Rust target of the UEFI loader for `arch`.
+pub fn uefi_target(arch: GuestArch) -> &'static str {
+    match arch {
+        GuestArch::X86_64 => "x86_64-unknown-uefi",
+        GuestArch::Aarch64 => "aarch64-unknown-uefi",
+    }
+}
+
+/// Builds Basalt's UEFI loader for `arch` if its sources changed and
+/// returns the `.efi`'s path. `BASALT_UEFI_LOADER_X86_64` /
+/// `BASALT_UEFI_LOADER_AARCH64` name prebuilt loaders instead.
+pub fn uefi_loader(arch: GuestArch, verbose: bool) -> Result<PathBuf, CliError> {
+    let var = match arch {
+        GuestArch::X86_64 => "BASALT_UEFI_LOADER_X86_64",
+        GuestArch::Aarch64 => "BASALT_UEFI_LOADER_AARCH64",
+    };
+    if let Some(p) = std::env::var_os(var) {
+        return Ok(PathBuf::from(p));
+    }
+    let target = uefi_target(arch);
+    build_guest_part("basalt-uefi-loader", "the UEFI loader", target, verbose)?;
+    Ok(source_root()
+        .join("target")
+        .join("guest")
+        .join(target)
         .join("release")
-        .join("basalt-kernel"))
+        .join("basalt-loader.efi"))
 }
 
 /// Builds the example programs in `examples/` for `wasm32-wasip1` (release,

@@ -11,13 +11,16 @@
 pub mod accel;
 pub mod bundle;
 pub mod cli;
+pub mod console;
 pub mod guest;
 pub mod hosted;
+pub mod image;
 pub mod run;
 pub mod share;
 pub mod spec_batch;
 pub mod symbols;
 pub mod vm;
+pub mod vm_firmware;
 pub mod wast;
 
 use std::fmt;

@@ -9,7 +9,9 @@ use crate::CliError;
 use crate::accel::{self, AccelChoice};
 use crate::bundle::{Entry, Manifest, PreopenSource, write_bundle};
 use crate::guest::{self, GuestArch};
-use crate::vm::{self, Accel, HostShare, Machine, UserNetwork, VmIo, VmOptions, VmReport};
+use crate::vm::{
+    self, Accel, FirmwareBoot, HostShare, Machine, UserNetwork, VmIo, VmOptions, VmReport,
+};
 
 /// Everything `basalt run` was asked to do.
 #[derive(Clone, Debug)]
@@ -61,6 +63,9 @@ pub struct RunOptions {
     /// put the VM's card on a host tap interface instead: (interface,
     /// the guest's address `A.B.C.D/N`) (`--net tap:IFNAME:CIDR`)
     pub net_tap: Option<(String, String)>,
+    /// boot through firmware (`--firmware uefi`, `--boot pxe`) instead of
+    /// QEMU's `-kernel`
+    pub firmware: Option<FirmwareBoot>,
 }
 
 /// How a VM sees the directories of `--dir`.
@@ -100,6 +105,7 @@ impl RunOptions {
             extra_qemu_args: Vec::new(),
             network: None,
             net_tap: None,
+            firmware: None,
         }
     }
 }
@@ -197,9 +203,155 @@ pub fn run_vm(opts: &RunOptions, io: VmIo) -> Result<VmReport, CliError> {
         eprintln!("basalt: accelerator: {} ({why})", accel.name());
         eprintln!("basalt: kernel: {}", kernel.display());
     }
+    let Packed {
+        bundle,
+        shares,
+        files,
+    } = pack(opts, &name, wasm, &kernel, guest_target(opts.arch, accel))?;
+    vm_opts.shares = shares;
+    if let Some(boot) = opts.firmware {
+        // The same image `basalt image` writes, with the console framed
+        // so stdout, stderr and the kernel log come apart again here.
+        let cmdline = match &vm_opts.kernel_cmdline {
+            Some(line) => format!("basalt.console=framed {line}"),
+            None => "basalt.console=framed".to_string(),
+        };
+        let parts = image_parts(opts.arch, &kernel, bundle, cmdline, opts.verbose)?;
+        let media = match boot {
+            FirmwareBoot::UefiDisk => crate::image::raw_disk(&parts)?,
+            FirmwareBoot::UefiPxe => crate::image::efi_executable(&parts)?,
+        };
+        let report = crate::vm_firmware::boot(&vm_opts, boot, &media, io)?;
+        report_timeline(opts, &report);
+        return Ok(report);
+    }
+    let limit = initrd_limit(opts.arch, opts.memory_mib << 20);
+    if bundle.len() as u64 > limit {
+        return Err(CliError::Input(format!(
+            "the bundle ({} MiB with the --dir files) does not fit in the VM's {} MiB of memory (QEMU can load at most {} MiB there); the kernel also copies the files into its own memory, so give the VM more than twice their size (--memory) or share less",
+            (bundle.len() as u64).div_ceil(1 << 20),
+            opts.memory_mib,
+            limit >> 20
+        )));
+    }
+    if opts.verbose && !files.is_empty() {
+        eprintln!(
+            "basalt: packed {} --dir entries; bundle {} KiB",
+            files.len(),
+            bundle.len() / 1024
+        );
+    }
+    let report = vm::boot(&vm_opts, &bundle, io)?;
+    report_timeline(opts, &report);
+    Ok(report)
+}
+
+/// With `--verbose`, the host's view of the run's timeline.
+fn report_timeline(opts: &RunOptions, report: &VmReport) {
+    if opts.verbose {
+        let ms = |d: Option<Duration>| {
+            d.map(|d| format!("{:.1} ms", d.as_secs_f64() * 1e3))
+                .unwrap_or("-".into())
+        };
+        eprintln!(
+            "basalt: host timeline: first kernel log line {}, status marker {}, QEMU exited {}",
+            ms(report.to_first_log),
+            ms(report.to_marker),
+            ms(Some(report.total))
+        );
+    }
+}
+
+/// The parts of a bootable image for the kernel ELF `kernel`.
+pub fn image_parts(
+    arch: GuestArch,
+    kernel: &Path,
+    bundle: Vec<u8>,
+    cmdline: String,
+    verbose: bool,
+) -> Result<crate::image::ImageParts, CliError> {
+    let file = guest::boot_image(arch, kernel);
+    let kernel =
+        std::fs::read(&file).map_err(|e| CliError::Build(format!("{}: {e}", file.display())))?;
+    Ok(crate::image::ImageParts {
+        arch,
+        kernel,
+        bundle,
+        cmdline,
+        verbose,
+    })
+}
+
+/// `basalt image`: writes the bootable artifact of a run's inputs
+/// (`--dir` copied into the image) to `out`; returns the exit code.
+pub fn make_image(
+    opts: &RunOptions,
+    format: crate::image::Format,
+    out: &Path,
+) -> Result<i32, CliError> {
+    let t = Instant::now();
+    let name = opts.wasm.display().to_string();
+    let wasm = std::fs::read(&opts.wasm)
+        .map_err(|e| CliError::Input(format!("cannot read {name}: {e}")))?;
+    if opts.verbose {
+        eprintln!("basalt: building the kernel and the UEFI loaders");
+    }
+    let kernel = guest::kernel(opts.arch, opts.verbose)?;
+    let mut copy = opts.clone();
+    copy.dir_mode = DirMode::Copy;
+    // The baseline CPU of the guest ISA, as under TCG: a cloud's CPU is
+    // not known here, and every current one has these features.
+    let packed = pack(
+        &copy,
+        &name,
+        wasm,
+        &kernel,
+        guest_target(opts.arch, Accel::Tcg),
+    )?;
+    let mut cmdline = opts.kernel_cmdline.clone().unwrap_or_default();
+    if let Some((_, cidr)) = &opts.net_tap {
+        cmdline = format!("{cmdline} basalt.ip={cidr}").trim().to_string();
+    }
+    if opts.verbose {
+        cmdline = format!("{cmdline} basalt.log=console").trim().to_string();
+    }
+    let parts = image_parts(opts.arch, &kernel, packed.bundle, cmdline, opts.verbose)?;
+    crate::image::write(&parts, format, out)?;
+    let size = std::fs::metadata(out).map(|m| m.len()).unwrap_or(0);
+    eprintln!(
+        "basalt: wrote {} ({} KiB, {}) in {:.1} s",
+        out.display(),
+        size / 1024,
+        format.name(),
+        t.elapsed().as_secs_f64()
+    );
+    Ok(0)
+}
+
+/// A packed bundle and the live shares its manifest names.
+pub struct Packed {
+    /// the bundle (`-initrd`'s tar)
+    pub bundle: Vec<u8>,
+    /// host directories the VM must share over virtio-9p
+    pub shares: Vec<HostShare>,
+    /// the `--dir-mode copy` entries packed
+    pub files: Vec<crate::bundle::FileEntry>,
+}
+
+/// Packs the bundle of a run: manifest, module, code compiled on the host
+/// for `target` (unless `--jit`), the kernel's symbols, and the `--dir`
+/// shares (live ones as manifest lines, copied ones as entries).
+pub fn pack(
+    opts: &RunOptions,
+    name: &str,
+    wasm: Vec<u8>,
+    kernel: &Path,
+    target: Target,
+) -> Result<Packed, CliError> {
+    let mut shares = Vec::new();
     let mut entries = Vec::new();
     let mut manifest = Manifest {
-        args: std::iter::once(name.clone().into_bytes())
+        args: std::iter::once(name.to_string().into_bytes())
             .chain(opts.args.iter().cloned())
             .collect(),
         env: opts.env.clone(),
@@ -216,7 +368,7 @@ pub fn run_vm(opts: &RunOptions, io: VmIo) -> Result<VmReport, CliError> {
         let source = match opts.dir_mode {
             DirMode::Live => {
                 let tag = format!("basalt{i}");
-                vm_opts.shares.push(HostShare {
+                shares.push(HostShare {
                     host: live_share_path(host)?,
                     tag: tag.clone(),
                 });
@@ -233,7 +385,7 @@ pub fn run_vm(opts: &RunOptions, io: VmIo) -> Result<VmReport, CliError> {
     }
     if !opts.jit {
         let t = Instant::now();
-        let artifact = compile_for_guest(&name, &wasm, guest_target(opts.arch, accel))?;
+        let artifact = compile_for_guest(name, &wasm, target)?;
         if opts.verbose {
             eprintln!(
                 "basalt: compiled {} KiB of wasm on the host in {:.1} ms",
@@ -265,7 +417,7 @@ pub fn run_vm(opts: &RunOptions, io: VmIo) -> Result<VmReport, CliError> {
         path: "app.wasm".into(),
         data: wasm,
     });
-    if let Ok(elf) = std::fs::read(&kernel)
+    if let Ok(elf) = std::fs::read(kernel)
         && let Some(syms) = crate::symbols::kernel_syms(&elf)
     {
         entries.push(Entry {
@@ -273,37 +425,11 @@ pub fn run_vm(opts: &RunOptions, io: VmIo) -> Result<VmReport, CliError> {
             data: syms.into_bytes(),
         });
     }
-    let bundle = write_bundle(&entries, &files);
-    let limit = initrd_limit(opts.arch, opts.memory_mib << 20);
-    if bundle.len() as u64 > limit {
-        return Err(CliError::Input(format!(
-            "the bundle ({} MiB with the --dir files) does not fit in the VM's {} MiB of memory (QEMU can load at most {} MiB there); the kernel also copies the files into its own memory, so give the VM more than twice their size (--memory) or share less",
-            (bundle.len() as u64).div_ceil(1 << 20),
-            opts.memory_mib,
-            limit >> 20
-        )));
-    }
-    if opts.verbose && !files.is_empty() {
-        eprintln!(
-            "basalt: packed {} --dir entries; bundle {} KiB",
-            files.len(),
-            bundle.len() / 1024
-        );
-    }
-    let report = vm::boot(&vm_opts, &bundle, io)?;
-    if opts.verbose {
-        let ms = |d: Option<Duration>| {
-            d.map(|d| format!("{:.1} ms", d.as_secs_f64() * 1e3))
-                .unwrap_or("-".into())
-        };
-        eprintln!(
-            "basalt: host timeline: first kernel log line {}, status marker {}, QEMU exited {}",
-            ms(report.to_first_log),
-            ms(report.to_marker),
-            ms(Some(report.total))
-        );
-    }
-    Ok(report)
+    Ok(Packed {
+        bundle: write_bundle(&entries, &files),
+        shares,
+        files,
+    })
 }
 
 /// Runs the program in a VM on this process's streams; returns the exit code.

@@ -102,6 +102,34 @@ pub struct VmOptions {
     /// throughput, for users with the rights to make a tap; the guest's
     /// address then comes from `basalt.ip=` (no DHCP server on a tap)
     pub network_tap: Option<String>,
+    /// boot through firmware instead of QEMU's `-kernel`: UEFI (OVMF on
+    /// x86-64 `q35`, AAVMF on AArch64 `virt`) from a disk image or the
+    /// network; `None`: direct kernel boot
+    pub firmware: Option<FirmwareBoot>,
+}
+
+/// How a VM boots through firmware.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FirmwareBoot {
+    /// UEFI firmware boots the disk image's EFI system partition
+    UefiDisk,
+    /// UEFI firmware netboots the self-contained EFI executable over
+    /// QEMU's user network (TFTP)
+    UefiPxe,
+}
+
+/// Where the firmware code and a template of its variable store are.
+pub fn uefi_firmware(arch: GuestArch) -> (&'static str, &'static str) {
+    match arch {
+        GuestArch::X86_64 => (
+            "/usr/share/OVMF/OVMF_CODE_4M.fd",
+            "/usr/share/OVMF/OVMF_VARS_4M.fd",
+        ),
+        GuestArch::Aarch64 => (
+            "/usr/share/AAVMF/AAVMF_CODE.fd",
+            "/usr/share/AAVMF/AAVMF_VARS.fd",
+        ),
+    }
 }
 
 impl VmOptions {
@@ -126,6 +154,7 @@ impl VmOptions {
             extra_qemu_args: Vec::new(),
             network: None,
             network_tap: None,
+            firmware: None,
         }
     }
 }
@@ -156,14 +185,38 @@ pub struct FrameTap {
 /// The network flags for `net`: the user-mode backend with its forwards
 /// and the card, `device`.
 fn network_args(cmd: &mut Command, net: &UserNetwork, device: &str) {
+    network_args_with(cmd, net, device, None, false);
+}
+
+/// [`network_args`] with more `-netdev user` options (`tftp=`, …) and, for
+/// firmware boots, the card without QEMU's iPXE option ROM (the firmware's
+/// own virtio-net driver and network stack serve) as the first boot
+/// device when `netdev_extra` asks for netboot.
+pub(crate) fn network_args_with(
+    cmd: &mut Command,
+    net: &UserNetwork,
+    device: &str,
+    netdev_extra: Option<&str>,
+    firmware: bool,
+) {
     let mut netdev = String::from("user,id=net0");
     for (host, guest) in &net.forwards {
         netdev.push_str(&format!(",hostfwd=tcp:127.0.0.1:{host}-:{guest}"));
     }
+    if let Some(extra) = netdev_extra {
+        netdev.push_str(extra);
+    }
+    let card_extra = match (firmware && device.ends_with("-pci"), netdev_extra.is_some()) {
+        (true, true) => ",romfile=,bootindex=1",
+        (true, false) => ",romfile=",
+        (false, true) => ",bootindex=1",
+        (false, false) => "",
+    };
     match net.tap {
         None => {
             cmd.arg("-netdev").arg(netdev);
-            cmd.arg("-device").arg(format!("{device},netdev=net0"));
+            cmd.arg("-device")
+                .arg(format!("{device},netdev=net0{card_extra}"));
         }
         Some(tap) => {
             // user-mode network, tap and card on one hub
@@ -177,14 +230,15 @@ fn network_args(cmd: &mut Command, net: &UserNetwork, device: &str) {
                     .arg(format!("hubport,id=hub{i},hubid=0,netdev={backend}"));
             }
             cmd.arg("-netdev").arg("hubport,id=hubcard,hubid=0");
-            cmd.arg("-device").arg(format!("{device},netdev=hubcard"));
+            cmd.arg("-device")
+                .arg(format!("{device},netdev=hubcard{card_extra}"));
         }
     }
 }
 
 /// The flags that put the card, `device`, on host tap interface `ifname`
 /// (made and configured by the user; QEMU runs no scripts).
-fn tap_args(cmd: &mut Command, ifname: &str, device: &str) {
+pub(crate) fn tap_args(cmd: &mut Command, ifname: &str, device: &str) {
     cmd.arg("-netdev").arg(format!(
         "tap,id=net0,ifname={},script=no,downscript=no",
         ifname.replace(',', ",,")
@@ -206,7 +260,7 @@ pub struct HostShare {
 /// remapped so that a tree spanning host file systems stays unique) and
 /// its virtio device, `device` (`virtio-9p-pci` on PCI machines,
 /// `virtio-9p-device` on virtio-mmio ones).
-fn share_args(cmd: &mut Command, shares: &[HostShare], device: &str) {
+pub(crate) fn share_args(cmd: &mut Command, shares: &[HostShare], device: &str) {
     for (i, s) in shares.iter().enumerate() {
         // QEMU's option syntax doubles a comma inside a value.
         let path = s.host.to_string_lossy().replace(',', ",,");
@@ -320,10 +374,10 @@ pub fn parse_marker(line: &str) -> Option<Status> {
 }
 
 /// A private directory for one run's files, removed when dropped.
-struct RunDir(PathBuf);
+pub(crate) struct RunDir(pub(crate) PathBuf);
 
 impl RunDir {
-    fn new() -> Result<RunDir, CliError> {
+    pub(crate) fn new() -> Result<RunDir, CliError> {
         use std::sync::atomic::{AtomicU32, Ordering};
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
@@ -350,7 +404,7 @@ pub fn frame_stdin(data: &[u8], out: &mut Vec<u8>) {
     }
 }
 
-fn qemu_binary(arch: GuestArch) -> &'static str {
+pub(crate) fn qemu_binary(arch: GuestArch) -> &'static str {
     match arch {
         GuestArch::X86_64 => "qemu-system-x86_64",
         GuestArch::Aarch64 => "qemu-system-aarch64",
@@ -514,7 +568,7 @@ fn moved_image_path(bundle: &Path) -> PathBuf {
 
 /// Accepts the one connection QEMU makes to `listener`, giving up once
 /// `done` is set (QEMU exited without connecting).
-fn accept_one(listener: UnixListener, done: Arc<Mutex<bool>>) -> Option<UnixStream> {
+pub(crate) fn accept_one(listener: UnixListener, done: Arc<Mutex<bool>>) -> Option<UnixStream> {
     listener.set_nonblocking(true).ok()?;
     loop {
         match listener.accept() {
@@ -533,8 +587,10 @@ fn accept_one(listener: UnixListener, done: Arc<Mutex<bool>>) -> Option<UnixStre
     }
 }
 
-struct LogState {
-    lines: Vec<String>,
+/// The kernel log as it arrives, and what it said about the run.
+#[derive(Default)]
+pub(crate) struct LogState {
+    pub(crate) lines: Vec<String>,
     status: Option<Status>,
     first_line: Option<Duration>,
     marker: Option<Duration>,
@@ -631,12 +687,7 @@ pub fn boot(opts: &VmOptions, bundle: &[u8], io: VmIo) -> Result<VmReport, CliEr
             copy_stream(stream, &mut *stderr);
         }
     });
-    let log = Arc::new(Mutex::new(LogState {
-        lines: Vec::new(),
-        status: None,
-        first_line: None,
-        marker: None,
-    }));
+    let log = Arc::new(Mutex::new(LogState::default()));
     let d = done.clone();
     let log2 = log.clone();
     let verbose = opts.verbose;
@@ -656,22 +707,39 @@ pub fn boot(opts: &VmOptions, bundle: &[u8], io: VmIo) -> Result<VmReport, CliEr
                 .trim_end_matches(['\n', '\r'])
                 .to_string();
             let Ok(mut st) = log2.lock() else { break };
-            if st.first_line.is_none() {
-                st.first_line = Some(start.elapsed());
-            }
-            if let Some(s) = parse_marker(&line)
-                && st.status.is_none()
-            {
-                st.status = Some(s);
-                st.marker = Some(start.elapsed());
-            }
-            if verbose {
-                eprintln!("basalt: kernel: {line}");
-            }
-            st.lines.push(line);
+            st.push_line(line, start, verbose);
         }
     });
 
+    let (qemu_status, timed_out, stopped_after_status) =
+        wait_for_vm(&mut child, &log, opts, start)?;
+    let total = start.elapsed();
+    if let Ok(mut d) = done.lock() {
+        *d = true;
+    }
+    let _ = com1.join();
+    let _ = com2.join();
+    let _ = com3.join();
+    let qemu_stderr = qemu_err_thread.join().unwrap_or_default();
+    report(
+        &log,
+        qemu_stderr,
+        qemu_status,
+        timed_out,
+        stopped_after_status,
+        total,
+    )
+}
+
+/// Waits for QEMU to end: by itself, [`POWER_OFF_GRACE`] after the status
+/// marker (killed), or at the deadline (killed). Returns QEMU's status, the
+/// deadline if it struck, and whether the VM was stopped after its status.
+pub(crate) fn wait_for_vm(
+    child: &mut std::process::Child,
+    log: &Arc<Mutex<LogState>>,
+    opts: &VmOptions,
+    start: Instant,
+) -> Result<(Option<i32>, Option<Duration>, bool), CliError> {
     let mut timed_out = None;
     let mut stopped_after_status = false;
     let qemu_status = loop {
@@ -702,14 +770,18 @@ pub fn boot(opts: &VmOptions, bundle: &[u8], io: VmIo) -> Result<VmReport, CliEr
         }
         std::thread::sleep(Duration::from_millis(5));
     };
-    let total = start.elapsed();
-    if let Ok(mut d) = done.lock() {
-        *d = true;
-    }
-    let _ = com1.join();
-    let _ = com2.join();
-    let _ = com3.join();
-    let qemu_stderr = qemu_err_thread.join().unwrap_or_default();
+    Ok((qemu_status, timed_out, stopped_after_status))
+}
+
+/// The report of a finished run.
+pub(crate) fn report(
+    log: &Arc<Mutex<LogState>>,
+    qemu_stderr: String,
+    qemu_status: Option<i32>,
+    timed_out: Option<Duration>,
+    stopped_after_status: bool,
+    total: Duration,
+) -> Result<VmReport, CliError> {
     let st = log
         .lock()
         .map_err(|_| CliError::Io("kernel log reader failed".into()))?;
@@ -728,6 +800,26 @@ pub fn boot(opts: &VmOptions, bundle: &[u8], io: VmIo) -> Result<VmReport, CliEr
         qemu_exit: qemu_status,
         stopped_after_status,
     })
+}
+
+impl LogState {
+    /// Takes one kernel log line (`\n` and `\r` already cut off): notes
+    /// the first line's and the marker's times, and echoes it when asked.
+    pub(crate) fn push_line(&mut self, line: String, start: Instant, verbose: bool) {
+        if self.first_line.is_none() {
+            self.first_line = Some(start.elapsed());
+        }
+        if let Some(s) = parse_marker(&line)
+            && self.status.is_none()
+        {
+            self.status = Some(s);
+            self.marker = Some(start.elapsed());
+        }
+        if verbose {
+            eprintln!("basalt: kernel: {line}");
+        }
+        self.lines.push(line);
+    }
 }
 
 fn copy_stream(mut from: UnixStream, to: &mut dyn Write) {

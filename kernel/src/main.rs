@@ -47,10 +47,13 @@ pub fn basalt_kernel_main(info: &'static BootInfo) -> ! {
     time::mark_boot(basalt_arch::cpu::cycles());
     let completed = platform::complete_boot_info(info);
     let info = *BOOT_INFO.call_once(|| *completed.as_ref().unwrap_or(&info));
-    log::init();
+    log::init(info);
     fault::init();
     if let Err(e) = completed {
         finish(Status::Error, format_args!("{e}"));
+    }
+    if let Some(why) = info.boot_error {
+        finish(Status::Error, format_args!("{why}"));
     }
     let mut brand = [0u8; 48];
     kprintln!(
@@ -59,6 +62,9 @@ pub fn basalt_kernel_main(info: &'static BootInfo) -> ! {
         info.protocol,
         basalt_arch::cpu::brand(&mut brand)
     );
+    if !info.loader_name.is_empty() {
+        kprintln!("loaded by {}", info.loader_name);
+    }
     kprintln!(
         "kernel image at {:#x}..{:#x} (load offset {:#x})",
         info.kernel_image.start,

@@ -75,6 +75,16 @@ pub fn main(info: &BootInfo) -> ! {
             "spin"
         }
     );
+    if let Some((started, jumped)) = info.loader_counters {
+        let ms = |c: u64| crate::time::cycles_to_ns(c) / 1_000_000;
+        kprintln!(
+            "boot: firmware until the loader {} ms, loader {} ms ({} counter at kernel entry {})",
+            ms(started),
+            ms(jumped.saturating_sub(started)),
+            basalt_arch::cpu::CYCLE_COUNTER_NAME,
+            crate::time::boot_counter()
+        );
+    }
     match load_and_run(info) {
         Ok(Outcome::Exit(code)) => {
             stamp("program exited");

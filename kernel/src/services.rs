@@ -22,12 +22,20 @@ struct StdinState {
 const IDLE_AFTER_NS: u64 = 20_000_000;
 
 /// The stdin escape byte (see `docs/guest-protocol.md`).
-const ESCAPE: u8 = 0xff;
+const ESCAPE: u8 = crate::log::ESCAPE;
 
 impl StdinState {
     /// Decodes one raw byte; `Some(Some(b))` data, `Some(None)` EOF,
     /// `None` nothing yet.
     fn decode(&mut self, raw: u8) -> Option<Option<u8>> {
+        if !crate::log::stdin_is_framed() {
+            // A person at a plain console: Ctrl-D ends the input.
+            if raw == 0x04 {
+                self.eof = true;
+                return Some(None);
+            }
+            return Some(Some(raw));
+        }
         if self.escape {
             self.escape = false;
             return match raw {

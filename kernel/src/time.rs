@@ -31,6 +31,11 @@ pub fn mark_boot(cycles: u64) {
     BOOT_CYCLES.store(cycles, Ordering::Relaxed);
 }
 
+/// The cycle counter's value at kernel entry.
+pub fn boot_counter() -> u64 {
+    BOOT_CYCLES.load(Ordering::Relaxed)
+}
+
 /// Finds the counter frequency and reads the wall clock.
 pub fn init() -> FrequencySource {
     let (hz, source) = match cpu::cycle_frequency() {
@@ -43,13 +48,26 @@ pub fn init() -> FrequencySource {
     HZ.store(hz.max(1), Ordering::Relaxed);
     crate::platform::init_timer_wakeup();
     TIMER.store(cpu::init_timer(hz), Ordering::Relaxed);
-    let unix = crate::platform::wall_clock_seconds().unwrap_or(0);
+    let unix = crate::platform::wall_clock_seconds()
+        .or_else(firmware_wall_clock)
+        .unwrap_or(0);
     let now = monotonic_ns();
     BOOT_UNIX_NS.store(
         unix.saturating_mul(1_000_000_000).saturating_sub(now),
         Ordering::Relaxed,
     );
     source
+}
+
+/// The wall clock the loader read from the firmware (UEFI `GetTime`),
+/// carried forward by the cycle counter: for machines whose RTC the kernel
+/// does not drive.
+fn firmware_wall_clock() -> Option<u64> {
+    let sample = crate::BOOT_INFO.get()?.wall_clock?;
+    let elapsed = cpu::cycles().saturating_sub(sample.counter) / frequency();
+    u64::try_from(sample.unix_seconds)
+        .ok()?
+        .checked_add(elapsed)
 }
 
 fn calibrate() -> Option<u64> {

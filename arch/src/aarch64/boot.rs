@@ -1,4 +1,6 @@
-//! The arm64 Image boot path (QEMU `-M virt -kernel`, Firecracker): the
+//! The arm64 Image boot path (QEMU `-M virt -kernel`, Firecracker, and
+//! Basalt's UEFI loader, which passes its handoff record where a device
+//! tree would be: see `basalt_handoff`): the
 //! 64-byte Linux Image header comes first, so loaders place the image
 //! `text_offset` (2 MiB) above a 2 MiB-aligned base in RAM and jump to its
 //! first byte with the MMU off and x0 holding the device tree's physical
@@ -175,6 +177,18 @@ core::arch::global_asm!(
     "bl basalt_boot_map_ram",
     "cbz x19, 9f",
     "ldr w4, [x19]",
+    // Basalt's UEFI loader passes its handoff record ("BSLT") instead of
+    // a device tree: map the record (its size is the u64 at offset 8).
+    "ldr w5, =0x544c5342",
+    "cmp w4, w5",
+    "b.ne 13f",
+    "ldr x3, [x19, #8]",
+    "mov x1, x19",
+    "add x3, x19, x3",
+    "sub x3, x3, #1",
+    "bl basalt_boot_map_ram",
+    "b 9f",
+    "13:",
     "ldr w5, =0xedfe0dd0", // the FDT magic, big-endian
     "cmp w4, w5",
     "b.ne 9f",
@@ -334,7 +348,22 @@ extern "C" fn basalt_aarch64_entry(device_tree: u64, load_offset: u64) -> ! {
             start: ks,
             len: ke - ks,
         };
-        info.device_tree = Some(device_tree).filter(|a| *a != 0);
+        // SAFETY: x0 as the loader passed it; the boot stub mapped the
+        // block it lies in when it held a handoff record or a device tree.
+        let magic = (device_tree != 0).then(|| unsafe { (device_tree as *const u32).read() });
+        if magic == Some(basalt_handoff::MAGIC) {
+            info.protocol = "UEFI";
+            // SAFETY: the loader's handoff record, mapped by the stub (it
+            // and what it points to are one allocation the kernel keeps).
+            unsafe { crate::handoff::read(device_tree, &mut info) };
+            // The image is where the stub found itself.
+            info.kernel_image = PhysRange {
+                start: ks,
+                len: ke - ks,
+            };
+        } else {
+            info.device_tree = Some(device_tree).filter(|a| *a != 0);
+        }
         info
     });
     // SAFETY: the kernel defines this symbol; it is called once, here.

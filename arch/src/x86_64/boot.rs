@@ -1,8 +1,17 @@
-//! The PVH boot path: an ELF note tells the loader (QEMU `-kernel`,
-//! Firecracker, Cloud Hypervisor) where our 32-bit entry is. The entry
-//! clears `.bss`, identity-maps the first 4 GiB with 2 MiB pages, enters
-//! long mode and calls [`basalt_x86_64_entry`], which reads the PVH
-//! `hvm_start_info` into a [`BootInfo`] and calls the kernel.
+//! The x86-64 boot paths.
+//!
+//! - **PVH**: an ELF note tells the loader (QEMU `-kernel`, Firecracker,
+//!   Cloud Hypervisor) where our 32-bit entry is. The entry clears `.bss`,
+//!   identity-maps the first 4 GiB with 2 MiB pages, enters long mode and
+//!   calls [`basalt_x86_64_entry`], which reads the PVH `hvm_start_info`
+//!   into a [`BootInfo`] and calls the kernel.
+//! - **Basalt's UEFI loader**: a second note (`basalt_handoff::ENTRY_NOTE_TYPE`)
+//!   names a 64-bit entry, which the loader jumps to after exiting boot
+//!   services, paging on and the handoff record's address in `rdi`. It
+//!   masks the legacy interrupt controllers the firmware used, builds the
+//!   same boot tables, loads our GDT and stack and calls
+//!   [`basalt_x86_64_loader_entry`]. The loader needs the record (and what
+//!   it points to) below 4 GiB, where the boot tables reach.
 
 use crate::bootinfo::{BootInfo, MemoryKind, MemoryRegion, PhysRange};
 
@@ -21,6 +30,17 @@ core::arch::global_asm!(
     ".asciz \"Xen\"",
     ".p2align 2",
     ".quad basalt_pvh_start",
+    ".popsection",
+    // The loader note: name "Basalt", type basalt_handoff::ENTRY_NOTE_TYPE,
+    // descriptor the 64-bit entry's physical address.
+    ".pushsection .note.basalt, \"a\", @note",
+    ".p2align 2",
+    ".long 7",
+    ".long 8",
+    ".long 0x42410001",
+    ".asciz \"Basalt\"",
+    ".p2align 2",
+    ".quad basalt_loader_start",
     ".popsection",
     // Boot-time page tables and stack.
     ".pushsection .bss.basalt_boot, \"aw\", @nobits",
@@ -119,6 +139,70 @@ core::arch::global_asm!(
     "call basalt_x86_64_entry",
     "basalt_boot_hang:",
     "hlt",
+    "jmp basalt_boot_hang",
+    // The loader entry: 64-bit mode, the firmware's identity paging and
+    // descriptor tables, rdi = the handoff record.
+    ".globl basalt_loader_start",
+    "basalt_loader_start:",
+    "cli",
+    "cld",
+    "mov r12, rdi",
+    // Mask both 8259 PICs: the firmware's timer tick must not arrive
+    // through vectors the kernel never set up.
+    "mov al, 0xff",
+    "out 0x21, al",
+    "out 0xa1, al",
+    // Clear .bss (the loader zeroed it; do not rely on it).
+    "lea rdi, [rip + __bss_start]",
+    "lea rcx, [rip + __bss_end]",
+    "sub rcx, rdi",
+    "xor eax, eax",
+    "rep stosb",
+    // The boot tables, as the PVH stub builds them.
+    "lea rax, [rip + basalt_boot_pdpt]",
+    "or rax, 3",
+    "mov [rip + basalt_boot_pml4], rax",
+    "lea rsi, [rip + basalt_boot_pdpt]",
+    "lea rdx, [rip + basalt_boot_pd]",
+    "xor ecx, ecx",
+    "basalt_loader_pdpt_loop:",
+    "mov rax, rcx",
+    "shl rax, 12",
+    "add rax, rdx",
+    "or rax, 3",
+    "mov [rsi + rcx * 8], rax",
+    "inc ecx",
+    "cmp ecx, 4",
+    "jne basalt_loader_pdpt_loop",
+    "xor ecx, ecx",
+    "basalt_loader_pd_loop:",
+    "mov rax, rcx",
+    "shl rax, 21",
+    "or rax, 0x83",
+    "mov [rdx + rcx * 8], rax",
+    "inc ecx",
+    "cmp ecx, 2048",
+    "jne basalt_loader_pd_loop",
+    "lea rax, [rip + basalt_boot_pml4]",
+    "mov cr3, rax",
+    "lgdt [rip + basalt_boot_gdtr]",
+    "lea rsp, [rip + basalt_boot_stack_top]",
+    // Reload CS with our 64-bit code segment (far return: retfq).
+    "push 0x08",
+    "lea rax, [rip + basalt_loader_cs]",
+    "push rax",
+    ".byte 0x48, 0xcb",
+    "basalt_loader_cs:",
+    "mov ax, 0x10",
+    "mov ds, ax",
+    "mov es, ax",
+    "mov ss, ax",
+    "xor eax, eax",
+    "mov fs, ax",
+    "mov gs, ax",
+    "mov rdi, r12",
+    "xor ebp, ebp",
+    "call basalt_x86_64_loader_entry",
     "jmp basalt_boot_hang",
     ".popsection",
 );
@@ -277,6 +361,36 @@ unsafe fn parse_start_info(paddr: u64) -> BootInfo {
         }
     }
     info
+}
+
+/// The Rust entry from Basalt's UEFI loader, called by the loader stub on
+/// the boot stack with the boot tables loaded.
+#[unsafe(no_mangle)]
+extern "C" fn basalt_x86_64_loader_entry(handoff: u64) -> ! {
+    super::traps::init();
+    super::cpu::init();
+    let info = BOOT_INFO.call_once(|| {
+        let mut info = BootInfo::new("UEFI");
+        if handoff >= 4 << 30 {
+            info.boot_error = Some("the loader's handoff record lies above 4 GiB");
+        } else {
+            // SAFETY: the record the loader passed in rdi, below 4 GiB where
+            // the boot tables map it (checked), left intact by the loader.
+            unsafe { crate::handoff::read(handoff, &mut info) };
+        }
+        // The image is where it was linked, whatever the record says.
+        let (ks, ke) = (
+            (&raw const __kernel_start) as u64,
+            (&raw const __kernel_end) as u64,
+        );
+        info.kernel_image = PhysRange {
+            start: ks,
+            len: ke - ks,
+        };
+        info
+    });
+    // SAFETY: the kernel defines this symbol; it is called once, here.
+    unsafe { basalt_kernel_main(info) }
 }
 
 /// The 64-bit Rust entry, called by the boot stub on the boot stack.

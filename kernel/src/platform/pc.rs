@@ -39,6 +39,12 @@ pub fn complete_boot_info(info: &'static BootInfo) -> Result<&'static BootInfo, 
     Ok(info)
 }
 
+/// Writes to the shared console (COM1) without locks (fault and panic
+/// reports, the status marker).
+pub fn emergency_console_write(bytes: &[u8]) {
+    uart::emergency_write(uart::COM1, bytes);
+}
+
 /// Probes COM1 (stdout, stdin) and COM2 (stderr).
 pub fn consoles() -> [Option<Console>; 2] {
     [PortUart::probe(uart::COM1), PortUart::probe(uart::COM2)]

@@ -145,6 +145,16 @@ pub fn complete_boot_info(info: &'static BootInfo) -> Result<&'static BootInfo, 
         unsafe { core::slice::from_raw_parts(dtb as *const u8, size as usize) };
     let fdt = Fdt::new(blob).map_err(BootInfoError::Fdt)?;
     let mut out = info.clone();
+    // A UEFI loader's memory map is the truth (the firmware's own
+    // reservations are in it, not in the tree's `/memory`); the tree it
+    // passes on lies in firmware memory that map may call free.
+    let firmware_map = !out.regions().is_empty();
+    if firmware_map {
+        out.carve_out(PhysRange {
+            start: dtb,
+            len: size,
+        });
+    }
     let mut machine = Machine::default();
     let mut holes = [PhysRange::default(); 16];
     holes[0] = PhysRange {
@@ -166,12 +176,20 @@ pub fn complete_boot_info(info: &'static BootInfo) -> Result<&'static BootInfo, 
             continue;
         }
         if node.string("device_type") == Some(b"memory") {
+            if firmware_map {
+                continue;
+            }
             for (start, len) in node.reg() {
                 push_usable(&mut out, PhysRange { start, len }, &holes[..nholes]);
             }
         } else if node.depth == 1 && node.base_name() == b"chosen" {
-            if let Some(args) = node.string("bootargs") {
+            if let Some(args) = node.string("bootargs")
+                && info.cmdline.is_empty()
+            {
                 out.cmdline = args;
+            }
+            if info.initrd.is_some() {
+                continue;
             }
             if let (Some(s), Some(e)) = (
                 node.number("linux,initrd-start"),
@@ -312,6 +330,15 @@ fn uart(i: usize) -> Option<Pl011> {
     // SAFETY: a PL011 the device tree names, below 1 GiB (device memory
     // in the identity map); only the console statics drive it.
     unsafe { Pl011::new(base) }.ok()
+}
+
+/// Writes to the shared console (the first PL011) without locks: a second
+/// handle on the same registers, used only for reports that may interrupt
+/// the first's user.
+pub fn emergency_console_write(bytes: &[u8]) {
+    if let Some(mut port) = uart(0) {
+        port.write_bytes(bytes);
+    }
 }
 
 /// The first PL011 (stdout, stdin) and the second (stderr).

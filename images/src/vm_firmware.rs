@@ -1,0 +1,258 @@
+//! Booting through UEFI firmware in QEMU: OVMF on x86-64 `q35`, AAVMF on
+//! AArch64 `virt` (device tree only, `acpi=off`), from a disk image on a
+//! virtio-blk disk or over the network (PXE: QEMU's user network serves
+//! the self-contained EFI executable by TFTP). The guest has one console
+//! (`docs/guest-protocol.md`, "One console"); [`crate::console::Demux`]
+//! splits it back into stdout, stderr and the kernel log.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixListener;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::CliError;
+use crate::console::{Demux, Piece};
+use crate::guest::GuestArch;
+use crate::vm::{
+    self, Accel, FirmwareBoot, LogState, RunDir, VmIo, VmOptions, VmReport, frame_stdin,
+};
+
+/// The file name the TFTP server offers for netboot.
+const PXE_BOOTFILE: &str = "basalt.efi";
+
+/// The QEMU command line for a firmware boot; `dir` holds the disk image
+/// (`disk.raw`) or the TFTP root (`tftp/`), and the firmware's variable
+/// store (`vars.fd`).
+pub fn qemu_command(opts: &VmOptions, boot: FirmwareBoot, dir: &Path, console: &Path) -> Command {
+    let mut cmd = Command::new(vm::qemu_binary(opts.arch));
+    let (code, _) = vm::uefi_firmware(opts.arch);
+    let pci_card = |kind: &str| match opts.arch {
+        GuestArch::X86_64 => format!("virtio-{kind}-pci"),
+        GuestArch::Aarch64 => format!("virtio-{kind}-device"),
+    };
+    match opts.arch {
+        GuestArch::X86_64 => cmd.args(["-machine", "q35"]),
+        GuestArch::Aarch64 => cmd.args(["-machine", "virt,acpi=off"]),
+    };
+    cmd.args(["-accel", opts.accel.name()]);
+    match (&opts.cpu, opts.accel, opts.arch) {
+        (Some(model), _, _) => cmd.args(["-cpu", model]),
+        (None, Accel::Tcg, _) => cmd.args(["-cpu", "max"]),
+        (None, Accel::Kvm, GuestArch::X86_64) => cmd.args(["-cpu", "host,-arch-capabilities"]),
+        (None, Accel::Kvm, GuestArch::Aarch64) => cmd.args(["-cpu", "host"]),
+    };
+    cmd.arg("-m").arg(format!("{}M", opts.memory_mib));
+    cmd.args([
+        "-smp",
+        "1",
+        "-nodefaults",
+        "-no-user-config",
+        "-display",
+        "none",
+        "-no-reboot",
+    ]);
+    cmd.arg("-drive").arg(format!(
+        "if=pflash,format=raw,unit=0,readonly=on,file={code}"
+    ));
+    cmd.arg("-drive").arg(format!(
+        "if=pflash,format=raw,unit=1,file={}",
+        dir.join("vars.fd").display()
+    ));
+    if opts.arch == GuestArch::Aarch64 {
+        cmd.args(["-global", "virtio-mmio.force-legacy=false"]);
+    }
+    match boot {
+        FirmwareBoot::UefiDisk => {
+            // snapshot=on: the firmware may write to the disk (boot
+            // variables, logs); the image on the host stays as built.
+            cmd.arg("-drive").arg(format!(
+                "if=none,id=disk0,format=raw,snapshot=on,file={}",
+                dir.join("disk.raw").display()
+            ));
+            cmd.arg("-device")
+                .arg(format!("{},drive=disk0,bootindex=1", pci_card("blk")));
+        }
+        FirmwareBoot::UefiPxe => {}
+    }
+    cmd.arg("-chardev")
+        .arg(format!("socket,id=com1,path={}", console.display()));
+    cmd.args(["-serial", "chardev:com1"]);
+    if opts.virtio_rng {
+        cmd.args(["-device", &pci_card("rng")]);
+    }
+    vm::share_args(&mut cmd, &opts.shares, &pci_card("9p"));
+    let mut net = opts.network.clone();
+    if boot == FirmwareBoot::UefiPxe {
+        // The card the firmware netboots from; the kernel uses it after.
+        net.get_or_insert_with(Default::default);
+    }
+    if let Some(net) = &net {
+        let extra = (boot == FirmwareBoot::UefiPxe).then(|| {
+            format!(
+                ",tftp={},bootfile={PXE_BOOTFILE}",
+                dir.join("tftp").display()
+            )
+        });
+        vm::network_args_with(&mut cmd, net, &pci_card("net"), extra.as_deref(), true);
+    }
+    if let Some(ifname) = &opts.network_tap {
+        vm::tap_args(&mut cmd, ifname, &pci_card("net"));
+    }
+    cmd.args(&opts.extra_qemu_args);
+    cmd
+}
+
+/// Boots `media` (the raw disk image, or for netboot the self-contained
+/// EFI executable) through UEFI firmware and relays the one console until
+/// the VM ends.
+pub fn boot(
+    opts: &VmOptions,
+    boot: FirmwareBoot,
+    media: &[u8],
+    io: VmIo,
+) -> Result<VmReport, CliError> {
+    let dir = RunDir::new()?;
+    let io_err = |p: &Path, e: std::io::Error| CliError::Io(format!("{}: {e}", p.display()));
+    let media_path = match boot {
+        FirmwareBoot::UefiDisk => dir.0.join("disk.raw"),
+        FirmwareBoot::UefiPxe => {
+            let tftp = dir.0.join("tftp");
+            std::fs::create_dir(&tftp).map_err(|e| io_err(&tftp, e))?;
+            tftp.join(PXE_BOOTFILE)
+        }
+    };
+    std::fs::write(&media_path, media).map_err(|e| io_err(&media_path, e))?;
+    let (_, vars) = vm::uefi_firmware(opts.arch);
+    let vars_copy = dir.0.join("vars.fd");
+    std::fs::copy(vars, &vars_copy).map_err(|e| {
+        CliError::Qemu(format!(
+            "cannot copy the UEFI variable store {vars}: {e} (run scripts/setup.sh to install {})",
+            match opts.arch {
+                GuestArch::X86_64 => "ovmf",
+                GuestArch::Aarch64 => "qemu-efi-aarch64",
+            }
+        ))
+    })?;
+    let socket = dir.0.join("console");
+    let listener = UnixListener::bind(&socket).map_err(|e| io_err(&socket, e))?;
+    let mut cmd = qemu_command(opts, boot, &dir.0, &socket);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let start = Instant::now();
+    let mut child = cmd.spawn().map_err(|e| {
+        CliError::Qemu(format!(
+            "cannot start {}: {e} (run scripts/setup.sh to install QEMU)",
+            vm::qemu_binary(opts.arch)
+        ))
+    })?;
+    let done = Arc::new(Mutex::new(false));
+    let mut qemu_err = child.stderr.take();
+    let qemu_err_thread = std::thread::spawn(move || {
+        let mut s = String::new();
+        if let Some(e) = qemu_err.as_mut() {
+            let _ = e.read_to_string(&mut s);
+        }
+        s
+    });
+    let log = Arc::new(Mutex::new(LogState::default()));
+    let VmIo {
+        stdin,
+        mut stdout,
+        mut stderr,
+    } = io;
+    let (d, log2, verbose) = (done.clone(), log.clone(), opts.verbose);
+    let console = std::thread::spawn(move || {
+        let Some(mut stream) = vm::accept_one(listener, d) else {
+            return;
+        };
+        let started = Arc::new(AtomicBool::new(false));
+        if let Ok(mut writer) = stream.try_clone() {
+            let started = started.clone();
+            // stdin waits for the kernel: until then the firmware reads the
+            // console, and would take the bytes as key presses.
+            std::thread::spawn(move || {
+                while !started.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                let mut framed = Vec::new();
+                if let Some(mut input) = stdin {
+                    let mut buf = [0u8; 4096];
+                    loop {
+                        match input.read(&mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => {
+                                framed.clear();
+                                frame_stdin(&buf[..n], &mut framed);
+                                if writer.write_all(&framed).is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                    }
+                }
+                let _ = writer.write_all(&[0xff, 0x01]);
+            });
+        }
+        let mut demux = Demux::new();
+        let (mut firmware_line, mut log_line) = (Vec::new(), Vec::new());
+        let mut buf = [0u8; 8192];
+        loop {
+            let n = match stream.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            demux.feed(&buf[..n], &mut |piece| match piece {
+                Piece::Stdout(b) => {
+                    let _ = stdout.write_all(b);
+                    let _ = stdout.flush();
+                }
+                Piece::Stderr(b) => {
+                    let _ = stderr.write_all(b);
+                    let _ = stderr.flush();
+                }
+                Piece::Firmware(b) => firmware_line.extend_from_slice(b),
+                Piece::Log(b) => log_line.extend_from_slice(b),
+            });
+            started.store(demux.started(), Ordering::Relaxed);
+            let Ok(mut st) = log2.lock() else { break };
+            for (text, prefix) in [(&mut firmware_line, "[firmware] "), (&mut log_line, "")] {
+                while let Some(end) = text.iter().position(|b| *b == b'\n') {
+                    let line: Vec<u8> = text.drain(..=end).collect();
+                    let line = String::from_utf8_lossy(&line);
+                    let line = line.trim_end_matches(['\n', '\r']);
+                    if prefix.is_empty() {
+                        st.push_line(line.to_string(), start, verbose);
+                    } else {
+                        // Firmware text is kept for failure reports, not
+                        // timed: the kernel's first line is.
+                        let clean: String = line.chars().filter(|c| !c.is_control()).collect();
+                        if verbose && !clean.trim().is_empty() {
+                            eprintln!("basalt: firmware: {clean}");
+                        }
+                        st.lines.push(format!("{prefix}{clean}"));
+                    }
+                }
+            }
+        }
+    });
+    let (qemu_status, timed_out, stopped_after_status) =
+        vm::wait_for_vm(&mut child, &log, opts, start)?;
+    let total = start.elapsed();
+    if let Ok(mut d) = done.lock() {
+        *d = true;
+    }
+    let _ = console.join();
+    let qemu_stderr = qemu_err_thread.join().unwrap_or_default();
+    vm::report(
+        &log,
+        qemu_stderr,
+        qemu_status,
+        timed_out,
+        stopped_after_status,
+        total,
+    )
+}
