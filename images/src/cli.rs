@@ -42,7 +42,10 @@ options:
                         and configured by you) with the guest at A.B.C.D/N
   --memory MIB          guest RAM (default 1024)
   --arch ARCH           guest ISA: x86_64 (default) or aarch64 (QEMU virt, TCG)
-  --machine MODEL       QEMU machine for x86_64: q35 (default), pc or microvm
+  --machine MODEL       QEMU machine for x86_64: q35 (default), pc, microvm, or
+                        firecracker (Firecracker's machine on microvm: no ACPI,
+                        virtio-mmio on the command line, one console, i8042
+                        reset)
   --accel auto|tcg|kvm  accelerator (default auto: KVM after a probe boot passes)
   --cpu MODEL           QEMU CPU model instead of max (TCG) / host (KVM), e.g.
                         cortex-a57; older models than max want --jit
@@ -195,6 +198,7 @@ pub fn parse_run(args: Vec<OsString>) -> Result<RunCommand, CliError> {
                 "q35" => opts.machine = Machine::Q35,
                 "pc" => opts.machine = Machine::Pc,
                 "microvm" => opts.machine = Machine::Microvm,
+                "firecracker" => opts.machine = Machine::Firecracker,
                 other => return Err(usage(format!("unknown --machine `{other}`"))),
             },
             "--accel" => match value(&mut it, flag)?.as_str() {

@@ -20,7 +20,7 @@ pub mod share;
 pub mod spec_batch;
 pub mod symbols;
 pub mod vm;
-pub mod vm_firmware;
+pub mod vm_console;
 pub mod wast;
 
 use std::fmt;

@@ -221,7 +221,7 @@ pub fn run_vm(opts: &RunOptions, io: VmIo) -> Result<VmReport, CliError> {
             FirmwareBoot::UefiDisk => crate::image::raw_disk(&parts)?,
             FirmwareBoot::UefiPxe => crate::image::efi_executable(&parts)?,
         };
-        let report = crate::vm_firmware::boot(&vm_opts, boot, &media, io)?;
+        let report = crate::vm_console::boot_firmware(&vm_opts, boot, &media, io)?;
         report_timeline(opts, &report);
         return Ok(report);
     }

@@ -27,6 +27,10 @@ pub enum Machine {
     Pc,
     /// QEMU's minimal `microvm` (Firecracker-like: no PCI, no firmware tables needed)
     Microvm,
+    /// Firecracker's x86-64 machine reproduced on `microvm`: no ACPI,
+    /// virtio-mmio named on the command line, COM1 alone (one console),
+    /// leaving by an i8042 reset
+    Firecracker,
 }
 
 /// How the guest CPU is run.
@@ -422,7 +426,7 @@ pub fn qemu_command(opts: &VmOptions, bundle: &Path, sockets: &[PathBuf; 3]) -> 
         Machine::Pc => "pc",
         // microvm's built-in serial port would take COM1 alone: all three
         // ports are added explicitly below instead.
-        Machine::Microvm => "microvm,isa-serial=off",
+        Machine::Microvm | Machine::Firecracker => "microvm,isa-serial=off",
     };
     cmd.args(["-machine", machine, "-accel", opts.accel.name()]);
     match (&opts.cpu, opts.accel) {
@@ -448,7 +452,7 @@ pub fn qemu_command(opts: &VmOptions, bundle: &Path, sockets: &[PathBuf; 3]) -> 
     // PCI (transitional, which the kernel drives through its modern
     // interface).
     match opts.machine {
-        Machine::Microvm => {
+        Machine::Microvm | Machine::Firecracker => {
             cmd.args(["-global", "virtio-mmio.force-legacy=false"]);
             if opts.virtio_rng {
                 cmd.args(["-device", "virtio-rng-device"]);
@@ -461,20 +465,20 @@ pub fn qemu_command(opts: &VmOptions, bundle: &Path, sockets: &[PathBuf; 3]) -> 
         }
     }
     let share_device = match opts.machine {
-        Machine::Microvm => "virtio-9p-device",
+        Machine::Microvm | Machine::Firecracker => "virtio-9p-device",
         Machine::Q35 | Machine::Pc => "virtio-9p-pci",
     };
     share_args(&mut cmd, &opts.shares, share_device);
     if let Some(net) = &opts.network {
         let card = match opts.machine {
-            Machine::Microvm => "virtio-net-device",
+            Machine::Microvm | Machine::Firecracker => "virtio-net-device",
             Machine::Q35 | Machine::Pc => "virtio-net-pci",
         };
         network_args(&mut cmd, net, card);
     }
     if let Some(ifname) = &opts.network_tap {
         let card = match opts.machine {
-            Machine::Microvm => "virtio-net-device",
+            Machine::Microvm | Machine::Firecracker => "virtio-net-device",
             Machine::Q35 | Machine::Pc => "virtio-net-pci",
         };
         tap_args(&mut cmd, ifname, card);
@@ -598,6 +602,9 @@ pub(crate) struct LogState {
 
 /// Boots `bundle` and relays the streams until the VM ends.
 pub fn boot(opts: &VmOptions, bundle: &[u8], io: VmIo) -> Result<VmReport, CliError> {
+    if opts.arch == GuestArch::X86_64 && opts.machine == Machine::Firecracker {
+        return crate::vm_console::boot_firecracker(opts, bundle, io);
+    }
     let dir = RunDir::new()?;
     let bundle_path = dir.0.join("bundle.tar");
     std::fs::write(&bundle_path, bundle)

@@ -73,12 +73,16 @@ static AT_LINE_START: AtomicBool = AtomicBool::new(true);
 static LAST_WAS_LOG: AtomicBool = AtomicBool::new(true);
 
 /// Probes and initialises the channels. Absent ones are skipped (their
-/// output is dropped), e.g. COM2/COM3 on a microvm without extra
-/// `isa-serial` devices. On a shared console the kernel announces itself
-/// with the start line.
+/// output is dropped), e.g. COM2 on a machine with COM1 and COM3 only.
+/// Under firmware, or when the first console is the only channel, the
+/// console is shared, and the kernel announces itself with the start line.
 pub fn init(info: &basalt_arch::BootInfo) {
     let [out, err] = platform::consoles();
-    if info.shared_console {
+    let log = platform::log_channel();
+    // A machine with one serial port and no log channel (Firecracker) is
+    // a shared console too, whatever booted it.
+    let single_port = out.is_some() && err.is_none() && log.is_none();
+    if info.shared_console || single_port {
         let words = || info.cmdline.split(|b| b.is_ascii_whitespace());
         let mode = if words().any(|w| w == b"basalt.console=framed") {
             ConsoleMode::Framed
@@ -97,7 +101,7 @@ pub fn init(info: &basalt_arch::BootInfo) {
     }
     *STDOUT.lock() = out;
     *STDERR.lock() = err;
-    *KLOG.lock() = platform::log_channel();
+    *KLOG.lock() = log;
 }
 
 /// Which channels have a device (stdout, stderr, log).

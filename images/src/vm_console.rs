@@ -1,9 +1,13 @@
-//! Booting through UEFI firmware in QEMU: OVMF on x86-64 `q35`, AAVMF on
-//! AArch64 `virt` (device tree only, `acpi=off`), from a disk image on a
-//! virtio-blk disk or over the network (PXE: QEMU's user network serves
-//! the self-contained EFI executable by TFTP). The guest has one console
-//! (`docs/guest-protocol.md`, "One console"); [`crate::console::Demux`]
-//! splits it back into stdout, stderr and the kernel log.
+//! Booting machines with one console (`docs/guest-protocol.md`, "One
+//! console"), whose stream [`crate::console::Demux`] splits back into
+//! stdout, stderr and the kernel log:
+//! - through UEFI firmware: OVMF on x86-64 `q35`, AAVMF on AArch64 `virt`
+//!   (device tree only, `acpi=off`), from a disk image on a virtio-blk
+//!   disk or over the network (PXE: QEMU's user network serves the
+//!   self-contained EFI executable by TFTP);
+//! - the x86-64 Firecracker machine reproduced on QEMU's `microvm`: no
+//!   ACPI, virtio-mmio devices named on the kernel command line, COM1
+//!   alone, an i8042 whose reset ends the VM.
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixListener;
@@ -26,7 +30,12 @@ const PXE_BOOTFILE: &str = "basalt.efi";
 /// The QEMU command line for a firmware boot; `dir` holds the disk image
 /// (`disk.raw`) or the TFTP root (`tftp/`), and the firmware's variable
 /// store (`vars.fd`).
-pub fn qemu_command(opts: &VmOptions, boot: FirmwareBoot, dir: &Path, console: &Path) -> Command {
+pub fn firmware_command(
+    opts: &VmOptions,
+    boot: FirmwareBoot,
+    dir: &Path,
+    console: &Path,
+) -> Command {
     let mut cmd = Command::new(vm::qemu_binary(opts.arch));
     let (code, _) = vm::uefi_firmware(opts.arch);
     let pci_card = |kind: &str| match opts.arch {
@@ -105,10 +114,84 @@ pub fn qemu_command(opts: &VmOptions, boot: FirmwareBoot, dir: &Path, console: &
     cmd
 }
 
+/// The QEMU command line of the x86-64 Firecracker shape: `microvm`
+/// without ACPI (so QEMU names the virtio-mmio transports on the kernel
+/// command line, as Firecracker does), without a CMOS RTC, with the PVH
+/// kernel, COM1 alone and an i8042, whose reset ends the VM
+/// (`-no-reboot`); no exit device.
+pub fn firecracker_command(opts: &VmOptions, bundle: &Path, console: &Path) -> Command {
+    let mut cmd = Command::new(vm::qemu_binary(opts.arch));
+    cmd.args([
+        "-machine",
+        "microvm,acpi=off,rtc=off,isa-serial=off",
+        "-accel",
+        opts.accel.name(),
+    ]);
+    match (&opts.cpu, opts.accel) {
+        (Some(model), _) => cmd.args(["-cpu", model]),
+        (None, Accel::Tcg) => cmd.args(["-cpu", "max"]),
+        (None, Accel::Kvm) => cmd.args(["-cpu", "host,-arch-capabilities"]),
+    };
+    cmd.arg("-m").arg(format!("{}M", opts.memory_mib));
+    cmd.args([
+        "-smp",
+        "1",
+        "-nodefaults",
+        "-no-user-config",
+        "-display",
+        "none",
+        "-no-reboot",
+        "-device",
+        "i8042",
+        "-global",
+        "virtio-mmio.force-legacy=false",
+    ]);
+    if opts.virtio_rng {
+        cmd.args(["-device", "virtio-rng-device"]);
+    }
+    vm::share_args(&mut cmd, &opts.shares, "virtio-9p-device");
+    if let Some(net) = &opts.network {
+        vm::network_args_with(&mut cmd, net, "virtio-net-device", None, false);
+    }
+    if let Some(ifname) = &opts.network_tap {
+        vm::tap_args(&mut cmd, ifname, "virtio-net-device");
+    }
+    cmd.arg("-kernel")
+        .arg(&opts.kernel)
+        .arg("-initrd")
+        .arg(bundle);
+    let line = match &opts.kernel_cmdline {
+        Some(line) => format!("basalt.console=framed {line}"),
+        None => "basalt.console=framed".to_string(),
+    };
+    cmd.arg("-append").arg(line);
+    cmd.arg("-chardev")
+        .arg(format!("socket,id=com1,path={}", console.display()));
+    cmd.args([
+        "-device",
+        "isa-serial,chardev=com1,iobase=0x3f8,irq=4,index=0",
+    ]);
+    cmd.args(&opts.extra_qemu_args);
+    cmd
+}
+
+/// Boots `bundle` on the x86-64 Firecracker shape and relays its one
+/// console until the VM ends.
+pub fn boot_firecracker(opts: &VmOptions, bundle: &[u8], io: VmIo) -> Result<VmReport, CliError> {
+    let dir = RunDir::new()?;
+    let path = dir.0.join("bundle.tar");
+    std::fs::write(&path, bundle).map_err(|e| CliError::Io(format!("{}: {e}", path.display())))?;
+    let socket = dir.0.join("console");
+    let listener = UnixListener::bind(&socket)
+        .map_err(|e| CliError::Io(format!("{}: {e}", socket.display())))?;
+    let cmd = firecracker_command(opts, &path, &socket);
+    relay(opts, cmd, listener, io)
+}
+
 /// Boots `media` (the raw disk image, or for netboot the self-contained
 /// EFI executable) through UEFI firmware and relays the one console until
 /// the VM ends.
-pub fn boot(
+pub fn boot_firmware(
     opts: &VmOptions,
     boot: FirmwareBoot,
     media: &[u8],
@@ -138,7 +221,18 @@ pub fn boot(
     })?;
     let socket = dir.0.join("console");
     let listener = UnixListener::bind(&socket).map_err(|e| io_err(&socket, e))?;
-    let mut cmd = qemu_command(opts, boot, &dir.0, &socket);
+    let cmd = firmware_command(opts, boot, &dir.0, &socket);
+    relay(opts, cmd, listener, io)
+}
+
+/// Starts QEMU with `cmd`, whose one console connects to `listener`, and
+/// relays the console's streams until the VM ends.
+fn relay(
+    opts: &VmOptions,
+    mut cmd: Command,
+    listener: UnixListener,
+    io: VmIo,
+) -> Result<VmReport, CliError> {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());

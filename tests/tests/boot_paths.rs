@@ -1,0 +1,97 @@
+//! Every way Basalt boots besides QEMU's `-kernel` on its default machines
+//! (`docs/guest-protocol.md`, "One console" and "Basalt's UEFI loader"):
+//! UEFI firmware from a disk image and over the network, and the machine
+//! shapes of other VMMs reproduced in QEMU. Each path boots the hello
+//! example and a `--dir` example once and checks their output, stderr and
+//! exit code, read back through the one console these machines have.
+
+use std::path::PathBuf;
+
+use basalt::guest::GuestArch;
+use basalt::run::{DirMode, RunOptions};
+use basalt::vm::{FirmwareBoot, Machine};
+use basalt_tests::wasi_suite::Scratch;
+use basalt_tests::{Outcome, boot, example};
+
+/// Boots `hello`, then `ls` over a `--dir` share (`mode`), on `opts`'s
+/// machine, and checks both.
+fn hello_and_a_share(name: &str, base: RunOptions, mode: DirMode) -> (Outcome, Outcome) {
+    let mut opts = base.clone();
+    opts.wasm = example("hello");
+    let hello = boot(opts, b"");
+    hello.assert_exit(0);
+    assert_eq!(
+        hello.stdout_text(),
+        "Hello from Basalt!\n",
+        "{}",
+        hello.describe()
+    );
+    assert_eq!(hello.stderr_text(), "", "{}", hello.describe());
+
+    let scratch = Scratch::new(&format!("boot-path-{name}")).expect("scratch");
+    let data: PathBuf = scratch.0.join("data");
+    std::fs::create_dir_all(data.join("sub")).expect("mkdir");
+    std::fs::write(data.join("hello.txt"), "hello from the host\n").expect("write");
+    let mut opts = base;
+    opts.wasm = example("ls");
+    opts.dir_mode = mode;
+    opts.dirs = vec![(data.clone(), "/data".into())];
+    opts.args = vec![b"/data".to_vec(), b"/data/hello.txt".to_vec()];
+    let ls = boot(opts, b"");
+    ls.assert_exit(0);
+    assert_eq!(
+        ls.stdout_text(),
+        "hello.txt 20\nsub/\nhello from the host\nwrote 21 bytes to /data/hello.txt.new\n",
+        "{}",
+        ls.describe()
+    );
+    (hello, ls)
+}
+
+/// The log line the kernel wrote as it powered the machine off.
+fn assert_log_has(out: &Outcome, needle: &str) {
+    assert!(
+        out.report.log_text().contains(needle),
+        "the kernel log lacks `{needle}`\n{}",
+        out.describe()
+    );
+}
+
+#[test]
+fn x86_64_firecracker_shape() {
+    let mut opts = RunOptions::new("");
+    opts.machine = Machine::Firecracker;
+    let (hello, ls) = hello_and_a_share("firecracker-x86_64", opts, DirMode::Copy);
+    for out in [&hello, &ls] {
+        // No debug-exit device, no ACPI: the keyboard controller's reset
+        // ends the VM, and QEMU (-no-reboot) exits by itself.
+        assert_log_has(out, "power: resetting through the keyboard controller");
+        assert_eq!(out.report.qemu_exit, Some(0), "{}", out.describe());
+        assert_log_has(out, "virtio-mmio: entropy");
+    }
+}
+
+#[test]
+fn x86_64_uefi_disk_image() {
+    let mut opts = RunOptions::new("");
+    opts.firmware = Some(FirmwareBoot::UefiDisk);
+    let (hello, ls) = hello_and_a_share("uefi-x86_64", opts, DirMode::Live);
+    for out in [&hello, &ls] {
+        assert_log_has(out, "booting via UEFI");
+        assert_log_has(out, "power: powering off via ACPI S5");
+        assert_eq!(out.report.qemu_exit, Some(0), "{}", out.describe());
+    }
+}
+
+#[test]
+fn aarch64_uefi_disk_image_device_tree() {
+    let mut opts = RunOptions::new("");
+    opts.arch = GuestArch::Aarch64;
+    opts.firmware = Some(FirmwareBoot::UefiDisk);
+    let (hello, ls) = hello_and_a_share("uefi-aarch64-dt", opts, DirMode::Live);
+    for out in [&hello, &ls] {
+        assert_log_has(out, "booting via UEFI");
+        assert_log_has(out, "power: powering off via PSCI SYSTEM_OFF");
+        assert_eq!(out.report.qemu_exit, Some(0), "{}", out.describe());
+    }
+}
