@@ -3,11 +3,42 @@
 //! pull the `\_S5_` sleep type out of the DSDT's AML. The same walk finds
 //! the virtio-mmio devices a DSDT describes (QEMU `microvm`).
 //!
+//! For Arm servers booted by UEFI with ACPI only (no device tree) the
+//! submodules read what the kernel needs to come up: the GIC from the MADT
+//! ([`read_madt_gic`]), the generic timer's interrupts from the GTDT
+//! ([`read_gtdt`]), the console from the SPCR ([`read_spcr`]), PCIe ECAM
+//! windows from the MCFG ([`read_mcfg`]), the PSCI conduit from the FADT
+//! ([`Fadt::psci`]), and the PCI host bridge's windows from the DSDT
+//! ([`find_pci_host_bridge`]); [`find_arm_platform`] gathers them in one
+//! walk.
+//!
 //! Everything here is plain parsing over a [`PhysMemory`]: no port I/O and
 //! no assumptions about how physical memory is reached, so it runs (and is
-//! tested) on the host. The register writes belong to the caller.
+//! tested) on the host. The register writes belong to the caller. Nothing
+//! allocates; every length and count comes from firmware and is checked
+//! against the table that holds it.
 
 use core::fmt;
+
+mod arm;
+mod gtdt;
+mod madt;
+mod mcfg;
+mod pci_host;
+mod spcr;
+
+pub use arm::{ArmPlatform, MAX_ECAM_WINDOWS, find_arm_platform};
+pub use gtdt::{Gtdt, TimerInterrupt, read_gtdt};
+pub use madt::{
+    Gic, GicCpuInterface, GicDistributor, GicIts, GicMsiFrame, GicRedistributor, GicVersion,
+    madt_gic_cpus, madt_gic_its, madt_gic_msi_frames, madt_gic_redistributors, read_madt_gic,
+};
+pub use mcfg::{EcamWindow, read_mcfg};
+pub use pci_host::{
+    MAX_PCI_WINDOWS, PciHostBridge, PciWindow, PciWindowKind, find_pci_host_bridge,
+    parse_pci_host_resources,
+};
+pub use spcr::{Spcr, SpcrPci, UartKind, read_spcr};
 
 /// Read access to physical memory.
 pub trait PhysMemory {
@@ -56,6 +87,16 @@ pub enum AcpiError {
     NoS5,
     /// the `_S5_` package's first two elements are not integers
     BadS5,
+    /// a structure inside a table (a MADT entry, an MCFG window) has an
+    /// impossible length or contents, or runs past the table's end
+    BadEntry {
+        /// the table that holds it
+        what: &'static str,
+        /// the structure's physical address
+        addr: u64,
+    },
+    /// the MADT describes no GIC distributor
+    NoGicDistributor,
 }
 
 impl fmt::Display for AcpiError {
@@ -81,6 +122,10 @@ impl fmt::Display for AcpiError {
             }
             AcpiError::NoS5 => f.write_str("no \\_S5_ object in the DSDT"),
             AcpiError::BadS5 => f.write_str("the \\_S5_ package does not start with two integers"),
+            AcpiError::BadEntry { what, addr } => {
+                write!(f, "malformed {what} entry at {addr:#x}")
+            }
+            AcpiError::NoGicDistributor => f.write_str("the MADT describes no GIC distributor"),
         }
     }
 }
@@ -168,6 +213,10 @@ fn le32(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
 
+fn le16(b: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes([b[at], b[at + 1]])
+}
+
 fn le64(b: &[u8], at: usize) -> u64 {
     u64::from(le32(b, at)) | (u64::from(le32(b, at + 4)) << 32)
 }
@@ -221,6 +270,28 @@ fn check_table(
         return Err(AcpiError::BadChecksum { what, addr });
     }
     Ok(len)
+}
+
+/// Reads the start of a validated table (`len` bytes at `addr`) into
+/// `buf`: `min(len, buf.len())` bytes. A table shorter than `min` is
+/// refused.
+fn read_table<'a>(
+    mem: &dyn PhysMemory,
+    what: &'static str,
+    addr: u64,
+    len: u32,
+    min: usize,
+    buf: &'a mut [u8],
+) -> Result<&'a [u8], AcpiError> {
+    let n = (len as usize).min(buf.len());
+    if (len as usize) < min || n < min {
+        return Err(AcpiError::BadTable { what, addr });
+    }
+    let b = &mut buf[..n];
+    if !mem.read(addr, b) {
+        return Err(AcpiError::Unreadable { what, addr });
+    }
+    Ok(b)
 }
 
 /// A validated RSDP: where the root table is.
@@ -355,6 +426,40 @@ pub struct Fadt {
     pub hardware_reduced: bool,
     /// SLEEP_CONTROL_REG (ACPI 5.0 and later)
     pub sleep_control: Option<Register>,
+    /// the table's revision (major version) and FADT minor version
+    /// (ACPI 5.1 and later; 0 before)
+    pub version: (u8, u8),
+    /// `ARM_BOOT_ARCH` (ACPI 5.1 and later; 0 before): bit 0 PSCI
+    /// compliant, bit 1 PSCI uses HVC rather than SMC
+    pub arm_boot_arch: u16,
+}
+
+/// How PSCI calls reach the firmware.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PsciConduit {
+    /// `smc #0`: the secure monitor (EL3) implements PSCI
+    Smc,
+    /// `hvc #0`: the hypervisor (EL2) implements PSCI
+    Hvc,
+}
+
+/// `ARM_BOOT_ARCH` bit 0: PSCI is implemented.
+pub const ARM_PSCI_COMPLIANT: u16 = 1;
+/// `ARM_BOOT_ARCH` bit 1: PSCI is called with HVC instead of SMC.
+pub const ARM_PSCI_USE_HVC: u16 = 1 << 1;
+
+impl Fadt {
+    /// The PSCI conduit `ARM_BOOT_ARCH` names, or `None` when the firmware
+    /// does not say it implements PSCI.
+    pub fn psci(&self) -> Option<PsciConduit> {
+        if self.arm_boot_arch & ARM_PSCI_COMPLIANT == 0 {
+            None
+        } else if self.arm_boot_arch & ARM_PSCI_USE_HVC != 0 {
+            Some(PsciConduit::Hvc)
+        } else {
+            Some(PsciConduit::Smc)
+        }
+    }
 }
 
 /// Reads a generic address structure at `at` of the FADT.
@@ -417,6 +522,8 @@ pub fn read_fadt(mem: &dyn PhysMemory, addr: u64, len: u32) -> Result<Fadt, Acpi
         pm1b_control,
         hardware_reduced: le32(f, 112) & (1 << 20) != 0,
         sleep_control: gas(f, 244)?,
+        version: (f[8], f.get(131).copied().unwrap_or(0)),
+        arm_boot_arch: if f.len() >= 131 { le16(f, 129) } else { 0 },
     })
 }
 
@@ -780,5 +887,7 @@ pub fn find_io_apics(
     Ok(parse_madt_io_apics(&body[..count], out))
 }
 
+#[cfg(test)]
+mod arm_tests;
 #[cfg(test)]
 mod tests;

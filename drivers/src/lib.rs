@@ -1,5 +1,5 @@
 //! Device drivers behind small traits: UARTs, RTCs, exit devices, timers,
-//! the device-tree reader, PCI configuration space and enumeration,
+//! the device-tree and ACPI readers, PCI configuration space and enumeration,
 //! virtio (the virtio-mmio and virtio-PCI transports, split virtqueues,
 //! virtio-rng, virtio-9p) and the 9P2000.L client that runs over it.
 //!

@@ -5,10 +5,10 @@ use std::vec::Vec;
 
 /// Physical memory made of a few byte regions.
 #[derive(Default)]
-struct Mem(Vec<(u64, Vec<u8>)>);
+pub(super) struct Mem(pub(super) Vec<(u64, Vec<u8>)>);
 
 impl Mem {
-    fn put(&mut self, addr: u64, bytes: Vec<u8>) {
+    pub(super) fn put(&mut self, addr: u64, bytes: Vec<u8>) {
         self.0.push((addr, bytes));
     }
 }
@@ -27,14 +27,14 @@ impl PhysMemory for Mem {
     }
 }
 
-fn fix_checksum(bytes: &mut [u8], at: usize) {
+pub(super) fn fix_checksum(bytes: &mut [u8], at: usize) {
     bytes[at] = 0;
     let sum = bytes.iter().fold(0u8, |a, b| a.wrapping_add(*b));
     bytes[at] = 0u8.wrapping_sub(sum);
 }
 
 /// A table with a header, `body` after it and a correct checksum.
-fn table(sig: &[u8; 4], revision: u8, body: &[u8]) -> Vec<u8> {
+pub(super) fn table(sig: &[u8; 4], revision: u8, body: &[u8]) -> Vec<u8> {
     let mut t = Vec::new();
     t.extend_from_slice(sig);
     t.extend_from_slice(&((HEADER_LEN + body.len()) as u32).to_le_bytes());
@@ -61,7 +61,7 @@ fn rsdp_v1(rsdt: u32) -> Vec<u8> {
     r
 }
 
-fn rsdp_v2(rsdt: u32, xsdt: u64) -> Vec<u8> {
+pub(super) fn rsdp_v2(rsdt: u32, xsdt: u64) -> Vec<u8> {
     let mut r = rsdp_v1(rsdt);
     r[15] = 2;
     fix_checksum(&mut r, 8);
@@ -73,7 +73,7 @@ fn rsdp_v2(rsdt: u32, xsdt: u64) -> Vec<u8> {
 }
 
 /// A 244-byte FADT body (ACPI 5 layout) with the given fields.
-fn fadt_body(dsdt: u32, smi: u32, enable: u8, pm1a: u32, pm1b: u32) -> Vec<u8> {
+pub(super) fn fadt_body(dsdt: u32, smi: u32, enable: u8, pm1a: u32, pm1b: u32) -> Vec<u8> {
     let mut f = std::vec![0u8; 276 - HEADER_LEN];
     let at = |o: usize| o - HEADER_LEN;
     f[at(40)..at(44)].copy_from_slice(&dsdt.to_le_bytes());

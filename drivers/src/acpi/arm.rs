@@ -1,0 +1,93 @@
+//! Everything an Arm machine booted with ACPI alone (no device tree)
+//! tells the kernel, gathered in one walk from the RSDP.
+
+use super::{
+    AcpiError, EcamWindow, Fadt, Gic, Gtdt, PciHostBridge, PhysMemory, PsciConduit, Spcr,
+    find_pci_host_bridge, find_table, read_fadt, read_gtdt, read_madt_gic, read_mcfg, read_rsdp,
+    read_spcr,
+};
+
+/// How many ECAM windows [`ArmPlatform`] holds; more are left out.
+pub const MAX_ECAM_WINDOWS: usize = 8;
+
+/// The platform an Arm machine's ACPI tables describe. A field is `None`
+/// when its table is absent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArmPlatform {
+    /// the root table's address (the XSDT's, else the RSDT's)
+    pub root: u64,
+    /// the FADT (hardware-reduced flag, sleep control register, DSDT)
+    pub fadt: Option<Fadt>,
+    /// how to make PSCI calls (FADT `ARM_BOOT_ARCH`); `None` when the
+    /// FADT is absent or does not claim PSCI
+    pub psci: Option<PsciConduit>,
+    /// the GIC (MADT), with the first enabled CPU as the boot CPU
+    pub gic: Option<Gic>,
+    /// the generic timer's interrupts (GTDT)
+    pub timer: Option<Gtdt>,
+    /// the console UART (SPCR)
+    pub console: Option<Spcr>,
+    /// the PCIe ECAM windows (MCFG); the first `ecam_count` are valid
+    pub ecam: [EcamWindow; MAX_ECAM_WINDOWS],
+    /// how many entries of `ecam` are valid
+    pub ecam_count: usize,
+    /// the first PCI host bridge the DSDT describes with a static `_CRS`
+    /// (its windows for assigning BARs)
+    pub pci_host: Option<PciHostBridge>,
+}
+
+impl ArmPlatform {
+    /// The valid ECAM windows.
+    pub fn ecam_windows(&self) -> &[EcamWindow] {
+        &self.ecam[..self.ecam_count.min(MAX_ECAM_WINDOWS)]
+    }
+}
+
+/// Reads the platform from the ACPI tables under the RSDP at `rsdp_hint`
+/// (from the UEFI configuration table; Arm has no BIOS area to scan).
+///
+/// A table that is present but malformed is an error (firmware that
+/// lies about one table is not trusted about the platform); an absent
+/// table leaves its field `None`.
+pub fn find_arm_platform(
+    mem: &dyn PhysMemory,
+    rsdp_hint: Option<u64>,
+) -> Result<ArmPlatform, AcpiError> {
+    let rsdp = read_rsdp(mem, rsdp_hint.filter(|a| *a != 0).ok_or(AcpiError::NoRsdp)?)?;
+    let fadt = match find_table(mem, &rsdp, b"FACP", "FADT")? {
+        Some((addr, len)) => Some(read_fadt(mem, addr, len)?),
+        None => None,
+    };
+    let gic = match find_table(mem, &rsdp, b"APIC", "MADT")? {
+        Some((addr, len)) => Some(read_madt_gic(mem, addr, len, None)?),
+        None => None,
+    };
+    let timer = match find_table(mem, &rsdp, b"GTDT", "GTDT")? {
+        Some((addr, len)) => Some(read_gtdt(mem, addr, len)?),
+        None => None,
+    };
+    let console = match find_table(mem, &rsdp, b"SPCR", "SPCR")? {
+        Some((addr, len)) => Some(read_spcr(mem, addr, len)?),
+        None => None,
+    };
+    let mut ecam = [EcamWindow::default(); MAX_ECAM_WINDOWS];
+    let ecam_count = match find_table(mem, &rsdp, b"MCFG", "MCFG")? {
+        Some((addr, len)) => read_mcfg(mem, addr, len, &mut ecam)?,
+        None => 0,
+    };
+    let pci_host = match fadt {
+        Some(f) if f.dsdt != 0 => find_pci_host_bridge(mem, f.dsdt)?,
+        _ => None,
+    };
+    Ok(ArmPlatform {
+        root: rsdp.xsdt.unwrap_or(u64::from(rsdp.rsdt)),
+        psci: fadt.and_then(|f| f.psci()),
+        fadt,
+        gic,
+        timer,
+        console,
+        ecam,
+        ecam_count,
+        pci_host,
+    })
+}
