@@ -62,6 +62,7 @@ pub fn basalt_kernel_main(info: &'static BootInfo) -> ! {
         info.protocol,
         basalt_arch::cpu::brand(&mut brand)
     );
+    platform::log_firmware_summary();
     if !info.loader_name.is_empty() {
         kprintln!("loaded by {}", info.loader_name);
     }

@@ -45,6 +45,9 @@ pub fn emergency_console_write(bytes: &[u8]) {
     uart::emergency_write(uart::COM1, bytes);
 }
 
+/// Nothing to add: the PC's ACPI tables are read where they are used.
+pub fn log_firmware_summary() {}
+
 /// Probes COM1 (stdout, stdin) and COM2 (stderr).
 pub fn consoles() -> [Option<Console>; 2] {
     [PortUart::probe(uart::COM1), PortUart::probe(uart::COM2)]

@@ -52,12 +52,16 @@ pub enum BootInfoError {
     Unreachable(u64),
     /// the device tree is malformed
     Fdt(FdtError),
+    /// there is no device tree and the ACPI tables are unusable
+    Acpi(basalt_drivers::acpi::AcpiError),
 }
 
 impl core::fmt::Display for BootInfoError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            BootInfoError::NoDeviceTree => f.write_str("the loader passed no device tree"),
+            BootInfoError::NoDeviceTree => {
+                f.write_str("the loader passed neither a device tree nor ACPI tables")
+            }
             BootInfoError::Unreachable(a) => {
                 write!(
                     f,
@@ -65,6 +69,7 @@ impl core::fmt::Display for BootInfoError {
                 )
             }
             BootInfoError::Fdt(e) => write!(f, "device tree: {e}"),
+            BootInfoError::Acpi(e) => write!(f, "ACPI tables (no device tree): {e}"),
         }
     }
 }
@@ -89,6 +94,10 @@ struct Machine {
     nvirtio: usize,
     /// the PCIe host bridge
     pcie: Option<PciHost>,
+    /// the description came from ACPI, not a device tree
+    from_acpi: bool,
+    /// the SPCR's console, when it is not a PL011 (its interface type)
+    unsupported_console: Option<u8>,
 }
 
 /// The most virtio-mmio transports recorded (QEMU `virt` has 32; arrays
@@ -125,10 +134,15 @@ fn boot_mapped(start: u64, len: u64) -> bool {
     identity(at) && identity(last)
 }
 
-/// Reads the device tree into a complete [`BootInfo`]. The tree's memory
-/// stays reserved (the command line points into it).
+/// Reads the machine's description into a complete [`BootInfo`]: the
+/// device tree when the loader passed one (its memory stays reserved: the
+/// command line points into it), else the ACPI tables a UEFI loader found
+/// (servers such as AWS Graviton describe themselves with ACPI alone).
 pub fn complete_boot_info(info: &'static BootInfo) -> Result<&'static BootInfo, BootInfoError> {
-    let dtb = info.device_tree.ok_or(BootInfoError::NoDeviceTree)?;
+    let Some(dtb) = info.device_tree else {
+        let rsdp = info.acpi_rsdp.ok_or(BootInfoError::NoDeviceTree)?;
+        return complete_from_acpi(info, rsdp);
+    };
     if !boot_mapped(dtb, 64) {
         return Err(BootInfoError::Unreachable(dtb));
     }
@@ -276,6 +290,132 @@ pub fn complete_boot_info(info: &'static BootInfo) -> Result<&'static BootInfo, 
     Ok(BOOT_INFO.call_once(|| out))
 }
 
+/// ACPI tables as the firmware left them: in RAM the boot tables map.
+struct FirmwareTables;
+
+impl basalt_drivers::acpi::PhysMemory for FirmwareTables {
+    fn read(&self, addr: u64, buf: &mut [u8]) -> bool {
+        if !boot_mapped(addr, buf.len() as u64) {
+            return false;
+        }
+        // SAFETY: normal memory the boot tables identity-map (checked),
+        // only read.
+        let src = unsafe { core::slice::from_raw_parts(addr as *const u8, buf.len()) };
+        buf.copy_from_slice(src);
+        true
+    }
+}
+
+/// The machine from ACPI alone: the console from the SPCR, the GIC from
+/// the MADT, the virtual timer's interrupt from the GTDT, PSCI from the
+/// FADT, the ECAM window from the MCFG with the host bridge's windows from
+/// the DSDT, and the virtio-mmio devices the DSDT lists. The memory map,
+/// command line and bundle are the loader's.
+fn complete_from_acpi(
+    info: &'static BootInfo,
+    rsdp: u64,
+) -> Result<&'static BootInfo, BootInfoError> {
+    use basalt_drivers::acpi::{self, GicVersion, PciWindowKind, Register, UartKind};
+    use basalt_drivers::fdt::{PciRange, PciSpace};
+    let platform =
+        acpi::find_arm_platform(&FirmwareTables, Some(rsdp)).map_err(BootInfoError::Acpi)?;
+    let mut machine = Machine::default();
+    if let Some(spcr) = &platform.console {
+        match (spcr.kind, spcr.base) {
+            (UartKind::Pl011, Some(Register::Memory(base))) if base < DEVICE_END => {
+                machine.uarts[0] = Some(base);
+            }
+            _ => machine.unsupported_console = Some(spcr.interface_type),
+        }
+    }
+    machine.psci = platform.psci.map(|c| match c {
+        acpi::PsciConduit::Hvc => PsciConduit::Hvc,
+        acpi::PsciConduit::Smc => PsciConduit::Smc,
+    });
+    if let Some(gic) = &platform.gic {
+        let dist = gic.distributor.base;
+        let second = match gic.version {
+            GicVersion::V1 | GicVersion::V2 => gic.boot_cpu.map(|c| (2, c.base)),
+            GicVersion::V3 | GicVersion::V4 => gic
+                .redistributor
+                .map(|r| r.base)
+                .or(gic.boot_cpu.map(|c| c.gicr_base))
+                .map(|r| (3, r)),
+        };
+        machine.gic = second
+            .map(|(v, b)| (v, dist, b))
+            .filter(|(_, d, b)| *d < DEVICE_END && *b < DEVICE_END && *b != 0);
+    }
+    machine.virtual_timer = platform.timer.and_then(|t| t.el1_virtual).map(|t| t.gsiv);
+    let mut devices = [acpi::VirtioMmioDevice::default(); MAX_VIRTIO];
+    let n = acpi::find_virtio_mmio(&FirmwareTables, Some(rsdp), None, &mut devices).unwrap_or(0);
+    for d in &devices[..n] {
+        if d.base.checked_add(d.size).is_some_and(|e| e <= DEVICE_END)
+            && machine.nvirtio < MAX_VIRTIO
+        {
+            machine.virtio[machine.nvirtio] = VirtioMmioWindow {
+                base: d.base,
+                size: d.size,
+                interrupt: d.irq,
+            };
+            machine.nvirtio += 1;
+        }
+    }
+    if let Some(ecam) = platform.ecam_windows().first() {
+        let mut host = PciHost {
+            ecam_base: ecam.base,
+            ecam_size: (u64::from(ecam.end_bus) - u64::from(ecam.start_bus) + 1) << 20,
+            first_bus: ecam.start_bus,
+            last_bus: ecam.end_bus,
+            ranges: [None; 8],
+        };
+        let windows = platform.pci_host.iter().flat_map(|h| h.windows().iter());
+        let ranges = windows.filter_map(|w| {
+            let space = match w.kind {
+                PciWindowKind::Io => PciSpace::Io,
+                PciWindowKind::Memory { .. } if w.max > u64::from(u32::MAX) => PciSpace::Memory64,
+                PciWindowKind::Memory { .. } => PciSpace::Memory32,
+                PciWindowKind::BusNumbers => return None,
+            };
+            Some(PciRange {
+                space,
+                prefetchable: matches!(w.kind, PciWindowKind::Memory { prefetchable: true }),
+                pci_address: w.min,
+                cpu_address: w.cpu_base(),
+                size: w.max.checked_sub(w.min)?.checked_add(1)?,
+            })
+        });
+        for (slot, r) in host.ranges.iter_mut().zip(ranges) {
+            *slot = Some(r);
+        }
+        machine.pcie = Some(host);
+    }
+    machine.from_acpi = true;
+    MACHINE.call_once(|| machine);
+    Ok(BOOT_INFO.call_once(|| info.clone()))
+}
+
+/// Says on the kernel log where the machine's description came from and
+/// what of it the kernel could not use.
+pub fn log_firmware_summary() {
+    let Some(m) = MACHINE.get() else { return };
+    let source = if m.from_acpi { "ACPI" } else { "device tree" };
+    kprintln!(
+        "firmware tables: {source}: console {:?}, GIC {:?}, virtual timer {:?}, PSCI {:?}, {} virtio-mmio, PCIe {:?}",
+        m.uarts[0],
+        m.gic,
+        m.virtual_timer,
+        m.psci,
+        m.nvirtio,
+        m.pcie.as_ref().map(|p| p.ecam_base)
+    );
+    if let Some(kind) = m.unsupported_console {
+        kprintln!(
+            "firmware tables: the SPCR names a console of interface type {kind:#x}, which this kernel does not drive"
+        );
+    }
+}
+
 /// The GIC version a node describes, if it is a GICv2 or GICv3.
 fn gic_version(node: &basalt_drivers::fdt::Node<'_>) -> Option<u8> {
     if node.is_compatible("arm,cortex-a15-gic") || node.is_compatible("arm,gic-400") {
@@ -336,8 +476,8 @@ fn uart(i: usize) -> Option<Pl011> {
 /// handle on the same registers, used only for reports that may interrupt
 /// the first's user.
 pub fn emergency_console_write(bytes: &[u8]) {
-    if let Some(mut port) = uart(0) {
-        port.write_bytes(bytes);
+    if let Some(port) = uart(0) {
+        port.emergency_write(bytes);
     }
 }
 
