@@ -350,7 +350,10 @@ mod tests {
             PayloadHeader::parse(&payload[..60]),
             Err(PayloadError::OutOfBounds)
         );
-        assert_eq!(PayloadHeader::parse(&payload[..10]), Err(PayloadError::Truncated));
+        assert_eq!(
+            PayloadHeader::parse(&payload[..10]),
+            Err(PayloadError::Truncated)
+        );
         payload[0] = b'X';
         assert_eq!(PayloadHeader::parse(&payload), Err(PayloadError::BadMagic));
     }
