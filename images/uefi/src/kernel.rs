@@ -266,11 +266,20 @@ fn allocate_at(start: u64, end: u64) -> Result<(), LoadError> {
             end,
             (end - start) >> 20
         )),
-        Err(e) => Err(load_error!(
-            "the kernel must be loaded at {start:#x}..{end:#x} but the firmware holds that memory{} ({:?}): this firmware cannot boot this kernel",
-            holders(start, end),
-            e.status()
-        )),
+        Err(e) => {
+            let held = holders(start, end);
+            Err(if held.is_empty() {
+                load_error!(
+                    "the kernel must be loaded at {start:#x}..{end:#x} but that is not free RAM on this machine ({:?}): give it more memory",
+                    e.status()
+                )
+            } else {
+                load_error!(
+                    "the kernel must be loaded at {start:#x}..{end:#x} but the firmware holds that memory{held} ({:?}): this firmware cannot boot this kernel",
+                    e.status()
+                )
+            })
+        }
     }
 }
 
@@ -318,8 +327,24 @@ fn load_image(image: &[u8]) -> Result<Loaded, LoadError> {
                 e.status()
             )
         })?;
-    let base = (raw.as_ptr() as u64).next_multiple_of(IMAGE_ALIGN);
+    let raw_start = raw.as_ptr() as u64;
+    let base = raw_start.next_multiple_of(IMAGE_ALIGN);
     let start = base + text_offset;
+    // Give back what the alignment left over on either side.
+    let used_end = (start + image_size).next_multiple_of(PAGE_SIZE);
+    let raw_end = raw_start + pages as u64 * PAGE_SIZE;
+    if base > raw_start {
+        // SAFETY: [raw_start, base) is the start of the allocation above,
+        // whole pages that nothing refers to.
+        let _ = unsafe { boot::free_pages(raw, pages_for(base - raw_start)) };
+    }
+    if let Some(tail) = core::ptr::NonNull::new(used_end as *mut u8)
+        && raw_end > used_end
+    {
+        // SAFETY: [used_end, raw_end) is the end of the allocation above,
+        // whole pages past the Image that nothing refers to.
+        let _ = unsafe { boot::free_pages(tail, pages_for(raw_end - used_end)) };
+    }
     let len = usize::try_from(image_size).map_err(|_| truncated("the Image"))?;
     // SAFETY: [base, base + text_offset + image_size) lies inside the
     // pages just allocated (2 MiB extra cover the alignment); identity

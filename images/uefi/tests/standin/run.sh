@@ -125,6 +125,11 @@ for arch in "${arches[@]}"; do
     embed x86_64 "$work/x86.elf" "from the payload" "$work/x86-embedded.efi"
     esp x86-embedded x86_64 "" "" "" "$work/x86-embedded.efi"
     boot x86-embedded x86_64 33 "HANDOFF OK" "cmdline: from the payload" "flags: 0000000000000003"
+    # Started from the UEFI shell with arguments: they join the command line.
+    esp x86-shell x86_64 "$work/x86.elf" "$work/bundle.tar" "console=serial"
+    mv "$work/x86-shell/EFI/BOOT/BOOTX64.EFI" "$work/x86-shell/loader.efi"
+    printf 'fs0:\\loader.efi basalt.extra=1 two\r\n' >"$work/x86-shell/startup.nsh"
+    boot x86-shell x86_64 33 "HANDOFF OK" "cmdline: console=serial basalt.extra=1 two"
     esp x86-no-bundle x86_64 "$work/x86.elf"
     boot x86-no-bundle x86_64 0 'basalt loader: \basalt\kernel is on the boot partition but \basalt\bundle.tar is missing'
     esp x86-no-kernel x86_64 ""
