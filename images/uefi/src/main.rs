@@ -24,6 +24,7 @@ mod kernel;
 mod payload;
 
 use alloc::string::String;
+use core::sync::atomic::{AtomicBool, Ordering};
 use core::time::Duration;
 use uefi::prelude::*;
 use uefi::runtime::ResetType;
@@ -87,6 +88,7 @@ fn run(start_counter: u64) -> Result<(), LoadError> {
     })?;
     let stack_top = arch::allocate_stack()?;
     drop(cmdline);
+    BOOT_SERVICES_GONE.store(true, Ordering::SeqCst);
     // SAFETY: every allocation (`found`, `cmdline`) and protocol of the
     // loader has been dropped; from here on nothing allocates.
     let handoff = unsafe { handoff::exit_and_finish(prepared) };
@@ -108,4 +110,21 @@ pub fn fail(msg: &str) -> ! {
     uefi::println!("basalt loader: {msg}");
     boot::stall(Duration::from_secs(2));
     runtime::reset(ResetType::SHUTDOWN, Status::ABORTED, None)
+}
+
+/// Set just before boot services are exited: from then on nothing can be
+/// printed and the firmware cannot power off.
+static BOOT_SERVICES_GONE: AtomicBool = AtomicBool::new(false);
+
+/// A bug in the loader: reported like any error while the console works.
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    if BOOT_SERVICES_GONE.load(Ordering::SeqCst) {
+        arch::halt();
+    }
+    // A second panic while reporting this one must not recurse.
+    BOOT_SERVICES_GONE.store(true, Ordering::SeqCst);
+    fail(&alloc::format!(
+        "internal error (a bug in the loader; please report it): {info}"
+    ))
 }
