@@ -73,6 +73,7 @@ PY
 }
 
 # boot NAME ARCH EXPECTED_STATUS EXPECTED_TEXT... [-- QEMU ARGS]
+# (a text starting with `re:` is an extended regular expression)
 boot() {
   local name="$1" arch="$2" want="$3"
   shift 3
@@ -98,7 +99,11 @@ boot() {
   local ok=1
   [ "$status" = "$want" ] || { ok=0; echo "  QEMU exited $status, wanted $want"; }
   for t in "${texts[@]}"; do
-    grep -qF -- "$t" "$log" || { ok=0; echo "  missing in the console: $t"; }
+    if [[ "$t" == re:* ]]; then # an extended regular expression
+      grep -qaE -- "${t#re:}" "$log" || { ok=0; echo "  missing in the console: $t"; }
+    else
+      grep -qaF -- "$t" "$log" || { ok=0; echo "  missing in the console: $t"; }
+    fi
   done
   if [ $ok = 1 ]; then
     echo "ok   $name"
@@ -114,7 +119,12 @@ for arch in "${arches[@]}"; do
   cargo build --release -q -p basalt-uefi-loader --target "$arch-unknown-uefi"
   if [ "$arch" = x86_64 ]; then
     esp x86-files x86_64 "$work/x86.elf" "$work/bundle.tar" "console=serial quiet"
-    boot x86-files x86_64 33 "HANDOFF OK" "cmdline: console=serial quiet" "loader: UEFI EDK II"
+    boot x86-files x86_64 33 "HANDOFF OK" "cmdline: console=serial quiet" "loader: UEFI EDK II" \
+      "framebuffer: 0000000000000000 0000000000000000"
+    # With a display adapter OVMF has a GOP: 1280x800, BGR, at 0xc0000000.
+    esp x86-gop x86_64 "$work/x86.elf" "$work/bundle.tar"
+    boot x86-gop x86_64 33 "HANDOFF OK" \
+      "framebuffer: 00000000C0000000 00000000003E8000 0000032000000500 0000000100000500" -- -device VGA
     esp x86-16mib x86_64 "$work/x86big.elf" "$work/bundle.tar"
     # OVMF keeps 0x806000..0x900000 (ACPI NVS) and 0x900000..0x1500000
     # (boot services data) whatever the memory size: 16 MiB at 1 MiB does
@@ -140,7 +150,11 @@ for arch in "${arches[@]}"; do
     boot x86-truncated x86_64 0 'basalt loader: the kernel is truncated or corrupt'
   else
     esp arm-files aarch64 "$work/arm.img" "$work/bundle.tar" "console=serial quiet"
-    boot arm-files aarch64 0 "HANDOFF OK" "EL: 0000000000000001" "cmdline: console=serial quiet"
+    boot arm-files aarch64 0 "HANDOFF OK" "EL: 0000000000000001" "cmdline: console=serial quiet" \
+      "re:acpi dtb smbios systab: 0*[1-9A-F][0-9A-F]* 0{16} "
+    # Without ACPI, AAVMF hands over the device tree instead.
+    esp arm-dtb aarch64 "$work/arm.img" "$work/bundle.tar"
+    boot arm-dtb aarch64 0 "HANDOFF OK" "re:acpi dtb smbios systab: 0{16} 0*[1-9A-F][0-9A-F]* " -- -machine acpi=off
     esp arm-el2 aarch64 "$work/arm.img" "$work/bundle.tar" "at EL2"
     boot arm-el2 aarch64 0 "HANDOFF OK" "EL: 0000000000000002" "cmdline: at EL2" -- -machine virtualization=on
     embed aarch64 "$work/arm.img" "from the payload" "$work/arm-embedded.efi"

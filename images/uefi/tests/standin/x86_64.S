@@ -73,6 +73,16 @@ entry:
         call puthex
         mov 112(%r15), %rax
         call puthex
+        lea fb_msg(%rip), %rsi          # framebuffer base, size, w|h, stride|format
+        call puts
+        mov 120(%r15), %rax
+        call puthex
+        mov 128(%r15), %rax
+        call puthex
+        mov 136(%r15), %rax
+        call puthex
+        mov 144(%r15), %rax
+        call puthex
         lea time_msg(%rip), %rsi        # wall clock, its counter, start, exit
         call puts
         mov 152(%r15), %rax
@@ -169,6 +179,7 @@ flags_msg:  .asciz "flags: "
 kernel_msg: .asciz "\nkernel: "
 bundle_msg: .asciz "\nbundle: "
 tables_msg: .asciz "\nacpi dtb smbios systab: "
+fb_msg:     .asciz "\nframebuffer: "
 time_msg:   .asciz "\nwall counter start exit: "
 name_msg:   .asciz "\nloader: "
 map_msg:    .asciz "\nmemory map (start end kind):\n"
