@@ -105,11 +105,39 @@ fn run(start_counter: u64) -> Result<(), LoadError> {
 }
 
 /// Prints `basalt loader: <msg>`, waits two seconds so it can be read, then
-/// powers the machine off; halts if the firmware cannot.
+/// powers the machine off; halts if the firmware cannot (or returns).
 pub fn fail(msg: &str) -> ! {
     uefi::println!("basalt loader: {msg}");
     boot::stall(Duration::from_secs(2));
-    runtime::reset(ResetType::SHUTDOWN, Status::ABORTED, None)
+    power_off();
+    arch::halt()
+}
+
+/// ResetSystem as it may really behave: returning when it cannot reset.
+type ResetSystem = unsafe extern "efiapi" fn(ResetType, Status, usize, *const u8);
+
+/// Asks the firmware to power off; returns if it did not.
+fn power_off() {
+    let Some(st) = uefi::table::system_table_raw() else {
+        return;
+    };
+    // SAFETY: the system table the firmware passed stays valid.
+    let rt = unsafe { st.as_ref() }.runtime_services;
+    if rt.is_null() {
+        return;
+    }
+    // SAFETY: the runtime services table is valid while the firmware is.
+    let declared = unsafe { (*rt).reset_system };
+    // SAFETY: the same function and ABI; only the promise never to return
+    // is dropped, so a firmware that does return does not make this UB.
+    let reset = unsafe {
+        core::mem::transmute::<
+            unsafe extern "efiapi" fn(ResetType, Status, usize, *const u8) -> !,
+            ResetSystem,
+        >(declared)
+    };
+    // SAFETY: ResetSystem with no reset data.
+    unsafe { reset(ResetType::SHUTDOWN, Status::ABORTED, 0, core::ptr::null()) };
 }
 
 /// Set just before boot services are exited: from then on nothing can be
