@@ -24,7 +24,7 @@ if ! rustup toolchain list | grep -q "^${toolchain}"; then
 fi
 need_targets=""
 installed_targets=$(rustup +"${toolchain}" target list --installed)
-for t in x86_64-unknown-none aarch64-unknown-none aarch64-unknown-linux-gnu wasm32-wasip1 wasm32-wasip2; do
+for t in x86_64-unknown-none aarch64-unknown-none x86_64-unknown-uefi aarch64-unknown-uefi aarch64-unknown-linux-gnu wasm32-wasip1 wasm32-wasip2; do
   grep -qx "$t" <<<"$installed_targets" || need_targets="$need_targets $t"
 done
 if [ -n "$need_targets" ]; then

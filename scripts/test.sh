@@ -11,11 +11,16 @@ cargo fmt --all --check
 (cd examples && cargo fmt --all --check)
 
 step "clippy: host crates"
-cargo clippy --workspace --exclude basalt-kernel --exclude basalt-arch --all-targets -- -D warnings
+cargo clippy --workspace --exclude basalt-kernel --exclude basalt-arch --exclude basalt-uefi-loader --all-targets -- -D warnings
 step "clippy: kernel for x86_64-unknown-none"
 cargo clippy -p basalt-kernel -p basalt-arch -p basalt-drivers --target x86_64-unknown-none -- -D warnings
 step "clippy: kernel for aarch64-unknown-none"
 cargo clippy -p basalt-kernel -p basalt-arch -p basalt-drivers --target aarch64-unknown-none -- -D warnings
 
+step "clippy: UEFI loader for x86_64-unknown-uefi"
+cargo clippy -p basalt-uefi-loader --target x86_64-unknown-uefi -- -D warnings
+step "clippy: UEFI loader for aarch64-unknown-uefi"
+cargo clippy -p basalt-uefi-loader --target aarch64-unknown-uefi -- -D warnings
+
 step "cargo test"
-cargo test --workspace --exclude basalt-kernel --exclude basalt-arch "$@"
+cargo test --workspace --exclude basalt-kernel --exclude basalt-arch --exclude basalt-uefi-loader "$@"
