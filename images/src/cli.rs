@@ -57,6 +57,9 @@ options:
   --firmware uefi|none  boot through UEFI firmware (OVMF on x86_64 q35, AAVMF on
                         aarch64 virt) from the disk image `basalt image` makes,
                         instead of QEMU's -kernel (none, the default)
+  --acpi on|off         aarch64 under firmware: describe the machine with ACPI
+                        tables only (on, the default, as AWS Graviton and Arm
+                        servers) or with a device tree only (off)
   --boot disk|pxe       with firmware: boot the disk image (default) or netboot
                         the self-contained EFI executable over QEMU's user
                         network (TFTP); pxe implies --firmware uefi
@@ -225,6 +228,11 @@ pub fn parse_run(args: Vec<OsString>) -> Result<RunCommand, CliError> {
                     )));
                 }
             },
+            "--acpi" => match value(&mut it, flag)?.as_str() {
+                "on" => opts.acpi = true,
+                "off" => opts.acpi = false,
+                other => return Err(usage(format!("--acpi wants on or off, got `{other}`"))),
+            },
             "--boot" => match value(&mut it, flag)?.as_str() {
                 "disk" => pxe = false,
                 "pxe" => pxe = true,
@@ -392,6 +400,7 @@ const RUN_OPTIONS_WITH_VALUE: &[&str] = &[
     "--kernel-cmdline",
     "--cpu",
     "--firmware",
+    "--acpi",
     "--boot",
 ];
 

@@ -133,6 +133,43 @@ pub fn flat_image(elf: &[u8]) -> Result<Vec<u8>, CliError> {
     Ok(out)
 }
 
+/// The x86-64 kernel ELF as a loader needs it: the ELF header, program
+/// headers and segment contents, without the section headers and the
+/// debug information after them (tens of MiB that nothing at boot reads;
+/// `kernel.syms` in the bundle carries the symbols for backtraces).
+pub fn loadable_elf(elf: &[u8]) -> Result<Vec<u8>, CliError> {
+    let bad = |why: &str| CliError::Build(format!("cannot trim the kernel ELF: {why}"));
+    let u16_at = |at: usize| {
+        elf.get(at..at + 2)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]))
+    };
+    let u64_at = |at: usize| -> Option<u64> {
+        Some(u64::from_le_bytes(elf.get(at..at + 8)?.try_into().ok()?))
+    };
+    if elf.get(..6) != Some(b"\x7fELF\x02\x01") {
+        return Err(bad("not a little-endian ELF64 file"));
+    }
+    let truncated = || bad("truncated header");
+    let phoff = u64_at(0x20).ok_or_else(truncated)? as usize;
+    let phentsize = usize::from(u16_at(0x36).ok_or_else(truncated)?);
+    let phnum = usize::from(u16_at(0x38).ok_or_else(truncated)?);
+    let mut end = phoff + phentsize * phnum;
+    for i in 0..phnum {
+        let at = phoff + i * phentsize;
+        let field = |o: usize| u64_at(at + o).ok_or_else(|| bad("truncated program header"));
+        let (offset, filesz) = (field(0x08)?, field(0x20)?);
+        end = end.max(offset.saturating_add(filesz) as usize);
+    }
+    let mut out = elf
+        .get(..end)
+        .ok_or_else(|| bad("a segment lies outside the file"))?
+        .to_vec();
+    // No section headers: e_shoff, e_shnum, e_shstrndx.
+    out[0x28..0x30].fill(0);
+    out[0x3c..0x40].fill(0);
+    Ok(out)
+}
+
 /// The arm64 Image header's magic, at byte 56.
 const IMAGE_MAGIC: &[u8; 4] = b"ARM\x64";
 

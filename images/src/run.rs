@@ -66,6 +66,9 @@ pub struct RunOptions {
     /// boot through firmware (`--firmware uefi`, `--boot pxe`) instead of
     /// QEMU's `-kernel`
     pub firmware: Option<FirmwareBoot>,
+    /// AArch64 under firmware: ACPI tables only, or a device tree only
+    /// (see [`VmOptions::acpi`])
+    pub acpi: bool,
 }
 
 /// How a VM sees the directories of `--dir`.
@@ -106,6 +109,7 @@ impl RunOptions {
             network: None,
             net_tap: None,
             firmware: None,
+            acpi: true,
         }
     }
 }
@@ -178,6 +182,7 @@ pub fn run_vm(opts: &RunOptions, io: VmIo) -> Result<VmReport, CliError> {
         virtio_rng: opts.virtio_rng,
         image_text_offset: opts.image_text_offset,
         extra_qemu_args: opts.extra_qemu_args.clone(),
+        acpi: opts.acpi,
         ..VmOptions::new(opts.arch, kernel.clone())
     };
     let (accel, why) = accel::choose(opts.accel, &vm_opts)?;
@@ -273,6 +278,10 @@ pub fn image_parts(
     let file = guest::boot_image(arch, kernel);
     let kernel =
         std::fs::read(&file).map_err(|e| CliError::Build(format!("{}: {e}", file.display())))?;
+    let kernel = match arch {
+        GuestArch::X86_64 => guest::loadable_elf(&kernel)?,
+        GuestArch::Aarch64 => kernel,
+    };
     Ok(crate::image::ImageParts {
         arch,
         kernel,

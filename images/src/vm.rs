@@ -110,6 +110,10 @@ pub struct VmOptions {
     /// x86-64 `q35`, AAVMF on AArch64 `virt`) from a disk image or the
     /// network; `None`: direct kernel boot
     pub firmware: Option<FirmwareBoot>,
+    /// AArch64 `virt` under firmware: describe the machine with ACPI
+    /// tables only (`acpi=on`, as AWS Graviton and Arm servers do; the
+    /// default) or with a device tree only (`acpi=off`)
+    pub acpi: bool,
 }
 
 /// How a VM boots through firmware.
@@ -159,6 +163,7 @@ impl VmOptions {
             network: None,
             network_tap: None,
             firmware: None,
+            acpi: true,
         }
     }
 }

@@ -2,7 +2,7 @@
 //! console"), whose stream [`crate::console::Demux`] splits back into
 //! stdout, stderr and the kernel log:
 //! - through UEFI firmware: OVMF on x86-64 `q35`, AAVMF on AArch64 `virt`
-//!   (device tree only, `acpi=off`), from a disk image on a virtio-blk
+//!   (ACPI tables only, or a device tree only), from a disk image on a virtio-blk
 //!   disk or over the network (PXE: QEMU's user network serves the
 //!   self-contained EFI executable by TFTP);
 //! - the x86-64 Firecracker machine reproduced on QEMU's `microvm`: no
@@ -44,6 +44,7 @@ pub fn firmware_command(
     };
     match opts.arch {
         GuestArch::X86_64 => cmd.args(["-machine", "q35"]),
+        GuestArch::Aarch64 if opts.acpi => cmd.args(["-machine", "virt,acpi=on"]),
         GuestArch::Aarch64 => cmd.args(["-machine", "virt,acpi=off"]),
     };
     cmd.args(["-accel", opts.accel.name()]);
@@ -323,11 +324,13 @@ fn relay(
                     } else {
                         // Firmware text is kept for failure reports, not
                         // timed: the kernel's first line is.
-                        let clean: String = line.chars().filter(|c| !c.is_control()).collect();
+                        let clean = strip_terminal_codes(line);
                         if verbose && !clean.trim().is_empty() {
                             eprintln!("basalt: firmware: {clean}");
                         }
-                        st.lines.push(format!("{prefix}{clean}"));
+                        if !clean.trim().is_empty() {
+                            st.lines.push(format!("{prefix}{clean}"));
+                        }
                     }
                 }
             }
@@ -349,4 +352,42 @@ fn relay(
         stopped_after_status,
         total,
     )
+}
+
+/// Firmware text without its terminal control sequences (`ESC [ … letter`,
+/// `ESC` and one more byte) and other control characters.
+fn strip_terminal_codes(line: &str) -> String {
+    let mut out = String::new();
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            if chars.peek() == Some(&'[') {
+                chars.next();
+                // Parameters and intermediates, up to the final letter.
+                for c in chars.by_ref() {
+                    if c.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            } else {
+                chars.next();
+            }
+        } else if !c.is_control() {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn terminal_codes_are_stripped_from_firmware_text() {
+        assert_eq!(
+            strip_terminal_codes("\x1b[2J\x1b[01;01H\x1b[=3h\x1b[2JBdsDxe: loading\r"),
+            "BdsDxe: loading"
+        );
+    }
 }

@@ -400,14 +400,27 @@ fn complete_from_acpi(
 pub fn log_firmware_summary() {
     let Some(m) = MACHINE.get() else { return };
     let source = if m.from_acpi { "ACPI" } else { "device tree" };
+    // Called before the heap exists: nothing here may allocate.
+    struct Hex(Option<u64>);
+    impl core::fmt::Display for Hex {
+        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            match self.0 {
+                Some(a) => write!(f, "{a:#x}"),
+                None => f.write_str("none"),
+            }
+        }
+    }
+    let hex = Hex;
     kprintln!(
-        "firmware tables: {source}: console {:?}, GIC {:?}, virtual timer {:?}, PSCI {:?}, {} virtio-mmio, PCIe {:?}",
-        m.uarts[0],
-        m.gic,
+        "firmware tables: {source}: console {}, GICv{} at {} and {}, virtual timer {:?}, PSCI {:?}, {} virtio-mmio, PCIe ECAM {}",
+        hex(m.uarts[0]),
+        m.gic.map_or(0, |g| g.0),
+        hex(m.gic.map(|g| g.1)),
+        hex(m.gic.map(|g| g.2)),
         m.virtual_timer,
         m.psci,
         m.nvirtio,
-        m.pcie.as_ref().map(|p| p.ecam_base)
+        hex(m.pcie.as_ref().map(|p| p.ecam_base))
     );
     if let Some(kind) = m.unsupported_console {
         kprintln!(
