@@ -12,6 +12,7 @@ use basalt::vm::{Status, VmIo, VmReport};
 pub use basalt;
 
 pub mod differential;
+pub mod firmware;
 pub mod http;
 pub mod spec;
 pub mod wasi_suite;

@@ -83,15 +83,51 @@ fn x86_64_uefi_disk_image() {
     }
 }
 
-#[test]
-fn aarch64_uefi_disk_image_device_tree() {
+/// An AArch64 machine under AAVMF, described by ACPI alone (`acpi`) or
+/// by a device tree alone, booted from the disk image or the network.
+fn aarch64_uefi(name: &str, boot: FirmwareBoot, acpi: bool) {
     let mut opts = RunOptions::new("");
     opts.arch = GuestArch::Aarch64;
-    opts.firmware = Some(FirmwareBoot::UefiDisk);
-    let (hello, ls) = hello_and_a_share("uefi-aarch64-dt", opts, DirMode::Live);
+    opts.firmware = Some(boot);
+    opts.acpi = acpi;
+    let (hello, ls) = hello_and_a_share(name, opts, DirMode::Live);
+    let source = if acpi {
+        "firmware tables: ACPI: console 0x9000000, GICv"
+    } else {
+        "firmware tables: device tree: console 0x9000000, GICv"
+    };
     for out in [&hello, &ls] {
         assert_log_has(out, "booting via UEFI");
-        assert_log_has(out, "power: powering off via PSCI SYSTEM_OFF");
+        assert_log_has(out, source);
+        assert_log_has(out, "power: powering off via PSCI SYSTEM_OFF (Hvc)");
+        assert_eq!(out.report.qemu_exit, Some(0), "{}", out.describe());
+    }
+}
+
+#[test]
+fn aarch64_uefi_disk_image_acpi_only() {
+    aarch64_uefi("uefi-aarch64-acpi", FirmwareBoot::UefiDisk, true);
+}
+
+#[test]
+fn aarch64_uefi_disk_image_device_tree_only() {
+    aarch64_uefi("uefi-aarch64-dt", FirmwareBoot::UefiDisk, false);
+}
+
+#[test]
+fn aarch64_pxe_netboot() {
+    aarch64_uefi("pxe-aarch64", FirmwareBoot::UefiPxe, true);
+}
+
+#[test]
+fn x86_64_pxe_netboot() {
+    let mut opts = RunOptions::new("");
+    opts.firmware = Some(FirmwareBoot::UefiPxe);
+    let (hello, ls) = hello_and_a_share("pxe-x86_64", opts, DirMode::Live);
+    for out in [&hello, &ls] {
+        assert_log_has(out, "[firmware]   NBP file downloaded successfully");
+        assert_log_has(out, "booting via UEFI");
+        assert_log_has(out, "power: powering off via ACPI S5");
         assert_eq!(out.report.qemu_exit, Some(0), "{}", out.describe());
     }
 }

@@ -251,10 +251,16 @@ fn read_exact(f: &mut RegularFile, dest: &mut [u8], path: &str) -> Result<(), Lo
         let end = dest.len().min(done + CHUNK);
         let n = f
             .read(&mut dest[done..end])
-            .map_err(|e| load_error!("cannot read {path}: {:?}", e.status()))?;
+            .map_err(|e| {
+                load_error!(
+                    "cannot read {path} ({:?} after {done} of {} bytes): the boot disk is damaged or the image was cut short; write the image again",
+                    e.status(),
+                    dest.len()
+                )
+            })?;
         if n == 0 {
             return Err(load_error!(
-                "{path} ended after {done} of {} bytes: the boot partition is damaged",
+                "{path} ended after {done} of {} bytes: the boot disk is damaged or the image was cut short; write the image again",
                 dest.len()
             ));
         }
