@@ -50,7 +50,7 @@ missing_pkgs() {
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || echo "$p"
   done
 }
-packages=(qemu-system-x86 qemu-system-arm ovmf qemu-efi-aarch64 qemu-utils)
+packages=(qemu-system-x86 qemu-system-arm ovmf qemu-efi-aarch64 qemu-utils u-boot-qemu)
 mapfile -t missing < <(missing_pkgs "${packages[@]}")
 mapfile -t missing_user < <(missing_pkgs qemu-user)
 if [ ${#missing[@]} -gt 0 ] || [ ${#missing_user[@]} -gt 0 ]; then

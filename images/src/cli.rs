@@ -54,15 +54,20 @@ options:
   --timeout SECONDS     stop the VM after this long (exit code 124)
   -v, --verbose         report the accelerator, compile time and boot timeline
   --kernel-cmdline TEXT the kernel command line (diagnostics, see docs/guest-protocol.md)
-  --firmware uefi|none  boot through UEFI firmware (OVMF on x86_64 q35, AAVMF on
+  --firmware uefi|u-boot|none
+                        boot through UEFI firmware (OVMF on x86_64 q35, AAVMF on
                         aarch64 virt) from the disk image `basalt image` makes,
-                        instead of QEMU's -kernel (none, the default)
+                        or through U-Boot (aarch64 virt; its UEFI runs the
+                        image's loader), instead of QEMU's -kernel (none, the
+                        default)
   --acpi on|off         aarch64 under firmware: describe the machine with ACPI
                         tables only (on, the default, as AWS Graviton and Arm
                         servers) or with a device tree only (off)
-  --boot disk|pxe       with firmware: boot the disk image (default) or netboot
+  --boot disk|pxe|booti with firmware: boot the disk image (default), netboot
                         the self-contained EFI executable over QEMU's user
-                        network (TFTP); pxe implies --firmware uefi
+                        network (TFTP; implies --firmware uefi), or have
+                        U-Boot booti the arm64 Image from an extlinux.conf
+                        disk (implies --firmware u-boot)
 
 `image` writes a bootable artifact of the same inputs (--dir is copied into
 it) to OUT: --format raw (default; a GPT disk with an EFI system partition:
@@ -104,7 +109,7 @@ pub fn parse_run(args: Vec<OsString>) -> Result<RunCommand, CliError> {
     let mut hosted = false;
     let mut machine_given = false;
     let mut firmware = None;
-    let mut pxe = false;
+    let mut boot = "disk";
     let mut file = None;
     while let Some(arg) = it.next() {
         let Some(flag) = arg.to_str().filter(|s| s.starts_with('-') && s.len() > 1) else {
@@ -221,10 +226,11 @@ pub fn parse_run(args: Vec<OsString>) -> Result<RunCommand, CliError> {
             }
             "--firmware" => match value(&mut it, flag)?.as_str() {
                 "uefi" => firmware = Some(FirmwareBoot::UefiDisk),
+                "u-boot" => firmware = Some(FirmwareBoot::UbootEfi),
                 "none" => firmware = None,
                 other => {
                     return Err(usage(format!(
-                        "--firmware wants uefi or none, got `{other}`"
+                        "--firmware wants uefi, u-boot or none, got `{other}`"
                     )));
                 }
             },
@@ -234,9 +240,14 @@ pub fn parse_run(args: Vec<OsString>) -> Result<RunCommand, CliError> {
                 other => return Err(usage(format!("--acpi wants on or off, got `{other}`"))),
             },
             "--boot" => match value(&mut it, flag)?.as_str() {
-                "disk" => pxe = false,
-                "pxe" => pxe = true,
-                other => return Err(usage(format!("--boot wants disk or pxe, got `{other}`"))),
+                "disk" => boot = "disk",
+                "pxe" => boot = "pxe",
+                "booti" => boot = "booti",
+                other => {
+                    return Err(usage(format!(
+                        "--boot wants disk, pxe or booti, got `{other}`"
+                    )));
+                }
             },
             "--kernel-cmdline" => opts.kernel_cmdline = Some(value(&mut it, flag)?),
             "--cpu" => opts.cpu = Some(value(&mut it, flag)?),
@@ -255,11 +266,23 @@ pub fn parse_run(args: Vec<OsString>) -> Result<RunCommand, CliError> {
             "--machine is for x86_64 guests; aarch64 guests run on QEMU's virt",
         ));
     }
-    // Netboot is a firmware's: `--boot pxe` implies UEFI.
-    opts.firmware = match (firmware, pxe) {
-        (_, true) => Some(FirmwareBoot::UefiPxe),
-        (f, false) => f,
+    // Netboot is UEFI's (`--boot pxe` implies it), booti U-Boot's.
+    opts.firmware = match (firmware, boot) {
+        (Some(FirmwareBoot::UbootEfi), "pxe") => {
+            return Err(usage("--boot pxe netboots through UEFI, not U-Boot"));
+        }
+        (_, "pxe") => Some(FirmwareBoot::UefiPxe),
+        (None | Some(FirmwareBoot::UbootEfi), "booti") => Some(FirmwareBoot::UbootBooti),
+        (Some(_), "booti") => {
+            return Err(usage("--boot booti is U-Boot's: use --firmware u-boot"));
+        }
+        (f, _) => f,
     };
+    if opts.firmware.is_some_and(FirmwareBoot::is_uboot) && opts.arch != GuestArch::Aarch64 {
+        return Err(usage(
+            "--firmware u-boot boots aarch64 guests (QEMU virt): add --arch aarch64",
+        ));
+    }
     if opts.firmware.is_some() && opts.arch == GuestArch::X86_64 && opts.machine != Machine::Q35 {
         return Err(usage(
             "--firmware uefi and --boot pxe boot x86_64 guests on q35 (OVMF)",
@@ -446,4 +469,40 @@ fn compile(args: Vec<OsString>) -> Result<i32, CliError> {
             .map_err(|e| CliError::Io(format!("{}: {e}", std::path::Path::new(&out).display())))?;
     }
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn firmware_of(args: &[&str]) -> Result<Option<FirmwareBoot>, CliError> {
+        let args = args.iter().map(OsString::from).collect();
+        parse_run(args).map(|cmd| cmd.options.firmware)
+    }
+
+    #[test]
+    fn uboot_boots_are_chosen_on_aarch64_only() {
+        let a64 = ["--arch", "aarch64"];
+        let with = |more: &[&'static str]| {
+            let mut v: Vec<&str> = a64.to_vec();
+            v.extend_from_slice(more);
+            v.push("app.wasm");
+            firmware_of(&v)
+        };
+        assert_eq!(
+            with(&["--firmware", "u-boot"]).ok(),
+            Some(Some(FirmwareBoot::UbootEfi))
+        );
+        assert_eq!(
+            with(&["--boot", "booti"]).ok(),
+            Some(Some(FirmwareBoot::UbootBooti))
+        );
+        assert_eq!(
+            with(&["--firmware", "u-boot", "--boot", "booti"]).ok(),
+            Some(Some(FirmwareBoot::UbootBooti))
+        );
+        assert!(with(&["--firmware", "uefi", "--boot", "booti"]).is_err());
+        assert!(with(&["--firmware", "u-boot", "--boot", "pxe"]).is_err());
+        assert!(firmware_of(&["--firmware", "u-boot", "app.wasm"]).is_err());
+    }
 }

@@ -74,6 +74,50 @@ pub fn raw_disk(parts: &ImageParts) -> Result<Vec<u8>, CliError> {
     basalt_disk::gpt_disk(&esp).map_err(disk_error)
 }
 
+/// The files of a partition U-Boot's distro boot (`sysboot`) boots the
+/// arm64 Image from with `booti`: `extlinux/extlinux.conf` naming `/Image`
+/// and `/bundle.tar` (the initrd) and the command line; no `fdt` line, so
+/// U-Boot passes its own device tree (on QEMU's `virt`, QEMU's).
+pub fn extlinux_files(parts: &ImageParts) -> Result<Vec<EspFile>, CliError> {
+    if parts.arch != GuestArch::Aarch64 {
+        return Err(CliError::Usage(
+            "booti boots the arm64 Image: use --arch aarch64".into(),
+        ));
+    }
+    Ok(vec![
+        EspFile {
+            path: "extlinux/extlinux.conf".into(),
+            data: extlinux_conf(&parts.cmdline).into_bytes(),
+        },
+        EspFile {
+            path: "Image".into(),
+            data: parts.kernel.clone(),
+        },
+        EspFile {
+            path: "bundle.tar".into(),
+            data: parts.bundle.clone(),
+        },
+    ])
+}
+
+/// The `extlinux.conf` of [`extlinux_files`].
+pub fn extlinux_conf(cmdline: &str) -> String {
+    let mut conf = String::from(
+        "default basalt\ntimeout 0\n\nlabel basalt\n    kernel /Image\n    initrd /bundle.tar\n",
+    );
+    if !cmdline.is_empty() {
+        conf.push_str(&format!("    append {cmdline}\n"));
+    }
+    conf
+}
+
+/// A GPT disk with one FAT32 partition holding [`extlinux_files`], for
+/// U-Boot's distro boot.
+pub fn extlinux_disk(parts: &ImageParts) -> Result<Vec<u8>, CliError> {
+    let esp = basalt_disk::fat32_esp(&extlinux_files(parts)?).map_err(disk_error)?;
+    basalt_disk::gpt_disk(&esp).map_err(disk_error)
+}
+
 /// The self-contained EFI executable of `parts`: the loader with the
 /// kernel, bundle and command line in its `.basalt` section.
 pub fn efi_executable(parts: &ImageParts) -> Result<Vec<u8>, CliError> {
@@ -94,4 +138,18 @@ pub fn write(parts: &ImageParts, format: Format, out: &Path) -> Result<(), CliEr
         Format::Gce => basalt_disk::gce_tar_gz(&raw_disk(parts)?, &mut file).map_err(disk_error)?,
     }
     std::io::Write::flush(&mut file).map_err(io)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extlinux_conf_boots_the_image_with_the_bundle() {
+        assert_eq!(
+            extlinux_conf("basalt.console=framed"),
+            "default basalt\ntimeout 0\n\nlabel basalt\n    kernel /Image\n    initrd /bundle.tar\n    append basalt.console=framed\n"
+        );
+        assert!(!extlinux_conf("").contains("append"));
+    }
 }

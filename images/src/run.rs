@@ -223,8 +223,9 @@ pub fn run_vm(opts: &RunOptions, io: VmIo) -> Result<VmReport, CliError> {
         };
         let parts = image_parts(opts.arch, &kernel, bundle, cmdline, opts.verbose)?;
         let media = match boot {
-            FirmwareBoot::UefiDisk => crate::image::raw_disk(&parts)?,
+            FirmwareBoot::UefiDisk | FirmwareBoot::UbootEfi => crate::image::raw_disk(&parts)?,
             FirmwareBoot::UefiPxe => crate::image::efi_executable(&parts)?,
+            FirmwareBoot::UbootBooti => crate::image::extlinux_disk(&parts)?,
         };
         let report = crate::vm_console::boot_firmware(&vm_opts, boot, &media, io)?;
         report_timeline(opts, &report);

@@ -108,7 +108,8 @@ pub struct VmOptions {
     pub network_tap: Option<String>,
     /// boot through firmware instead of QEMU's `-kernel`: UEFI (OVMF on
     /// x86-64 `q35`, AAVMF on AArch64 `virt`) from a disk image or the
-    /// network; `None`: direct kernel boot
+    /// network, or U-Boot (AArch64 `virt`) from a disk image; `None`:
+    /// direct kernel boot
     pub firmware: Option<FirmwareBoot>,
     /// AArch64 `virt` under firmware: describe the machine with ACPI
     /// tables only (`acpi=on`, as AWS Graviton and Arm servers do; the
@@ -124,7 +125,25 @@ pub enum FirmwareBoot {
     /// UEFI firmware netboots the self-contained EFI executable over
     /// QEMU's user network (TFTP)
     UefiPxe,
+    /// U-Boot (AArch64 `virt`) runs the disk image's UEFI loader through
+    /// its own UEFI implementation (`bootefi`), found by its distro boot
+    UbootEfi,
+    /// U-Boot (AArch64 `virt`) reads `extlinux/extlinux.conf` from a disk
+    /// and `booti`s the arm64 Image with the bundle as its initrd and
+    /// U-Boot's device tree (QEMU's), as on a board
+    UbootBooti,
 }
+
+impl FirmwareBoot {
+    /// The firmware is U-Boot's.
+    pub fn is_uboot(self) -> bool {
+        matches!(self, FirmwareBoot::UbootEfi | FirmwareBoot::UbootBooti)
+    }
+}
+
+/// U-Boot for QEMU's AArch64 `virt` (Debian's `u-boot-qemu`), loaded with
+/// `-bios`.
+pub const UBOOT_QEMU_ARM64: &str = "/usr/lib/u-boot/qemu_arm64/u-boot.bin";
 
 /// Where the firmware code and a template of its variable store are.
 pub fn uefi_firmware(arch: GuestArch) -> (&'static str, &'static str) {

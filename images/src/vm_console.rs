@@ -5,6 +5,9 @@
 //!   (ACPI tables only, or a device tree only), from a disk image on a virtio-blk
 //!   disk or over the network (PXE: QEMU's user network serves the
 //!   self-contained EFI executable by TFTP);
+//! - through U-Boot on AArch64 `virt`, from a disk: its UEFI runs Basalt's
+//!   loader (`bootefi`), or its extlinux support `booti`s the arm64 Image
+//!   (both found by U-Boot's distro boot, which scans the disk by itself);
 //! - the x86-64 Firecracker machine reproduced on QEMU's `microvm`: no
 //!   ACPI, virtio-mmio devices named on the kernel command line, COM1
 //!   alone, an i8042 whose reset ends the VM.
@@ -28,8 +31,8 @@ use crate::vm::{
 const PXE_BOOTFILE: &str = "basalt.efi";
 
 /// The QEMU command line for a firmware boot; `dir` holds the disk image
-/// (`disk.raw`) or the TFTP root (`tftp/`), and the firmware's variable
-/// store (`vars.fd`).
+/// (`disk.raw`) or the TFTP root (`tftp/`), and UEFI firmware's variable
+/// store (`vars.fd`; U-Boot keeps none).
 pub fn firmware_command(
     opts: &VmOptions,
     boot: FirmwareBoot,
@@ -37,13 +40,15 @@ pub fn firmware_command(
     console: &Path,
 ) -> Command {
     let mut cmd = Command::new(vm::qemu_binary(opts.arch));
-    let (code, _) = vm::uefi_firmware(opts.arch);
+    let uboot = boot.is_uboot();
     let pci_card = |kind: &str| match opts.arch {
         GuestArch::X86_64 => format!("virtio-{kind}-pci"),
         GuestArch::Aarch64 => format!("virtio-{kind}-device"),
     };
     match opts.arch {
         GuestArch::X86_64 => cmd.args(["-machine", "q35"]),
+        // U-Boot hands the kernel QEMU's device tree, never ACPI tables.
+        GuestArch::Aarch64 if uboot => cmd.args(["-machine", "virt"]),
         GuestArch::Aarch64 if opts.acpi => cmd.args(["-machine", "virt,acpi=on"]),
         GuestArch::Aarch64 => cmd.args(["-machine", "virt,acpi=off"]),
     };
@@ -64,18 +69,24 @@ pub fn firmware_command(
         "none",
         "-no-reboot",
     ]);
-    cmd.arg("-drive").arg(format!(
-        "if=pflash,format=raw,unit=0,readonly=on,file={code}"
-    ));
-    cmd.arg("-drive").arg(format!(
-        "if=pflash,format=raw,unit=1,file={}",
-        dir.join("vars.fd").display()
-    ));
+    if uboot {
+        cmd.args(["-bios", vm::UBOOT_QEMU_ARM64]);
+    } else {
+        let (code, _) = vm::uefi_firmware(opts.arch);
+        cmd.arg("-drive").arg(format!(
+            "if=pflash,format=raw,unit=0,readonly=on,file={code}"
+        ));
+        cmd.arg("-drive").arg(format!(
+            "if=pflash,format=raw,unit=1,file={}",
+            dir.join("vars.fd").display()
+        ));
+    }
     if opts.arch == GuestArch::Aarch64 {
+        // The kernel drives modern virtio-mmio only; U-Boot drives both.
         cmd.args(["-global", "virtio-mmio.force-legacy=false"]);
     }
     match boot {
-        FirmwareBoot::UefiDisk => {
+        FirmwareBoot::UefiDisk | FirmwareBoot::UbootEfi | FirmwareBoot::UbootBooti => {
             // snapshot=on: the firmware may write to the disk (boot
             // variables, logs); the image on the host stays as built.
             cmd.arg("-drive").arg(format!(
@@ -190,8 +201,8 @@ pub fn boot_firecracker(opts: &VmOptions, bundle: &[u8], io: VmIo) -> Result<VmR
 }
 
 /// Boots `media` (the raw disk image, or for netboot the self-contained
-/// EFI executable) through UEFI firmware and relays the one console until
-/// the VM ends.
+/// EFI executable; for U-Boot's `booti` the extlinux disk) through
+/// firmware and relays the one console until the VM ends.
 pub fn boot_firmware(
     opts: &VmOptions,
     boot: FirmwareBoot,
@@ -200,8 +211,15 @@ pub fn boot_firmware(
 ) -> Result<VmReport, CliError> {
     let dir = RunDir::new()?;
     let io_err = |p: &Path, e: std::io::Error| CliError::Io(format!("{}: {e}", p.display()));
+    if boot.is_uboot() && opts.arch != GuestArch::Aarch64 {
+        return Err(CliError::Usage(
+            "U-Boot boots aarch64 guests (QEMU virt): use --arch aarch64".into(),
+        ));
+    }
     let media_path = match boot {
-        FirmwareBoot::UefiDisk => dir.0.join("disk.raw"),
+        FirmwareBoot::UefiDisk | FirmwareBoot::UbootEfi | FirmwareBoot::UbootBooti => {
+            dir.0.join("disk.raw")
+        }
         FirmwareBoot::UefiPxe => {
             let tftp = dir.0.join("tftp");
             std::fs::create_dir(&tftp).map_err(|e| io_err(&tftp, e))?;
@@ -209,17 +227,26 @@ pub fn boot_firmware(
         }
     };
     std::fs::write(&media_path, media).map_err(|e| io_err(&media_path, e))?;
-    let (_, vars) = vm::uefi_firmware(opts.arch);
-    let vars_copy = dir.0.join("vars.fd");
-    std::fs::copy(vars, &vars_copy).map_err(|e| {
-        CliError::Qemu(format!(
-            "cannot copy the UEFI variable store {vars}: {e} (run scripts/setup.sh to install {})",
-            match opts.arch {
-                GuestArch::X86_64 => "ovmf",
-                GuestArch::Aarch64 => "qemu-efi-aarch64",
-            }
-        ))
-    })?;
+    if boot.is_uboot() {
+        if !Path::new(vm::UBOOT_QEMU_ARM64).is_file() {
+            return Err(CliError::Qemu(format!(
+                "U-Boot is not at {} (run scripts/setup.sh to install u-boot-qemu)",
+                vm::UBOOT_QEMU_ARM64
+            )));
+        }
+    } else {
+        let (_, vars) = vm::uefi_firmware(opts.arch);
+        let vars_copy = dir.0.join("vars.fd");
+        std::fs::copy(vars, &vars_copy).map_err(|e| {
+            CliError::Qemu(format!(
+                "cannot copy the UEFI variable store {vars}: {e} (run scripts/setup.sh to install {})",
+                match opts.arch {
+                    GuestArch::X86_64 => "ovmf",
+                    GuestArch::Aarch64 => "qemu-efi-aarch64",
+                }
+            ))
+        })?;
+    }
     let socket = dir.0.join("console");
     let listener = UnixListener::bind(&socket).map_err(|e| io_err(&socket, e))?;
     let cmd = firmware_command(opts, boot, &dir.0, &socket);

@@ -1,11 +1,12 @@
 //! Every way Basalt boots besides QEMU's `-kernel` on its default machines
 //! (`docs/guest-protocol.md`, "One console" and "Basalt's UEFI loader"):
-//! UEFI firmware from a disk image and over the network, and the machine
-//! shapes of other VMMs reproduced in QEMU. Each path boots the hello
+//! UEFI firmware from a disk image and over the network, U-Boot (its UEFI,
+//! and `booti` of the arm64 Image), and the machine shapes of other VMMs
+//! reproduced in QEMU. Each path boots the hello
 //! example and a `--dir` example once and checks their output, stderr and
 //! exit code, read back through the one console these machines have.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use basalt::guest::GuestArch;
 use basalt::run::{DirMode, RunOptions};
@@ -128,6 +129,60 @@ fn x86_64_pxe_netboot() {
         assert_log_has(out, "[firmware]   NBP file downloaded successfully");
         assert_log_has(out, "booting via UEFI");
         assert_log_has(out, "power: powering off via ACPI S5");
+        assert_eq!(out.report.qemu_exit, Some(0), "{}", out.describe());
+    }
+}
+
+/// Whether Debian's `u-boot-qemu` is installed; without it the U-Boot
+/// tests skip, or fail under `CI=true`.
+fn uboot_installed() -> bool {
+    if Path::new(basalt::vm::UBOOT_QEMU_ARM64).is_file() {
+        return true;
+    }
+    let msg = format!(
+        "U-Boot is not at {} (scripts/setup.sh installs u-boot-qemu)",
+        basalt::vm::UBOOT_QEMU_ARM64
+    );
+    assert!(std::env::var("CI").as_deref() != Ok("true"), "{msg}");
+    eprintln!("{msg}; skipping");
+    false
+}
+
+#[test]
+fn aarch64_uboot_bootefi() {
+    if !uboot_installed() {
+        return;
+    }
+    let mut opts = RunOptions::new("");
+    opts.arch = GuestArch::Aarch64;
+    opts.firmware = Some(FirmwareBoot::UbootEfi);
+    let (hello, ls) = hello_and_a_share("uboot-bootefi", opts, DirMode::Live);
+    for out in [&hello, &ls] {
+        assert_log_has(out, "booting via UEFI");
+        assert_log_has(out, "loaded by UEFI Das U-Boot");
+        // U-Boot's UEFI passes its device tree (QEMU's), no ACPI tables.
+        assert_log_has(out, "firmware tables: device tree");
+        assert_log_has(out, "power: powering off via PSCI SYSTEM_OFF");
+        assert_eq!(out.report.qemu_exit, Some(0), "{}", out.describe());
+    }
+}
+
+#[test]
+fn aarch64_uboot_booti() {
+    if !uboot_installed() {
+        return;
+    }
+    let mut opts = RunOptions::new("");
+    opts.arch = GuestArch::Aarch64;
+    opts.firmware = Some(FirmwareBoot::UbootBooti);
+    // With EL2 and EL3, as on a board: U-Boot runs at EL2 and enters the
+    // kernel there, and PSCI is QEMU's EL3 firmware's, called by SMC.
+    opts.extra_qemu_args = vec!["-machine".into(), "virtualization=on".into()];
+    let (hello, ls) = hello_and_a_share("uboot-booti", opts, DirMode::Copy);
+    for out in [&hello, &ls] {
+        assert_log_has(out, "booting via arm64 Image");
+        assert_log_has(out, "firmware tables: device tree");
+        assert_log_has(out, "power: powering off via PSCI SYSTEM_OFF (Smc)");
         assert_eq!(out.report.qemu_exit, Some(0), "{}", out.describe());
     }
 }
