@@ -27,7 +27,7 @@ mod mcfg;
 mod pci_host;
 mod spcr;
 
-pub use arm::{ArmPlatform, MAX_ECAM_WINDOWS, find_arm_platform};
+pub use arm::{ArmPlatform, MAX_ECAM_WINDOWS, PciTables, find_arm_platform, find_pci_tables};
 pub use gtdt::{Gtdt, TimerInterrupt, read_gtdt};
 pub use madt::{
     Gic, GicCpuInterface, GicDistributor, GicIts, GicMsiFrame, GicRedistributor, GicVersion,

@@ -368,3 +368,27 @@ fn the_http_server_answers_on_a_host_tap(arch: GuestArch) {
         out.describe()
     );
 }
+
+/// GCP's N1/N2/E2 shape: `q35` booted by OVMF from the disk image, its
+/// virtio-net-pci card taken over from the firmware, the server reached
+/// through `-p` as with `-kernel`.
+#[test]
+fn x86_64_the_http_server_answers_from_a_uefi_disk_image() {
+    let (port, addr) = forwarded();
+    let configure = |o: &mut RunOptions| {
+        o.publish = vec![(port, 8080)];
+        o.firmware = Some(basalt::vm::FirmwareBoot::UefiDisk);
+    };
+    let (_, out) = serve_and_check(GuestArch::X86_64, addr, configure, || {
+        let e = http::echo(addr, b"from firmware").map_err(|e| e.to_string())?;
+        if (e.status, &e.body[..]) != (200, &b"from firmware"[..]) {
+            return Err(format!("POST /echo answered {e:?}"));
+        }
+        Ok(())
+    });
+    assert!(
+        out.report.log_text().contains("booting via UEFI"),
+        "{}",
+        out.describe()
+    );
+}

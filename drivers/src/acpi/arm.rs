@@ -70,15 +70,11 @@ pub fn find_arm_platform(
         Some((addr, len)) => Some(read_spcr(mem, addr, len)?),
         None => None,
     };
-    let mut ecam = [EcamWindow::default(); MAX_ECAM_WINDOWS];
-    let ecam_count = match find_table(mem, &rsdp, b"MCFG", "MCFG")? {
-        Some((addr, len)) => read_mcfg(mem, addr, len, &mut ecam)?,
-        None => 0,
-    };
-    let pci_host = match fadt {
-        Some(f) if f.dsdt != 0 => find_pci_host_bridge(mem, f.dsdt)?,
-        _ => None,
-    };
+    let PciTables {
+        ecam,
+        ecam_count,
+        pci_host,
+    } = pci_tables(mem, &rsdp, fadt.as_ref())?;
     Ok(ArmPlatform {
         root: rsdp.xsdt.unwrap_or(u64::from(rsdp.rsdt)),
         psci: fadt.and_then(|f| f.psci()),
@@ -90,4 +86,62 @@ pub fn find_arm_platform(
         ecam_count,
         pci_host,
     })
+}
+
+/// Where PCIe is, on any ISA: the MCFG's ECAM windows and the first host
+/// bridge's windows from the DSDT (for BARs no firmware assigned).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PciTables {
+    /// the ECAM windows; the first `ecam_count` are valid
+    pub ecam: [EcamWindow; MAX_ECAM_WINDOWS],
+    /// how many entries of `ecam` are valid
+    pub ecam_count: usize,
+    /// the first PCI host bridge the DSDT describes with a static `_CRS`
+    pub pci_host: Option<PciHostBridge>,
+}
+
+impl PciTables {
+    /// The valid ECAM windows.
+    pub fn ecam_windows(&self) -> &[EcamWindow] {
+        &self.ecam[..self.ecam_count.min(MAX_ECAM_WINDOWS)]
+    }
+}
+
+fn pci_tables(
+    mem: &dyn PhysMemory,
+    rsdp: &super::Rsdp,
+    fadt: Option<&Fadt>,
+) -> Result<PciTables, AcpiError> {
+    let mut ecam = [EcamWindow::default(); MAX_ECAM_WINDOWS];
+    let ecam_count = match find_table(mem, rsdp, b"MCFG", "MCFG")? {
+        Some((addr, len)) => read_mcfg(mem, addr, len, &mut ecam)?,
+        None => 0,
+    };
+    let pci_host = match fadt {
+        Some(f) if f.dsdt != 0 => find_pci_host_bridge(mem, f.dsdt)?,
+        _ => None,
+    };
+    Ok(PciTables {
+        ecam,
+        ecam_count,
+        pci_host,
+    })
+}
+
+/// The PCIe tables (MCFG, the DSDT's host bridge) of any machine, found
+/// from the RSDP (at `rsdp_hint`, else by the PC's scan, see
+/// [`super::find_rsdp`]): for PCs whose configuration space is reached only
+/// through ECAM, such as QEMU's `microvm` with `pcie=on` and Cloud
+/// Hypervisor.
+pub fn find_pci_tables(
+    mem: &dyn PhysMemory,
+    rsdp_hint: Option<u64>,
+    ebda: Option<u64>,
+) -> Result<PciTables, AcpiError> {
+    let rsdp = super::find_rsdp(mem, rsdp_hint, ebda)?;
+    let fadt = match find_table(mem, &rsdp, b"FACP", "FADT")? {
+        Some((addr, len)) => Some(read_fadt(mem, addr, len)?),
+        None => None,
+    };
+    pci_tables(mem, &rsdp, fadt.as_ref())
 }

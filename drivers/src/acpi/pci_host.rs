@@ -55,6 +55,26 @@ impl PciWindow {
     pub fn cpu_base(&self) -> u64 {
         self.min.wrapping_add(self.translation)
     }
+
+    /// The window as the device tree's `ranges` describe one (the form the
+    /// PCI code takes windows in); `None` for a bus-number range or an
+    /// empty or inverted one.
+    pub fn as_pci_range(&self) -> Option<crate::fdt::PciRange> {
+        use crate::fdt::{PciRange, PciSpace};
+        let space = match self.kind {
+            PciWindowKind::Io => PciSpace::Io,
+            PciWindowKind::Memory { .. } if self.max > u64::from(u32::MAX) => PciSpace::Memory64,
+            PciWindowKind::Memory { .. } => PciSpace::Memory32,
+            PciWindowKind::BusNumbers => return None,
+        };
+        Some(PciRange {
+            space,
+            prefetchable: matches!(self.kind, PciWindowKind::Memory { prefetchable: true }),
+            pci_address: self.min,
+            cpu_address: self.cpu_base(),
+            size: self.max.checked_sub(self.min)?.checked_add(1)?,
+        })
+    }
 }
 
 const NO_WINDOW: PciWindow = PciWindow {

@@ -149,21 +149,72 @@ pub fn pci_host() -> Option<&'static PciHost> {
 }
 
 /// PCI through configuration mechanism #1 (ports 0xCF8/0xCFC), which
-/// every PC chipset has; the firmware (SeaBIOS on QEMU's `q35` and `pc`)
-/// assigned the BARs, and bus addresses are CPU addresses. `None` when no
-/// host bridge answers at 00:00.0 (`microvm`, Firecracker: no PCI).
+/// every PC chipset has; the firmware (SeaBIOS or OVMF on QEMU's `q35` and
+/// `pc`) assigned the BARs, and bus addresses are CPU addresses. Machines
+/// without the ports but with PCIe (QEMU's `microvm` with `pcie=on`, Cloud
+/// Hypervisor) are reached through the MCFG's ECAM window, BARs given
+/// addresses from the host bridge's windows in the DSDT where nothing
+/// assigned them. `None` when neither answers (`microvm`, Firecracker).
+/// Call once (`devices::init` does).
+#[allow(unsafe_code)]
 pub fn pci_root() -> Option<PciRoot> {
     use basalt_drivers::pci::{Address, ConfigSpace, PortConfig};
     let config = PortConfig::new();
-    if config.read32(Address::new(0, 0, 0), 0) as u16 == 0xffff {
-        return None;
+    if config.read32(Address::new(0, 0, 0), 0) as u16 != 0xffff {
+        return Some(PciRoot {
+            config: Box::new(config),
+            buses: 0..=255,
+            windows: Vec::new(),
+            mechanism: "configuration ports 0xcf8/0xcfc",
+        });
     }
+    let tables = PCI_TABLES.call_once(find_pci_tables).as_ref()?;
+    let ecam = tables.ecam_windows().first()?;
+    let buses = u64::from(ecam.end_bus.saturating_sub(ecam.start_bus)) + 1;
+    let len = buses.min(MAX_ECAM_BUSES) << 20;
+    // SAFETY: the ECAM window the MCFG names (device registers, not RAM),
+    // mapped once, used only by the `Ecam` built on it.
+    let virt = match unsafe { crate::mem::map_device(ecam.base, len) } {
+        Ok(v) => v,
+        Err(e) => {
+            kprintln!("pcie: cannot map the ECAM window: {e}");
+            return None;
+        }
+    };
+    // SAFETY: `len` bytes from the window's start, just mapped as device
+    // memory, for this accessor alone.
+    let config = unsafe { basalt_drivers::pci::Ecam::new(virt, len as usize, ecam.start_bus) };
+    kprintln!(
+        "pcie: ECAM at {:#x} (MCFG), buses {}-{}",
+        ecam.base,
+        ecam.start_bus,
+        ecam.end_bus
+    );
     Some(PciRoot {
+        buses: config.buses(),
         config: Box::new(config),
-        buses: 0..=255,
-        windows: Vec::new(),
-        mechanism: "configuration ports 0xcf8/0xcfc",
+        windows: tables
+            .pci_host
+            .iter()
+            .flat_map(|h| h.windows().iter())
+            .filter_map(|w| w.as_pci_range())
+            .collect(),
+        mechanism: "ECAM",
     })
+}
+
+/// The most buses of an ECAM window mapped (1 MiB each).
+const MAX_ECAM_BUSES: u64 = 16;
+
+/// The MCFG and the DSDT's host bridge, read with the other firmware
+/// tables before memory setup.
+static PCI_TABLES: spin::Once<Option<basalt_drivers::acpi::PciTables>> = spin::Once::new();
+
+fn find_pci_tables() -> Option<basalt_drivers::acpi::PciTables> {
+    let (rsdp, ebda) = crate::BOOT_INFO
+        .get()
+        .map_or((None, None), |i| (i.acpi_rsdp, i.ebda));
+    basalt_drivers::acpi::find_pci_tables(&Firmware, rsdp, ebda).ok()
 }
 
 /// Why a device's interrupt could not be routed to this CPU.
@@ -288,6 +339,7 @@ fn find_s5() -> Result<basalt_drivers::acpi::SleepS5, basalt_drivers::acpi::Acpi
 pub fn prepare_power_off() {
     S5.call_once(find_s5);
     VIRTIO.call_once(find_virtio_mmio);
+    PCI_TABLES.call_once(find_pci_tables);
     io_apics();
 }
 

@@ -315,8 +315,7 @@ fn complete_from_acpi(
     info: &'static BootInfo,
     rsdp: u64,
 ) -> Result<&'static BootInfo, BootInfoError> {
-    use basalt_drivers::acpi::{self, GicVersion, PciWindowKind, Register, UartKind};
-    use basalt_drivers::fdt::{PciRange, PciSpace};
+    use basalt_drivers::acpi::{self, GicVersion, Register, UartKind};
     let platform =
         acpi::find_arm_platform(&FirmwareTables, Some(rsdp)).map_err(BootInfoError::Acpi)?;
     let mut machine = Machine::default();
@@ -369,22 +368,11 @@ fn complete_from_acpi(
             last_bus: ecam.end_bus,
             ranges: [None; 8],
         };
-        let windows = platform.pci_host.iter().flat_map(|h| h.windows().iter());
-        let ranges = windows.filter_map(|w| {
-            let space = match w.kind {
-                PciWindowKind::Io => PciSpace::Io,
-                PciWindowKind::Memory { .. } if w.max > u64::from(u32::MAX) => PciSpace::Memory64,
-                PciWindowKind::Memory { .. } => PciSpace::Memory32,
-                PciWindowKind::BusNumbers => return None,
-            };
-            Some(PciRange {
-                space,
-                prefetchable: matches!(w.kind, PciWindowKind::Memory { prefetchable: true }),
-                pci_address: w.min,
-                cpu_address: w.cpu_base(),
-                size: w.max.checked_sub(w.min)?.checked_add(1)?,
-            })
-        });
+        let ranges = platform
+            .pci_host
+            .iter()
+            .flat_map(|h| h.windows().iter())
+            .filter_map(|w| w.as_pci_range());
         for (slot, r) in host.ranges.iter_mut().zip(ranges) {
             *slot = Some(r);
         }
