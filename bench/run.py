@@ -343,13 +343,14 @@ def main():
             L.append(f"| {arch} | arm64 Image (what QEMU loads) | {os.path.getsize(flat)} |")
     L.append("")
     L.append("The kernel includes Cranelift (for `--jit`) and the whole runtime.\n")
-    # bench/net.py's section is its own: keep it.
+    # bench/net.py's and bench/boot_paths.py's sections are their own: keep them.
     path = os.path.join(ROOT, "BENCHMARKS.md")
     old = open(path).read() if os.path.exists(path) else ""
-    net = old.find("## Network: ")
-    if net >= 0:
-        end = old.find("\n## ", net + 1)
-        L.append(old[net:end + 1] if end >= 0 else old[net:])
+    for title in ("## Network: ", "## Boot paths"):
+        at = old.find(title)
+        if at >= 0:
+            end = old.find("\n## ", at + 1)
+            L.append(old[at:end + 1] if end >= 0 else old[at:])
     with open(path, "w") as f:
         f.write("\n".join(L) + "\n")
     print("\n".join(L))
