@@ -439,24 +439,18 @@ pub(crate) fn qemu_binary(arch: GuestArch) -> &'static str {
     }
 }
 
-/// The QEMU command line for a run.
-pub fn qemu_command(opts: &VmOptions, bundle: &Path, sockets: &[PathBuf; 3]) -> Command {
-    if opts.arch == GuestArch::Aarch64 {
-        return qemu_command_virt(opts, bundle, sockets);
-    }
+/// What every VM's QEMU command line starts with: the machine model
+/// `machine`, the accelerator, the CPU (`--cpu`, else `max` under TCG and
+/// the host's under KVM), the memory, one vCPU, no default devices or
+/// display, and no reboot (a reset ends QEMU).
+pub(crate) fn base_command(opts: &VmOptions, machine: &str) -> Command {
     let mut cmd = Command::new(qemu_binary(opts.arch));
-    let machine = match opts.machine {
-        Machine::Q35 => "q35",
-        Machine::Pc => "pc",
-        // microvm's built-in serial port would take COM1 alone: all three
-        // ports are added explicitly below instead.
-        Machine::Microvm | Machine::Firecracker => "microvm,isa-serial=off",
-    };
     cmd.args(["-machine", machine, "-accel", opts.accel.name()]);
-    match (&opts.cpu, opts.accel) {
-        (Some(model), _) => cmd.args(["-cpu", model]),
-        (None, Accel::Tcg) => cmd.args(["-cpu", "max"]),
-        (None, Accel::Kvm) => cmd.args(["-cpu", "host,-arch-capabilities"]),
+    match (&opts.cpu, opts.accel, opts.arch) {
+        (Some(model), _, _) => cmd.args(["-cpu", model]),
+        (None, Accel::Tcg, _) => cmd.args(["-cpu", "max"]),
+        (None, Accel::Kvm, GuestArch::X86_64) => cmd.args(["-cpu", "host,-arch-capabilities"]),
+        (None, Accel::Kvm, GuestArch::Aarch64) => cmd.args(["-cpu", "host"]),
     };
     cmd.arg("-m").arg(format!("{}M", opts.memory_mib));
     cmd.args([
@@ -468,6 +462,22 @@ pub fn qemu_command(opts: &VmOptions, bundle: &Path, sockets: &[PathBuf; 3]) -> 
         "none",
         "-no-reboot",
     ]);
+    cmd
+}
+
+/// The QEMU command line for a run.
+pub fn qemu_command(opts: &VmOptions, bundle: &Path, sockets: &[PathBuf; 3]) -> Command {
+    if opts.arch == GuestArch::Aarch64 {
+        return qemu_command_virt(opts, bundle, sockets);
+    }
+    let machine = match opts.machine {
+        Machine::Q35 => "q35",
+        Machine::Pc => "pc",
+        // microvm's built-in serial port would take COM1 alone: all three
+        // ports are added explicitly below instead.
+        Machine::Microvm | Machine::Firecracker => "microvm,isa-serial=off",
+    };
+    let mut cmd = base_command(opts, machine);
     if opts.exit_device {
         cmd.args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
     }
@@ -537,23 +547,7 @@ pub fn qemu_command(opts: &VmOptions, bundle: &Path, sockets: &[PathBuf; 3]) -> 
 /// device. `virt`'s virtio-mmio transports are legacy (version 1) unless
 /// told otherwise; the kernel drives only modern ones.
 fn qemu_command_virt(opts: &VmOptions, bundle: &Path, sockets: &[PathBuf; 3]) -> Command {
-    let mut cmd = Command::new(qemu_binary(opts.arch));
-    cmd.args(["-machine", "virt", "-accel", opts.accel.name()]);
-    match (&opts.cpu, opts.accel) {
-        (Some(model), _) => cmd.args(["-cpu", model]),
-        (None, Accel::Tcg) => cmd.args(["-cpu", "max"]),
-        (None, Accel::Kvm) => cmd.args(["-cpu", "host"]),
-    };
-    cmd.arg("-m").arg(format!("{}M", opts.memory_mib));
-    cmd.args([
-        "-smp",
-        "1",
-        "-nodefaults",
-        "-no-user-config",
-        "-display",
-        "none",
-        "-no-reboot",
-    ]);
+    let mut cmd = base_command(opts, "virt");
     let image = match opts.image_text_offset {
         Some(_) => moved_image_path(bundle),
         None => crate::guest::boot_image(opts.arch, &opts.kernel),

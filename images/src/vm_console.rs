@@ -23,9 +23,7 @@ use std::time::{Duration, Instant};
 use crate::CliError;
 use crate::console::{Demux, Piece};
 use crate::guest::GuestArch;
-use crate::vm::{
-    self, Accel, FirmwareBoot, LogState, RunDir, VmIo, VmOptions, VmReport, frame_stdin,
-};
+use crate::vm::{self, FirmwareBoot, LogState, RunDir, VmIo, VmOptions, VmReport, frame_stdin};
 
 /// The file name the TFTP server offers for netboot.
 const PXE_BOOTFILE: &str = "basalt.efi";
@@ -39,36 +37,19 @@ pub fn firmware_command(
     dir: &Path,
     console: &Path,
 ) -> Command {
-    let mut cmd = Command::new(vm::qemu_binary(opts.arch));
     let uboot = boot.is_uboot();
     let pci_card = |kind: &str| match opts.arch {
         GuestArch::X86_64 => format!("virtio-{kind}-pci"),
         GuestArch::Aarch64 => format!("virtio-{kind}-device"),
     };
-    match opts.arch {
-        GuestArch::X86_64 => cmd.args(["-machine", "q35"]),
+    let machine = match opts.arch {
+        GuestArch::X86_64 => "q35",
         // U-Boot hands the kernel QEMU's device tree, never ACPI tables.
-        GuestArch::Aarch64 if uboot => cmd.args(["-machine", "virt"]),
-        GuestArch::Aarch64 if opts.acpi => cmd.args(["-machine", "virt,acpi=on"]),
-        GuestArch::Aarch64 => cmd.args(["-machine", "virt,acpi=off"]),
+        GuestArch::Aarch64 if uboot => "virt",
+        GuestArch::Aarch64 if opts.acpi => "virt,acpi=on",
+        GuestArch::Aarch64 => "virt,acpi=off",
     };
-    cmd.args(["-accel", opts.accel.name()]);
-    match (&opts.cpu, opts.accel, opts.arch) {
-        (Some(model), _, _) => cmd.args(["-cpu", model]),
-        (None, Accel::Tcg, _) => cmd.args(["-cpu", "max"]),
-        (None, Accel::Kvm, GuestArch::X86_64) => cmd.args(["-cpu", "host,-arch-capabilities"]),
-        (None, Accel::Kvm, GuestArch::Aarch64) => cmd.args(["-cpu", "host"]),
-    };
-    cmd.arg("-m").arg(format!("{}M", opts.memory_mib));
-    cmd.args([
-        "-smp",
-        "1",
-        "-nodefaults",
-        "-no-user-config",
-        "-display",
-        "none",
-        "-no-reboot",
-    ]);
+    let mut cmd = vm::base_command(opts, machine);
     if uboot {
         cmd.args(["-bios", vm::UBOOT_QEMU_ARM64]);
     } else {
@@ -132,27 +113,8 @@ pub fn firmware_command(
 /// kernel, COM1 alone and an i8042, whose reset ends the VM
 /// (`-no-reboot`); no exit device.
 pub fn firecracker_command(opts: &VmOptions, bundle: &Path, console: &Path) -> Command {
-    let mut cmd = Command::new(vm::qemu_binary(opts.arch));
+    let mut cmd = vm::base_command(opts, "microvm,acpi=off,rtc=off,isa-serial=off");
     cmd.args([
-        "-machine",
-        "microvm,acpi=off,rtc=off,isa-serial=off",
-        "-accel",
-        opts.accel.name(),
-    ]);
-    match (&opts.cpu, opts.accel) {
-        (Some(model), _) => cmd.args(["-cpu", model]),
-        (None, Accel::Tcg) => cmd.args(["-cpu", "max"]),
-        (None, Accel::Kvm) => cmd.args(["-cpu", "host,-arch-capabilities"]),
-    };
-    cmd.arg("-m").arg(format!("{}M", opts.memory_mib));
-    cmd.args([
-        "-smp",
-        "1",
-        "-nodefaults",
-        "-no-user-config",
-        "-display",
-        "none",
-        "-no-reboot",
         "-device",
         "i8042",
         "-global",
