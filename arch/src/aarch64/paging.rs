@@ -308,6 +308,112 @@ fn set(t: u64, i: usize, v: u64) {
     unsafe { table(t).wrapping_add(i).write_volatile(v) };
 }
 
+/// Page tables for [`boot_device_window`]: 2 MiB entries for the GiB
+/// blocks of the boot stub's map it splits.
+#[repr(C, align(4096))]
+struct BootL2([[u64; 512]; BOOT_L2_TABLES]);
+
+const BOOT_L2_TABLES: usize = 2;
+
+/// How many of `BOOT_L2`'s tables are in use, and for which GiB each is.
+static BOOT_L2_USED: spin::Mutex<[Option<u64>; BOOT_L2_TABLES]> =
+    spin::Mutex::new([None; BOOT_L2_TABLES]);
+
+static mut BOOT_L2: BootL2 = BootL2([[0; 512]; BOOT_L2_TABLES]);
+
+/// Makes the device registers `[start, start + len)` device memory
+/// (Device-nGnRnE) in the boot stub's map, which maps the first 4 GiB in
+/// normal-memory GiB blocks above the first (QEMU `virt`'s device GiB):
+/// on a Raspberry Pi 4 the peripherals sit at 0xfc000000-0xff7fffff, in
+/// the fourth GiB, and the console is used before the kernel's own tables
+/// ([`finish_boot_tables`]) replace the boot map. The GiB block becomes a
+/// table of 2 MiB blocks (break-before-make: it must hold nothing in use,
+/// so a block holding the kernel image is left alone, and `false`
+/// returned), and the 2 MiB blocks the window touches become device
+/// memory. Windows already in device memory, or unmapped, are left as
+/// they are (`true`).
+///
+/// # Safety
+/// Early boot, boot tables in use, one thread; nothing may use RAM in the
+/// 2 MiB blocks the window touches.
+pub unsafe fn boot_device_window(start: u64, len: u64) -> bool {
+    const GIB: u64 = 1 << 30;
+    const BLOCK: u64 = 2 << 20;
+    let Some(last) = len.checked_sub(1).and_then(|l| start.checked_add(l)) else {
+        return false;
+    };
+    if last >= 512 * GIB {
+        return false;
+    }
+    let image = ((&raw const __text_start) as u64 & !(BLOCK - 1))..((&raw const __kernel_end) as u64);
+    let l0 = root();
+    // SAFETY: the boot stub's L0 table, identity-mapped.
+    let l0e = unsafe { table(l0).read_volatile() };
+    if l0e & (VALID | TABLE) != VALID | TABLE {
+        return false;
+    }
+    let l1 = l0e & ADDR_MASK;
+    let mut used = BOOT_L2_USED.lock();
+    let mut gib = start / GIB;
+    while gib <= last / GIB {
+        let base = gib * GIB;
+        let e = table(l1).wrapping_add(gib as usize);
+        // SAFETY: an entry of the boot L1 table.
+        let v = unsafe { e.read_volatile() };
+        let l2 = if v & VALID == 0 || (v & TABLE == 0 && v & ATTR_NORMAL == 0) {
+            // unmapped, or a device block already
+            gib += 1;
+            continue;
+        } else if v & TABLE != 0 {
+            v & ADDR_MASK
+        } else {
+            if image.start < base + GIB && base < image.end {
+                return false;
+            }
+            let Some(slot) = used.iter().position(Option::is_none) else {
+                return false;
+            };
+            used[slot] = Some(gib);
+            // SAFETY: a table of the static pool, free until now (slot).
+            let t = unsafe { (&raw mut BOOT_L2.0[slot]) as u64 };
+            for i in 0..512u64 {
+                set(t, i as usize, (base + i * BLOCK) | (v & !ADDR_MASK & !TABLE));
+            }
+            // Break, then make: the block goes, the table comes.
+            // SAFETY: the GiB holds nothing in use (not the image; the
+            // caller's contract for the rest).
+            unsafe { e.write_volatile(0) };
+            flush_all();
+            // SAFETY: as above.
+            unsafe { e.write_volatile(t | VALID | TABLE) };
+            publish();
+            t
+        };
+        let from = start.max(base);
+        let to = last.min(base + GIB - 1);
+        for i in ((from - base) / BLOCK)..=((to - base) / BLOCK) {
+            let at = base + i * BLOCK;
+            if image.start < at + BLOCK && at < image.end {
+                return false;
+            }
+            let e = table(l2).wrapping_add(i as usize);
+            // SAFETY: an entry of a 2 MiB table of the boot map.
+            let v = unsafe { e.read_volatile() };
+            if v & VALID == 0 || v & TABLE != 0 || v & ATTR_NORMAL == 0 {
+                continue;
+            }
+            // SAFETY: break-before-make of a block nothing uses (contract).
+            unsafe { e.write_volatile(0) };
+            flush(at as usize);
+            // SAFETY: as above.
+            unsafe { e.write_volatile(at | (DEVICE & !TABLE)) };
+            publish();
+        }
+        gib += 1;
+    }
+    true
+}
+
 /// What one page of the identity map holds.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {

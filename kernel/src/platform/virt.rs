@@ -180,6 +180,22 @@ pub fn complete_boot_info(info: &'static BootInfo) -> Result<&'static BootInfo, 
             nholes += 1;
         }
     }
+    // `/reserved-memory`'s children with a `reg` are reservations too
+    // (those with only a `size` are for Linux to place).
+    let mut in_reserved = false;
+    for node in fdt.nodes() {
+        let node = node.map_err(BootInfoError::Fdt)?;
+        if node.depth == 1 {
+            in_reserved = node.base_name() == b"reserved-memory";
+        } else if in_reserved && node.depth == 2 && node.is_enabled() {
+            for (start, len) in node.reg() {
+                if nholes < holes.len() && len > 0 {
+                    holes[nholes] = PhysRange { start, len };
+                    nholes += 1;
+                }
+            }
+        }
+    }
     let mut uarts = [(0u64, 0u64); 8];
     let mut nuarts = 0;
     let stdout = fdt.stdout_node().map_err(BootInfoError::Fdt)?;
@@ -311,8 +327,29 @@ pub fn complete_boot_info(info: &'static BootInfo) -> Result<&'static BootInfo, 
         out.push_device_window(PhysRange { start: base, len });
     }
     MACHINE.call_once(|| machine);
+    map_boot_device_windows(&out);
     Ok(BOOT_INFO.call_once(|| out))
 }
+
+/// Makes the device windows device memory in the boot stub's map too,
+/// which maps the first 4 GiB as normal memory above the first GiB: the
+/// console is used before the kernel's tables replace that map (a
+/// Raspberry Pi's peripherals lie in the fourth GiB). A window that cannot
+/// be remapped stays as it was (QEMU does not tell the difference; a board
+/// may).
+fn map_boot_device_windows(info: &BootInfo) {
+    for w in info.device_windows() {
+        // SAFETY: early boot on the boot tables, one thread; device
+        // windows hold registers, not RAM the kernel uses.
+        if !unsafe { basalt_arch::paging::boot_device_window(w.start, w.len) } {
+            BOOT_MAP_NORMAL_WINDOWS.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
+/// How many device windows stayed normal memory in the boot map.
+static BOOT_MAP_NORMAL_WINDOWS: core::sync::atomic::AtomicUsize =
+    core::sync::atomic::AtomicUsize::new(0);
 
 /// ACPI tables as the firmware left them: in RAM the boot tables map.
 struct FirmwareTables;
@@ -438,6 +475,7 @@ fn complete_from_acpi(
         });
     }
     MACHINE.call_once(|| machine);
+    map_boot_device_windows(&out);
     Ok(BOOT_INFO.call_once(|| out))
 }
 
@@ -469,6 +507,12 @@ pub fn log_firmware_summary() {
         m.nvirtio,
         hex(m.pcie.as_ref().map(|p| p.ecam_base))
     );
+    let normal = BOOT_MAP_NORMAL_WINDOWS.load(core::sync::atomic::Ordering::Relaxed);
+    if normal > 0 {
+        kprintln!(
+            "firmware tables: {normal} device windows were normal memory until the kernel's page tables (they share a block with the kernel image)"
+        );
+    }
     if m.rtc.is_none() && !m.from_acpi {
         kprintln!(
             "firmware tables: no PL031 real-time clock: the wall clock starts at 0 (1970) unless the loader read the time"
