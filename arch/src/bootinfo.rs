@@ -125,10 +125,7 @@ impl BootInfo {
             smbios: None,
             loader_name: "",
             boot_error: None,
-            device_windows: [PhysRange {
-                start: 0,
-                len: 0,
-            }; MAX_DEVICE_WINDOWS],
+            device_windows: [PhysRange { start: 0, len: 0 }; MAX_DEVICE_WINDOWS],
             device_window_count: 0,
         }
     }

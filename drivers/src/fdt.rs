@@ -180,7 +180,9 @@ impl<'a> Fdt<'a> {
         let Some(chosen) = self.find_top_level("chosen")? else {
             return Ok(None);
         };
-        let Some(spec) = chosen.string("stdout-path").or(chosen.string("linux,stdout-path"))
+        let Some(spec) = chosen
+            .string("stdout-path")
+            .or(chosen.string("linux,stdout-path"))
         else {
             return Ok(None);
         };
@@ -779,9 +781,16 @@ mod tests {
         );
         let outside = fdt.find_path(b"/soc/outside@7f900000").expect("ok");
         assert_eq!(outside.expect("node").reg().next(), None);
-        let eeprom = fdt.find_path(b"/i2c/eeprom@50").expect("ok").expect("eeprom");
+        let eeprom = fdt
+            .find_path(b"/i2c/eeprom@50")
+            .expect("ok")
+            .expect("eeprom");
         assert_eq!(eeprom.reg().next(), None);
-        assert!(fdt.find_path(b"/soc/serial@7e201001").expect("ok").is_none());
+        assert!(
+            fdt.find_path(b"/soc/serial@7e201001")
+                .expect("ok")
+                .is_none()
+        );
         assert!(fdt.find_path(b"/serial@7e201000").expect("ok").is_none());
     }
 

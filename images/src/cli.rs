@@ -271,7 +271,9 @@ pub fn parse_run(args: Vec<OsString>) -> Result<RunCommand, CliError> {
         ));
     }
     if opts.machine == Machine::Raspi4b && opts.arch != GuestArch::Aarch64 {
-        return Err(usage("--machine raspi4b boots aarch64 guests: add --arch aarch64"));
+        return Err(usage(
+            "--machine raspi4b boots aarch64 guests: add --arch aarch64",
+        ));
     }
     // Netboot is UEFI's (`--boot pxe` implies it), booti U-Boot's.
     opts.firmware = match (firmware, boot) {

@@ -198,7 +198,13 @@ pub fn firecracker_command(opts: &VmOptions, bundle: &Path, console: &Path) -> C
 /// `/memory` and `/chosen`), the bundle by `-initrd`, the first PL011
 /// (`uart0`, the first `-serial`) as the one console; no semihosting, no
 /// virtio (the board has none).
-pub fn raspi4b_command(opts: &VmOptions, image: &Path, dtb: &Path, bundle: &Path, console: &Path) -> Command {
+pub fn raspi4b_command(
+    opts: &VmOptions,
+    image: &Path,
+    dtb: &Path,
+    bundle: &Path,
+    console: &Path,
+) -> Command {
     let mut cmd = Command::new(vm::qemu_binary(opts.arch));
     cmd.args(["-machine", "raspi4b", "-accel", "tcg"]);
     cmd.args([

@@ -345,7 +345,8 @@ pub unsafe fn boot_device_window(start: u64, len: u64) -> bool {
     if last >= 512 * GIB {
         return false;
     }
-    let image = ((&raw const __text_start) as u64 & !(BLOCK - 1))..((&raw const __kernel_end) as u64);
+    let image =
+        ((&raw const __text_start) as u64 & !(BLOCK - 1))..((&raw const __kernel_end) as u64);
     let l0 = root();
     // SAFETY: the boot stub's L0 table, identity-mapped.
     let l0e = unsafe { table(l0).read_volatile() };
@@ -377,7 +378,11 @@ pub unsafe fn boot_device_window(start: u64, len: u64) -> bool {
             // SAFETY: a table of the static pool, free until now (slot).
             let t = unsafe { (&raw mut BOOT_L2.0[slot]) as u64 };
             for i in 0..512u64 {
-                set(t, i as usize, (base + i * BLOCK) | (v & !ADDR_MASK & !TABLE));
+                set(
+                    t,
+                    i as usize,
+                    (base + i * BLOCK) | (v & !ADDR_MASK & !TABLE),
+                );
             }
             // Break, then make: the block goes, the table comes.
             // SAFETY: the GiB holds nothing in use (not the image; the
@@ -481,14 +486,21 @@ impl Layout<'_> {
             || inside(self.text.start)
             || inside(self.text.end)
             || inside(self.rodata.end)
-            || self.devices.iter().any(|d| {
-                inside(d.start & !(page - 1)) || inside(d.end().next_multiple_of(page))
-            }))
+            || self
+                .devices
+                .iter()
+                .any(|d| inside(d.start & !(page - 1)) || inside(d.end().next_multiple_of(page))))
     }
 
     /// Fills the table `t` of `level` (2: 2 MiB entries, 1: 1 GiB) for
     /// the addresses from `base`, splitting entries that mix kinds.
-    fn fill(&self, t: u64, level: u32, base: u64, frames: &mut dyn FrameSource) -> Result<(), MapError> {
+    fn fill(
+        &self,
+        t: u64,
+        level: u32,
+        base: u64,
+        frames: &mut dyn FrameSource,
+    ) -> Result<(), MapError> {
         let span = 1u64 << (12 + 9 * level);
         for i in 0..512u64 {
             let at = base + i * span;

@@ -403,7 +403,9 @@ fn complete_from_acpi(
                 .or(gic.boot_cpu.map(|c| c.gicr_base))
                 .map(|r| (3, r)),
         };
-        machine.gic = second.map(|(v, b)| (v, dist, b)).filter(|(_, _, b)| *b != 0);
+        machine.gic = second
+            .map(|(v, b)| (v, dist, b))
+            .filter(|(_, _, b)| *b != 0);
     }
     machine.virtual_timer = platform.timer.and_then(|t| t.el1_virtual).map(|t| t.gsiv);
     let mut devices = [acpi::VirtioMmioDevice::default(); MAX_VIRTIO];
