@@ -798,13 +798,18 @@ unsafe fn bcm2835_watchdog_halt(base: u64) {
     const RSTC_WRCFG_CLR: u32 = 0xffff_ffcf;
     const RSTC_WRCFG_FULL_RESET: u32 = 0x20;
     const RSTS_HALT: u32 = 0x555;
-    let reg = |off: u64| (base + off) as *mut u32;
-    // SAFETY: registers of the block (contract), 32-bit accesses.
-    unsafe {
-        let rsts = reg(RSTS).read_volatile();
-        reg(RSTS).write_volatile(PASSWORD | rsts | RSTS_HALT);
-        reg(WDOG).write_volatile(PASSWORD | 10);
-        let rstc = reg(RSTC).read_volatile();
-        reg(RSTC).write_volatile(PASSWORD | (rstc & RSTC_WRCFG_CLR) | RSTC_WRCFG_FULL_RESET);
-    }
+    let read = |off: u64| {
+        // SAFETY: a register of the block (contract), a 32-bit access.
+        unsafe { ((base + off) as *const u32).read_volatile() }
+    };
+    let write = |off: u64, v: u32| {
+        // SAFETY: as above.
+        unsafe { ((base + off) as *mut u32).write_volatile(v) }
+    };
+    write(RSTS, PASSWORD | read(RSTS) | RSTS_HALT);
+    write(WDOG, PASSWORD | 10);
+    write(
+        RSTC,
+        PASSWORD | (read(RSTC) & RSTC_WRCFG_CLR) | RSTC_WRCFG_FULL_RESET,
+    );
 }
