@@ -487,6 +487,39 @@ mod tests {
     use super::*;
 
     #[test]
+    fn raspi4b_boots_the_image_with_the_pis_device_tree_on_one_console() {
+        let mut opts = VmOptions::new(GuestArch::Aarch64, "k".into());
+        opts.machine = vm::Machine::Raspi4b;
+        opts.kernel_cmdline = Some("basalt.crash=ud".into());
+        let cmd = raspi4b_command(
+            &opts,
+            Path::new("k.Image"),
+            Path::new("pi.dtb"),
+            Path::new("bundle.tar"),
+            Path::new("console"),
+        );
+        let a: Vec<String> = cmd
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let pair = |f: &str, v: &str| a.windows(2).any(|w| w[0] == f && w[1] == v);
+        assert!(pair("-machine", "raspi4b"), "{a:?}");
+        assert!(
+            pair("-kernel", "k.Image") && pair("-dtb", "pi.dtb"),
+            "{a:?}"
+        );
+        assert!(pair("-initrd", "bundle.tar"), "{a:?}");
+        assert!(
+            pair("-append", "basalt.console=framed basalt.crash=ud"),
+            "{a:?}"
+        );
+        assert!(pair("-serial", "chardev:com1"), "{a:?}");
+        // Fixed by the board: no RAM size, no CPU model, no virtio.
+        assert!(!a.iter().any(|x| x == "-m" || x == "-cpu"), "{a:?}");
+        assert!(!a.iter().any(|x| x.contains("virtio")), "{a:?}");
+    }
+
+    #[test]
     fn terminal_codes_are_stripped_from_firmware_text() {
         assert_eq!(
             strip_terminal_codes("\x1b[2J\x1b[01;01H\x1b[=3h\x1b[2JBdsDxe: loading\r"),
