@@ -1,12 +1,17 @@
-//! QEMU's AArch64 `virt` board and machines like it, described by the
-//! device tree the loader passes: memory, the initrd and the command line
-//! from `/memory` and `/chosen`, PL011 UARTs (the first carries stdout and
-//! stdin, the second stderr), a PL031 RTC, PSCI, the virtio-mmio
-//! transports (`virtio,mmio`) and the PCIe host bridge
-//! (`pci-host-ecam-generic`). The kernel log goes to the
+//! QEMU's AArch64 `virt` board and machines like it (the Raspberry Pi 4
+//! among them), described by the device tree the loader passes (`reg`
+//! translated through the buses' `ranges`) or by ACPI tables: memory, the
+//! initrd and the command line from `/memory`, the reservations and
+//! `/chosen`, PL011 UARTs (the one `/chosen/stdout-path` names, else the
+//! first, carries stdout and stdin, the next stderr), a PL031 RTC (none on
+//! a Pi: the wall clock then starts at 0), PSCI, the BCM2835 watchdog, a
+//! GICv2 (GIC-400) or GICv3, the virtio-mmio transports (`virtio,mmio`)
+//! and the PCIe host bridge (`pci-host-ecam-generic`). The register
+//! windows the kernel reaches are recorded in the boot information, which
+//! the page tables map as device memory. The kernel log goes to the
 //! semihosting console when the host enables semihosting, and semihosting's
 //! `SYS_EXIT_EXTENDED` ends the VM with a status; PSCI `SYSTEM_OFF`
-//! otherwise.
+//! otherwise, or without PSCI the BCM2835 watchdog's reset.
 #![allow(unsafe_code)]
 
 use core::fmt::Write;
