@@ -88,6 +88,44 @@ if [ ${#missing_disk[@]} -gt 0 ]; then
   $SUDO apt-get update -q
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing_disk[@]}"
 fi
+# --- The Raspberry Pi 4's device tree ----------------------------------------
+# `basalt run --arch aarch64 --machine raspi4b` (and the aarch64_raspi4b test
+# in tests/tests/boot_paths.rs) boots QEMU's raspi4b with the Pi's own device
+# tree, as the Pi's firmware passes it: broadcom/bcm2711-rpi-4-b.dtb from
+# Debian's arm64 kernel image package. Written against bookworm's
+# linux-image-6.1.0-57-arm64 6.1.192-3 (what the linux-image-arm64
+# meta-package depended on then); the script takes whichever kernel package
+# the meta-package names now, downloads it (apt-get download, after adding
+# arm64 as a foreign architecture: this apt indexes amd64 only) and unpacks
+# the one file with dpkg-deb; nothing arm64 is installed. The package and
+# version used are written beside it (.source).
+pi_dtb=/usr/local/share/basalt/bcm2711-rpi-4-b.dtb
+if [ ! -s "$pi_dtb" ]; then
+  if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+    log "adding arm64 as a foreign architecture (for apt-get download only)"
+    $SUDO dpkg --add-architecture arm64
+    $SUDO apt-get update -q
+  fi
+  pi_pkg=$(apt-cache depends linux-image-arm64:arm64 \
+    | sed -n 's/^ *Depends: \(linux-image-[0-9][^:]*-arm64\)\(:arm64\)\{0,1\}$/\1/p' | head -1)
+  if [ -z "$pi_pkg" ]; then
+    $SUDO apt-get update -q
+    pi_pkg=$(apt-cache depends linux-image-arm64:arm64 \
+      | sed -n 's/^ *Depends: \(linux-image-[0-9][^:]*-arm64\)\(:arm64\)\{0,1\}$/\1/p' | head -1)
+  fi
+  pi_ver=$(apt-cache show "$pi_pkg:arm64" | sed -n 's/^Version: //p' | head -1)
+  log "extracting bcm2711-rpi-4-b.dtb from $pi_pkg $pi_ver (arm64)"
+  pi_tmp=$(mktemp -d)
+  (cd "$pi_tmp" && apt-get download -q "$pi_pkg:arm64")
+  dpkg-deb --fsys-tarfile "$pi_tmp"/"$pi_pkg"_*.deb \
+    | tar -x -O --wildcards './usr/lib/linux-image-*/broadcom/bcm2711-rpi-4-b.dtb' >"$pi_tmp/pi.dtb"
+  test -s "$pi_tmp/pi.dtb"
+  $SUDO install -D -m 0644 "$pi_tmp/pi.dtb" "$pi_dtb"
+  echo "$pi_pkg $pi_ver arm64: usr/lib/linux-image-*/broadcom/bcm2711-rpi-4-b.dtb" \
+    | $SUDO tee "$pi_dtb.source" >/dev/null
+  rm -rf "$pi_tmp"
+fi
+log "raspberry pi 4 device tree: $pi_dtb ($(cat "$pi_dtb.source" 2>/dev/null || echo 'source unknown'))"
 log "qemu: $(qemu-system-x86_64 --version | head -1)"
 log "qemu-user: $(qemu-aarch64 --version | head -1)"
 log "cross linker: $(aarch64-linux-gnu-gcc --version | head -1)"

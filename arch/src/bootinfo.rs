@@ -44,6 +44,9 @@ pub struct MemoryRegion {
 /// The most memory-map entries kept.
 pub const MAX_REGIONS: usize = 128;
 
+/// The most device windows kept.
+pub const MAX_DEVICE_WINDOWS: usize = 64;
+
 /// Everything the loader told the kernel.
 #[derive(Debug, Clone)]
 pub struct BootInfo {
@@ -84,6 +87,10 @@ pub struct BootInfo {
     /// the boot path found the loader's record unusable: the kernel stops
     /// with this as its load error
     pub boot_error: Option<&'static str>,
+    /// device register windows the kernel reaches through the identity map
+    /// (AArch64: mapped Device-nGnRnE, wherever they lie)
+    device_windows: [PhysRange; MAX_DEVICE_WINDOWS],
+    device_window_count: usize,
 }
 
 /// The firmware's wall clock and the cycle counter at the same moment.
@@ -118,6 +125,8 @@ impl BootInfo {
             smbios: None,
             loader_name: "",
             boot_error: None,
+            device_windows: [PhysRange { start: 0, len: 0 }; MAX_DEVICE_WINDOWS],
+            device_window_count: 0,
         }
     }
 
@@ -165,6 +174,22 @@ impl BootInfo {
             i += 1;
         }
         ok
+    }
+
+    /// Records device registers the kernel will reach at their physical
+    /// address; returns false when the table is full or `window` is empty.
+    pub fn push_device_window(&mut self, window: PhysRange) -> bool {
+        if self.device_window_count == MAX_DEVICE_WINDOWS || window.len == 0 {
+            return false;
+        }
+        self.device_windows[self.device_window_count] = window;
+        self.device_window_count += 1;
+        true
+    }
+
+    /// The device windows recorded with [`BootInfo::push_device_window`].
+    pub fn device_windows(&self) -> &[PhysRange] {
+        &self.device_windows[..self.device_window_count]
     }
 
     /// The physical memory map, as the loader gave it.

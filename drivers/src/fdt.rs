@@ -129,6 +129,7 @@ impl<'a> Fdt<'a> {
             pos: 0,
             depth: 0,
             cells: [(2, 1); MAX_DEPTH + 1],
+            props: [0; MAX_DEPTH],
             done: false,
         }
     }
@@ -142,6 +143,64 @@ impl<'a> Fdt<'a> {
             }
         }
         Ok(None)
+    }
+
+    /// The node at the absolute `path` (`/soc/serial@7e201000`); a
+    /// component without `@unit` matches a name up to its `@`.
+    pub fn find_path(&self, path: &[u8]) -> Result<Option<Node<'a>>, FdtError> {
+        let want = || path.split(|b| *b == b'/').filter(|c| !c.is_empty());
+        let total = want().count();
+        if total == 0 || path.first() != Some(&b'/') {
+            return Ok(None);
+        }
+        // How many leading components the open ancestors match.
+        let mut matched = 0;
+        for n in self.nodes() {
+            let n = n?;
+            if n.depth == 0 || n.depth - 1 > matched {
+                continue;
+            }
+            matched = n.depth - 1;
+            let Some(c) = want().nth(matched) else {
+                continue;
+            };
+            if n.name == c || (!c.contains(&b'@') && n.base_name() == c) {
+                matched += 1;
+                if matched == total {
+                    return Ok(Some(n));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// The node `/chosen/stdout-path` names (through `/aliases` when it
+    /// does not start with `/`; options after `:` ignored).
+    pub fn stdout_node(&self) -> Result<Option<Node<'a>>, FdtError> {
+        let Some(chosen) = self.find_top_level("chosen")? else {
+            return Ok(None);
+        };
+        let Some(spec) = chosen
+            .string("stdout-path")
+            .or(chosen.string("linux,stdout-path"))
+        else {
+            return Ok(None);
+        };
+        let path = spec.split(|b| *b == b':').next().unwrap_or(&[]);
+        if path.first() == Some(&b'/') {
+            return self.find_path(path);
+        }
+        let Some(aliases) = self.find_top_level("aliases")? else {
+            return Ok(None);
+        };
+        let Some(target) = aliases
+            .properties()
+            .find(|(n, _)| *n == path)
+            .map(|(_, v)| v.strip_suffix(&[0]).unwrap_or(v))
+        else {
+            return Ok(None);
+        };
+        self.find_path(target)
     }
 
     /// The node at `path` below the root (`"chosen"`, `"psci"`); only
@@ -221,6 +280,12 @@ pub struct Node<'a> {
     props: usize,
     /// the parent's `#address-cells` and `#size-cells`
     parent_cells: (u32, u32),
+    /// the first property offsets of the ancestors, the root first
+    /// (`ancestors[..depth]`), for `ranges` translation
+    ancestors: [usize; MAX_DEPTH],
+    /// the `#address-cells`/`#size-cells` each ancestor declares
+    /// (`ancestor_cells[..depth]`)
+    ancestor_cells: [(u32, u32); MAX_DEPTH],
 }
 
 impl<'a> Node<'a> {
@@ -286,8 +351,18 @@ impl<'a> Node<'a> {
     }
 
     /// The `reg` entries, `(address, size)`, read with the parent's cell
-    /// counts; entries that do not fit 64 bits are skipped.
+    /// counts and translated to CPU physical addresses through every
+    /// ancestor's `ranges` (the Raspberry Pi's peripherals sit at bus
+    /// addresses 0x7e... behind `/soc`); entries that do not fit 64 bits,
+    /// or that an ancestor's `ranges` does not map, are skipped.
     pub fn reg(&self) -> impl Iterator<Item = (u64, u64)> + 'a {
+        let node = *self;
+        self.raw_reg()
+            .filter_map(move |(addr, size)| Some((node.translate(addr, size)?, size)))
+    }
+
+    /// The `reg` entries as written, in the parent's address space.
+    pub fn raw_reg(&self) -> impl Iterator<Item = (u64, u64)> + 'a {
         let (ac, sc) = (self.parent_cells.0 as usize, self.parent_cells.1 as usize);
         let value = self.property("reg").unwrap_or(&[]);
         let entry = (ac + sc) * 4;
@@ -298,6 +373,44 @@ impl<'a> Node<'a> {
             let size = read_cells(value, base + ac * 4, sc)?;
             Some((addr, size))
         })
+    }
+
+    /// Translates `[addr, addr + size)` in this node's parent's address
+    /// space up to the root's (CPU physical addresses): at each ancestor
+    /// below the root, an empty `ranges` is the identity, entries
+    /// `<child parent size>` (child cells from the ancestor, parent cells
+    /// from its parent) map windows, and a missing `ranges` means the
+    /// bus is not memory-mapped (`None`).
+    pub fn translate(&self, mut addr: u64, size: u64) -> Option<u64> {
+        for d in (1..self.depth).rev() {
+            let bus = Node {
+                fdt: self.fdt,
+                name: &[],
+                depth: d,
+                props: self.ancestors[d],
+                parent_cells: self.ancestor_cells[d - 1],
+                ancestors: self.ancestors,
+                ancestor_cells: self.ancestor_cells,
+            };
+            let ranges = bus.property("ranges")?;
+            if ranges.is_empty() {
+                continue;
+            }
+            let child_ac = self.ancestor_cells[d].0 as usize;
+            let child_sc = self.ancestor_cells[d].1 as usize;
+            let parent_ac = self.ancestor_cells[d - 1].0 as usize;
+            let entry = (child_ac + parent_ac + child_sc) * 4;
+            let count = ranges.len().checked_div(entry)?;
+            addr = (0..count).find_map(|i| {
+                let base = i * entry;
+                let child = read_cells(ranges, base, child_ac)?;
+                let parent = read_cells(ranges, base + child_ac * 4, parent_ac)?;
+                let len = read_cells(ranges, base + (child_ac + parent_ac) * 4, child_sc)?;
+                let off = addr.checked_sub(child)?;
+                (off < len && size <= len - off).then(|| parent.checked_add(off))?
+            })?;
+        }
+        Some(addr)
     }
 }
 
@@ -413,6 +526,8 @@ pub struct Nodes<'a> {
     depth: usize,
     /// `#address-cells`/`#size-cells` declared by the open node at each depth
     cells: [(u32, u32); MAX_DEPTH + 1],
+    /// the first property offset of the open node at each depth
+    props: [usize; MAX_DEPTH],
     done: bool,
 }
 
@@ -448,16 +563,21 @@ impl<'a> Nodes<'a> {
                     } else {
                         self.cells[self.depth - 1]
                     };
+                    let mut ancestor_cells = [(2, 1); MAX_DEPTH];
+                    ancestor_cells.copy_from_slice(&self.cells[..MAX_DEPTH]);
                     let node = Node {
                         fdt: self.fdt,
                         name,
                         depth: self.depth,
                         props: next,
                         parent_cells,
+                        ancestors: self.props,
+                        ancestor_cells,
                     };
                     let ac = node.number("#address-cells").map_or(2, |v| v as u32);
                     let sc = node.number("#size-cells").map_or(1, |v| v as u32);
                     self.cells[self.depth] = (ac, sc);
+                    self.props[self.depth] = next;
                     self.depth += 1;
                     self.pos = next;
                     return Some(Ok(node));
@@ -589,7 +709,8 @@ mod tests {
             .end();
         b.begin("soc")
             .cells("#address-cells", &[1])
-            .cells("#size-cells", &[1]);
+            .cells("#size-cells", &[1])
+            .prop("ranges", b"");
         b.begin("uart@1000")
             .prop("compatible", b"arm,pl011\0")
             .cells("reg", &[0x1000, 0x100])
@@ -597,6 +718,80 @@ mod tests {
         b.end();
         b.end();
         b.finish(&[(0x4000_0000, 0x1000)])
+    }
+
+    /// The Raspberry Pi 4's shape: peripherals at bus addresses behind
+    /// `/soc`'s `ranges` (one address cell inside, two outside), an alias
+    /// for the console, a bus without `ranges`.
+    #[test]
+    fn translates_reg_through_ranges_and_finds_stdout() {
+        let mut b = Builder::new();
+        b.begin("")
+            .cells("#address-cells", &[2])
+            .cells("#size-cells", &[1]);
+        b.begin("aliases")
+            .prop("serial0", b"/soc/serial@7e201000\0")
+            .end();
+        b.begin("chosen")
+            .prop("stdout-path", b"serial0:115200n8\0")
+            .end();
+        b.begin("soc")
+            .cells("#address-cells", &[1])
+            .cells("#size-cells", &[1])
+            .cells(
+                "ranges",
+                &[
+                    0x7e00_0000,
+                    0,
+                    0xfe00_0000,
+                    0x180_0000,
+                    0x4000_0000,
+                    0,
+                    0xff80_0000,
+                    0x80_0000,
+                ],
+            );
+        b.begin("serial@7e201000")
+            .prop("compatible", b"arm,pl011\0")
+            .cells("reg", &[0x7e20_1000, 0x200])
+            .end();
+        b.begin("gic@40041000")
+            .cells("reg", &[0x4004_1000, 0x1000, 0x4004_2000, 0x2000])
+            .end();
+        b.begin("outside@7f900000")
+            .cells("reg", &[0x7f90_0000, 0x100])
+            .end();
+        b.end();
+        b.begin("i2c")
+            .cells("#address-cells", &[1])
+            .cells("#size-cells", &[0]);
+        b.begin("eeprom@50").cells("reg", &[0x50]).end();
+        b.end();
+        b.end();
+        let blob = b.finish(&[]);
+        let fdt = Fdt::new(&blob).expect("valid");
+        let uart = fdt.stdout_node().expect("ok").expect("stdout");
+        assert_eq!(uart.name, b"serial@7e201000");
+        assert_eq!(uart.reg().next(), Some((0xfe20_1000, 0x200)));
+        assert_eq!(uart.raw_reg().next(), Some((0x7e20_1000, 0x200)));
+        let by_base = fdt.find_path(b"/soc/gic").expect("ok").expect("gic");
+        assert_eq!(
+            by_base.reg().collect::<Vec<_>>(),
+            [(0xff84_1000, 0x1000), (0xff84_2000, 0x2000)]
+        );
+        let outside = fdt.find_path(b"/soc/outside@7f900000").expect("ok");
+        assert_eq!(outside.expect("node").reg().next(), None);
+        let eeprom = fdt
+            .find_path(b"/i2c/eeprom@50")
+            .expect("ok")
+            .expect("eeprom");
+        assert_eq!(eeprom.reg().next(), None);
+        assert!(
+            fdt.find_path(b"/soc/serial@7e201001")
+                .expect("ok")
+                .is_none()
+        );
+        assert!(fdt.find_path(b"/serial@7e201000").expect("ok").is_none());
     }
 
     #[test]

@@ -45,7 +45,10 @@ options:
   --machine MODEL       QEMU machine for x86_64: q35 (default), pc, microvm, or
                         firecracker (Firecracker's machine on microvm: no ACPI,
                         virtio-mmio on the command line, one console, i8042
-                        reset)
+                        reset); for aarch64: virt (default, no flag) or
+                        raspi4b (QEMU's Raspberry Pi 4 with the Pi's device
+                        tree from scripts/setup.sh; one console, no virtio:
+                        --dir-mode copy only, no network)
   --accel auto|tcg|kvm  accelerator (default auto: KVM after a probe boot passes)
   --cpu MODEL           QEMU CPU model instead of max (TCG) / host (KVM), e.g.
                         cortex-a57; older models than max want --jit
@@ -207,6 +210,7 @@ pub fn parse_run(args: Vec<OsString>) -> Result<RunCommand, CliError> {
                 "pc" => opts.machine = Machine::Pc,
                 "microvm" => opts.machine = Machine::Microvm,
                 "firecracker" => opts.machine = Machine::Firecracker,
+                "raspi4b" => opts.machine = Machine::Raspi4b,
                 other => return Err(usage(format!("unknown --machine `{other}`"))),
             },
             "--accel" => match value(&mut it, flag)?.as_str() {
@@ -261,9 +265,14 @@ pub fn parse_run(args: Vec<OsString>) -> Result<RunCommand, CliError> {
             other => return Err(usage(format!("unknown option `{other}`"))),
         }
     }
-    if machine_given && opts.arch == GuestArch::Aarch64 {
+    if machine_given && opts.arch == GuestArch::Aarch64 && opts.machine != Machine::Raspi4b {
         return Err(usage(
-            "--machine is for x86_64 guests; aarch64 guests run on QEMU's virt",
+            "--machine for aarch64 guests is raspi4b (the default is QEMU's virt); q35, pc, microvm and firecracker are x86_64's",
+        ));
+    }
+    if opts.machine == Machine::Raspi4b && opts.arch != GuestArch::Aarch64 {
+        return Err(usage(
+            "--machine raspi4b boots aarch64 guests: add --arch aarch64",
         ));
     }
     // Netboot is UEFI's (`--boot pxe` implies it), booti U-Boot's.
@@ -281,6 +290,11 @@ pub fn parse_run(args: Vec<OsString>) -> Result<RunCommand, CliError> {
     if opts.firmware.is_some_and(FirmwareBoot::is_uboot) && opts.arch != GuestArch::Aarch64 {
         return Err(usage(
             "--firmware u-boot boots aarch64 guests (QEMU virt): add --arch aarch64",
+        ));
+    }
+    if opts.machine == Machine::Raspi4b && opts.firmware.is_some() {
+        return Err(usage(
+            "--machine raspi4b boots the kernel directly, as the Pi's firmware does: no --firmware or --boot",
         ));
     }
     if opts.firmware.is_some() && opts.arch == GuestArch::X86_64 && opts.machine != Machine::Q35 {

@@ -114,6 +114,19 @@ impl RunOptions {
     }
 }
 
+/// The CPU features code compiled on the host may use in the guest for a
+/// run: [`guest_target`]'s, except on the Raspberry Pi 4, whose Cortex-A72
+/// (Armv8.0) has none of the optional features.
+fn machine_target(opts: &RunOptions, accel: Accel) -> Target {
+    if opts.arch == GuestArch::Aarch64 && opts.machine == Machine::Raspi4b {
+        return Target {
+            arch: Arch::Aarch64,
+            features: Default::default(),
+        };
+    }
+    guest_target(opts.arch, accel)
+}
+
 /// The CPU features code compiled on the host may use in the guest: QEMU's
 /// `max` CPU under TCG is given the x86-64-v2 level on x86-64 and LSE,
 /// FP16, dot product and I8MM on AArch64 (the kernel checks them and says
@@ -212,7 +225,7 @@ pub fn run_vm(opts: &RunOptions, io: VmIo) -> Result<VmReport, CliError> {
         bundle,
         shares,
         files,
-    } = pack(opts, &name, wasm, &kernel, guest_target(opts.arch, accel))?;
+    } = pack(opts, &name, wasm, &kernel, machine_target(opts, accel))?;
     vm_opts.shares = shares;
     if let Some(boot) = opts.firmware {
         // The same image `basalt image` writes, with the console framed

@@ -31,7 +31,18 @@ pub enum Machine {
     /// virtio-mmio named on the command line, COM1 alone (one console),
     /// leaving by an i8042 reset
     Firecracker,
+    /// AArch64: QEMU's Raspberry Pi 4 Model B (`-machine raspi4b`, 2 GiB,
+    /// Cortex-A72) booted as the Pi's firmware would: the arm64 Image
+    /// loaded at RAM base 0 with the Pi's own device tree (from Debian's
+    /// kernel package, [`RASPI4B_DTB`]), the first PL011 as the one
+    /// console, no PSCI, no RTC, no virtio (so `--dir-mode copy` only),
+    /// leaving by a watchdog reset
+    Raspi4b,
 }
+
+/// The Raspberry Pi 4 Model B's device tree, as Debian's arm64 kernel
+/// package ships it (`scripts/setup.sh` extracts it here).
+pub const RASPI4B_DTB: &str = "/usr/local/share/basalt/bcm2711-rpi-4-b.dtb";
 
 /// How the guest CPU is run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,7 +68,8 @@ impl Accel {
 pub struct VmOptions {
     /// guest ISA
     pub arch: GuestArch,
-    /// machine model (x86-64; AArch64 guests always run on `virt`)
+    /// machine model (x86-64; AArch64 guests run on `virt` unless this is
+    /// [`Machine::Raspi4b`])
     pub machine: Machine,
     /// accelerator
     pub accel: Accel,
@@ -471,7 +483,8 @@ pub fn qemu_command(opts: &VmOptions, bundle: &Path, sockets: &[PathBuf; 3]) -> 
         return qemu_command_virt(opts, bundle, sockets);
     }
     let machine = match opts.machine {
-        Machine::Q35 => "q35",
+        // Raspi4b is AArch64's: `boot` refuses it for x86-64.
+        Machine::Q35 | Machine::Raspi4b => "q35",
         Machine::Pc => "pc",
         // microvm's built-in serial port would take COM1 alone: all three
         // ports are added explicitly below instead.
@@ -492,7 +505,7 @@ pub fn qemu_command(opts: &VmOptions, bundle: &Path, sockets: &[PathBuf; 3]) -> 
                 cmd.args(["-device", "virtio-rng-device"]);
             }
         }
-        Machine::Q35 | Machine::Pc => {
+        Machine::Q35 | Machine::Pc | Machine::Raspi4b => {
             if opts.virtio_rng {
                 cmd.args(["-device", "virtio-rng-pci"]);
             }
@@ -500,20 +513,20 @@ pub fn qemu_command(opts: &VmOptions, bundle: &Path, sockets: &[PathBuf; 3]) -> 
     }
     let share_device = match opts.machine {
         Machine::Microvm | Machine::Firecracker => "virtio-9p-device",
-        Machine::Q35 | Machine::Pc => "virtio-9p-pci",
+        Machine::Q35 | Machine::Pc | Machine::Raspi4b => "virtio-9p-pci",
     };
     share_args(&mut cmd, &opts.shares, share_device);
     if let Some(net) = &opts.network {
         let card = match opts.machine {
             Machine::Microvm | Machine::Firecracker => "virtio-net-device",
-            Machine::Q35 | Machine::Pc => "virtio-net-pci",
+            Machine::Q35 | Machine::Pc | Machine::Raspi4b => "virtio-net-pci",
         };
         network_args(&mut cmd, net, card);
     }
     if let Some(ifname) = &opts.network_tap {
         let card = match opts.machine {
             Machine::Microvm | Machine::Firecracker => "virtio-net-device",
-            Machine::Q35 | Machine::Pc => "virtio-net-pci",
+            Machine::Q35 | Machine::Pc | Machine::Raspi4b => "virtio-net-pci",
         };
         tap_args(&mut cmd, ifname, card);
     }
@@ -622,6 +635,14 @@ pub(crate) struct LogState {
 pub fn boot(opts: &VmOptions, bundle: &[u8], io: VmIo) -> Result<VmReport, CliError> {
     if opts.arch == GuestArch::X86_64 && opts.machine == Machine::Firecracker {
         return crate::vm_console::boot_firecracker(opts, bundle, io);
+    }
+    if opts.machine == Machine::Raspi4b {
+        if opts.arch != GuestArch::Aarch64 {
+            return Err(CliError::Usage(
+                "the raspi4b machine is AArch64's: use --arch aarch64".into(),
+            ));
+        }
+        return crate::vm_console::boot_raspi4b(opts, bundle, io);
     }
     let dir = RunDir::new()?;
     let bundle_path = dir.0.join("bundle.tar");

@@ -10,7 +10,10 @@
 //!   (both found by U-Boot's distro boot, which scans the disk by itself);
 //! - the x86-64 Firecracker machine reproduced on QEMU's `microvm`: no
 //!   ACPI, virtio-mmio devices named on the kernel command line, COM1
-//!   alone, an i8042 whose reset ends the VM.
+//!   alone, an i8042 whose reset ends the VM;
+//! - the Raspberry Pi 4 Model B (QEMU's `raspi4b`), booted as its firmware
+//!   boots a `kernel=` Image: no UEFI, the Pi's own device tree, the
+//!   first PL011 alone, the BCM2835 watchdog's reset ending the VM.
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixListener;
@@ -147,6 +150,79 @@ pub fn firecracker_command(opts: &VmOptions, bundle: &Path, console: &Path) -> C
     ]);
     cmd.args(&opts.extra_qemu_args);
     cmd
+}
+
+/// The QEMU command line of the Raspberry Pi 4 shape: `raspi4b` (its
+/// 2 GiB and Cortex-A72s are fixed: no `-m`, no `-cpu`), the arm64 Image
+/// by `-kernel` (QEMU loads it at RAM base 0 + its `text_offset`, enters
+/// at EL2 with the DTB's address in x0, parks the other cores on the spin
+/// table at 0xd8), the Pi's device tree by `-dtb` (QEMU fills in
+/// `/memory` and `/chosen`), the bundle by `-initrd`, the first PL011
+/// (`uart0`, the first `-serial`) as the one console; no semihosting, no
+/// virtio (the board has none).
+pub fn raspi4b_command(
+    opts: &VmOptions,
+    image: &Path,
+    dtb: &Path,
+    bundle: &Path,
+    console: &Path,
+) -> Command {
+    let mut cmd = Command::new(vm::qemu_binary(opts.arch));
+    cmd.args(["-machine", "raspi4b", "-accel", "tcg"]);
+    cmd.args([
+        "-nodefaults",
+        "-no-user-config",
+        "-display",
+        "none",
+        "-no-reboot",
+    ]);
+    cmd.arg("-kernel")
+        .arg(image)
+        .arg("-dtb")
+        .arg(dtb)
+        .arg("-initrd")
+        .arg(bundle);
+    let line = match &opts.kernel_cmdline {
+        Some(line) => format!("basalt.console=framed {line}"),
+        None => "basalt.console=framed".to_string(),
+    };
+    cmd.arg("-append").arg(line);
+    cmd.arg("-chardev")
+        .arg(format!("socket,id=com1,path={}", console.display()));
+    cmd.args(["-serial", "chardev:com1"]);
+    cmd.args(&opts.extra_qemu_args);
+    cmd
+}
+
+/// Boots `bundle` on QEMU's Raspberry Pi 4 and relays its one console
+/// until the VM ends.
+pub fn boot_raspi4b(opts: &VmOptions, bundle: &[u8], io: VmIo) -> Result<VmReport, CliError> {
+    if !opts.shares.is_empty() {
+        return Err(CliError::Usage(
+            "the raspi4b machine has no virtio: share directories with --dir-mode copy".into(),
+        ));
+    }
+    if opts.network.is_some() || opts.network_tap.is_some() {
+        return Err(CliError::Usage(
+            "the raspi4b machine has no network card the kernel drives".into(),
+        ));
+    }
+    let dtb = Path::new(vm::RASPI4B_DTB);
+    if !dtb.is_file() {
+        return Err(CliError::Qemu(format!(
+            "the Raspberry Pi 4 device tree is not at {} (run scripts/setup.sh)",
+            dtb.display()
+        )));
+    }
+    let dir = RunDir::new()?;
+    let path = dir.0.join("bundle.tar");
+    std::fs::write(&path, bundle).map_err(|e| CliError::Io(format!("{}: {e}", path.display())))?;
+    let socket = dir.0.join("console");
+    let listener = UnixListener::bind(&socket)
+        .map_err(|e| CliError::Io(format!("{}: {e}", socket.display())))?;
+    let image = crate::guest::boot_image(opts.arch, &opts.kernel);
+    let cmd = raspi4b_command(opts, &image, dtb, &path, &socket);
+    relay(opts, cmd, listener, io)
 }
 
 /// Boots `bundle` on the x86-64 Firecracker shape and relays its one
@@ -371,6 +447,39 @@ fn strip_terminal_codes(line: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn raspi4b_boots_the_image_with_the_pis_device_tree_on_one_console() {
+        let mut opts = VmOptions::new(GuestArch::Aarch64, "k".into());
+        opts.machine = vm::Machine::Raspi4b;
+        opts.kernel_cmdline = Some("basalt.crash=ud".into());
+        let cmd = raspi4b_command(
+            &opts,
+            Path::new("k.Image"),
+            Path::new("pi.dtb"),
+            Path::new("bundle.tar"),
+            Path::new("console"),
+        );
+        let a: Vec<String> = cmd
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let pair = |f: &str, v: &str| a.windows(2).any(|w| w[0] == f && w[1] == v);
+        assert!(pair("-machine", "raspi4b"), "{a:?}");
+        assert!(
+            pair("-kernel", "k.Image") && pair("-dtb", "pi.dtb"),
+            "{a:?}"
+        );
+        assert!(pair("-initrd", "bundle.tar"), "{a:?}");
+        assert!(
+            pair("-append", "basalt.console=framed basalt.crash=ud"),
+            "{a:?}"
+        );
+        assert!(pair("-serial", "chardev:com1"), "{a:?}");
+        // Fixed by the board: no RAM size, no CPU model, no virtio.
+        assert!(!a.iter().any(|x| x == "-m" || x == "-cpu"), "{a:?}");
+        assert!(!a.iter().any(|x| x.contains("virtio")), "{a:?}");
+    }
 
     #[test]
     fn terminal_codes_are_stripped_from_firmware_text() {

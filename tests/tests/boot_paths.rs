@@ -1,8 +1,9 @@
 //! Every way Basalt boots besides QEMU's `-kernel` on its default machines
 //! (`docs/guest-protocol.md`, "One console" and "Basalt's UEFI loader"):
 //! UEFI firmware from a disk image and over the network, U-Boot (its UEFI,
-//! and `booti` of the arm64 Image), and the machine shapes of other VMMs
-//! reproduced in QEMU. Each path boots the hello
+//! and `booti` of the arm64 Image), the machine shapes of other VMMs
+//! reproduced in QEMU, and a board without UEFI (QEMU's Raspberry Pi 4 with
+//! the Pi's own device tree). Each path boots the hello
 //! example and a `--dir` example once and checks their output, stderr and
 //! exit code, read back through the one console these machines have.
 
@@ -183,6 +184,51 @@ fn aarch64_uboot_booti() {
         assert_log_has(out, "booting via arm64 Image");
         assert_log_has(out, "firmware tables: device tree");
         assert_log_has(out, "power: powering off via PSCI SYSTEM_OFF (Smc)");
+        assert_eq!(out.report.qemu_exit, Some(0), "{}", out.describe());
+    }
+}
+
+/// Whether the Raspberry Pi 4's device tree (from Debian's arm64 kernel
+/// package) is where `scripts/setup.sh` puts it; without it the test
+/// skips, or fails under `CI=true`.
+fn raspi4b_dtb_present() -> bool {
+    if Path::new(basalt::vm::RASPI4B_DTB).is_file() {
+        return true;
+    }
+    let msg = format!(
+        "the Raspberry Pi 4 device tree is not at {} (scripts/setup.sh extracts it)",
+        basalt::vm::RASPI4B_DTB
+    );
+    assert!(std::env::var("CI").as_deref() != Ok("true"), "{msg}");
+    eprintln!("{msg}; skipping");
+    false
+}
+
+/// A board without UEFI: QEMU's Raspberry Pi 4 with the Pi's own device
+/// tree, RAM from 0, peripherals behind `/soc`'s `ranges`, a GIC-400, no
+/// PSCI (the watchdog's reset ends the VM), no RTC, no virtio (so the
+/// share is copied in).
+#[test]
+fn aarch64_raspi4b() {
+    if !raspi4b_dtb_present() {
+        return;
+    }
+    let mut opts = RunOptions::new("");
+    opts.arch = GuestArch::Aarch64;
+    opts.machine = Machine::Raspi4b;
+    let (hello, ls) = hello_and_a_share("raspi4b", opts, DirMode::Copy);
+    for out in [&hello, &ls] {
+        assert_log_has(out, "booting via arm64 Image");
+        assert_log_has(
+            out,
+            "firmware tables: device tree: console 0xfe201000, GICv2 at 0xff841000 and 0xff842000, virtual timer Some(27), PSCI None, BCM2835 watchdog 0xfe100000",
+        );
+        assert_log_has(out, "kernel image at 0x200000..");
+        assert_log_has(out, "no PL031 real-time clock: the wall clock starts at 0");
+        assert_log_has(
+            out,
+            "power: no PSCI; resetting through the BCM2835 watchdog at 0xfe100000",
+        );
         assert_eq!(out.report.qemu_exit, Some(0), "{}", out.describe());
     }
 }

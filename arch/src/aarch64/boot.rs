@@ -15,7 +15,10 @@
 //! EL2, turns on FP/SIMD, clears `.bss`, identity-maps the first 4 GiB
 //! (device memory below 1 GiB, where `virt` keeps its MMIO, normal memory
 //! above) plus the GiB blocks holding the image and the device tree
-//! wherever they lie below 512 GiB, enables the MMU and caches, installs
+//! wherever they lie below 512 GiB, the first GiB included (a Raspberry
+//! Pi's RAM starts at 0; its MMIO, in the fourth GiB, is then normal
+//! memory until the kernel's own tables replace these: see
+//! `paging::finish_boot_tables`), enables the MMU and caches, installs
 //! the exception vectors and a separate exception stack (the kernel runs on
 //! `SP_EL0`, exceptions on `SP_EL1`, so a kernel stack overflow is still
 //! reported), and calls [`basalt_aarch64_entry`].
@@ -165,8 +168,9 @@ core::arch::global_asm!(
     "cmp x4, #4",
     "b.ne 4b",
     // The GiB blocks holding the image and the device tree as well, which
-    // loaders may put above 4 GiB: normal memory too (the image must lie
-    // below 512 GiB, this one L1 table's reach).
+    // loaders may put above 4 GiB or in the first GiB (where RAM starts
+    // at 0): normal memory too (the image must lie below 512 GiB, this one
+    // L1 table's reach).
     "adrp x1, __kernel_start",
     "add x1, x1, :lo12:__kernel_start",
     "adrp x3, __kernel_end",
@@ -263,8 +267,9 @@ core::arch::global_asm!(
     "wfi",
     "b basalt_boot_hang",
     // Maps the GiB blocks from the one holding x1 to the one holding x3 as
-    // normal memory in the L1 table at x2, skipping the first GiB (device
-    // memory) and blocks at or above 512 GiB. Clobbers x4-x7.
+    // normal memory in the L1 table at x2, skipping blocks at or above
+    // 512 GiB. The first GiB too: a Raspberry Pi's RAM starts at 0 and
+    // its firmware (or QEMU) loads the image there. Clobbers x4-x7.
     "basalt_boot_map_ram:",
     "lsr x4, x1, #30",
     "lsr x6, x3, #30",
@@ -274,11 +279,9 @@ core::arch::global_asm!(
     "b.hi 12f",
     "cmp x4, #512",
     "b.hs 12f",
-    "cbz x4, 11f",
     "lsl x7, x4, #30",
     "orr x7, x7, x5",
     "str x7, [x2, x4, lsl #3]",
-    "11:",
     "add x4, x4, #1",
     "b 10b",
     "12:",

@@ -1,9 +1,10 @@
 //! 4-level page tables with a 4 KiB granule and 48-bit virtual addresses
 //! (TTBR0 only), laid out as on x86-64.
 //!
-//! Physical memory is identity-mapped (virtual = physical): device memory
-//! below 1 GiB (where QEMU `virt` keeps its MMIO), normal memory from
-//! 1 GiB to the top of RAM, so page-table frames are reached at their
+//! Physical memory is identity-mapped (virtual = physical): RAM as normal
+//! memory, wherever the memory map puts it (1 GiB up on QEMU `virt`, from
+//! 0 on the Raspberry Pi), the device windows the firmware tables name as
+//! device memory, page 0 never, so page-table frames are reached at their
 //! physical addresses. Everything else — linear memories, code, stacks,
 //! the heap — is mapped page by page in the dynamic area above 512 GiB
 //! with [`map`], [`unmap`] and [`protect`].
@@ -20,10 +21,6 @@ pub const DYNAMIC_BASE: usize = 512 << 30;
 /// One past the last virtual address the kernel hands out (the same as on
 /// x86-64, though TTBR0 covers twice as much).
 pub const DYNAMIC_END: usize = 1 << 47;
-
-/// Where RAM may begin: the identity map treats everything below as
-/// device memory.
-const DEVICE_END: u64 = 1 << 30;
 
 const VALID: u64 = 1;
 /// a table at levels 0-2, a page at level 3
@@ -311,71 +308,274 @@ fn set(t: u64, i: usize, v: u64) {
     unsafe { table(t).wrapping_add(i).write_volatile(v) };
 }
 
-/// Replaces the boot stub's tables with the kernel's: page 0 unmapped (so
-/// null pointers fault), the rest of the first GiB device memory, the
-/// kernel image mapped W^X with 4 KiB pages (text read-execute, read-only
-/// data read-only, the rest read-write and not executable), and RAM from
-/// 1 GiB up to `top_of_ram` (at most 512 GiB) read-write, not executable,
-/// in 1 GiB and 2 MiB blocks.
+/// Page tables for [`boot_device_window`]: 2 MiB entries for the GiB
+/// blocks of the boot stub's map it splits.
+#[repr(C, align(4096))]
+struct BootL2([[u64; 512]; BOOT_L2_TABLES]);
+
+const BOOT_L2_TABLES: usize = 2;
+
+/// How many of `BOOT_L2`'s tables are in use, and for which GiB each is.
+static BOOT_L2_USED: spin::Mutex<[Option<u64>; BOOT_L2_TABLES]> =
+    spin::Mutex::new([None; BOOT_L2_TABLES]);
+
+static mut BOOT_L2: BootL2 = BootL2([[0; 512]; BOOT_L2_TABLES]);
+
+/// Makes the device registers `[start, start + len)` device memory
+/// (Device-nGnRnE) in the boot stub's map, which maps the first 4 GiB in
+/// normal-memory GiB blocks above the first (QEMU `virt`'s device GiB):
+/// on a Raspberry Pi 4 the peripherals sit at 0xfc000000-0xff7fffff, in
+/// the fourth GiB, and the console is used before the kernel's own tables
+/// ([`finish_boot_tables`]) replace the boot map. The GiB block becomes a
+/// table of 2 MiB blocks (break-before-make: it must hold nothing in use,
+/// so a block holding the kernel image is left alone, and `false`
+/// returned), and the 2 MiB blocks the window touches become device
+/// memory. Windows already in device memory, or unmapped, are left as
+/// they are (`true`).
+///
+/// # Safety
+/// Early boot, boot tables in use, one thread; nothing may use RAM in the
+/// 2 MiB blocks the window touches.
+pub unsafe fn boot_device_window(start: u64, len: u64) -> bool {
+    const GIB: u64 = 1 << 30;
+    const BLOCK: u64 = 2 << 20;
+    let Some(last) = len.checked_sub(1).and_then(|l| start.checked_add(l)) else {
+        return false;
+    };
+    if last >= 512 * GIB {
+        return false;
+    }
+    let image =
+        ((&raw const __text_start) as u64 & !(BLOCK - 1))..((&raw const __kernel_end) as u64);
+    let l0 = root();
+    // SAFETY: the boot stub's L0 table, identity-mapped.
+    let l0e = unsafe { table(l0).read_volatile() };
+    if l0e & (VALID | TABLE) != VALID | TABLE {
+        return false;
+    }
+    let l1 = l0e & ADDR_MASK;
+    let mut used = BOOT_L2_USED.lock();
+    let mut gib = start / GIB;
+    while gib <= last / GIB {
+        let base = gib * GIB;
+        let e = table(l1).wrapping_add(gib as usize);
+        // SAFETY: an entry of the boot L1 table.
+        let v = unsafe { e.read_volatile() };
+        let l2 = if v & VALID == 0 || (v & TABLE == 0 && v & ATTR_NORMAL == 0) {
+            // unmapped, or a device block already
+            gib += 1;
+            continue;
+        } else if v & TABLE != 0 {
+            v & ADDR_MASK
+        } else {
+            if image.start < base + GIB && base < image.end {
+                return false;
+            }
+            let Some(slot) = used.iter().position(Option::is_none) else {
+                return false;
+            };
+            used[slot] = Some(gib);
+            // SAFETY: a table of the static pool, free until now (slot).
+            let t = unsafe { (&raw mut BOOT_L2.0[slot]) as u64 };
+            for i in 0..512u64 {
+                set(
+                    t,
+                    i as usize,
+                    (base + i * BLOCK) | (v & !ADDR_MASK & !TABLE),
+                );
+            }
+            // Break, then make: the block goes, the table comes.
+            // SAFETY: the GiB holds nothing in use (not the image; the
+            // caller's contract for the rest).
+            unsafe { e.write_volatile(0) };
+            flush_all();
+            // SAFETY: as above.
+            unsafe { e.write_volatile(t | VALID | TABLE) };
+            publish();
+            t
+        };
+        let from = start.max(base);
+        let to = last.min(base + GIB - 1);
+        for i in ((from - base) / BLOCK)..=((to - base) / BLOCK) {
+            let at = base + i * BLOCK;
+            if image.start < at + BLOCK && at < image.end {
+                return false;
+            }
+            let e = table(l2).wrapping_add(i as usize);
+            // SAFETY: an entry of a 2 MiB table of the boot map.
+            let v = unsafe { e.read_volatile() };
+            if v & VALID == 0 || v & TABLE != 0 || v & ATTR_NORMAL == 0 {
+                continue;
+            }
+            // SAFETY: break-before-make of a block nothing uses (contract).
+            unsafe { e.write_volatile(0) };
+            flush(at as usize);
+            // SAFETY: as above.
+            unsafe { e.write_volatile(at | (DEVICE & !TABLE)) };
+            publish();
+        }
+        gib += 1;
+    }
+    true
+}
+
+/// What one page of the identity map holds.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Unmapped,
+    Device,
+    Normal,
+    /// the kernel's text: read-only, executable
+    Text,
+    /// the kernel's read-only data
+    ReadOnly,
+}
+
+impl Kind {
+    fn bits(self) -> u64 {
+        match self {
+            Kind::Unmapped => 0,
+            Kind::Device => DEVICE,
+            Kind::Normal => NORMAL | PXN,
+            Kind::Text => NORMAL | READ_ONLY,
+            Kind::ReadOnly => NORMAL | READ_ONLY | PXN,
+        }
+    }
+}
+
+/// The identity map's layout: RAM (and the image, initrd and firmware
+/// data within its span) normal memory, the device windows the firmware
+/// tables name Device-nGnRnE, page 0 and everything else unmapped.
+struct Layout<'a> {
+    ram: core::ops::Range<u64>,
+    text: core::ops::Range<u64>,
+    rodata: core::ops::Range<u64>,
+    devices: &'a [crate::bootinfo::PhysRange],
+}
+
+impl Layout<'_> {
+    fn kind(&self, page: u64) -> Kind {
+        if page < PAGE_SIZE as u64 {
+            Kind::Unmapped
+        } else if self.text.contains(&page) {
+            Kind::Text
+        } else if self.rodata.contains(&page) {
+            Kind::ReadOnly
+        } else if self
+            .devices
+            .iter()
+            .any(|d| d.start & !(PAGE_SIZE as u64 - 1) <= page && page < d.end())
+        {
+            Kind::Device
+        } else if self.ram.contains(&page) {
+            Kind::Normal
+        } else {
+            Kind::Unmapped
+        }
+    }
+
+    /// Whether `[start, start + len)` holds one kind throughout: no edge
+    /// of any range falls strictly inside it.
+    fn uniform(&self, start: u64, len: u64) -> bool {
+        let end = start + len;
+        let inside = |e: u64| start < e && e < end;
+        let page = PAGE_SIZE as u64;
+        !(inside(page)
+            || inside(self.ram.start)
+            || inside(self.ram.end)
+            || inside(self.text.start)
+            || inside(self.text.end)
+            || inside(self.rodata.end)
+            || self
+                .devices
+                .iter()
+                .any(|d| inside(d.start & !(page - 1)) || inside(d.end().next_multiple_of(page))))
+    }
+
+    /// Fills the table `t` of `level` (2: 2 MiB entries, 1: 1 GiB) for
+    /// the addresses from `base`, splitting entries that mix kinds.
+    fn fill(
+        &self,
+        t: u64,
+        level: u32,
+        base: u64,
+        frames: &mut dyn FrameSource,
+    ) -> Result<(), MapError> {
+        let span = 1u64 << (12 + 9 * level);
+        for i in 0..512u64 {
+            let at = base + i * span;
+            if self.uniform(at, span) {
+                let kind = self.kind(at);
+                if kind != Kind::Unmapped {
+                    let bits = kind.bits() | if level == 0 { TABLE } else { 0 };
+                    set(t, i as usize, at | bits);
+                }
+                continue;
+            }
+            let sub = zeroed(frames)?;
+            self.fill(sub, level - 1, at, frames)?;
+            set(t, i as usize, sub | VALID | TABLE);
+        }
+        Ok(())
+    }
+}
+
+/// Replaces the boot stub's tables with the kernel's, from the memory map
+/// and the device windows in `info`: page 0 unmapped (so null pointers
+/// fault, also where RAM starts at 0, as on the Raspberry Pi), RAM from
+/// the lowest to the highest usable address normal memory, read-write and
+/// not executable, the kernel image W^X (text read-execute, read-only data
+/// read-only), the device windows Device-nGnRnE; 1 GiB blocks where one
+/// kind fills the block, else 2 MiB blocks, else 4 KiB pages. Everything
+/// else stays unmapped. Only the first 512 GiB are mapped.
 ///
 /// # Safety
 /// Called once, early, while only the boot tables exist and nothing lives
 /// in page 0.
 pub unsafe fn finish_boot_tables(
-    top_of_ram: u64,
+    info: &crate::bootinfo::BootInfo,
     frames: &mut dyn FrameSource,
 ) -> Result<(), MapError> {
+    use crate::bootinfo::MemoryKind;
     let text = ((&raw const __text_start) as u64)..((&raw const __text_end) as u64);
     let rodata = text.end..((&raw const __rodata_end) as u64);
-    let image = (text.start & !((2 << 20) - 1))..((&raw const __kernel_end) as u64);
+    let image_end = (&raw const __kernel_end) as u64;
+    // The span of RAM: usable memory and what the loader left in RAM that
+    // the kernel keeps reading (ACPI data, the image, the bundle, the
+    // device tree or handoff record).
+    let mut lo = text.start;
+    let mut hi = image_end;
+    let mut widen = |r: crate::bootinfo::PhysRange| {
+        if r.len > 0 {
+            lo = lo.min(r.start);
+            hi = hi.max(r.end());
+        }
+    };
+    for r in info.regions() {
+        if matches!(
+            r.kind,
+            MemoryKind::Usable | MemoryKind::AcpiReclaimable | MemoryKind::AcpiNvs
+        ) {
+            widen(r.range);
+        }
+    }
+    if let Some(initrd) = info.initrd {
+        widen(initrd);
+    }
+    if let Some(dt) = info.device_tree {
+        widen(crate::bootinfo::PhysRange { start: dt, len: 1 });
+    }
+    let page = PAGE_SIZE as u64;
+    let layout = Layout {
+        ram: (lo & !(page - 1))..hi.next_multiple_of(page).min(512 << 30),
+        text,
+        rodata,
+        devices: info.device_windows(),
+    };
     let l0 = zeroed(frames)?;
     let l1 = zeroed(frames)?;
     set(l0, 0, l1 | VALID | TABLE);
-    // The first GiB: device memory, page 0 unmapped.
-    let l2 = zeroed(frames)?;
-    let l3 = zeroed(frames)?;
-    for j in 1..512u64 {
-        set(l3, j as usize, (j << 12) | DEVICE | TABLE);
-    }
-    set(l2, 0, l3 | VALID | TABLE);
-    for i in 1..512u64 {
-        set(l2, i as usize, (i << 21) | DEVICE);
-    }
-    set(l1, 0, l2 | VALID | TABLE);
-    // RAM.
-    let top = top_of_ram.min(512 << 30);
-    let mut gib = DEVICE_END >> 30;
-    while gib << 30 < top {
-        let base = gib << 30;
-        if image.end <= base || image.start >= base + (1 << 30) {
-            set(l1, gib as usize, base | NORMAL | PXN);
-            gib += 1;
-            continue;
-        }
-        let l2 = zeroed(frames)?;
-        for i in 0..512u64 {
-            let block = base + (i << 21);
-            if image.end <= block || image.start >= block + (2 << 20) {
-                set(l2, i as usize, block | NORMAL | PXN);
-                continue;
-            }
-            let l3 = zeroed(frames)?;
-            for j in 0..512u64 {
-                let phys = block + (j << 12);
-                let bits = if text.contains(&phys) {
-                    NORMAL | READ_ONLY
-                } else if rodata.contains(&phys) {
-                    NORMAL | READ_ONLY | PXN
-                } else {
-                    NORMAL | PXN
-                };
-                set(l3, j as usize, phys | bits | TABLE);
-            }
-            set(l2, i as usize, l3 | VALID | TABLE);
-        }
-        set(l1, gib as usize, l2 | VALID | TABLE);
-        gib += 1;
-    }
+    layout.fill(l1, 2, 0, frames)?;
     // SAFETY: the new tables map everything the kernel uses at the same
     // addresses with the same memory types; TTBR0 switches atomically and
     // the TLB is flushed before anything relies on the new permissions.

@@ -50,6 +50,10 @@ pub fn init(info: &BootInfo) -> Result<(), MemError> {
         return Err(MemError::NoMemoryMap);
     }
     // SAFETY: early boot, only the boot tables exist and page 0 is unused.
+    #[cfg(target_arch = "aarch64")]
+    unsafe { paging::finish_boot_tables(info, &mut fa) }.map_err(MemError::Map)?;
+    // SAFETY: as above.
+    #[cfg(not(target_arch = "aarch64"))]
     unsafe { paging::finish_boot_tables(info.top_of_ram(), &mut fa) }.map_err(MemError::Map)?;
     *FRAMES.lock() = Some(fa);
     heap::init()

@@ -1,12 +1,17 @@
-//! QEMU's AArch64 `virt` board and machines like it, described by the
-//! device tree the loader passes: memory, the initrd and the command line
-//! from `/memory` and `/chosen`, PL011 UARTs (the first carries stdout and
-//! stdin, the second stderr), a PL031 RTC, PSCI, the virtio-mmio
-//! transports (`virtio,mmio`) and the PCIe host bridge
-//! (`pci-host-ecam-generic`). The kernel log goes to the
+//! QEMU's AArch64 `virt` board and machines like it (the Raspberry Pi 4
+//! among them), described by the device tree the loader passes (`reg`
+//! translated through the buses' `ranges`) or by ACPI tables: memory, the
+//! initrd and the command line from `/memory`, the reservations and
+//! `/chosen`, PL011 UARTs (the one `/chosen/stdout-path` names, else the
+//! first, carries stdout and stdin, the next stderr), a PL031 RTC (none on
+//! a Pi: the wall clock then starts at 0), PSCI, the BCM2835 watchdog, a
+//! GICv2 (GIC-400) or GICv3, the virtio-mmio transports (`virtio,mmio`)
+//! and the PCIe host bridge (`pci-host-ecam-generic`). The register
+//! windows the kernel reaches are recorded in the boot information, which
+//! the page tables map as device memory. The kernel log goes to the
 //! semihosting console when the host enables semihosting, and semihosting's
 //! `SYS_EXIT_EXTENDED` ends the VM with a status; PSCI `SYSTEM_OFF`
-//! otherwise.
+//! otherwise, or without PSCI the BCM2835 watchdog's reset.
 #![allow(unsafe_code)]
 
 use core::fmt::Write;
@@ -77,8 +82,12 @@ impl core::fmt::Display for BootInfoError {
 /// What the kernel uses from the device tree besides the boot information.
 #[derive(Default)]
 struct Machine {
-    /// PL011 register windows, by address
+    /// PL011 register windows: the console `/chosen/stdout-path` names
+    /// (else the first by address), then the next
     uarts: [Option<u64>; 2],
+    /// the BCM2835 power-management block (`brcm,bcm2835-pm-wdt`): its
+    /// watchdog resets the machine where there is no PSCI
+    pm_watchdog: Option<u64>,
     /// the PL031's register window
     rtc: Option<u64>,
     /// how PSCI is called
@@ -107,22 +116,16 @@ const MAX_VIRTIO: usize = 32;
 static MACHINE: spin::Once<Machine> = spin::Once::new();
 static BOOT_INFO: spin::Once<BootInfo> = spin::Once::new();
 
-/// Device memory ends and RAM may begin here.
-const DEVICE_END: u64 = 1 << 30;
-
-/// Whether `[start, start + len)` is RAM the boot tables identity-map: the
-/// first 4 GiB, and the GiB blocks holding the image and the device tree
-/// wherever the loader put them (below 512 GiB). The boot tables map whole
-/// GiB blocks, so checking one address in each block the range touches is
-/// enough.
+/// Whether `[start, start + len)` is memory the boot tables identity-map:
+/// the first 4 GiB, and the GiB blocks holding the image and the device
+/// tree wherever the loader put them (below 512 GiB). The boot tables map
+/// whole GiB blocks, so checking one address in each block the range
+/// touches is enough.
 fn boot_mapped(start: u64, len: u64) -> bool {
     const GIB: u64 = 1 << 30;
     let Some(last) = len.checked_sub(1).and_then(|l| start.checked_add(l)) else {
         return false;
     };
-    if start < DEVICE_END {
-        return false;
-    }
     let identity = |a: u64| basalt_arch::paging::translate(a as usize) == Some(a);
     let mut at = start;
     while at / GIB < last / GIB {
@@ -182,8 +185,28 @@ pub fn complete_boot_info(info: &'static BootInfo) -> Result<&'static BootInfo, 
             nholes += 1;
         }
     }
-    let mut uarts = [0u64; 4];
+    // `/reserved-memory`'s children with a `reg` are reservations too
+    // (those with only a `size` are for Linux to place).
+    let mut in_reserved = false;
+    for node in fdt.nodes() {
+        let node = node.map_err(BootInfoError::Fdt)?;
+        if node.depth == 1 {
+            in_reserved = node.base_name() == b"reserved-memory";
+        } else if in_reserved && node.depth == 2 && node.is_enabled() {
+            for (start, len) in node.reg() {
+                if nholes < holes.len() && len > 0 {
+                    holes[nholes] = PhysRange { start, len };
+                    nholes += 1;
+                }
+            }
+        }
+    }
+    let mut uarts = [(0u64, 0u64); 8];
     let mut nuarts = 0;
+    let stdout = fdt.stdout_node().map_err(BootInfoError::Fdt)?;
+    let stdout_pl011 = stdout
+        .filter(|n| n.is_compatible("arm,pl011") && n.is_enabled())
+        .and_then(|n| n.reg().next());
     for node in fdt.nodes() {
         let node = node.map_err(BootInfoError::Fdt)?;
         if !node.is_enabled() {
@@ -222,17 +245,32 @@ pub fn complete_boot_info(info: &'static BootInfo) -> Result<&'static BootInfo, 
                 _ => None,
             };
         } else if node.is_compatible("arm,pl011") {
-            if let Some((base, _)) = node.reg().next()
+            if let Some(window) = node.reg().next()
                 && nuarts < uarts.len()
             {
-                uarts[nuarts] = base;
+                uarts[nuarts] = window;
                 nuarts += 1;
+            }
+        } else if node.is_compatible("brcm,bcm2835-pm-wdt") || node.is_compatible("brcm,bcm2835-pm")
+        {
+            if let Some((base, len)) = node.reg().next()
+                && machine.pm_watchdog.is_none()
+            {
+                machine.pm_watchdog = Some(base);
+                out.push_device_window(PhysRange { start: base, len });
             }
         } else if let Some(version) = gic_version(&node) {
             let mut reg = node.reg();
-            if let (Some((d, _)), Some((c, _))) = (reg.next(), reg.next()) {
-                machine.gic =
-                    Some((version, d, c)).filter(|(_, d, c)| *d < DEVICE_END && *c < DEVICE_END);
+            if let (Some(d), Some(c)) = (reg.next(), reg.next()) {
+                machine.gic = Some((version, d.0, c.0));
+                out.push_device_window(PhysRange {
+                    start: d.0,
+                    len: d.1,
+                });
+                out.push_device_window(PhysRange {
+                    start: c.0,
+                    len: c.1,
+                });
             }
         } else if node.is_compatible("arm,armv8-timer") {
             // interrupts: secure, non-secure, virtual, hypervisor; each
@@ -247,8 +285,12 @@ pub fn complete_boot_info(info: &'static BootInfo) -> Result<&'static BootInfo, 
             }
         } else if node.is_compatible("virtio,mmio") {
             if let Some((base, size)) = node.reg().next()
-                && base.checked_add(size).is_some_and(|e| e <= DEVICE_END)
+                && base.checked_add(size).is_some()
                 && machine.nvirtio < MAX_VIRTIO
+                && out.push_device_window(PhysRange {
+                    start: base,
+                    len: size,
+                })
             {
                 machine.virtio[machine.nvirtio] = VirtioMmioWindow {
                     base,
@@ -275,20 +317,44 @@ pub fn complete_boot_info(info: &'static BootInfo) -> Result<&'static BootInfo, 
             }
         } else if node.is_compatible("arm,pl031")
             && machine.rtc.is_none()
-            && let Some((base, _)) = node.reg().next()
+            && let Some((base, len)) = node.reg().next()
         {
             machine.rtc = Some(base);
+            out.push_device_window(PhysRange { start: base, len });
         }
     }
+    // The console stdout-path names, if a PL011, first; then the others
+    // by address.
     let uarts = &mut uarts[..nuarts];
-    uarts.sort_unstable();
-    for (slot, base) in machine.uarts.iter_mut().zip(uarts.iter()) {
-        *slot = Some(*base).filter(|b| *b < DEVICE_END);
+    uarts.sort_unstable_by_key(|(base, _)| (Some(*base) != stdout_pl011.map(|s| s.0), *base));
+    for (slot, &(base, len)) in machine.uarts.iter_mut().zip(uarts.iter()) {
+        *slot = Some(base);
+        out.push_device_window(PhysRange { start: base, len });
     }
-    machine.rtc = machine.rtc.filter(|b| *b < DEVICE_END);
     MACHINE.call_once(|| machine);
+    map_boot_device_windows(&out);
     Ok(BOOT_INFO.call_once(|| out))
 }
+
+/// Makes the device windows device memory in the boot stub's map too,
+/// which maps the first 4 GiB as normal memory above the first GiB: the
+/// console is used before the kernel's tables replace that map (a
+/// Raspberry Pi's peripherals lie in the fourth GiB). A window that cannot
+/// be remapped stays as it was (QEMU does not tell the difference; a board
+/// may).
+fn map_boot_device_windows(info: &BootInfo) {
+    for w in info.device_windows() {
+        // SAFETY: early boot on the boot tables, one thread; device
+        // windows hold registers, not RAM the kernel uses.
+        if !unsafe { basalt_arch::paging::boot_device_window(w.start, w.len) } {
+            BOOT_MAP_NORMAL_WINDOWS.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
+/// How many device windows stayed normal memory in the boot map.
+static BOOT_MAP_NORMAL_WINDOWS: core::sync::atomic::AtomicUsize =
+    core::sync::atomic::AtomicUsize::new(0);
 
 /// ACPI tables as the firmware left them: in RAM the boot tables map.
 struct FirmwareTables;
@@ -321,7 +387,7 @@ fn complete_from_acpi(
     let mut machine = Machine::default();
     if let Some(spcr) = &platform.console {
         match (spcr.kind, spcr.base) {
-            (UartKind::Pl011, Some(Register::Memory(base))) if base < DEVICE_END => {
+            (UartKind::Pl011, Some(Register::Memory(base))) => {
                 machine.uarts[0] = Some(base);
             }
             _ => machine.unsupported_console = Some(spcr.interface_type),
@@ -343,15 +409,13 @@ fn complete_from_acpi(
         };
         machine.gic = second
             .map(|(v, b)| (v, dist, b))
-            .filter(|(_, d, b)| *d < DEVICE_END && *b < DEVICE_END && *b != 0);
+            .filter(|(_, _, b)| *b != 0);
     }
     machine.virtual_timer = platform.timer.and_then(|t| t.el1_virtual).map(|t| t.gsiv);
     let mut devices = [acpi::VirtioMmioDevice::default(); MAX_VIRTIO];
     let n = acpi::find_virtio_mmio(&FirmwareTables, Some(rsdp), None, &mut devices).unwrap_or(0);
     for d in &devices[..n] {
-        if d.base.checked_add(d.size).is_some_and(|e| e <= DEVICE_END)
-            && machine.nvirtio < MAX_VIRTIO
-        {
+        if d.base.checked_add(d.size).is_some() && machine.nvirtio < MAX_VIRTIO {
             machine.virtio[machine.nvirtio] = VirtioMmioWindow {
                 base: d.base,
                 size: d.size,
@@ -379,8 +443,35 @@ fn complete_from_acpi(
         machine.pcie = Some(host);
     }
     machine.from_acpi = true;
+    let mut out = info.clone();
+    // The registers the kernel reaches through the identity map: the
+    // console (a PL011's 4 KiB), the GIC (a v2 distributor and CPU
+    // interface, or a v3 distributor and one redistributor's two frames).
+    if let Some(base) = machine.uarts[0] {
+        out.push_device_window(PhysRange {
+            start: base,
+            len: 0x1000,
+        });
+    }
+    if let Some((version, dist, second)) = machine.gic {
+        out.push_device_window(PhysRange {
+            start: dist,
+            len: 0x10000,
+        });
+        out.push_device_window(PhysRange {
+            start: second,
+            len: if version == 2 { 0x2000 } else { 0x20000 },
+        });
+    }
+    for w in &machine.virtio[..machine.nvirtio] {
+        out.push_device_window(PhysRange {
+            start: w.base,
+            len: w.size,
+        });
+    }
     MACHINE.call_once(|| machine);
-    Ok(BOOT_INFO.call_once(|| info.clone()))
+    map_boot_device_windows(&out);
+    Ok(BOOT_INFO.call_once(|| out))
 }
 
 /// Says on the kernel log where the machine's description came from and
@@ -400,16 +491,28 @@ pub fn log_firmware_summary() {
     }
     let hex = Hex;
     kprintln!(
-        "firmware tables: {source}: console {}, GICv{} at {} and {}, virtual timer {:?}, PSCI {:?}, {} virtio-mmio, PCIe ECAM {}",
+        "firmware tables: {source}: console {}, GICv{} at {} and {}, virtual timer {:?}, PSCI {:?}, BCM2835 watchdog {}, {} virtio-mmio, PCIe ECAM {}",
         hex(m.uarts[0]),
         m.gic.map_or(0, |g| g.0),
         hex(m.gic.map(|g| g.1)),
         hex(m.gic.map(|g| g.2)),
         m.virtual_timer,
         m.psci,
+        hex(m.pm_watchdog),
         m.nvirtio,
         hex(m.pcie.as_ref().map(|p| p.ecam_base))
     );
+    let normal = BOOT_MAP_NORMAL_WINDOWS.load(core::sync::atomic::Ordering::Relaxed);
+    if normal > 0 {
+        kprintln!(
+            "firmware tables: {normal} device windows were normal memory until the kernel's page tables (they share a block with the kernel image)"
+        );
+    }
+    if m.rtc.is_none() && !m.from_acpi {
+        kprintln!(
+            "firmware tables: no PL031 real-time clock: the wall clock starts at 0 (1970) unless the loader read the time"
+        );
+    }
     if let Some(kind) = m.unsupported_console {
         kprintln!(
             "firmware tables: the SPCR names a console of interface type {kind:#x}, which this kernel does not drive"
@@ -468,8 +571,9 @@ fn push_usable(info: &mut BootInfo, range: PhysRange, holes: &[PhysRange]) {
 
 fn uart(i: usize) -> Option<Pl011> {
     let base = MACHINE.get()?.uarts[i]?;
-    // SAFETY: a PL011 the device tree names, below 1 GiB (device memory
-    // in the identity map); only the console statics drive it.
+    // SAFETY: a PL011 the firmware tables name, recorded as a device
+    // window (device memory in the identity map); only the console statics
+    // drive it.
     unsafe { Pl011::new(base) }.ok()
 }
 
@@ -504,8 +608,8 @@ pub fn wall_clock_seconds() -> Option<u64> {
     unsafe { Pl031::new(base) }?.unix_seconds()
 }
 
-/// The virtio-mmio transports the device tree names (in device memory
-/// below 1 GiB; others are skipped).
+/// The virtio-mmio transports the firmware tables name (device windows in
+/// the identity map).
 pub fn virtio_mmio_windows() -> &'static [VirtioMmioWindow] {
     MACHINE.get().map_or(&[], |m| &m.virtio[..m.nvirtio])
 }
@@ -513,8 +617,8 @@ pub fn virtio_mmio_windows() -> &'static [VirtioMmioWindow] {
 /// The register window of a transport [`virtio_mmio_windows`] returned.
 /// Call once per window (`devices::init` does).
 pub fn virtio_register_window(w: &VirtioMmioWindow) -> Result<RegisterWindow, VirtioError> {
-    // SAFETY: a virtio-mmio window the device tree names, checked to lie
-    // below 1 GiB, which the identity map covers as device memory; the
+    // SAFETY: a virtio-mmio window the device tree names, recorded as a
+    // device window, which the identity map covers as device memory; the
     // caller probes each window once and the transport built on it is
     // its only user.
     unsafe { RegisterWindow::new(w.base, w.size) }
@@ -640,21 +744,65 @@ pub fn prepare_power_off() {}
 
 /// Ends the VM after the status marker: semihosting's exit with QEMU
 /// status `value << 1 | 1` (the same statuses as x86-64's debug-exit
-/// device), else PSCI `SYSTEM_OFF`, else a halt (the host has the marker).
+/// device), else PSCI `SYSTEM_OFF`, else the BCM2835 watchdog's reset
+/// (a Raspberry Pi has no PSCI under a bare `kernel=`; QEMU with
+/// `-no-reboot` turns the reset into an exit), else a halt (the host has
+/// the marker).
 pub fn leave(value: u32) -> ! {
     let _ = power::semihosting_exit(value << 1 | 1);
-    match MACHINE.get().and_then(|m| m.psci) {
-        Some(conduit) => {
-            let _ = writeln!(
-                EmergencyLog,
-                "power: powering off via PSCI SYSTEM_OFF ({conduit:?})"
-            );
-            let e = power::psci_system_off(conduit);
-            let _ = writeln!(EmergencyLog, "power: {e}");
-        }
-        None => {
-            let _ = writeln!(EmergencyLog, "power: no PSCI in the device tree");
-        }
+    let m = MACHINE.get();
+    if let Some(conduit) = m.and_then(|m| m.psci) {
+        let _ = writeln!(
+            EmergencyLog,
+            "power: powering off via PSCI SYSTEM_OFF ({conduit:?})"
+        );
+        let e = power::psci_system_off(conduit);
+        let _ = writeln!(EmergencyLog, "power: {e}");
+    } else if let Some(base) = m.and_then(|m| m.pm_watchdog) {
+        let _ = writeln!(
+            EmergencyLog,
+            "power: no PSCI; resetting through the BCM2835 watchdog at {base:#x} (halt partition 63)"
+        );
+        // SAFETY: the power-management block the device tree names,
+        // recorded as a device window; nothing else drives it, and the
+        // kernel is done.
+        unsafe { bcm2835_watchdog_halt(base) };
+    } else {
+        let _ = writeln!(
+            EmergencyLog,
+            "power: no PSCI and no BCM2835 watchdog in the device tree"
+        );
     }
     basalt_arch::cpu::halt_forever()
+}
+
+/// Resets the machine the way Linux's `bcm2835_wdt` powers off: "halt"
+/// (partition 63) in PM_RSTS for the firmware, then a full reset after 10
+/// watchdog ticks. Every write carries the password 0x5a in the top byte.
+///
+/// # Safety
+/// `base` is the BCM2835 power-management block, identity-mapped as
+/// device memory.
+unsafe fn bcm2835_watchdog_halt(base: u64) {
+    const PASSWORD: u32 = 0x5a00_0000;
+    const RSTC: u64 = 0x1c;
+    const RSTS: u64 = 0x20;
+    const WDOG: u64 = 0x24;
+    const RSTC_WRCFG_CLR: u32 = 0xffff_ffcf;
+    const RSTC_WRCFG_FULL_RESET: u32 = 0x20;
+    const RSTS_HALT: u32 = 0x555;
+    let read = |off: u64| {
+        // SAFETY: a register of the block (contract), a 32-bit access.
+        unsafe { ((base + off) as *const u32).read_volatile() }
+    };
+    let write = |off: u64, v: u32| {
+        // SAFETY: as above.
+        unsafe { ((base + off) as *mut u32).write_volatile(v) }
+    };
+    write(RSTS, PASSWORD | read(RSTS) | RSTS_HALT);
+    write(WDOG, PASSWORD | 10);
+    write(
+        RSTC,
+        PASSWORD | (read(RSTC) & RSTC_WRCFG_CLR) | RSTC_WRCFG_FULL_RESET,
+    );
 }
