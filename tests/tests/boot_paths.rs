@@ -232,3 +232,17 @@ fn aarch64_raspi4b() {
         assert_eq!(out.report.qemu_exit, Some(0), "{}", out.describe());
     }
 }
+
+/// On a shared console every byte of the program's streams and of stdin
+/// is framed: all 256 byte values (0xff, the escape, among them) pass
+/// through stdin and stdout unchanged, and stderr stays apart.
+#[test]
+fn x86_64_one_console_relays_every_byte() {
+    let input: Vec<u8> = (0..=255u8).cycle().take(3000).collect();
+    let mut opts = RunOptions::new(example("cat"));
+    opts.machine = Machine::Firecracker;
+    let out = boot(opts, &input);
+    out.assert_exit(0);
+    assert!(out.stdout == input, "{}", out.describe());
+    assert_eq!(out.stderr_text(), "cat: 3000 bytes\n", "{}", out.describe());
+}
