@@ -890,4 +890,6 @@ pub fn find_io_apics(
 #[cfg(test)]
 mod arm_tests;
 #[cfg(test)]
+mod microvm_tests;
+#[cfg(test)]
 mod tests;

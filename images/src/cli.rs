@@ -42,10 +42,13 @@ options:
                         and configured by you) with the guest at A.B.C.D/N
   --memory MIB          guest RAM (default 1024)
   --arch ARCH           guest ISA: x86_64 (default) or aarch64 (QEMU virt, TCG)
-  --machine MODEL       QEMU machine for x86_64: q35 (default), pc, microvm, or
+  --machine MODEL       QEMU machine for x86_64: q35 (default), pc, microvm,
                         firecracker (Firecracker's machine on microvm: no ACPI,
                         virtio-mmio on the command line, one console, i8042
-                        reset); for aarch64: virt (default, no flag) or
+                        reset) or cloud-hypervisor (Cloud Hypervisor's machine
+                        on microvm: hardware-reduced ACPI, virtio over PCIe
+                        only, one console, ACPI power-off); for aarch64: virt
+                        (default, no flag) or
                         raspi4b (QEMU's Raspberry Pi 4 with the Pi's device
                         tree from scripts/setup.sh; one console, no virtio:
                         --dir-mode copy only, no network)
@@ -210,6 +213,7 @@ pub fn parse_run(args: Vec<OsString>) -> Result<RunCommand, CliError> {
                 "pc" => opts.machine = Machine::Pc,
                 "microvm" => opts.machine = Machine::Microvm,
                 "firecracker" => opts.machine = Machine::Firecracker,
+                "cloud-hypervisor" => opts.machine = Machine::CloudHypervisor,
                 "raspi4b" => opts.machine = Machine::Raspi4b,
                 other => return Err(usage(format!("unknown --machine `{other}`"))),
             },
@@ -267,7 +271,7 @@ pub fn parse_run(args: Vec<OsString>) -> Result<RunCommand, CliError> {
     }
     if machine_given && opts.arch == GuestArch::Aarch64 && opts.machine != Machine::Raspi4b {
         return Err(usage(
-            "--machine for aarch64 guests is raspi4b (the default is QEMU's virt); q35, pc, microvm and firecracker are x86_64's",
+            "--machine for aarch64 guests is raspi4b (the default is QEMU's virt); q35, pc, microvm, firecracker and cloud-hypervisor are x86_64's",
         ));
     }
     if opts.machine == Machine::Raspi4b && opts.arch != GuestArch::Aarch64 {

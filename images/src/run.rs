@@ -230,11 +230,13 @@ pub fn run_vm(opts: &RunOptions, io: VmIo) -> Result<VmReport, CliError> {
     if let Some(boot) = opts.firmware {
         // The same image `basalt image` writes, with the console framed
         // so stdout, stderr and the kernel log come apart again here.
-        let cmdline = match &vm_opts.kernel_cmdline {
-            Some(line) => format!("basalt.console=framed {line}"),
-            None => "basalt.console=framed".to_string(),
-        };
-        let parts = image_parts(opts.arch, &kernel, bundle, cmdline, opts.verbose)?;
+        let parts = image_parts(
+            opts.arch,
+            &kernel,
+            bundle,
+            vm_opts.framed_cmdline(),
+            opts.verbose,
+        )?;
         let media = match boot {
             FirmwareBoot::UefiDisk | FirmwareBoot::UbootEfi => crate::image::raw_disk(&parts)?,
             FirmwareBoot::UefiPxe => crate::image::efi_executable(&parts)?,

@@ -31,6 +31,11 @@ pub enum Machine {
     /// virtio-mmio named on the command line, COM1 alone (one console),
     /// leaving by an i8042 reset
     Firecracker,
+    /// Cloud Hypervisor's x86-64 machine reproduced on `microvm`:
+    /// hardware-reduced ACPI, virtio over PCIe only (the ECAM window named
+    /// by the host bridge in the DSDT), COM1 alone (one console), leaving
+    /// through the ACPI sleep control register
+    CloudHypervisor,
     /// AArch64: QEMU's Raspberry Pi 4 Model B (`-machine raspi4b`, 2 GiB,
     /// Cortex-A72) booted as the Pi's firmware would: the arm64 Image
     /// loaded at RAM base 0 with the Pi's own device tree (from Debian's
@@ -195,6 +200,16 @@ impl VmOptions {
             network_tap: None,
             firmware: None,
             acpi: true,
+        }
+    }
+
+    /// The kernel command line of a machine with one console: the CLI's
+    /// own words first (`basalt.console=framed`, so [`crate::console::Demux`]
+    /// can split the stream), then the caller's.
+    pub fn framed_cmdline(&self) -> String {
+        match &self.kernel_cmdline {
+            Some(line) => format!("basalt.console=framed {line}"),
+            None => "basalt.console=framed".to_string(),
         }
     }
 }
@@ -477,6 +492,11 @@ pub(crate) fn base_command(opts: &VmOptions, machine: &str) -> Command {
     cmd
 }
 
+/// QEMU's machine for [`Machine::CloudHypervisor`]: `microvm` with its
+/// hardware-reduced ACPI (a GED whose sleep control register powers off)
+/// and a PCIe host bridge, whose ECAM only the DSDT names (`_CBA`).
+pub(crate) const CLOUD_HYPERVISOR_MACHINE: &str = "microvm,isa-serial=off,acpi=on,pcie=on";
+
 /// The QEMU command line for a run.
 pub fn qemu_command(opts: &VmOptions, bundle: &Path, sockets: &[PathBuf; 3]) -> Command {
     if opts.arch == GuestArch::Aarch64 {
@@ -489,6 +509,7 @@ pub fn qemu_command(opts: &VmOptions, bundle: &Path, sockets: &[PathBuf; 3]) -> 
         // microvm's built-in serial port would take COM1 alone: all three
         // ports are added explicitly below instead.
         Machine::Microvm | Machine::Firecracker => "microvm,isa-serial=off",
+        Machine::CloudHypervisor => CLOUD_HYPERVISOR_MACHINE,
     };
     let mut cmd = base_command(opts, machine);
     if opts.exit_device {
@@ -505,7 +526,7 @@ pub fn qemu_command(opts: &VmOptions, bundle: &Path, sockets: &[PathBuf; 3]) -> 
                 cmd.args(["-device", "virtio-rng-device"]);
             }
         }
-        Machine::Q35 | Machine::Pc | Machine::Raspi4b => {
+        Machine::Q35 | Machine::Pc | Machine::Raspi4b | Machine::CloudHypervisor => {
             if opts.virtio_rng {
                 cmd.args(["-device", "virtio-rng-pci"]);
             }
@@ -513,20 +534,24 @@ pub fn qemu_command(opts: &VmOptions, bundle: &Path, sockets: &[PathBuf; 3]) -> 
     }
     let share_device = match opts.machine {
         Machine::Microvm | Machine::Firecracker => "virtio-9p-device",
-        Machine::Q35 | Machine::Pc | Machine::Raspi4b => "virtio-9p-pci",
+        Machine::Q35 | Machine::Pc | Machine::Raspi4b | Machine::CloudHypervisor => "virtio-9p-pci",
     };
     share_args(&mut cmd, &opts.shares, share_device);
     if let Some(net) = &opts.network {
         let card = match opts.machine {
             Machine::Microvm | Machine::Firecracker => "virtio-net-device",
-            Machine::Q35 | Machine::Pc | Machine::Raspi4b => "virtio-net-pci",
+            Machine::Q35 | Machine::Pc | Machine::Raspi4b | Machine::CloudHypervisor => {
+                "virtio-net-pci"
+            }
         };
         network_args(&mut cmd, net, card);
     }
     if let Some(ifname) = &opts.network_tap {
         let card = match opts.machine {
             Machine::Microvm | Machine::Firecracker => "virtio-net-device",
-            Machine::Q35 | Machine::Pc | Machine::Raspi4b => "virtio-net-pci",
+            Machine::Q35 | Machine::Pc | Machine::Raspi4b | Machine::CloudHypervisor => {
+                "virtio-net-pci"
+            }
         };
         tap_args(&mut cmd, ifname, card);
     }
@@ -633,8 +658,13 @@ pub(crate) struct LogState {
 
 /// Boots `bundle` and relays the streams until the VM ends.
 pub fn boot(opts: &VmOptions, bundle: &[u8], io: VmIo) -> Result<VmReport, CliError> {
-    if opts.arch == GuestArch::X86_64 && opts.machine == Machine::Firecracker {
-        return crate::vm_console::boot_firecracker(opts, bundle, io);
+    if opts.arch == GuestArch::X86_64
+        && matches!(
+            opts.machine,
+            Machine::Firecracker | Machine::CloudHypervisor
+        )
+    {
+        return crate::vm_console::boot_microvm_shape(opts, bundle, io);
     }
     if opts.machine == Machine::Raspi4b {
         if opts.arch != GuestArch::Aarch64 {

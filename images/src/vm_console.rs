@@ -11,6 +11,9 @@
 //! - the x86-64 Firecracker machine reproduced on QEMU's `microvm`: no
 //!   ACPI, virtio-mmio devices named on the kernel command line, COM1
 //!   alone, an i8042 whose reset ends the VM;
+//! - the x86-64 Cloud Hypervisor machine, on `microvm` too: hardware-reduced
+//!   ACPI, virtio over PCIe only, COM1 alone, power-off through the ACPI
+//!   sleep control register;
 //! - the Raspberry Pi 4 Model B (QEMU's `raspi4b`), booted as its firmware
 //!   boots a `kernel=` Image: no UEFI, the Pi's own device tree, the
 //!   first PL011 alone, the BCM2835 watchdog's reset ending the VM.
@@ -26,7 +29,9 @@ use std::time::{Duration, Instant};
 use crate::CliError;
 use crate::console::{Demux, Piece};
 use crate::guest::GuestArch;
-use crate::vm::{self, FirmwareBoot, LogState, RunDir, VmIo, VmOptions, VmReport, frame_stdin};
+use crate::vm::{
+    self, FirmwareBoot, LogState, Machine, RunDir, VmIo, VmOptions, VmReport, frame_stdin,
+};
 
 /// The file name the TFTP server offers for netboot.
 const PXE_BOOTFILE: &str = "basalt.efi";
@@ -110,38 +115,43 @@ pub fn firmware_command(
     cmd
 }
 
-/// The QEMU command line of the x86-64 Firecracker shape: `microvm`
-/// without ACPI (so QEMU names the virtio-mmio transports on the kernel
-/// command line, as Firecracker does), without a CMOS RTC, with the PVH
-/// kernel, COM1 alone and an i8042, whose reset ends the VM
-/// (`-no-reboot`); no exit device.
-pub fn firecracker_command(opts: &VmOptions, bundle: &Path, console: &Path) -> Command {
-    let mut cmd = vm::base_command(opts, "microvm,acpi=off,rtc=off,isa-serial=off");
-    cmd.args([
-        "-device",
-        "i8042",
-        "-global",
-        "virtio-mmio.force-legacy=false",
-    ]);
-    if opts.virtio_rng {
-        cmd.args(["-device", "virtio-rng-device"]);
+/// The QEMU command line of the x86-64 microVM shapes, both on QEMU's
+/// `microvm` with the PVH kernel, the bundle as its module, COM1 alone
+/// and an i8042 (whose reset `-no-reboot` turns into QEMU's exit); no exit
+/// device:
+/// - [`Machine::Firecracker`]: no ACPI (so QEMU names the virtio-mmio
+///   transports on the kernel command line, as Firecracker does), no CMOS
+///   RTC; the i8042's reset ends the VM;
+/// - [`Machine::CloudHypervisor`]: hardware-reduced ACPI, virtio over PCIe
+///   only, a CMOS RTC; the ACPI sleep control register powers off.
+pub fn microvm_shape_command(opts: &VmOptions, bundle: &Path, console: &Path) -> Command {
+    let pci = opts.machine == Machine::CloudHypervisor;
+    let (machine, card) = if pci {
+        (vm::CLOUD_HYPERVISOR_MACHINE, "pci")
+    } else {
+        ("microvm,acpi=off,rtc=off,isa-serial=off", "device")
+    };
+    let mut cmd = vm::base_command(opts, machine);
+    cmd.args(["-device", "i8042"]);
+    if !pci {
+        cmd.args(["-global", "virtio-mmio.force-legacy=false"]);
     }
-    vm::share_args(&mut cmd, &opts.shares, "virtio-9p-device");
+    if opts.virtio_rng {
+        cmd.arg("-device").arg(format!("virtio-rng-{card}"));
+    }
+    vm::share_args(&mut cmd, &opts.shares, &format!("virtio-9p-{card}"));
+    let net_card = format!("virtio-net-{card}");
     if let Some(net) = &opts.network {
-        vm::network_args_with(&mut cmd, net, "virtio-net-device", None, false);
+        vm::network_args_with(&mut cmd, net, &net_card, None, false);
     }
     if let Some(ifname) = &opts.network_tap {
-        vm::tap_args(&mut cmd, ifname, "virtio-net-device");
+        vm::tap_args(&mut cmd, ifname, &net_card);
     }
     cmd.arg("-kernel")
         .arg(&opts.kernel)
         .arg("-initrd")
         .arg(bundle);
-    let line = match &opts.kernel_cmdline {
-        Some(line) => format!("basalt.console=framed {line}"),
-        None => "basalt.console=framed".to_string(),
-    };
-    cmd.arg("-append").arg(line);
+    cmd.arg("-append").arg(opts.framed_cmdline());
     cmd.arg("-chardev")
         .arg(format!("socket,id=com1,path={}", console.display()));
     cmd.args([
@@ -182,11 +192,7 @@ pub fn raspi4b_command(
         .arg(dtb)
         .arg("-initrd")
         .arg(bundle);
-    let line = match &opts.kernel_cmdline {
-        Some(line) => format!("basalt.console=framed {line}"),
-        None => "basalt.console=framed".to_string(),
-    };
-    cmd.arg("-append").arg(line);
+    cmd.arg("-append").arg(opts.framed_cmdline());
     cmd.arg("-chardev")
         .arg(format!("socket,id=com1,path={}", console.display()));
     cmd.args(["-serial", "chardev:com1"]);
@@ -225,16 +231,17 @@ pub fn boot_raspi4b(opts: &VmOptions, bundle: &[u8], io: VmIo) -> Result<VmRepor
     relay(opts, cmd, listener, io)
 }
 
-/// Boots `bundle` on the x86-64 Firecracker shape and relays its one
-/// console until the VM ends.
-pub fn boot_firecracker(opts: &VmOptions, bundle: &[u8], io: VmIo) -> Result<VmReport, CliError> {
+/// Boots `bundle` on the x86-64 Firecracker or Cloud Hypervisor shape
+/// ([`microvm_shape_command`]) and relays its one console until the VM
+/// ends.
+pub fn boot_microvm_shape(opts: &VmOptions, bundle: &[u8], io: VmIo) -> Result<VmReport, CliError> {
     let dir = RunDir::new()?;
     let path = dir.0.join("bundle.tar");
     std::fs::write(&path, bundle).map_err(|e| CliError::Io(format!("{}: {e}", path.display())))?;
     let socket = dir.0.join("console");
     let listener = UnixListener::bind(&socket)
         .map_err(|e| CliError::Io(format!("{}: {e}", socket.display())))?;
-    let cmd = firecracker_command(opts, &path, &socket);
+    let cmd = microvm_shape_command(opts, &path, &socket);
     relay(opts, cmd, listener, io)
 }
 
@@ -451,7 +458,7 @@ mod tests {
     #[test]
     fn raspi4b_boots_the_image_with_the_pis_device_tree_on_one_console() {
         let mut opts = VmOptions::new(GuestArch::Aarch64, "k".into());
-        opts.machine = vm::Machine::Raspi4b;
+        opts.machine = Machine::Raspi4b;
         opts.kernel_cmdline = Some("basalt.crash=ud".into());
         let cmd = raspi4b_command(
             &opts,

@@ -73,6 +73,26 @@ fn x86_64_firecracker_shape() {
     }
 }
 
+/// Cloud Hypervisor's machine: hardware-reduced ACPI without an MCFG,
+/// virtio over PCIe only (the share live over virtio-9p-pci), COM1 alone,
+/// power-off through the FADT's sleep control register.
+#[test]
+fn x86_64_cloud_hypervisor_shape() {
+    let mut opts = RunOptions::new("");
+    opts.machine = Machine::CloudHypervisor;
+    let (hello, ls) = hello_and_a_share("cloud-hypervisor-x86_64", opts, DirMode::Live);
+    for out in [&hello, &ls] {
+        assert_log_has(out, "pcie: ECAM at 0xe0000000 (the host bridge's _CBA)");
+        assert_log_has(out, "virtio-pci: entropy");
+        assert_log_has(
+            out,
+            "power: powering off via ACPI S5 (sleep control register",
+        );
+        assert_eq!(out.report.qemu_exit, Some(0), "{}", out.describe());
+    }
+    assert_log_has(&ls, "virtio-9p: virtio-pci device");
+}
+
 #[test]
 fn x86_64_uefi_disk_image() {
     let mut opts = RunOptions::new("");

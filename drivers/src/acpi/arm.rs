@@ -74,6 +74,7 @@ pub fn find_arm_platform(
         ecam,
         ecam_count,
         pci_host,
+        ..
     } = pci_tables(mem, &rsdp, fadt.as_ref())?;
     Ok(ArmPlatform {
         root: rsdp.xsdt.unwrap_or(u64::from(rsdp.rsdt)),
@@ -98,6 +99,8 @@ pub struct PciTables {
     pub ecam_count: usize,
     /// the first PCI host bridge the DSDT describes with a static `_CRS`
     pub pci_host: Option<PciHostBridge>,
+    /// the ECAM window is the host bridge's `_CBA` (there is no MCFG)
+    pub ecam_from_dsdt: bool,
 }
 
 impl PciTables {
@@ -113,7 +116,7 @@ fn pci_tables(
     fadt: Option<&Fadt>,
 ) -> Result<PciTables, AcpiError> {
     let mut ecam = [EcamWindow::default(); MAX_ECAM_WINDOWS];
-    let ecam_count = match find_table(mem, rsdp, b"MCFG", "MCFG")? {
+    let mut ecam_count = match find_table(mem, rsdp, b"MCFG", "MCFG")? {
         Some((addr, len)) => read_mcfg(mem, addr, len, &mut ecam)?,
         None => 0,
     };
@@ -121,10 +124,30 @@ fn pci_tables(
         Some(f) if f.dsdt != 0 => find_pci_host_bridge(mem, f.dsdt)?,
         _ => None,
     };
+    let mut ecam_from_dsdt = false;
+    // Without an MCFG, the host bridge's `_CBA` and bus range name the
+    // window (QEMU's `microvm` with `pcie=on` publishes no MCFG).
+    if ecam_count == 0
+        && let Some(host) = &pci_host
+        && let Some(base) = host.ecam_base
+    {
+        let (start_bus, end_bus) = host
+            .buses()
+            .map_or((0, 0), |b| (b.min.min(255) as u8, b.max.min(255) as u8));
+        ecam[0] = EcamWindow {
+            base,
+            segment: 0,
+            start_bus,
+            end_bus,
+        };
+        ecam_count = 1;
+        ecam_from_dsdt = true;
+    }
     Ok(PciTables {
         ecam,
         ecam_count,
         pci_host,
+        ecam_from_dsdt,
     })
 }
 

@@ -47,7 +47,7 @@ fn mem_of(tables: &[(u64, &[u8])]) -> Mem {
     m
 }
 
-fn virt(gic_version: u8) -> Mem {
+pub(super) fn virt(gic_version: u8) -> Mem {
     mem_of(&virt_tables(gic_version))
 }
 
@@ -306,7 +306,16 @@ fn absent_tables_are_none_and_no_rsdp_is_an_error() {
     m.put(VIRT_XSDT, table(b"XSDT", 1, &VIRT_FADT.to_le_bytes()));
     let p = find_arm_platform(&m, Some(VIRT_RSDP)).unwrap();
     assert_eq!((p.gic, p.timer, p.console), (None, None, None));
-    assert_eq!(p.ecam_windows(), []);
+    // No MCFG: the window is the host bridge's `_CBA`.
+    assert_eq!(
+        p.ecam_windows(),
+        [EcamWindow {
+            base: 0x40_1000_0000,
+            segment: 0,
+            start_bus: 0,
+            end_bus: 255,
+        }]
+    );
     assert_eq!(p.psci, Some(PsciConduit::Hvc));
     assert!(p.pci_host.is_some());
 }

@@ -92,6 +92,9 @@ pub struct PciHostBridge {
     pub windows: [PciWindow; MAX_PCI_WINDOWS],
     /// how many entries of `windows` are valid
     pub count: usize,
+    /// the ECAM base its `_CBA` gives, where it has one (hardware-reduced
+    /// machines without an MCFG, such as QEMU's `microvm`)
+    pub ecam_base: Option<u64>,
 }
 
 impl PciHostBridge {
@@ -134,6 +137,7 @@ pub fn parse_pci_host_resources(mut r: &[u8]) -> PciHostBridge {
     let mut host = PciHostBridge {
         windows: [NO_WINDOW; MAX_PCI_WINDOWS],
         count: 0,
+        ecam_base: None,
     };
     while let Some(&tag) = r.first() {
         let (data, next) = if tag & 0x80 != 0 {
@@ -251,6 +255,45 @@ impl Aml<'_> {
         Ok(None)
     }
 
+    /// The first offset in `[from, to)` where `pat` starts, outside the
+    /// devices nested there (skipped whole by their length).
+    fn find_in_scope(&self, mut from: u64, to: u64, pat: &[u8]) -> Result<Option<u64>, AcpiError> {
+        let device: &[u8] = b"\x5b\x82";
+        loop {
+            match self.find(from, to, &[pat, device])? {
+                None => return Ok(None),
+                Some((at, 0)) => return Ok(Some(at)),
+                Some((at, _)) => match self.device(at)? {
+                    Some((_, nested_end)) if nested_end > at + 2 => from = nested_end,
+                    _ => from = at + 2,
+                },
+            }
+        }
+    }
+
+    /// Decodes the integer constant (`Zero`, `One`, `Ones` or a byte,
+    /// word, dword or qword prefix) at `off`.
+    fn integer(&self, off: u64) -> Result<Option<u64>, AcpiError> {
+        let mut b = [0u8; 9];
+        let n = self.read(off, &mut b)?;
+        let width = match b[0] {
+            0x00 => return Ok(Some(0)),
+            0x01 => return Ok(Some(1)),
+            0xff => return Ok(Some(u64::MAX)),
+            0x0a => 1,
+            0x0b => 2,
+            0x0c => 4,
+            0x0e => 8,
+            _ => return Ok(None),
+        };
+        if n < 1 + width {
+            return Ok(None);
+        }
+        let mut le = [0u8; 8];
+        le[..width].copy_from_slice(&b[1..=width]);
+        Ok(Some(u64::from_le_bytes(le)))
+    }
+
     /// Decodes the `PkgLength` at `off`: `(length, bytes it takes)`.
     fn pkg_length(&self, off: u64) -> Result<Option<(u64, u64)>, AcpiError> {
         let mut b = [0u8; 4];
@@ -330,21 +373,13 @@ fn host_bridge_at(aml: &Aml<'_>, hid: u64) -> Result<Option<PciHostBridge>, Acpi
             break;
         }
     }
-    let Some((mut from, end)) = scope else {
+    let Some((body, end)) = scope else {
         return Ok(None);
     };
     // The first `Name (_CRS, Buffer)` in the device's own scope.
     let crs: &[u8] = b"\x08_CRS\x11";
-    let device: &[u8] = b"\x5b\x82";
-    let at = loop {
-        match aml.find(from, end, &[crs, device])? {
-            None => return Ok(None),
-            Some((at, 0)) => break at,
-            Some((at, _)) => match aml.device(at)? {
-                Some((_, nested_end)) if nested_end > at + 2 => from = nested_end,
-                _ => from = at + 2,
-            },
-        }
+    let Some(at) = aml.find_in_scope(body, end, crs)? else {
+        return Ok(None);
     };
     // Buffer: PkgLength, BufferSize (an integer), then the bytes.
     let pkg = at + crs.len() as u64;
@@ -365,8 +400,33 @@ fn host_bridge_at(aml: &Aml<'_>, hid: u64) -> Result<Option<PciHostBridge>, Acpi
     let mut buf = [0u8; MAX_CRS_LEN];
     let want = (buffer_end.saturating_sub(start) as usize).min(MAX_CRS_LEN);
     let got = aml.read(start, &mut buf[..want])?;
-    let host = parse_pci_host_resources(&buf[..got]);
+    let mut host = parse_pci_host_resources(&buf[..got]);
+    host.ecam_base = ecam_base(aml, body, end)?;
     Ok((host.count > 0).then_some(host))
+}
+
+/// The host bridge's `_CBA` (its ECAM base, PCI Firmware Specification
+/// 4.1.3) in the device's own scope: `Name (_CBA, n)` or a method whose
+/// body is `Return (n)`, as QEMU's `microvm` and `virt` write it.
+fn ecam_base(aml: &Aml<'_>, body: u64, end: u64) -> Result<Option<u64>, AcpiError> {
+    let Some(at) = aml.find_in_scope(body, end, b"_CBA")? else {
+        return Ok(None);
+    };
+    let mut before = [0u8; 1];
+    aml.read(at.saturating_sub(1), &mut before)?;
+    // After a NameOp the integer follows the name; in a method, the
+    // method flags and a ReturnOp (0xa4) come first.
+    let value = if before[0] == 0x08 {
+        at + 4
+    } else {
+        let mut tail = [0u8; 2];
+        aml.read(at + 4, &mut tail)?;
+        if tail[1] != 0xa4 {
+            return Ok(None);
+        }
+        at + 6
+    };
+    aml.integer(value)
 }
 
 /// Finds the first PCI host bridge with a static, non-empty `_CRS` in the

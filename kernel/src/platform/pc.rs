@@ -142,8 +142,8 @@ pub fn virtio_register_window(w: &VirtioMmioWindow) -> Result<RegisterWindow, Vi
 }
 
 /// No ECAM host bridge is recorded: configuration space is reached
-/// through the port mechanism (see [`pci_root`]), which `q35`'s ECAM
-/// (in ACPI's MCFG table, not read) would only extend past 256 bytes.
+/// through the port mechanism where there is one (see [`pci_root`]), which
+/// `q35`'s ECAM would only extend past 256 bytes.
 pub fn pci_host() -> Option<&'static PciHost> {
     None
 }
@@ -152,7 +152,8 @@ pub fn pci_host() -> Option<&'static PciHost> {
 /// every PC chipset has; the firmware (SeaBIOS or OVMF on QEMU's `q35` and
 /// `pc`) assigned the BARs, and bus addresses are CPU addresses. Machines
 /// without the ports but with PCIe (QEMU's `microvm` with `pcie=on`, Cloud
-/// Hypervisor) are reached through the MCFG's ECAM window, BARs given
+/// Hypervisor) are reached through the ECAM window of the MCFG, or of the
+/// host bridge's `_CBA` in the DSDT where there is no MCFG, BARs given
 /// addresses from the host bridge's windows in the DSDT where nothing
 /// assigned them. `None` when neither answers (`microvm`, Firecracker).
 /// Call once (`devices::init` does).
@@ -185,8 +186,13 @@ pub fn pci_root() -> Option<PciRoot> {
     // memory, for this accessor alone.
     let config = unsafe { basalt_drivers::pci::Ecam::new(virt, len as usize, ecam.start_bus) };
     kprintln!(
-        "pcie: ECAM at {:#x} (MCFG), buses {}-{}",
+        "pcie: ECAM at {:#x} ({}), buses {}-{}",
         ecam.base,
+        if tables.ecam_from_dsdt {
+            "the host bridge's _CBA"
+        } else {
+            "MCFG"
+        },
         ecam.start_bus,
         ecam.end_bus
     );
@@ -214,7 +220,13 @@ fn find_pci_tables() -> Option<basalt_drivers::acpi::PciTables> {
     let (rsdp, ebda) = crate::BOOT_INFO
         .get()
         .map_or((None, None), |i| (i.acpi_rsdp, i.ebda));
-    basalt_drivers::acpi::find_pci_tables(&Firmware, rsdp, ebda).ok()
+    match basalt_drivers::acpi::find_pci_tables(&Firmware, rsdp, ebda) {
+        Ok(tables) => Some(tables),
+        Err(e) => {
+            kprintln!("pcie: no MCFG host bridge: {e}");
+            None
+        }
+    }
 }
 
 /// Why a device's interrupt could not be routed to this CPU.
