@@ -18,12 +18,15 @@ extern crate std;
 pub mod acpi;
 pub mod fdt;
 pub mod ninep;
+pub mod ns16550;
 pub mod pci;
 pub mod virtio;
 
 #[allow(unsafe_code)]
 mod mmio;
 
+#[cfg(target_arch = "aarch64")]
+pub mod console_uart;
 #[cfg(target_arch = "aarch64")]
 pub mod gic;
 #[cfg(target_arch = "aarch64")]

@@ -48,7 +48,9 @@ options:
                         reset) or cloud-hypervisor (Cloud Hypervisor's machine
                         on microvm: hardware-reduced ACPI, virtio over PCIe
                         only, one console, ACPI power-off); for aarch64: virt
-                        (default, no flag) or
+                        (default, no flag), firecracker (Firecracker's machine
+                        on virt: RAM at 0x80000000, an ns16550a console named
+                        by the device tree, virtio-mmio, PSCI power-off) or
                         raspi4b (QEMU's Raspberry Pi 4 with the Pi's device
                         tree from scripts/setup.sh; one console, no virtio:
                         --dir-mode copy only, no network)
@@ -269,9 +271,12 @@ pub fn parse_run(args: Vec<OsString>) -> Result<RunCommand, CliError> {
             other => return Err(usage(format!("unknown option `{other}`"))),
         }
     }
-    if machine_given && opts.arch == GuestArch::Aarch64 && opts.machine != Machine::Raspi4b {
+    if machine_given
+        && opts.arch == GuestArch::Aarch64
+        && !matches!(opts.machine, Machine::Raspi4b | Machine::Firecracker)
+    {
         return Err(usage(
-            "--machine for aarch64 guests is raspi4b (the default is QEMU's virt); q35, pc, microvm, firecracker and cloud-hypervisor are x86_64's",
+            "--machine for aarch64 guests is raspi4b or firecracker (the default is QEMU's virt); q35, pc, microvm and cloud-hypervisor are x86_64's",
         ));
     }
     if opts.machine == Machine::Raspi4b && opts.arch != GuestArch::Aarch64 {

@@ -12,6 +12,7 @@ pub mod accel;
 pub mod bundle;
 pub mod cli;
 pub mod console;
+pub mod firecracker_aarch64;
 pub mod guest;
 pub mod hosted;
 pub mod image;

@@ -27,9 +27,11 @@ pub enum Machine {
     Pc,
     /// QEMU's minimal `microvm` (Firecracker-like: no PCI, no firmware tables needed)
     Microvm,
-    /// Firecracker's x86-64 machine reproduced on `microvm`: no ACPI,
-    /// virtio-mmio named on the command line, COM1 alone (one console),
-    /// leaving by an i8042 reset
+    /// Firecracker's machine: on x86-64 reproduced on `microvm` (no ACPI,
+    /// virtio-mmio named on the command line, COM1 alone as the one
+    /// console, leaving by an i8042 reset); on AArch64 on `virt`
+    /// ([`crate::firecracker_aarch64`]: RAM at `0x8000_0000`, an
+    /// `ns16550a` as the one console, leaving by PSCI)
     Firecracker,
     /// Cloud Hypervisor's x86-64 machine reproduced on `microvm`:
     /// hardware-reduced ACPI, virtio over PCIe only (the ECAM window named
@@ -665,6 +667,9 @@ pub fn boot(opts: &VmOptions, bundle: &[u8], io: VmIo) -> Result<VmReport, CliEr
         )
     {
         return crate::vm_console::boot_microvm_shape(opts, bundle, io);
+    }
+    if opts.arch == GuestArch::Aarch64 && opts.machine == Machine::Firecracker {
+        return crate::firecracker_aarch64::boot(opts, bundle, io);
     }
     if opts.machine == Machine::Raspi4b {
         if opts.arch != GuestArch::Aarch64 {

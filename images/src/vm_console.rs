@@ -300,7 +300,7 @@ pub fn boot_firmware(
 
 /// Starts QEMU with `cmd`, whose one console connects to `listener`, and
 /// relays the console's streams until the VM ends.
-fn relay(
+pub(crate) fn relay(
     opts: &VmOptions,
     mut cmd: Command,
     listener: UnixListener,

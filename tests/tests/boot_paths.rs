@@ -73,6 +73,37 @@ fn x86_64_firecracker_shape() {
     }
 }
 
+/// Firecracker's AArch64 machine: RAM from 0x8000_0000, the console an
+/// `ns16550a` the device tree names (no PL011, no semihosting), virtio on
+/// virtio-mmio, PSCI power-off.
+#[test]
+fn aarch64_firecracker_shape() {
+    let mut opts = RunOptions::new("");
+    opts.arch = GuestArch::Aarch64;
+    opts.machine = Machine::Firecracker;
+    let (hello, ls) = hello_and_a_share("firecracker-aarch64", opts, DirMode::Copy);
+    for out in [&hello, &ls] {
+        assert_log_has(out, "console 0x3eff1000 (16550)");
+        assert_log_has(out, "kernel image at 0x80200000");
+        assert_log_has(out, "virtio-mmio: entropy");
+        assert_log_has(out, "power: powering off via PSCI SYSTEM_OFF (Hvc)");
+        assert_eq!(out.report.qemu_exit, Some(0), "{}", out.describe());
+    }
+}
+
+/// Stdin reaches the program through the 16550's receiver, byte for byte.
+#[test]
+fn aarch64_firecracker_console_relays_every_byte() {
+    let input: Vec<u8> = (0..=255u8).cycle().take(3000).collect();
+    let mut opts = RunOptions::new(example("cat"));
+    opts.arch = GuestArch::Aarch64;
+    opts.machine = Machine::Firecracker;
+    let out = boot(opts, &input);
+    out.assert_exit(0);
+    assert!(out.stdout == input, "{}", out.describe());
+    assert_eq!(out.stderr_text(), "cat: 3000 bytes\n", "{}", out.describe());
+}
+
 /// Cloud Hypervisor's machine: hardware-reduced ACPI without an MCFG,
 /// virtio over PCIe only (the share live over virtio-9p-pci), COM1 alone,
 /// power-off through the FADT's sleep control register.

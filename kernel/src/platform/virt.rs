@@ -2,8 +2,9 @@
 //! among them), described by the device tree the loader passes (`reg`
 //! translated through the buses' `ranges`) or by ACPI tables: memory, the
 //! initrd and the command line from `/memory`, the reservations and
-//! `/chosen`, PL011 UARTs (the one `/chosen/stdout-path` names, else the
-//! first, carries stdout and stdin, the next stderr), a PL031 RTC (none on
+//! `/chosen`, PL011 or 16550 UARTs (the one `/chosen/stdout-path` names,
+//! else the first, carries stdout and stdin, the next stderr; Firecracker's
+//! console is an `ns16550a`), a PL031 RTC (none on
 //! a Pi: the wall clock then starts at 0), PSCI, the BCM2835 watchdog, a
 //! GICv2 (GIC-400) or GICv3, the virtio-mmio transports (`virtio,mmio`)
 //! and the PCIe host bridge (`pci-host-ecam-generic`). The register
@@ -18,9 +19,10 @@ use core::fmt::Write;
 
 use basalt_arch::power::{self, PsciConduit};
 use basalt_arch::{BootInfo, MemoryKind, MemoryRegion, PhysRange};
+use basalt_drivers::console_uart::{ConsoleUart, UartModel};
 use basalt_drivers::fdt::{Fdt, FdtError};
 use basalt_drivers::gic::{Gicv2, Gicv3};
-use basalt_drivers::pl011::Pl011;
+use basalt_drivers::ns16550::Ns16550Layout;
 use basalt_drivers::pl031::Pl031;
 use basalt_drivers::virtio::VirtioError;
 use basalt_drivers::virtio::mmio::RegisterWindow;
@@ -32,8 +34,8 @@ use basalt_drivers::pci::Ecam;
 use crate::devices::{PciHost, PciRoot, VirtioMmioWindow};
 use crate::log::EmergencyLog;
 
-/// A program console: a PL011.
-pub type Console = Pl011;
+/// A program console: a PL011 or a 16550 in memory.
+pub type Console = ConsoleUart;
 
 /// The kernel log: the semihosting console.
 pub struct LogChannel;
@@ -82,9 +84,9 @@ impl core::fmt::Display for BootInfoError {
 /// What the kernel uses from the device tree besides the boot information.
 #[derive(Default)]
 struct Machine {
-    /// PL011 register windows: the console `/chosen/stdout-path` names
-    /// (else the first by address), then the next
-    uarts: [Option<u64>; 2],
+    /// the UARTs (PL011s or 16550s): the console `/chosen/stdout-path`
+    /// names (else the first by address), then the next
+    uarts: [Option<(UartModel, u64)>; 2],
     /// the BCM2835 power-management block (`brcm,bcm2835-pm-wdt`): its
     /// watchdog resets the machine where there is no PSCI
     pm_watchdog: Option<u64>,
@@ -105,7 +107,8 @@ struct Machine {
     pcie: Option<PciHost>,
     /// the description came from ACPI, not a device tree
     from_acpi: bool,
-    /// the SPCR's console, when it is not a PL011 (its interface type)
+    /// the SPCR's console, when it is neither a PL011 nor a 16550 in
+    /// memory (its interface type)
     unsupported_console: Option<u8>,
 }
 
@@ -201,11 +204,11 @@ pub fn complete_boot_info(info: &'static BootInfo) -> Result<&'static BootInfo, 
             }
         }
     }
-    let mut uarts = [(0u64, 0u64); 8];
+    let mut uarts = [(UartModel::Pl011, 0u64, 0u64); 8];
     let mut nuarts = 0;
     let stdout = fdt.stdout_node().map_err(BootInfoError::Fdt)?;
-    let stdout_pl011 = stdout
-        .filter(|n| n.is_compatible("arm,pl011") && n.is_enabled())
+    let stdout_uart = stdout
+        .filter(|n| uart_model(n).is_some() && n.is_enabled())
         .and_then(|n| n.reg().next());
     for node in fdt.nodes() {
         let node = node.map_err(BootInfoError::Fdt)?;
@@ -244,11 +247,11 @@ pub fn complete_boot_info(info: &'static BootInfo) -> Result<&'static BootInfo, 
                 Some(b"smc") => Some(PsciConduit::Smc),
                 _ => None,
             };
-        } else if node.is_compatible("arm,pl011") {
-            if let Some(window) = node.reg().next()
+        } else if let Some(model) = uart_model(&node) {
+            if let Some((base, _)) = node.reg().next()
                 && nuarts < uarts.len()
             {
-                uarts[nuarts] = window;
+                uarts[nuarts] = (model, base, model.window_len());
                 nuarts += 1;
             }
         } else if node.is_compatible("brcm,bcm2835-pm-wdt") || node.is_compatible("brcm,bcm2835-pm")
@@ -323,12 +326,12 @@ pub fn complete_boot_info(info: &'static BootInfo) -> Result<&'static BootInfo, 
             out.push_device_window(PhysRange { start: base, len });
         }
     }
-    // The console stdout-path names, if a PL011, first; then the others
-    // by address.
+    // The console stdout-path names, if a UART driven here, first; then
+    // the others by address.
     let uarts = &mut uarts[..nuarts];
-    uarts.sort_unstable_by_key(|(base, _)| (Some(*base) != stdout_pl011.map(|s| s.0), *base));
-    for (slot, &(base, len)) in machine.uarts.iter_mut().zip(uarts.iter()) {
-        *slot = Some(base);
+    uarts.sort_unstable_by_key(|(_, base, _)| (Some(*base) != stdout_uart.map(|s| s.0), *base));
+    for (slot, &(model, base, len)) in machine.uarts.iter_mut().zip(uarts.iter()) {
+        *slot = Some((model, base));
         out.push_device_window(PhysRange { start: base, len });
     }
     MACHINE.call_once(|| machine);
@@ -386,9 +389,25 @@ fn complete_from_acpi(
         acpi::find_arm_platform(&FirmwareTables, Some(rsdp)).map_err(BootInfoError::Acpi)?;
     let mut machine = Machine::default();
     if let Some(spcr) = &platform.console {
+        // A 16550 on PCI (Graviton's) is used where the firmware put its
+        // BAR: the SPCR's address is that BAR's.
         match (spcr.kind, spcr.base) {
             (UartKind::Pl011, Some(Register::Memory(base))) => {
-                machine.uarts[0] = Some(base);
+                machine.uarts[0] = Some((UartModel::Pl011, base));
+            }
+            (
+                UartKind::Ns16550 {
+                    mmio: true,
+                    reg_shift,
+                    access_bytes,
+                },
+                Some(Register::Memory(base)),
+            ) => {
+                let layout = Ns16550Layout {
+                    reg_shift,
+                    access_bytes,
+                };
+                machine.uarts[0] = Some((UartModel::Ns16550(layout), base));
             }
             _ => machine.unsupported_console = Some(spcr.interface_type),
         }
@@ -445,12 +464,12 @@ fn complete_from_acpi(
     machine.from_acpi = true;
     let mut out = info.clone();
     // The registers the kernel reaches through the identity map: the
-    // console (a PL011's 4 KiB), the GIC (a v2 distributor and CPU
-    // interface, or a v3 distributor and one redistributor's two frames).
-    if let Some(base) = machine.uarts[0] {
+    // console, the GIC (a v2 distributor and CPU interface, or a v3
+    // distributor and one redistributor's two frames).
+    if let Some((model, base)) = machine.uarts[0] {
         out.push_device_window(PhysRange {
             start: base,
-            len: 0x1000,
+            len: model.window_len(),
         });
     }
     if let Some((version, dist, second)) = machine.gic {
@@ -490,9 +509,19 @@ pub fn log_firmware_summary() {
         }
     }
     let hex = Hex;
+    struct Uart(Option<(UartModel, u64)>);
+    impl core::fmt::Display for Uart {
+        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            match self.0 {
+                Some((UartModel::Pl011, base)) => write!(f, "{base:#x}"),
+                Some((model, base)) => write!(f, "{base:#x} ({model})"),
+                None => f.write_str("none"),
+            }
+        }
+    }
     kprintln!(
         "firmware tables: {source}: console {}, GICv{} at {} and {}, virtual timer {:?}, PSCI {:?}, BCM2835 watchdog {}, {} virtio-mmio, PCIe ECAM {}",
-        hex(m.uarts[0]),
+        Uart(m.uarts[0]),
         m.gic.map_or(0, |g| g.0),
         hex(m.gic.map(|g| g.1)),
         hex(m.gic.map(|g| g.2)),
@@ -569,12 +598,36 @@ fn push_usable(info: &mut BootInfo, range: PhysRange, holes: &[PhysRange]) {
     }
 }
 
-fn uart(i: usize) -> Option<Pl011> {
-    let base = MACHINE.get()?.uarts[i]?;
-    // SAFETY: a PL011 the firmware tables name, recorded as a device
+fn uart(i: usize) -> Option<ConsoleUart> {
+    let (model, base) = MACHINE.get()?.uarts[i]?;
+    // SAFETY: a UART the firmware tables name, recorded as a device
     // window (device memory in the identity map); only the console statics
     // drive it.
-    unsafe { Pl011::new(base) }.ok()
+    unsafe { ConsoleUart::new(model, base) }.ok()
+}
+
+/// The programming model of a UART node this kernel drives: a PL011, or a
+/// 16550 (`ns16550a`, as Firecracker names its console, or `ns16550`)
+/// with the node's `reg-shift` and `reg-io-width` (default 0 and 1).
+fn uart_model(node: &basalt_drivers::fdt::Node<'_>) -> Option<UartModel> {
+    if node.is_compatible("arm,pl011") {
+        Some(UartModel::Pl011)
+    } else if node.is_compatible("ns16550a") || node.is_compatible("ns16550") {
+        let reg_shift = node
+            .number("reg-shift")
+            .unwrap_or(0)
+            .min(u64::from(u8::MAX)) as u8;
+        let access_bytes = node
+            .number("reg-io-width")
+            .unwrap_or(1)
+            .min(u64::from(u8::MAX)) as u8;
+        Some(UartModel::Ns16550(Ns16550Layout {
+            reg_shift,
+            access_bytes,
+        }))
+    } else {
+        None
+    }
 }
 
 /// Writes to the shared console (the first PL011) without locks: a second
@@ -586,7 +639,7 @@ pub fn emergency_console_write(bytes: &[u8]) {
     }
 }
 
-/// The first PL011 (stdout, stdin) and the second (stderr).
+/// The first UART (stdout, stdin) and the second (stderr).
 pub fn consoles() -> [Option<Console>; 2] {
     [uart(0), uart(1)]
 }
