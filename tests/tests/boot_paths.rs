@@ -136,6 +136,27 @@ fn x86_64_uefi_disk_image() {
     }
 }
 
+/// Without ACPI tables (`q35` with `acpi=off`: no S5 to enter) a kernel
+/// booted through UEFI powers off through the firmware's ResetSystem,
+/// not a reset that would boot the image again.
+#[test]
+fn x86_64_uefi_reset_system_powers_off_without_acpi() {
+    let mut opts = RunOptions::new(example("hello"));
+    opts.firmware = Some(FirmwareBoot::UefiDisk);
+    opts.extra_qemu_args = vec!["-machine".into(), "acpi=off".into()];
+    let out = boot(opts, b"");
+    out.assert_exit(0);
+    assert_log_has(&out, "power: no ACPI power-off: no RSDP");
+    assert_log_has(&out, "power: powering off via UEFI ResetSystem");
+    let log = out.report.log_text();
+    assert!(
+        !log.contains("ResetSystem failed") && !log.contains("keyboard controller"),
+        "{}",
+        out.describe()
+    );
+    assert_eq!(out.report.qemu_exit, Some(0), "{}", out.describe());
+}
+
 /// An AArch64 machine under AAVMF, described by ACPI alone (`acpi`) or
 /// by a device tree alone, booted from the disk image or the network.
 fn aarch64_uefi(name: &str, boot: FirmwareBoot, acpi: bool) {

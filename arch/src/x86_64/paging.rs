@@ -391,3 +391,81 @@ unsafe fn unmap_level(
         }
     }
 }
+
+/// One page-table page.
+#[repr(C, align(4096))]
+struct TablePage([u64; 512]);
+
+/// The tables [`with_firmware_map`] switches to: a PML4, a PDPT and (for
+/// CPUs without 1 GiB pages) four page directories of 2 MiB pages.
+struct FirmwareTables {
+    pml4: TablePage,
+    pdpt: TablePage,
+    pds: [TablePage; 4],
+}
+
+/// The firmware-call tables, behind a cell so they can be filled in place.
+struct FirmwareTablesCell(core::cell::UnsafeCell<FirmwareTables>);
+
+// SAFETY: only [`with_firmware_map`] touches the tables, on one CPU with
+// interrupts off (its contract).
+unsafe impl Sync for FirmwareTablesCell {}
+
+static FIRMWARE_TABLES: FirmwareTablesCell =
+    FirmwareTablesCell(core::cell::UnsafeCell::new(FirmwareTables {
+        pml4: TablePage([0; 512]),
+        pdpt: TablePage([0; 512]),
+        pds: [
+            TablePage([0; 512]),
+            TablePage([0; 512]),
+            TablePage([0; 512]),
+            TablePage([0; 512]),
+        ],
+    }));
+
+/// Runs `f` on page tables that map the identity range (the first
+/// 512 GiB, or the first 4 GiB without 1 GiB pages) readable, writable and
+/// executable, the dynamic area as it is, then switches back: for calling
+/// UEFI runtime services, whose code lies in firmware memory the kernel's
+/// own map keeps not executable.
+///
+/// # Safety
+/// Interrupts must be off, only this CPU may run, and the kernel's image
+/// must lie in the identity range (it does: it is loaded below 4 GiB). `f`
+/// runs with W^X suspended for the identity range.
+pub unsafe fn with_firmware_map<R>(f: impl FnOnce() -> R) -> R {
+    let kernel_root = root();
+    // SAFETY: one CPU with interrupts off (caller's contract) is the only
+    // user of the static, and nothing else borrows it.
+    let tables = unsafe { &mut *FIRMWARE_TABLES.0.get() };
+    let current = table(kernel_root);
+    for (i, e) in tables.pml4.0.iter_mut().enumerate().skip(1) {
+        let entry = current.wrapping_add(i);
+        // SAFETY: an entry of the live PML4 (one page, `i` < 512).
+        *e = unsafe { entry.read_volatile() };
+    }
+    // The static lies in the kernel image (.bss), which is identity-mapped:
+    // its addresses are physical ones.
+    let pdpt_phys = (&raw const tables.pdpt) as u64;
+    if super::cpu::has_huge_pages() {
+        for (gib, e) in tables.pdpt.0.iter_mut().enumerate() {
+            *e = ((gib as u64) << 30) | PRESENT | WRITABLE | HUGE;
+        }
+    } else {
+        for (gib, pd) in tables.pds.iter_mut().enumerate() {
+            for (i, e) in pd.0.iter_mut().enumerate() {
+                *e = (((gib as u64) << 30) + ((i as u64) << 21)) | PRESENT | WRITABLE | HUGE;
+            }
+            tables.pdpt.0[gib] = (&raw const *pd) as u64 | PRESENT | WRITABLE;
+        }
+    }
+    tables.pml4.0[0] = pdpt_phys | PRESENT | WRITABLE;
+    let pml4_phys = (&raw const tables.pml4) as u64;
+    // SAFETY: tables that map the identity range (where this code, its
+    // stack and the static lie) and the dynamic area as before.
+    unsafe { asm!("mov cr3, {}", in(reg) pml4_phys, options(nostack)) };
+    let result = f();
+    // SAFETY: the kernel's own tables, unchanged meanwhile.
+    unsafe { asm!("mov cr3, {}", in(reg) kernel_root, options(nostack)) };
+    result
+}

@@ -71,6 +71,9 @@ pub enum PowerOffError {
     AcpiModeTimeout,
     /// the writes were made but the machine did not turn off
     StillRunning,
+    /// the UEFI system table or its runtime services table is not where
+    /// the loader said, or not valid
+    NoUefiRuntime,
 }
 
 impl core::fmt::Display for PowerOffError {
@@ -82,6 +85,9 @@ impl core::fmt::Display for PowerOffError {
             }
             PowerOffError::StillRunning => {
                 f.write_str("the machine is still running after SLP_EN was written")
+            }
+            PowerOffError::NoUefiRuntime => {
+                f.write_str("no valid UEFI system table and runtime services")
             }
         }
     }
@@ -163,5 +169,56 @@ pub fn acpi_sleep_register(reg: PmRegister, value: u8) -> Result<(), PowerOffErr
     for _ in 0..1_000_000 {
         core::hint::spin_loop();
     }
+    Err(PowerOffError::StillRunning)
+}
+
+/// `EFI_SYSTEM_TABLE`'s signature ("IBI SYST").
+const EFI_SYSTEM_TABLE_SIGNATURE: u64 = 0x5453_5953_2049_4249;
+/// `EFI_RUNTIME_SERVICES`' signature ("RUNTSERV").
+const EFI_RUNTIME_SERVICES_SIGNATURE: u64 = 0x5652_4553_544e_5552;
+/// `EfiResetShutdown`.
+const EFI_RESET_SHUTDOWN: u32 = 2;
+
+/// Powers off through UEFI's runtime service `ResetSystem(EfiResetShutdown)`,
+/// the last resort after ACPI S5 (UEFI 2.10, 8.5.1). `system_table` is the
+/// `EFI_SYSTEM_TABLE` the loader passed; the kernel never called
+/// `SetVirtualAddressMap`, so the firmware's runtime code runs at its
+/// physical addresses, on a map that lets it execute
+/// ([`super::paging::with_firmware_map`]). Returns only if the table is
+/// not valid or the machine is still running.
+pub fn uefi_reset_shutdown(system_table: u64) -> Result<(), PowerOffError> {
+    let read_u64 = |addr: u64| {
+        let mut b = [0u8; 8];
+        read_firmware(addr, &mut b).then(|| u64::from_le_bytes(b))
+    };
+    // EFI_SYSTEM_TABLE: header (signature at 0), RuntimeServices at 88;
+    // EFI_RUNTIME_SERVICES: header, ResetSystem at 104.
+    if read_u64(system_table) != Some(EFI_SYSTEM_TABLE_SIGNATURE) {
+        return Err(PowerOffError::NoUefiRuntime);
+    }
+    let runtime = read_u64(system_table + 88).ok_or(PowerOffError::NoUefiRuntime)?;
+    if read_u64(runtime) != Some(EFI_RUNTIME_SERVICES_SIGNATURE) {
+        return Err(PowerOffError::NoUefiRuntime);
+    }
+    let reset = read_u64(runtime + 104)
+        .filter(|a| *a >= 0x1000 && *a < FIRMWARE_LIMIT)
+        .ok_or(PowerOffError::NoUefiRuntime)?;
+    type ResetSystem = unsafe extern "efiapi" fn(u32, usize, usize, *const u8);
+    // SAFETY: a non-null address below the identity limit, read from the
+    // runtime services table whose signature was checked: the firmware's
+    // ResetSystem, which keeps the UEFI calling convention.
+    let reset: ResetSystem = unsafe { core::mem::transmute::<u64, ResetSystem>(reset) };
+    // SAFETY: masks interrupts (the kernel keeps them off outside `hlt`;
+    // this makes sure) on the way out.
+    unsafe { core::arch::asm!("cli", options(nomem, nostack)) };
+    let call = || {
+        // SAFETY: the firmware's ResetSystem (above), with its arguments
+        // as UEFI defines them; it returns only if the reset failed.
+        unsafe { reset(EFI_RESET_SHUTDOWN, 0, 0, core::ptr::null()) }
+    };
+    // SAFETY: interrupts are off on the one CPU the kernel runs; the
+    // firmware's runtime code needs its memory executable, which the
+    // firmware map gives.
+    unsafe { super::paging::with_firmware_map(call) };
     Err(PowerOffError::StillRunning)
 }

@@ -310,9 +310,22 @@ pub fn init_timer_wakeup() {}
 pub fn leave(value: u32) -> ! {
     basalt_drivers::debug_exit::exit(value);
     acpi_power_off();
+    uefi_power_off();
     let _ = EmergencyLog.write_str("power: resetting through the keyboard controller\n");
     basalt_drivers::i8042::reset();
     basalt_arch::cpu::halt_forever()
+}
+
+/// Powers off through UEFI's `ResetSystem` when a UEFI loader booted the
+/// kernel (after ACPI S5 failed: a reset would only boot the image again).
+fn uefi_power_off() {
+    let Some(table) = crate::BOOT_INFO.get().and_then(|i| i.uefi_system_table) else {
+        return;
+    };
+    let _ = EmergencyLog.write_str("power: powering off via UEFI ResetSystem\n");
+    if let Err(e) = basalt_arch::power::uefi_reset_shutdown(table) {
+        let _ = writeln!(EmergencyLog, "power: UEFI ResetSystem failed: {e}");
+    }
 }
 
 /// Physical memory as the firmware left it, for the ACPI table parser.
