@@ -451,6 +451,41 @@ impl Drop for RunDir {
     }
 }
 
+/// Feeds `stdin`, framed ([`frame_stdin`]), to the guest's console
+/// through `writer`, then the end-of-file frame, once `wait_for` (if any)
+/// is set. The thread is never joined: a program that never reads must
+/// not keep the CLI waiting for its own stdin.
+pub(crate) fn feed_stdin(
+    mut writer: impl Write + Send + 'static,
+    stdin: Option<Box<dyn Read + Send>>,
+    wait_for: Option<Arc<std::sync::atomic::AtomicBool>>,
+) {
+    std::thread::spawn(move || {
+        if let Some(flag) = wait_for {
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        let mut framed = Vec::new();
+        if let Some(mut input) = stdin {
+            let mut buf = [0u8; 4096];
+            loop {
+                match input.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        framed.clear();
+                        frame_stdin(&buf[..n], &mut framed);
+                        if writer.write_all(&framed).is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+        let _ = writer.write_all(&[0xff, 0x01]);
+    });
+}
+
 /// Frames stdin for COM1: `0xff` → `0xff 0x00`, end of file → `0xff 0x01`.
 pub fn frame_stdin(data: &[u8], out: &mut Vec<u8>) {
     for &b in data {
@@ -737,28 +772,8 @@ pub fn boot(opts: &VmOptions, bundle: &[u8], io: VmIo) -> Result<VmReport, CliEr
         let Some(stream) = accept_one(l1, d) else {
             return;
         };
-        if let Ok(mut writer) = stream.try_clone() {
-            // stdin is fed by a thread of its own that is never joined: a
-            // program that never reads must not keep us waiting for our stdin.
-            std::thread::spawn(move || {
-                let mut framed = Vec::new();
-                if let Some(mut input) = stdin {
-                    let mut buf = [0u8; 4096];
-                    loop {
-                        match input.read(&mut buf) {
-                            Ok(0) | Err(_) => break,
-                            Ok(n) => {
-                                framed.clear();
-                                frame_stdin(&buf[..n], &mut framed);
-                                if writer.write_all(&framed).is_err() {
-                                    return;
-                                }
-                            }
-                        }
-                    }
-                }
-                let _ = writer.write_all(&[0xff, 0x01]);
-            });
+        if let Ok(writer) = stream.try_clone() {
+            feed_stdin(writer, stdin, None);
         }
         copy_stream(stream, &mut *stdout);
     });

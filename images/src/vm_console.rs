@@ -24,14 +24,12 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::CliError;
 use crate::console::{Demux, Piece};
 use crate::guest::GuestArch;
-use crate::vm::{
-    self, FirmwareBoot, LogState, Machine, RunDir, VmIo, VmOptions, VmReport, frame_stdin,
-};
+use crate::vm::{self, FirmwareBoot, LogState, Machine, RunDir, VmIo, VmOptions, VmReport};
 
 /// The file name the TFTP server offers for netboot.
 const PXE_BOOTFILE: &str = "basalt.efi";
@@ -337,32 +335,10 @@ pub(crate) fn relay(
             return;
         };
         let started = Arc::new(AtomicBool::new(false));
-        if let Ok(mut writer) = stream.try_clone() {
-            let started = started.clone();
+        if let Ok(writer) = stream.try_clone() {
             // stdin waits for the kernel: until then the firmware reads the
             // console, and would take the bytes as key presses.
-            std::thread::spawn(move || {
-                while !started.load(Ordering::Relaxed) {
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-                let mut framed = Vec::new();
-                if let Some(mut input) = stdin {
-                    let mut buf = [0u8; 4096];
-                    loop {
-                        match input.read(&mut buf) {
-                            Ok(0) | Err(_) => break,
-                            Ok(n) => {
-                                framed.clear();
-                                frame_stdin(&buf[..n], &mut framed);
-                                if writer.write_all(&framed).is_err() {
-                                    return;
-                                }
-                            }
-                        }
-                    }
-                }
-                let _ = writer.write_all(&[0xff, 0x01]);
-            });
+            vm::feed_stdin(writer, stdin, Some(started.clone()));
         }
         let mut demux = Demux::new();
         let (mut firmware_line, mut log_line) = (Vec::new(), Vec::new());
