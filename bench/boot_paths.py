@@ -41,9 +41,12 @@ BASALT = bench.BASALT
 PATHS = [
     ("x86_64 q35, QEMU -kernel (PVH)", ["--arch", "x86_64"]),
     ("x86_64 Firecracker shape (microvm, PVH)", ["--machine", "firecracker"]),
+    ("x86_64 Cloud Hypervisor shape (microvm, ACPI, PCIe, PVH)", ["--machine", "cloud-hypervisor"]),
     ("x86_64 OVMF, disk image", ["--firmware", "uefi"]),
     ("x86_64 OVMF, PXE netboot", ["--boot", "pxe"]),
     ("aarch64 virt, QEMU -kernel (Image)", ["--arch", "aarch64"]),
+    ("aarch64 Firecracker shape (virt, RAM at 2 GiB, ns16550a)", ["--arch", "aarch64", "--machine", "firecracker"]),
+    ("aarch64 Raspberry Pi 4 (raspi4b, the Pi's device tree)", ["--arch", "aarch64", "--machine", "raspi4b"]),
     ("aarch64 AAVMF, ACPI only, disk image", ["--arch", "aarch64", "--firmware", "uefi"]),
     ("aarch64 AAVMF, device tree, disk image", ["--arch", "aarch64", "--firmware", "uefi", "--acpi", "off"]),
     ("aarch64 AAVMF, PXE netboot", ["--arch", "aarch64", "--boot", "pxe"]),
