@@ -832,3 +832,62 @@ fn i31_refs_conversions_and_casts() {
         vec![Val::I32(1)]
     );
 }
+
+/// `memory.copy` between two memories copies in place: 100,000 one-byte
+/// copies out of a 1 GiB second memory finish at once (each used to copy
+/// the whole source first), and copies between two imports of one memory
+/// behave as `memmove`.
+#[test]
+fn memory_copy_between_memories_copies_in_place() {
+    let engine = engine();
+    let module = compile(
+        &engine,
+        r#"(module
+            (memory $small 1)
+            (memory $big 16384)
+            (func (export "many") (result i32) (local $i i32)
+              (i32.store8 $big (i32.const 0x3fff_fff0) (i32.const 7))
+              (loop $again
+                (memory.copy $small $big (i32.and (local.get $i) (i32.const 0xfff)) (i32.const 0x3fff_fff0) (i32.const 1))
+                (local.set $i (i32.add (local.get $i) (i32.const 1)))
+                (br_if $again (i32.lt_u (local.get $i) (i32.const 100000)))
+                )
+              (i32.add (i32.load8_u $small (i32.const 0)) (i32.load8_u $small (i32.const 4095))))
+            (func (export "out_of_bounds")
+              (memory.copy $small $big (i32.const 65535) (i32.const 0) (i32.const 2))))"#,
+    );
+    let mut store = Store::new(&engine, ());
+    let instance = Linker::<()>::new()
+        .instantiate(&mut store, &module)
+        .unwrap();
+    let started = std::time::Instant::now();
+    let r = call(&mut store, instance, "many", &[]).unwrap();
+    assert_eq!(r, vec![Val::I32(14)]);
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    assert_eq!(
+        trap_kind(call(&mut store, instance, "out_of_bounds", &[])),
+        TrapKind::MemoryOutOfBounds
+    );
+
+    // One memory imported twice: an overlapping copy is a memmove.
+    let exporter = compile(&engine, r#"(module (memory (export "m") 1))"#);
+    let twice = compile(
+        &engine,
+        r#"(module
+            (import "e" "m" (memory $a 1))
+            (import "e" "m" (memory $b 1))
+            (func (export "shift") (result i64)
+              (i64.store $a (i32.const 0) (i64.const 0x0807060504030201))
+              (memory.copy $a $b (i32.const 1) (i32.const 0) (i32.const 7))
+              (i64.load $b (i32.const 0))))"#,
+    );
+    let mut store = Store::new(&engine, ());
+    let mut linker = Linker::<()>::new();
+    let e = linker.instantiate(&mut store, &exporter).unwrap();
+    linker.instance(&mut store, "e", e);
+    let i = linker.instantiate(&mut store, &twice).unwrap();
+    assert_eq!(
+        call(&mut store, i, "shift", &[]).unwrap(),
+        vec![Val::I64(0x0706050403020101)]
+    );
+}

@@ -8,6 +8,10 @@ use alloc::vec::Vec;
 
 use crate::errno::Errno;
 
+/// The most iovecs one call transfers (Linux's `IOV_MAX`); more make
+/// the call short.
+pub const MAX_IOVECS: usize = 1024;
+
 /// A view of a guest's linear memory during one WASI call.
 pub struct GuestMemory<'a> {
     bytes: &'a mut [u8],
@@ -93,16 +97,28 @@ impl<'a> GuestMemory<'a> {
         self.write_bytes(ptr, &v.to_le_bytes())
     }
 
-    /// The `(buf, len)` pairs of an iovec array of `count` entries at `ptr`,
-    /// each checked to lie inside memory.
-    pub fn iovecs(&self, ptr: u32, count: u32) -> Result<Vec<(u32, u32)>, Errno> {
+    /// The non-empty `(buf, len)` pairs of an iovec array of `count`
+    /// entries at `ptr`, each checked to lie inside memory, in order, up to
+    /// a transfer of `limit` bytes: entries are taken whole while the total
+    /// stays within `limit` (the first is always taken), and at most
+    /// [`MAX_IOVECS`]. What is left out makes the call short, as POSIX
+    /// allows; nothing here is sized by the program beyond those bounds.
+    pub fn iovecs(&self, ptr: u32, count: u32, limit: u64) -> Result<Vec<(u32, u32)>, Errno> {
         let bytes = count.checked_mul(8).ok_or(Errno::Fault)?;
         self.range(ptr, bytes)?;
-        let mut out = Vec::with_capacity(count as usize);
+        let mut out = Vec::new();
+        let mut total = 0u64;
         for i in 0..count {
             let buf = self.read_u32(ptr + i * 8)?;
             let len = self.read_u32(ptr + i * 8 + 4)?;
             self.range(buf, len)?;
+            if len == 0 {
+                continue;
+            }
+            if !out.is_empty() && (total + u64::from(len) > limit || out.len() == MAX_IOVECS) {
+                break;
+            }
+            total += u64::from(len);
             out.push((buf, len));
         }
         Ok(out)
@@ -120,9 +136,30 @@ mod tests {
         assert_eq!(m.read_u32(12), Ok(0));
         assert_eq!(m.read_u32(13), Err(Errno::Fault));
         assert_eq!(m.write_u64(u32::MAX, 1), Err(Errno::Fault));
-        assert_eq!(m.iovecs(0, u32::MAX), Err(Errno::Fault));
+        assert_eq!(m.iovecs(0, u32::MAX, u64::MAX), Err(Errno::Fault));
         m.write_u32(0, 8).unwrap();
         m.write_u32(4, 100).unwrap();
-        assert_eq!(m.iovecs(0, 1), Err(Errno::Fault));
+        assert_eq!(m.iovecs(0, 1, u64::MAX), Err(Errno::Fault));
+    }
+
+    #[test]
+    fn iovecs_are_bounded_by_the_limit_and_their_number() {
+        let mut bytes = std::vec![0u8; 16 * 2000 + 64];
+        let mut m = GuestMemory::new(&mut bytes);
+        // (0, 10), (0, 0), (0, 10), (0, 10)
+        for (i, len) in [10u32, 0, 10, 10].iter().enumerate() {
+            m.write_u32(i as u32 * 8, 0).unwrap();
+            m.write_u32(i as u32 * 8 + 4, *len).unwrap();
+        }
+        // Empty entries are left out; whole entries up to the limit.
+        assert_eq!(m.iovecs(0, 4, 25), Ok(std::vec![(0, 10), (0, 10)]));
+        // The first non-empty one is taken even past the limit.
+        assert_eq!(m.iovecs(0, 4, 5), Ok(std::vec![(0, 10)]));
+        // At most MAX_IOVECS.
+        for i in 0..2000u32 {
+            m.write_u32(i * 8, 0).unwrap();
+            m.write_u32(i * 8 + 4, 1).unwrap();
+        }
+        assert_eq!(m.iovecs(0, 2000, u64::MAX).unwrap().len(), MAX_IOVECS);
     }
 }

@@ -516,13 +516,60 @@ fn write_filestat(mem: &mut GuestMemory<'_>, at: u32, st: &FileStat) -> Outcome 
     Ok(())
 }
 
-/// The bytes of an iovec array, joined.
-fn gather(mem: &GuestMemory<'_>, iovs: u32, count: u32) -> Result<Vec<u8>, Errno> {
-    let mut joined = Vec::new();
-    for (buf, len) in mem.iovecs(iovs, count)? {
-        joined.extend_from_slice(mem.slice(buf, len)?);
+/// The most bytes one read or write moves through its iovecs
+/// ([`GuestMemory::iovecs`]): past it the call is short, as POSIX allows
+/// (Linux stops at `MAX_RW_COUNT`; wasmtime takes only the first non-empty
+/// buffer). Nothing is joined: each iovec is read or written in place, so
+/// an iovec array that names the same memory thousands of times costs no
+/// memory.
+const MAX_TRANSFER: u64 = 16 << 20;
+
+/// Writes the iovecs to file `node` from `at`, one after another; returns
+/// the bytes written (short after a short write, or an error once some
+/// bytes are written).
+fn write_file_iovecs(
+    node: &Node,
+    mem: &GuestMemory<'_>,
+    iovs: &[(u32, u32)],
+    mut at: u64,
+) -> Result<u64, Failure> {
+    let mut total = 0u64;
+    for &(buf, len) in iovs {
+        let n = match node.fs.write(node.ino, at, mem.slice(buf, len)?) {
+            Ok(n) => n,
+            Err(_) if total > 0 => break,
+            Err(e) => return Err(Errno::from(e).into()),
+        };
+        total += n as u64;
+        at += n as u64;
+        if n < len as usize {
+            break;
+        }
     }
-    Ok(joined)
+    Ok(total)
+}
+
+/// Sends the iovecs on socket `fd`, one after another; returns the bytes
+/// taken (short as [`write_file_iovecs`] is).
+fn send_iovecs(
+    cx: &WasiCtx,
+    fd: u32,
+    mem: &GuestMemory<'_>,
+    iovs: &[(u32, u32)],
+) -> Result<u64, Failure> {
+    let mut total = 0u64;
+    for &(buf, len) in iovs {
+        let sent = match sockets::send_all(cx, fd, mem.slice(buf, len)?) {
+            Ok(n) => n,
+            Err(_) if total > 0 => break,
+            Err(e) => return Err(e),
+        };
+        total += sent as u64;
+        if sent < len as usize {
+            break;
+        }
+    }
+    Ok(total)
 }
 
 /// Reads file `node` from `offset` into an iovec array; returns the count.
@@ -534,7 +581,7 @@ fn scatter_read(
     mut offset: u64,
 ) -> Result<u64, Errno> {
     let mut total = 0u64;
-    for (buf, len) in mem.iovecs(iovs, count)? {
+    for (buf, len) in mem.iovecs(iovs, count, MAX_TRANSFER)? {
         let dst = mem.slice_mut(buf, len)?;
         let n = node.fs.read(node.ino, offset, dst)?;
         total += n as u64;
@@ -552,24 +599,35 @@ fn fd_write(cx: &mut WasiCtx, mem: &mut GuestMemory<'_>, a: &Args<'_>) -> Outcom
     if fd.rights_base & RIGHT_FD_WRITE == 0 {
         return Err(Errno::Badf.into());
     }
-    let data = gather(mem, a.u32(1), a.u32(2))?;
-    let mut total = u32::try_from(data.len()).map_err(|_| Errno::Inval)?;
+    let iovs = mem.iovecs(a.u32(1), a.u32(2), MAX_TRANSFER)?;
+    let mut total = 0u64;
     match &fd.desc {
-        Descriptor::Stdout => cx.services.stdio.write_stdout(&data),
-        Descriptor::Stderr => cx.services.stdio.write_stderr(&data),
         Descriptor::Stdin => return Err(Errno::Badf.into()),
         Descriptor::Directory(_) => return Err(Errno::Isdir.into()),
-        Descriptor::Socket(_) => total = sockets::send_all(cx, fd_num, &data)? as u32,
+        Descriptor::Stdout | Descriptor::Stderr => {
+            let stdout = matches!(fd.desc, Descriptor::Stdout);
+            for &(buf, len) in &iovs {
+                let data = mem.slice(buf, len)?;
+                if stdout {
+                    cx.services.stdio.write_stdout(data);
+                } else {
+                    cx.services.stdio.write_stderr(data);
+                }
+                total += u64::from(len);
+            }
+        }
+        Descriptor::Socket(_) => total = send_iovecs(cx, fd_num, mem, &iovs)?,
         Descriptor::File(node) => {
             let at = if fd.flags & FDFLAGS_APPEND != 0 {
                 node.fs.stat(node.ino)?.size
             } else {
                 fd.position
             };
-            let n = node.fs.write(node.ino, at, &data)?;
-            cx.fd_mut(fd_num)?.position = at + n as u64;
+            total = write_file_iovecs(node, mem, &iovs, at)?;
+            cx.fd_mut(fd_num)?.position = at + total;
         }
     }
+    let total = u32::try_from(total).map_err(|_| Errno::Inval)?;
     mem.write_u32(a.u32(3), total)?;
     Ok(())
 }
@@ -582,10 +640,10 @@ fn fd_read(cx: &mut WasiCtx, mem: &mut GuestMemory<'_>, a: &Args<'_>) -> Outcome
     }
     let n = match &fd.desc {
         Descriptor::Stdin => {
-            let iovs = mem.iovecs(a.u32(1), a.u32(2))?;
+            let iovs = mem.iovecs(a.u32(1), a.u32(2), MAX_TRANSFER)?;
             // One read, into the first non-empty buffer: like readv(2) on a
             // stream, a short read is normal and the caller asks again.
-            match iovs.iter().find(|(_, len)| *len > 0) {
+            match iovs.first() {
                 Some(&(buf, len)) => {
                     let dst = mem.slice_mut(buf, len)?;
                     cx.services.stdio.read_stdin(dst).min(dst.len()) as u64
@@ -649,8 +707,8 @@ fn fd_pwrite(cx: &mut WasiCtx, mem: &mut GuestMemory<'_>, a: &Args<'_>) -> Outco
     }
     let entry = seekable(cx, a.u32(0), RIGHT_FD_WRITE)?;
     let node = node_of(entry)?;
-    let data = gather(mem, a.u32(1), a.u32(2))?;
-    let n = node.fs.write(node.ino, a.u64(3), &data)?;
+    let iovs = mem.iovecs(a.u32(1), a.u32(2), MAX_TRANSFER)?;
+    let n = write_file_iovecs(node, mem, &iovs, a.u64(3))?;
     mem.write_u32(a.u32(4), u32::try_from(n).map_err(|_| Errno::Overflow)?)?;
     Ok(())
 }

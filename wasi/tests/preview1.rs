@@ -237,3 +237,32 @@ fn a_command_without_start_is_an_error_not_a_crash() {
         other => panic!("{other:?}"),
     }
 }
+
+/// 4096 iovecs all naming the same 16 MiB (64 GiB asked for) are written
+/// in place, without joining them, and the write is short: the first
+/// 16 MiB, as `writev` stops at its limit.
+#[test]
+fn a_huge_gather_is_a_short_write_not_a_copy() {
+    let wat = format!(
+        r#"(module {FD_WRITE}
+            (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+            (memory (export "memory") 258)
+            (func (export "_start") (local $i i32)
+              ;; iovecs at 16 MiB: (0, 16 MiB) x 4096
+              (loop $fill
+                (i32.store (i32.add (i32.const 0x1000000) (i32.shl (local.get $i) (i32.const 3)))
+                  (i32.const 0))
+                (i32.store (i32.add (i32.const 0x1000004) (i32.shl (local.get $i) (i32.const 3)))
+                  (i32.const 0x1000000))
+                (local.set $i (i32.add (local.get $i) (i32.const 1)))
+                (br_if $fill (i32.lt_u (local.get $i) (i32.const 4096))))
+              (call $fd_write (i32.const 1) (i32.const 0x1000000) (i32.const 4096) (i32.const 0x1010000))
+              (if (then (call $exit (i32.const 99))))
+              (call $exit (i32.shr_u (i32.load (i32.const 0x1010000)) (i32.const 20)))))"#
+    );
+    let started = std::time::Instant::now();
+    let (outcome, io) = run(&wat, &[], &[], b"");
+    assert!(matches!(outcome, Outcome::Exit(16)), "{outcome:?}");
+    assert_eq!(io.stdout.lock().unwrap().len(), 16 << 20);
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+}

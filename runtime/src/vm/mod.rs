@@ -195,6 +195,13 @@ impl VMMemory {
         unsafe { core::slice::from_raw_parts_mut(self.base, self.length) }
     }
 
+    /// The start of the accessible bytes and their length, for copies
+    /// between two memories that may be one (imported twice): no Rust
+    /// reference is made.
+    pub(crate) fn raw_parts(&self) -> (*mut u8, usize) {
+        (self.base, self.length)
+    }
+
     /// The type this memory now satisfies as an import (current size as minimum).
     pub fn current_type(&self) -> MemoryType {
         MemoryType {

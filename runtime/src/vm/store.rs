@@ -1288,14 +1288,20 @@ extern "C" fn builtin_memory_copy(
             _ => 1,
         }
     } else {
-        let src_data = memory_of(vmctx, inst, src_mem).data().to_vec();
-        let dst_data = memory_of(vmctx, inst, dst_mem).data_mut();
-        match (
-            in_bounds(dst, len, dst_data.len()),
-            in_bounds(src, len, src_data.len()),
-        ) {
+        // Two memory indices may name one memory (imported twice): copy
+        // through raw pointers with `memmove` semantics, never through
+        // two slices, and never through a copy of the source.
+        let (src_base, src_len) = memory_of(vmctx, inst, src_mem).raw_parts();
+        let (dst_base, dst_len) = memory_of(vmctx, inst, dst_mem).raw_parts();
+        match (in_bounds(dst, len, dst_len), in_bounds(src, len, src_len)) {
+            // `copy` wants non-null pointers even for no bytes.
+            (Some(_), Some(s)) if s.is_empty() => 0,
             (Some(d), Some(s)) => {
-                dst_data[d].copy_from_slice(&src_data[s]);
+                let from = src_base.wrapping_add(s.start);
+                let to = dst_base.wrapping_add(d.start);
+                // SAFETY: both ranges lie inside the committed bytes of
+                // live memories (checked); `copy` allows them to overlap.
+                unsafe { core::ptr::copy(from, to, s.len()) };
                 0
             }
             _ => 1,

@@ -82,7 +82,7 @@ pub(super) fn recv_into(
     waitall: bool,
 ) -> Result<u64, Failure> {
     let h = handle(cx, fd, RIGHT_FD_READ)?;
-    let vecs = mem.iovecs(iovs, count)?;
+    let vecs = mem.iovecs(iovs, count, RECV_MAX as u64)?;
     let want: usize = vecs
         .iter()
         .map(|(_, len)| *len as usize)
@@ -204,8 +204,8 @@ pub(super) fn sock_send(cx: &mut WasiCtx, mem: &mut GuestMemory<'_>, a: &Args<'_
     }
     let out = a.u32(4);
     mem.read_u32(out)?;
-    let data = super::gather(mem, a.u32(1), a.u32(2))?;
-    let n = send_all(cx, fd, &data)?;
+    let iovs = mem.iovecs(a.u32(1), a.u32(2), super::MAX_TRANSFER)?;
+    let n = super::send_iovecs(cx, fd, mem, &iovs)?;
     mem.write_u32(out, n as u32)?;
     Ok(())
 }
