@@ -59,7 +59,8 @@ options:
                         cortex-a57; older models than max want --jit
   --jit                 compile in the guest instead of on the host
   --hosted              run in this process on Linux instead of in a VM
-  --timeout SECONDS     stop the VM after this long (exit code 124)
+  --timeout SECONDS     stop the program (the VM, or a --hosted run) after this
+                        long (exit code 124)
   -v, --verbose         report the accelerator, compile time and boot timeline
   --kernel-cmdline TEXT the kernel command line (diagnostics, see docs/guest-protocol.md)
   --firmware uefi|u-boot|none
@@ -227,12 +228,17 @@ pub fn parse_run(args: Vec<OsString>) -> Result<RunCommand, CliError> {
             },
             "--timeout" => {
                 let v = value(&mut it, flag)?;
-                let secs: f64 = v
+                let timeout = v
                     .parse()
                     .ok()
                     .filter(|s: &f64| *s > 0.0)
-                    .ok_or_else(|| usage(format!("--timeout wants seconds, got `{v}`")))?;
-                opts.timeout = Some(Duration::from_secs_f64(secs));
+                    .and_then(|s| Duration::try_from_secs_f64(s).ok())
+                    .ok_or_else(|| {
+                        usage(format!(
+                            "--timeout wants a positive, finite number of seconds, got `{v}`"
+                        ))
+                    })?;
+                opts.timeout = Some(timeout);
             }
             "--firmware" => match value(&mut it, flag)?.as_str() {
                 "uefi" => firmware = Some(FirmwareBoot::UefiDisk),
@@ -323,6 +329,7 @@ pub fn parse_run(args: Vec<OsString>) -> Result<RunCommand, CliError> {
 /// Runs the command line `args` (without the program name); returns the
 /// process exit code.
 pub fn main(args: Vec<OsString>) -> i32 {
+    crate::signals::install();
     let mut it = args.into_iter();
     let result = match it.next().as_ref().and_then(|s| s.to_str()) {
         Some("run")
@@ -342,6 +349,9 @@ pub fn main(args: Vec<OsString>) -> i32 {
                 let argv = std::iter::once(name.clone().into_bytes())
                     .chain(cmd.options.args.iter().cloned())
                     .collect();
+                if let Some(limit) = cmd.options.timeout {
+                    crate::hosted::stop_after(limit);
+                }
                 crate::hosted::run(crate::hosted::Hosted {
                     name: &name,
                     wasm: &wasm,

@@ -39,6 +39,19 @@ pub struct Hosted<'a> {
     pub verbose: bool,
 }
 
+/// Ends this process with exit code 124 after `limit` (`--timeout`),
+/// whatever the program is doing: the hosted runtime has no way yet to
+/// interrupt running code, so the process itself ends (standard streams
+/// flushed by the OS, shared directories live: nothing is lost that the
+/// program had written).
+pub fn stop_after(limit: std::time::Duration) {
+    std::thread::spawn(move || {
+        std::thread::sleep(limit);
+        eprintln!("basalt: the program was stopped after {limit:?} (--timeout)");
+        std::process::exit(124);
+    });
+}
+
 /// Compiles and runs a module on this process's streams; returns the exit
 /// code (a trap: 134, message on stderr).
 pub fn run(run: Hosted<'_>) -> Result<i32, CliError> {

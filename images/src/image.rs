@@ -129,7 +129,21 @@ pub fn efi_executable(parts: &ImageParts) -> Result<Vec<u8>, CliError> {
 /// Writes `parts` to `out` as `format`.
 pub fn write(parts: &ImageParts, format: Format, out: &Path) -> Result<(), CliError> {
     let io = |e: std::io::Error| CliError::Io(format!("{}: {e}", out.display()));
-    let mut file = std::io::BufWriter::new(std::fs::File::create(out).map_err(io)?);
+    // Written beside `out` and renamed over it only when complete and on
+    // disk: a failure (a full disk, an error, Ctrl-C) leaves the file that
+    // was there before untouched, never half an image.
+    let dir = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    use std::os::unix::fs::PermissionsExt;
+    let temp = tempfile::Builder::new()
+        .prefix(".basalt-image-")
+        // As `File::create` makes it (less the umask), not tempfile's 0600.
+        .permissions(std::fs::Permissions::from_mode(0o644))
+        .tempfile_in(dir)
+        .map_err(io)?;
+    let mut file = std::io::BufWriter::new(temp);
     match format {
         Format::Efi => std::io::Write::write_all(&mut file, &efi_executable(parts)?).map_err(io)?,
         Format::Raw => std::io::Write::write_all(&mut file, &raw_disk(parts)?).map_err(io)?,
@@ -137,7 +151,10 @@ pub fn write(parts: &ImageParts, format: Format, out: &Path) -> Result<(), CliEr
         Format::Vhd => basalt_disk::vhd_fixed(&raw_disk(parts)?, &mut file).map_err(disk_error)?,
         Format::Gce => basalt_disk::gce_tar_gz(&raw_disk(parts)?, &mut file).map_err(disk_error)?,
     }
-    std::io::Write::flush(&mut file).map_err(io)
+    let temp = file.into_inner().map_err(|e| io(e.into_error()))?;
+    temp.as_file().sync_all().map_err(io)?;
+    temp.persist(out).map_err(|e| io(e.error))?;
+    Ok(())
 }
 
 #[cfg(test)]

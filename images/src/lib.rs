@@ -18,6 +18,7 @@ pub mod hosted;
 pub mod image;
 pub mod run;
 pub mod share;
+pub mod signals;
 pub mod spec_batch;
 pub mod symbols;
 pub mod vm;
@@ -41,6 +42,9 @@ pub enum CliError {
     Qemu(String),
     /// a file of our own could not be written (exit code 74)
     Io(String),
+    /// `basalt` was told to stop by this signal (SIGTERM, SIGINT, SIGHUP)
+    /// and stopped its VM (exit code 128 + the signal)
+    Interrupted(i32),
 }
 
 impl CliError {
@@ -53,6 +57,7 @@ impl CliError {
             CliError::Build(_) => 70,
             CliError::Qemu(_) => 71,
             CliError::Io(_) => 74,
+            CliError::Interrupted(sig) => 128 + sig,
         }
     }
 }
@@ -66,6 +71,9 @@ impl fmt::Display for CliError {
             | CliError::Build(m)
             | CliError::Qemu(m)
             | CliError::Io(m) => f.write_str(m),
+            CliError::Interrupted(sig) => {
+                write!(f, "stopped by {}: the VM was stopped", signals::name(*sig))
+            }
         }
     }
 }

@@ -484,8 +484,9 @@ pub fn run_on_stdio(opts: &RunOptions) -> Result<i32, CliError> {
             )
         }
         vm::Status::NoStatus(code) => eprintln!(
-            "basalt: the VM stopped without reporting a status (QEMU exit status {code:?})\n--- kernel log ---\n{}",
-            report.log_text()
+            "basalt: the VM stopped without reporting a status (QEMU exit status {code:?})\n--- kernel log ---\n{}\n--- QEMU's stderr ---\n{}",
+            report.log_text(),
+            report.qemu_stderr.trim_end()
         ),
         vm::Status::TimedOut(limit) => eprintln!(
             "basalt: the VM was stopped after {limit:?} (--timeout)\n--- kernel log ---\n{}",

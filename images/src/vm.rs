@@ -431,23 +431,30 @@ pub fn parse_marker(line: &str) -> Option<Status> {
 }
 
 /// A private directory for one run's files, removed when dropped.
-pub(crate) struct RunDir(pub(crate) PathBuf);
+pub(crate) struct RunDir(
+    pub(crate) PathBuf,
+    /// removes the directory when dropped
+    #[expect(dead_code, reason = "held for its Drop")]
+    tempfile::TempDir,
+);
 
 impl RunDir {
+    /// A new private directory for one VM's files (sockets, bundle, disk
+    /// images): a random name under the temporary directory, mode 0700,
+    /// removed with everything in it when dropped.
     pub(crate) fn new() -> Result<RunDir, CliError> {
-        use std::sync::atomic::{AtomicU32, Ordering};
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("basalt-{}-{n}", std::process::id()));
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| CliError::Io(format!("{}: {e}", dir.display())))?;
-        Ok(RunDir(dir))
-    }
-}
-
-impl Drop for RunDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::Builder::new()
+            .prefix("basalt-")
+            .permissions(std::fs::Permissions::from_mode(0o700))
+            .tempdir()
+            .map_err(|e| {
+                CliError::Io(format!(
+                    "cannot make a run directory in {}: {e}",
+                    std::env::temp_dir().display()
+                ))
+            })?;
+        Ok(RunDir(dir.path().to_path_buf(), dir))
     }
 }
 
@@ -838,7 +845,13 @@ pub(crate) fn wait_for_vm(
 ) -> Result<(Option<i32>, Option<Duration>, bool), CliError> {
     let mut timed_out = None;
     let mut stopped_after_status = false;
+    let _waiting = crate::signals::VmWait::begin();
     let qemu_status = loop {
+        if let Some(sig) = crate::signals::received() {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(CliError::Interrupted(sig));
+        }
         match child.try_wait() {
             Ok(Some(status)) => break status.code(),
             Ok(None) => {}

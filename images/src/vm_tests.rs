@@ -209,3 +209,20 @@ fn stdin_framing() {
     frame_stdin(&[1, 0xff, 2], &mut out);
     assert_eq!(out, [1, 0xff, 0, 2]);
 }
+
+#[test]
+fn run_directories_are_private_and_unpredictable() {
+    use std::os::unix::fs::PermissionsExt;
+    let (a, b) = (RunDir::new().unwrap(), RunDir::new().unwrap());
+    assert_ne!(a.0, b.0);
+    for d in [&a, &b] {
+        let mode = std::fs::metadata(&d.0).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700, "{}", d.0.display());
+        let name = d.0.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(name.starts_with("basalt-"), "{name}");
+        assert!(!name.contains(&std::process::id().to_string()), "{name}");
+    }
+    let path = a.0.clone();
+    drop(a);
+    assert!(!path.exists());
+}

@@ -89,3 +89,96 @@ fn user_errors_have_distinct_codes() {
     let out = basalt(&["frobnicate"], b"");
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// An endless loop as a command module, written to a scratch file.
+fn endless_loop() -> String {
+    let wasm = wat::parse_str(
+        r#"(module (memory (export "memory") 1)
+            (func (export "_start") (loop $forever (br $forever))))"#,
+    )
+    .expect("valid wat");
+    let dir = std::env::temp_dir().join(format!("basalt-cli-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let path = dir.join("loop.wasm");
+    std::fs::write(&path, wasm).expect("write loop.wasm");
+    path.display().to_string()
+}
+
+#[test]
+fn a_timeout_that_is_not_a_finite_number_is_a_usage_error() {
+    for bad in ["inf", "NaN", "-1", "0", "1e300"] {
+        let out = basalt(&["run", "--timeout", bad, "x.wasm"], b"");
+        assert_eq!(out.status.code(), Some(2), "--timeout {bad}");
+        let err = text(&out.stderr);
+        assert!(err.contains("--timeout wants"), "--timeout {bad}: {err}");
+        assert!(!err.contains("panicked"), "--timeout {bad}: {err}");
+    }
+}
+
+#[test]
+fn a_hosted_timeout_stops_an_endless_loop_with_124() {
+    let started = std::time::Instant::now();
+    let out = basalt(&["run", "--hosted", "--timeout", "1", &endless_loop()], b"");
+    assert_eq!(out.status.code(), Some(124), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("stopped after 1s (--timeout)"));
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+}
+
+/// The children of process `pid` (from /proc).
+fn children_of(pid: u32) -> Vec<u32> {
+    let path = format!("/proc/{pid}/task/{pid}/children");
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+/// SIGTERM and SIGHUP to `basalt run` stop its QEMU and end `basalt` with
+/// 128 + the signal, the run directory removed.
+#[test]
+fn stop_signals_end_the_vm() {
+    for (signal, code) in [("TERM", 143), ("HUP", 129)] {
+        let child = Command::new(env!("CARGO_BIN_EXE_basalt"))
+            .args(["run", "--timeout", "240", &endless_loop()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start basalt");
+        // Wait for its QEMU.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        let qemu = loop {
+            let qemu = children_of(child.id()).into_iter().find(|c| {
+                std::fs::read_to_string(format!("/proc/{c}/comm"))
+                    .is_ok_and(|comm| comm.starts_with("qemu"))
+            });
+            if let Some(q) = qemu {
+                break q;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no QEMU started within 120 s"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let sent = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(child.id().to_string())
+            .status()
+            .expect("kill");
+        assert!(sent.success());
+        let out = child.wait_with_output().expect("wait for basalt");
+        assert_eq!(out.status.code(), Some(code), "{}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains(&format!("stopped by SIG{signal}")),
+            "{}",
+            text(&out.stderr)
+        );
+        assert!(
+            !std::path::Path::new(&format!("/proc/{qemu}")).exists(),
+            "QEMU (pid {qemu}) outlived basalt"
+        );
+    }
+}
