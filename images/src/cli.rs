@@ -358,6 +358,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
                     args: argv,
                     env: cmd.options.env.clone(),
                     dirs: &cmd.options.dirs,
+                    dir_mode: cmd.options.dir_mode,
                     tcplisten: &cmd.options.tcplisten,
                     verbose: cmd.options.verbose,
                 })

@@ -3,11 +3,13 @@
 //! our code generation with wasmtime's and native code, and to run the
 //! WASI test suite.
 //!
-//! A `--dir` is copied into an in-memory file system before the program
-//! starts and written back when it ends, so the program runs on the same
-//! file system code as in the kernel and its changes reach the host as
-//! they would under wasmtime. A `--tcplisten` is a listening socket of the
-//! host, preopened after the directories.
+//! A `--dir` is live ([`basalt_wasi::host_fs::HostFs`]): every file call
+//! goes to the host directory as it happens, as in a VM and under wasmtime,
+//! so the program's changes reach the host at once and changes other
+//! processes make meanwhile are seen and never undone. With `--dir-mode
+//! copy` the directory is copied into an in-memory file system instead and
+//! nothing comes back, as in a VM. A `--tcplisten` is a listening socket
+//! of the host, preopened after the directories.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -15,10 +17,12 @@ use std::time::Instant;
 
 use basalt_runtime::{Config, Engine, Module};
 use basalt_wasi::host::{HostClocks, HostEntropy, HostStdio};
+use basalt_wasi::host_fs::HostFs;
 use basalt_wasi::host_net::HostNetwork;
-use basalt_wasi::{FileSystem, MemFs, Outcome, Services, Stdio, WasiCtx};
+use basalt_wasi::{FileSystem, Outcome, Services, Stdio, WasiCtx};
 
 use crate::CliError;
+use crate::run::DirMode;
 
 /// What one hosted run is asked to do.
 pub struct Hosted<'a> {
@@ -32,6 +36,8 @@ pub struct Hosted<'a> {
     pub env: Vec<Vec<u8>>,
     /// host directories to share: (host path, guest path)
     pub dirs: &'a [(PathBuf, String)],
+    /// live (default) or copied into memory
+    pub dir_mode: DirMode,
     /// addresses to listen on, each preopened as a socket after the
     /// directories (`--tcplisten`)
     pub tcplisten: &'a [String],
@@ -66,6 +72,7 @@ pub fn run_with_stdio(run: Hosted<'_>, stdio: Box<dyn Stdio>) -> Result<i32, Cli
         args,
         env,
         dirs,
+        dir_mode,
         tcplisten,
         verbose,
     } = run;
@@ -90,15 +97,28 @@ pub fn run_with_stdio(run: Hosted<'_>, stdio: Box<dyn Stdio>) -> Result<i32, Cli
         entropy: Box::new(HostEntropy),
     };
     let mut ctx = WasiCtx::new(args, env, services);
-    let mut shared = Vec::new();
     for (i, (host, guest)) in dirs.iter().enumerate() {
-        let fs = Arc::new(basalt_wasi::host::memfs(i as u64 + 1));
-        basalt_wasi::host::load_dir(&fs, fs.root(), host)
-            .map_err(|e| CliError::Input(format!("cannot read --dir {}: {e}", host.display())))?;
-        let dyn_fs: Arc<dyn FileSystem> = fs.clone();
-        ctx.preopen_dir(guest.clone().into_bytes(), dyn_fs)
+        let unreadable = |e: std::io::Error| {
+            CliError::Input(format!("cannot read --dir {}: {e}", host.display()))
+        };
+        let fs: Arc<dyn FileSystem> = match dir_mode {
+            DirMode::Live => {
+                if !host.is_dir() {
+                    return Err(CliError::Input(format!(
+                        "--dir {}: not a directory",
+                        host.display()
+                    )));
+                }
+                Arc::new(HostFs::open(host).map_err(unreadable)?)
+            }
+            DirMode::Copy => {
+                let fs = Arc::new(basalt_wasi::host::memfs(i as u64 + 1));
+                basalt_wasi::host::load_dir(&fs, fs.root(), host).map_err(unreadable)?;
+                fs
+            }
+        };
+        ctx.preopen_dir(guest.clone().into_bytes(), fs)
             .map_err(|e| CliError::Usage(format!("too many --dir: {e}")))?;
-        shared.push((host, fs));
     }
     if !tcplisten.is_empty() {
         let net = Arc::new(HostNetwork::new(origin));
@@ -122,9 +142,6 @@ pub fn run_with_stdio(run: Hosted<'_>, stdio: Box<dyn Stdio>) -> Result<i32, Cli
             t1.elapsed().as_secs_f64() * 1e3
         );
     }
-    for (host, fs) in shared {
-        write_back(&fs, host)?;
-    }
     Ok(match outcome {
         Outcome::Exit(code) => code & 0xff,
         Outcome::Trap(t) => {
@@ -133,9 +150,4 @@ pub fn run_with_stdio(run: Hosted<'_>, stdio: Box<dyn Stdio>) -> Result<i32, Cli
         }
         Outcome::Error(e) => return Err(CliError::Module(format!("{name}: {e}"))),
     })
-}
-
-fn write_back(fs: &MemFs, host: &std::path::Path) -> Result<(), CliError> {
-    basalt_wasi::host::write_back(fs, fs.root(), host)
-        .map_err(|e| CliError::Io(format!("cannot write back --dir {}: {e}", host.display())))
 }

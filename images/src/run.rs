@@ -71,14 +71,15 @@ pub struct RunOptions {
     pub acpi: bool,
 }
 
-/// How a VM sees the directories of `--dir`.
+/// How a program sees the directories of `--dir`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DirMode {
-    /// live over virtio-9p: reads see the host's files as they are now,
-    /// writes reach the host as they happen (as under wasmtime); the default
+    /// live (over virtio-9p in a VM, the host's own calls hosted): reads
+    /// see the host's files as they are now, writes reach the host as they
+    /// happen (as under wasmtime); the default
     Live,
-    /// copied into the bundle at start, kept in the VM's memory; the
-    /// program's changes are not written back
+    /// copied at start (into the bundle, or hosted into memory), kept in
+    /// the program's memory; its changes are not written back
     Copy,
 }
 

@@ -11,6 +11,7 @@ use basalt::vm::{Status, VmIo, VmReport};
 
 pub use basalt;
 
+pub mod confinement;
 pub mod differential;
 pub mod firmware;
 pub mod http;

@@ -12,7 +12,7 @@ use basalt::guest::GuestArch;
 use basalt::run::{DirMode, RunOptions};
 use basalt::vm::Status;
 use basalt_tests::wasi_suite::Scratch;
-use basalt_tests::{boot, example};
+use basalt_tests::{boot, confinement, example};
 
 basalt_tests::on_every_isa!(
     a_live_share_is_listed_read_and_written_through,
@@ -66,60 +66,22 @@ fn list_read_and_write(arch: GuestArch, mode: DirMode) {
     }
 }
 
-/// What `examples/confinement` prints when every attempt fails as it
-/// should: the errnos wasmtime 50 gives on Linux for the same program and
-/// fixtures (63 `EPERM`, 32 `ELOOP`, 37 `ENAMETOOLONG`, 25 `EILSEQ`).
-const CONFINED: &str = "\
-read inside.txt: ok
-read ../outside/secret.txt: errno 63
-read sub/../../outside/secret.txt: errno 63
-read climb: errno 63
-read absolute: errno 63
-read loop1: errno 32
-read climb/x: errno 63
-read long name: errno 37
-read deep path: errno 37
-read invalid UTF-8 name: errno 25
-write through climb: errno 63
-create ../outside/new.txt: errno 63
-mkdir ../outside/newdir: errno 63
-rename inside.txt to ../outside/moved.txt: errno 63
-hard link ../outside/secret.txt: errno 63
-remove ../outside/secret.txt: errno 63
-list ..: errno 63
-read inside.txt again: ok
-confined
-";
-
 fn hostile_paths_cannot_leave_a_live_share(arch: GuestArch) {
     let scratch = Scratch::new(&format!("files-escape-{}", arch.name())).expect("scratch");
-    let (share, outside) = (scratch.0.join("share"), scratch.0.join("outside"));
-    std::fs::create_dir_all(share.join("sub")).expect("mkdir");
-    std::fs::create_dir_all(&outside).expect("mkdir");
-    let secret = outside.join("secret.txt");
-    std::fs::write(&secret, "SECRET\n").expect("write");
-    std::fs::write(share.join("inside.txt"), "inside\n").expect("write");
-    let link = |target: &std::path::Path, name: &str| {
-        std::os::unix::fs::symlink(target, share.join(name)).expect("symlink")
-    };
-    link("../outside/secret.txt".as_ref(), "climb");
-    link(&secret, "absolute");
-    link("loop2".as_ref(), "loop1");
-    link("loop1".as_ref(), "loop2");
+    let (share, outside) = confinement::fixture(&scratch.0).expect("fixture");
     let mut opts = RunOptions::new(example("confinement"));
     opts.arch = arch;
     opts.dirs = vec![(share.clone(), "/data".into())];
     opts.args = vec![b"/data".to_vec()];
     let out = boot(opts, b"");
     out.assert_exit(0);
-    assert_eq!(out.stdout_text(), CONFINED, "{}", out.describe());
-    // Nothing outside changed.
-    let names: Vec<_> = std::fs::read_dir(&outside)
-        .expect("list")
-        .map(|e| e.expect("entry").file_name())
-        .collect();
-    assert_eq!(names, ["secret.txt"]);
-    assert_eq!(std::fs::read_to_string(&secret).expect("read"), "SECRET\n");
+    assert_eq!(
+        out.stdout_text(),
+        confinement::CONFINED,
+        "{}",
+        out.describe()
+    );
+    confinement::assert_outside_untouched(&outside);
 }
 
 fn a_missing_share_is_a_clear_error(arch: GuestArch) {

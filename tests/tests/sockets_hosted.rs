@@ -8,6 +8,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
 use basalt::hosted::Hosted;
+use basalt::run::DirMode;
 use basalt_tests::{example, http};
 
 /// A port nothing listens on now.
@@ -32,6 +33,7 @@ fn the_http_server_answers_and_survives_hostile_clients() {
             args: vec![b"http-server".to_vec()],
             env: Vec::new(),
             dirs: &[],
+            dir_mode: DirMode::Live,
             tcplisten: &listen,
             verbose: false,
         };

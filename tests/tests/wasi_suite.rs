@@ -7,6 +7,7 @@
 use std::sync::{Arc, Mutex};
 
 use basalt::hosted::Hosted;
+use basalt::run::DirMode;
 use basalt_tests::wasi_suite::{
     KNOWN_FAILING, Ran, Scratch, Spec, Tally, judge, prepare_dirs, programs, suite_dir,
 };
@@ -56,6 +57,7 @@ fn run_hosted(suite: &std::path::Path, name: &str, spec: &Spec) -> Result<Ran, S
         args,
         env,
         dirs: &dirs,
+        dir_mode: DirMode::Live,
         tcplisten: &[],
         verbose: false,
     };
@@ -140,6 +142,7 @@ fn writes_through_a_dir_reach_the_host() {
         args: vec![b"write-back".to_vec()],
         env: Vec::new(),
         dirs: &[(dir.clone(), "/data".to_string())],
+        dir_mode: DirMode::Live,
         tcplisten: &[],
         verbose: false,
     };

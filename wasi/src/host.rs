@@ -1,26 +1,20 @@
 //! The hosted backend: WASI services on the host OS, for
 //! `basalt run --hosted` and tests.
 //!
-//! Directories shared with the program (`--dir`) are copied into an
-//! in-memory file system ([`load_dir`]) and the result is written back when
-//! the program ends ([`write_back`]): the program runs on exactly the file
-//! system code the kernel runs, and its writes are visible on the host
-//! afterwards, as under wasmtime.
+//! Directories shared with the program (`--dir`) are live
+//! ([`crate::host_fs::HostFs`]), or with `--dir-mode copy` copied into an
+//! in-memory file system ([`load_dir`]) whose changes stay there.
 
 use alloc::boxed::Box;
-use alloc::vec::Vec;
 use std::collections::HashMap;
-use std::ffi::OsStr;
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::memfs::MemFs;
-use crate::services::{
-    Clocks, Entropy, FileKind, FileSystem, FsError, Inode, Services, Stdio, TimeChange,
-};
+use crate::services::{Clocks, Entropy, FileSystem, FsError, Inode, Services, Stdio, TimeChange};
 
 /// The process's own standard streams.
 pub struct HostStdio;
@@ -183,131 +177,6 @@ fn load_into(
         };
         fs.set_times(ino, nanos(meta.accessed()), nanos(meta.modified()))
             .map_err(fs_err)?;
-    }
-    Ok(())
-}
-
-/// Makes host directory `host` hold what directory `at` of `fs` holds:
-/// entries gone from `fs` are removed, changed files rewritten (and given
-/// their modification time), new ones created; hard links stay links.
-/// Files that did not change are not touched.
-pub fn write_back(fs: &dyn FileSystem, at: Inode, host: &Path) -> io::Result<()> {
-    let mut written = HashMap::new();
-    write_into(fs, at, host, &mut written)
-}
-
-fn entries(fs: &dyn FileSystem, dir: Inode) -> io::Result<Vec<crate::services::DirEntry>> {
-    let mut out = Vec::new();
-    let mut cookie = 0;
-    loop {
-        let batch = fs.read_dir(dir, cookie, 256).map_err(fs_err)?;
-        let Some(last) = batch.last() else {
-            return Ok(out);
-        };
-        cookie = last.next;
-        out.extend(
-            batch
-                .into_iter()
-                .filter(|e| e.name != b"." && e.name != b".."),
-        );
-    }
-}
-
-fn same_kind(kind: FileKind, t: std::fs::FileType) -> bool {
-    match kind {
-        FileKind::Directory => t.is_dir(),
-        FileKind::RegularFile => t.is_file(),
-        FileKind::SymbolicLink => t.is_symlink(),
-        // The memory file systems the hosted runner writes back never
-        // hold these.
-        FileKind::CharacterDevice | FileKind::BlockDevice | FileKind::Socket | FileKind::Other => {
-            false
-        }
-    }
-}
-
-fn write_into(
-    fs: &dyn FileSystem,
-    at: Inode,
-    host: &Path,
-    written: &mut HashMap<Inode, PathBuf>,
-) -> io::Result<()> {
-    let wanted = entries(fs, at)?;
-    for entry in std::fs::read_dir(host)? {
-        let entry = entry?;
-        let name = entry.file_name();
-        let keep = wanted.iter().find(|e| e.name == name.as_bytes());
-        let t = entry.file_type()?;
-        if keep.is_none_or(|e| !same_kind(e.kind, t)) {
-            if t.is_dir() {
-                std::fs::remove_dir_all(entry.path())?;
-            } else {
-                std::fs::remove_file(entry.path())?;
-            }
-        }
-    }
-    for e in wanted {
-        let path = host.join(OsStr::from_bytes(&e.name));
-        match e.kind {
-            FileKind::Directory => {
-                if !path.is_dir() {
-                    std::fs::create_dir(&path)?;
-                }
-                write_into(fs, e.ino, &path, written)?;
-            }
-            FileKind::SymbolicLink => {
-                let target = fs.readlink(e.ino).map_err(fs_err)?;
-                let target = OsStr::from_bytes(&target);
-                if std::fs::read_link(&path).ok().as_deref() != Some(Path::new(target)) {
-                    if path.symlink_metadata().is_ok() {
-                        std::fs::remove_file(&path)?;
-                    }
-                    std::os::unix::fs::symlink(target, &path)?;
-                }
-            }
-            FileKind::RegularFile => {
-                if let Some(first) = written.get(&e.ino) {
-                    let same = match (std::fs::metadata(first), path.symlink_metadata()) {
-                        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
-                        _ => false,
-                    };
-                    if !same {
-                        if path.symlink_metadata().is_ok() {
-                            std::fs::remove_file(&path)?;
-                        }
-                        std::fs::hard_link(first, &path)?;
-                    }
-                    continue;
-                }
-                let st = fs.stat(e.ino).map_err(fs_err)?;
-                let size = usize::try_from(st.size).map_err(io::Error::other)?;
-                let mut data = vec![0; size];
-                let n = fs.read(e.ino, 0, &mut data).map_err(fs_err)?;
-                data.truncate(n);
-                let linked = path
-                    .symlink_metadata()
-                    .is_ok_and(|m| m.nlink() > 1 && !written.values().any(|p| p == &path));
-                if linked || std::fs::read(&path).ok().as_deref() != Some(&data[..]) {
-                    if linked {
-                        // a host hard link the guest broke: do not write through it
-                        std::fs::remove_file(&path)?;
-                    }
-                    std::fs::write(&path, &data)?;
-                    let mtime = UNIX_EPOCH + std::time::Duration::from_nanos(st.mtim);
-                    std::fs::File::options()
-                        .write(true)
-                        .open(&path)?
-                        .set_times(std::fs::FileTimes::new().set_modified(mtime))?;
-                }
-                if st.nlink > 1 {
-                    written.insert(e.ino, path);
-                }
-            }
-            FileKind::CharacterDevice
-            | FileKind::BlockDevice
-            | FileKind::Socket
-            | FileKind::Other => {}
-        }
     }
     Ok(())
 }

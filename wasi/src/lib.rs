@@ -25,6 +25,8 @@ pub mod services;
 #[cfg(feature = "std")]
 pub mod host;
 #[cfg(feature = "std")]
+pub mod host_fs;
+#[cfg(feature = "std")]
 pub mod host_net;
 
 pub use ctx::{Descriptor, Node, WasiCtx};
