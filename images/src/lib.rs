@@ -6,7 +6,7 @@
 //! QEMU ([`vm`]); `--hosted` runs the same runtime in this process instead
 //! ([`hosted`]). `basalt wast` runs spec-test scripts hosted ([`wast`]).
 
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 
 pub mod accel;
 pub mod bundle;

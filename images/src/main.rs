@@ -1,6 +1,6 @@
 //! `basalt`: runs WebAssembly programs in Basalt VMs (see `basalt --help`).
 
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 
 fn main() {
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();

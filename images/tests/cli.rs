@@ -1,6 +1,8 @@
 //! The `basalt` binary as a user runs it: real processes, real QEMU, exit
 //! codes and the separation of stdout and stderr.
 
+#![forbid(unsafe_code)]
+
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 

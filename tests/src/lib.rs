@@ -2,6 +2,8 @@
 //! a module in QEMU with in-memory streams and a deadline, and report the
 //! kernel log whenever an expectation fails.
 
+#![forbid(unsafe_code)]
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;

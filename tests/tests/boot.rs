@@ -2,6 +2,8 @@
 //! stdout, stderr and exit codes — the same test code for every guest ISA
 //! (`x86_64::…` and `aarch64::…`), so the outputs must be identical.
 
+#![forbid(unsafe_code)]
+
 use basalt::guest::GuestArch;
 use basalt::run::RunOptions;
 use basalt::vm::Machine;

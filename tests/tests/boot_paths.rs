@@ -7,6 +7,8 @@
 //! example and a `--dir` example once and checks their output, stderr and
 //! exit code, read back through the one console these machines have.
 
+#![forbid(unsafe_code)]
+
 use std::path::{Path, PathBuf};
 
 use basalt::guest::GuestArch;

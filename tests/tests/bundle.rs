@@ -3,6 +3,8 @@
 //! without panicking. The reader is the kernel's own file, compiled here
 //! as it is (it needs only `core` and `alloc`).
 
+#![forbid(unsafe_code)]
+
 extern crate alloc;
 
 #[allow(dead_code)]

@@ -3,6 +3,8 @@
 //! `BASALT_DIFF_CASES=100000 cargo test -p basalt-tests --release --test
 //! differential`, or the `cargo fuzz` target in `fuzz/`.
 
+#![forbid(unsafe_code)]
+
 use basalt_tests::differential::{Verdict, check};
 
 /// xorshift64*: deterministic case bytes from a seed.

@@ -8,6 +8,8 @@
 //! too. Runs on CPUs other than `max` use the in-guest compiler:
 //! host-compiled code assumes `max`'s features.
 
+#![forbid(unsafe_code)]
+
 use basalt::guest::GuestArch;
 use basalt::run::RunOptions;
 use basalt::vm::Machine;

@@ -1,6 +1,8 @@
 //! Bad input and guest failures: every trap kind, malformed modules,
 //! missing files. Each gives a clear message and a distinct exit code.
 
+#![forbid(unsafe_code)]
+
 use basalt::CliError;
 use basalt::guest::GuestArch;
 use basalt::run::{RunOptions, run_vm};

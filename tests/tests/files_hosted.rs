@@ -4,6 +4,8 @@
 //! put edited files back and deleted new ones at exit); the same hostile
 //! paths as in a VM get the same errnos.
 
+#![forbid(unsafe_code)]
+
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 

@@ -6,6 +6,8 @@
 //! (`--dir-mode copy`): the same program sees the same files, its writes
 //! stay in the VM, and files the VM cannot hold are a clear error.
 
+#![forbid(unsafe_code)]
+
 use std::path::PathBuf;
 
 use basalt::guest::GuestArch;

@@ -3,6 +3,8 @@
 //! panic or a hang. The same programs run hosted in the crates' own tests
 //! (`wasi/tests/preview1.rs`, `runtime/tests/hosted.rs`).
 
+#![forbid(unsafe_code)]
+
 use basalt::guest::GuestArch;
 use basalt::run::RunOptions;
 use basalt_tests::{boot, wat_file};

@@ -4,6 +4,8 @@
 //! shows; and broken images — no bundle, cut short, built for the other
 //! ISA — say what is wrong on the console and power the machine off.
 
+#![forbid(unsafe_code)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;

@@ -9,6 +9,8 @@
 //! ICMP echo (which smoltcp answers) cannot be checked here: QEMU's
 //! user-mode network does not route the host's pings into the VM.
 
+#![forbid(unsafe_code)]
+
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::thread::{self, JoinHandle};

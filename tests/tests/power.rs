@@ -5,6 +5,8 @@
 //! the test deadline is reported as timed out, not as an exit. On AArch64
 //! the kernel calls PSCI `SYSTEM_OFF`.
 
+#![forbid(unsafe_code)]
+
 use basalt::guest::GuestArch;
 use basalt::run::RunOptions;
 use basalt::vm::Machine;

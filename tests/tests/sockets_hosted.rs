@@ -4,6 +4,8 @@
 //! vanish or send garbage. The in-VM version of the same checks is
 //! `sockets_in_vm.rs`.
 
+#![forbid(unsafe_code)]
+
 use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 

@@ -9,6 +9,8 @@
 //! network) and must go on serving. Every wait has a deadline; a failure
 //! prints the kernel log.
 
+#![forbid(unsafe_code)]
+
 use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 

@@ -10,6 +10,8 @@
 //! (`cargo test -p basalt-tests --test spec -- --nocapture`;
 //! `BASALT_SPEC_ONLY=simd_` picks files by name).
 
+#![forbid(unsafe_code)]
+
 use basalt::wast::{self, Counts};
 use basalt_tests::spec::{Tally, in_scope, scope_files, suite_dir};
 

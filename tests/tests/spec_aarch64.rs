@@ -13,6 +13,8 @@
 //! `cargo test -p basalt-tests --test spec_aarch64 -- --nocapture` prints
 //! per-file counts and a total. An AArch64 host runs the suite natively in
 //! `spec.rs` instead.
+
+#![forbid(unsafe_code)]
 #![cfg(not(target_arch = "aarch64"))]
 
 use std::collections::HashMap;

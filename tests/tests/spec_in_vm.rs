@@ -10,6 +10,8 @@
 //! `assert_invalid` and `assert_malformed` are checked on the host (no code
 //! runs for them), as are modules that do not compile.
 
+#![forbid(unsafe_code)]
+
 use basalt::guest::GuestArch;
 use basalt::spec_batch;
 use basalt_tests::spec::{Tally, scope_files};

@@ -4,6 +4,8 @@
 //! copy of its fixtures shared through `--dir`, and must pass unless it is
 //! in [`KNOWN_FAILING`](basalt_tests::wasi_suite::KNOWN_FAILING).
 
+#![forbid(unsafe_code)]
+
 use std::sync::{Arc, Mutex};
 
 use basalt::hosted::Hosted;

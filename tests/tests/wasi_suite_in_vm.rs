@@ -10,6 +10,8 @@
 //! the CLI's: KVM for x86-64 guests when it works; AArch64 guests always
 //! run under TCG); `BASALT_WASI_ONLY=a,b` runs only the named programs.
 
+#![forbid(unsafe_code)]
+
 use std::path::Path;
 use std::time::{Duration, Instant};
 

@@ -9,7 +9,7 @@
 //! or [`add_to_linker`] to combine WASI with other host functions.
 
 #![cfg_attr(not(feature = "std"), no_std)]
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 
 extern crate alloc;
 

@@ -2,6 +2,7 @@
 //! command module and checks the errno or output it gets. Standard streams
 //! are captured in memory; clocks and entropy are the host's.
 
+#![forbid(unsafe_code)]
 #![allow(
     clippy::unwrap_used,
     reason = "test helpers: a failure is a test failure"
