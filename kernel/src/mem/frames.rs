@@ -19,6 +19,27 @@ pub struct FrameAllocator {
     pub in_use: u64,
     /// frames managed in all
     pub total: u64,
+    /// frames only the kernel may take ([`Pool::Kernel`]): programs'
+    /// memories stop short of them, so a program that takes every frame
+    /// it can still leaves the kernel room for its heap and page tables
+    pub reserve: u64,
+}
+
+/// Who a frame is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pool {
+    /// the kernel itself (heap, page tables, stacks, DMA): may use the
+    /// reserve
+    Kernel,
+    /// a program's memory, code or tables: never the reserve
+    Program,
+}
+
+/// The reserve: 1/32 of RAM, at least 4 MiB and at most 64 MiB, and never
+/// more than a quarter of RAM.
+fn reserve_for(total: u64) -> u64 {
+    let frames = |mib: u64| (mib << 20) / FRAME;
+    (total / 32).clamp(frames(4), frames(64)).min(total / 4)
 }
 
 fn subtract(ranges: &mut [PhysRange; MAX_RANGES], count: &mut usize, hole: PhysRange) {
@@ -108,7 +129,17 @@ impl FrameAllocator {
             free_list: 0,
             in_use: 0,
             total,
+            reserve: reserve_for(total),
         }
+    }
+
+    /// A frame for `pool` (not zeroed): for a program only while more than
+    /// the reserve is free.
+    pub fn allocate_for(&mut self, pool: Pool) -> Option<u64> {
+        if pool == Pool::Program && self.total.saturating_sub(self.in_use) <= self.reserve {
+            return None;
+        }
+        self.allocate()
     }
 
     /// A frame (not zeroed), or `None` when RAM is exhausted.

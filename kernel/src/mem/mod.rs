@@ -13,7 +13,7 @@ use basalt_drivers::virtio::pci::PciRegion;
 use basalt_drivers::virtio::{Dma, DmaError, DmaRegion};
 use spin::Mutex;
 
-use frames::FrameAllocator;
+use frames::{FrameAllocator, Pool};
 
 /// The frame allocator; also guards page-table changes (take it before
 /// touching page tables).
@@ -74,6 +74,21 @@ pub fn frame_stats() -> (u64, u64) {
 /// # Safety
 /// The range must be in the dynamic area and not referenced by Rust code.
 pub unsafe fn map_zeroed(addr: usize, len: usize, access: Access) -> Result<(), MemError> {
+    // SAFETY: forwarded contract.
+    unsafe { map_zeroed_for(addr, len, access, Pool::Kernel) }
+}
+
+/// [`map_zeroed`] with frames from `pool`: a program's pages never take
+/// the kernel's reserve ([`frames::FrameAllocator::reserve`]).
+///
+/// # Safety
+/// As for [`map_zeroed`].
+pub unsafe fn map_zeroed_for(
+    addr: usize,
+    len: usize,
+    access: Access,
+    pool: Pool,
+) -> Result<(), MemError> {
     check_range(addr, len)?;
     let mut guard = FRAMES.lock();
     let fa = guard.as_mut().ok_or(MemError::OutOfMemory)?;
@@ -90,7 +105,7 @@ pub unsafe fn map_zeroed(addr: usize, len: usize, access: Access) -> Result<(), 
             done += PAGE_SIZE;
             continue;
         }
-        let result = match fa.allocate() {
+        let result = match fa.allocate_for(pool) {
             None => Err(MemError::OutOfMemory),
             Some(frame) => {
                 // SAFETY: a fresh frame, identity-mapped, ours alone.

@@ -74,7 +74,7 @@ impl Platform for KernelPlatform {
     fn commit(&self, addr: usize, len: usize) -> Result<(), PlatformError> {
         // SAFETY: reservations handed out by `reserve` are referenced only
         // through the runtime's raw pointers, which expect the change.
-        unsafe { super::map_zeroed(addr, len, Access::DATA) }.map_err(err)
+        unsafe { super::map_zeroed_for(addr, len, Access::DATA, super::Pool::Program) }.map_err(err)
     }
 
     fn decommit(&self, addr: usize, len: usize) -> Result<(), PlatformError> {

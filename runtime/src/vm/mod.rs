@@ -14,7 +14,6 @@ use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::String;
 use alloc::sync::Arc;
-use alloc::vec;
 use alloc::vec::Vec;
 use core::alloc::Layout;
 use core::ptr::NonNull;
@@ -245,7 +244,18 @@ impl VMTable {
                 ty.minimum
             )));
         }
-        let mut storage = vec![init; ty.minimum as usize];
+        // The module sizes this: an allocation that fails is an error the
+        // caller reports, never an abort.
+        let mut storage = Vec::new();
+        storage
+            .try_reserve_exact(ty.minimum as usize)
+            .map_err(|_| {
+                Error::Instantiate(format!(
+                    "cannot allocate a table of {} elements: out of memory",
+                    ty.minimum
+                ))
+            })?;
+        storage.resize(ty.minimum as usize, init);
         let elements = storage.as_mut_ptr();
         Ok(Box::new(VMTable {
             elements,
