@@ -84,22 +84,30 @@ fn below<'p>(path: &'p [u8], prefix: &[u8]) -> Option<&'p [u8]> {
     rest.strip_prefix(b"/")
 }
 
-/// Bytes the memory file system will count for `e` (file data, link target).
-fn cost(e: &Entry<'_>) -> u64 {
-    match &e.kind {
-        EntryKind::File => e.data.len() as u64,
-        EntryKind::Symlink(t) => t.len() as u64,
-        EntryKind::Directory | EntryKind::HardLink(_) => 0,
-    }
+/// Bytes the memory file system will charge for `e`, which lies at `rel`
+/// below its share's root: file data or link target, and the inode and
+/// name ([`basalt_wasi::memfs::NODE_COST`], [`basalt_wasi::memfs::entry_cost`]).
+fn cost(e: &Entry<'_>, rel: &[u8]) -> u64 {
+    use basalt_wasi::memfs::{NODE_COST, entry_cost};
+    let Some(name) = rel.split(|c| *c == b'/').rfind(|n| !n.is_empty()) else {
+        // the share's root itself
+        return 0;
+    };
+    let node = match &e.kind {
+        EntryKind::File => e.data.len() as u64 + NODE_COST,
+        EntryKind::Symlink(t) => t.len() as u64 + NODE_COST,
+        EntryKind::Directory => NODE_COST,
+        EntryKind::HardLink(_) => 0,
+    };
+    node + entry_cost(name)
 }
 
-/// Bytes of data the entries under `prefix` need.
+/// Bytes the entries under `prefix` need in a memory file system.
 pub fn bytes_under(bundle: &Bundle<'_>, prefix: &str) -> u64 {
     bundle
         .entries()
         .iter()
-        .filter(|e| below(&e.raw_path, prefix.as_bytes()).is_some())
-        .map(cost)
+        .filter_map(|e| below(&e.raw_path, prefix.as_bytes()).map(|rel| cost(e, rel)))
         .sum()
 }
 

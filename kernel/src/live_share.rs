@@ -331,12 +331,24 @@ impl<T: Transport> State<T> {
             _ => (0, 0),
         };
         let mut out = Vec::new();
+        let mut scanned = 0u64;
         'reading: loop {
+            let asked = offset;
             let batch = self.client.readdir(fid, offset).map_err(fs_error)?;
             if batch.is_empty() {
                 break;
             }
+            // A server whose offsets do not move on (or that never ends a
+            // listing) would keep this loop going for ever: it is an I/O
+            // error instead.
+            if batch.last().is_some_and(|e| e.offset == asked) {
+                return Err(FsError::Io);
+            }
             for e in batch {
+                scanned += 1;
+                if scanned > MAX_LISTING {
+                    return Err(FsError::Io);
+                }
                 offset = e.offset;
                 if e.name == b"." || e.name == b".." {
                     continue;
@@ -356,6 +368,10 @@ impl<T: Transport> State<T> {
         Ok(out)
     }
 }
+
+/// The most entries one listing call reads from the server (a directory
+/// of more is an I/O error rather than a loop without end).
+const MAX_LISTING: u64 = 1 << 24;
 
 impl<T: Transport + Send> FileSystem for LiveShare<T> {
     fn root(&self) -> Inode {

@@ -6,8 +6,9 @@
 //! name or a descriptor refers to it ([`FileSystem::retain`]). Timestamps
 //! come from a clock callback. Directory listings resume from cookies that
 //! stay valid while the directory changes: each entry is numbered when it
-//! is added. Data is capped by a byte capacity, so a guest asking for a
-//! huge file gets `ENOSPC` rather than exhausting the heap.
+//! is added. Data, inodes and names are charged against a byte capacity,
+//! so a guest asking for a huge file, or for millions of empty files or
+//! long names, gets `ENOSPC` rather than exhausting the heap.
 
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
@@ -80,14 +81,27 @@ impl Node {
 struct State {
     nodes: BTreeMap<Inode, Node>,
     next_ino: Inode,
-    /// bytes of file data and link targets held
+    /// bytes charged: file data and link targets, plus [`NODE_COST`] per
+    /// inode and [`entry_cost`] per directory entry
     used: u64,
+    /// the most `used` may reach
+    capacity: u64,
+}
+
+/// What one inode costs against the capacity besides its data (its
+/// bookkeeping in memory), so a program cannot fill the heap with empty
+/// files or directories.
+pub const NODE_COST: u64 = 256;
+
+/// What one directory entry costs against the capacity: its name (held
+/// twice, by name and by cookie) and its bookkeeping.
+pub fn entry_cost(name: &[u8]) -> u64 {
+    2 * name.len() as u64 + 128
 }
 
 /// The in-memory file system.
 pub struct MemFs {
     dev: u64,
-    capacity: u64,
     clock: Clock,
     state: Mutex<State>,
 }
@@ -165,6 +179,7 @@ impl State {
         let d = self.dir_mut(dir)?;
         let cookie = d.by_name.remove(name).ok_or(FsError::NotFound)?;
         d.by_cookie.remove(&cookie);
+        self.used = self.used.saturating_sub(entry_cost(name));
         self.touch_dir(dir, now);
         Ok(())
     }
@@ -199,7 +214,7 @@ impl State {
         {
             let bytes = n.bytes();
             self.nodes.remove(&ino);
-            self.used = self.used.saturating_sub(bytes);
+            self.used = self.used.saturating_sub(bytes + NODE_COST);
         }
     }
 
@@ -220,10 +235,10 @@ impl State {
         ino
     }
 
-    /// Makes room for `more` bytes of data.
-    fn charge(&mut self, more: u64, capacity: u64) -> Result<(), FsError> {
+    /// Makes room for `more` bytes.
+    fn charge(&mut self, more: u64) -> Result<(), FsError> {
         let used = self.used.checked_add(more).ok_or(FsError::NoSpace)?;
-        if used > capacity {
+        if used > self.capacity {
             return Err(FsError::NoSpace);
         }
         self.used = used;
@@ -246,7 +261,8 @@ impl State {
 
 impl MemFs {
     /// An empty file system (just its root directory) numbered `dev`,
-    /// holding at most `capacity` bytes of data, with timestamps from `clock`.
+    /// holding at most `capacity` bytes (data, inodes and names), with
+    /// timestamps from `clock`.
     pub fn new(dev: u64, capacity: u64, clock: Clock) -> MemFs {
         let now = clock();
         let mut nodes = BTreeMap::new();
@@ -269,17 +285,18 @@ impl MemFs {
         );
         MemFs {
             dev,
-            capacity,
             clock,
             state: Mutex::new(State {
                 nodes,
                 next_ino: ROOT + 1,
                 used: 0,
+                capacity,
             }),
         }
     }
 
-    /// Bytes of data held (file contents and link targets).
+    /// Bytes charged against the capacity: file contents and link
+    /// targets, and the bookkeeping of inodes and names.
     pub fn used(&self) -> u64 {
         self.state.lock().used
     }
@@ -300,7 +317,7 @@ impl MemFs {
             Data::Symlink(t) => t.len() as u64,
             _ => 0,
         };
-        st.charge(bytes, self.capacity)?;
+        st.charge(bytes + NODE_COST + entry_cost(name))?;
         let ino = st.new_node(data, now);
         st.add_entry(dir, name, ino, now)?;
         Ok(ino)
@@ -318,7 +335,7 @@ impl MemFs {
         };
         let new_len = usize::try_from(size).map_err(|_| FsError::NoSpace)?;
         if size > len {
-            st.charge(size - len, self.capacity)?;
+            st.charge(size - len)?;
         }
         let Data::File(data) = &mut st.node_mut(ino)?.data else {
             return Err(FsError::InvalidArgument);
@@ -426,6 +443,7 @@ impl FileSystem for MemFs {
         if st.live_dir(dir)?.by_name.contains_key(name) {
             return Err(FsError::Exists);
         }
+        st.charge(entry_cost(name))?;
         let n = st.node_mut(ino)?;
         n.nlink += 1;
         n.ctim = now;
@@ -494,6 +512,9 @@ impl FileSystem for MemFs {
         if is_dir && st.is_within(to_dir, ino) {
             return Err(FsError::InvalidArgument);
         }
+        // The new name is charged before anything changes; the names
+        // removed below give their share back.
+        st.charge(entry_cost(to_name))?;
         if let Some(existing) = replaced {
             st.remove_entry(to_dir, to_name, now)?;
             st.unlinked(existing, now);
@@ -713,6 +734,28 @@ mod tests {
     }
 
     #[test]
+    fn empty_files_and_names_are_charged_until_the_capacity_runs_out() {
+        let fs = MemFs::new(1, 64 << 10, Box::new(|| 0));
+        let root = fs.root();
+        let mut made = 0;
+        let full = loop {
+            let name = alloc::format!("{made:0>200}");
+            match fs.create_directory(root, name.as_bytes()) {
+                Ok(_) => made += 1,
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(full, FsError::NoSpace);
+        assert!(made > 50 && made < 200, "{made}");
+        // A rename to a longer name needs room too; removing frees it all.
+        for i in 0..made {
+            fs.remove_directory(root, alloc::format!("{i:0>200}").as_bytes())
+                .unwrap();
+        }
+        assert_eq!(fs.used(), 0);
+    }
+
+    #[test]
     fn hostile_sizes_and_names() {
         let fs = fs();
         let f = fs.create_file(fs.root(), b"f").unwrap();
@@ -720,7 +763,8 @@ mod tests {
         assert_eq!(fs.set_size(f, u64::MAX), Err(FsError::FileTooBig));
         assert_eq!(fs.write(f, u64::MAX, b"x"), Err(FsError::FileTooBig));
         assert_eq!(fs.write(f, 1 << 30, b"x"), Err(FsError::NoSpace));
-        assert_eq!(fs.used(), 0);
+        // Only the empty file's inode and name are charged.
+        assert_eq!(fs.used(), NODE_COST + entry_cost(b"f"));
         let long = [b'a'; NAME_MAX + 1];
         assert_eq!(fs.create_file(fs.root(), &long), Err(FsError::NameTooLong));
         assert_eq!(
