@@ -365,7 +365,10 @@ impl<'a> Node<'a> {
     pub fn raw_reg(&self) -> impl Iterator<Item = (u64, u64)> + 'a {
         let (ac, sc) = (self.parent_cells.0 as usize, self.parent_cells.1 as usize);
         let value = self.property("reg").unwrap_or(&[]);
-        let entry = (ac + sc) * 4;
+        let entry = ac
+            .checked_add(sc)
+            .and_then(|n| n.checked_mul(4))
+            .unwrap_or(0);
         let count = value.len().checked_div(entry).unwrap_or(0);
         (0..count).filter_map(move |i| {
             let base = i * entry;
@@ -399,7 +402,10 @@ impl<'a> Node<'a> {
             let child_ac = self.ancestor_cells[d].0 as usize;
             let child_sc = self.ancestor_cells[d].1 as usize;
             let parent_ac = self.ancestor_cells[d - 1].0 as usize;
-            let entry = (child_ac + parent_ac + child_sc) * 4;
+            let entry = child_ac
+                .checked_add(parent_ac)?
+                .checked_add(child_sc)?
+                .checked_mul(4)?;
             let count = ranges.len().checked_div(entry)?;
             addr = (0..count).find_map(|i| {
                 let base = i * entry;
@@ -484,7 +490,13 @@ impl<'a> Node<'a> {
         } else {
             &[]
         };
-        let entry = (3 + parent_ac + own_sc) * 4;
+        // Cell counts come from the tree: a hostile one must not overflow
+        // (entries of more than two cells per number are skipped anyway).
+        let entry = 3usize
+            .checked_add(parent_ac)
+            .and_then(|n| n.checked_add(own_sc))
+            .and_then(|n| n.checked_mul(4))
+            .unwrap_or(0);
         let count = value.len().checked_div(entry).unwrap_or(0);
         (0..count).filter_map(move |i| {
             let base = i * entry;

@@ -17,6 +17,8 @@ pub mod confinement;
 pub mod differential;
 pub mod firmware;
 pub mod http;
+pub mod mutate;
+pub mod parsers;
 pub mod spec;
 pub mod wasi_suite;
 

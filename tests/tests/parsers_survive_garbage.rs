@@ -1,0 +1,112 @@
+//! Smoke runs of every host-testable parser of outside input against
+//! mutated real samples: the device-tree reader, the ACPI readers (QEMU's
+//! own tables), the AOT artifact loader and the module loader. Each must
+//! answer with a value or an error, never panic or hang. The open-ended
+//! searches are `cargo fuzz` targets (`fuzz/`); these runs are short and
+//! deterministic (a failure names its seed).
+
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+
+use basalt_drivers::acpi;
+use basalt_tests::mutate::{Rng, mutate};
+use basalt_tests::parsers::{
+    RSDP_AT, Tables, acpi_machine, fix_checksum, read_all_acpi, walk_device_tree,
+};
+
+/// Mutations per sample (parsers that compile code get fewer).
+const ROUNDS: u64 = 4000;
+
+/// Runs `f` on `rounds` mutations of each sample, reporting the seed of a
+/// panic.
+fn smoke(what: &str, samples: &[Vec<u8>], rounds: u64, f: impl Fn(&[u8])) {
+    for (i, sample) in samples.iter().enumerate() {
+        f(sample);
+        for round in 0..rounds {
+            let seed = (i as u64) << 32 | round;
+            let input = mutate(sample, &mut Rng::new(seed));
+            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&input))).is_err() {
+                panic!("{what}: sample {i}, seed {seed:#x} panicked");
+            }
+        }
+    }
+}
+
+// ---- device trees ---------------------------------------------------------
+
+#[test]
+fn device_trees() {
+    let mut samples = vec![
+        basalt::firecracker_aarch64::device_tree(
+            512,
+            "basalt.console=framed",
+            (0x9000_0000, 0x9010_0000),
+        )
+        .expect("device tree"),
+    ];
+    if let Ok(pi) = std::fs::read("/usr/local/share/basalt/bcm2711-rpi-4-b.dtb") {
+        samples.push(pi);
+    }
+    smoke("device tree", &samples, ROUNDS, walk_device_tree);
+}
+
+// ---- ACPI -----------------------------------------------------------------
+
+#[test]
+fn acpi_tables() {
+    let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../drivers/src/acpi/fixtures");
+    for m in ["qemu-virt", "qemu-q35", "qemu-microvm"] {
+        // (QEMU `virt`'s fixture has two MADTs, GICv2 and GICv3: both
+        // are listed, as a hostile firmware might.)
+        let mem = acpi_machine(&fixtures.join(m));
+        let clean = Tables(mem.clone());
+        read_all_acpi(&clean);
+        assert!(
+            acpi::find_rsdp(&clean, Some(RSDP_AT), None).is_ok(),
+            "{m}: the relaid tables must read"
+        );
+        let addrs: Vec<u64> = mem.keys().copied().collect();
+        for round in 0..ROUNDS {
+            let mut rng = Rng::new(round + 1);
+            let at = addrs[rng.below(addrs.len())];
+            let mut table = mutate(&mem[&at], &mut rng);
+            // Half the time the checksum is made right again, so the
+            // readers get past it.
+            if rng.below(2) == 0 {
+                if at == RSDP_AT {
+                    fix_checksum(&mut table, 8, 20);
+                    fix_checksum(&mut table, 32, 36);
+                } else {
+                    let len = table.len();
+                    fix_checksum(&mut table, 9, len);
+                }
+            }
+            let mut broken = mem.clone();
+            broken.insert(at, table);
+            let broken = Tables(broken);
+            if std::panic::catch_unwind(|| read_all_acpi(&broken)).is_err() {
+                panic!(
+                    "ACPI {m}: seed {:#x} (table at {at:#x}) panicked",
+                    round + 1
+                );
+            }
+        }
+    }
+}
+
+// ---- modules and artifacts ------------------------------------------------
+
+#[test]
+fn modules_and_artifacts() {
+    use basalt_runtime::{Config, Engine, Module};
+    let engine = Engine::new(Config::hosted()).expect("engine");
+    let wasm = std::fs::read(basalt_tests::example("hello")).expect("hello.wasm");
+    let artifact = Module::compile_artifact(&engine, &wasm).expect("artifact");
+    smoke("module", std::slice::from_ref(&wasm), 300, |w| {
+        let _ = Module::new(&engine, w);
+    });
+    smoke("artifact", std::slice::from_ref(&artifact), 300, |a| {
+        let _ = Module::from_artifact(&engine, &wasm, a);
+    });
+}
