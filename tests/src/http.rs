@@ -3,8 +3,13 @@
 //! stops answering fails a test instead of hanging it.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
+
+use basalt::guest::GuestArch;
+use basalt::run::RunOptions;
+
+use crate::{Outcome, boot, example};
 
 /// How long one request may take.
 pub const TIMEOUT: Duration = Duration::from_secs(60);
@@ -165,4 +170,58 @@ pub fn stress(addr: SocketAddr) -> Result<(), String> {
         Ok(a) if a.status == 200 && a.body == HELLO.as_bytes() => Ok(()),
         other => Err(format!("after the stress the server answered {other:?}")),
     }
+}
+
+/// A port nothing listens on now (QEMU binds it shortly after).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Boots `examples/http-server --allow-quit` listening on guest port 8080
+/// with `configure`'s network, waits until `addr` answers `GET /` with the
+/// example's text, runs `checks`, then asks the server to quit (whatever
+/// happened, so the VM's report can be read) and expects exit code 0.
+/// A failed check panics with the kernel log.
+pub fn serve_and_check<T>(
+    arch: GuestArch,
+    addr: SocketAddr,
+    configure: impl FnOnce(&mut RunOptions),
+    checks: impl FnOnce() -> Result<T, String>,
+) -> (T, Outcome) {
+    let mut opts = RunOptions::new(example("http-server"));
+    opts.arch = arch;
+    opts.args = vec![b"--allow-quit".to_vec()];
+    opts.tcplisten = vec!["0.0.0.0:8080".into()];
+    configure(&mut opts);
+    let vm = std::thread::spawn(move || boot(opts, b""));
+    let result = (|| {
+        let hello = wait_until_serving(addr, Duration::from_secs(180), &|| vm.is_finished())
+            .map_err(|e| format!("the server never answered: {e}"))?;
+        if (hello.status, &hello.body[..]) != (200, HELLO.as_bytes()) {
+            return Err(format!("GET / answered {hello:?}"));
+        }
+        checks()
+    })();
+    let _ = exchange(addr, b"POST /quit HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
+    let out = vm.join().expect("the VM thread");
+    let value = match result {
+        Ok(v) => v,
+        Err(e) => panic!("{e}\n{}", out.describe()),
+    };
+    out.assert_exit(0);
+    assert!(
+        out.stderr_text().contains("asked to quit"),
+        "{}",
+        out.describe()
+    );
+    (value, out)
+}
+
+/// A forwarded address on the host's loopback for guest port 8080.
+pub fn forwarded() -> (u16, SocketAddr) {
+    let port = free_port();
+    (port, format!("127.0.0.1:{port}").parse().expect("address"))
 }

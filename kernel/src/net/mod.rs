@@ -13,7 +13,12 @@
 //! sockets listening on its port, and every received frame is followed
 //! by a check that turns those which left the listening state into
 //! pending connections and puts fresh listening sockets in their place, so
-//! a burst of connection requests finds a listener each.
+//! a burst of connection requests finds a listener each. At most
+//! [`MAX_PENDING`] connections wait for the program to accept them: a
+//! half-open one (its handshake unfinished) is dropped after 5 s or when
+//! a newer request needs its place, so a flood of requests that never
+//! complete cannot lock clients out; socket buffers are allocated
+//! fallibly, and at most [`INGRESS_BUDGET`] frames are taken in per poll.
 //!
 //! The stack is driven (frames in, timers, frames out) in every
 //! [`Network`] call and in [`Network::wait`], which halts the CPU between
@@ -26,7 +31,6 @@ mod phy;
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::string::String;
 use alloc::sync::Arc;
-use alloc::vec;
 use alloc::vec::Vec;
 use core::net::Ipv4Addr;
 
@@ -49,6 +53,23 @@ pub use netcheck::run as netcheck;
 
 /// Sockets kept listening per listener.
 pub const BACKLOG: usize = 8;
+/// Connections a listener holds that the program has not accepted yet
+/// (being set up or established): past this, new connection requests are
+/// refused until the program accepts some — a real listen backlog.
+pub const MAX_PENDING: usize = 128;
+/// How long a connection may stay half-open (its handshake unfinished)
+/// before it is dropped: a flood of connection requests that never
+/// complete ties up nothing for long.
+const HALF_OPEN_NS: u64 = 5_000_000_000;
+/// An accepted connection with unacknowledged data and no progress for
+/// this long is aborted (smoltcp's timeout); idle ones are probed.
+const CONNECTION_TIMEOUT_S: u64 = 60;
+/// How often an idle connection is probed (TCP keep-alive), so a peer
+/// that vanished is noticed and its connection times out.
+const KEEP_ALIVE_S: u64 = 30;
+/// Frames taken in per poll: a flood is worked through a budget at a time,
+/// and the program runs in between.
+const INGRESS_BUDGET: usize = 256;
 /// Bytes of each connection's receive and of its send buffer.
 pub const SOCKET_BUFFER: usize = 64 * 1024;
 /// The most TCP sockets (listening, pending, accepted, closing) at once.
@@ -285,7 +306,8 @@ fn bring_up() -> Result<Arc<KernelNetwork>, NetSetupError> {
 struct Listener {
     endpoint: IpListenEndpoint,
     listening: Vec<SocketHandle>,
-    pending: VecDeque<SocketHandle>,
+    /// with the time (monotonic ns) each left listening
+    pending: VecDeque<(SocketHandle, u64)>,
 }
 
 /// An accepted connection.
@@ -315,12 +337,22 @@ struct Stack {
     next_id: SocketId,
 }
 
-fn new_tcp_socket() -> tcp::Socket<'static> {
-    let rx = tcp::SocketBuffer::new(vec![0u8; SOCKET_BUFFER]);
-    let tx = tcp::SocketBuffer::new(vec![0u8; SOCKET_BUFFER]);
-    let mut s = tcp::Socket::new(rx, tx);
+/// A fresh socket with its buffers, or `None` when the heap has no room
+/// for them (a peer's connection requests must not end in a kernel panic).
+fn new_tcp_socket() -> Option<tcp::Socket<'static>> {
+    let buffer = || {
+        let mut b = Vec::new();
+        b.try_reserve_exact(SOCKET_BUFFER).ok()?;
+        b.resize(SOCKET_BUFFER, 0u8);
+        Some(tcp::SocketBuffer::new(b))
+    };
+    let mut s = tcp::Socket::new(buffer()?, buffer()?);
     s.set_nagle_enabled(false);
-    s
+    s.set_timeout(Some(smoltcp::time::Duration::from_secs(
+        CONNECTION_TIMEOUT_S,
+    )));
+    s.set_keep_alive(Some(smoltcp::time::Duration::from_secs(KEEP_ALIVE_S)));
+    Some(s)
 }
 
 /// Whether a socket no longer listening has a connection to hand out.
@@ -351,7 +383,7 @@ impl Stack {
         let now = now();
         self.phy.nic().ack_interrupt();
         self.iface.poll_maintenance(now);
-        loop {
+        for _ in 0..INGRESS_BUDGET {
             match self
                 .iface
                 .poll_ingress_single(now, &mut self.phy, &mut self.sockets)
@@ -368,7 +400,32 @@ impl Stack {
             == PollResult::SocketStateChanged
         {}
         self.dhcp_events();
+        self.drop_half_open();
         self.reap();
+    }
+
+    /// Drops connections whose handshake has not finished within
+    /// [`HALF_OPEN_NS`], and lets their listeners listen again.
+    fn drop_half_open(&mut self) {
+        let now_ns = crate::time::monotonic_ns();
+        let mut dropped = false;
+        for l in self.listeners.values_mut() {
+            let sockets = &mut self.sockets;
+            l.pending.retain(|&(h, since)| {
+                let s = sockets.get_mut::<tcp::Socket<'_>>(h);
+                let stale = s.state() == tcp::State::SynReceived
+                    && now_ns.saturating_sub(since) > HALF_OPEN_NS;
+                if stale {
+                    s.abort();
+                    sockets.remove(h);
+                    dropped = true;
+                }
+                !stale
+            });
+        }
+        if dropped {
+            self.replenish();
+        }
     }
 
     fn dhcp_events(&mut self) {
@@ -400,6 +457,7 @@ impl Stack {
     /// Moves sockets that left the listening state to their listener's
     /// pending queue and listens with fresh ones in their place.
     fn replenish(&mut self) {
+        let now_ns = crate::time::monotonic_ns();
         let mut total = None;
         for l in self.listeners.values_mut() {
             let mut i = 0;
@@ -409,15 +467,34 @@ impl Stack {
                     i += 1;
                 } else {
                     l.listening.swap_remove(i);
-                    l.pending.push_back(h);
+                    l.pending.push_back((h, now_ns));
                 }
             }
-            while l.listening.len() < BACKLOG {
+            // A backlog full of half-open connections gives up its oldest
+            // for new requests (a flood of requests that never complete
+            // must not lock real clients out until they time out); one full
+            // of established connections the program has not accepted
+            // listens no more, and smoltcp refuses (resets) requests no
+            // socket listens for.
+            while l.listening.len() < BACKLOG && l.pending.len() + l.listening.len() >= MAX_PENDING
+            {
+                let sockets = &mut self.sockets;
+                let oldest_half_open = l.pending.iter().position(|&(h, _)| {
+                    sockets.get::<tcp::Socket<'_>>(h).state() == tcp::State::SynReceived
+                });
+                let Some(i) = oldest_half_open else { break };
+                if let Some((h, _)) = l.pending.remove(i) {
+                    sockets.get_mut::<tcp::Socket<'_>>(h).abort();
+                    sockets.remove(h);
+                    total = None;
+                }
+            }
+            while l.listening.len() < BACKLOG && l.pending.len() + l.listening.len() < MAX_PENDING {
                 let n = total.get_or_insert_with(|| self.sockets.iter().count());
                 if *n >= MAX_SOCKETS {
                     break;
                 }
-                let mut s = new_tcp_socket();
+                let Some(mut s) = new_tcp_socket() else { break };
                 if s.listen(l.endpoint).is_err() {
                     break;
                 }
@@ -508,10 +585,10 @@ impl Stack {
         let mut found = None;
         let mut i = 0;
         while i < l.pending.len() {
-            let h = l.pending[i];
+            let (h, _) = l.pending[i];
             let state = self.sockets.get::<tcp::Socket<'_>>(h).state();
             if acceptable(state) {
-                found = l.pending.remove(i);
+                found = l.pending.remove(i).map(|(h, _)| h);
                 break;
             } else if matches!(state, tcp::State::Closed | tcp::State::Listen) {
                 // The handshake failed (reset): nothing to accept.
@@ -522,6 +599,8 @@ impl Stack {
             }
         }
         let handle = found.ok_or(NetError::WouldBlock)?;
+        // Room in the backlog again.
+        self.replenish();
         let conn_id = self.next_id;
         self.next_id += 1;
         self.conns.insert(
@@ -602,7 +681,7 @@ impl Stack {
             let readable = l
                 .pending
                 .iter()
-                .any(|h| acceptable(self.sockets.get::<tcp::Socket<'_>>(*h).state()));
+                .any(|(h, _)| acceptable(self.sockets.get::<tcp::Socket<'_>>(*h).state()));
             return Ok(Readiness {
                 readable,
                 ..Readiness::default()
@@ -635,7 +714,11 @@ impl Stack {
 
     fn close(&mut self, id: SocketId) {
         if let Some(l) = self.listeners.remove(&id) {
-            for h in l.listening.into_iter().chain(l.pending) {
+            for h in l
+                .listening
+                .into_iter()
+                .chain(l.pending.into_iter().map(|(h, _)| h))
+            {
                 self.tcp(h).abort();
                 self.closing.push((h, 0));
             }
