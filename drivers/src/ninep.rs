@@ -969,4 +969,80 @@ mod tests {
         assert_eq!(valid, set::ATIME | set::MTIME | set::MTIME_SET);
         assert_eq!(u64::from_le_bytes(sent[51..59].try_into().unwrap()), 5);
     }
+
+    /// Every reply the client decodes, mutated thousands of ways (as a
+    /// hostile or broken server would send them): each call answers with
+    /// a value or an error, never a panic.
+    #[test]
+    fn mutated_replies_are_errors_not_panics() {
+        let dirent = |name: &[u8], off: u64| {
+            let mut d = qid_bytes(0, off);
+            d.extend_from_slice(&off.to_le_bytes());
+            d.push(8);
+            d.extend_from_slice(&(name.len() as u16).to_le_bytes());
+            d.extend_from_slice(name);
+            d
+        };
+        let mut readdir = Vec::new();
+        for (n, o) in [(&b"a"[..], 1u64), (b"bb", 2), (b"ccc", 3)] {
+            readdir.extend(dirent(n, o));
+        }
+        let mut readdir_body = (readdir.len() as u32).to_le_bytes().to_vec();
+        readdir_body.extend(readdir);
+        let mut walk = 2u16.to_le_bytes().to_vec();
+        walk.extend(qid_bytes(0x80, 5));
+        walk.extend(qid_bytes(0, 6));
+        let mut getattr = 0x7ffu64.to_le_bytes().to_vec();
+        getattr.extend(qid_bytes(0, 9));
+        getattr.extend_from_slice(&[0u8; 4 * 3 + 8 * 11]);
+        let mut lopen = qid_bytes(0, 3);
+        lopen.extend_from_slice(&4096u32.to_le_bytes());
+        let mut read = 5u32.to_le_bytes().to_vec();
+        read.extend_from_slice(b"hello");
+        let mut readlink = 4u16.to_le_bytes().to_vec();
+        readlink.extend_from_slice(b"dest");
+        let samples: Vec<(u8, Vec<u8>)> = vec![
+            (kind::TWALK + 1, walk),
+            (kind::TGETATTR + 1, getattr),
+            (kind::TLOPEN + 1, lopen),
+            (kind::TREAD + 1, read),
+            (kind::TREADDIR + 1, readdir_body),
+            (kind::TREADLINK + 1, readlink),
+            (kind::TMKDIR + 1, qid_bytes(0x80, 4)),
+            (kind::RLERROR, 2u32.to_le_bytes().to_vec()),
+        ];
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for round in 0..3000usize {
+            let (k, body) = &samples[round % samples.len()];
+            let mut m = msg(*k, 0, body);
+            for _ in 0..=(next() % 4) {
+                let at = (next() as usize) % m.len();
+                match next() % 4 {
+                    0 => m[at] = next() as u8,
+                    1 => m.truncate(at.max(1)),
+                    2 => m.insert(at, next() as u8),
+                    _ => m[at] ^= 0xff,
+                }
+            }
+            m.truncate(16384);
+            let mut c = client(vec![m]);
+            let mut buf = [0u8; 64];
+            let _ = match round % samples.len() {
+                0 => c.walk(1, &[b"a", b"b"]).map(|_| ()),
+                1 => c.getattr(1).map(|_| ()),
+                2 => c.lopen(1, 0).map(|_| ()),
+                3 => c.read(1, 0, &mut buf).map(|_| ()),
+                4 => c.readdir(1, 0).map(|_| ()),
+                5 => c.readlink(1).map(|_| ()),
+                6 => c.mkdir(1, b"d", 0o755, 0).map(|_| ()),
+                _ => c.clunk(1),
+            };
+        }
+    }
 }
