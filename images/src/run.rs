@@ -484,10 +484,10 @@ pub fn run_on_stdio(opts: &RunOptions) -> Result<i32, CliError> {
                 report.log_text()
             )
         }
+        // (The log ends with QEMU's own stderr.)
         vm::Status::NoStatus(code) => eprintln!(
-            "basalt: the VM stopped without reporting a status (QEMU exit status {code:?})\n--- kernel log ---\n{}\n--- QEMU's stderr ---\n{}",
-            report.log_text(),
-            report.qemu_stderr.trim_end()
+            "basalt: the VM stopped without reporting a status (QEMU exit status {code:?})\n--- kernel log ---\n{}",
+            report.log_text()
         ),
         vm::Status::TimedOut(limit) => eprintln!(
             "basalt: the VM was stopped after {limit:?} (--timeout)\n--- kernel log ---\n{}",

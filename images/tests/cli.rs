@@ -184,3 +184,26 @@ fn stop_signals_end_the_vm() {
         );
     }
 }
+
+/// A QEMU that dies is reported with what it said (exit code 71).
+#[test]
+fn a_qemu_that_dies_is_reported_with_its_stderr() {
+    let out = basalt(
+        &[
+            "run",
+            "--cpu",
+            "no-such-cpu",
+            "--timeout",
+            "240",
+            &example("hello"),
+        ],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(71), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("stopped without reporting a status"), "{err}");
+    assert!(
+        err.contains("unable to find CPU model 'no-such-cpu'"),
+        "{err}"
+    );
+}
