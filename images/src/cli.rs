@@ -350,7 +350,9 @@ pub fn main(args: Vec<OsString>) -> i32 {
                     .chain(cmd.options.args.iter().cloned())
                     .collect();
                 if let Some(limit) = cmd.options.timeout {
-                    crate::hosted::stop_after(limit);
+                    // Running code is interrupted at `limit`; this ends
+                    // a program blocked in a host call a little later.
+                    crate::hosted::stop_after(limit, limit + Duration::from_secs(2));
                 }
                 crate::hosted::run(crate::hosted::Hosted {
                     name: &name,
@@ -359,6 +361,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
                     env: cmd.options.env.clone(),
                     dirs: &cmd.options.dirs,
                     dir_mode: cmd.options.dir_mode,
+                    timeout: cmd.options.timeout,
                     tcplisten: &cmd.options.tcplisten,
                     verbose: cmd.options.verbose,
                 })

@@ -38,6 +38,9 @@ pub struct Hosted<'a> {
     pub dirs: &'a [(PathBuf, String)],
     /// live (default) or copied into memory
     pub dir_mode: DirMode,
+    /// stop the program after this long (`--timeout`): its code is
+    /// interrupted (exit code 124)
+    pub timeout: Option<std::time::Duration>,
     /// addresses to listen on, each preopened as a socket after the
     /// directories (`--tcplisten`)
     pub tcplisten: &'a [String],
@@ -46,13 +49,14 @@ pub struct Hosted<'a> {
 }
 
 /// Ends this process with exit code 124 after `limit` (`--timeout`),
-/// whatever the program is doing: the hosted runtime has no way yet to
-/// interrupt running code, so the process itself ends (standard streams
-/// flushed by the OS, shared directories live: nothing is lost that the
-/// program had written).
-pub fn stop_after(limit: std::time::Duration) {
+/// whatever the program is doing: the backstop for a program blocked in a
+/// host call (reading stdin, waiting on a socket), which the interrupt
+/// check of its code cannot reach (standard streams flushed by the OS,
+/// shared directories live: nothing is lost that the program had
+/// written).
+pub fn stop_after(limit: std::time::Duration, at: std::time::Duration) {
     std::thread::spawn(move || {
-        std::thread::sleep(limit);
+        std::thread::sleep(at);
         eprintln!("basalt: the program was stopped after {limit:?} (--timeout)");
         std::process::exit(124);
     });
@@ -73,6 +77,7 @@ pub fn run_with_stdio(run: Hosted<'_>, stdio: Box<dyn Stdio>) -> Result<i32, Cli
         env,
         dirs,
         dir_mode,
+        timeout,
         tcplisten,
         verbose,
     } = run;
@@ -135,7 +140,11 @@ pub fn run_with_stdio(run: Hosted<'_>, stdio: Box<dyn Stdio>) -> Result<i32, Cli
         }
     }
     let t1 = Instant::now();
-    let outcome = basalt_wasi::run_command(&engine, &module, ctx);
+    let check = timeout.map(|limit| {
+        let deadline = Instant::now() + limit;
+        Box::new(move || Instant::now() >= deadline) as Box<dyn FnMut() -> bool + Send>
+    });
+    let outcome = basalt_wasi::run_command_with(&engine, &module, ctx, check);
     if verbose {
         eprintln!(
             "basalt: hosted: ran in {:.1} ms",
@@ -144,6 +153,11 @@ pub fn run_with_stdio(run: Hosted<'_>, stdio: Box<dyn Stdio>) -> Result<i32, Cli
     }
     Ok(match outcome {
         Outcome::Exit(code) => code & 0xff,
+        Outcome::Trap(t) if t.kind == basalt_runtime::TrapKind::Interrupted => {
+            let limit = timeout.unwrap_or_default();
+            eprintln!("basalt: the program was stopped after {limit:?} (--timeout)");
+            124
+        }
         Outcome::Trap(t) => {
             eprintln!("basalt: {name}: {t}");
             134

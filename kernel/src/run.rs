@@ -286,5 +286,14 @@ fn load_and_run(info: &BootInfo) -> Result<Outcome, LoadError> {
         stamp("sockets ready");
     }
     stamp("calling _start");
-    Ok(basalt_wasi::run_command(&engine, &module, ctx))
+    let drive_network = Box::new(|| {
+        crate::net::poll_in_background();
+        false
+    });
+    Ok(basalt_wasi::run_command_with(
+        &engine,
+        &module,
+        ctx,
+        Some(drive_network),
+    ))
 }

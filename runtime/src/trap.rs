@@ -37,6 +37,8 @@ pub mod codes {
     pub const ARRAY_OUT_OF_BOUNDS: TrapCode = TrapCode::unwrap_user(9);
     /// the store's GC heap is full
     pub const GC_HEAP_FULL: TrapCode = TrapCode::unwrap_user(10);
+    /// the store's interrupt check asked to stop (a deadline)
+    pub const INTERRUPTED: TrapCode = TrapCode::unwrap_user(11);
 }
 
 use core::fmt;
@@ -76,6 +78,8 @@ pub enum TrapKind {
     ArrayOutOfBounds,
     /// the store's GC heap is full
     GcHeapFull,
+    /// the store's interrupt check stopped the program (a deadline)
+    Interrupted,
     /// a trap code this runtime does not know (a bug)
     Unknown(u8),
 }
@@ -126,6 +130,7 @@ impl TrapKind {
             codes::CAST_FAILURE => TrapKind::CastFailure,
             codes::ARRAY_OUT_OF_BOUNDS => TrapKind::ArrayOutOfBounds,
             codes::GC_HEAP_FULL => TrapKind::GcHeapFull,
+            codes::INTERRUPTED => TrapKind::Interrupted,
             other => TrapKind::Unknown(other.as_raw().get()),
         }
     }
@@ -148,6 +153,7 @@ impl TrapKind {
             TrapKind::CastFailure => "cast-failure",
             TrapKind::ArrayOutOfBounds => "array-out-of-bounds",
             TrapKind::GcHeapFull => "gc-heap-full",
+            TrapKind::Interrupted => "interrupted",
             TrapKind::Unknown(_) => "unknown",
         }
     }
@@ -174,6 +180,7 @@ impl fmt::Display for TrapKind {
             TrapKind::CastFailure => f.write_str("cast failure"),
             TrapKind::ArrayOutOfBounds => f.write_str("out of bounds array access"),
             TrapKind::GcHeapFull => f.write_str("allocation failure: the GC heap is full"),
+            TrapKind::Interrupted => f.write_str("interrupted: the program ran past its deadline"),
             TrapKind::Unknown(c) => write!(f, "unknown trap code {c}"),
         }
     }

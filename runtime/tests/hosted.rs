@@ -891,3 +891,46 @@ fn memory_copy_between_memories_copies_in_place() {
         vec![Val::I64(0x0706050403020101)]
     );
 }
+
+/// An endless loop and an endless recursion through calls are stopped by
+/// the store's interrupt check (asked every `TICK_INTERVAL` ticks), and the
+/// store runs code again afterwards; without a check nothing is asked.
+#[test]
+fn the_interrupt_check_stops_endless_loops_and_calls() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let engine = engine();
+    let module = compile(
+        &engine,
+        r#"(module
+            (func (export "spin") (loop $l (br $l)))
+            (func $ping (export "ping") (param i32) (result i32)
+              (if (result i32) (i32.eqz (local.get 0))
+                (then (return_call $pong (i32.const 1)))
+                (else (return_call $pong (i32.const 0)))))
+            (func $pong (param i32) (result i32) (return_call $ping (local.get 0)))
+            (func (export "ok") (result i32) (i32.const 7)))"#,
+    );
+    let mut store = Store::new(&engine, ());
+    let asked = Arc::new(AtomicU32::new(0));
+    let a = asked.clone();
+    store.set_interrupt_check(move || a.fetch_add(1, Ordering::Relaxed) >= 3);
+    let instance = Linker::<()>::new()
+        .instantiate(&mut store, &module)
+        .unwrap();
+    assert_eq!(
+        trap_kind(call(&mut store, instance, "spin", &[])),
+        TrapKind::Interrupted
+    );
+    assert!(asked.load(Ordering::Relaxed) >= 4);
+    asked.store(0, Ordering::Relaxed);
+    assert_eq!(
+        trap_kind(call(&mut store, instance, "ping", &[Val::I32(0)])),
+        TrapKind::Interrupted
+    );
+    asked.store(0, Ordering::Relaxed);
+    assert_eq!(
+        call(&mut store, instance, "ok", &[]).unwrap(),
+        vec![Val::I32(7)]
+    );
+}

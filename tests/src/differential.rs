@@ -97,6 +97,7 @@ fn basalt_trap(kind: &TrapKind) -> &'static str {
         TrapKind::CastFailure => "cast",
         TrapKind::ArrayOutOfBounds => "array",
         TrapKind::GcHeapFull => "gc-heap",
+        TrapKind::Interrupted => "interrupted",
         TrapKind::Unknown(_) => "unknown",
     }
 }

@@ -65,6 +65,7 @@ fn run(
         env: Vec::new(),
         dirs,
         dir_mode: mode,
+        timeout: None,
         tcplisten: &[],
         verbose: false,
     };

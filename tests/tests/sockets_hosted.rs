@@ -36,6 +36,7 @@ fn the_http_server_answers_and_survives_hostile_clients() {
             env: Vec::new(),
             dirs: &[],
             dir_mode: DirMode::Live,
+            timeout: None,
             tcplisten: &listen,
             verbose: false,
         };

@@ -60,6 +60,7 @@ fn run_hosted(suite: &std::path::Path, name: &str, spec: &Spec) -> Result<Ran, S
         env,
         dirs: &dirs,
         dir_mode: DirMode::Live,
+        timeout: None,
         tcplisten: &[],
         verbose: false,
     };
@@ -145,6 +146,7 @@ fn writes_through_a_dir_reach_the_host() {
         env: Vec::new(),
         dirs: &[(dir.clone(), "/data".to_string())],
         dir_mode: DirMode::Live,
+        timeout: None,
         tcplisten: &[],
         verbose: false,
     };

@@ -187,6 +187,18 @@ fn listen_endpoint(addr: &str) -> Result<IpListenEndpoint, NetSetupError> {
 
 static NETWORK: spin::Once<Result<Arc<KernelNetwork>, NetSetupError>> = spin::Once::new();
 
+/// Drives the network stack if it is up and not in use: called from the
+/// program's interrupt check, so connections progress (handshakes,
+/// retransmissions, keep-alives) while a program computes without making
+/// socket calls.
+pub fn poll_in_background() {
+    if let Some(Ok(net)) = NETWORK.get()
+        && let Some(mut st) = net.stack.try_lock()
+    {
+        st.poll();
+    }
+}
+
 /// Listens for TCP connections on `addr` (`IPV4:PORT`, e.g.
 /// `0.0.0.0:8080`), bringing the network up first if this is the first
 /// listener: returns the network and the listener's socket.

@@ -173,6 +173,34 @@ impl<'m> FuncEnv<'m> {
         builder.inst_results(call).to_vec()
     }
 
+    /// Counts one tick down (see `VMStoreContext::ticks`) and, when the
+    /// count runs out, calls the `tick` builtin, which asks the store's
+    /// interrupt check and traps with `INTERRUPTED` when it says stop:
+    /// a load, a subtraction, a store and a branch on the common path.
+    fn tick(&self, builder: &mut FunctionBuilder<'_>) {
+        let vmctx = self.vmctx();
+        let store = self.load_ptr(builder, vmctx, VMOffsets::STORE_CTX);
+        let f = trusted(builder);
+        let left = builder
+            .ins()
+            .load(types::I64, f, store, offsets::store_ctx::TICKS);
+        let left = builder.ins().iadd_imm_s(left, -1);
+        builder
+            .ins()
+            .store(f, left, store, offsets::store_ctx::TICKS);
+        let out = builder.ins().icmp_imm_s(IntCC::SignedLessThan, left, 0);
+        let slow = builder.create_block();
+        let go_on = builder.create_block();
+        builder.set_cold_block(slow);
+        builder.ins().brif(out, slow, &[], go_on, &[]);
+        builder.switch_to_block(slow);
+        builder.seal_block(slow);
+        self.call_checked_builtin(builder, builtin::TICK, &[], &[], codes::INTERRUPTED);
+        builder.ins().jump(go_on, &[]);
+        builder.switch_to_block(go_on);
+        builder.seal_block(go_on);
+    }
+
     /// Calls a builtin that returns 0 on success or non-zero to trap with `code`.
     fn call_checked_builtin(
         &self,
@@ -236,6 +264,14 @@ impl TranslationEnv for FuncEnv<'_> {
             flags: tr,
         });
         builder.func.stack_limit = Some(limit);
+    }
+
+    fn function_entry(&mut self, builder: &mut FunctionBuilder<'_>) {
+        self.tick(builder);
+    }
+
+    fn loop_header(&mut self, builder: &mut FunctionBuilder<'_>) {
+        self.tick(builder);
     }
 
     fn memory_access(

@@ -95,6 +95,11 @@ pub trait TranslationEnv {
     /// checks). Default: nothing.
     fn loop_header(&mut self, _builder: &mut FunctionBuilder<'_>) {}
 
+    /// Called once per function after [`TranslationEnv::begin_function`]
+    /// and the locals' parameters, in the body's first block
+    /// (interruption checks). Default: nothing.
+    fn function_entry(&mut self, _builder: &mut FunctionBuilder<'_>) {}
+
     /// How to address memory `mem` at this point of the function.
     fn memory_access(
         &mut self,

@@ -217,6 +217,7 @@ impl Translator<'_, '_> {
             self.builder.def_var(var, *p);
             self.locals.push(var);
         }
+        self.env.function_entry(&mut self.builder);
         let results: Vec<ir::Type> = sig.returns.iter().map(|r| r.value_type).collect();
         self.push_function_frame(results);
     }

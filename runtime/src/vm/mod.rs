@@ -23,12 +23,24 @@ use crate::exact::ExactType;
 use crate::platform::Platform;
 use crate::types::{GlobalType, MemoryType, RefType, TableType, Val, ValType};
 
+/// Function entries and loop iterations between two calls of a store's
+/// interrupt check: often enough that a deadline is noticed within
+/// milliseconds, rarely enough that the check costs nothing measurable.
+pub const TICK_INTERVAL: i64 = 1 << 16;
+
 /// Per-store state compiled code reads (`vmctx → store context`), and
 /// what builtins called with a VM context need of the store.
 #[repr(C)]
 pub struct VMStoreContext {
     /// lowest stack address wasm may use; 0 when no wasm is running
     pub stack_limit: usize,
+    /// counted down at every function entry and loop header by compiled
+    /// code, which calls the `tick` builtin when it goes below zero (see
+    /// [`VMStoreContext::interrupt_check`])
+    pub ticks: i64,
+    /// what the `tick` builtin asks every [`TICK_INTERVAL`] ticks: whether
+    /// the program must stop (a deadline passed); `None`: never asked
+    pub interrupt_check: Option<Box<dyn FnMut() -> bool + Send>>,
     /// the exceptions thrown in this store and not yet freed
     pub exceptions: exception::ExceptionHeap,
     /// the store's GC objects (structs and arrays)

@@ -99,6 +99,8 @@ impl<T> Store<T> {
                     engine: engine.clone(),
                     ctx: Box::new(VMStoreContext {
                         stack_limit: 0,
+                        ticks: i64::MAX,
+                        interrupt_check: None,
                         exceptions: Default::default(),
                         gc: super::gc::GcHeap::new(engine.config().max_memory_bytes),
                     }),
@@ -121,6 +123,16 @@ impl<T> Store<T> {
     /// The host data.
     pub fn data(&self) -> &T {
         &self.inner.data
+    }
+
+    /// Asks `check` every [`super::TICK_INTERVAL`] function entries and
+    /// loop iterations of the wasm this store runs whether it must stop: a
+    /// `true` ends the running call with [`crate::TrapKind::Interrupted`].
+    /// Code in a host function is not interrupted.
+    pub fn set_interrupt_check(&mut self, check: impl FnMut() -> bool + Send + 'static) {
+        let ctx = &mut self.inner.opaque.ctx;
+        ctx.interrupt_check = Some(Box::new(check));
+        ctx.ticks = super::TICK_INTERVAL;
     }
 
     /// The host data, writable.
@@ -1187,6 +1199,7 @@ struct Builtins {
     array_copy: extern "C" fn(usize, usize, u32, usize, u32, u32, u32) -> u32,
     array_init_data: extern "C" fn(usize, usize, u32, u32, u32, u32, u32) -> u32,
     array_init_elem: extern "C" fn(usize, usize, u32, u32, u32, u32) -> u32,
+    tick: extern "C" fn(usize) -> u32,
 }
 
 unsafe extern "C" {
@@ -1217,6 +1230,7 @@ static BUILTINS: Builtins = Builtins {
     array_copy: builtin_array_copy,
     array_init_data: builtin_array_init_data,
     array_init_elem: builtin_array_init_elem,
+    tick: builtin_tick,
 };
 
 /// The instance whose compiled code passed `vmctx`.
@@ -1263,6 +1277,22 @@ extern "C" fn builtin_memory_fill(vmctx: usize, mem: u32, dst: u64, val: u32, le
             0
         }
         None => 1,
+    }
+}
+
+extern "C" fn builtin_tick(vmctx: usize) -> u32 {
+    // SAFETY: wasm is suspended in this builtin; nothing else borrows the
+    // store context meanwhile.
+    let ctx = unsafe { super::store_context_of(vmctx) };
+    match ctx.interrupt_check.as_mut() {
+        Some(check) => {
+            ctx.ticks = super::TICK_INTERVAL;
+            u32::from(check())
+        }
+        None => {
+            ctx.ticks = i64::MAX;
+            0
+        }
     }
 }
 
