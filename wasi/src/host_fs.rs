@@ -317,7 +317,9 @@ impl FileSystem for HostFs {
             dev: st.st_dev,
             ino: st.st_ino,
             kind: kind_of(st.st_mode),
-            nlink: st.st_nlink,
+            // u64 on x86-64, u32 on AArch64
+            #[allow(clippy::useless_conversion)]
+            nlink: u64::from(st.st_nlink),
             size: u64::try_from(st.st_size).unwrap_or(0),
             atim: nanos(st.st_atime, st.st_atime_nsec as i64),
             mtim: nanos(st.st_mtime, st.st_mtime_nsec as i64),
