@@ -163,6 +163,7 @@ pub fn compile_for_guest(name: &str, wasm: &[u8], target: Target) -> Result<Vec<
         platform: None,
         max_wasm_stack: 1 << 20,
         max_memory_bytes: 4 << 30,
+        interruptible: false,
     })
     .map_err(|e| CliError::Module(format!("{name}: {e}")))?;
     Module::compile_artifact(&engine, wasm).map_err(|e| CliError::Module(format!("{name}: {e}")))

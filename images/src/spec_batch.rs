@@ -403,6 +403,7 @@ pub fn guest_engine(arch: GuestArch) -> Result<Engine, Error> {
         platform: None,
         max_wasm_stack: 1 << 20,
         max_memory_bytes: 4 << 30,
+        interruptible: false,
     })
 }
 

@@ -193,6 +193,7 @@ fn load_and_run(info: &BootInfo) -> Result<Outcome, LoadError> {
         platform: Some(&KERNEL_PLATFORM),
         max_wasm_stack: MAX_WASM_STACK,
         max_memory_bytes: MAX_MEMORY_BYTES,
+        interruptible: false,
     })
     .map_err(LoadError::Cpu)?;
     if let Some(path) = &manifest.spec_batch {

@@ -30,6 +30,10 @@ pub struct Config {
     pub max_wasm_stack: usize,
     /// upper bound on any one linear memory, in bytes
     pub max_memory_bytes: usize,
+    /// compiled code counts ticks for the store's interrupt check
+    /// (`Store::set_interrupt_check`); off, the check is never asked and
+    /// the code is faster (the count costs about 13% on tight loops)
+    pub interruptible: bool,
 }
 
 impl Config {
@@ -41,6 +45,7 @@ impl Config {
             platform: Some(&crate::platform::host::HOST_PLATFORM),
             max_wasm_stack: 1 << 20,
             max_memory_bytes: 4 << 30,
+            interruptible: false,
         }
     }
 }
@@ -157,7 +162,12 @@ impl Module {
     /// Validates and compiles `wasm` (the in-process JIT path).
     pub fn new(engine: &Engine, wasm: &[u8]) -> Result<Module, Error> {
         let (info, pending) = module_info::parse(wasm)?;
-        let compiled = compile::compile_module(&*engine.0.isa, &info, pending)?;
+        let compiled = compile::compile_module(
+            &*engine.0.isa,
+            &info,
+            pending,
+            engine.config().interruptible,
+        )?;
         Module::load(engine, wasm, info, compiled)
     }
 
@@ -165,7 +175,12 @@ impl Module {
     /// returns an artifact for [`Module::from_artifact`] (ahead of time).
     pub fn compile_artifact(engine: &Engine, wasm: &[u8]) -> Result<Vec<u8>, Error> {
         let (info, pending) = module_info::parse(wasm)?;
-        let compiled = compile::compile_module(&*engine.0.isa, &info, pending)?;
+        let compiled = compile::compile_module(
+            &*engine.0.isa,
+            &info,
+            pending,
+            engine.config().interruptible,
+        )?;
         Ok(artifact::serialize(engine.target(), wasm, &compiled))
     }
 

@@ -899,7 +899,11 @@ fn memory_copy_between_memories_copies_in_place() {
 fn the_interrupt_check_stops_endless_loops_and_calls() {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicU32, Ordering};
-    let engine = engine();
+    let engine = basalt_runtime::Engine::new(basalt_runtime::Config {
+        interruptible: true,
+        ..basalt_runtime::Config::hosted()
+    })
+    .unwrap();
     let module = compile(
         &engine,
         r#"(module
@@ -932,5 +936,29 @@ fn the_interrupt_check_stops_endless_loops_and_calls() {
     assert_eq!(
         call(&mut store, instance, "ok", &[]).unwrap(),
         vec![Val::I32(7)]
+    );
+}
+
+/// An engine that is not `interruptible` compiles no ticks: its stores
+/// never ask the check, and a long loop runs to its end.
+#[test]
+fn without_interruptible_code_the_check_is_never_asked() {
+    let engine = engine();
+    let module = compile(
+        &engine,
+        r#"(module (func (export "count") (result i32) (local $i i32)
+             (loop $l
+               (local.set $i (i32.add (local.get $i) (i32.const 1)))
+               (br_if $l (i32.lt_u (local.get $i) (i32.const 1000000))))
+             (local.get $i)))"#,
+    );
+    let mut store = Store::new(&engine, ());
+    store.set_interrupt_check(|| true);
+    let instance = Linker::<()>::new()
+        .instantiate(&mut store, &module)
+        .unwrap();
+    assert_eq!(
+        call(&mut store, instance, "count", &[]).unwrap(),
+        vec![Val::I32(1_000_000)]
     );
 }

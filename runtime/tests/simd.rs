@@ -267,6 +267,7 @@ fn simd_spec_modules_compile_for_aarch64_and_baseline_x86_64() {
             platform: None,
             max_wasm_stack: 1 << 20,
             max_memory_bytes: 4 << 30,
+            interruptible: false,
         })
         .unwrap();
         for (file, wasm) in &modules {

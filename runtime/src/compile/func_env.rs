@@ -83,6 +83,8 @@ enum Call<'a> {
 
 /// [`TranslationEnv`] for one function of a module.
 pub struct FuncEnv<'m> {
+    /// emit the interrupt ticks (`Config::interruptible`)
+    pub interruptible: bool,
     info: &'m ModuleInfo,
     offsets: VMOffsets,
     pointer: ir::Type,
@@ -95,6 +97,7 @@ impl<'m> FuncEnv<'m> {
     /// An environment for compiling a function of `info` for `isa`.
     pub fn new(info: &'m ModuleInfo, isa: &dyn TargetIsa) -> Self {
         FuncEnv {
+            interruptible: false,
             info,
             offsets: VMOffsets::new(info),
             pointer: isa.pointer_type(),
@@ -178,6 +181,9 @@ impl<'m> FuncEnv<'m> {
     /// interrupt check and traps with `INTERRUPTED` when it says stop:
     /// a load, a subtraction, a store and a branch on the common path.
     fn tick(&self, builder: &mut FunctionBuilder<'_>) {
+        if !self.interruptible {
+            return;
+        }
         let vmctx = self.vmctx();
         let store = self.load_ptr(builder, vmctx, VMOffsets::STORE_CTX);
         let f = trusted(builder);

@@ -95,6 +95,7 @@ pub fn compile_module(
     isa: &dyn TargetIsa,
     info: &ModuleInfo,
     pending: Vec<PendingFunction<'_>>,
+    interruptible: bool,
 ) -> Result<CompiledCode, Error> {
     let mut ctx = Context::new();
     let mut fctx = FunctionBuilderContext::new();
@@ -106,6 +107,7 @@ pub fn compile_module(
         let mut func =
             ir::Function::with_name_signature(UserFuncName::user(NS_WASM_FUNC, p.index), sig);
         let mut env = FuncEnv::new(info, isa);
+        env.interruptible = interruptible;
         let mut validator = p.validator.into_validator(allocs);
         crate::translate::translate_function(
             &mut env,
