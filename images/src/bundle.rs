@@ -31,6 +31,8 @@ pub struct Manifest {
     /// addresses the guest listens on (`HOST:PORT`), preopened as sockets
     /// after the directories
     pub tcplisten: Vec<String>,
+    /// fuel the program may spend (`--fuel`); `None`: unmetered
+    pub fuel: Option<u64>,
 }
 
 /// Where a preopened directory's files are, for the kernel.
@@ -123,6 +125,9 @@ impl Manifest {
             s.push_str("tcplisten ");
             s.push_str(&escape(addr.as_bytes()));
             s.push('\n');
+        }
+        if let Some(fuel) = self.fuel {
+            let _ = writeln!(s, "fuel {fuel}");
         }
         s
     }

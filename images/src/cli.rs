@@ -27,8 +27,8 @@ options:
   --dir-mode live|copy  how a VM sees --dir: live (default) over virtio-9p,
                         so changes reach HOST as they happen, as under
                         wasmtime; copy packs HOST into the VM's memory at
-                        start and writes nothing back. With --hosted,
-                        changes reach HOST when the program ends
+                        start and writes nothing back (with --hosted too:
+                        the copy is in memory)
   --tcplisten ADDR      listen on ADDR (HOST:PORT, e.g. 0.0.0.0:8080) and give
                         the program the socket as a descriptor after the
                         --dir ones; may be repeated. In a VM ADDR is the
@@ -61,6 +61,12 @@ options:
   --hosted              run in this process on Linux instead of in a VM
   --timeout SECONDS     stop the program (the VM, or a --hosted run) after this
                         long (exit code 124)
+  --fuel N              let the program run N wasm operators (one unit each
+                        but nop, drop, block, loop, else, end, unreachable and
+                        return, as wasmtime counts) and then stop it with the
+                        trap `all fuel consumed` (exit code 134): the same
+                        program and input stop at the same point every time,
+                        hosted and in any VM
   -v, --verbose         report the accelerator, compile time and boot timeline
   --kernel-cmdline TEXT the kernel command line (diagnostics, see docs/guest-protocol.md)
   --firmware uefi|u-boot|none
@@ -240,6 +246,16 @@ pub fn parse_run(args: Vec<OsString>) -> Result<RunCommand, CliError> {
                     })?;
                 opts.timeout = Some(timeout);
             }
+            "--fuel" => {
+                let v = value(&mut it, flag)?;
+                let fuel = v.parse::<u64>().map_err(|_| {
+                    usage(format!(
+                        "--fuel wants a whole number of units (0 to {}), got `{v}`",
+                        u64::MAX
+                    ))
+                })?;
+                opts.fuel = Some(fuel);
+            }
             "--firmware" => match value(&mut it, flag)?.as_str() {
                 "uefi" => firmware = Some(FirmwareBoot::UefiDisk),
                 "u-boot" => firmware = Some(FirmwareBoot::UbootEfi),
@@ -362,6 +378,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
                     dirs: &cmd.options.dirs,
                     dir_mode: cmd.options.dir_mode,
                     timeout: cmd.options.timeout,
+                    fuel: cmd.options.fuel,
                     tcplisten: &cmd.options.tcplisten,
                     verbose: cmd.options.verbose,
                 })
@@ -457,6 +474,7 @@ const RUN_OPTIONS_WITH_VALUE: &[&str] = &[
     "--machine",
     "--accel",
     "--timeout",
+    "--fuel",
     "--kernel-cmdline",
     "--cpu",
     "--firmware",
@@ -493,7 +511,7 @@ fn compile(args: Vec<OsString>) -> Result<i32, CliError> {
         crate::run::guest_target(arch, crate::vm::Accel::Tcg)
     };
     let t = std::time::Instant::now();
-    let artifact = crate::run::compile_for_guest(&name, &wasm, target)?;
+    let artifact = crate::run::compile_for_guest(&name, &wasm, target, false)?;
     let ms = t.elapsed().as_secs_f64() * 1e3;
     eprintln!(
         "basalt: compiled {:.1} KiB of wasm into a {:.1} KiB artifact in {ms:.1} ms ({:.2} KiB/ms)",

@@ -41,6 +41,8 @@ pub struct Hosted<'a> {
     /// stop the program after this long (`--timeout`): its code is
     /// interrupted (exit code 124)
     pub timeout: Option<std::time::Duration>,
+    /// fuel the program may spend (`--fuel`); `None`: unmetered
+    pub fuel: Option<u64>,
     /// addresses to listen on, each preopened as a socket after the
     /// directories (`--tcplisten`)
     pub tcplisten: &'a [String],
@@ -78,13 +80,15 @@ pub fn run_with_stdio(run: Hosted<'_>, stdio: Box<dyn Stdio>) -> Result<i32, Cli
         dirs,
         dir_mode,
         timeout,
+        fuel,
         tcplisten,
         verbose,
     } = run;
-    // The interrupt ticks cost about 13% on tight loops: only when a
-    // deadline needs them.
+    // The interrupt checks cost a load and a branch per loop iteration:
+    // only when a deadline needs them.
     let config = Config {
         interruptible: timeout.is_some(),
+        consume_fuel: fuel.is_some(),
         ..Config::hosted()
     };
     let engine = Engine::new(config).map_err(|e| CliError::Module(e.to_string()))?;
@@ -146,11 +150,21 @@ pub fn run_with_stdio(run: Hosted<'_>, stdio: Box<dyn Stdio>) -> Result<i32, Cli
         }
     }
     let t1 = Instant::now();
-    let check = timeout.map(|limit| {
-        let deadline = Instant::now() + limit;
-        Box::new(move || Instant::now() >= deadline) as Box<dyn FnMut() -> bool + Send>
+    let outcome = basalt_wasi::run_command_with(&engine, &module, ctx, |store| {
+        if let Some(fuel) = fuel {
+            store.set_fuel(fuel);
+        }
+        if let Some(limit) = timeout {
+            // Raised once at the deadline: the program's code stops at its
+            // next function entry or loop header (no check: a raised
+            // request stops).
+            let handle = store.interrupt_handle();
+            std::thread::spawn(move || {
+                std::thread::sleep(limit);
+                handle.interrupt();
+            });
+        }
     });
-    let outcome = basalt_wasi::run_command_with(&engine, &module, ctx, check);
     if verbose {
         eprintln!(
             "basalt: hosted: ran in {:.1} ms",

@@ -45,6 +45,8 @@ pub struct RunOptions {
     pub verbose: bool,
     /// kill the VM after this long
     pub timeout: Option<Duration>,
+    /// fuel the program may spend (`--fuel`): one unit per operator
+    pub fuel: Option<u64>,
     /// the kernel command line (diagnostics; see `docs/guest-protocol.md`)
     pub kernel_cmdline: Option<String>,
     /// give the VM QEMU's `isa-debug-exit` device (see [`VmOptions::exit_device`])
@@ -101,6 +103,7 @@ impl RunOptions {
             jit: false,
             verbose: false,
             timeout: None,
+            fuel: None,
             kernel_cmdline: None,
             exit_device: true,
             cpu: None,
@@ -157,13 +160,20 @@ pub fn guest_target(arch: GuestArch, accel: Accel) -> Target {
 }
 
 /// Compiles `wasm` for `target` without running it (the host half of `run`).
-pub fn compile_for_guest(name: &str, wasm: &[u8], target: Target) -> Result<Vec<u8>, CliError> {
+/// `consume_fuel`: with fuel metering (`--fuel`).
+pub fn compile_for_guest(
+    name: &str,
+    wasm: &[u8],
+    target: Target,
+    consume_fuel: bool,
+) -> Result<Vec<u8>, CliError> {
     let engine = Engine::new(Config {
         target,
         platform: None,
         max_wasm_stack: 1 << 20,
         max_memory_bytes: 4 << 30,
         interruptible: false,
+        consume_fuel,
     })
     .map_err(|e| CliError::Module(format!("{name}: {e}")))?;
     Module::compile_artifact(&engine, wasm).map_err(|e| CliError::Module(format!("{name}: {e}")))
@@ -387,6 +397,7 @@ pub fn pack(
         artifact: false,
         preopens: Vec::new(),
         tcplisten: opts.tcplisten.clone(),
+        fuel: opts.fuel,
     };
     // Shared directories, preopened in --dir order: live over virtio-9p,
     // or packed under fs/N/.
@@ -412,7 +423,7 @@ pub fn pack(
     }
     if !opts.jit {
         let t = Instant::now();
-        let artifact = compile_for_guest(name, &wasm, target)?;
+        let artifact = compile_for_guest(name, &wasm, target, opts.fuel.is_some())?;
         if opts.verbose {
             eprintln!(
                 "basalt: compiled {} KiB of wasm on the host in {:.1} ms",

@@ -404,6 +404,7 @@ pub fn guest_engine(arch: GuestArch) -> Result<Engine, Error> {
         max_wasm_stack: 1 << 20,
         max_memory_bytes: 4 << 30,
         interruptible: false,
+        consume_fuel: false,
     })
 }
 

@@ -126,6 +126,27 @@ fn a_hosted_timeout_stops_an_endless_loop_with_124() {
     assert!(started.elapsed() < std::time::Duration::from_secs(30));
 }
 
+#[test]
+fn hosted_fuel_stops_an_endless_loop_with_a_trap() {
+    let out = basalt(&["run", "--hosted", "--fuel", "100000", &endless_loop()], b"");
+    assert_eq!(out.status.code(), Some(134), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("all fuel consumed"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn fuel_that_is_not_a_whole_number_is_a_usage_error() {
+    for bad in ["-1", "1.5", "many", "18446744073709551616"] {
+        let out = basalt(&["run", "--hosted", "--fuel", bad, "x.wasm"], b"");
+        assert_eq!(out.status.code(), Some(2), "--fuel {bad}");
+        let err = text(&out.stderr);
+        assert!(err.contains("--fuel wants"), "--fuel {bad}: {err}");
+    }
+}
+
 /// The children of process `pid` (from /proc).
 fn children_of(pid: u32) -> Vec<u32> {
     let path = format!("/proc/{pid}/task/{pid}/children");

@@ -362,6 +362,9 @@ pub struct Manifest {
     /// addresses to listen on (`HOST:PORT`), preopened as sockets after
     /// the directories, in order
     pub tcplisten: Vec<String>,
+    /// fuel the program may spend (`fuel N`, from `--fuel`); `None`:
+    /// unmetered
+    pub fuel: Option<u64>,
 }
 
 /// One directory preopened for the program.
@@ -550,6 +553,18 @@ impl Manifest {
                     }
                     m.tcplisten.push(addr);
                 }
+                b"fuel" => {
+                    if m.fuel.is_some() {
+                        return Err(err(line, String::from("`fuel` given twice")));
+                    }
+                    let n = core::str::from_utf8(&value)
+                        .ok()
+                        .and_then(|v| v.parse::<u64>().ok())
+                        .ok_or_else(|| {
+                            err(line, String::from("`fuel` needs a whole number of units"))
+                        })?;
+                    m.fuel = Some(n);
+                }
                 b"spec-batch" => {
                     once(&mut seen_batch)?;
                     m.spec_batch = Some(utf8(value).map_err(|e| err(line, e))?);
@@ -558,7 +573,7 @@ impl Manifest {
                     return Err(err(
                         line,
                         alloc::format!(
-                            "unknown key `{key_str}` (this kernel knows version, arg, env, module, artifact, jit, verbose, preopen, share, tcplisten, spec-batch); is the kernel older than the CLI?"
+                            "unknown key `{key_str}` (this kernel knows version, arg, env, module, artifact, jit, verbose, preopen, share, tcplisten, fuel, spec-batch); is the kernel older than the CLI?"
                         ),
                     ));
                 }

@@ -194,6 +194,7 @@ fn load_and_run(info: &BootInfo) -> Result<Outcome, LoadError> {
         max_wasm_stack: MAX_WASM_STACK,
         max_memory_bytes: MAX_MEMORY_BYTES,
         interruptible: false,
+        consume_fuel: manifest.fuel.is_some(),
     })
     .map_err(LoadError::Cpu)?;
     if let Some(path) = &manifest.spec_batch {
@@ -287,14 +288,21 @@ fn load_and_run(info: &BootInfo) -> Result<Outcome, LoadError> {
         stamp("sockets ready");
     }
     stamp("calling _start");
-    let drive_network = Box::new(|| {
-        crate::net::poll_in_background();
-        false
-    });
+    let fuel = manifest.fuel;
     Ok(basalt_wasi::run_command_with(
         &engine,
         &module,
         ctx,
-        Some(drive_network),
+        |store| {
+            if let Some(fuel) = fuel {
+                store.set_fuel(fuel);
+            }
+            // Asked when the program's interrupt request is raised (nothing
+            // raises it in the kernel yet: VM code is compiled without checks).
+            store.set_interrupt_check(|| {
+                crate::net::poll_in_background();
+                false
+            });
+        },
     ))
 }

@@ -25,11 +25,12 @@ use cranelift_codegen::ir::TrapCode;
 
 use crate::compile::target::{Arch, Target};
 use crate::compile::{CallSite, CompiledCode, Handler};
+use crate::engine::Instrumentation;
 use crate::error::Error;
 use crate::module_info::ModuleInfo;
 
 const MAGIC: &[u8; 8] = b"BASALTCW";
-const VERSION: u32 = 2;
+const VERSION: u32 = 3;
 
 /// The compiler identity recorded in artifacts.
 pub fn compiler_id() -> String {
@@ -50,11 +51,17 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
 }
 
 /// Writes an artifact.
-pub fn serialize(target: &Target, wasm: &[u8], c: &CompiledCode) -> Vec<u8> {
+pub fn serialize(
+    target: &Target,
+    instrumentation: Instrumentation,
+    wasm: &[u8],
+    c: &CompiledCode,
+) -> Vec<u8> {
     let mut w = Writer(Vec::with_capacity(c.code.len() + 1024));
     w.0.extend_from_slice(MAGIC);
     w.u32(VERSION);
     w.str(&compiler_id());
+    w.u32(instrumentation.bits());
     w.str(target.arch.name());
     w.u32(target.features.len() as u32);
     for f in &target.features {
@@ -102,9 +109,11 @@ pub fn serialize(target: &Target, wasm: &[u8], c: &CompiledCode) -> Vec<u8> {
 }
 
 /// Reads and checks an artifact for `wasm` (whose metadata is `info`) on a
-/// machine described by `machine`.
+/// machine described by `machine`, for an engine that wants code with
+/// `instrumentation`.
 pub fn deserialize(
     machine: &Target,
+    instrumentation: Instrumentation,
     wasm: &[u8],
     info: &ModuleInfo,
     bytes: &[u8],
@@ -124,6 +133,14 @@ pub fn deserialize(
         return Err(Error::Artifact(format!(
             "compiled by `{compiler}`, this kernel runs `{}`; rebuild the bundle",
             compiler_id()
+        )));
+    }
+    let bits = r.u32()?;
+    let has = Instrumentation::from_bits(bits)
+        .ok_or_else(|| Error::Artifact(format!("unknown instrumentation bits {bits:#x}")))?;
+    if has != instrumentation {
+        return Err(Error::Artifact(format!(
+            "compiled with {has}, this engine wants {instrumentation}; compile it again with the same options"
         )));
     }
     let arch = r.str()?;

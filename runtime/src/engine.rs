@@ -30,10 +30,15 @@ pub struct Config {
     pub max_wasm_stack: usize,
     /// upper bound on any one linear memory, in bytes
     pub max_memory_bytes: usize,
-    /// compiled code counts ticks for the store's interrupt check
-    /// (`Store::set_interrupt_check`); off, the check is never asked and
-    /// the code is faster (the count costs about 13% on tight loops)
+    /// compiled code looks at the store's interrupt request at every
+    /// function entry and loop header (`Store::interrupt_handle`,
+    /// `Store::set_interrupt_check`); off, nothing can interrupt it, and
+    /// it saves a load and a branch per loop iteration
     pub interruptible: bool,
+    /// compiled code spends fuel (`Store::set_fuel`) as it runs and traps
+    /// when it runs out: deterministic, and dearer than `interruptible`
+    /// (a load, a subtraction and a store per block)
+    pub consume_fuel: bool,
 }
 
 impl Config {
@@ -46,6 +51,54 @@ impl Config {
             max_wasm_stack: 1 << 20,
             max_memory_bytes: 4 << 30,
             interruptible: false,
+            consume_fuel: false,
+        }
+    }
+}
+
+impl Config {
+    /// What compiled code must contain besides the program for this
+    /// configuration (interrupt checks, fuel metering).
+    pub fn instrumentation(&self) -> Instrumentation {
+        Instrumentation {
+            interruptible: self.interruptible,
+            consume_fuel: self.consume_fuel,
+        }
+    }
+}
+
+/// What compiled code contains besides the program: recorded in
+/// artifacts, which load only into engines that want the same.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Instrumentation {
+    /// interrupt checks at function entries and loop headers
+    pub interruptible: bool,
+    /// fuel metering
+    pub consume_fuel: bool,
+}
+
+impl Instrumentation {
+    /// The bits artifacts record.
+    pub fn bits(self) -> u32 {
+        u32::from(self.interruptible) | u32::from(self.consume_fuel) << 1
+    }
+
+    /// From [`Instrumentation::bits`]; `None` for unknown bits.
+    pub fn from_bits(bits: u32) -> Option<Instrumentation> {
+        (bits < 4).then_some(Instrumentation {
+            interruptible: bits & 1 != 0,
+            consume_fuel: bits & 2 != 0,
+        })
+    }
+}
+
+impl core::fmt::Display for Instrumentation {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match (self.interruptible, self.consume_fuel) {
+            (false, false) => f.write_str("no interrupt checks and no fuel metering"),
+            (true, false) => f.write_str("interrupt checks"),
+            (false, true) => f.write_str("fuel metering"),
+            (true, true) => f.write_str("interrupt checks and fuel metering"),
         }
     }
 }
@@ -166,7 +219,7 @@ impl Module {
             &*engine.0.isa,
             &info,
             pending,
-            engine.config().interruptible,
+            engine.config().instrumentation(),
         )?;
         Module::load(engine, wasm, info, compiled)
     }
@@ -179,9 +232,14 @@ impl Module {
             &*engine.0.isa,
             &info,
             pending,
-            engine.config().interruptible,
+            engine.config().instrumentation(),
         )?;
-        Ok(artifact::serialize(engine.target(), wasm, &compiled))
+        Ok(artifact::serialize(
+            engine.target(),
+            engine.config().instrumentation(),
+            wasm,
+            &compiled,
+        ))
     }
 
     /// Loads code compiled ahead of time for `wasm`. Refuses an artifact
@@ -193,7 +251,13 @@ impl Module {
             .validate_all(wasm)
             .map_err(Error::from_wasmparser)?;
         let (info, _) = module_info::parse(wasm)?;
-        let compiled = artifact::deserialize(engine.target(), wasm, &info, artifact)?;
+        let compiled = artifact::deserialize(
+            engine.target(),
+            engine.config().instrumentation(),
+            wasm,
+            &info,
+            artifact,
+        )?;
         Module::load(engine, wasm, info, compiled)
     }
 

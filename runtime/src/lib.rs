@@ -41,5 +41,5 @@ pub use trap::TrapKind;
 pub use types::{AnyRef, FuncType, GlobalType, MemoryType, RefType, TableType, Val, ValType};
 pub use vm::enter::{FaultResume, handle_fault};
 pub use vm::store::{
-    AsStore, Caller, Extern, Func, Global, HostFn, Instance, Memory, Store, Table,
+    AsStore, Caller, Extern, Func, Global, HostFn, Instance, InterruptHandle, Memory, Store, Table,
 };

@@ -39,6 +39,8 @@ pub mod codes {
     pub const GC_HEAP_FULL: TrapCode = TrapCode::unwrap_user(10);
     /// the store's interrupt check asked to stop (a deadline)
     pub const INTERRUPTED: TrapCode = TrapCode::unwrap_user(11);
+    /// the store's fuel ran out (`Config::consume_fuel`)
+    pub const OUT_OF_FUEL: TrapCode = TrapCode::unwrap_user(12);
 }
 
 use core::fmt;
@@ -80,6 +82,8 @@ pub enum TrapKind {
     GcHeapFull,
     /// the store's interrupt check stopped the program (a deadline)
     Interrupted,
+    /// the store's fuel ran out ([`crate::Config::consume_fuel`])
+    OutOfFuel,
     /// a trap code this runtime does not know (a bug)
     Unknown(u8),
 }
@@ -131,6 +135,7 @@ impl TrapKind {
             codes::ARRAY_OUT_OF_BOUNDS => TrapKind::ArrayOutOfBounds,
             codes::GC_HEAP_FULL => TrapKind::GcHeapFull,
             codes::INTERRUPTED => TrapKind::Interrupted,
+            codes::OUT_OF_FUEL => TrapKind::OutOfFuel,
             other => TrapKind::Unknown(other.as_raw().get()),
         }
     }
@@ -154,6 +159,7 @@ impl TrapKind {
             TrapKind::ArrayOutOfBounds => "array-out-of-bounds",
             TrapKind::GcHeapFull => "gc-heap-full",
             TrapKind::Interrupted => "interrupted",
+            TrapKind::OutOfFuel => "out-of-fuel",
             TrapKind::Unknown(_) => "unknown",
         }
     }
@@ -181,6 +187,7 @@ impl fmt::Display for TrapKind {
             TrapKind::ArrayOutOfBounds => f.write_str("out of bounds array access"),
             TrapKind::GcHeapFull => f.write_str("allocation failure: the GC heap is full"),
             TrapKind::Interrupted => f.write_str("interrupted: the program ran past its deadline"),
+            TrapKind::OutOfFuel => f.write_str("all fuel consumed"),
             TrapKind::Unknown(c) => write!(f, "unknown trap code {c}"),
         }
     }

@@ -892,13 +892,14 @@ fn memory_copy_between_memories_copies_in_place() {
     );
 }
 
-/// An endless loop and an endless recursion through calls are stopped by
-/// the store's interrupt check (asked every `TICK_INTERVAL` ticks), and the
-/// store runs code again afterwards; without a check nothing is asked.
+/// An endless loop and an endless recursion through calls are stopped
+/// once another thread raises the store's interrupt request, the check
+/// decides (it may let the code go on), and the store runs code again
+/// afterwards.
 #[test]
-fn the_interrupt_check_stops_endless_loops_and_calls() {
+fn an_interrupt_request_stops_endless_loops_and_calls() {
     use std::sync::Arc;
-    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
     let engine = basalt_runtime::Engine::new(basalt_runtime::Config {
         interruptible: true,
         ..basalt_runtime::Config::hosted()
@@ -916,9 +917,20 @@ fn the_interrupt_check_stops_endless_loops_and_calls() {
             (func (export "ok") (result i32) (i32.const 7)))"#,
     );
     let mut store = Store::new(&engine, ());
+    let handle = store.interrupt_handle();
+    let done = Arc::new(AtomicBool::new(false));
+    let d = done.clone();
+    // Raises the request every millisecond until the test ends.
+    let raiser = std::thread::spawn(move || {
+        while !d.load(Ordering::Relaxed) {
+            handle.interrupt();
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    });
     let asked = Arc::new(AtomicU32::new(0));
     let a = asked.clone();
-    store.set_interrupt_check(move || a.fetch_add(1, Ordering::Relaxed) >= 3);
+    // Lets the code go on twice, then stops it.
+    store.set_interrupt_check(move || a.fetch_add(1, Ordering::Relaxed) % 3 == 2);
     let instance = Linker::<()>::new()
         .instantiate(&mut store, &module)
         .unwrap();
@@ -926,21 +938,57 @@ fn the_interrupt_check_stops_endless_loops_and_calls() {
         trap_kind(call(&mut store, instance, "spin", &[])),
         TrapKind::Interrupted
     );
-    assert!(asked.load(Ordering::Relaxed) >= 4);
-    asked.store(0, Ordering::Relaxed);
+    assert_eq!(asked.load(Ordering::Relaxed), 3);
     assert_eq!(
         trap_kind(call(&mut store, instance, "ping", &[Val::I32(0)])),
         TrapKind::Interrupted
     );
-    asked.store(0, Ordering::Relaxed);
+    assert_eq!(asked.load(Ordering::Relaxed), 6);
+    done.store(true, Ordering::Relaxed);
+    raiser.join().unwrap();
+    // A request raised while nothing ran is seen by the next call.
+    store.interrupt_handle().interrupt();
+    asked.store(2, Ordering::Relaxed);
+    assert_eq!(
+        trap_kind(call(&mut store, instance, "ok", &[])),
+        TrapKind::Interrupted
+    );
     assert_eq!(
         call(&mut store, instance, "ok", &[]).unwrap(),
         vec![Val::I32(7)]
     );
 }
 
-/// An engine that is not `interruptible` compiles no ticks: its stores
-/// never ask the check, and a long loop runs to its end.
+/// Without a check, a raised request stops the code at once.
+#[test]
+fn without_a_check_a_raised_request_stops() {
+    let engine = basalt_runtime::Engine::new(basalt_runtime::Config {
+        interruptible: true,
+        ..basalt_runtime::Config::hosted()
+    })
+    .unwrap();
+    let module = compile(
+        &engine,
+        r#"(module (func (export "spin") (loop $l (br $l))))"#,
+    );
+    let mut store = Store::new(&engine, ());
+    let handle = store.interrupt_handle();
+    let instance = Linker::<()>::new()
+        .instantiate(&mut store, &module)
+        .unwrap();
+    let raiser = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        handle.interrupt();
+    });
+    assert_eq!(
+        trap_kind(call(&mut store, instance, "spin", &[])),
+        TrapKind::Interrupted
+    );
+    raiser.join().unwrap();
+}
+
+/// An engine that is not `interruptible` compiles no checks: a raised
+/// request is never seen, and a long loop runs to its end.
 #[test]
 fn without_interruptible_code_the_check_is_never_asked() {
     let engine = engine();
@@ -954,6 +1002,7 @@ fn without_interruptible_code_the_check_is_never_asked() {
     );
     let mut store = Store::new(&engine, ());
     store.set_interrupt_check(|| true);
+    store.interrupt_handle().interrupt();
     let instance = Linker::<()>::new()
         .instantiate(&mut store, &module)
         .unwrap();

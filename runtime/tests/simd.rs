@@ -268,6 +268,7 @@ fn simd_spec_modules_compile_for_aarch64_and_baseline_x86_64() {
             max_wasm_stack: 1 << 20,
             max_memory_bytes: 4 << 30,
             interruptible: false,
+            consume_fuel: false,
         })
         .unwrap();
         for (file, wasm) in &modules {

@@ -98,6 +98,7 @@ fn basalt_trap(kind: &TrapKind) -> &'static str {
         TrapKind::ArrayOutOfBounds => "array",
         TrapKind::GcHeapFull => "gc-heap",
         TrapKind::Interrupted => "interrupted",
+        TrapKind::OutOfFuel => "fuel",
         TrapKind::Unknown(_) => "unknown",
     }
 }

@@ -196,3 +196,29 @@ macro_rules! on_every_isa {
         }
     };
 }
+
+/// Standard streams of a hosted run (`basalt::hosted::run_with_stdio`)
+/// captured in memory; stdin is empty.
+#[derive(Clone, Default)]
+pub struct Captured {
+    /// what the program wrote to stdout
+    pub stdout: Arc<Mutex<Vec<u8>>>,
+    /// what it wrote to stderr
+    pub stderr: Arc<Mutex<Vec<u8>>>,
+}
+
+impl basalt_wasi::Stdio for Captured {
+    fn write_stdout(&self, b: &[u8]) {
+        if let Ok(mut o) = self.stdout.lock() {
+            o.extend_from_slice(b);
+        }
+    }
+    fn write_stderr(&self, b: &[u8]) {
+        if let Ok(mut e) = self.stderr.lock() {
+            e.extend_from_slice(b);
+        }
+    }
+    fn read_stdin(&self, _: &mut [u8]) -> usize {
+        0
+    }
+}

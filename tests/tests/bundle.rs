@@ -69,6 +69,7 @@ fn what_the_cli_writes_the_kernel_reads_back() {
             (PreopenSource::Host("basalt1".into()), b"/live".to_vec()),
         ],
         tcplisten: vec!["0.0.0.0:8080".into(), "127.0.0.1:9".into()],
+        fuel: Some(u64::MAX),
     };
     let archive = write_tar(&[
         manifest_entry(&cli.render()),
@@ -103,6 +104,7 @@ fn what_the_cli_writes_the_kernel_reads_back() {
     );
 
     assert_eq!(m.tcplisten, ["0.0.0.0:8080", "127.0.0.1:9"]);
+    assert_eq!(m.fuel, Some(u64::MAX));
 
     // And with every flag off.
     let plain = CliManifest {
@@ -118,6 +120,7 @@ fn what_the_cli_writes_the_kernel_reads_back() {
     assert!(m.env.is_empty());
     assert_eq!(m.artifact, None);
     assert!(!m.jit && !m.verbose);
+    assert_eq!(m.fuel, None);
 }
 
 #[test]

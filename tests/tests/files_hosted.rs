@@ -66,6 +66,7 @@ fn run(
         dirs,
         dir_mode: mode,
         timeout: None,
+        fuel: None,
         tcplisten: &[],
         verbose: false,
     };

@@ -37,6 +37,7 @@ fn the_http_server_answers_and_survives_hostile_clients() {
             dirs: &[],
             dir_mode: DirMode::Live,
             timeout: None,
+            fuel: None,
             tcplisten: &listen,
             verbose: false,
         };

@@ -6,37 +6,14 @@
 
 #![forbid(unsafe_code)]
 
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use basalt::hosted::Hosted;
 use basalt::run::DirMode;
+use basalt_tests::Captured;
 use basalt_tests::wasi_suite::{
     KNOWN_FAILING, Ran, Scratch, Spec, Tally, judge, prepare_dirs, programs, suite_dir,
 };
-use basalt_wasi::Stdio;
-
-/// Standard streams captured in memory; stdin is empty.
-#[derive(Clone, Default)]
-struct Captured {
-    stdout: Arc<Mutex<Vec<u8>>>,
-    stderr: Arc<Mutex<Vec<u8>>>,
-}
-
-impl Stdio for Captured {
-    fn write_stdout(&self, b: &[u8]) {
-        if let Ok(mut o) = self.stdout.lock() {
-            o.extend_from_slice(b);
-        }
-    }
-    fn write_stderr(&self, b: &[u8]) {
-        if let Ok(mut e) = self.stderr.lock() {
-            e.extend_from_slice(b);
-        }
-    }
-    fn read_stdin(&self, _: &mut [u8]) -> usize {
-        0
-    }
-}
 
 /// Runs `name` hosted as `spec` says; `Err` when it could not be run.
 fn run_hosted(suite: &std::path::Path, name: &str, spec: &Spec) -> Result<Ran, String> {
@@ -61,6 +38,7 @@ fn run_hosted(suite: &std::path::Path, name: &str, spec: &Spec) -> Result<Ran, S
         dirs: &dirs,
         dir_mode: DirMode::Live,
         timeout: None,
+        fuel: None,
         tcplisten: &[],
         verbose: false,
     };
@@ -147,6 +125,7 @@ fn writes_through_a_dir_reach_the_host() {
         dirs: &[(dir.clone(), "/data".to_string())],
         dir_mode: DirMode::Live,
         timeout: None,
+        fuel: None,
         tcplisten: &[],
         verbose: false,
     };

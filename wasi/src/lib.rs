@@ -35,7 +35,6 @@ pub use memfs::MemFs;
 pub use preview1::add_to_linker;
 pub use services::{Clocks, Entropy, FileSystem, FsError, Services, Stdio};
 
-use alloc::boxed::Box;
 use basalt_runtime::{Engine, Error, Linker, Module, Store, Trap};
 
 /// How a WASI command ended.
@@ -51,24 +50,20 @@ pub enum Outcome {
 
 /// Instantiates `module` with WASI and runs its `_start` export to the end.
 pub fn run_command(engine: &Engine, module: &Module, ctx: WasiCtx) -> Outcome {
-    run_command_with(engine, module, ctx, None)
+    run_command_with(engine, module, ctx, |_| {})
 }
 
-/// [`run_command`] with an interrupt check: asked every few thousand
-/// function entries and loop iterations of the program's code whether it
-/// must stop (a deadline passed), which ends it with the trap
-/// `Interrupted`; the kernel also drives its network there, so a busy
-/// program does not starve it.
+/// [`run_command`] with the store prepared by `prepare` before the
+/// program is instantiated: an interrupt check, an interrupt handle taken
+/// for a deadline (`Store::interrupt_handle`), fuel.
 pub fn run_command_with(
     engine: &Engine,
     module: &Module,
     ctx: WasiCtx,
-    interrupt_check: Option<Box<dyn FnMut() -> bool + Send>>,
+    prepare: impl FnOnce(&mut Store<WasiCtx>),
 ) -> Outcome {
     let mut store = Store::new(engine, ctx);
-    if let Some(check) = interrupt_check {
-        store.set_interrupt_check(check);
-    }
+    prepare(&mut store);
     let mut linker = Linker::new();
     add_to_linker(&mut linker, |cx: &mut WasiCtx| cx);
     let result = linker.instantiate(&mut store, module).and_then(|instance| {

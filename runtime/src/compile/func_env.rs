@@ -18,8 +18,13 @@ use crate::trap::codes;
 use crate::types::{FuncType, RefType, ValType};
 use crate::vm::offsets::{self, VMOffsets, builtin};
 
+mod metering;
+
 /// External-name namespace of wasm functions (index = function index).
 pub const NS_WASM_FUNC: u32 = 0;
+/// Namespace of the module's interrupt trampoline (index 0), which
+/// interruptible code calls when its interrupt request is raised.
+pub const NS_INTERRUPT_TRAMPOLINE: u32 = 2;
 
 /// The Cranelift type of a wasm value type.
 pub fn clif_type(ty: ValType, pointer: ir::Type) -> ir::Type {
@@ -83,8 +88,13 @@ enum Call<'a> {
 
 /// [`TranslationEnv`] for one function of a module.
 pub struct FuncEnv<'m> {
-    /// emit the interrupt ticks (`Config::interruptible`)
+    /// emit the interrupt checks (`Config::interruptible`)
     pub interruptible: bool,
+    /// meter fuel (`Config::consume_fuel`)
+    pub consume_fuel: bool,
+    /// fuel spent by the operators translated since the last point where
+    /// it was subtracted from the store's (see `metering.rs`)
+    unspent_fuel: i64,
     info: &'m ModuleInfo,
     offsets: VMOffsets,
     pointer: ir::Type,
@@ -98,6 +108,8 @@ impl<'m> FuncEnv<'m> {
     pub fn new(info: &'m ModuleInfo, isa: &dyn TargetIsa) -> Self {
         FuncEnv {
             interruptible: false,
+            consume_fuel: false,
+            unspent_fuel: 0,
             info,
             offsets: VMOffsets::new(info),
             pointer: isa.pointer_type(),
@@ -176,37 +188,6 @@ impl<'m> FuncEnv<'m> {
         builder.inst_results(call).to_vec()
     }
 
-    /// Counts one tick down (see `VMStoreContext::ticks`) and, when the
-    /// count runs out, calls the `tick` builtin, which asks the store's
-    /// interrupt check and traps with `INTERRUPTED` when it says stop:
-    /// a load, a subtraction, a store and a branch on the common path.
-    fn tick(&self, builder: &mut FunctionBuilder<'_>) {
-        if !self.interruptible {
-            return;
-        }
-        let vmctx = self.vmctx();
-        let store = self.load_ptr(builder, vmctx, VMOffsets::STORE_CTX);
-        let f = trusted(builder);
-        let left = builder
-            .ins()
-            .load(types::I64, f, store, offsets::store_ctx::TICKS);
-        let left = builder.ins().iadd_imm_s(left, -1);
-        builder
-            .ins()
-            .store(f, left, store, offsets::store_ctx::TICKS);
-        let out = builder.ins().icmp_imm_s(IntCC::SignedLessThan, left, 0);
-        let slow = builder.create_block();
-        let go_on = builder.create_block();
-        builder.set_cold_block(slow);
-        builder.ins().brif(out, slow, &[], go_on, &[]);
-        builder.switch_to_block(slow);
-        builder.seal_block(slow);
-        self.call_checked_builtin(builder, builtin::TICK, &[], &[], codes::INTERRUPTED);
-        builder.ins().jump(go_on, &[]);
-        builder.switch_to_block(go_on);
-        builder.seal_block(go_on);
-    }
-
     /// Calls a builtin that returns 0 on success or non-zero to trap with `code`.
     fn call_checked_builtin(
         &self,
@@ -273,11 +254,21 @@ impl TranslationEnv for FuncEnv<'_> {
     }
 
     fn function_entry(&mut self, builder: &mut FunctionBuilder<'_>) {
-        self.tick(builder);
+        self.fuel_check(builder);
+        self.interrupt_check(builder);
     }
 
     fn loop_header(&mut self, builder: &mut FunctionBuilder<'_>) {
-        self.tick(builder);
+        self.fuel_check(builder);
+        self.interrupt_check(builder);
+    }
+
+    fn before_operator(
+        &mut self,
+        builder: &mut FunctionBuilder<'_>,
+        op: &wasmparser::Operator<'_>,
+    ) {
+        self.meter_operator(builder, op);
     }
 
     fn memory_access(

@@ -16,7 +16,7 @@ use cranelift_codegen::ir::{
     self, AbiParam, InstBuilder, MemFlagsData, Signature, StackSlotData, StackSlotKind, TrapCode,
     UserFuncName,
 };
-use cranelift_codegen::isa::TargetIsa;
+use cranelift_codegen::isa::{CallConv, TargetIsa};
 use cranelift_codegen::{Context, FinalizedMachExceptionHandler, FinalizedRelocTarget};
 use cranelift_control::ControlPlane;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
@@ -26,7 +26,8 @@ use crate::error::Error;
 use crate::module_info::{ModuleInfo, PendingFunction};
 use crate::trap::codes;
 use crate::types::FuncType;
-use func_env::{FuncEnv, NS_WASM_FUNC, clif_type, wasm_signature};
+use crate::vm::offsets::{VMOffsets, builtin};
+use func_env::{FuncEnv, NS_INTERRUPT_TRAMPOLINE, NS_WASM_FUNC, clif_type, wasm_signature};
 
 /// The native code of a module, linked, with everything needed to run it.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -87,6 +88,7 @@ struct CompiledFunction {
 
 enum RelocTo {
     WasmFunc(u32),
+    InterruptTrampoline,
     SelfOffset(u32),
 }
 
@@ -95,7 +97,7 @@ pub fn compile_module(
     isa: &dyn TargetIsa,
     info: &ModuleInfo,
     pending: Vec<PendingFunction<'_>>,
-    interruptible: bool,
+    instrumentation: crate::engine::Instrumentation,
 ) -> Result<CompiledCode, Error> {
     let mut ctx = Context::new();
     let mut fctx = FunctionBuilderContext::new();
@@ -107,7 +109,8 @@ pub fn compile_module(
         let mut func =
             ir::Function::with_name_signature(UserFuncName::user(NS_WASM_FUNC, p.index), sig);
         let mut env = FuncEnv::new(info, isa);
-        env.interruptible = interruptible;
+        env.interruptible = instrumentation.interruptible;
+        env.consume_fuel = instrumentation.consume_fuel;
         let mut validator = p.validator.into_validator(allocs);
         crate::translate::translate_function(
             &mut env,
@@ -134,6 +137,11 @@ pub fn compile_module(
     host_types.dedup();
     for t in &host_types {
         let f = host_trampoline(isa, &info.types[*t as usize]);
+        trampolines.push(finish(isa, &mut ctx, f, u32::MAX, None)?);
+    }
+    // Last: its index is the trampolines' count minus one.
+    if instrumentation.interruptible {
+        let f = interrupt_trampoline(isa);
         trampolines.push(finish(isa, &mut ctx, f, u32::MAX, None)?);
     }
 
@@ -195,6 +203,15 @@ pub fn compile_module(
                     out.functions[defined as usize].0
                 }
                 RelocTo::SelfOffset(o) => site_base + o,
+                RelocTo::InterruptTrampoline if instrumentation.interruptible => {
+                    offsets[offsets.len() - 1]
+                }
+                RelocTo::InterruptTrampoline => {
+                    return Err(Error::Compile {
+                        func: u32::MAX,
+                        message: "a call to the interrupt trampoline of code without one".into(),
+                    });
+                }
             };
             patch(&mut out.code, site_base + off, *kind, target, *addend)?;
         }
@@ -315,13 +332,16 @@ fn finish(
         let to = match &r.target {
             FinalizedRelocTarget::ExternalName(ir::ExternalName::User(name)) => {
                 let name = &ctx.func.params.user_named_funcs()[*name];
-                if name.namespace != NS_WASM_FUNC {
-                    return Err(Error::Compile {
-                        func: index,
-                        message: "unknown call target".to_string(),
-                    });
+                match name.namespace {
+                    NS_WASM_FUNC => RelocTo::WasmFunc(name.index),
+                    NS_INTERRUPT_TRAMPOLINE => RelocTo::InterruptTrampoline,
+                    _ => {
+                        return Err(Error::Compile {
+                            func: index,
+                            message: "unknown call target".to_string(),
+                        });
+                    }
                 }
-                RelocTo::WasmFunc(name.index)
             }
             FinalizedRelocTarget::Func(o) => RelocTo::SelfOffset(*o),
             other => {
@@ -367,6 +387,40 @@ fn array_trampoline(isa: &dyn TargetIsa, ty: &FuncType) -> ir::Function {
     for (i, r) in results.iter().enumerate() {
         b.ins().store(f, *r, values, (i * 16) as i32);
     }
+    b.ins().return_(&[]);
+    b.seal_all_blocks();
+    b.finalize(isa.frontend_config());
+    func
+}
+
+/// `fn(vmctx)` in Cranelift's preserve-all convention (it saves every
+/// register it touches, so a call to it clobbers none): calls the
+/// `interrupt` builtin and traps with [`codes::INTERRUPTED`] when that
+/// says stop. Interruptible code calls it when its interrupt request is
+/// raised (see `FuncEnv::interrupt_check`).
+fn interrupt_trampoline(isa: &dyn TargetIsa) -> ir::Function {
+    let ptr = isa.pointer_type();
+    let mut sig = Signature::new(CallConv::PreserveAll);
+    sig.params.push(AbiParam::new(ptr));
+    let mut func = ir::Function::with_name_signature(UserFuncName::user(1, 2), sig);
+    let mut fctx = FunctionBuilderContext::new();
+    let mut b = FunctionBuilder::new(&mut func, &mut fctx);
+    let entry = b.create_block();
+    b.append_block_params_for_function_params(entry);
+    b.switch_to_block(entry);
+    let vmctx = b.block_params(entry)[0];
+    let ro = MemFlagsData::trusted().with_readonly();
+    let table = b.ins().load(ptr, ro, vmctx, VMOffsets::BUILTINS);
+    let f = b
+        .ins()
+        .load(ptr, ro, table, (builtin::INTERRUPT * 8) as i32);
+    let mut builtin_sig = Signature::new(isa.default_call_conv());
+    builtin_sig.params.push(AbiParam::new(ptr));
+    builtin_sig.returns.push(AbiParam::new(ir::types::I32));
+    let builtin_sig = b.import_signature(builtin_sig);
+    let call = b.ins().call_indirect(builtin_sig, f, &[vmctx]);
+    let stop = b.inst_results(call)[0];
+    b.ins().trapnz(stop, codes::INTERRUPTED);
     b.ins().return_(&[]);
     b.seal_all_blocks();
     b.finalize(isa.frontend_config());

@@ -95,6 +95,15 @@ pub trait TranslationEnv {
     /// checks). Default: nothing.
     fn loop_header(&mut self, _builder: &mut FunctionBuilder<'_>) {}
 
+    /// Called before every reachable operator is translated (fuel
+    /// metering). Default: nothing.
+    fn before_operator(
+        &mut self,
+        _builder: &mut FunctionBuilder<'_>,
+        _op: &wasmparser::Operator<'_>,
+    ) {
+    }
+
     /// Called once per function after [`TranslationEnv::begin_function`]
     /// and the locals' parameters, in the body's first block
     /// (interruption checks). Default: nothing.

@@ -319,6 +319,7 @@ impl Translator<'_, '_> {
         if !self.reachable {
             return self.unreachable_operator(op);
         }
+        self.env.before_operator(&mut self.builder, op);
         if self.control_operator(op, offset)?
             || self.memory_operator(op, offset)?
             || self.numeric_operator(op)?

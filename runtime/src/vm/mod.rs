@@ -17,16 +17,12 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::alloc::Layout;
 use core::ptr::NonNull;
+use core::sync::atomic::AtomicU32;
 
 use crate::error::Error;
 use crate::exact::ExactType;
 use crate::platform::Platform;
 use crate::types::{GlobalType, MemoryType, RefType, TableType, Val, ValType};
-
-/// Function entries and loop iterations between two calls of a store's
-/// interrupt check: often enough that a deadline is noticed within
-/// milliseconds, rarely enough that the check costs nothing measurable.
-pub const TICK_INTERVAL: i64 = 1 << 16;
 
 /// Per-store state compiled code reads (`vmctx → store context`), and
 /// what builtins called with a VM context need of the store.
@@ -34,12 +30,19 @@ pub const TICK_INTERVAL: i64 = 1 << 16;
 pub struct VMStoreContext {
     /// lowest stack address wasm may use; 0 when no wasm is running
     pub stack_limit: usize,
-    /// counted down at every function entry and loop header by compiled
-    /// code, which calls the `tick` builtin when it goes below zero (see
-    /// [`VMStoreContext::interrupt_check`])
-    pub ticks: i64,
-    /// what the `tick` builtin asks every [`TICK_INTERVAL`] ticks: whether
-    /// the program must stop (a deadline passed); `None`: never asked
+    /// the store's interrupt request (`interrupt_request`'s address),
+    /// read by interruptible code at every function entry and loop
+    /// header: non-zero calls the `interrupt` builtin
+    pub interrupt_flag: *const AtomicU32,
+    /// fuel left (`Store::set_fuel`): metered code subtracts what it
+    /// runs and traps with `OutOfFuel` once it is negative
+    pub fuel: i64,
+    /// the word [`crate::vm::store::InterruptHandle`]s raise; kept alive
+    /// here for `interrupt_flag`
+    pub interrupt_request: Arc<AtomicU32>,
+    /// what the `interrupt` builtin asks once the request was raised:
+    /// whether the program must stop (`true`) or go on (after work of the
+    /// embedder's, such as polling a network); `None`: always stop
     pub interrupt_check: Option<Box<dyn FnMut() -> bool + Send>>,
     /// the exceptions thrown in this store and not yet freed
     pub exceptions: exception::ExceptionHeap,

@@ -23,8 +23,11 @@ use crate::module_info::ModuleInfo;
 pub mod store_ctx {
     /// lowest stack address wasm may use (prologue check)
     pub const STACK_LIMIT: i32 = 0;
-    /// the interrupt countdown (i64, see `VMStoreContext::ticks`)
-    pub const TICKS: i32 = 8;
+    /// the address of the interrupt request (`*const AtomicU32`, see
+    /// `VMStoreContext::interrupt_flag`)
+    pub const INTERRUPT_FLAG: i32 = 8;
+    /// the fuel left (i64, see `VMStoreContext::fuel`)
+    pub const FUEL: i32 = 16;
 }
 
 /// Offsets inside `VMMemory`.
@@ -227,9 +230,9 @@ pub mod builtin {
     /// `array_init_elem(vmctx, array: ptr, elem: u32, dst: u32, src: u32, len: u32) -> u32`:
     /// 0, 1 array out of bounds, 2 segment out of bounds
     pub const ARRAY_INIT_ELEM: u32 = 18;
-    /// `tick(vmctx) -> u32`: the interrupt countdown ran out; restarts it
-    /// and asks the store's interrupt check: 0 go on, 1 trap (interrupted)
-    pub const TICK: u32 = 19;
+    /// `interrupt(vmctx) -> u32`: the interrupt request was raised; lowers
+    /// it and asks the store's interrupt check: 0 go on, 1 trap (interrupted)
+    pub const INTERRUPT: u32 = 19;
     /// number of builtins
     pub const COUNT: u32 = 20;
 }

@@ -8,6 +8,7 @@ use alloc::string::{String, ToString};
 use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU32, Ordering};
 
 use super::exception::{VMException, VMTag};
 use super::offsets::{self, VMOffsets};
@@ -84,6 +85,20 @@ pub(crate) struct StoreInner<T> {
     data: T,
 }
 
+/// Interrupts the wasm a store runs (from another thread, a signal or an
+/// interrupt handler: raising is one atomic store). See
+/// [`Store::set_interrupt_check`].
+#[derive(Clone)]
+pub struct InterruptHandle(Arc<AtomicU32>);
+
+impl InterruptHandle {
+    /// Raises the request: the store's interruptible code calls its
+    /// interrupt check at its next function entry or loop header.
+    pub fn interrupt(&self) {
+        self.0.store(1, Ordering::SeqCst);
+    }
+}
+
 /// All wasm state of one program: instances, memories, tables, globals,
 /// functions, plus the host's data `T` that host functions see.
 pub struct Store<T> {
@@ -93,13 +108,16 @@ pub struct Store<T> {
 impl<T> Store<T> {
     /// An empty store on `engine` with host data `data`.
     pub fn new(engine: &Engine, data: T) -> Store<T> {
+        let request = Arc::new(AtomicU32::new(0));
         Store {
             inner: Box::new(StoreInner {
                 opaque: StoreOpaque {
                     engine: engine.clone(),
                     ctx: Box::new(VMStoreContext {
                         stack_limit: 0,
-                        ticks: i64::MAX,
+                        interrupt_flag: Arc::as_ptr(&request),
+                        fuel: 0,
+                        interrupt_request: request,
                         interrupt_check: None,
                         exceptions: Default::default(),
                         gc: super::gc::GcHeap::new(engine.config().max_memory_bytes),
@@ -125,14 +143,38 @@ impl<T> Store<T> {
         &self.inner.data
     }
 
-    /// Asks `check` every [`super::TICK_INTERVAL`] function entries and
-    /// loop iterations of the wasm this store runs whether it must stop: a
-    /// `true` ends the running call with [`crate::TrapKind::Interrupted`].
-    /// Code in a host function is not interrupted.
+    /// Asks `check`, once an [`InterruptHandle`] of this store raised its
+    /// request and the wasm this store runs reaches a function entry or a
+    /// loop header, whether it must stop: a `true` ends the running call
+    /// with [`crate::TrapKind::Interrupted`], a `false` goes on (after the
+    /// check did the embedder's periodic work). Without a check, a raised
+    /// request always stops. Only code compiled by an interruptible engine
+    /// ([`crate::Config::interruptible`]) looks; code in a host function is
+    /// not interrupted.
     pub fn set_interrupt_check(&mut self, check: impl FnMut() -> bool + Send + 'static) {
-        let ctx = &mut self.inner.opaque.ctx;
-        ctx.interrupt_check = Some(Box::new(check));
-        ctx.ticks = super::TICK_INTERVAL;
+        self.inner.opaque.ctx.interrupt_check = Some(Box::new(check));
+    }
+
+    /// Sets the fuel left for the wasm this store runs: code compiled by
+    /// an engine that consumes fuel ([`crate::Config::consume_fuel`])
+    /// spends one unit per operator (none for `nop`, `drop`, `block`,
+    /// `loop`, `else`, `end`, `unreachable` and `return`, as wasmtime
+    /// counts) and traps with [`crate::TrapKind::OutOfFuel`] when it has
+    /// spent more than it was given. A store starts with none.
+    pub fn set_fuel(&mut self, fuel: u64) {
+        self.inner.opaque.ctx.fuel = i64::try_from(fuel).unwrap_or(i64::MAX);
+    }
+
+    /// The fuel left ([`Store::set_fuel`]); 0 once it ran out.
+    pub fn fuel(&self) -> u64 {
+        u64::try_from(self.inner.opaque.ctx.fuel).unwrap_or(0)
+    }
+
+    /// A handle another thread, a signal or an interrupt handler can use
+    /// to interrupt the wasm this store runs (see
+    /// [`Store::set_interrupt_check`]).
+    pub fn interrupt_handle(&self) -> InterruptHandle {
+        InterruptHandle(self.inner.opaque.ctx.interrupt_request.clone())
     }
 
     /// The host data, writable.
@@ -1199,7 +1241,7 @@ struct Builtins {
     array_copy: extern "C" fn(usize, usize, u32, usize, u32, u32, u32) -> u32,
     array_init_data: extern "C" fn(usize, usize, u32, u32, u32, u32, u32) -> u32,
     array_init_elem: extern "C" fn(usize, usize, u32, u32, u32, u32) -> u32,
-    tick: extern "C" fn(usize) -> u32,
+    interrupt: extern "C" fn(usize) -> u32,
 }
 
 unsafe extern "C" {
@@ -1230,7 +1272,7 @@ static BUILTINS: Builtins = Builtins {
     array_copy: builtin_array_copy,
     array_init_data: builtin_array_init_data,
     array_init_elem: builtin_array_init_elem,
-    tick: builtin_tick,
+    interrupt: builtin_interrupt,
 };
 
 /// The instance whose compiled code passed `vmctx`.
@@ -1280,19 +1322,16 @@ extern "C" fn builtin_memory_fill(vmctx: usize, mem: u32, dst: u64, val: u32, le
     }
 }
 
-extern "C" fn builtin_tick(vmctx: usize) -> u32 {
+extern "C" fn builtin_interrupt(vmctx: usize) -> u32 {
     // SAFETY: wasm is suspended in this builtin; nothing else borrows the
     // store context meanwhile.
     let ctx = unsafe { super::store_context_of(vmctx) };
+    // Lowered before the check runs: a request raised while it runs is
+    // seen at the next function entry or loop header.
+    ctx.interrupt_request.store(0, Ordering::SeqCst);
     match ctx.interrupt_check.as_mut() {
-        Some(check) => {
-            ctx.ticks = super::TICK_INTERVAL;
-            u32::from(check())
-        }
-        None => {
-            ctx.ticks = i64::MAX;
-            0
-        }
+        Some(check) => u32::from(check()),
+        None => 1,
     }
 }
 
