@@ -33,6 +33,9 @@ pub struct Manifest {
     pub tcplisten: Vec<String>,
     /// fuel the program may spend (`--fuel`); `None`: unmetered
     pub fuel: Option<u64>,
+    /// the artifact has interrupt checks, which the kernel raises from a
+    /// timer (`interrupt-checks 1`)
+    pub interrupt_checks: bool,
 }
 
 /// Where a preopened directory's files are, for the kernel.
@@ -125,6 +128,9 @@ impl Manifest {
             s.push_str("tcplisten ");
             s.push_str(&escape(addr.as_bytes()));
             s.push('\n');
+        }
+        if self.interrupt_checks {
+            s.push_str("interrupt-checks 1\n");
         }
         if let Some(fuel) = self.fuel {
             let _ = writeln!(s, "fuel {fuel}");

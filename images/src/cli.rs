@@ -511,7 +511,7 @@ fn compile(args: Vec<OsString>) -> Result<i32, CliError> {
         crate::run::guest_target(arch, crate::vm::Accel::Tcg)
     };
     let t = std::time::Instant::now();
-    let artifact = crate::run::compile_for_guest(&name, &wasm, target, false)?;
+    let artifact = crate::run::compile_for_guest(&name, &wasm, target, Default::default())?;
     let ms = t.elapsed().as_secs_f64() * 1e3;
     eprintln!(
         "basalt: compiled {:.1} KiB of wasm into a {:.1} KiB artifact in {ms:.1} ms ({:.2} KiB/ms)",

@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use basalt_runtime::engine::Instrumentation;
 use basalt_runtime::{Arch, Config, Engine, Module, Target};
 
 use crate::CliError;
@@ -159,21 +160,34 @@ pub fn guest_target(arch: GuestArch, accel: Accel) -> Target {
     }
 }
 
+/// What the guest's code carries besides the program: fuel metering for
+/// `--fuel`, and interrupt checks when the program listens on sockets and
+/// the kernel can raise them from a timer (x86-64), so a program that
+/// computes without socket calls does not starve its connections (the
+/// kernel drives the network from the checks).
+pub fn instrumentation(opts: &RunOptions) -> Instrumentation {
+    Instrumentation {
+        interruptible: opts.arch == GuestArch::X86_64 && !opts.tcplisten.is_empty(),
+        consume_fuel: opts.fuel.is_some(),
+    }
+}
+
 /// Compiles `wasm` for `target` without running it (the host half of `run`).
-/// `consume_fuel`: with fuel metering (`--fuel`).
+/// `instrumentation`: interrupt checks, fuel metering (see
+/// [`instrumentation`]).
 pub fn compile_for_guest(
     name: &str,
     wasm: &[u8],
     target: Target,
-    consume_fuel: bool,
+    instrumentation: Instrumentation,
 ) -> Result<Vec<u8>, CliError> {
     let engine = Engine::new(Config {
         target,
         platform: None,
         max_wasm_stack: 1 << 20,
         max_memory_bytes: 4 << 30,
-        interruptible: false,
-        consume_fuel,
+        interruptible: instrumentation.interruptible,
+        consume_fuel: instrumentation.consume_fuel,
     })
     .map_err(|e| CliError::Module(format!("{name}: {e}")))?;
     Module::compile_artifact(&engine, wasm).map_err(|e| CliError::Module(format!("{name}: {e}")))
@@ -398,6 +412,7 @@ pub fn pack(
         preopens: Vec::new(),
         tcplisten: opts.tcplisten.clone(),
         fuel: opts.fuel,
+        interrupt_checks: instrumentation(opts).interruptible,
     };
     // Shared directories, preopened in --dir order: live over virtio-9p,
     // or packed under fs/N/.
@@ -423,7 +438,7 @@ pub fn pack(
     }
     if !opts.jit {
         let t = Instant::now();
-        let artifact = compile_for_guest(name, &wasm, target, opts.fuel.is_some())?;
+        let artifact = compile_for_guest(name, &wasm, target, instrumentation(opts))?;
         if opts.verbose {
             eprintln!(
                 "basalt: compiled {} KiB of wasm on the host in {:.1} ms",

@@ -128,7 +128,10 @@ fn a_hosted_timeout_stops_an_endless_loop_with_124() {
 
 #[test]
 fn hosted_fuel_stops_an_endless_loop_with_a_trap() {
-    let out = basalt(&["run", "--hosted", "--fuel", "100000", &endless_loop()], b"");
+    let out = basalt(
+        &["run", "--hosted", "--fuel", "100000", &endless_loop()],
+        b"",
+    );
     assert_eq!(out.status.code(), Some(134), "{}", text(&out.stderr));
     assert!(
         text(&out.stderr).contains("all fuel consumed"),

@@ -365,6 +365,10 @@ pub struct Manifest {
     /// fuel the program may spend (`fuel N`, from `--fuel`); `None`:
     /// unmetered
     pub fuel: Option<u64>,
+    /// compile interrupt checks and raise them from a timer
+    /// (`interrupt-checks 1`: the CLI asks for it when the program has
+    /// sockets, so its computing does not starve the network)
+    pub interrupt_checks: bool,
 }
 
 /// One directory preopened for the program.
@@ -447,6 +451,7 @@ impl Manifest {
         let mut seen_version = false;
         let (mut seen_artifact, mut seen_jit, mut seen_verbose) = (false, false, false);
         let mut seen_batch = false;
+        let mut seen_interrupt_checks = false;
         let err = |line: usize, message: String| BundleError::Manifest { line, message };
         for (n, raw) in text.split(|c| *c == b'\n').enumerate() {
             let line = n + 1;
@@ -553,6 +558,10 @@ impl Manifest {
                     }
                     m.tcplisten.push(addr);
                 }
+                b"interrupt-checks" => {
+                    once(&mut seen_interrupt_checks)?;
+                    m.interrupt_checks = flag(&value).map_err(|e| err(line, e))?;
+                }
                 b"fuel" => {
                     if m.fuel.is_some() {
                         return Err(err(line, String::from("`fuel` given twice")));
@@ -573,7 +582,7 @@ impl Manifest {
                     return Err(err(
                         line,
                         alloc::format!(
-                            "unknown key `{key_str}` (this kernel knows version, arg, env, module, artifact, jit, verbose, preopen, share, tcplisten, fuel, spec-batch); is the kernel older than the CLI?"
+                            "unknown key `{key_str}` (this kernel knows version, arg, env, module, artifact, jit, verbose, preopen, share, tcplisten, fuel, interrupt-checks, spec-batch); is the kernel older than the CLI?"
                         ),
                     ));
                 }

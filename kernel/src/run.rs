@@ -4,7 +4,7 @@ use alloc::boxed::Box;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use basalt_arch::BootInfo;
 use basalt_runtime::{Arch, Config, Engine, Module, Target};
@@ -193,7 +193,7 @@ fn load_and_run(info: &BootInfo) -> Result<Outcome, LoadError> {
         platform: Some(&KERNEL_PLATFORM),
         max_wasm_stack: MAX_WASM_STACK,
         max_memory_bytes: MAX_MEMORY_BYTES,
-        interruptible: false,
+        interruptible: manifest.interrupt_checks,
         consume_fuel: manifest.fuel.is_some(),
     })
     .map_err(LoadError::Cpu)?;
@@ -289,20 +289,46 @@ fn load_and_run(info: &BootInfo) -> Result<Outcome, LoadError> {
     }
     stamp("calling _start");
     let fuel = manifest.fuel;
-    Ok(basalt_wasi::run_command_with(
-        &engine,
-        &module,
-        ctx,
-        |store| {
-            if let Some(fuel) = fuel {
-                store.set_fuel(fuel);
+    let mut ticking = false;
+    let outcome = basalt_wasi::run_command_with(&engine, &module, ctx, |store| {
+        if let Some(fuel) = fuel {
+            store.set_fuel(fuel);
+        }
+        // Asked when the program's interrupt request is raised: by the
+        // timer's ticks, when the code has interrupt checks.
+        store.set_interrupt_check(|| {
+            TICKS_SEEN.fetch_add(1, Ordering::Relaxed);
+            crate::net::poll_in_background();
+            false
+        });
+        if engine.config().interruptible {
+            // Kept for good: the timer's stub writes the word.
+            let handle = TICK_TARGET.call_once(|| store.interrupt_handle());
+            ticking = basalt_arch::cpu::start_ticks(handle.request_word(), TICK_PERIOD_MS);
+            if !ticking {
+                kprintln!(
+                    "ticks: no timer interrupt on this CPU; the network waits for socket calls"
+                );
             }
-            // Asked when the program's interrupt request is raised (nothing
-            // raises it in the kernel yet: VM code is compiled without checks).
-            store.set_interrupt_check(|| {
-                crate::net::poll_in_background();
-                false
-            });
-        },
-    ))
+        }
+    });
+    if ticking {
+        basalt_arch::cpu::stop_ticks();
+        kprintln!(
+            "ticks: the program's interrupt checks ran {} times (the network polled from them)",
+            TICKS_SEEN.load(Ordering::Relaxed)
+        );
+    }
+    Ok(outcome)
 }
+
+/// How often the timer raises the program's interrupt request while its
+/// code has interrupt checks: the network is driven at least this often.
+const TICK_PERIOD_MS: u32 = 10;
+
+/// The interrupt handle of the program's store, whose word the timer
+/// raises.
+static TICK_TARGET: spin::Once<basalt_runtime::InterruptHandle> = spin::Once::new();
+
+/// How many times the program's interrupt check ran.
+static TICKS_SEEN: AtomicU64 = AtomicU64::new(0);

@@ -70,6 +70,7 @@ fn what_the_cli_writes_the_kernel_reads_back() {
         ],
         tcplisten: vec!["0.0.0.0:8080".into(), "127.0.0.1:9".into()],
         fuel: Some(u64::MAX),
+        interrupt_checks: true,
     };
     let archive = write_tar(&[
         manifest_entry(&cli.render()),
@@ -105,6 +106,7 @@ fn what_the_cli_writes_the_kernel_reads_back() {
 
     assert_eq!(m.tcplisten, ["0.0.0.0:8080", "127.0.0.1:9"]);
     assert_eq!(m.fuel, Some(u64::MAX));
+    assert!(m.interrupt_checks);
 
     // And with every flag off.
     let plain = CliManifest {
@@ -121,6 +123,7 @@ fn what_the_cli_writes_the_kernel_reads_back() {
     assert_eq!(m.artifact, None);
     assert!(!m.jit && !m.verbose);
     assert_eq!(m.fuel, None);
+    assert!(!m.interrupt_checks);
 }
 
 #[test]

@@ -294,6 +294,17 @@ pub fn halt_until_cycles(deadline: u64) {
     }
 }
 
+/// Would start ticks that set `*target` to 1 every `period_ms`
+/// milliseconds (as on x86-64); interrupts are never taken on AArch64 yet
+/// (the GIC only wakes `wfi`), so there are none: returns false.
+pub fn start_ticks(target: &'static core::sync::atomic::AtomicU32, period_ms: u32) -> bool {
+    let _ = (target, period_ms);
+    false
+}
+
+/// Stops ticks ([`start_ticks`] starts none here).
+pub fn stop_ticks() {}
+
 /// Makes instructions just written to `[addr, addr + len)` visible to
 /// instruction fetch: cleans the data cache and invalidates the
 /// instruction cache to the point of unification. Call after writing code

@@ -2,7 +2,7 @@
 //! generator, the time-stamp counter, the hardware random number generator.
 
 use core::arch::x86_64::{__cpuid, __cpuid_count, _rdtsc};
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use x86_64::registers::control::{Cr0, Cr0Flags, Cr4, Cr4Flags};
 use x86_64::registers::model_specific::{Efer, EferFlags};
@@ -270,7 +270,17 @@ unsafe extern "C" {
     /// Address of the local APIC's end-of-interrupt register, read by the
     /// timer's interrupt stub (see `traps.rs`).
     static mut basalt_apic_eoi: u64;
+    /// Address of the local APIC timer's initial-count register, which the
+    /// timer's stub writes to start the next tick period.
+    static mut basalt_apic_timer_initial: u64;
+    /// The word the timer's stub sets to 1 at every tick; 0: no ticks.
+    static mut basalt_tick_target: u64;
+    /// The tick period in APIC timer counts (low 32 bits).
+    static mut basalt_tick_period: u64;
 }
+
+/// Whether ticks run ([`start_ticks`]).
+static TICKING: AtomicBool = AtomicBool::new(false);
 
 const APIC_SVR: usize = 0xf0;
 const APIC_EOI: usize = 0xb0;
@@ -333,8 +343,10 @@ pub fn init_timer(cycles_hz: u64) -> bool {
     APIC_TICKS_PER_MS.store(elapsed / 2, Ordering::Relaxed);
     CYCLES_PER_MS.store(per_ms, Ordering::Relaxed);
     // SAFETY: written once here, before interrupts are ever enabled; the
-    // interrupt stub only reads it.
+    // interrupt stub only reads them.
     unsafe { basalt_apic_eoi = mmio + APIC_EOI as u64 };
+    // SAFETY: as above.
+    unsafe { basalt_apic_timer_initial = mmio + APIC_TIMER_INITIAL as u64 };
     for port in [0x21u16, 0xa1] {
         let mut p: x86_64::instructions::port::Port<u8> =
             x86_64::instructions::port::Port::new(port);
@@ -365,12 +377,79 @@ pub fn wait_until_cycles(deadline: u64) {
         let count = (u128::from(deadline - now) * u128::from(ticks) / u128::from(per_ms))
             .clamp(1, u128::from(u32::MAX)) as u32;
         apic_write(APIC_TIMER_INITIAL, count);
-        // SAFETY: interrupts are enabled only across `hlt` (the `sti`
-        // shadow means the wake-up cannot be lost); the only unmasked
-        // source is the APIC timer, whose stub just signals EOI.
-        unsafe { core::arch::asm!("sti", "hlt", "cli", options(nomem, nostack)) };
+        halt_once();
     }
+    timer_after_wait();
+}
+
+/// `hlt` with interrupts on, then interrupts as they were: off, unless
+/// ticks run. The `sti` shadow means an interrupt pending at the halt
+/// wakes it; one taken earlier while ticks kept interrupts on (after the
+/// caller last looked at what it waits for) left `basalt_wake_pending`
+/// set, and the halt is skipped, so no wake-up is lost either way.
+fn halt_once() {
+    // SAFETY: the unmasked sources are the APIC timer and routed devices,
+    // whose stubs only set the wake flag, signal end of interrupt (and
+    // raise the tick word); `popfq` restores IF as it was before.
+    unsafe {
+        core::arch::asm!(
+            "pushfq",
+            "cli",
+            "cmp byte ptr [rip + basalt_wake_pending], 0",
+            "jne 2f",
+            "sti",
+            "hlt",
+            "cli",
+            "2:",
+            "mov byte ptr [rip + basalt_wake_pending], 0",
+            "popfq",
+        )
+    };
+}
+
+/// After a wait: the timer stops, or starts the next tick period while
+/// ticks run.
+fn timer_after_wait() {
+    if TICKING.load(Ordering::SeqCst) {
+        // SAFETY: written by `start_ticks` before TICKING was set.
+        let period = unsafe { basalt_tick_period } as u32;
+        apic_write(APIC_TIMER_INITIAL, period);
+    } else {
+        apic_write(APIC_TIMER_INITIAL, 0);
+    }
+}
+
+/// Starts ticks: every `period_ms` milliseconds the APIC timer's
+/// interrupt sets `*target` to 1, and interrupts stay on (also while
+/// wasm runs) until [`stop_ticks`]. Returns false when there is no APIC
+/// timer ([`init_timer`] failed).
+pub fn start_ticks(target: &'static AtomicU32, period_ms: u32) -> bool {
+    if !TIMER_READY.load(Ordering::Relaxed) {
+        return false;
+    }
+    let per_ms = APIC_TICKS_PER_MS.load(Ordering::Relaxed);
+    let period = (per_ms * u64::from(period_ms.max(1))).clamp(1, u64::from(u32::MAX));
+    // SAFETY: interrupts are off, so the stub cannot read these while they
+    // change; `target` lives forever.
+    unsafe { basalt_tick_period = period };
+    // SAFETY: as above.
+    unsafe { basalt_tick_target = target.as_ptr() as u64 };
+    TICKING.store(true, Ordering::SeqCst);
+    apic_write(APIC_TIMER_INITIAL, period as u32);
+    // SAFETY: every unmasked interrupt's stub is ready (timer, devices,
+    // spurious), each on its own stack.
+    unsafe { core::arch::asm!("sti", options(nomem, nostack)) };
+    true
+}
+
+/// Stops ticks and turns interrupts off again.
+pub fn stop_ticks() {
+    // SAFETY: turning interrupts off is always sound.
+    unsafe { core::arch::asm!("cli", options(nomem, nostack)) };
+    TICKING.store(false, Ordering::SeqCst);
     apic_write(APIC_TIMER_INITIAL, 0);
+    // SAFETY: interrupts are off: the stub does not run meanwhile.
+    unsafe { basalt_tick_target = 0 };
 }
 
 /// Halts once until an interrupt arrives (a routed device's, or the APIC
@@ -391,11 +470,8 @@ pub fn halt_until_cycles(deadline: u64) {
     let count = (u128::from(deadline - now) * u128::from(ticks) / u128::from(per_ms))
         .clamp(1, u128::from(u32::MAX)) as u32;
     apic_write(APIC_TIMER_INITIAL, count);
-    // SAFETY: interrupts are enabled only across `hlt` (the `sti` shadow
-    // means a wake-up cannot be lost); the unmasked sources are the APIC
-    // timer and routed devices, whose stubs just signal end of interrupt.
-    unsafe { core::arch::asm!("sti", "hlt", "cli", options(nomem, nostack)) };
-    apic_write(APIC_TIMER_INITIAL, 0);
+    halt_once();
+    timer_after_wait();
 }
 
 /// The I/O APIC's register-select and data-window registers.

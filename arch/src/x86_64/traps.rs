@@ -243,9 +243,31 @@ core::arch::global_asm!(
     // Anything above the exceptions (interrupts stay masked; this only
     // catches a stray one) reports as vector 255.
     "basalt_isr_noerr 255",
-    // The APIC timer only wakes a halted CPU: signal end of interrupt.
+    // The APIC timer wakes a halted CPU and, while ticks run (see
+    // `cpu::start_ticks`), raises the word `basalt_tick_target` names and
+    // starts the next period; then it signals end of interrupt.
     ".p2align 4",
     "basalt_isr_timer:",
+    "mov byte ptr [rip + basalt_wake_pending], 1",
+    "push rax",
+    "mov rax, [rip + basalt_tick_target]",
+    "test rax, rax",
+    "jz 2f",
+    "mov dword ptr [rax], 1",
+    "push rcx",
+    "mov ecx, dword ptr [rip + basalt_tick_period]",
+    "mov rax, [rip + basalt_apic_timer_initial]",
+    "mov dword ptr [rax], ecx",
+    "pop rcx",
+    "2:",
+    "mov rax, [rip + basalt_apic_eoi]",
+    "mov dword ptr [rax], 0",
+    "pop rax",
+    "iretq",
+    // A device's interrupt only wakes a halted CPU: end of interrupt.
+    ".p2align 4",
+    "basalt_isr_device:",
+    "mov byte ptr [rip + basalt_wake_pending], 1",
     "push rax",
     "mov rax, [rip + basalt_apic_eoi]",
     "mov dword ptr [rax], 0",
@@ -305,17 +327,28 @@ core::arch::global_asm!(
     ".quad basalt_isr_20, basalt_isr_21, basalt_isr_22, basalt_isr_23",
     ".quad basalt_isr_24, basalt_isr_25, basalt_isr_26, basalt_isr_27",
     ".quad basalt_isr_28, basalt_isr_29, basalt_isr_30, basalt_isr_31",
-    ".quad basalt_isr_255, basalt_isr_timer, basalt_isr_spurious",
+    ".quad basalt_isr_255, basalt_isr_timer, basalt_isr_spurious, basalt_isr_device",
     ".popsection",
     ".pushsection .data.basalt_apic, \"aw\"",
     ".p2align 3",
     ".globl basalt_apic_eoi",
     "basalt_apic_eoi: .quad 0",
+    ".globl basalt_apic_timer_initial",
+    "basalt_apic_timer_initial: .quad 0",
+    ".globl basalt_tick_target",
+    "basalt_tick_target: .quad 0",
+    ".globl basalt_tick_period",
+    "basalt_tick_period: .quad 0",
+    // Set by the timer's and devices' stubs: an interrupt came since the
+    // last halt (see `cpu::halt_once`), so a wake-up taken while
+    // interrupts were on is not lost.
+    ".globl basalt_wake_pending",
+    "basalt_wake_pending: .byte 0",
     ".popsection",
 );
 
 unsafe extern "C" {
-    static basalt_isr_table: [u64; 35];
+    static basalt_isr_table: [u64; 36];
 }
 
 /// The common Rust half of every exception.
@@ -370,11 +403,15 @@ struct IstStack([u8; IST_STACK_SIZE]);
 
 static mut DOUBLE_FAULT_STACK: IstStack = IstStack([0; IST_STACK_SIZE]);
 static mut NMI_STACK: IstStack = IstStack([0; IST_STACK_SIZE]);
+static mut INTERRUPT_STACK: IstStack = IstStack([0; IST_STACK_SIZE]);
 
 /// IST slot (1-based in the IDT) of the double-fault stack.
 const IST_DOUBLE_FAULT: u8 = 1;
 /// IST slot of the NMI / machine-check stack.
 const IST_NMI: u8 = 2;
+/// IST slot of the stack of the timer's and devices' interrupts (their
+/// gates clear IF, so they never nest).
+const IST_INTERRUPT: u8 = 3;
 
 static TSS: spin::Once<TaskStateSegment> = spin::Once::new();
 static GDT: spin::Once<(
@@ -418,6 +455,9 @@ pub fn init() {
         let [df, nmi] = exception_stacks();
         tss.interrupt_stack_table[usize::from(IST_DOUBLE_FAULT - 1)] = VirtAddr::new(df.1 as u64);
         tss.interrupt_stack_table[usize::from(IST_NMI - 1)] = VirtAddr::new(nmi.1 as u64);
+        let interrupts = (&raw const INTERRUPT_STACK) as usize + IST_STACK_SIZE;
+        tss.interrupt_stack_table[usize::from(IST_INTERRUPT - 1)] =
+            VirtAddr::new(interrupts as u64);
         tss
     });
     let (gdt, code, data, tss_sel) = GDT.call_once(|| {
@@ -445,14 +485,22 @@ pub fn init() {
             let addr = match v {
                 0..32 => stubs[v],
                 _ if v == usize::from(super::cpu::TIMER_VECTOR) => stubs[33],
-                // A device's interrupt, like the timer's, only wakes.
-                _ if v == usize::from(super::cpu::DEVICE_VECTOR) => stubs[33],
+                _ if v == usize::from(super::cpu::DEVICE_VECTOR) => stubs[35],
                 _ if v == usize::from(super::cpu::SPURIOUS_VECTOR) => stubs[34],
                 _ => stubs[32],
             };
             let ist = match v {
                 8 => IST_DOUBLE_FAULT,
                 2 | 18 => IST_NMI,
+                // Taken while wasm runs (ticks) or anywhere interrupts
+                // are on: never on the interrupted code's stack, which
+                // may be at its limit.
+                _ if v == usize::from(super::cpu::TIMER_VECTOR)
+                    || v == usize::from(super::cpu::DEVICE_VECTOR)
+                    || v == usize::from(super::cpu::SPURIOUS_VECTOR) =>
+                {
+                    IST_INTERRUPT
+                }
                 _ => 0,
             };
             IdtEntry {

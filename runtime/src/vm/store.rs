@@ -97,6 +97,13 @@ impl InterruptHandle {
     pub fn interrupt(&self) {
         self.0.store(1, Ordering::SeqCst);
     }
+
+    /// The request word itself, for raisers that cannot call
+    /// [`InterruptHandle::interrupt`] (a timer's interrupt stub sets it
+    /// to 1); valid while this handle lives.
+    pub fn request_word(&self) -> &AtomicU32 {
+        &self.0
+    }
 }
 
 /// All wasm state of one program: instances, memories, tables, globals,
