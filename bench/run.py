@@ -344,10 +344,11 @@ def main():
     L.append("")
     L.append("The kernel includes Cranelift (for `--jit`) and the whole runtime.\n")
     # bench/net.py's and bench/boot_paths.py's sections are their own, and
-    # bench/metering.py's too: keep them.
+    # bench/metering.py's and bench/synflood.py's too: keep them.
     path = os.path.join(ROOT, "BENCHMARKS.md")
     old = open(path).read() if os.path.exists(path) else ""
-    for title in ("## Network: ", "## Boot paths", "## Interruption checks"):  # and fuel
+    for title in ("## Network: ", "## Network under a SYN flood", "## Boot paths",
+                  "## Interruption checks"):  # and fuel
         at = old.find(title)
         if at >= 0:
             end = old.find("\n## ", at + 1)
