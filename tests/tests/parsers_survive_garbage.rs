@@ -110,3 +110,42 @@ fn modules_and_artifacts() {
         let _ = Module::from_artifact(&engine, &wasm, a);
     });
 }
+
+// ---- HTTP requests (examples/http-server) ----------------------------------
+
+/// The example server's request-head parser, compiled here as it is.
+#[allow(dead_code)]
+#[path = "../../examples/http-server/src/request.rs"]
+mod http_request;
+
+#[test]
+fn http_requests() {
+    use http_request::{MAX_BODY, MAX_HEAD, Parse, parse};
+    let samples: Vec<Vec<u8>> = [
+        &b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n"[..],
+        b"POST /echo HTTP/1.1\r\nContent-Length: 5\r\nConnection: keep-alive\r\n\r\nhello",
+        b"GET /bytes/1024 HTTP/1.0\r\nConnection: close\r\nX: y\r\n\r\n",
+        b"POST /quit HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    ]
+    .iter()
+    .map(|s| s.to_vec())
+    .collect();
+    smoke("http request", &samples, ROUNDS * 4, |input| {
+        match parse(input) {
+            Parse::Incomplete => assert!(input.len() <= MAX_HEAD),
+            Parse::Head(req, len) => {
+                assert!(len <= input.len() && len <= MAX_HEAD + 4);
+                assert!(req.content_length <= MAX_BODY);
+                assert!(req.path.starts_with('/') && !req.method.is_empty());
+            }
+            Parse::Bad(status, reason) => {
+                assert!((400..=501).contains(&status) && !reason.is_empty())
+            }
+        }
+    });
+    // A head too large is refused, complete or not.
+    let big = [b"GET / HTTP/1.1\r\nX: ".to_vec(), vec![b'a'; MAX_HEAD + 10]].concat();
+    assert!(matches!(parse(&big), Parse::Bad(431, _)));
+    let big = [big, b"\r\n\r\n".to_vec()].concat();
+    assert!(matches!(parse(&big), Parse::Bad(431, _)));
+}
