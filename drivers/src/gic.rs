@@ -11,6 +11,7 @@ use crate::mmio::Mmio;
 const GICD_CTLR: usize = 0x000;
 const GICD_IGROUPR: usize = 0x080;
 const GICD_ISENABLER: usize = 0x100;
+const GICD_ICENABLER: usize = 0x180;
 const GICD_IPRIORITYR: usize = 0x400;
 const GICD_ITARGETSR: usize = 0x800;
 const GICD_ICFGR: usize = 0xc00;
@@ -18,6 +19,8 @@ const GICD_IROUTER: usize = 0x6000;
 const GICD_PIDR2: usize = 0xfe8;
 const GICC_CTLR: usize = 0x000;
 const GICC_PMR: usize = 0x004;
+const GICC_IAR: usize = 0x00c;
+const GICC_EOIR: usize = 0x010;
 
 /// Why the controller was not taken into use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +58,16 @@ fn set_field(regs: &Mmio, bank: usize, id: u32, width: u32, value: u32) {
     let mask = ((1u64 << width) - 1) as u32;
     let old = regs.read32(reg) & !(mask << shift);
     regs.write32(reg, old | (value & mask) << shift);
+}
+
+/// Turns shared interrupt `id` on or off in a distributor (the same
+/// registers in a GICv2 and a GICv3). Out-of-range ids are ignored.
+fn enable_spi(dist: &Mmio, id: u32, on: bool) {
+    if !(32..1020).contains(&id) {
+        return;
+    }
+    let bank = if on { GICD_ISENABLER } else { GICD_ICENABLER };
+    dist.write32(bank + 4 * (id / 32) as usize, 1 << (id % 32));
 }
 
 /// Configures shared interrupt `id` in a distributor: group 1, middle
@@ -116,12 +129,34 @@ impl Gicv2 {
         self.dist.write32(GICD_ISENABLER, bit);
         self.dist.write32(GICD_CTLR, 0b11);
         self.cpu.write32(GICC_PMR, 0xff);
-        self.cpu.write32(GICC_CTLR, 0b11);
+        // Both groups on, and AckCtl: where the interface sees the kernel
+        // as its secure side (a GIC without security extensions), GICC_IAR
+        // then acknowledges our group-1 interrupts instead of answering
+        // 1022.
+        self.cpu.write32(GICC_CTLR, 0b111);
         Ok(())
     }
 }
 
 impl Gicv2 {
+    /// Acknowledges the highest-priority pending interrupt: the value of
+    /// GICC_IAR (the interrupt's id in bits 0..10; 1020..1024: none), to
+    /// be given back to [`Gicv2::end`].
+    pub fn acknowledge(&self) -> u32 {
+        self.cpu.read32(GICC_IAR)
+    }
+
+    /// Ends (drops the priority of and deactivates) the interrupt
+    /// [`Gicv2::acknowledge`] returned.
+    pub fn end(&self, iar: u32) {
+        self.cpu.write32(GICC_EOIR, iar);
+    }
+
+    /// Turns shared interrupt `id` on or off at the distributor.
+    pub fn enable_spi(&self, id: u32, on: bool) {
+        enable_spi(&self.dist, id, on);
+    }
+
     /// Routes shared peripheral interrupt `id` (a device's) to this CPU
     /// (CPU interface 0: Basalt runs on one CPU) as level-sensitive, group
     /// 1, middle priority, enabled, so it wakes `wfi` while the CPU masks
@@ -217,6 +252,11 @@ impl Gicv3 {
         self.sgi.write32(prio_reg, prio | 0x80 << shift);
         self.sgi.write32(GICR_ISENABLER0, bit);
         Ok(())
+    }
+
+    /// Turns shared interrupt `id` on or off at the distributor.
+    pub fn enable_spi(&self, id: u32, on: bool) {
+        enable_spi(&self.dist, id, on);
     }
 
     /// Routes shared peripheral interrupt `id` (a device's) to the CPU

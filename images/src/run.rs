@@ -161,13 +161,13 @@ pub fn guest_target(arch: GuestArch, accel: Accel) -> Target {
 }
 
 /// What the guest's code carries besides the program: fuel metering for
-/// `--fuel`, and interrupt checks when the program listens on sockets and
-/// the kernel can raise them from a timer (x86-64), so a program that
-/// computes without socket calls does not starve its connections (the
-/// kernel drives the network from the checks).
+/// `--fuel`, and interrupt checks when the program listens on sockets
+/// (the kernel raises them from its timer), so a program that computes
+/// without socket calls does not starve its connections (the kernel
+/// drives the network from the checks).
 pub fn instrumentation(opts: &RunOptions) -> Instrumentation {
     Instrumentation {
-        interruptible: opts.arch == GuestArch::X86_64 && !opts.tcplisten.is_empty(),
+        interruptible: !opts.tcplisten.is_empty(),
         consume_fuel: opts.fuel.is_some(),
     }
 }

@@ -2,7 +2,7 @@
 //! operator hosted and in a VM of either ISA, with the trap `all fuel
 //! consumed` and exit code 134; a program with sockets that computes
 //! without socket calls still has its network driven, from the timer's
-//! ticks (x86-64).
+//! ticks.
 
 #![forbid(unsafe_code)]
 
@@ -12,7 +12,10 @@ use basalt::run::{DirMode, RunOptions};
 use basalt::vm::Status;
 use basalt_tests::{Captured, boot, wat_file};
 
-basalt_tests::on_every_isa!(fuel_stops_a_vm_where_it_stops_hosted);
+basalt_tests::on_every_isa!(
+    fuel_stops_a_vm_where_it_stops_hosted,
+    a_computing_program_with_sockets_is_interrupted_by_ticks,
+);
 
 /// Writes one `.` per iteration, forever.
 const DOTS: &str = r#"(module
@@ -79,11 +82,11 @@ fn fuel_stops_a_vm_where_it_stops_hosted(arch: GuestArch) {
 }
 
 /// A program that listens (`--tcplisten`) and then computes for a while
-/// without a socket call: its code has interrupt checks, the APIC timer
-/// raises them every 10 ms, and each drives the network stack. The kernel
-/// reports how often they ran; the program's result is right.
-#[test]
-fn x86_64_a_computing_program_with_sockets_is_interrupted_by_ticks() {
+/// without a socket call: its code has interrupt checks, the timer (the
+/// local APIC's, the generic timer through the GIC) raises them every
+/// 10 ms, and each drives the network stack. The kernel reports how often
+/// they ran; the program's result is right.
+fn a_computing_program_with_sockets_is_interrupted_by_ticks(arch: GuestArch) {
     let wat = r#"(module
         (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
         (memory (export "memory") 1)
@@ -96,7 +99,8 @@ fn x86_64_a_computing_program_with_sockets_is_interrupted_by_ticks() {
         (func (export "_start")
           ;; 2^26 iterations: about a second under TCG
           (call $exit (i32.and (call $work (i32.const 0x4000000)) (i32.const 0x7f)))))"#;
-    let mut opts = RunOptions::new(wat_file("busy-listener", wat));
+    let mut opts = RunOptions::new(wat_file(&format!("busy-listener-{arch:?}"), wat));
+    opts.arch = arch;
     opts.tcplisten = vec!["0.0.0.0:8080".into()];
     let out = boot(opts, b"");
     // x = x * 31 + i over 2^26 iterations, mod 2^32, low 7 bits.

@@ -2,7 +2,7 @@
 //! timer as the cycle counter, RNDR, instruction-cache maintenance.
 
 use core::arch::asm;
-use core::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 macro_rules! read_sysreg {
     ($name:literal) => {{
@@ -250,12 +250,7 @@ pub fn wait_until_cycles(deadline: u64) {
     let mode = WAIT_MODE.load(Ordering::Relaxed);
     while cycles() < deadline {
         match mode {
-            WAIT_TIMER_INTERRUPT => {
-                write_timer(1, deadline);
-                // SAFETY: interrupts stay masked; `wfi` returns when the
-                // timer's interrupt becomes pending (or spuriously).
-                unsafe { asm!("wfi", options(nomem, nostack)) };
-            }
+            WAIT_TIMER_INTERRUPT => halt_with_timer(deadline),
             // SAFETY: `wfe` waits for the next event (the timer's event
             // stream guarantees one within about 100 µs).
             WAIT_EVENT_STREAM => unsafe { asm!("wfe", options(nomem, nostack)) },
@@ -263,9 +258,7 @@ pub fn wait_until_cycles(deadline: u64) {
         }
     }
     if mode == WAIT_TIMER_INTERRUPT {
-        // Disabled, the timer drops its line and the interrupt is no
-        // longer pending.
-        write_timer(0, 0);
+        timer_after_wait();
     }
 }
 
@@ -280,12 +273,8 @@ pub fn halt_until_cycles(deadline: u64) {
             if cycles() >= deadline {
                 return;
             }
-            write_timer(1, deadline);
-            // SAFETY: interrupts stay masked; `wfi` returns when the
-            // timer's or a routed device's interrupt is pending (or
-            // spuriously).
-            unsafe { asm!("wfi", options(nomem, nostack)) };
-            write_timer(0, 0);
+            halt_with_timer(deadline);
+            timer_after_wait();
         }
         // SAFETY: `wfe` waits for the next event (the timer's event
         // stream guarantees one within about 100 µs).
@@ -294,16 +283,159 @@ pub fn halt_until_cycles(deadline: u64) {
     }
 }
 
-/// Would start ticks that set `*target` to 1 every `period_ms`
-/// milliseconds (as on x86-64); interrupts are never taken on AArch64 yet
-/// (the GIC only wakes `wfi`), so there are none: returns false.
-pub fn start_ticks(target: &'static core::sync::atomic::AtomicU32, period_ms: u32) -> bool {
-    let _ = (target, period_ms);
-    false
+/// One `wfi` with the timer set for `deadline` (or the next tick, if
+/// sooner, while ticks run). Interrupts are masked across the check and
+/// the `wfi`, so a pending one wakes it; one taken earlier while ticks
+/// kept interrupts unmasked left [`WAKE_PENDING`] set, and the halt is
+/// skipped. Afterwards interrupts are as they were, and a pending one is
+/// taken then.
+fn halt_with_timer(deadline: u64) {
+    let ticking = TICKING.load(Ordering::SeqCst);
+    if ticking {
+        // SAFETY: masking IRQs is always sound.
+        unsafe { asm!("msr daifset, #2", "isb", options(nomem, nostack)) };
+        if let Some(hook) = before_halt_hook() {
+            hook();
+        }
+        if WAKE_PENDING.swap(false, Ordering::SeqCst) {
+            // SAFETY: ticks run with IRQs unmasked; the kernel's handler
+            // is installed (`start_ticks` checked).
+            unsafe { asm!("msr daifclr, #2", "isb", options(nomem, nostack)) };
+            return;
+        }
+    }
+    let at = if ticking {
+        deadline.min(NEXT_TICK.load(Ordering::SeqCst))
+    } else {
+        deadline
+    };
+    write_timer(1, at);
+    // SAFETY: `wfi` returns when an interrupt routed to this CPU is
+    // pending (or spuriously); IRQs are masked here, so none is taken
+    // before it.
+    unsafe { asm!("wfi", options(nomem, nostack)) };
+    if ticking {
+        // SAFETY: as above: the pending interrupt is taken now.
+        unsafe { asm!("msr daifclr, #2", "isb", options(nomem, nostack)) };
+    }
+    WAKE_PENDING.store(false, Ordering::SeqCst);
 }
 
-/// Stops ticks ([`start_ticks`] starts none here).
-pub fn stop_ticks() {}
+/// After a wait: the timer off, or set for the next tick while ticks run.
+fn timer_after_wait() {
+    if TICKING.load(Ordering::SeqCst) {
+        write_timer(1, NEXT_TICK.load(Ordering::SeqCst));
+    } else {
+        // Disabled, the timer drops its line and its interrupt is no
+        // longer pending.
+        write_timer(0, 0);
+    }
+}
+
+/// Whether ticks run ([`start_ticks`]).
+static TICKING: AtomicBool = AtomicBool::new(false);
+/// The tick period in counter ticks.
+static TICK_PERIOD: AtomicU64 = AtomicU64::new(0);
+/// When the next tick is due (counter value).
+static NEXT_TICK: AtomicU64 = AtomicU64::new(0);
+/// The word each tick sets to 1 (an `&'static AtomicU32`'s address).
+static TICK_TARGET: AtomicUsize = AtomicUsize::new(0);
+/// An interrupt came since the last halt (see [`halt_with_timer`]).
+static WAKE_PENDING: AtomicBool = AtomicBool::new(false);
+/// What runs before a halt while ticks run (see
+/// [`set_before_halt_hook`]).
+static BEFORE_HALT: AtomicUsize = AtomicUsize::new(0);
+
+/// Installs what runs before every halt while ticks run (with IRQs
+/// masked): the kernel re-enables the device interrupts its handler
+/// turned off.
+pub fn set_before_halt_hook(hook: fn()) {
+    BEFORE_HALT.store(hook as usize, Ordering::SeqCst);
+}
+
+fn before_halt_hook() -> Option<fn()> {
+    let hook = BEFORE_HALT.load(Ordering::SeqCst);
+    // SAFETY: only `set_before_halt_hook` stores here, always a `fn()`.
+    (hook != 0).then(|| unsafe { core::mem::transmute::<usize, fn()>(hook) })
+}
+
+/// Starts ticks: every `period_ms` milliseconds the virtual timer's
+/// interrupt, taken by the kernel's handler ([`crate::traps::set_irq_hook`],
+/// which calls [`timer_tick`]), sets `*target` to 1; IRQs stay unmasked
+/// (also while wasm runs) until [`stop_ticks`]. Returns false when the
+/// timer's interrupt is not routed or no handler is installed.
+pub fn start_ticks(target: &'static AtomicU32, period_ms: u32) -> bool {
+    if WAIT_MODE.load(Ordering::Relaxed) != WAIT_TIMER_INTERRUPT
+        || !crate::traps::irq_hook_installed()
+    {
+        return false;
+    }
+    let Some(hz) = cycle_frequency() else {
+        return false;
+    };
+    let period = (hz / 1000 * u64::from(period_ms.max(1))).max(1);
+    TICK_PERIOD.store(period, Ordering::SeqCst);
+    TICK_TARGET.store(target.as_ptr() as usize, Ordering::SeqCst);
+    NEXT_TICK.store(cycles() + period, Ordering::SeqCst);
+    TICKING.store(true, Ordering::SeqCst);
+    write_timer(1, NEXT_TICK.load(Ordering::SeqCst));
+    // SAFETY: the kernel's IRQ handler is installed (checked above).
+    unsafe { asm!("msr daifclr, #2", "isb", options(nomem, nostack)) };
+    true
+}
+
+/// Stops ticks and masks IRQs again.
+pub fn stop_ticks() {
+    // SAFETY: masking IRQs is always sound.
+    unsafe { asm!("msr daifset, #2", "isb", options(nomem, nostack)) };
+    TICKING.store(false, Ordering::SeqCst);
+    TICK_TARGET.store(0, Ordering::SeqCst);
+    write_timer(0, 0);
+}
+
+/// The virtual timer's interrupt came (called by the kernel's IRQ
+/// handler): raises the tick word and sets the timer for the next tick
+/// while ticks run, else turns it off; either way its line drops.
+pub fn timer_tick() {
+    WAKE_PENDING.store(true, Ordering::SeqCst);
+    if !TICKING.load(Ordering::SeqCst) {
+        write_timer(0, 0);
+        return;
+    }
+    let target = TICK_TARGET.load(Ordering::SeqCst);
+    if target != 0 {
+        // SAFETY: `start_ticks` stored an `&'static AtomicU32`'s address.
+        unsafe { &*(target as *const AtomicU32) }.store(1, Ordering::SeqCst);
+    }
+    let next = cycles() + TICK_PERIOD.load(Ordering::SeqCst);
+    NEXT_TICK.store(next, Ordering::SeqCst);
+    write_timer(1, next);
+}
+
+/// A device's interrupt came (called by the kernel's IRQ handler): the
+/// next halt returns at once.
+pub fn note_wake() {
+    WAKE_PENDING.store(true, Ordering::SeqCst);
+}
+
+/// Acknowledges the highest-priority pending group-1 interrupt at the
+/// GICv3 CPU interface (ICC_IAR1_EL1): its id (1020..1024: none).
+pub fn gicv3_acknowledge() -> u32 {
+    let iar: u64;
+    // SAFETY: reading ICC_IAR1_EL1 acknowledges an interrupt; only the
+    // kernel's IRQ handler calls this, once per interrupt taken.
+    unsafe { asm!("mrs {}, s3_0_c12_c12_0", out(reg) iar, options(nomem, nostack)) };
+    iar as u32
+}
+
+/// Ends the interrupt [`gicv3_acknowledge`] returned (ICC_EOIR1_EL1:
+/// priority drop and deactivation).
+pub fn gicv3_end(iar: u32) {
+    // SAFETY: writing back the id just acknowledged.
+    unsafe {
+        asm!("msr s3_0_c12_c12_1, {}", "isb", in(reg) u64::from(iar), options(nomem, nostack))
+    };
+}
 
 /// Makes instructions just written to `[addr, addr + len)` visible to
 /// instruction fetch: cleans the data cache and invalidates the

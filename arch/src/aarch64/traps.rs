@@ -101,6 +101,22 @@ pub type FatalHook = fn(&Fault<'_>) -> !;
 
 static FAULT_HOOK: AtomicUsize = AtomicUsize::new(0);
 static FATAL_HOOK: AtomicUsize = AtomicUsize::new(0);
+static IRQ_HOOK: AtomicUsize = AtomicUsize::new(0);
+
+/// Handles an interrupt (IRQ) taken while interrupts are unmasked
+/// (`cpu::start_ticks`): acknowledges it at the interrupt controller,
+/// does what it asks, ends it.
+pub type IrqHook = fn();
+
+/// Installs the kernel's interrupt handler; until then an IRQ is fatal.
+pub fn set_irq_hook(hook: IrqHook) {
+    IRQ_HOOK.store(hook as usize, Ordering::SeqCst);
+}
+
+/// Whether [`set_irq_hook`] installed a handler.
+pub fn irq_hook_installed() -> bool {
+    IRQ_HOOK.load(Ordering::SeqCst) != 0
+}
 
 /// Installs the kernel's hooks (before or after [`init`]).
 pub fn set_hooks(fault: FaultHook, fatal: FatalHook) {
@@ -218,6 +234,16 @@ unsafe extern "C" {
 /// The common Rust half of every exception.
 #[unsafe(no_mangle)]
 extern "C" fn basalt_trap_dispatch(regs: &mut Registers) {
+    // IRQ entries: from EL1 on SP_EL0 (the kernel and wasm) or on SP_EL1.
+    if regs.kind == 1 || regs.kind == 5 {
+        let hook = IRQ_HOOK.load(Ordering::SeqCst);
+        if hook != 0 {
+            // SAFETY: only `set_irq_hook` stores here, always an `IrqHook`.
+            let hook: IrqHook = unsafe { core::mem::transmute::<usize, IrqHook>(hook) };
+            hook();
+            return;
+        }
+    }
     let ec = (regs.esr >> 26) & 0x3f;
     if ec == 0 && super::power::skip_absent_semihosting(regs) {
         return;

@@ -16,6 +16,7 @@
 #![allow(unsafe_code)]
 
 use core::fmt::Write;
+use core::sync::atomic::{AtomicU32, Ordering};
 
 use basalt_arch::power::{self, PsciConduit};
 use basalt_arch::{BootInfo, MemoryKind, MemoryRegion, PhysRange};
@@ -350,7 +351,7 @@ fn map_boot_device_windows(info: &BootInfo) {
         // SAFETY: early boot on the boot tables, one thread; device
         // windows hold registers, not RAM the kernel uses.
         if !unsafe { basalt_arch::paging::boot_device_window(w.start, w.len) } {
-            BOOT_MAP_NORMAL_WINDOWS.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+            BOOT_MAP_NORMAL_WINDOWS.fetch_add(1, Ordering::Relaxed);
         }
     }
 }
@@ -531,7 +532,7 @@ pub fn log_firmware_summary() {
         m.nvirtio,
         hex(m.pcie.as_ref().map(|p| p.ecam_base))
     );
-    let normal = BOOT_MAP_NORMAL_WINDOWS.load(core::sync::atomic::Ordering::Relaxed);
+    let normal = BOOT_MAP_NORMAL_WINDOWS.load(Ordering::Relaxed);
     if normal > 0 {
         kprintln!(
             "firmware tables: {normal} device windows were normal memory until the kernel's page tables (they share a block with the kernel image)"
@@ -739,9 +740,85 @@ pub fn init_timer_wakeup() {
     match routed {
         Ok(()) if version == 2 || basalt_arch::cpu::enable_gicv3_cpu_interface() => {
             basalt_arch::cpu::timer_interrupt_routed();
+            // Interrupts are taken only while ticks run (`start_ticks`).
+            basalt_arch::traps::set_irq_hook(on_interrupt);
+            basalt_arch::cpu::set_before_halt_hook(unmask_devices);
         }
         Ok(()) => kprintln!("timer: no GICv3 CPU interface"),
         Err(e) => kprintln!("timer: no wake-up interrupt: {e}"),
+    }
+}
+
+/// Device interrupts the handler turned off (a bit per id, 32..1024):
+/// they are level-sensitive, so each stays off until the next halt, by
+/// when the driver has looked at its device ([`unmask_devices`]).
+static MASKED_DEVICES: [AtomicU32; 32] = [const { AtomicU32::new(0) }; 32];
+
+/// The kernel's IRQ handler (taken only while ticks run): acknowledges
+/// the interrupt at the GIC; the virtual timer's becomes a tick; a
+/// device's is turned off until the next halt and wakes it; then ends it.
+fn on_interrupt() {
+    let Some(m) = MACHINE.get() else { return };
+    let Some((version, dist, cpu)) = m.gic else {
+        return;
+    };
+    // SAFETY: the GIC the machine description names, in device memory;
+    // the kernel's one thread programs it only with interrupts masked or
+    // from this handler.
+    let v2 = (version == 2)
+        .then(|| unsafe { Gicv2::new(dist, cpu) }.ok())
+        .flatten();
+    let iar = match &v2 {
+        Some(g) => g.acknowledge(),
+        None => basalt_arch::cpu::gicv3_acknowledge(),
+    };
+    let id = iar & 0x00ff_ffff;
+    if (1020..1024).contains(&id) {
+        return; // spurious: nothing to end
+    }
+    if Some(id) == m.virtual_timer {
+        basalt_arch::cpu::timer_tick();
+    } else if (32..1024).contains(&id) {
+        match &v2 {
+            Some(g) => g.enable_spi(id, false),
+            None => {
+                // SAFETY: as above.
+                if let Ok(g) = unsafe { Gicv3::new(dist, cpu) } {
+                    g.enable_spi(id, false);
+                }
+            }
+        }
+        MASKED_DEVICES[(id / 32) as usize].fetch_or(1 << (id % 32), Ordering::SeqCst);
+        basalt_arch::cpu::note_wake();
+    }
+    match &v2 {
+        Some(g) => g.end(iar),
+        None => basalt_arch::cpu::gicv3_end(iar),
+    }
+}
+
+/// Turns the device interrupts [`on_interrupt`] turned off back on (before
+/// a halt, interrupts masked): one still asserted is pending again and
+/// wakes the halt.
+fn unmask_devices() {
+    let Some((version, dist, cpu)) = MACHINE.get().and_then(|m| m.gic) else {
+        return;
+    };
+    for (bank, bits) in MASKED_DEVICES.iter().enumerate() {
+        let mut masked = bits.swap(0, Ordering::SeqCst);
+        while masked != 0 {
+            let id = bank as u32 * 32 + masked.trailing_zeros();
+            masked &= masked - 1;
+            if version == 2 {
+                // SAFETY: as in `on_interrupt`.
+                if let Ok(g) = unsafe { Gicv2::new(dist, cpu) } {
+                    g.enable_spi(id, true);
+                }
+                // SAFETY: as in `on_interrupt`.
+            } else if let Ok(g) = unsafe { Gicv3::new(dist, cpu) } {
+                g.enable_spi(id, true);
+            }
+        }
     }
 }
 
