@@ -36,6 +36,9 @@ pub struct Manifest {
     /// the artifact has interrupt checks, which the kernel raises from a
     /// timer (`interrupt-checks 1`)
     pub interrupt_checks: bool,
+    /// the kernel stops the program after this many milliseconds
+    /// (`deadline-ms N`, from `--timeout`)
+    pub deadline_ms: Option<u64>,
 }
 
 /// Where a preopened directory's files are, for the kernel.
@@ -131,6 +134,9 @@ impl Manifest {
         }
         if self.interrupt_checks {
             s.push_str("interrupt-checks 1\n");
+        }
+        if let Some(ms) = self.deadline_ms {
+            let _ = writeln!(s, "deadline-ms {ms}");
         }
         if let Some(fuel) = self.fuel {
             let _ = writeln!(s, "fuel {fuel}");

@@ -59,8 +59,8 @@ options:
                         cortex-a57; older models than max want --jit
   --jit                 compile in the guest instead of on the host
   --hosted              run in this process on Linux instead of in a VM
-  --timeout SECONDS     stop the program (the VM, or a --hosted run) after this
-                        long (exit code 124)
+  --timeout SECONDS     stop the program this long after it starts (exit code
+                        124): in a VM (and in an image) the kernel does it
   --fuel N              let the program run N wasm operators (one unit each
                         but nop, drop, block, loop, else, end, unreachable and
                         return, as wasmtime counts) and then stop it with the
@@ -245,6 +245,7 @@ pub fn parse_run(args: Vec<OsString>) -> Result<RunCommand, CliError> {
                         ))
                     })?;
                 opts.timeout = Some(timeout);
+                opts.deadline = Some(timeout);
             }
             "--fuel" => {
                 let v = value(&mut it, flag)?;

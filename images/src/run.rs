@@ -48,6 +48,12 @@ pub struct RunOptions {
     pub timeout: Option<Duration>,
     /// fuel the program may spend (`--fuel`): one unit per operator
     pub fuel: Option<u64>,
+    /// the kernel stops the program after this long from its start
+    /// (`--timeout`: its code gets interrupt checks, the kernel's timer
+    /// raises them, and the program ends with exit code 124 and a
+    /// message, also in an image); `timeout` then stops QEMU from the
+    /// host [`DEADLINE_GRACE`] later, for a program blocked in a host call
+    pub deadline: Option<Duration>,
     /// the kernel command line (diagnostics; see `docs/guest-protocol.md`)
     pub kernel_cmdline: Option<String>,
     /// give the VM QEMU's `isa-debug-exit` device (see [`VmOptions::exit_device`])
@@ -105,6 +111,7 @@ impl RunOptions {
             verbose: false,
             timeout: None,
             fuel: None,
+            deadline: None,
             kernel_cmdline: None,
             exit_device: true,
             cpu: None,
@@ -167,7 +174,7 @@ pub fn guest_target(arch: GuestArch, accel: Accel) -> Target {
 /// drives the network from the checks).
 pub fn instrumentation(opts: &RunOptions) -> Instrumentation {
     Instrumentation {
-        interruptible: !opts.tcplisten.is_empty(),
+        interruptible: !opts.tcplisten.is_empty() || opts.deadline.is_some(),
         consume_fuel: opts.fuel.is_some(),
     }
 }
@@ -214,7 +221,10 @@ pub fn run_vm(opts: &RunOptions, io: VmIo) -> Result<VmReport, CliError> {
         machine: opts.machine,
         memory_mib: opts.memory_mib,
         verbose: opts.verbose,
-        timeout: opts.timeout,
+        timeout: opts.timeout.map(|t| match opts.deadline {
+            Some(_) => t + DEADLINE_GRACE,
+            None => t,
+        }),
         kernel_cmdline: opts.kernel_cmdline.clone(),
         exit_device: opts.exit_device,
         cpu: opts.cpu.clone(),
@@ -413,6 +423,9 @@ pub fn pack(
         tcplisten: opts.tcplisten.clone(),
         fuel: opts.fuel,
         interrupt_checks: instrumentation(opts).interruptible,
+        deadline_ms: opts
+            .deadline
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)),
     };
     // Shared directories, preopened in --dir order: live over virtio-9p,
     // or packed under fs/N/.
@@ -485,6 +498,12 @@ pub fn pack(
     })
 }
 
+/// How long after the kernel's own deadline (`--timeout`) the host stops
+/// QEMU: the kernel's deadline counts from the program's start, the
+/// host's from QEMU's, and a program blocked in a host call is only
+/// stopped from outside.
+pub const DEADLINE_GRACE: Duration = Duration::from_secs(5);
+
 /// Runs the program in a VM on this process's streams; returns the exit code.
 pub fn run_on_stdio(opts: &RunOptions) -> Result<i32, CliError> {
     let io = VmIo {
@@ -517,7 +536,8 @@ pub fn run_on_stdio(opts: &RunOptions) -> Result<i32, CliError> {
             report.log_text()
         ),
         vm::Status::TimedOut(limit) => eprintln!(
-            "basalt: the VM was stopped after {limit:?} (--timeout)\n--- kernel log ---\n{}",
+            "basalt: the VM was stopped after {:?} (--timeout)\n--- kernel log ---\n{}",
+            opts.deadline.unwrap_or(*limit),
             report.log_text()
         ),
     }

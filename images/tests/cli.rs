@@ -126,6 +126,27 @@ fn a_hosted_timeout_stops_an_endless_loop_with_124() {
     assert!(started.elapsed() < std::time::Duration::from_secs(30));
 }
 
+/// In a VM, `--timeout` is the kernel's own deadline: the program's
+/// interrupt checks, raised by the kernel's timer, stop it with exit 124
+/// and the kernel's message (QEMU is not killed from outside), on both
+/// ISAs.
+#[test]
+fn a_vm_timeout_is_the_kernels_own_deadline() {
+    for arch in ["x86_64", "aarch64"] {
+        let out = basalt(
+            &["run", "--arch", arch, "--timeout", "2", &endless_loop()],
+            b"",
+        );
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(124), "{arch}: {err}");
+        assert!(
+            err.contains("the program was stopped after 2.000s (--timeout)")
+                && !err.contains("the VM was stopped"),
+            "{arch}: {err}"
+        );
+    }
+}
+
 #[test]
 fn hosted_fuel_stops_an_endless_loop_with_a_trap() {
     let out = basalt(

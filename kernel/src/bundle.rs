@@ -369,6 +369,9 @@ pub struct Manifest {
     /// (`interrupt-checks 1`: the CLI asks for it when the program has
     /// sockets, so its computing does not starve the network)
     pub interrupt_checks: bool,
+    /// stop the program this many milliseconds after its start
+    /// (`deadline-ms N`, from `--timeout`): exit code 124
+    pub deadline_ms: Option<u64>,
 }
 
 /// One directory preopened for the program.
@@ -562,6 +565,19 @@ impl Manifest {
                     once(&mut seen_interrupt_checks)?;
                     m.interrupt_checks = flag(&value).map_err(|e| err(line, e))?;
                 }
+                b"deadline-ms" => {
+                    if m.deadline_ms.is_some() {
+                        return Err(err(line, String::from("`deadline-ms` given twice")));
+                    }
+                    let n = core::str::from_utf8(&value)
+                        .ok()
+                        .and_then(|v| v.parse::<u64>().ok())
+                        .filter(|n| *n > 0)
+                        .ok_or_else(|| {
+                            err(line, String::from("`deadline-ms` needs a positive number"))
+                        })?;
+                    m.deadline_ms = Some(n);
+                }
                 b"fuel" => {
                     if m.fuel.is_some() {
                         return Err(err(line, String::from("`fuel` given twice")));
@@ -582,7 +598,7 @@ impl Manifest {
                     return Err(err(
                         line,
                         alloc::format!(
-                            "unknown key `{key_str}` (this kernel knows version, arg, env, module, artifact, jit, verbose, preopen, share, tcplisten, fuel, interrupt-checks, spec-batch); is the kernel older than the CLI?"
+                            "unknown key `{key_str}` (this kernel knows version, arg, env, module, artifact, jit, verbose, preopen, share, tcplisten, fuel, interrupt-checks, deadline-ms, spec-batch); is the kernel older than the CLI?"
                         ),
                     ));
                 }

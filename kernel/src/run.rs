@@ -90,6 +90,20 @@ pub fn main(info: &BootInfo) -> ! {
             stamp("program exited");
             finish(Status::Exit, format_args!("{}", (code as u32) & 0xff))
         }
+        Ok(Outcome::Trap(t))
+            if t.kind == basalt_runtime::TrapKind::Interrupted
+                && DEADLINE_MS.load(Ordering::Relaxed) != 0 =>
+        {
+            stamp("program stopped at its deadline");
+            let ms = DEADLINE_MS.load(Ordering::Relaxed);
+            let message = alloc::format!(
+                "basalt: the program was stopped after {}.{:03}s (--timeout)\n",
+                ms / 1000,
+                ms % 1000
+            );
+            crate::log::write_stderr(message.as_bytes());
+            finish(Status::Exit, format_args!("124"))
+        }
         Ok(Outcome::Trap(t)) => {
             stamp("program trapped");
             finish(Status::Trap, format_args!("{} {t}", t.kind.id()))
@@ -289,6 +303,10 @@ fn load_and_run(info: &BootInfo) -> Result<Outcome, LoadError> {
     }
     stamp("calling _start");
     let fuel = manifest.fuel;
+    let deadline = manifest.deadline_ms.map(|ms| {
+        DEADLINE_MS.store(ms, Ordering::Relaxed);
+        crate::time::monotonic_ns().saturating_add(ms.saturating_mul(1_000_000))
+    });
     let mut ticking = false;
     let outcome = basalt_wasi::run_command_with(&engine, &module, ctx, |store| {
         if let Some(fuel) = fuel {
@@ -296,10 +314,10 @@ fn load_and_run(info: &BootInfo) -> Result<Outcome, LoadError> {
         }
         // Asked when the program's interrupt request is raised: by the
         // timer's ticks, when the code has interrupt checks.
-        store.set_interrupt_check(|| {
+        store.set_interrupt_check(move || {
             TICKS_SEEN.fetch_add(1, Ordering::Relaxed);
             crate::net::poll_in_background();
-            false
+            deadline.is_some_and(|d| crate::time::monotonic_ns() >= d)
         });
         if engine.config().interruptible {
             // Kept for good: the timer's stub writes the word.
@@ -329,6 +347,9 @@ const TICK_PERIOD_MS: u32 = 10;
 /// The interrupt handle of the program's store, whose word the timer
 /// raises.
 static TICK_TARGET: spin::Once<basalt_runtime::InterruptHandle> = spin::Once::new();
+
+/// The program's deadline in milliseconds (`deadline-ms`); 0: none.
+static DEADLINE_MS: AtomicU64 = AtomicU64::new(0);
 
 /// How many times the program's interrupt check ran.
 static TICKS_SEEN: AtomicU64 = AtomicU64::new(0);

@@ -71,6 +71,7 @@ fn what_the_cli_writes_the_kernel_reads_back() {
         tcplisten: vec!["0.0.0.0:8080".into(), "127.0.0.1:9".into()],
         fuel: Some(u64::MAX),
         interrupt_checks: true,
+        deadline_ms: Some(1500),
     };
     let archive = write_tar(&[
         manifest_entry(&cli.render()),
@@ -107,6 +108,7 @@ fn what_the_cli_writes_the_kernel_reads_back() {
     assert_eq!(m.tcplisten, ["0.0.0.0:8080", "127.0.0.1:9"]);
     assert_eq!(m.fuel, Some(u64::MAX));
     assert!(m.interrupt_checks);
+    assert_eq!(m.deadline_ms, Some(1500));
 
     // And with every flag off.
     let plain = CliManifest {
