@@ -29,7 +29,10 @@ pub fn clean_cargo() -> Command {
             || key == "RUSTC_WRAPPER"
             || key == "RUSTC_WORKSPACE_WRAPPER"
             || key == "RUSTDOC"
-            || key == "RUSTC";
+            || key == "RUSTC"
+            // an outer `cargo +toolchain` (e.g. nightly for cargo fuzz)
+            // must not replace the pinned one, which has the targets
+            || key == "RUSTUP_TOOLCHAIN";
         if outer && key != "CARGO_HOME" {
             cmd.env_remove(&key);
         }
