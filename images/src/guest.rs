@@ -29,10 +29,7 @@ pub fn clean_cargo() -> Command {
             || key == "RUSTC_WRAPPER"
             || key == "RUSTC_WORKSPACE_WRAPPER"
             || key == "RUSTDOC"
-            || key == "RUSTC"
-            // an outer `cargo +toolchain` (e.g. nightly for cargo fuzz)
-            // must not replace the pinned one, which has the targets
-            || key == "RUSTUP_TOOLCHAIN";
+            || key == "RUSTC";
         if outer && key != "CARGO_HOME" {
             cmd.env_remove(&key);
         }
