@@ -273,17 +273,8 @@ def main():
     for arch, f, size, ms in image_sizes():
         L.append(f"| {arch} | {f} | {size} | {ms:.0f} |")
     L.append("")
-    path = os.path.join(ROOT, "BENCHMARKS.md")
-    old = open(path).read() if os.path.exists(path) else "# Benchmarks\n"
-    start = old.find("## Boot paths")
     section = "\n".join(L) + "\n"
-    if start >= 0:
-        end = old.find("\n## ", start + 1)
-        new = old[:start] + section + (old[end + 1:] if end >= 0 else "")
-    else:
-        new = old.rstrip("\n") + "\n\n" + section
-    with open(path, "w") as f:
-        f.write(new)
+    bench.replace_section(("## Boot paths",), section)
     print(section)
 
 

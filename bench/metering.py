@@ -22,7 +22,7 @@ import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "bench"))
-from run import ensure_wasmtime  # noqa: E402
+from run import ensure_wasmtime, replace_section  # noqa: E402
 
 BASALT = os.path.join(ROOT, "target", "release", "basalt")
 WASM = os.path.join(ROOT, "target", "examples", "wasm32-wasip1", "release", "cpu-heavy.wasm")
@@ -108,18 +108,7 @@ def main():
              "long, so both engines pay more here than on the average program.")
     L.append("")
     section = "\n".join(L) + "\n"
-    path = os.path.join(ROOT, "BENCHMARKS.md")
-    old = open(path).read()
-    for title in ("## Interruption checks and fuel", "## Interruption checks"):
-        start = old.find(title)
-        if start >= 0:
-            end = old.find("\n## ", start + 1)
-            old = old[:start] + section + (old[end + 1:] if end >= 0 else "")
-            break
-    else:
-        old = old.rstrip("\n") + "\n\n" + section
-    with open(path, "w") as f:
-        f.write(old)
+    replace_section(("## Interruption checks and fuel", "## Interruption checks"), section)
     print(section)
 
 

@@ -35,6 +35,8 @@ import sys
 import time
 import urllib.request
 
+from run import replace_section
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EX = os.path.join(ROOT, "target", "examples")
 BASALT = os.path.join(ROOT, "target", "release", "basalt")
@@ -114,14 +116,20 @@ def measure(name, argv, port, seconds, host="127.0.0.1"):
     except Exception as e:  # reported, not hidden
         return {"failed": str(e)}
     finally:
+        stop(proc)
+
+
+def stop(proc):
+    """Stops a runner started in a session of its own, and the QEMU it
+    started: SIGTERM to the group, SIGKILL if it lingers."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=10)
+    except (subprocess.TimeoutExpired, ProcessLookupError):
         try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=10)
-        except (subprocess.TimeoutExpired, ProcessLookupError):
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def main():
@@ -197,15 +205,7 @@ def main():
              "such stall.")
     section = "\n".join(L) + "\n"
 
-    path = os.path.join(ROOT, "BENCHMARKS.md")
-    text = open(path).read() if os.path.exists(path) else "# Benchmarks\n"
-    start = text.find("## Network: ")
-    if start >= 0:
-        end = text.find("\n## ", start + 1)
-        text = text[:start] + section + (text[end + 1:] if end >= 0 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    open(path, "w").write(text)
+    replace_section(("## Network: ",), section)
     print(section)
 
 

@@ -37,6 +37,24 @@ def sh(cmd, **kw):
     return subprocess.run(cmd, check=True, text=True, capture_output=True, **kw)
 
 
+def replace_section(titles, section):
+    """Puts `section` in BENCHMARKS.md in place of the first section whose
+    heading starts with one of `titles` (up to the next `## `), or at the
+    end; the rest of the file is kept."""
+    path = os.path.join(ROOT, "BENCHMARKS.md")
+    text = open(path).read() if os.path.exists(path) else "# Benchmarks\n"
+    for title in titles:
+        start = text.find(title)
+        if start >= 0:
+            end = text.find("\n## ", start + 1)
+            text = text[:start] + section + (text[end + 1:] if end >= 0 else "")
+            break
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    with open(path, "w") as f:
+        f.write(text)
+
+
 def ensure_wasmtime():
     try:
         import wasmtime  # noqa: F401

@@ -21,7 +21,6 @@ import datetime
 import os
 import platform
 import random
-import signal
 import socket
 import struct
 import subprocess
@@ -31,7 +30,8 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "bench"))
-from net import BASALT, WASM, sh, wait_serving, wrk  # noqa: E402
+from net import BASALT, WASM, sh, stop, wait_serving, wrk  # noqa: E402
+from run import replace_section  # noqa: E402
 
 TAP = "bstap-flood"
 HOST_IP = "192.168.81.1"
@@ -127,14 +127,7 @@ def measure(label, extra, seconds, rate):
     except Exception as e:  # reported, not hidden
         return {"failed": str(e)}
     finally:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=10)
-        except (subprocess.TimeoutExpired, ProcessLookupError):
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        stop(proc)
 
 
 def main():
@@ -183,17 +176,7 @@ def main():
              "the flood the last half-open connections still retransmit their SYN-ACKs (and ask ARP "
              "for their made-up peers) until they are dropped, which the 'after' column pays.\n")
     section = "\n".join(L) + "\n"
-    path = os.path.join(ROOT, "BENCHMARKS.md")
-    old = open(path).read()
-    title = "## Network under a SYN flood"
-    start = old.find(title)
-    if start >= 0:
-        end = old.find("\n## ", start + 1)
-        old = old[:start] + section + (old[end + 1:] if end >= 0 else "")
-    else:
-        old = old.rstrip("\n") + "\n\n" + section
-    with open(path, "w") as f:
-        f.write(old)
+    replace_section(("## Network under a SYN flood",), section)
     print(section)
 
 
