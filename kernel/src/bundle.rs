@@ -438,6 +438,11 @@ fn utf8(v: Vec<u8>) -> Result<String, String> {
     String::from_utf8(v).map_err(|_| String::from("value is not UTF-8"))
 }
 
+/// A decimal `u64`, or `None`.
+fn whole_number(v: &[u8]) -> Option<u64> {
+    core::str::from_utf8(v).ok()?.parse().ok()
+}
+
 fn flag(v: &[u8]) -> Result<bool, String> {
     match v {
         b"1" => Ok(true),
@@ -454,7 +459,7 @@ impl Manifest {
         let mut seen_version = false;
         let (mut seen_artifact, mut seen_jit, mut seen_verbose) = (false, false, false);
         let mut seen_batch = false;
-        let mut seen_interrupt_checks = false;
+        let (mut seen_interrupt_checks, mut seen_deadline, mut seen_fuel) = (false, false, false);
         let err = |line: usize, message: String| BundleError::Manifest { line, message };
         for (n, raw) in text.split(|c| *c == b'\n').enumerate() {
             let line = n + 1;
@@ -566,28 +571,17 @@ impl Manifest {
                     m.interrupt_checks = flag(&value).map_err(|e| err(line, e))?;
                 }
                 b"deadline-ms" => {
-                    if m.deadline_ms.is_some() {
-                        return Err(err(line, String::from("`deadline-ms` given twice")));
-                    }
-                    let n = core::str::from_utf8(&value)
-                        .ok()
-                        .and_then(|v| v.parse::<u64>().ok())
-                        .filter(|n| *n > 0)
-                        .ok_or_else(|| {
-                            err(line, String::from("`deadline-ms` needs a positive number"))
-                        })?;
+                    once(&mut seen_deadline)?;
+                    let n = whole_number(&value).filter(|n| *n > 0).ok_or_else(|| {
+                        err(line, String::from("`deadline-ms` needs a positive number"))
+                    })?;
                     m.deadline_ms = Some(n);
                 }
                 b"fuel" => {
-                    if m.fuel.is_some() {
-                        return Err(err(line, String::from("`fuel` given twice")));
-                    }
-                    let n = core::str::from_utf8(&value)
-                        .ok()
-                        .and_then(|v| v.parse::<u64>().ok())
-                        .ok_or_else(|| {
-                            err(line, String::from("`fuel` needs a whole number of units"))
-                        })?;
+                    once(&mut seen_fuel)?;
+                    let n = whole_number(&value).ok_or_else(|| {
+                        err(line, String::from("`fuel` needs a whole number of units"))
+                    })?;
                     m.fuel = Some(n);
                 }
                 b"spec-batch" => {
