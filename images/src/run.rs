@@ -52,7 +52,7 @@ pub struct RunOptions {
     /// (`--timeout`: its code gets interrupt checks, the kernel's timer
     /// raises them, and the program ends with exit code 124 and a
     /// message, also in an image); `timeout` then stops QEMU from the
-    /// host [`DEADLINE_GRACE`] later, for a program blocked in a host call
+    /// host [`DEADLINE_GRACE`] later, should the kernel fail to end the run
     pub deadline: Option<Duration>,
     /// the kernel command line (diagnostics; see `docs/guest-protocol.md`)
     pub kernel_cmdline: Option<String>,
@@ -500,8 +500,8 @@ pub fn pack(
 
 /// How long after the kernel's own deadline (`--timeout`) the host stops
 /// QEMU: the kernel's deadline counts from the program's start, the
-/// host's from QEMU's, and a program blocked in a host call is only
-/// stopped from outside.
+/// host's from QEMU's (the kernel's waits end the run at its deadline
+/// themselves: this catches a kernel that cannot, e.g. on a hung device).
 pub const DEADLINE_GRACE: Duration = Duration::from_secs(5);
 
 /// Runs the program in a VM on this process's streams; returns the exit code.

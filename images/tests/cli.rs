@@ -94,16 +94,39 @@ fn user_errors_have_distinct_codes() {
 
 /// An endless loop as a command module, written to a scratch file.
 fn endless_loop() -> String {
-    let wasm = wat::parse_str(
+    scratch_module(
+        "loop.wasm",
         r#"(module (memory (export "memory") 1)
             (func (export "_start") (loop $forever (br $forever))))"#,
     )
-    .expect("valid wat");
+}
+
+/// `wat` assembled into `name` in this process's scratch folder; its path.
+fn scratch_module(name: &str, wat: &str) -> String {
+    let wasm = wat::parse_str(wat).expect("valid wat");
     let dir = std::env::temp_dir().join(format!("basalt-cli-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("scratch dir");
-    let path = dir.join("loop.wasm");
-    std::fs::write(&path, wasm).expect("write loop.wasm");
+    let path = dir.join(name);
+    std::fs::write(&path, wasm).expect("write the module");
     path.display().to_string()
+}
+
+/// A program that sleeps an hour in one `poll_oneoff` on the monotonic
+/// clock (no code runs meanwhile, so no interrupt check either).
+fn hour_long_sleep() -> String {
+    scratch_module(
+        "sleep.wasm",
+        r#"(module
+            (import "wasi_snapshot_preview1" "poll_oneoff"
+              (func $poll (param i32 i32 i32 i32) (result i32)))
+            (memory (export "memory") 1)
+            ;; one subscription at 0: userdata 0, tag 0 (clock), clock 1
+            ;; (monotonic) at 16, timeout 3600 s at 24, relative (flags 0)
+            (data (i32.const 16) "\01")
+            (data (i32.const 24) "\00\a0\b8\30\46\03\00\00")
+            (func (export "_start")
+              (drop (call $poll (i32.const 0) (i32.const 64) (i32.const 1) (i32.const 128)))))"#,
+    )
 }
 
 #[test]
@@ -144,6 +167,37 @@ fn a_vm_timeout_is_the_kernels_own_deadline() {
                 && !err.contains("the VM was stopped"),
             "{arch}: {err}"
         );
+    }
+}
+
+/// A program blocked in a host call runs no interrupt check: in a VM the
+/// kernel's waits end at the deadline themselves — an hour-long sleep
+/// and a read of a stdin that stays open without input — with the same
+/// exit 124 and message, not the host's backstop (which says "the VM was
+/// stopped").
+#[test]
+fn a_vm_timeout_reaches_a_program_blocked_in_a_host_call() {
+    for arch in ["x86_64", "aarch64"] {
+        for (what, program) in [("sleep", hour_long_sleep()), ("stdin", example("cat"))] {
+            let mut child = Command::new(env!("CARGO_BIN_EXE_basalt"))
+                .args(["run", "--arch", arch, "--timeout", "3", &program])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("start basalt");
+            // Held open, never written: `cat` waits for its first byte.
+            let stdin = child.stdin.take();
+            let out = child.wait_with_output().expect("wait for basalt");
+            drop(stdin);
+            let err = text(&out.stderr);
+            assert_eq!(out.status.code(), Some(124), "{arch} {what}: {err}");
+            assert!(
+                err.contains("the program was stopped after 3.000s (--timeout)")
+                    && !err.contains("the VM was stopped"),
+                "{arch} {what}: {err}"
+            );
+        }
     }
 }
 

@@ -11,6 +11,7 @@
 extern crate alloc;
 
 mod bundle;
+mod deadline;
 mod devices;
 mod entropy;
 mod exit;

@@ -91,18 +91,9 @@ pub fn main(info: &BootInfo) -> ! {
             finish(Status::Exit, format_args!("{}", (code as u32) & 0xff))
         }
         Ok(Outcome::Trap(t))
-            if t.kind == basalt_runtime::TrapKind::Interrupted
-                && DEADLINE_MS.load(Ordering::Relaxed) != 0 =>
+            if t.kind == basalt_runtime::TrapKind::Interrupted && crate::deadline::is_set() =>
         {
-            stamp("program stopped at its deadline");
-            let ms = DEADLINE_MS.load(Ordering::Relaxed);
-            let message = alloc::format!(
-                "basalt: the program was stopped after {}.{:03}s (--timeout)\n",
-                ms / 1000,
-                ms % 1000
-            );
-            crate::log::write_stderr(message.as_bytes());
-            finish(Status::Exit, format_args!("124"))
+            crate::deadline::stop()
         }
         Ok(Outcome::Trap(t)) => {
             stamp("program trapped");
@@ -303,10 +294,9 @@ fn load_and_run(info: &BootInfo) -> Result<Outcome, LoadError> {
     }
     stamp("calling _start");
     let fuel = manifest.fuel;
-    let deadline = manifest.deadline_ms.map(|ms| {
-        DEADLINE_MS.store(ms, Ordering::Relaxed);
-        crate::time::monotonic_ns().saturating_add(ms.saturating_mul(1_000_000))
-    });
+    if let Some(ms) = manifest.deadline_ms {
+        crate::deadline::start(ms);
+    }
     let mut ticking = false;
     let outcome = basalt_wasi::run_command_with(&engine, &module, ctx, |store| {
         if let Some(fuel) = fuel {
@@ -317,7 +307,7 @@ fn load_and_run(info: &BootInfo) -> Result<Outcome, LoadError> {
         store.set_interrupt_check(move || {
             TICKS_SEEN.fetch_add(1, Ordering::Relaxed);
             crate::net::poll_in_background();
-            deadline.is_some_and(|d| crate::time::monotonic_ns() >= d)
+            crate::deadline::passed()
         });
         if engine.config().interruptible {
             // Kept for good: the timer's stub writes the word.
@@ -347,9 +337,6 @@ const TICK_PERIOD_MS: u32 = 10;
 /// The interrupt handle of the program's store, whose word the timer
 /// raises.
 static TICK_TARGET: spin::Once<basalt_runtime::InterruptHandle> = spin::Once::new();
-
-/// The program's deadline in milliseconds (`deadline-ms`); 0: none.
-static DEADLINE_MS: AtomicU64 = AtomicU64::new(0);
 
 /// How many times the program's interrupt check ran.
 static TICKS_SEEN: AtomicU64 = AtomicU64::new(0);

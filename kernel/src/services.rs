@@ -109,8 +109,9 @@ impl Stdio for SerialStdio {
                 if now.saturating_sub(last_byte) < IDLE_AFTER_NS {
                     basalt_arch::cpu::spin_hint();
                 } else {
-                    crate::time::sleep_until(now + 1_000_000);
+                    crate::time::sleep_until(crate::deadline::cap(now + 1_000_000));
                 }
+                crate::deadline::stop_if_passed();
                 continue;
             };
             last_byte = crate::time::monotonic_ns();
@@ -146,7 +147,9 @@ impl Clocks for KernelClocks {
     }
 
     fn sleep_until_monotonic_ns(&self, deadline: u64) {
-        crate::time::sleep_until(deadline);
+        // A sleep past the program's deadline ends the run there.
+        crate::time::sleep_until(crate::deadline::cap(deadline));
+        crate::deadline::stop_if_passed();
     }
 }
 

@@ -815,9 +815,11 @@ impl Network for KernelNetwork {
             if deadline_ns.is_some_and(|d| crate::time::monotonic_ns() >= d) {
                 return;
             }
-            let until = st.next_wake(deadline_ns, self.routed);
+            let until = crate::deadline::cap(st.next_wake(deadline_ns, self.routed));
             drop(st);
             crate::time::halt_until(until);
+            // A wait past the program's deadline ends the run there.
+            crate::deadline::stop_if_passed();
         }
     }
 
