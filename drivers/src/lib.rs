@@ -12,7 +12,7 @@
 #![deny(unsafe_code)]
 
 extern crate alloc;
-#[cfg(test)]
+#[cfg(any(test, feature = "simulated"))]
 extern crate std;
 
 pub mod acpi;

@@ -378,7 +378,7 @@ impl<C: Channel> Client<C> {
             .channel
             .exchange(&req, &mut c.reply)
             .map_err(NinePError::Channel)?;
-        let reply = &mut c.reply[..n];
+        let reply = &mut c.reply[..n.min(max)];
         if reply.len() >= HEADER_LEN {
             // Answer to NOTAG: accept it as tag 0 for parsing.
             reply[5..7].copy_from_slice(&0u16.to_le_bytes());

@@ -1,6 +1,7 @@
 //! The device-tree reader over arbitrary bytes, walked through every
 //! accessor the kernel uses (`basalt_tests::parsers::walk_device_tree`).
-//! Seed it with real trees: `fuzz/seeds/device_tree/` (see fuzz/README).
+//! Seeds: `fuzz/corpus/device_tree/`, written by the ignored test
+//! `write_fuzz_seeds` (README, "Parsers of outside input").
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {

@@ -14,6 +14,7 @@ use basalt::vm::{Status, VmIo, VmReport};
 pub use basalt;
 
 pub mod confinement;
+pub mod device_input;
 pub mod differential;
 pub mod firmware;
 pub mod http;

@@ -1,6 +1,8 @@
 //! Smoke runs of every host-testable parser of outside input against
 //! mutated real samples: the device-tree reader, the ACPI readers (QEMU's
-//! own tables), the AOT artifact loader and the module loader. Each must
+//! own tables), the AOT artifact loader, the module loader, the split
+//! virtqueue against a lying device, the 9P client against a lying server
+//! and the example HTTP server's request parser. Each must
 //! answer with a value or an error, never panic or hang. The open-ended
 //! searches are `cargo fuzz` targets (`fuzz/`); these runs are short and
 //! deterministic (a failure names its seed).
@@ -95,6 +97,33 @@ fn acpi_tables() {
     }
 }
 
+// ---- devices: virtqueue used rings and 9P replies --------------------------
+
+#[test]
+fn virtqueue_used_rings() {
+    use basalt_tests::device_input::{drive_virtqueue, virtqueue_session};
+    let seed = virtqueue_session();
+    let accepted = drive_virtqueue(&seed);
+    assert!(accepted >= 8, "the seed's faithful completions: {accepted}");
+    smoke("virtqueue", &[seed], ROUNDS * 5, |d| {
+        drive_virtqueue(d);
+    });
+}
+
+#[test]
+fn ninep_replies() {
+    use basalt_tests::device_input::{drive_ninep, ninep_session};
+    let seed = ninep_session();
+    let succeeded = drive_ninep(&seed);
+    assert_eq!(
+        succeeded, 13,
+        "every call of the seed but its Rlerror succeeds"
+    );
+    smoke("9P reply", &[seed], ROUNDS * 5, |d| {
+        drive_ninep(d);
+    });
+}
+
 // ---- modules and artifacts ------------------------------------------------
 
 #[test]
@@ -148,4 +177,38 @@ fn http_requests() {
     assert!(matches!(parse(&big), Parse::Bad(431, _)));
     let big = [big, b"\r\n\r\n".to_vec()].concat();
     assert!(matches!(parse(&big), Parse::Bad(431, _)));
+}
+
+// ---- seeds of the `cargo fuzz` targets ---------------------------------------
+
+/// Writes the samples above as the `cargo fuzz` targets' first corpus
+/// (`fuzz/corpus/TARGET/seed-N`), where `cargo fuzz run TARGET` reads it:
+/// `cargo test -p basalt-tests --test parsers_survive_garbage -- --ignored write_fuzz_seeds`.
+#[test]
+#[ignore = "writes files; run by hand before a fuzzing session"]
+fn write_fuzz_seeds() {
+    use basalt_tests::device_input::{ninep_session, virtqueue_session};
+    let corpus = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus");
+    let tree = basalt::firecracker_aarch64::device_tree(
+        512,
+        "basalt.console=framed",
+        (0x9000_0000, 0x9010_0000),
+    )
+    .expect("device tree");
+    let seeds: [(&str, Vec<Vec<u8>>); 4] = [
+        ("virtqueue", vec![virtqueue_session()]),
+        ("ninep_reply", vec![ninep_session()]),
+        ("device_tree", vec![tree]),
+        (
+            "http_request",
+            vec![b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: keep-alive\r\n\r\n".to_vec()],
+        ),
+    ];
+    for (target, samples) in seeds {
+        let dir = corpus.join(target);
+        std::fs::create_dir_all(&dir).expect("corpus directory");
+        for (i, s) in samples.iter().enumerate() {
+            std::fs::write(dir.join(format!("seed-{i}")), s).expect("seed");
+        }
+    }
 }

@@ -110,7 +110,7 @@ impl DmaRegion {
     }
 
     /// Reads the little-endian 64-bit field at `offset`.
-    #[cfg(test)]
+    #[cfg(any(test, feature = "simulated"))]
     pub(crate) fn read_u64(&self, offset: usize) -> u64 {
         let p = self.at(offset, 8) as *const u64;
         // SAFETY: as in `read_u16`.
@@ -166,34 +166,80 @@ impl DmaRegion {
     }
 }
 
-/// Host-side DMA for the unit tests: leaked, page-aligned heap memory,
-/// "physical" address = its own address, as in the kernel's identity map.
-#[cfg(test)]
-pub(crate) mod host {
+/// Host-side DMA for tests and fuzzing (feature `simulated`): page-aligned
+/// heap memory whose "physical" address is its own address, as in the
+/// kernel's identity map.
+#[cfg(any(test, feature = "simulated"))]
+pub mod host {
     use super::*;
-    use std::alloc::{Layout, alloc_zeroed};
+    use std::alloc::{Layout, alloc_zeroed, dealloc};
+    use std::vec::Vec;
 
-    /// An allocator over the test process's heap.
-    pub(crate) struct HostDma;
+    /// `pages` zeroed pages from the heap: the pointer and its layout.
+    fn heap_pages(pages: usize) -> Result<(*mut u8, Layout), DmaError> {
+        let len = pages
+            .checked_mul(DMA_PAGE_SIZE)
+            .filter(|l| *l > 0)
+            .ok_or(DmaError::Unsupported(pages))?;
+        let layout = Layout::from_size_align(len, DMA_PAGE_SIZE)
+            .map_err(|_| DmaError::Unsupported(pages))?;
+        #[allow(unsafe_code)]
+        // SAFETY: `len` is not zero (checked above).
+        let p = unsafe { alloc_zeroed(layout) };
+        if p.is_null() {
+            return Err(DmaError::OutOfMemory);
+        }
+        Ok((p, layout))
+    }
+
+    /// An allocator over the process's heap whose regions are never
+    /// freed: for short tests.
+    pub struct HostDma;
 
     impl Dma for HostDma {
         fn allocate(&mut self, pages: usize) -> Result<DmaRegion, DmaError> {
-            let len = pages * DMA_PAGE_SIZE;
-            let layout = Layout::from_size_align(len, DMA_PAGE_SIZE)
-                .map_err(|_| DmaError::Unsupported(pages))?;
+            let (p, layout) = heap_pages(pages)?;
             #[allow(unsafe_code)]
-            // SAFETY: a non-zero size (the tests never ask for 0 pages).
-            let p = unsafe { alloc_zeroed(layout) };
-            if p.is_null() {
-                return Err(DmaError::OutOfMemory);
-            }
-            #[allow(unsafe_code)]
-            // SAFETY: fresh, leaked, page-aligned memory of `len` bytes.
-            Ok(unsafe { DmaRegion::new(p as u64, p, len) })
+            // SAFETY: fresh, leaked, page-aligned memory of `layout.size()` bytes.
+            Ok(unsafe { DmaRegion::new(p as u64, p, layout.size()) })
         }
     }
 
-    /// The region at a bus address handed to a simulated device.
+    /// An allocator over the process's heap that frees every region it
+    /// handed out when it is dropped: for fuzzing, where leaks add up.
+    /// The arena must outlive every region, queue and simulated device
+    /// made from it (declare it first).
+    #[derive(Default)]
+    pub struct HostDmaArena {
+        allocations: Vec<(*mut u8, Layout)>,
+    }
+
+    impl Dma for HostDmaArena {
+        fn allocate(&mut self, pages: usize) -> Result<DmaRegion, DmaError> {
+            let (p, layout) = heap_pages(pages)?;
+            self.allocations.push((p, layout));
+            #[allow(unsafe_code)]
+            // SAFETY: fresh page-aligned memory of `layout.size()` bytes,
+            // freed only when the arena drops, after its users (the
+            // arena's documented contract).
+            Ok(unsafe { DmaRegion::new(p as u64, p, layout.size()) })
+        }
+    }
+
+    impl Drop for HostDmaArena {
+        fn drop(&mut self) {
+            for (p, layout) in self.allocations.drain(..) {
+                #[allow(unsafe_code)]
+                // SAFETY: allocated by `heap_pages` with this layout, freed once.
+                unsafe {
+                    dealloc(p, layout)
+                };
+            }
+        }
+    }
+
+    /// The region at a bus address handed to a simulated device (on the
+    /// host allocators above, bus address = CPU address).
     pub(crate) fn at_phys(phys: u64, len: usize) -> DmaRegion {
         DmaRegion {
             phys,

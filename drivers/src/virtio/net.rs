@@ -568,7 +568,7 @@ impl<T: Transport> VirtioNet<T> {
 mod tests {
     use super::*;
     use crate::virtio::dma::host::{HostDma, at_phys};
-    use crate::virtio::queue::tests::FakeDevice;
+    use crate::virtio::queue::simulated::FakeDevice;
     use crate::virtio::{QueueAddresses, Status};
     use std::cell::Cell;
     use std::vec;

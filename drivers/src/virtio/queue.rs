@@ -406,15 +406,18 @@ impl SplitQueue {
     }
 }
 
-#[cfg(test)]
-pub(crate) mod tests {
-    use super::super::dma::host::{HostDma, at_phys};
+/// A device's side of a split queue, simulated on the host for tests and
+/// fuzzing (feature `simulated`): it reads what the driver made available
+/// and writes the used ring as a device would — or as a hostile one would.
+#[cfg(any(test, feature = "simulated"))]
+pub mod simulated {
+    use super::super::dma::host::at_phys;
     use super::*;
     use std::vec::Vec;
 
     /// The device's side of a queue, as QEMU would play it: reads the
     /// available ring and the descriptor chains, writes the used ring.
-    pub(crate) struct FakeDevice {
+    pub struct FakeDevice {
         size: u16,
         desc: DmaRegion,
         avail: DmaRegion,
@@ -425,15 +428,23 @@ pub(crate) mod tests {
 
     /// One buffer of a chain the fake device took.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-    pub(crate) struct SeenBuffer {
+    pub struct SeenBuffer {
+        /// the buffer's bus address
         pub addr: u64,
+        /// its length in bytes
         pub len: u32,
+        /// its descriptor flags (`NEXT`, `WRITE`)
         pub flags: u16,
+        /// the next descriptor of the chain, if `NEXT`
         pub next: u16,
     }
 
     impl FakeDevice {
-        pub(crate) fn new(size: u16, a: QueueAddresses) -> FakeDevice {
+        /// The device of a queue of `size` at `a`, which a host allocator
+        /// ([`HostDma`](super::super::dma::host::HostDma) or
+        /// [`HostDmaArena`](super::super::dma::host::HostDmaArena)) made: its
+        /// bus addresses are where the process finds it.
+        pub fn new(size: u16, a: QueueAddresses) -> FakeDevice {
             let l = QueueLayout::new(size).expect("size");
             FakeDevice {
                 size,
@@ -446,7 +457,7 @@ pub(crate) mod tests {
         }
 
         /// The next chain the driver made available: its head and buffers.
-        pub(crate) fn take(&mut self) -> Option<(u16, Vec<SeenBuffer>)> {
+        pub fn take(&mut self) -> Option<(u16, Vec<SeenBuffer>)> {
             let idx = self.avail.read_u16(2);
             if idx == self.last_avail {
                 return None;
@@ -476,7 +487,7 @@ pub(crate) mod tests {
         }
 
         /// Completes chain `id` with `len` bytes written.
-        pub(crate) fn complete(&mut self, id: u32, len: u32) {
+        pub fn complete(&mut self, id: u32, len: u32) {
             let slot = ring_slot(self.used_idx, self.size);
             self.used.write_u32(4 + 8 * slot, id);
             self.used.write_u32(8 + 8 * slot, len);
@@ -485,22 +496,30 @@ pub(crate) mod tests {
         }
 
         /// Sets the used index directly (a misbehaving device).
-        pub(crate) fn set_used_idx(&mut self, idx: u16) {
+        pub fn set_used_idx(&mut self, idx: u16) {
             self.used_idx = idx;
             self.used.write_u16(2, idx);
         }
 
         /// Says "do not notify me".
-        pub(crate) fn set_no_notify(&mut self, on: bool) {
+        pub fn set_no_notify(&mut self, on: bool) {
             self.used
                 .write_u16(0, if on { USED_F_NO_NOTIFY } else { 0 });
         }
 
         /// The driver's available-ring flags.
-        pub(crate) fn avail_flags(&self) -> u16 {
+        pub fn avail_flags(&self) -> u16 {
             self.avail.read_u16(0)
         }
     }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::super::dma::host::HostDma;
+    use super::simulated::FakeDevice;
+    use super::*;
+    use std::vec::Vec;
 
     fn buf(addr: u64, len: u32, w: bool) -> Buffer {
         Buffer {
