@@ -26,17 +26,19 @@ fn basalt_agrees_with_wasmi_on_random_modules() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(400);
-    let (mut same, mut skipped) = (0, 0);
+    let mut same = 0;
+    let mut skipped = std::collections::BTreeMap::<&str, u64>::new();
     let mut diverged = Vec::new();
     for seed in 0..cases {
         match check(&case_bytes(seed)) {
             Verdict::Same => same += 1,
-            Verdict::Skipped(_) => skipped += 1,
+            Verdict::Skipped(why) => *skipped.entry(why).or_default() += 1,
             Verdict::Diverged(what) => diverged.push(format!("seed {seed}: {what}")),
         }
     }
     println!(
-        "differential: {cases} cases, {same} agreed, {skipped} skipped, {} diverged",
+        "differential: {cases} cases, {same} agreed, {} skipped {skipped:?}, {} diverged",
+        skipped.values().sum::<u64>(),
         diverged.len()
     );
     assert!(diverged.is_empty(), "divergences:\n{}", diverged.join("\n"));
