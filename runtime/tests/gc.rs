@@ -186,3 +186,38 @@ fn a_full_gc_heap_traps_and_loses_nothing() {
         vec![Val::I32(2)]
     );
 }
+
+/// An array a constant expression sizes (a global's initializer) is made
+/// in the GC heap before its elements: a length the heap cannot hold is
+/// the heap-full trap at instantiation, not an allocation of the whole
+/// array's worth of values first (64 GiB here, which aborted the process).
+#[test]
+fn a_huge_array_in_a_constant_expression_traps() {
+    let engine = Engine::new(Config::hosted()).unwrap();
+    for init in [
+        "(array.new_default $a (i32.const -1))",
+        "(array.new $a (i64.const 7) (i32.const 0x7fffffff))",
+    ] {
+        let wat = format!(
+            r#"(module (type $a (array (mut i64)))
+                 (global (export "g") (ref $a) {init}))"#
+        );
+        let mut store = Store::new(&engine, ());
+        let r = Linker::<()>::new().instantiate(&mut store, &compile(&engine, &wat));
+        match r {
+            Err(basalt_runtime::Error::Trap(t)) => assert_eq!(t.kind, TrapKind::GcHeapFull),
+            other => panic!("{init}: expected the heap-full trap, got {other:?}"),
+        }
+    }
+    // A small one still works, with its elements.
+    let wat = r#"(module (type $a (array (mut i64)))
+        (global $g (ref $a) (array.new $a (i64.const 7) (i32.const 1000)))
+        (func (export "sum") (result i64)
+          (i64.add (array.get $a (global.get $g) (i32.const 0))
+                   (array.get $a (global.get $g) (i32.const 999)))))"#;
+    let mut store = Store::new(&engine, ());
+    let i = Linker::<()>::new()
+        .instantiate(&mut store, &compile(&engine, wat))
+        .unwrap();
+    assert_eq!(call(&mut store, i, "sum", &[]).unwrap(), vec![Val::I64(14)]);
+}

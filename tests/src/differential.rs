@@ -69,7 +69,7 @@ pub fn module_from(data: &[u8]) -> Option<Vec<u8>> {
 
 /// A value both engines can be compared on.
 #[derive(Debug, PartialEq, Eq)]
-enum Plain {
+pub(crate) enum Plain {
     I32(i32),
     I64(i64),
     F32(u32),
@@ -80,7 +80,7 @@ enum Plain {
 }
 
 /// A trap kind both engines can be compared on.
-fn basalt_trap(kind: &TrapKind) -> &'static str {
+pub(crate) fn basalt_trap(kind: &TrapKind) -> &'static str {
     match kind {
         TrapKind::StackOverflow => "stack",
         TrapKind::IntegerOverflow => "overflow",
@@ -120,7 +120,7 @@ fn wasmi_trap(e: &wasmi::Error) -> &'static str {
     }
 }
 
-fn from_basalt(v: &Val) -> Plain {
+pub(crate) fn from_basalt(v: &Val) -> Plain {
     match *v {
         Val::I32(x) => Plain::I32(x),
         Val::I64(x) => Plain::I64(x),
@@ -167,7 +167,7 @@ fn zero(ty: &ValType) -> (Val, wasmi::Val) {
 /// The largest a memory may grow in both engines: small enough that two
 /// memories in wasmi, which commits what it grows, stay far below the
 /// fuzzer's 2 GiB budget.
-const MEMORY_LIMIT: usize = 256 << 20;
+pub(crate) const MEMORY_LIMIT: usize = 256 << 20;
 
 /// Whether `wasm` uses `relaxed_madd` or `relaxed_nmadd`: the one relaxed
 /// choice where the engines differ by design (Basalt rounds the multiply

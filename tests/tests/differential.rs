@@ -1,11 +1,15 @@
-//! A bounded differential run: random modules from fixed seeds through
-//! Basalt and wasmi (see `basalt_tests::differential`). Longer runs:
+//! Bounded differential runs: random modules from fixed seeds through
+//! Basalt and wasmi (see `basalt_tests::differential`), and modules with
+//! GC, typed function references and exception handling through Basalt
+//! and wasmtime (`basalt_tests::differential_wasmtime`). Longer runs:
 //! `BASALT_DIFF_CASES=100000 cargo test -p basalt-tests --release --test
-//! differential`, or the `cargo fuzz` target in `fuzz/`.
+//! differential` (`BASALT_DIFF_GC_CASES` for the second), or the
+//! `cargo fuzz` targets `differential` and `differential_wasmtime`.
 
 #![forbid(unsafe_code)]
 
 use basalt_tests::differential::{Verdict, check};
+use basalt_tests::differential_wasmtime;
 
 /// xorshift64*: deterministic case bytes from a seed.
 fn case_bytes(seed: u64) -> Vec<u8> {
@@ -22,10 +26,25 @@ fn case_bytes(seed: u64) -> Vec<u8> {
 
 #[test]
 fn basalt_agrees_with_wasmi_on_random_modules() {
-    let cases: u64 = std::env::var("BASALT_DIFF_CASES")
+    agree("wasmi", "BASALT_DIFF_CASES", 400, check);
+}
+
+#[test]
+fn basalt_agrees_with_wasmtime_on_gc_and_exception_modules() {
+    agree(
+        "wasmtime",
+        "BASALT_DIFF_GC_CASES",
+        200,
+        differential_wasmtime::check,
+    );
+}
+
+/// Checks `default` cases (or `$env` many) with `check` against `oracle`.
+fn agree(oracle: &str, env: &str, default: u64, check: fn(&[u8]) -> Verdict) {
+    let cases: u64 = std::env::var(env)
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(400);
+        .unwrap_or(default);
     let mut same = 0;
     let mut skipped = std::collections::BTreeMap::<&str, u64>::new();
     let mut diverged = Vec::new();
@@ -37,7 +56,7 @@ fn basalt_agrees_with_wasmi_on_random_modules() {
         }
     }
     println!(
-        "differential: {cases} cases, {same} agreed, {} skipped {skipped:?}, {} diverged",
+        "differential against {oracle}: {cases} cases, {same} agreed, {} skipped {skipped:?}, {} diverged",
         skipped.values().sum::<u64>(),
         diverged.len()
     );

@@ -1175,31 +1175,45 @@ fn eval_const(
                                 .ok_or_else(|| Error::Instantiate("array type".into()))?
                                 .element
                                 .size();
-                            let items: Vec<u128> = match op {
+                            // The elements: `len` copies of one value, or
+                            // the last `n` operands. The object is made
+                            // first, so a length the GC heap cannot hold
+                            // is its trap before anything is allocated.
+                            let (len, fill, fixed) = match op {
                                 ConstOp::ArrayNewFixed(_, n) => {
                                     let at = stack.len().saturating_sub(*n as usize);
-                                    stack.split_off(at)
+                                    let items = stack.split_off(at);
+                                    (items.len(), 0, Some(items))
                                 }
                                 ConstOp::ArrayNew(_) => {
                                     let len = stack.pop().unwrap_or(0) as u32;
-                                    let v = stack.pop().unwrap_or(0);
-                                    alloc::vec![v; len as usize]
+                                    (len as usize, stack.pop().unwrap_or(0), None)
                                 }
-                                _ => {
-                                    let len = stack.pop().unwrap_or(0) as u32;
-                                    alloc::vec![0; len as usize]
-                                }
+                                _ => (stack.pop().unwrap_or(0) as u32 as usize, 0, None),
                             };
-                            let len = u32::try_from(items.len()).map_err(|_| heap_full())?;
+                            let len = u32::try_from(len).map_err(|_| heap_full())?;
                             let obj = new_object(gc, inst, t, crate::gc::KIND_ARRAY, len, unit)?;
-                            let bytes: Vec<u8> = items
-                                .iter()
-                                .flat_map(|v| v.to_le_bytes().into_iter().take(unit as usize))
-                                .collect();
-                            // SAFETY: a fresh array of `len` elements of `unit` bytes.
-                            unsafe {
-                                super::gc::write_bytes(obj, crate::gc::HEADER as usize, &bytes)
+                            let element = |v: u128| v.to_le_bytes().into_iter().take(unit as usize);
+                            // Written a bounded chunk at a time.
+                            const CHUNK: usize = 256;
+                            let mut chunk: Vec<u8> = Vec::with_capacity(CHUNK * unit as usize);
+                            let mut at = crate::gc::HEADER as usize;
+                            let mut write = |chunk: &mut Vec<u8>| {
+                                // SAFETY: a fresh array of `len` elements of
+                                // `unit` bytes; the chunks cover it once, in
+                                // order.
+                                unsafe { super::gc::write_bytes(obj, at, chunk) };
+                                at += chunk.len();
+                                chunk.clear();
                             };
+                            for i in 0..len as usize {
+                                let v = fixed.as_ref().map_or(fill, |items| items[i]);
+                                chunk.extend(element(v));
+                                if chunk.len() >= CHUNK * unit as usize {
+                                    write(&mut chunk);
+                                }
+                            }
+                            write(&mut chunk);
                             obj as u128
                         }
                         bin => {
