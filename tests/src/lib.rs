@@ -16,7 +16,6 @@ pub use basalt;
 pub mod confinement;
 pub mod device_input;
 pub mod differential;
-pub mod differential_wasmtime;
 pub mod firmware;
 pub mod http;
 pub mod mutate;

@@ -1,15 +1,15 @@
 //! Bounded differential runs: random modules from fixed seeds through
 //! Basalt and wasmi (see `basalt_tests::differential`), and modules with
 //! GC, typed function references and exception handling through Basalt
-//! and wasmtime (`basalt_tests::differential_wasmtime`). Longer runs:
+//! and wasmtime (`basalt_tests::differential::wasmtime_oracle`). Longer runs:
 //! `BASALT_DIFF_CASES=100000 cargo test -p basalt-tests --release --test
 //! differential` (`BASALT_DIFF_GC_CASES` for the second), or the
 //! `cargo fuzz` targets `differential` and `differential_wasmtime`.
 
 #![forbid(unsafe_code)]
 
+use basalt_tests::differential::wasmtime_oracle;
 use basalt_tests::differential::{Verdict, check};
-use basalt_tests::differential_wasmtime;
 
 /// xorshift64*: deterministic case bytes from a seed.
 fn case_bytes(seed: u64) -> Vec<u8> {
@@ -35,7 +35,7 @@ fn basalt_agrees_with_wasmtime_on_gc_and_exception_modules() {
         "wasmtime",
         "BASALT_DIFF_GC_CASES",
         200,
-        differential_wasmtime::check,
+        wasmtime_oracle::check,
     );
 }
 
