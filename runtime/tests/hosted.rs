@@ -914,7 +914,8 @@ fn an_interrupt_request_stops_endless_loops_and_calls() {
                 (then (return_call $pong (i32.const 1)))
                 (else (return_call $pong (i32.const 0)))))
             (func $pong (param i32) (result i32) (return_call $ping (local.get 0)))
-            (func (export "ok") (result i32) (i32.const 7)))"#,
+            (func $seven (export "seven") (result i32) (i32.const 7))
+            (func (export "ok") (result i32) (call $seven)))"#,
     );
     let mut store = Store::new(&engine, ());
     let handle = store.interrupt_handle();
@@ -946,9 +947,17 @@ fn an_interrupt_request_stops_endless_loops_and_calls() {
     assert_eq!(asked.load(Ordering::Relaxed), 6);
     done.store(true, Ordering::Relaxed);
     raiser.join().unwrap();
-    // A request raised while nothing ran is seen by the next call.
+    // A request raised while nothing ran is seen by the next check: not
+    // in a function that calls nothing and has no loop (`seven` has no
+    // check: it ends after a bounded number of steps), at the entry of
+    // one that calls.
     store.interrupt_handle().interrupt();
     asked.store(2, Ordering::Relaxed);
+    assert_eq!(
+        call(&mut store, instance, "seven", &[]).unwrap(),
+        vec![Val::I32(7)]
+    );
+    assert_eq!(asked.load(Ordering::Relaxed), 2, "no check in a leaf");
     assert_eq!(
         trap_kind(call(&mut store, instance, "ok", &[])),
         TrapKind::Interrupted

@@ -13,7 +13,7 @@ use cranelift_frontend::FunctionBuilder;
 use crate::module_info::{
     FuncIndex, GlobalIndex, MemoryIndex, ModuleInfo, TableIndex, TagIndex, TypeIndex,
 };
-use crate::translate::{CatchClause, MemoryAccess, TranslationEnv};
+use crate::translate::{CatchClause, FunctionShape, MemoryAccess, TranslationEnv};
 use crate::trap::codes;
 use crate::types::{FuncType, RefType, ValType};
 use crate::vm::offsets::{self, VMOffsets, builtin};
@@ -253,9 +253,19 @@ impl TranslationEnv for FuncEnv<'_> {
         builder.func.stack_limit = Some(limit);
     }
 
-    fn function_entry(&mut self, builder: &mut FunctionBuilder<'_>) {
+    fn scans_body(&self) -> bool {
+        self.interruptible
+    }
+
+    fn function_entry(&mut self, builder: &mut FunctionBuilder<'_>, shape: FunctionShape) {
         self.fuel_check(builder);
-        self.interrupt_check(builder);
+        // A function that calls nothing cannot recurse: its loops have
+        // their own checks, and without them it ends after a bounded
+        // number of steps, so its entry needs none. (Fuel keeps its entry
+        // check: where fuel runs out stays where wasmtime finds it.)
+        if shape.makes_calls {
+            self.interrupt_check(builder);
+        }
     }
 
     fn loop_header(&mut self, builder: &mut FunctionBuilder<'_>) {

@@ -104,10 +104,18 @@ pub trait TranslationEnv {
     ) {
     }
 
+    /// Whether [`TranslationEnv::function_entry`] wants the body scanned
+    /// first (a pass over its operators, see [`FunctionShape`]). Default:
+    /// no.
+    fn scans_body(&self) -> bool {
+        false
+    }
+
     /// Called once per function after [`TranslationEnv::begin_function`]
     /// and the locals' parameters, in the body's first block
-    /// (interruption checks). Default: nothing.
-    fn function_entry(&mut self, _builder: &mut FunctionBuilder<'_>) {}
+    /// (interruption checks), with what a scan of the body found.
+    /// Default: nothing.
+    fn function_entry(&mut self, _builder: &mut FunctionBuilder<'_>, _shape: FunctionShape) {}
 
     /// How to address memory `mem` at this point of the function.
     fn memory_access(
@@ -367,4 +375,15 @@ pub trait TranslationEnv {
     fn elem_drop(&mut self, builder: &mut FunctionBuilder<'_>, segment: u32);
     /// `ref.func`: a non-null reference to function `func`.
     fn ref_func(&mut self, builder: &mut FunctionBuilder<'_>, func: FuncIndex) -> Value;
+}
+
+/// What a scan of a function's body found before its translation (see
+/// [`TranslationEnv::scans_body`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FunctionShape {
+    /// whether the body calls anything (`call`, `call_indirect`,
+    /// `call_ref` or their tail-call forms); `true` when not scanned. A
+    /// function that calls nothing cannot recurse: without loops it ends
+    /// after a bounded number of steps.
+    pub makes_calls: bool,
 }

@@ -22,7 +22,7 @@ mod memory;
 mod numeric;
 mod simd;
 
-pub use env::{CatchClause, MemoryAccess, TranslationEnv, WASM_PARAM_OFFSET};
+pub use env::{CatchClause, FunctionShape, MemoryAccess, TranslationEnv, WASM_PARAM_OFFSET};
 
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -101,6 +101,11 @@ fn translate(
     ctx: &mut FunctionBuilderContext,
 ) -> TResult {
     let pointer = env.pointer_type();
+    let shape = if env.scans_body() {
+        scan(body)
+    } else {
+        FunctionShape { makes_calls: true }
+    };
     let builder = FunctionBuilder::new(func, ctx);
     let mut t = Translator {
         env,
@@ -115,7 +120,7 @@ fn translate(
     // invalid body is reported as invalid even if it also uses an unsupported
     // feature.
     let mut unsupported: Option<TranslateError> = None;
-    t.begin();
+    t.begin(shape);
 
     let mut reader = body.get_binary_reader();
     reader.set_features(*validator.features());
@@ -154,6 +159,31 @@ fn translate(
     builder.seal_all_blocks();
     builder.finalize(frontend_config(pointer));
     Ok(())
+}
+
+/// What the body of a function does, from one pass over its operators
+/// (a body that does not parse counts as making calls: validation reports
+/// it when it is translated).
+fn scan(body: &FunctionBody<'_>) -> FunctionShape {
+    use wasmparser::Operator as O;
+    let Ok(mut ops) = body.get_operators_reader() else {
+        return FunctionShape { makes_calls: true };
+    };
+    while !ops.eof() {
+        match ops.read() {
+            Ok(
+                O::Call { .. }
+                | O::CallIndirect { .. }
+                | O::CallRef { .. }
+                | O::ReturnCall { .. }
+                | O::ReturnCallIndirect { .. }
+                | O::ReturnCallRef { .. },
+            )
+            | Err(_) => return FunctionShape { makes_calls: true },
+            Ok(_) => {}
+        }
+    }
+    FunctionShape { makes_calls: false }
 }
 
 /// Passes `r` through, except that the first unsupported-feature error is
@@ -203,8 +233,9 @@ pub(crate) struct Translator<'e, 'f> {
 
 impl Translator<'_, '_> {
     /// Creates the entry block, binds the parameters to locals, tells the
-    /// environment, and opens the function body's frame.
-    fn begin(&mut self) {
+    /// environment (with the body's `shape`), and opens the function
+    /// body's frame.
+    fn begin(&mut self, shape: FunctionShape) {
         let sig = self.builder.func.signature.clone();
         let entry = self.builder.create_block();
         self.builder.append_block_params_for_function_params(entry);
@@ -217,7 +248,7 @@ impl Translator<'_, '_> {
             self.builder.def_var(var, *p);
             self.locals.push(var);
         }
-        self.env.function_entry(&mut self.builder);
+        self.env.function_entry(&mut self.builder, shape);
         let results: Vec<ir::Type> = sig.returns.iter().map(|r| r.value_type).collect();
         self.push_function_frame(results);
     }
