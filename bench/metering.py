@@ -140,10 +140,13 @@ def sightglass_section(repeat, version):
     L.append(f"| **geometric mean** | | **{geomean(cost[1]):.3f}×** | **{geomean(cost[2]):.3f}×** | | "
              f"**{geomean(cost[4]):.3f}×** | **{geomean(cost[5]):.3f}×** | |")
     L.append("")
-    L.append("Each engine's cost is over its own plain run. The goal is at most 1.03× for the "
-             "interrupt checks, as wasmtime's epoch checks reach on average programs. Spans of a "
-             "few milliseconds move by several percent from run to run on this shared machine: "
-             "read the geometric mean, not a single row. "Same output" is NO where a program prints its own timings: `hashset` its elapsed seconds, `gcc-loops` a time per loop under wasmtime only (it reads `clock()`, the process CPU-time clock, which Basalt does not offer: `EINVAL`, see the WASI table in the README).")
+    L.append("Each engine's cost is over its own plain run; the goal is at most 1.03× for "
+             "the interrupt checks. Spans of a few milliseconds move by several percent from run "
+             "to run on this shared machine: read the geometric mean, not a single row. 'Same "
+             "output' is NO where a program prints its own timings: `hashset` its elapsed "
+             "seconds, `gcc-loops` a time per loop under wasmtime only (it reads `clock()`, the "
+             "process CPU-time clock, which Basalt does not offer: `EINVAL`, see the WASI table "
+             "in the README).")
     L.append("")
     return "\n".join(L) + "\n"
 
