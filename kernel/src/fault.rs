@@ -204,8 +204,10 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
 
 /// Deliberately crashes the kernel in the way `kind` names, so tests can
 /// check fault reports: `null` (page fault in page 0), `ud` (invalid
-/// opcode), `wx` (store into kernel text, which is read-only), `panic`,
-/// `stack` (kernel stack overflow into the guard page).
+/// opcode), `wx` (store into kernel text, which is read-only), `codewx`
+/// (store into a code page's frame through the identity map, read-only
+/// there as well), `panic`, `stack` (kernel stack overflow into the guard
+/// page).
 /// Unknown kinds are ignored.
 pub fn crash_test(kind: &[u8]) {
     match kind {
@@ -220,6 +222,27 @@ pub fn crash_test(kind: &[u8]) {
             // SAFETY: none: kernel text is mapped read-only, so this store
             // faults on purpose.
             unsafe { core::ptr::write_volatile(text, 0xcc) };
+        }
+        b"codewx" => {
+            // A page made code the way the runtime makes its code (mapped
+            // read-write, written, made read-execute), then a store into
+            // its frame through the identity map, where it must be
+            // read-only too.
+            use basalt_runtime::platform::Platform;
+            let platform = crate::mem::platform::KernelPlatform;
+            let page = platform.page_size();
+            let Ok(va) = platform.reserve(page) else {
+                return;
+            };
+            if platform.commit(va, page).is_err() || platform.make_executable(va, page).is_err() {
+                return;
+            }
+            let Some(frame) = basalt_arch::paging::translate(va) else {
+                return;
+            };
+            // SAFETY: none: the frame holds code, read-only in the identity
+            // map, so this store faults on purpose.
+            unsafe { core::ptr::write_volatile(frame as *mut u8, 0xcc) };
         }
         b"panic" => panic!("crash test requested on the kernel command line"),
         b"stack" => {

@@ -261,6 +261,121 @@ pub unsafe fn protect(virt: usize, access: Access) -> Result<(), MapError> {
     Ok(())
 }
 
+/// Where [`set_identity_writable`] maps a page table that lies inside the
+/// block it breaks: the page just above the dynamic area (TTBR0 reaches
+/// it; nothing else uses it).
+const SPLIT_ALIAS: usize = DYNAMIC_END;
+
+/// Makes the identity map's view of frame `phys` writable or read-only,
+/// so a frame that holds code is writable nowhere (W^X per frame, not
+/// only per mapping). Making it read-only splits the 1 GiB or 2 MiB block
+/// around it into smaller ones first, with tables from `frames`
+/// (break-before-make: for the moment between, the block is unmapped, so
+/// the switch runs with interrupts masked and touches no memory but the
+/// entry, reached through an alias when its table lies in the block);
+/// making it writable never splits. A frame outside the identity map is
+/// left alone.
+///
+/// # Safety
+/// `phys` must be a frame the caller owns, and nothing may write it
+/// through the identity map while it is read-only there; one CPU.
+pub unsafe fn set_identity_writable(
+    phys: u64,
+    writable: bool,
+    mut frames: Option<&mut dyn FrameSource>,
+) -> Result<(), MapError> {
+    let virt = (phys & ADDR_MASK) as usize;
+    if virt >= DYNAMIC_BASE {
+        return Ok(());
+    }
+    let mut t = root();
+    for level in (1..=3).rev() {
+        let e = table(t).wrapping_add(index(virt, level));
+        // SAFETY: `e` is inside an identity-mapped page table.
+        let v = unsafe { e.read_volatile() };
+        if v & VALID == 0 {
+            return Ok(());
+        }
+        if v & TABLE != 0 {
+            t = v & ADDR_MASK;
+            continue;
+        }
+        if writable {
+            // A block of RAM in the identity map is writable.
+            return Ok(());
+        }
+        let Some(src) = frames.as_deref_mut() else {
+            return Err(MapError::InIdentityMap);
+        };
+        let sub = zeroed(src)?;
+        let span = 1u64 << (12 + 9 * (level - 1));
+        let block = span << 9;
+        let base = v & ADDR_MASK & !(block - 1);
+        let attrs = v & !ADDR_MASK & !TABLE;
+        // Level-3 entries are pages (bit 1 set); above, blocks.
+        let kind = if level - 1 == 0 { TABLE } else { 0 };
+        for i in 0..512u64 {
+            set(sub, i as usize, (base + i * span) | attrs | kind);
+        }
+        publish();
+        // The entry's own table may lie in the block about to be
+        // unmapped: then it is written through an alias.
+        let inside = (base..base + block).contains(&t);
+        let entry = if inside {
+            // SAFETY: the alias page is the kernel's alone; the table
+            // frame stays mapped where it is too.
+            unsafe { map(SPLIT_ALIAS, t, Access::DATA, src) }?;
+            (SPLIT_ALIAS + index(virt, level) * 8) as *mut u64
+        } else {
+            e
+        };
+        // SAFETY: break-before-make on one entry: invalid, the block's
+        // translations gone, then the table; interrupts are masked and
+        // nothing in between touches memory but `entry`, which is
+        // mapped outside the block.
+        unsafe {
+            asm!(
+                "mrs {daif}, daif",
+                "msr daifset, #0xf",
+                "str xzr, [{entry}]",
+                "dsb ishst",
+                "tlbi vaae1is, {page}",
+                "dsb ish",
+                "str {new}, [{entry}]",
+                "dsb ishst",
+                "isb",
+                "msr daif, {daif}",
+                daif = out(reg) _,
+                entry = in(reg) entry,
+                page = in(reg) virt >> 12,
+                new = in(reg) sub | VALID | TABLE,
+                options(nostack)
+            )
+        };
+        if inside {
+            // SAFETY: mapped just above; nothing refers to it.
+            unsafe { unmap(SPLIT_ALIAS) }?;
+        }
+        t = sub;
+    }
+    let e = table(t).wrapping_add(index(virt, 0));
+    // SAFETY: a level-3 entry of an identity-mapped table.
+    let v = unsafe { e.read_volatile() };
+    if v & VALID == 0 {
+        return Ok(());
+    }
+    // Only a permission bit changes: no break-before-make.
+    let v = if writable {
+        v & !READ_ONLY
+    } else {
+        v | READ_ONLY
+    };
+    // SAFETY: as above.
+    unsafe { e.write_volatile(v) };
+    flush(virt);
+    Ok(())
+}
+
 /// The physical address `virt` maps to, if any (any page or block size).
 pub fn translate(virt: usize) -> Option<u64> {
     if virt >= 1 << 48 {

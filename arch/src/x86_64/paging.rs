@@ -225,6 +225,90 @@ pub unsafe fn protect(virt: usize, access: Access) -> Result<(), MapError> {
     Ok(())
 }
 
+/// Makes the identity map's view of frame `phys` writable or read-only,
+/// so a frame that holds code is writable nowhere (W^X per frame, not
+/// only per mapping). Making it read-only splits the 1 GiB or 2 MiB page
+/// around it into smaller ones first, with tables from `frames`; making
+/// it writable never splits (a large page is writable already). A frame
+/// outside the identity map is left alone.
+///
+/// # Safety
+/// `phys` must be a frame the caller owns, and nothing may write it
+/// through the identity map while it is read-only there.
+pub unsafe fn set_identity_writable(
+    phys: u64,
+    writable: bool,
+    mut frames: Option<&mut dyn FrameSource>,
+) -> Result<(), MapError> {
+    let virt = (phys & ADDR_MASK) as usize;
+    if index(virt, 3) != 0 {
+        return Ok(());
+    }
+    let mut t = root();
+    let mut split = false;
+    for level in (1..=3).rev() {
+        let e = table(t).wrapping_add(index(virt, level));
+        // SAFETY: `e` is inside an identity-mapped page table.
+        let v = unsafe { e.read_volatile() };
+        if v & PRESENT == 0 {
+            return Ok(());
+        }
+        if v & HUGE == 0 {
+            t = v & ADDR_MASK;
+            continue;
+        }
+        if writable {
+            // A large page of the identity map is writable.
+            return Ok(());
+        }
+        // Split: a table of 512 pages of the next size down, each with
+        // the large page's address and permissions.
+        let Some(src) = frames.as_deref_mut() else {
+            return Err(MapError::InIdentityMap);
+        };
+        let sub = src.allocate_frame().ok_or(MapError::OutOfFrames)?;
+        let span = 1u64 << (12 + 9 * (level - 1));
+        let base = v & ADDR_MASK & !((span << 9) - 1);
+        let flags = v & !ADDR_MASK & !HUGE;
+        let leaf = if level - 1 == 0 { 0 } else { HUGE };
+        for i in 0..512u64 {
+            // SAFETY: a fresh frame for us alone, identity-mapped.
+            unsafe {
+                table(sub)
+                    .wrapping_add(i as usize)
+                    .write_volatile((base + i * span) | flags | leaf)
+            };
+        }
+        // The same translation and permissions, in smaller pieces: the
+        // CPU may use either until the flush below.
+        // SAFETY: as above; the entry now points to a full table.
+        unsafe { e.write_volatile(sub | PRESENT | WRITABLE) };
+        split = true;
+        t = sub;
+    }
+    let e = table(t).wrapping_add(index(virt, 0));
+    // SAFETY: a level-0 entry of an identity-mapped table.
+    let v = unsafe { e.read_volatile() };
+    if v & PRESENT == 0 {
+        return Ok(());
+    }
+    let v = if writable {
+        v | WRITABLE
+    } else {
+        v & !WRITABLE
+    };
+    // SAFETY: as above.
+    unsafe { e.write_volatile(v) };
+    if split {
+        // Large-page translations and paging-structure caches go too.
+        // SAFETY: reloading CR3 with its own value flushes the TLB.
+        unsafe { asm!("mov cr3, {}", in(reg) root(), options(nostack)) };
+    } else {
+        flush(virt);
+    }
+    Ok(())
+}
+
 /// The physical address `virt` maps to, if any (any page size).
 pub fn translate(virt: usize) -> Option<u64> {
     if ((1 << 47)..0xffff_8000_0000_0000).contains(&virt) {

@@ -97,11 +97,11 @@ pub unsafe fn map_zeroed_for(
         let va = addr + done;
         if paging::translate(va).is_some() {
             // SAFETY: caller's contract; the page is ours.
-            unsafe { paging::protect(va, Access::DATA) }.map_err(MemError::Map)?;
+            unsafe { protect_page(va, Access::DATA, fa) }?;
             // SAFETY: now mapped writable, and ours (caller's contract).
             unsafe { core::ptr::write_bytes(va as *mut u8, 0, PAGE_SIZE) };
             // SAFETY: as above.
-            unsafe { paging::protect(va, access) }.map_err(MemError::Map)?;
+            unsafe { protect_page(va, access, fa) }?;
             done += PAGE_SIZE;
             continue;
         }
@@ -201,16 +201,40 @@ pub unsafe fn unmap(addr: usize, len: usize) -> Result<(), MemError> {
 /// As [`paging::protect`].
 pub unsafe fn protect(addr: usize, len: usize, access: Access) -> Result<(), MemError> {
     check_range(addr, len)?;
-    let _guard = FRAMES.lock();
+    let mut guard = FRAMES.lock();
+    let fa = guard.as_mut().ok_or(MemError::OutOfMemory)?;
     for va in (addr..addr + len).step_by(PAGE_SIZE) {
         // SAFETY: caller's contract.
-        unsafe { paging::protect(va, access) }.map_err(MemError::Map)?;
+        unsafe { protect_page(va, access, fa) }?;
+    }
+    Ok(())
+}
+
+/// Changes what the mapped page at `va` allows, and makes the identity
+/// map's view of its frame writable exactly when the page is: a frame
+/// that holds code is writable nowhere.
+///
+/// # Safety
+/// As [`paging::protect`]; nothing may write the frame through the
+/// identity map while it is read-only.
+unsafe fn protect_page(va: usize, access: Access, fa: &mut FrameAllocator) -> Result<(), MemError> {
+    // SAFETY: caller's contract.
+    unsafe { paging::protect(va, access) }.map_err(MemError::Map)?;
+    if let Some(frame) = paging::translate(va) {
+        // SAFETY: the page's frame is ours (caller's contract), written
+        // only through `va` while read-only in the identity map.
+        unsafe { paging::set_identity_writable(frame, access.write, Some(fa)) }
+            .map_err(MemError::Map)?;
     }
     Ok(())
 }
 
 /// Gives back a frame `paging::unmap_range` just unmapped.
 fn free_frame(fa: &mut FrameAllocator, frame: u64) {
+    // A code frame was read-only in the identity map: the allocator
+    // writes free frames there. (Making it writable never fails.)
+    // SAFETY: the frame is ours again, referenced by nothing.
+    let _ = unsafe { paging::set_identity_writable(frame, true, None) };
     // SAFETY: `unmap_range` reports only frames it removed from the page
     // tables (data pages and emptied tables), which nothing references.
     unsafe { fa.free(frame) }
