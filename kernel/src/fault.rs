@@ -206,8 +206,9 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
 /// check fault reports: `null` (page fault in page 0), `ud` (invalid
 /// opcode), `wx` (store into kernel text, which is read-only), `codewx`
 /// (store into a code page's frame through the identity map, read-only
-/// there as well), `panic`, `stack` (kernel stack overflow into the guard
-/// page).
+/// there as well), `tablewx` (store into the root page table through the
+/// identity map, read-only there), `panic`, `stack` (kernel stack
+/// overflow into the guard page).
 /// Unknown kinds are ignored.
 pub fn crash_test(kind: &[u8]) {
     match kind {
@@ -243,6 +244,14 @@ pub fn crash_test(kind: &[u8]) {
             // SAFETY: none: the frame holds code, read-only in the identity
             // map, so this store faults on purpose.
             unsafe { core::ptr::write_volatile(frame as *mut u8, 0xcc) };
+        }
+        b"tablewx" => {
+            let root = basalt_arch::paging::root_table() as *mut u64;
+            // SAFETY: the root table is identity-mapped and readable.
+            let entry = unsafe { core::ptr::read_volatile(root) };
+            // SAFETY: none: page tables are read-only in the identity map,
+            // so this store (of the value already there) faults on purpose.
+            unsafe { core::ptr::write_volatile(root, entry) };
         }
         b"panic" => panic!("crash test requested on the kernel command line"),
         b"stack" => {

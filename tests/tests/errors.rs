@@ -275,7 +275,7 @@ fn a_kernel_panic_reports_its_cause_and_a_symbolised_backtrace(arch: GuestArch) 
 }
 
 fn kernel_faults_are_reported_not_hung(arch: GuestArch) {
-    for kind in ["null", "ud", "wx", "codewx", "stack"] {
+    for kind in ["null", "ud", "wx", "codewx", "tablewx", "stack"] {
         let out = crash(arch, kind);
         assert!(
             matches!(out.report.status, Status::Panic(_)),

@@ -8,8 +8,17 @@
 //! physical addresses. Everything else — linear memories, code, stacks,
 //! the heap — is mapped page by page in the dynamic area above 512 GiB
 //! with [`map`], [`unmap`] and [`protect`].
+//!
+//! Page tables are read-only in the identity map once
+//! [`finish_boot_tables`] returns. The kernel stores into them through
+//! the *writer map*: RAM mapped read-write once more in the upper half
+//! (TTBR1, at [`WRITER_BASE`]), whose walks are off (TCR_EL1.EPD1) except
+//! while a [`TableWindow`] is open, with interrupts masked. A stray or
+//! hostile store into a page table outside a window faults like one into
+//! kernel text.
 
 use core::arch::asm;
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 /// The smallest page size.
 pub const PAGE_SIZE: usize = 4096;
@@ -89,6 +98,102 @@ pub trait FrameSource {
     fn allocate_frame(&mut self) -> Option<u64>;
 }
 
+/// Where the writer map puts physical address 0: the bottom of the upper
+/// half with a 48-bit TTBR1 range.
+pub const WRITER_BASE: usize = 0xffff_0000_0000_0000;
+
+/// Whether page-table frames are read-only in the identity map (from the
+/// end of [`finish_boot_tables`] on).
+static TABLES_PROTECTED: AtomicBool = AtomicBool::new(false);
+
+/// How many [`TableWindow`]s are open (they nest; one CPU).
+static WINDOW_DEPTH: AtomicU32 = AtomicU32::new(0);
+
+/// DAIF when the outermost window opened.
+static WINDOW_DAIF: AtomicU64 = AtomicU64::new(0);
+
+/// TCR_EL1.EPD1: no walks through TTBR1.
+const TCR_EPD1: u64 = 1 << 23;
+/// TCR_EL1 for TTBR1 walks: T1SZ 16, inner and outer write-back
+/// cacheable, inner shareable, 4 KiB granule.
+const TCR_TTBR1: u64 = (16 << 16) | (1 << 24) | (1 << 26) | (3 << 28) | (2 << 30);
+const TCR_TTBR1_MASK: u64 = (0x3f << 16) | (1 << 22) | (0xff << 24);
+
+/// An open window for page-table stores: while one lives, the writer map
+/// is reachable and interrupts are masked, so the kernel can store into
+/// the page tables, read-only in the identity map (every table address
+/// this module computes inside a window is a writer-map address). Windows
+/// nest; the outermost one's drop turns TTBR1 walks off again, drops the
+/// writer map's TLB entries and restores interrupts. Every function of
+/// this module that changes tables opens one; callers that change many
+/// pages open one around the loop. Before the tables are protected a
+/// window does nothing.
+pub struct TableWindow {
+    /// a window belongs to the CPU that opened it
+    _not_send: core::marker::PhantomData<*const ()>,
+}
+
+impl TableWindow {
+    /// Opens a window (or nests in the open one).
+    pub fn open() -> TableWindow {
+        if TABLES_PROTECTED.load(Ordering::Relaxed) && WINDOW_DEPTH.load(Ordering::Relaxed) == 0 {
+            let daif: u64;
+            // SAFETY: reads DAIF and masks IRQs and FIQs; EL1.
+            unsafe {
+                asm!("mrs {}, daif", "msr daifset, #3", out(reg) daif, options(nomem, nostack, preserves_flags))
+            };
+            WINDOW_DAIF.store(daif, Ordering::Relaxed);
+            // SAFETY: allows walks through TTBR1, whose tables (the
+            // writer map) are the kernel's, until the window closes.
+            unsafe { set_tcr_bits(0, TCR_EPD1) };
+        }
+        WINDOW_DEPTH.fetch_add(1, Ordering::Relaxed);
+        TableWindow {
+            _not_send: core::marker::PhantomData,
+        }
+    }
+}
+
+impl Drop for TableWindow {
+    fn drop(&mut self) {
+        if WINDOW_DEPTH.fetch_sub(1, Ordering::Relaxed) == 1
+            && TABLES_PROTECTED.load(Ordering::Relaxed)
+        {
+            // SAFETY: stops walks through TTBR1.
+            unsafe { set_tcr_bits(TCR_EPD1, 0) };
+            // The writer map's translations leave the TLB with the rest.
+            flush_all();
+            let daif = WINDOW_DAIF.load(Ordering::Relaxed);
+            // SAFETY: restores the interrupt mask from before the window.
+            unsafe { asm!("msr daif, {}", in(reg) daif, options(nomem, nostack)) };
+        }
+    }
+}
+
+/// Sets the bits `set` of TCR_EL1 and clears `clear`.
+///
+/// # Safety
+/// The new translation regime must map everything in use.
+unsafe fn set_tcr_bits(set: u64, clear: u64) {
+    let tcr: u64;
+    // SAFETY: reads a system register.
+    unsafe { asm!("mrs {}, tcr_el1", out(reg) tcr, options(nomem, nostack, preserves_flags)) };
+    // SAFETY: caller's contract; stores to tables are complete first.
+    unsafe {
+        asm!("dsb ishst", "msr tcr_el1, {}", "isb", in(reg) (tcr | set) & !clear, options(nostack, preserves_flags))
+    };
+}
+
+/// Whether table addresses are writer-map addresses now.
+fn through_writer_map() -> bool {
+    TABLES_PROTECTED.load(Ordering::Relaxed) && WINDOW_DEPTH.load(Ordering::Relaxed) > 0
+}
+
+/// The physical address of the root page table (TTBR0) in use.
+pub fn root_table() -> u64 {
+    root()
+}
+
 fn root() -> u64 {
     let ttbr: u64;
     // SAFETY: reads a system register.
@@ -96,8 +201,15 @@ fn root() -> u64 {
     ttbr & ADDR_MASK
 }
 
+/// Where the page table at `phys` is reached: through the writer map
+/// inside a window, else through the identity map (read-only there once
+/// tables are protected).
 fn table(phys: u64) -> *mut u64 {
-    phys as *mut u64
+    if through_writer_map() {
+        (WRITER_BASE + phys as usize) as *mut u64
+    } else {
+        phys as *mut u64
+    }
 }
 
 fn index(virt: usize, level: u32) -> usize {
@@ -162,8 +274,11 @@ unsafe fn walk(
             let f = src.allocate_frame().ok_or(MapError::OutOfFrames)?;
             // SAFETY: a fresh frame for us alone, identity-mapped.
             unsafe { core::ptr::write_bytes(f as *mut u8, 0, PAGE_SIZE) };
+            publish();
             // SAFETY: as above; the entry now points to a zeroed table.
             unsafe { e.write_volatile(f | VALID | TABLE) };
+            // SAFETY: `f` is a page table now, written only in windows.
+            unsafe { protect_new_table(f, src) }?;
             t = f;
         } else if v & TABLE == 0 {
             return Err(MapError::InIdentityMap);
@@ -172,6 +287,19 @@ unsafe fn walk(
         }
     }
     Ok(table(t).wrapping_add(index(virt, 0)))
+}
+
+/// Makes the new page-table frame `f` read-only in the identity map, once
+/// tables are protected.
+///
+/// # Safety
+/// `f` must be a page-table frame, written only inside [`TableWindow`]s.
+unsafe fn protect_new_table(f: u64, frames: &mut dyn FrameSource) -> Result<(), MapError> {
+    if !TABLES_PROTECTED.load(Ordering::Relaxed) {
+        return Ok(());
+    }
+    // SAFETY: forwarded contract.
+    unsafe { set_identity_writable(f, false, Some(frames)) }
 }
 
 /// Maps the 4 KiB page at `virt` to the frame `phys`.
@@ -185,6 +313,7 @@ pub unsafe fn map(
     access: Access,
     frames: &mut dyn FrameSource,
 ) -> Result<(), MapError> {
+    let _window = TableWindow::open();
     // SAFETY: forwarded contract.
     let e = unsafe { walk(virt, Some(frames)) }?;
     // SAFETY: `e` is a level-3 entry in an identity-mapped table.
@@ -210,6 +339,7 @@ pub unsafe fn map_device(
     phys: u64,
     frames: &mut dyn FrameSource,
 ) -> Result<(), MapError> {
+    let _window = TableWindow::open();
     // SAFETY: forwarded contract.
     let e = unsafe { walk(virt, Some(frames)) }?;
     // SAFETY: `e` is a level-3 entry in an identity-mapped table.
@@ -227,6 +357,7 @@ pub unsafe fn map_device(
 /// # Safety
 /// No Rust reference may point into the page.
 pub unsafe fn unmap(virt: usize) -> Result<u64, MapError> {
+    let _window = TableWindow::open();
     // SAFETY: forwarded contract.
     let e = unsafe { walk(virt, None) }?;
     // SAFETY: `e` is a level-3 entry in an identity-mapped table.
@@ -247,6 +378,7 @@ pub unsafe fn unmap(virt: usize) -> Result<u64, MapError> {
 /// # Safety
 /// Removing write access from a page Rust code holds `&mut` to is unsound.
 pub unsafe fn protect(virt: usize, access: Access) -> Result<(), MapError> {
+    let _window = TableWindow::open();
     // SAFETY: forwarded contract.
     let e = unsafe { walk(virt, None) }?;
     // SAFETY: `e` is a level-3 entry in an identity-mapped table.
@@ -261,20 +393,16 @@ pub unsafe fn protect(virt: usize, access: Access) -> Result<(), MapError> {
     Ok(())
 }
 
-/// Where [`set_identity_writable`] maps a page table that lies inside the
-/// block it breaks: the page just above the dynamic area (TTBR0 reaches
-/// it; nothing else uses it).
-const SPLIT_ALIAS: usize = DYNAMIC_END;
-
 /// Makes the identity map's view of frame `phys` writable or read-only,
-/// so a frame that holds code is writable nowhere (W^X per frame, not
-/// only per mapping). Making it read-only splits the 1 GiB or 2 MiB block
-/// around it into smaller ones first, with tables from `frames`
-/// (break-before-make: for the moment between, the block is unmapped, so
-/// the switch runs with interrupts masked and touches no memory but the
-/// entry, reached through an alias when its table lies in the block);
-/// making it writable never splits. A frame outside the identity map is
-/// left alone.
+/// so a frame that holds code or a page table is writable nowhere else
+/// (W^X per frame, not only per mapping). Making it read-only splits the
+/// 1 GiB or 2 MiB block around it into smaller ones first, with tables
+/// from `frames` (break-before-make: for the moment between, the block is
+/// unmapped, so the switch runs with interrupts masked and touches no
+/// memory but the entry, reached through the writer map); making it
+/// writable never splits. A frame outside the identity map is left alone.
+/// Splits need the writer map, so they fail before the tables are
+/// protected.
 ///
 /// # Safety
 /// `phys` must be a frame the caller owns, and nothing may write it
@@ -284,14 +412,19 @@ pub unsafe fn set_identity_writable(
     writable: bool,
     mut frames: Option<&mut dyn FrameSource>,
 ) -> Result<(), MapError> {
+    let _window = TableWindow::open();
     let virt = (phys & ADDR_MASK) as usize;
     if virt >= DYNAMIC_BASE {
         return Ok(());
     }
+    // Tables made by splitting, read-only in turn (levels 2 and 3: at
+    // most two).
+    let mut new_tables = [0u64; 2];
+    let mut made = 0;
     let mut t = root();
     for level in (1..=3).rev() {
         let e = table(t).wrapping_add(index(virt, level));
-        // SAFETY: `e` is inside an identity-mapped page table.
+        // SAFETY: `e` is inside a page table, reached in the window.
         let v = unsafe { e.read_volatile() };
         if v & VALID == 0 {
             return Ok(());
@@ -304,7 +437,7 @@ pub unsafe fn set_identity_writable(
             // A block of RAM in the identity map is writable.
             return Ok(());
         }
-        let Some(src) = frames.as_deref_mut() else {
+        let Some(src) = frames.as_deref_mut().filter(|_| through_writer_map()) else {
             return Err(MapError::InIdentityMap);
         };
         let sub = zeroed(src)?;
@@ -318,25 +451,12 @@ pub unsafe fn set_identity_writable(
             set(sub, i as usize, (base + i * span) | attrs | kind);
         }
         publish();
-        // The entry's own table may lie in the block about to be
-        // unmapped: then it is written through an alias.
-        let inside = (base..base + block).contains(&t);
-        let entry = if inside {
-            // SAFETY: the alias page is the kernel's alone; the table
-            // frame stays mapped where it is too.
-            unsafe { map(SPLIT_ALIAS, t, Access::DATA, src) }?;
-            (SPLIT_ALIAS + index(virt, level) * 8) as *mut u64
-        } else {
-            e
-        };
         // SAFETY: break-before-make on one entry: invalid, the block's
-        // translations gone, then the table; interrupts are masked and
-        // nothing in between touches memory but `entry`, which is
-        // mapped outside the block.
+        // translations gone, then the table; interrupts are masked (the
+        // window) and nothing in between touches memory but `e`, which
+        // the writer map reaches outside the block.
         unsafe {
             asm!(
-                "mrs {daif}, daif",
-                "msr daifset, #0xf",
                 "str xzr, [{entry}]",
                 "dsb ishst",
                 "tlbi vaae1is, {page}",
@@ -344,35 +464,39 @@ pub unsafe fn set_identity_writable(
                 "str {new}, [{entry}]",
                 "dsb ishst",
                 "isb",
-                "msr daif, {daif}",
-                daif = out(reg) _,
-                entry = in(reg) entry,
+                entry = in(reg) e,
                 page = in(reg) virt >> 12,
                 new = in(reg) sub | VALID | TABLE,
                 options(nostack)
             )
         };
-        if inside {
-            // SAFETY: mapped just above; nothing refers to it.
-            unsafe { unmap(SPLIT_ALIAS) }?;
+        if let Some(slot) = new_tables.get_mut(made) {
+            *slot = sub;
+            made += 1;
         }
         t = sub;
     }
     let e = table(t).wrapping_add(index(virt, 0));
-    // SAFETY: a level-3 entry of an identity-mapped table.
+    // SAFETY: a level-3 entry of a page table, reached in the window.
     let v = unsafe { e.read_volatile() };
-    if v & VALID == 0 {
-        return Ok(());
+    if v & VALID != 0 {
+        // Only a permission bit changes: no break-before-make.
+        let v = if writable {
+            v & !READ_ONLY
+        } else {
+            v | READ_ONLY
+        };
+        // SAFETY: as above.
+        unsafe { e.write_volatile(v) };
+        flush(virt);
     }
-    // Only a permission bit changes: no break-before-make.
-    let v = if writable {
-        v & !READ_ONLY
-    } else {
-        v | READ_ONLY
-    };
-    // SAFETY: as above.
-    unsafe { e.write_volatile(v) };
-    flush(virt);
+    for &sub in &new_tables[..made] {
+        if let Some(src) = frames.as_deref_mut() {
+            // SAFETY: `sub` is a page table of the identity map now. Its
+            // own 2 MiB block is split at most once more: this ends.
+            unsafe { protect_new_table(sub, src) }?;
+        }
+    }
     Ok(())
 }
 
@@ -547,6 +671,7 @@ enum Kind {
 }
 
 impl Kind {
+    /// The identity map's entry bits for this kind (0: unmapped).
     fn bits(self) -> u64 {
         match self {
             Kind::Unmapped => 0,
@@ -554,6 +679,16 @@ impl Kind {
             Kind::Normal => NORMAL | PXN,
             Kind::Text => NORMAL | READ_ONLY,
             Kind::ReadOnly => NORMAL | READ_ONLY | PXN,
+        }
+    }
+
+    /// The writer map's entry bits for this kind: RAM read-write, never
+    /// executable; the kernel's text and read-only data, devices and
+    /// holes not at all.
+    fn writer_bits(self) -> u64 {
+        match self {
+            Kind::Normal => NORMAL | PXN,
+            Kind::Text | Kind::ReadOnly | Kind::Unmapped | Kind::Device => 0,
         }
     }
 }
@@ -607,28 +742,29 @@ impl Layout<'_> {
                 .any(|d| inside(d.start & !(page - 1)) || inside(d.end().next_multiple_of(page))))
     }
 
-    /// Fills the table `t` of `level` (2: 2 MiB entries, 1: 1 GiB) for
-    /// the addresses from `base`, splitting entries that mix kinds.
+    /// Fills the table `t` of `level` (2: 1 GiB entries, 1: 2 MiB) for
+    /// the addresses from `base`, with the entry bits `bits` gives each
+    /// kind (0: unmapped), splitting entries that mix kinds.
     fn fill(
         &self,
         t: u64,
         level: u32,
         base: u64,
+        bits: fn(Kind) -> u64,
         frames: &mut dyn FrameSource,
     ) -> Result<(), MapError> {
         let span = 1u64 << (12 + 9 * level);
         for i in 0..512u64 {
             let at = base + i * span;
             if self.uniform(at, span) {
-                let kind = self.kind(at);
-                if kind != Kind::Unmapped {
-                    let bits = kind.bits() | if level == 0 { TABLE } else { 0 };
-                    set(t, i as usize, at | bits);
+                let b = bits(self.kind(at));
+                if b != 0 {
+                    set(t, i as usize, at | b | if level == 0 { TABLE } else { 0 });
                 }
                 continue;
             }
             let sub = zeroed(frames)?;
-            self.fill(sub, level - 1, at, frames)?;
+            self.fill(sub, level - 1, at, bits, frames)?;
             set(t, i as usize, sub | VALID | TABLE);
         }
         Ok(())
@@ -690,7 +826,12 @@ pub unsafe fn finish_boot_tables(
     let l0 = zeroed(frames)?;
     let l1 = zeroed(frames)?;
     set(l0, 0, l1 | VALID | TABLE);
-    layout.fill(l1, 2, 0, frames)?;
+    layout.fill(l1, 2, 0, Kind::bits, frames)?;
+    // The writer map: RAM once more, read-write, through TTBR1.
+    let writer_l0 = zeroed(frames)?;
+    let writer_l1 = zeroed(frames)?;
+    set(writer_l0, 0, writer_l1 | VALID | TABLE);
+    layout.fill(writer_l1, 2, 0, Kind::writer_bits, frames)?;
     // SAFETY: the new tables map everything the kernel uses at the same
     // addresses with the same memory types; TTBR0 switches atomically and
     // the TLB is flushed before anything relies on the new permissions.
@@ -706,6 +847,46 @@ pub unsafe fn finish_boot_tables(
             options(nostack)
         )
     };
+    // TTBR1 gets the writer map, its walks off (EPD1) outside windows.
+    // SAFETY: nothing uses the upper half, and its walks are off.
+    unsafe {
+        asm!("msr ttbr1_el1, {}", "isb", in(reg) writer_l0, options(nostack, preserves_flags))
+    };
+    // SAFETY: as above; EPD1 stays set.
+    unsafe { set_tcr_bits(TCR_TTBR1 | TCR_EPD1, TCR_TTBR1_MASK & !TCR_TTBR1) };
+    flush_all();
+    // From here on every table, the writer map's too, is read-only in the
+    // identity map, and stores into one need a window.
+    TABLES_PROTECTED.store(true, Ordering::Relaxed);
+    let _window = TableWindow::open();
+    // SAFETY: the live tables, protected from their roots down; tables
+    // made by splits on the way are protected as they are made.
+    unsafe { protect_tree(l0, 3, frames) }?;
+    // SAFETY: as above, for the writer map.
+    unsafe { protect_tree(writer_l0, 3, frames) }
+}
+
+/// Makes the table `t` of `level` (3: the root) and every table below it
+/// read-only in the identity map.
+///
+/// # Safety
+/// `t` is a live page table; a window is open.
+unsafe fn protect_tree(t: u64, level: u32, frames: &mut dyn FrameSource) -> Result<(), MapError> {
+    // SAFETY: `t` is a page table (contract), from now on written only
+    // in windows.
+    unsafe { set_identity_writable(t, false, Some(frames)) }?;
+    if level == 0 {
+        return Ok(());
+    }
+    for i in 0..512 {
+        // SAFETY: an entry of the live table `t`.
+        let v = unsafe { table(t).wrapping_add(i).read_volatile() };
+        if v & (VALID | TABLE) == VALID | TABLE {
+            // SAFETY: a table entry above level 3 points to the next
+            // table down.
+            unsafe { protect_tree(v & ADDR_MASK, level - 1, frames) }?;
+        }
+    }
     Ok(())
 }
 
@@ -716,6 +897,7 @@ pub unsafe fn finish_boot_tables(
 /// # Safety
 /// No Rust reference may point into the range.
 pub unsafe fn unmap_range(start: usize, end: usize, freed: &mut dyn FnMut(u64)) {
+    let _window = TableWindow::open();
     if start >= end || start < DYNAMIC_BASE || end > DYNAMIC_END {
         return;
     }

@@ -6,8 +6,15 @@
 //! physical addresses. Everything else — linear memories, code, stacks,
 //! the heap — is mapped page by page in the upper part of the lower half
 //! (above 512 GiB) with [`map`], [`unmap`] and [`protect`].
+//!
+//! Page tables are read-only in the identity map once
+//! [`finish_boot_tables`] returns: every change opens a [`TableWindow`],
+//! which clears CR0.WP (ring 0 may then write read-only pages) with
+//! interrupts masked, and closes it again. A stray or hostile store into
+//! a page table outside a window faults like one into kernel text.
 
 use core::arch::asm;
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 /// The smallest page size.
 pub const PAGE_SIZE: usize = 4096;
@@ -79,6 +86,87 @@ pub trait FrameSource {
     fn allocate_frame(&mut self) -> Option<u64>;
 }
 
+/// Whether page-table frames are read-only in the identity map (from the
+/// end of [`finish_boot_tables`] on).
+static TABLES_PROTECTED: AtomicBool = AtomicBool::new(false);
+
+/// How many [`TableWindow`]s are open (they nest; one CPU).
+static WINDOW_DEPTH: AtomicU32 = AtomicU32::new(0);
+
+/// Whether interrupts were enabled when the outermost window opened.
+static WINDOW_INTERRUPTS: AtomicBool = AtomicBool::new(false);
+
+const CR0_WRITE_PROTECT: u64 = 1 << 16;
+const RFLAGS_INTERRUPTS: u64 = 1 << 9;
+
+/// An open window for page-table stores: while one lives, CR0.WP is clear
+/// and interrupts are masked, so the kernel can store into the page
+/// tables, read-only in the identity map. Windows nest; the outermost
+/// one's drop sets CR0.WP again and restores interrupts. Every function
+/// of this module that changes tables opens one; callers that change many
+/// pages open one around the loop, so the (TLB-flushing) CR0 switch
+/// happens once. Before the tables are protected a window does nothing.
+pub struct TableWindow {
+    /// a window belongs to the CPU that opened it
+    _not_send: core::marker::PhantomData<*const ()>,
+}
+
+impl TableWindow {
+    /// Opens a window (or nests in the open one).
+    pub fn open() -> TableWindow {
+        if TABLES_PROTECTED.load(Ordering::Relaxed) && WINDOW_DEPTH.load(Ordering::Relaxed) == 0 {
+            let rflags: u64;
+            // SAFETY: reads RFLAGS and masks interrupts; ring 0.
+            unsafe {
+                asm!("pushfq", "pop {}", "cli", out(reg) rflags, options(nomem, preserves_flags))
+            };
+            WINDOW_INTERRUPTS.store(rflags & RFLAGS_INTERRUPTS != 0, Ordering::Relaxed);
+            // SAFETY: clearing CR0.WP only lets ring 0 store into
+            // read-only pages, until the window closes.
+            unsafe { set_cr0_write_protect(false) };
+        }
+        WINDOW_DEPTH.fetch_add(1, Ordering::Relaxed);
+        TableWindow {
+            _not_send: core::marker::PhantomData,
+        }
+    }
+}
+
+impl Drop for TableWindow {
+    fn drop(&mut self) {
+        if WINDOW_DEPTH.fetch_sub(1, Ordering::Relaxed) == 1
+            && TABLES_PROTECTED.load(Ordering::Relaxed)
+        {
+            // SAFETY: restores write protection.
+            unsafe { set_cr0_write_protect(true) };
+            if WINDOW_INTERRUPTS.load(Ordering::Relaxed) {
+                // SAFETY: interrupts were enabled before the window.
+                unsafe { asm!("sti", options(nomem, nostack)) };
+            }
+        }
+    }
+}
+
+/// # Safety
+/// Clearing CR0.WP suspends write protection for ring 0.
+unsafe fn set_cr0_write_protect(on: bool) {
+    let mut cr0: u64;
+    // SAFETY: reads a control register.
+    unsafe { asm!("mov {}, cr0", out(reg) cr0, options(nomem, nostack, preserves_flags)) };
+    if on {
+        cr0 |= CR0_WRITE_PROTECT;
+    } else {
+        cr0 &= !CR0_WRITE_PROTECT;
+    }
+    // SAFETY: only the WP bit changes (caller's contract).
+    unsafe { asm!("mov cr0, {}", in(reg) cr0, options(nostack, preserves_flags)) };
+}
+
+/// The physical address of the root page table (PML4) in use.
+pub fn root_table() -> u64 {
+    root()
+}
+
 fn root() -> u64 {
     let cr3: u64;
     // SAFETY: reads a control register.
@@ -133,6 +221,8 @@ unsafe fn walk(
             unsafe { core::ptr::write_bytes(f as *mut u8, 0, PAGE_SIZE) };
             // SAFETY: as above; the entry now points to a zeroed table.
             unsafe { e.write_volatile(f | PRESENT | WRITABLE) };
+            // SAFETY: `f` is a page table now, written only in windows.
+            unsafe { protect_new_table(f, src) }?;
             t = f;
         } else if v & HUGE != 0 {
             return Err(MapError::InIdentityMap);
@@ -141,6 +231,19 @@ unsafe fn walk(
         }
     }
     Ok(table(t).wrapping_add(index(virt, 0)))
+}
+
+/// Makes the new page-table frame `f` read-only in the identity map, once
+/// tables are protected.
+///
+/// # Safety
+/// `f` must be a page-table frame, written only inside [`TableWindow`]s.
+unsafe fn protect_new_table(f: u64, frames: &mut dyn FrameSource) -> Result<(), MapError> {
+    if !TABLES_PROTECTED.load(Ordering::Relaxed) {
+        return Ok(());
+    }
+    // SAFETY: forwarded contract.
+    unsafe { set_identity_writable(f, false, Some(frames)) }
 }
 
 /// Maps the 4 KiB page at `virt` to the frame `phys`.
@@ -154,6 +257,7 @@ pub unsafe fn map(
     access: Access,
     frames: &mut dyn FrameSource,
 ) -> Result<(), MapError> {
+    let _window = TableWindow::open();
     // SAFETY: forwarded contract.
     let e = unsafe { walk(virt, Some(frames)) }?;
     // SAFETY: `e` is a level-0 entry in an identity-mapped table.
@@ -177,6 +281,7 @@ pub unsafe fn map_device(
     phys: u64,
     frames: &mut dyn FrameSource,
 ) -> Result<(), MapError> {
+    let _window = TableWindow::open();
     // SAFETY: forwarded contract.
     let e = unsafe { walk(virt, Some(frames)) }?;
     // SAFETY: `e` is a level-0 entry in an identity-mapped table.
@@ -194,6 +299,7 @@ pub unsafe fn map_device(
 /// # Safety
 /// No Rust reference may point into the page.
 pub unsafe fn unmap(virt: usize) -> Result<u64, MapError> {
+    let _window = TableWindow::open();
     // SAFETY: forwarded contract.
     let e = unsafe { walk(virt, None) }?;
     // SAFETY: `e` is a level-0 entry in an identity-mapped table.
@@ -212,6 +318,7 @@ pub unsafe fn unmap(virt: usize) -> Result<u64, MapError> {
 /// # Safety
 /// Removing write access from a page Rust code holds `&mut` to is unsound.
 pub unsafe fn protect(virt: usize, access: Access) -> Result<(), MapError> {
+    let _window = TableWindow::open();
     // SAFETY: forwarded contract.
     let e = unsafe { walk(virt, None) }?;
     // SAFETY: `e` is a level-0 entry in an identity-mapped table.
@@ -240,12 +347,17 @@ pub unsafe fn set_identity_writable(
     writable: bool,
     mut frames: Option<&mut dyn FrameSource>,
 ) -> Result<(), MapError> {
+    let _window = TableWindow::open();
     let virt = (phys & ADDR_MASK) as usize;
     if index(virt, 3) != 0 {
         return Ok(());
     }
     let mut t = root();
     let mut split = false;
+    // Tables made by splitting, read-only in turn once tables are
+    // protected (levels 2 and 1: at most two).
+    let mut new_tables = [0u64; 2];
+    let mut made = 0;
     for level in (1..=3).rev() {
         let e = table(t).wrapping_add(index(virt, level));
         // SAFETY: `e` is inside an identity-mapped page table.
@@ -284,6 +396,10 @@ pub unsafe fn set_identity_writable(
         // SAFETY: as above; the entry now points to a full table.
         unsafe { e.write_volatile(sub | PRESENT | WRITABLE) };
         split = true;
+        if let Some(slot) = new_tables.get_mut(made) {
+            *slot = sub;
+            made += 1;
+        }
         t = sub;
     }
     let e = table(t).wrapping_add(index(virt, 0));
@@ -305,6 +421,13 @@ pub unsafe fn set_identity_writable(
         unsafe { asm!("mov cr3, {}", in(reg) root(), options(nostack)) };
     } else {
         flush(virt);
+    }
+    for &sub in &new_tables[..made] {
+        if let Some(src) = frames.as_deref_mut() {
+            // SAFETY: `sub` is a page table of the identity map now. Its
+            // own 2 MiB page is split at most once more: this ends.
+            unsafe { protect_new_table(sub, src) }?;
+        }
     }
     Ok(())
 }
@@ -417,6 +540,39 @@ pub unsafe fn finish_boot_tables(
     }
     // SAFETY: reloading CR3 flushes the TLB; the tables stay valid.
     unsafe { asm!("mov cr3, {}", in(reg) root(), options(nostack)) };
+    // From here on every table is read-only in the identity map, and
+    // stores into one need a window (CR0.WP, which the loader path may
+    // have left clear, on).
+    TABLES_PROTECTED.store(true, Ordering::Relaxed);
+    // SAFETY: turns write protection on (it may be on already).
+    unsafe { set_cr0_write_protect(true) };
+    let _window = TableWindow::open();
+    // SAFETY: the live tables, protected from their root down; tables
+    // made by splits on the way are protected as they are made.
+    unsafe { protect_tree(root(), 3, frames) }
+}
+
+/// Makes the table `t` of `level` and every table below it read-only in
+/// the identity map.
+///
+/// # Safety
+/// `t` is a live page table; a window is open.
+unsafe fn protect_tree(t: u64, level: u32, frames: &mut dyn FrameSource) -> Result<(), MapError> {
+    // SAFETY: `t` is a page table (contract), from now on written only
+    // in windows.
+    unsafe { set_identity_writable(t, false, Some(frames)) }?;
+    if level == 0 {
+        return Ok(());
+    }
+    for i in 0..512 {
+        // SAFETY: an entry of the live table `t`.
+        let v = unsafe { table(t).wrapping_add(i).read_volatile() };
+        if v & PRESENT != 0 && v & HUGE == 0 {
+            // SAFETY: a present entry above level 0 that is no large
+            // page points to the next table down.
+            unsafe { protect_tree(v & ADDR_MASK, level - 1, frames) }?;
+        }
+    }
     Ok(())
 }
 
@@ -427,6 +583,7 @@ pub unsafe fn finish_boot_tables(
 /// # Safety
 /// No Rust reference may point into the range.
 pub unsafe fn unmap_range(start: usize, end: usize, freed: &mut dyn FnMut(u64)) {
+    let _window = TableWindow::open();
     if start >= end || start < DYNAMIC_BASE || end > DYNAMIC_END {
         return;
     }

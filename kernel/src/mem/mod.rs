@@ -92,6 +92,8 @@ pub unsafe fn map_zeroed_for(
     check_range(addr, len)?;
     let mut guard = FRAMES.lock();
     let fa = guard.as_mut().ok_or(MemError::OutOfMemory)?;
+    // One window for all the table changes below, not one per page.
+    let _window = paging::TableWindow::open();
     let mut done = 0;
     while done < len {
         let va = addr + done;
@@ -153,6 +155,7 @@ pub unsafe fn map_device(phys: u64, len: u64) -> Result<usize, MemError> {
     let base = platform::reserve_area(size).ok_or(MemError::BadRange)?;
     let mut guard = FRAMES.lock();
     let fa = guard.as_mut().ok_or(MemError::OutOfMemory)?;
+    let _window = paging::TableWindow::open();
     for done in (0..size).step_by(PAGE_SIZE) {
         // SAFETY: a fresh reservation nobody references; the frames are
         // the caller's device registers (contract).
@@ -203,6 +206,7 @@ pub unsafe fn protect(addr: usize, len: usize, access: Access) -> Result<(), Mem
     check_range(addr, len)?;
     let mut guard = FRAMES.lock();
     let fa = guard.as_mut().ok_or(MemError::OutOfMemory)?;
+    let _window = paging::TableWindow::open();
     for va in (addr..addr + len).step_by(PAGE_SIZE) {
         // SAFETY: caller's contract.
         unsafe { protect_page(va, access, fa) }?;
