@@ -39,6 +39,9 @@ pub struct Manifest {
     /// the kernel stops the program after this many milliseconds
     /// (`deadline-ms N`, from `--timeout`)
     pub deadline_ms: Option<u64>,
+    /// which of stdin, stdout and stderr are terminals on the host
+    /// (`terminal stdin|stdout|stderr`, one line each)
+    pub terminals: [bool; 3],
 }
 
 /// Where a preopened directory's files are, for the kernel.
@@ -140,6 +143,11 @@ impl Manifest {
         }
         if let Some(fuel) = self.fuel {
             let _ = writeln!(s, "fuel {fuel}");
+        }
+        for (terminal, stream) in self.terminals.iter().zip(["stdin", "stdout", "stderr"]) {
+            if *terminal {
+                let _ = writeln!(s, "terminal {stream}");
+            }
         }
         s
     }

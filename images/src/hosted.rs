@@ -112,6 +112,7 @@ pub fn run_with_stdio(run: Hosted<'_>, stdio: Box<dyn Stdio>) -> Result<i32, Cli
         entropy: Box::new(HostEntropy),
     };
     let mut ctx = WasiCtx::new(args, env, services);
+    ctx.set_terminals(crate::run::host_terminals());
     for (i, (host, guest)) in dirs.iter().enumerate() {
         let unreadable = |e: std::io::Error| {
             CliError::Input(format!("cannot read --dir {}: {e}", host.display()))

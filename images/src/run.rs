@@ -261,7 +261,14 @@ pub fn run_vm(opts: &RunOptions, io: VmIo) -> Result<VmReport, CliError> {
         bundle,
         shares,
         files,
-    } = pack(opts, &name, wasm, &kernel, machine_target(opts, accel))?;
+    } = pack(
+        opts,
+        &name,
+        wasm,
+        &kernel,
+        machine_target(opts, accel),
+        host_terminals(),
+    )?;
     vm_opts.shares = shares;
     if let Some(boot) = opts.firmware {
         // The same image `basalt image` writes, with the console framed
@@ -368,6 +375,8 @@ pub fn make_image(
         wasm,
         &kernel,
         guest_target(opts.arch, Accel::Tcg),
+        // Where an image boots, nobody here knows what its console is.
+        [false; 3],
     )?;
     let mut cmdline = opts.kernel_cmdline.clone().unwrap_or_default();
     if let Some((_, cidr)) = &opts.net_tap {
@@ -399,6 +408,19 @@ pub struct Packed {
     pub files: Vec<crate::bundle::FileEntry>,
 }
 
+/// Which of this process's stdin, stdout and stderr are terminals: the
+/// program is told the same (hosted, and in a VM through the manifest),
+/// so it writes colours and picks line buffering only where wasmtime's
+/// programs would.
+pub fn host_terminals() -> [bool; 3] {
+    use std::io::IsTerminal;
+    [
+        std::io::stdin().is_terminal(),
+        std::io::stdout().is_terminal(),
+        std::io::stderr().is_terminal(),
+    ]
+}
+
 /// Packs the bundle of a run: manifest, module, code compiled on the host
 /// for `target` (unless `--jit`), the kernel's symbols, and the `--dir`
 /// shares (live ones as manifest lines, copied ones as entries).
@@ -408,6 +430,7 @@ pub fn pack(
     wasm: Vec<u8>,
     kernel: &Path,
     target: Target,
+    terminals: [bool; 3],
 ) -> Result<Packed, CliError> {
     let mut shares = Vec::new();
     let mut entries = Vec::new();
@@ -426,6 +449,7 @@ pub fn pack(
         deadline_ms: opts
             .deadline
             .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)),
+        terminals,
     };
     // Shared directories, preopened in --dir order: live over virtio-9p,
     // or packed under fs/N/.

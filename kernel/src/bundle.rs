@@ -372,6 +372,9 @@ pub struct Manifest {
     /// stop the program this many milliseconds after its start
     /// (`deadline-ms N`, from `--timeout`): exit code 124
     pub deadline_ms: Option<u64>,
+    /// which of stdin, stdout and stderr are terminals on the host
+    /// (`terminal stdin|stdout|stderr`); the others are not
+    pub terminals: [bool; 3],
 }
 
 /// One directory preopened for the program.
@@ -584,6 +587,20 @@ impl Manifest {
                     })?;
                     m.fuel = Some(n);
                 }
+                b"terminal" => {
+                    let i = match &value[..] {
+                        b"stdin" => 0,
+                        b"stdout" => 1,
+                        b"stderr" => 2,
+                        _ => {
+                            return Err(err(
+                                line,
+                                String::from("`terminal` names stdin, stdout or stderr"),
+                            ));
+                        }
+                    };
+                    m.terminals[i] = true;
+                }
                 b"spec-batch" => {
                     once(&mut seen_batch)?;
                     m.spec_batch = Some(utf8(value).map_err(|e| err(line, e))?);
@@ -592,7 +609,7 @@ impl Manifest {
                     return Err(err(
                         line,
                         alloc::format!(
-                            "unknown key `{key_str}` (this kernel knows version, arg, env, module, artifact, jit, verbose, preopen, share, tcplisten, fuel, interrupt-checks, deadline-ms, spec-batch); is the kernel older than the CLI?"
+                            "unknown key `{key_str}` (this kernel knows version, arg, env, module, artifact, jit, verbose, preopen, share, tcplisten, fuel, interrupt-checks, deadline-ms, terminal, spec-batch); is the kernel older than the CLI?"
                         ),
                     ));
                 }

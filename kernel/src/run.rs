@@ -244,6 +244,7 @@ fn load_and_run(info: &BootInfo) -> Result<Outcome, LoadError> {
         manifest.env.clone(),
         crate::services::services(),
     );
+    ctx.set_terminals(manifest.terminals);
     if !manifest.preopens.is_empty() {
         // Copies are loaded into the heap: they may take half of the
         // memory still free, the rest is for the program. Live shares

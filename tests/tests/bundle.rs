@@ -72,6 +72,7 @@ fn what_the_cli_writes_the_kernel_reads_back() {
         fuel: Some(u64::MAX),
         interrupt_checks: true,
         deadline_ms: Some(1500),
+        terminals: [false, true, true],
     };
     let archive = write_tar(&[
         manifest_entry(&cli.render()),
@@ -109,6 +110,7 @@ fn what_the_cli_writes_the_kernel_reads_back() {
     assert_eq!(m.fuel, Some(u64::MAX));
     assert!(m.interrupt_checks);
     assert_eq!(m.deadline_ms, Some(1500));
+    assert_eq!(m.terminals, [false, true, true]);
 
     // And with every flag off.
     let plain = CliManifest {
@@ -284,6 +286,10 @@ fn manifest_mistakes_name_their_line() {
             "{bad}: {msg}"
         );
     }
+
+    let (line, msg) = manifest_error("version 1\nmodule m\nterminal stdtty\n");
+    assert_eq!(line, 3);
+    assert!(msg.contains("stdin, stdout or stderr"), "{msg}");
 
     let (line, msg) = manifest_error("version 1\nmodule m\ntcplisten 8080\n");
     assert_eq!(line, 3);

@@ -96,6 +96,8 @@ pub struct WasiCtx {
     pub(crate) env: Vec<Vec<u8>>,
     pub(crate) services: Services,
     pub(crate) fds: BTreeMap<u32, OpenFd>,
+    /// which of stdin, stdout and stderr are terminals
+    pub(crate) terminals: [bool; 3],
 }
 
 /// An entry of the descriptor table.
@@ -154,6 +156,26 @@ impl WasiCtx {
             env,
             services,
             fds,
+            terminals: [false; 3],
+        }
+    }
+
+    /// Says which of stdin, stdout and stderr (in that order) are
+    /// terminals (none, until this is called). A terminal is a character
+    /// device to `fd_fdstat_get` and `fd_filestat_get`; any other stream
+    /// (a file, a pipe, a socket, `/dev/null`) is of unknown type, as under
+    /// wasmtime, so wasi-libc's `isatty` tells the truth.
+    pub fn set_terminals(&mut self, terminals: [bool; 3]) {
+        self.terminals = terminals;
+    }
+
+    /// Whether `desc` is a standard stream connected to a terminal.
+    pub(crate) fn is_terminal(&self, desc: &Descriptor) -> bool {
+        match desc {
+            Descriptor::Stdin => self.terminals[0],
+            Descriptor::Stdout => self.terminals[1],
+            Descriptor::Stderr => self.terminals[2],
+            _ => false,
         }
     }
 

@@ -775,12 +775,22 @@ fn fd_renumber(cx: &mut WasiCtx, _: &mut GuestMemory<'_>, a: &Args<'_>) -> Outco
     Ok(())
 }
 
+/// The file type of a standard stream: a character device when it is a
+/// terminal, else unknown (a file, a pipe, `/dev/null`: as wasmtime says).
+fn stream_filetype(cx: &WasiCtx, desc: &Descriptor) -> u8 {
+    if cx.is_terminal(desc) {
+        FILETYPE_CHARACTER_DEVICE
+    } else {
+        FILETYPE_UNKNOWN
+    }
+}
+
 fn fd_fdstat_get(cx: &mut WasiCtx, mem: &mut GuestMemory<'_>, a: &Args<'_>) -> Outcome {
     let fd = cx.fd(a.u32(0))?;
     let filetype = match &fd.desc {
         Descriptor::File(n) | Descriptor::Directory(n) => filetype(n.fs.stat(n.ino)?.kind),
         Descriptor::Socket(_) => FILETYPE_SOCKET_STREAM,
-        _ => FILETYPE_CHARACTER_DEVICE,
+        desc => stream_filetype(cx, desc),
     };
     let at = a.u32(1);
     mem.slice_mut(at, FDSTAT_SIZE)?.fill(0);
@@ -848,7 +858,7 @@ fn fd_filestat_get(cx: &mut WasiCtx, mem: &mut GuestMemory<'_>, a: &Args<'_>) ->
     }
     if fd.desc.is_stream() {
         mem.slice_mut(at, FILESTAT_SIZE)?.fill(0);
-        mem.write_u8(at + 16, FILETYPE_CHARACTER_DEVICE)?;
+        mem.write_u8(at + 16, stream_filetype(cx, &fd.desc))?;
         mem.write_u64(at + 24, 1)?;
         return Ok(());
     }
