@@ -39,12 +39,15 @@ for path in "$dir"/*.wast; do
   g=$(group "$(basename "$path")")
   files[$g]+="$path"$'\n'
 done
+for path in "$dir"/legacy/*.wast; do
+  [ -e "$path" ] && files["legacy exception handling"]+="$path"$'\n'
+done
 
 echo "| feature group | files | passed | failed | skipped |"
 echo "|---|---:|---:|---:|---:|"
 for g in "1.0/2.0 core (non-SIMD)" "2.0 SIMD" "3.0 tail calls" "3.0 memory64" \
   "3.0 multiple memories" "3.0 exception handling" "3.0 typed function references" \
-  "3.0 GC" "3.0 relaxed SIMD"; do
+  "3.0 GC" "3.0 relaxed SIMD" "legacy exception handling"; do
   list=${files[$g]:-}
   [ -n "$list" ] || continue
   mapfile -t paths <<<"${list%$'\n'}"

@@ -16,6 +16,7 @@ pub mod firecracker_aarch64;
 pub mod guest;
 pub mod hosted;
 pub mod image;
+pub mod legacy_try;
 pub mod run;
 pub mod share;
 pub mod signals;

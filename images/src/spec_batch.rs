@@ -351,6 +351,8 @@ impl Builder<'_> {
 /// Turns the script `text` into a batch; modules are compiled for the
 /// guest with `engine`.
 pub fn build(engine: &Engine, text: &str) -> Batch {
+    let unfolded = crate::legacy_try::unfold(text);
+    let text: &str = &unfolded;
     let mut b = Builder {
         engine,
         batch: Batch {

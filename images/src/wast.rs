@@ -145,6 +145,8 @@ pub fn run_file(engine: &Engine, path: &Path) -> Report {
 
 /// Runs the script `text` on the current thread.
 pub fn run_script(engine: &Engine, text: &str) -> Report {
+    let unfolded = crate::legacy_try::unfold(text);
+    let text: &str = &unfolded;
     let mut report = Report::default();
     let fail_all = |report: &mut Report, msg: String| {
         report.counts.failed += 1;

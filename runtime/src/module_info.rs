@@ -324,9 +324,9 @@ use wasmparser::{
 /// and tables (memory64: i64 indices, explicitly bounds-checked) and
 /// relaxed SIMD (each operator with one fixed, ISA-independent result; see
 /// `translate::simd`), typed function references and exception handling
-/// (tags, `throw`, `throw_ref`, `try_table`, `exnref`; the legacy
-/// `try`/`catch`/`delegate` instructions are not part of Wasm 3.0 and are
-/// rejected). GC is refused by Basalt's own checks, naming it.
+/// (tags, `throw`, `throw_ref`, `try_table`, `exnref`, and the legacy
+/// `try`/`catch`/`catch_all`/`delegate`/`rethrow` of the spec's legacy
+/// appendix, which older toolchains emit).
 pub fn supported_features() -> WasmFeatures {
     WasmFeatures::WASM2
         | WasmFeatures::TAIL_CALL
@@ -336,6 +336,7 @@ pub fn supported_features() -> WasmFeatures {
         | WasmFeatures::RELAXED_SIMD
         | WasmFeatures::FUNCTION_REFERENCES
         | WasmFeatures::EXCEPTIONS
+        | WasmFeatures::LEGACY_EXCEPTIONS
         | WasmFeatures::GC
 }
 

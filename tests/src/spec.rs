@@ -44,7 +44,9 @@ pub fn suite_dir() -> Option<PathBuf> {
     .find(|p| p.is_dir())
 }
 
-/// The in-scope `.wast` files of the suite, sorted by name, optionally only
+/// The in-scope `.wast` files of the suite and of its `legacy/` folder (the
+/// legacy exception-handling instructions, named `legacy/…`), sorted by
+/// name, optionally only
 /// those whose name contains `only` (`BASALT_SPEC_ONLY`). `None`, after saying
 /// so, when the suite is missing; under `CI=true` that is a failure instead.
 pub fn scope_files(only: Option<&str>) -> Option<(PathBuf, Vec<String>)> {
@@ -60,8 +62,17 @@ pub fn scope_files(only: Option<&str>) -> Option<(PathBuf, Vec<String>)> {
         .expect("read suite dir")
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
         .filter(|f| in_scope(f))
-        .filter(|f| only.is_none_or(|o| f.contains(o)))
         .collect();
+    // The legacy exception-handling scripts, as `legacy/NAME.wast`.
+    if let Ok(legacy) = std::fs::read_dir(dir.join("legacy")) {
+        files.extend(
+            legacy
+                .filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter(|f| f.ends_with(".wast"))
+                .map(|f| format!("legacy/{f}")),
+        );
+    }
+    files.retain(|f| only.is_none_or(|o| f.contains(o)));
     files.sort();
     Some((dir, files))
 }

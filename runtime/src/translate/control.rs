@@ -14,7 +14,8 @@
 //! when the first call needs it) that receives the exception, takes its
 //! payload and branches to the clause's label. The landing blocks are
 //! filled at the `try_table`'s `end`, when every call that can reach them
-//! has been emitted.
+//! has been emitted. The legacy `try` blocks work the same way (see
+//! [`legacy`]).
 
 use alloc::vec::Vec;
 
@@ -22,6 +23,9 @@ use cranelift_codegen::ir::{self, BlockArg, InstBuilder, JumpTableData, Value};
 use wasmparser::{BlockType, Operator};
 
 use super::{CatchClause, TResult, TranslateError, Translator};
+
+mod legacy;
+pub(crate) use legacy::{LegacyTry, LegacyTryShape, scan_legacy_tries};
 
 /// What kind of construct a [`Frame`] stands for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,6 +40,8 @@ pub(crate) enum FrameKind {
     If,
     /// `try_table`
     TryTable,
+    /// a legacy `try` (`catch`, `catch_all`, `delegate`)
+    LegacyTry,
 }
 
 /// One catch clause of a `try_table`.
@@ -75,8 +81,10 @@ pub(crate) struct Frame {
     height: usize,
     /// whether some branch (or the end of a then-branch) reaches `next`
     next_reached: bool,
-    /// a `try_table`'s catch clauses, in order
+    /// a `try_table`'s or legacy `try`'s catch clauses, in order
     catches: Vec<Catch>,
+    /// a legacy `try`'s state (`None` for every other construct)
+    legacy: Option<LegacyTry>,
 }
 
 impl Frame {
@@ -94,6 +102,7 @@ impl Frame {
             height: 0,
             next_reached: false,
             catches: Vec::new(),
+            legacy: None,
         }
     }
 }
@@ -118,6 +127,7 @@ impl Translator<'_, '_> {
             height: 0,
             next_reached: false,
             catches: Vec::new(),
+            legacy: None,
         });
     }
 
@@ -197,8 +207,14 @@ impl Translator<'_, '_> {
                 let next = self.builder.create_block();
                 self.control.push(Frame::dead(kind, next));
             }
+            Operator::Try { .. } => {
+                self.legacy_cursor += 1;
+                let next = self.builder.create_block();
+                self.control.push(Frame::dead(FrameKind::LegacyTry, next));
+            }
+            Operator::Catch { .. } | Operator::CatchAll => self.translate_legacy_catch()?,
             Operator::Else => self.translate_else(),
-            Operator::End => self.translate_end(),
+            Operator::End | Operator::Delegate { .. } => self.translate_end(),
             _ => {}
         }
         Ok(())
@@ -269,6 +285,7 @@ impl Translator<'_, '_> {
                     height,
                     next_reached: false,
                     catches: Vec::new(),
+                    legacy: None,
                 });
             }
             Operator::If { blockty } => {
@@ -296,8 +313,13 @@ impl Translator<'_, '_> {
                     height: self.stack.len() - params.len(),
                     next_reached: false,
                     catches: Vec::new(),
+                    legacy: None,
                 });
             }
+            Operator::Try { blockty } => self.translate_legacy_try(*blockty, offset)?,
+            Operator::Catch { .. } | Operator::CatchAll => self.translate_legacy_catch()?,
+            Operator::Delegate { .. } => self.translate_end(),
+            Operator::Rethrow { relative_depth } => self.translate_rethrow(*relative_depth)?,
             Operator::Else => self.translate_else(),
             Operator::End => self.translate_end(),
             Operator::Br { relative_depth } => {
@@ -459,18 +481,36 @@ impl Translator<'_, '_> {
             height: self.stack.len() - params.len(),
             next_reached: false,
             catches,
+            legacy: None,
         });
         Ok(())
     }
 
-    /// The catch clauses in effect here, innermost `try_table` first, up to
-    /// and including the first `catch_all` (nothing after it can match).
+    /// The catch clauses in effect here, innermost `try_table` or legacy
+    /// `try` first, up to and including the first `catch_all` (nothing
+    /// after it can match). A legacy `try` counts only in its body (its
+    /// handlers run outside it), and one that ends in `delegate` passes
+    /// its body's exceptions on to the construct its label names.
     /// Creates the landing blocks that do not exist yet.
     fn catch_clauses(&mut self) -> Vec<CatchClause> {
         let mut clauses = Vec::new();
-        for i in (0..self.control.len()).rev() {
-            if self.control[i].kind != FrameKind::TryTable || !self.control[i].live {
+        let mut i = self.control.len();
+        while i > 0 {
+            i -= 1;
+            let frame = &self.control[i];
+            if !frame.live {
                 continue;
+            }
+            match (frame.kind, &frame.legacy) {
+                (FrameKind::TryTable, _) => {}
+                (FrameKind::LegacyTry, Some(legacy)) if !legacy.in_handlers => {
+                    if let Some(target) = legacy.delegate_to {
+                        // Continue at the target itself.
+                        i = target + 1;
+                        continue;
+                    }
+                }
+                _ => continue,
             }
             for c in 0..self.control[i].catches.len() {
                 let landing = match self.control[i].catches[c].landing {

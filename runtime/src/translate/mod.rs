@@ -115,6 +115,8 @@ fn translate(
         locals: Vec::new(),
         reachable: true,
         pointer,
+        legacy_tries: None,
+        legacy_cursor: 0,
     };
     // An unsupported feature stops translation but not validation: an
     // invalid body is reported as invalid even if it also uses an unsupported
@@ -142,6 +144,10 @@ fn translate(
     while !ops.eof() {
         let (op, offset) = ops.read_with_offset()?;
         validator.op(offset, &op)?;
+        if matches!(op, Operator::Try { .. }) && t.legacy_tries.is_none() {
+            // Validated up to here; the scan stops at what does not parse.
+            t.legacy_tries = Some(control::scan_legacy_tries(body));
+        }
         if unsupported.is_none() {
             note(&mut unsupported, t.operator(&op, offset as usize))?;
         }
@@ -229,6 +235,10 @@ pub(crate) struct Translator<'e, 'f> {
     pub(crate) reachable: bool,
     /// the native pointer type
     pub(crate) pointer: ir::Type,
+    /// the legacy `try` blocks of the body in order, once one is seen
+    pub(crate) legacy_tries: Option<Vec<control::LegacyTryShape>>,
+    /// how many legacy `try`s the translation has passed
+    pub(crate) legacy_cursor: usize,
 }
 
 impl Translator<'_, '_> {
