@@ -88,6 +88,13 @@ if [ ${#missing_disk[@]} -gt 0 ]; then
   $SUDO apt-get update -q
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing_disk[@]}"
 fi
+# --- pip: the real-program corpus (images/tests/real_programs.rs) fetches ---
+# zig and wasmtime, pinned, from PyPI into target/toolchains/.
+if ! python3 -m pip --version >/dev/null 2>&1; then
+  log "installing python3-pip"
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends python3-pip
+fi
 # --- The Raspberry Pi 4's device tree ----------------------------------------
 # `basalt run --arch aarch64 --machine raspi4b` (and the aarch64_raspi4b test
 # in tests/tests/boot_paths.rs) boots QEMU's raspi4b with the Pi's own device
