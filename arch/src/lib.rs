@@ -12,6 +12,7 @@
 
 pub mod bootinfo;
 mod handoff;
+mod table_window;
 
 #[cfg_attr(target_arch = "x86_64", path = "x86_64/mod.rs")]
 #[cfg_attr(target_arch = "aarch64", path = "aarch64/mod.rs")]

@@ -125,14 +125,20 @@ const MIXED: &str = r#"
 )
 "#;
 
-#[test]
-fn legacy_and_new_handlers_mix() {
+/// A store with [`MIXED`] instantiated in it.
+fn mixed() -> (Store<()>, basalt_runtime::Instance) {
     let engine = engine();
     let mut store = Store::new(&engine, ());
     let linker: Linker<()> = Linker::new();
     let m = linker
         .instantiate(&mut store, &compile(&engine, MIXED))
         .unwrap();
+    (store, m)
+}
+
+#[test]
+fn legacy_and_new_handlers_mix() {
+    let (mut store, m) = mixed();
     let i32_of = |r: Vec<Val>| match r[..] {
         [Val::I32(v)] => v,
         _ => panic!("{r:?}"),
@@ -169,12 +175,7 @@ fn legacy_and_new_handlers_mix() {
 
 #[test]
 fn legacy_handlers_free_what_they_do_not_rethrow() {
-    let engine = engine();
-    let mut store = Store::new(&engine, ());
-    let linker: Linker<()> = Linker::new();
-    let m = linker
-        .instantiate(&mut store, &compile(&engine, MIXED))
-        .unwrap();
+    let (mut store, m) = mixed();
     let n = 100_000;
     assert_eq!(
         call(&mut store, m, "many", &[Val::I32(n)]).unwrap(),

@@ -18,7 +18,6 @@
 //! kernel text.
 
 use core::arch::asm;
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 /// The smallest page size.
 pub const PAGE_SIZE: usize = 4096;
@@ -102,15 +101,8 @@ pub trait FrameSource {
 /// half with a 48-bit TTBR1 range.
 pub const WRITER_BASE: usize = 0xffff_0000_0000_0000;
 
-/// Whether page-table frames are read-only in the identity map (from the
-/// end of [`finish_boot_tables`] on).
-static TABLES_PROTECTED: AtomicBool = AtomicBool::new(false);
-
-/// How many [`TableWindow`]s are open (they nest; one CPU).
-static WINDOW_DEPTH: AtomicU32 = AtomicU32::new(0);
-
-/// DAIF when the outermost window opened.
-static WINDOW_DAIF: AtomicU64 = AtomicU64::new(0);
+pub use crate::table_window::TableWindow;
+use crate::table_window::{protect_tables, tables_protected, window_is_open};
 
 /// TCR_EL1.EPD1: no walks through TTBR1.
 const TCR_EPD1: u64 = 1 << 23;
@@ -119,55 +111,35 @@ const TCR_EPD1: u64 = 1 << 23;
 const TCR_TTBR1: u64 = (16 << 16) | (1 << 24) | (1 << 26) | (3 << 28) | (2 << 30);
 const TCR_TTBR1_MASK: u64 = (0x3f << 16) | (1 << 22) | (0xff << 24);
 
-/// An open window for page-table stores: while one lives, the writer map
-/// is reachable and interrupts are masked, so the kernel can store into
-/// the page tables, read-only in the identity map (every table address
-/// this module computes inside a window is a writer-map address). Windows
-/// nest; the outermost one's drop turns TTBR1 walks off again, drops the
-/// writer map's TLB entries and restores interrupts. Every function of
-/// this module that changes tables opens one; callers that change many
-/// pages open one around the loop. Before the tables are protected a
-/// window does nothing.
-pub struct TableWindow {
-    /// a window belongs to the CPU that opened it
-    _not_send: core::marker::PhantomData<*const ()>,
+/// Opens a [`TableWindow`] on this ISA: masks IRQs and FIQs and turns on
+/// walks through TTBR1 (the writer map); returns DAIF for
+/// [`window_close`]. Inside, every table address this module computes is
+/// a writer-map address.
+///
+/// # Safety
+/// The writer map then reaches all RAM read-write until [`window_close`].
+pub(crate) unsafe fn window_open() -> u64 {
+    let daif: u64;
+    // SAFETY: reads DAIF and masks IRQs and FIQs; EL1.
+    unsafe {
+        asm!("mrs {}, daif", "msr daifset, #3", out(reg) daif, options(nomem, nostack, preserves_flags))
+    };
+    // SAFETY: TTBR1's tables (the writer map) are the kernel's.
+    unsafe { set_tcr_bits(0, TCR_EPD1) };
+    daif
 }
 
-impl TableWindow {
-    /// Opens a window (or nests in the open one).
-    pub fn open() -> TableWindow {
-        if TABLES_PROTECTED.load(Ordering::Relaxed) && WINDOW_DEPTH.load(Ordering::Relaxed) == 0 {
-            let daif: u64;
-            // SAFETY: reads DAIF and masks IRQs and FIQs; EL1.
-            unsafe {
-                asm!("mrs {}, daif", "msr daifset, #3", out(reg) daif, options(nomem, nostack, preserves_flags))
-            };
-            WINDOW_DAIF.store(daif, Ordering::Relaxed);
-            // SAFETY: allows walks through TTBR1, whose tables (the
-            // writer map) are the kernel's, until the window closes.
-            unsafe { set_tcr_bits(0, TCR_EPD1) };
-        }
-        WINDOW_DEPTH.fetch_add(1, Ordering::Relaxed);
-        TableWindow {
-            _not_send: core::marker::PhantomData,
-        }
-    }
-}
-
-impl Drop for TableWindow {
-    fn drop(&mut self) {
-        if WINDOW_DEPTH.fetch_sub(1, Ordering::Relaxed) == 1
-            && TABLES_PROTECTED.load(Ordering::Relaxed)
-        {
-            // SAFETY: stops walks through TTBR1.
-            unsafe { set_tcr_bits(TCR_EPD1, 0) };
-            // The writer map's translations leave the TLB with the rest.
-            flush_all();
-            let daif = WINDOW_DAIF.load(Ordering::Relaxed);
-            // SAFETY: restores the interrupt mask from before the window.
-            unsafe { asm!("msr daif, {}", in(reg) daif, options(nomem, nostack)) };
-        }
-    }
+/// Closes a [`TableWindow`]: turns TTBR1 walks off, drops the writer
+/// map's translations from the TLB, restores DAIF ([`window_open`]'s).
+///
+/// # Safety
+/// Only after [`window_open`], with what it returned.
+pub(crate) unsafe fn window_close(daif: u64) {
+    // SAFETY: stops walks through TTBR1.
+    unsafe { set_tcr_bits(TCR_EPD1, 0) };
+    flush_all();
+    // SAFETY: restores the interrupt mask from before the window.
+    unsafe { asm!("msr daif, {}", in(reg) daif, options(nomem, nostack)) };
 }
 
 /// Sets the bits `set` of TCR_EL1 and clears `clear`.
@@ -186,7 +158,7 @@ unsafe fn set_tcr_bits(set: u64, clear: u64) {
 
 /// Whether table addresses are writer-map addresses now.
 fn through_writer_map() -> bool {
-    TABLES_PROTECTED.load(Ordering::Relaxed) && WINDOW_DEPTH.load(Ordering::Relaxed) > 0
+    window_is_open()
 }
 
 /// The physical address of the root page table (TTBR0) in use.
@@ -295,7 +267,7 @@ unsafe fn walk(
 /// # Safety
 /// `f` must be a page-table frame, written only inside [`TableWindow`]s.
 unsafe fn protect_new_table(f: u64, frames: &mut dyn FrameSource) -> Result<(), MapError> {
-    if !TABLES_PROTECTED.load(Ordering::Relaxed) {
+    if !tables_protected() {
         return Ok(());
     }
     // SAFETY: forwarded contract.
@@ -857,7 +829,7 @@ pub unsafe fn finish_boot_tables(
     flush_all();
     // From here on every table, the writer map's too, is read-only in the
     // identity map, and stores into one need a window.
-    TABLES_PROTECTED.store(true, Ordering::Relaxed);
+    protect_tables();
     let _window = TableWindow::open();
     // SAFETY: the live tables, protected from their roots down; tables
     // made by splits on the way are protected as they are made.

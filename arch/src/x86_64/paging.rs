@@ -14,7 +14,6 @@
 //! a page table outside a window faults like one into kernel text.
 
 use core::arch::asm;
-use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 /// The smallest page size.
 pub const PAGE_SIZE: usize = 4096;
@@ -86,64 +85,36 @@ pub trait FrameSource {
     fn allocate_frame(&mut self) -> Option<u64>;
 }
 
-/// Whether page-table frames are read-only in the identity map (from the
-/// end of [`finish_boot_tables`] on).
-static TABLES_PROTECTED: AtomicBool = AtomicBool::new(false);
-
-/// How many [`TableWindow`]s are open (they nest; one CPU).
-static WINDOW_DEPTH: AtomicU32 = AtomicU32::new(0);
-
-/// Whether interrupts were enabled when the outermost window opened.
-static WINDOW_INTERRUPTS: AtomicBool = AtomicBool::new(false);
+pub use crate::table_window::TableWindow;
+use crate::table_window::{protect_tables, tables_protected};
 
 const CR0_WRITE_PROTECT: u64 = 1 << 16;
-const RFLAGS_INTERRUPTS: u64 = 1 << 9;
 
-/// An open window for page-table stores: while one lives, CR0.WP is clear
-/// and interrupts are masked, so the kernel can store into the page
-/// tables, read-only in the identity map. Windows nest; the outermost
-/// one's drop sets CR0.WP again and restores interrupts. Every function
-/// of this module that changes tables opens one; callers that change many
-/// pages open one around the loop, so the (TLB-flushing) CR0 switch
-/// happens once. Before the tables are protected a window does nothing.
-pub struct TableWindow {
-    /// a window belongs to the CPU that opened it
-    _not_send: core::marker::PhantomData<*const ()>,
+/// Opens a [`TableWindow`] on this ISA: masks interrupts and clears
+/// CR0.WP; returns RFLAGS for [`window_close`].
+///
+/// # Safety
+/// Ring 0 may then store into read-only pages until [`window_close`].
+pub(crate) unsafe fn window_open() -> u64 {
+    let rflags: u64;
+    // SAFETY: reads RFLAGS and masks interrupts; ring 0.
+    unsafe { asm!("pushfq", "pop {}", "cli", out(reg) rflags, options(nomem, preserves_flags)) };
+    // SAFETY: the caller's contract.
+    unsafe { set_cr0_write_protect(false) };
+    rflags
 }
 
-impl TableWindow {
-    /// Opens a window (or nests in the open one).
-    pub fn open() -> TableWindow {
-        if TABLES_PROTECTED.load(Ordering::Relaxed) && WINDOW_DEPTH.load(Ordering::Relaxed) == 0 {
-            let rflags: u64;
-            // SAFETY: reads RFLAGS and masks interrupts; ring 0.
-            unsafe {
-                asm!("pushfq", "pop {}", "cli", out(reg) rflags, options(nomem, preserves_flags))
-            };
-            WINDOW_INTERRUPTS.store(rflags & RFLAGS_INTERRUPTS != 0, Ordering::Relaxed);
-            // SAFETY: clearing CR0.WP only lets ring 0 store into
-            // read-only pages, until the window closes.
-            unsafe { set_cr0_write_protect(false) };
-        }
-        WINDOW_DEPTH.fetch_add(1, Ordering::Relaxed);
-        TableWindow {
-            _not_send: core::marker::PhantomData,
-        }
-    }
-}
-
-impl Drop for TableWindow {
-    fn drop(&mut self) {
-        if WINDOW_DEPTH.fetch_sub(1, Ordering::Relaxed) == 1
-            && TABLES_PROTECTED.load(Ordering::Relaxed)
-        {
-            // SAFETY: restores write protection.
-            unsafe { set_cr0_write_protect(true) };
-            if WINDOW_INTERRUPTS.load(Ordering::Relaxed) {
-                // SAFETY: interrupts were enabled before the window.
-                unsafe { asm!("sti", options(nomem, nostack)) };
-            }
-        }
+/// Closes a [`TableWindow`]: sets CR0.WP again, then restores the
+/// interrupt flag from `rflags` ([`window_open`]'s).
+///
+/// # Safety
+/// Only after [`window_open`], with what it returned.
+pub(crate) unsafe fn window_close(rflags: u64) {
+    // SAFETY: restores write protection.
+    unsafe { set_cr0_write_protect(true) };
+    if rflags & (1 << 9) != 0 {
+        // SAFETY: interrupts were enabled before the window.
+        unsafe { asm!("sti", options(nomem, nostack)) };
     }
 }
 
@@ -239,7 +210,7 @@ unsafe fn walk(
 /// # Safety
 /// `f` must be a page-table frame, written only inside [`TableWindow`]s.
 unsafe fn protect_new_table(f: u64, frames: &mut dyn FrameSource) -> Result<(), MapError> {
-    if !TABLES_PROTECTED.load(Ordering::Relaxed) {
+    if !tables_protected() {
         return Ok(());
     }
     // SAFETY: forwarded contract.
@@ -543,7 +514,7 @@ pub unsafe fn finish_boot_tables(
     // From here on every table is read-only in the identity map, and
     // stores into one need a window (CR0.WP, which the loader path may
     // have left clear, on).
-    TABLES_PROTECTED.store(true, Ordering::Relaxed);
+    protect_tables();
     // SAFETY: turns write protection on (it may be on already).
     unsafe { set_cr0_write_protect(true) };
     let _window = TableWindow::open();
