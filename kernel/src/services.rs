@@ -130,8 +130,20 @@ impl Stdio for SerialStdio {
     }
 }
 
-/// Clocks over the kernel's time module.
-pub struct KernelClocks;
+/// Clocks over the kernel's time module; CPU time counts from their
+/// creation (just before the program starts).
+pub struct KernelClocks {
+    busy_origin: u64,
+}
+
+impl Default for KernelClocks {
+    /// Clocks whose CPU time starts now.
+    fn default() -> KernelClocks {
+        KernelClocks {
+            busy_origin: crate::time::busy_ns(),
+        }
+    }
+}
 
 impl Clocks for KernelClocks {
     fn realtime_ns(&self) -> u64 {
@@ -151,6 +163,10 @@ impl Clocks for KernelClocks {
         crate::time::sleep_until(crate::deadline::cap(deadline));
         crate::deadline::stop_if_passed();
     }
+
+    fn cpu_time_ns(&self) -> Option<u64> {
+        Some(crate::time::busy_ns().saturating_sub(self.busy_origin))
+    }
 }
 
 /// Entropy from the kernel's CSPRNG.
@@ -166,7 +182,7 @@ impl Entropy for KernelEntropy {
 pub fn services() -> Services {
     Services {
         stdio: Box::new(SerialStdio::new()),
-        clocks: Box::new(KernelClocks),
+        clocks: Box::new(KernelClocks::default()),
         entropy: Box::new(KernelEntropy),
     }
 }

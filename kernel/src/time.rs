@@ -9,6 +9,8 @@ static BOOT_CYCLES: AtomicU64 = AtomicU64::new(0);
 static HZ: AtomicU64 = AtomicU64::new(1_000_000_000);
 static BOOT_UNIX_NS: AtomicU64 = AtomicU64::new(0);
 static TIMER: AtomicBool = AtomicBool::new(false);
+/// Counter cycles spent sleeping or halted since boot.
+static IDLE_CYCLES: AtomicU64 = AtomicU64::new(0);
 
 /// Whether sleeps halt the CPU (a deadline timer exists) or spin.
 pub fn sleeps_halt() -> bool {
@@ -109,7 +111,22 @@ pub fn resolution_ns() -> u64 {
 pub fn sleep_until(deadline: u64) {
     let cycles = (u128::from(deadline) * u128::from(frequency()) / 1_000_000_000) as u64;
     let target = BOOT_CYCLES.load(Ordering::Relaxed).saturating_add(cycles);
-    cpu::wait_until_cycles(target);
+    idle(|| cpu::wait_until_cycles(target));
+}
+
+/// Runs `wait` (a sleep or a halt) and counts its cycles as idle.
+fn idle(wait: impl FnOnce()) {
+    let start = cpu::cycles();
+    wait();
+    IDLE_CYCLES.fetch_add(cpu::cycles().saturating_sub(start), Ordering::Relaxed);
+}
+
+/// Nanoseconds since boot the CPU did not spend sleeping or halted in
+/// the kernel's waits: the CPU time of everything that ran.
+pub fn busy_ns() -> u64 {
+    let elapsed = cpu::cycles().saturating_sub(BOOT_CYCLES.load(Ordering::Relaxed));
+    let busy = elapsed.saturating_sub(IDLE_CYCLES.load(Ordering::Relaxed));
+    (u128::from(busy) * 1_000_000_000 / u128::from(frequency().max(1))) as u64
 }
 
 /// Halts once until an interrupt (a routed device's, or the timer's at
@@ -118,5 +135,5 @@ pub fn sleep_until(deadline: u64) {
 pub fn halt_until(deadline: u64) {
     let cycles = (u128::from(deadline) * u128::from(frequency()) / 1_000_000_000) as u64;
     let target = BOOT_CYCLES.load(Ordering::Relaxed).saturating_add(cycles);
-    cpu::halt_until_cycles(target);
+    idle(|| cpu::halt_until_cycles(target));
 }

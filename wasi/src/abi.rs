@@ -7,6 +7,10 @@ use crate::services::FileKind;
 pub const CLOCK_REALTIME: u32 = 0;
 /// `clockid::monotonic`
 pub const CLOCK_MONOTONIC: u32 = 1;
+/// `clockid::process_cputime_id`
+pub const CLOCK_PROCESS_CPUTIME: u32 = 2;
+/// `clockid::thread_cputime_id`
+pub const CLOCK_THREAD_CPUTIME: u32 = 3;
 
 /// `filetype::unknown`
 pub const FILETYPE_UNKNOWN: u8 = 0;

@@ -33,15 +33,26 @@ impl Stdio for HostStdio {
     }
 }
 
-/// `SystemTime` and `Instant`.
+/// `SystemTime` and `Instant`; the CPU time of the thread that creates
+/// them (the one that runs the program) from their creation on.
 pub struct HostClocks {
     origin: Instant,
+    cpu_origin: u64,
+}
+
+/// This thread's CPU time, nanoseconds.
+fn thread_cpu_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    (t.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(t.tv_nsec as u64)
 }
 
 impl Default for HostClocks {
     fn default() -> Self {
         HostClocks {
             origin: Instant::now(),
+            cpu_origin: thread_cpu_ns(),
         }
     }
 }
@@ -72,6 +83,9 @@ impl Clocks for HostClocks {
         if deadline > now {
             std::thread::sleep(std::time::Duration::from_nanos(deadline - now));
         }
+    }
+    fn cpu_time_ns(&self) -> Option<u64> {
+        Some(thread_cpu_ns().saturating_sub(self.cpu_origin))
     }
 }
 

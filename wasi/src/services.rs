@@ -30,6 +30,13 @@ pub trait Clocks: Send + Sync {
     fn resolution_ns(&self) -> u64;
     /// Blocks until [`Clocks::monotonic_ns`] reaches `deadline`.
     fn sleep_until_monotonic_ns(&self, deadline: u64);
+    /// The CPU time the program has used since it started, in
+    /// nanoseconds (time it spent sleeping or waiting does not count), or
+    /// `None` where the platform cannot tell. The program has one thread,
+    /// so this is its process and its thread CPU-time clock.
+    fn cpu_time_ns(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// Cryptographically secure random bytes.

@@ -160,8 +160,18 @@ fn clocks() {
         errno_of(time, "(call $f (i32.const 1) (i64.const 1) (i32.const 16))"),
         0
     );
+    // Process and thread CPU time (the host's clocks know them).
+    for clock in [2, 3] {
+        assert_eq!(
+            errno_of(
+                time,
+                &format!("(call $f (i32.const {clock}) (i64.const 1) (i32.const 16))")
+            ),
+            0
+        );
+    }
     assert_eq!(
-        errno_of(time, "(call $f (i32.const 2) (i64.const 1) (i32.const 16))"),
+        errno_of(time, "(call $f (i32.const 4) (i64.const 1) (i32.const 16))"),
         28
     );
     assert_eq!(
