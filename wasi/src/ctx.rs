@@ -118,10 +118,20 @@ pub(crate) struct OpenFd {
 }
 
 impl OpenFd {
-    /// Fails with `ENOTCAPABLE` unless the descriptor has all of `rights`.
+    /// Fails unless the descriptor has all of `rights`: with `EBADF` when
+    /// it lacks reading or writing (a file opened the other way) or is a
+    /// directory asked for what only files do (seek, read, …), as wasmtime
+    /// and `read(2)` answer; else with `ENOTCAPABLE`.
     pub(crate) fn require(&self, rights: u64) -> Result<(), Errno> {
-        if self.rights_base & rights == rights {
+        use crate::abi::{DIRECTORY_RIGHTS, FILE_RIGHTS, RIGHT_FD_READ, RIGHT_FD_WRITE};
+        let missing = rights & !self.rights_base;
+        let file_only = FILE_RIGHTS & !DIRECTORY_RIGHTS;
+        if missing == 0 {
             Ok(())
+        } else if missing & (RIGHT_FD_READ | RIGHT_FD_WRITE) != 0
+            || (matches!(self.desc, Descriptor::Directory(_)) && missing & file_only != 0)
+        {
+            Err(Errno::Badf)
         } else {
             Err(Errno::Notcapable)
         }

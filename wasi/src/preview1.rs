@@ -1072,10 +1072,31 @@ fn path_open(cx: &mut WasiCtx, mem: &mut GuestMemory<'_>, a: &Args<'_>) -> Outco
     if fdflags & (FDFLAGS_DSYNC | FDFLAGS_RSYNC | FDFLAGS_SYNC) != 0 {
         return Err(Errno::Notsup.into());
     }
+    // Rights as wasmtime grants them: what the program asks for says only
+    // whether it reads or writes a file; otherwise the new descriptor gets
+    // every right its kind has and its directory passes on (programs,
+    // wasmtime's own tests among them, open directories asking for none).
+    let _ = want_inheriting;
+    let reads = want_base & (RIGHT_FD_READ | RIGHT_FD_READDIR) != 0;
+    let writes = want_base
+        & (RIGHT_FD_DATASYNC | RIGHT_FD_WRITE | RIGHT_FD_ALLOCATE | RIGHT_FD_FILESTAT_SET_SIZE)
+        != 0;
+    let mut mask = mask;
+    if mask == FILE_RIGHTS {
+        if !reads {
+            mask &= !RIGHT_FD_READ;
+        }
+        if !writes {
+            mask &= !(RIGHT_FD_WRITE
+                | RIGHT_FD_DATASYNC
+                | RIGHT_FD_ALLOCATE
+                | RIGHT_FD_FILESTAT_SET_SIZE);
+        }
+    }
     let new = cx.insert(OpenFd {
         desc,
-        rights_base: want_base & inherit & mask,
-        rights_inheriting: want_inheriting & inherit,
+        rights_base: inherit & mask,
+        rights_inheriting: inherit,
         flags: fdflags & (FDFLAGS_APPEND | FDFLAGS_NONBLOCK),
         position: 0,
         preopen: None,
