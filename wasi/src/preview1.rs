@@ -723,8 +723,15 @@ fn fd_pwrite(cx: &mut WasiCtx, mem: &mut GuestMemory<'_>, a: &Args<'_>) -> Outco
     }
     let entry = seekable(cx, a.u32(0), RIGHT_FD_WRITE)?;
     let node = node_of(entry)?;
+    // In append mode the offset is ignored and the data goes at the end,
+    // as `pwrite(2)` does on Linux (and wasmtime).
+    let at = if entry.flags & FDFLAGS_APPEND != 0 {
+        node.fs.stat(node.ino)?.size
+    } else {
+        a.u64(3)
+    };
     let iovs = mem.iovecs(a.u32(1), a.u32(2), MAX_TRANSFER)?;
-    let n = write_file_iovecs(node, mem, &iovs, a.u64(3))?;
+    let n = write_file_iovecs(node, mem, &iovs, at)?;
     mem.write_u32(a.u32(4), u32::try_from(n).map_err(|_| Errno::Overflow)?)?;
     Ok(())
 }
