@@ -25,6 +25,7 @@ pub mod symbols;
 pub mod vm;
 pub mod vm_console;
 pub mod wast;
+pub mod wast_component;
 
 use std::fmt;
 

@@ -169,6 +169,27 @@ pub fn run_script(engine: &Engine, text: &str) -> Report {
             return report;
         }
     };
+    if wast
+        .directives
+        .iter()
+        .any(crate::wast_component::is_component_directive)
+    {
+        let mut runner = crate::wast_component::ComponentRunner::new(engine);
+        for directive in wast.directives {
+            let (line, col) = directive.span().linecol_in(text);
+            match runner.directive(directive) {
+                Ok(Step::Done) => report.counts.passed += 1,
+                Ok(Step::Skipped) => report.counts.skipped += 1,
+                Err(msg) => {
+                    report.counts.failed += 1;
+                    report
+                        .failures
+                        .push(format!("{}:{}: {msg}", line + 1, col + 1));
+                }
+            }
+        }
+        return report;
+    }
     let mut runner = Runner::new(engine);
     for directive in wast.directives {
         let (line, col) = directive.span().linecol_in(text);
@@ -255,12 +276,12 @@ fn usage(msg: impl Into<String>) -> CliError {
 }
 
 /// What a command came to, when it did not fail.
-enum Step {
+pub(crate) enum Step {
     Done,
     Skipped,
 }
 
-type Outcome = Result<Step, String>;
+pub(crate) type Outcome = Result<Step, String>;
 
 /// State of one script.
 struct Runner<'e> {

@@ -20,6 +20,7 @@ extern crate alloc;
 
 pub mod artifact;
 pub mod compile;
+pub mod component;
 pub mod engine;
 pub mod error;
 pub mod exact;
@@ -41,5 +42,6 @@ pub use trap::TrapKind;
 pub use types::{AnyRef, FuncType, GlobalType, MemoryType, RefType, TableType, Val, ValType};
 pub use vm::enter::{FaultResume, handle_fault};
 pub use vm::store::{
-    AsStore, Caller, Extern, Func, Global, HostFn, Instance, InterruptHandle, Memory, Store, Table,
+    AsStore, Caller, Extern, Func, Global, HostFn, Instance, InterruptHandle, Memory, Store,
+    StoreMut, Table,
 };

@@ -13,6 +13,8 @@ use basalt::vm::{Status, VmIo, VmReport};
 
 pub use basalt;
 
+pub mod aarch64_host;
+pub mod component_model;
 pub mod confinement;
 pub mod device_input;
 pub mod differential;

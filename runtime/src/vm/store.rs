@@ -227,6 +227,40 @@ impl<T> AsStore for Caller<'_, T> {
     }
 }
 
+/// A store seen mutably, whether by the embedder ([`Store`]) or from
+/// inside a host function ([`Caller`]): enough to call functions (wasm
+/// may call the host, which calls wasm again) and to reach the host data.
+/// The component model's adapters run in both places.
+pub trait StoreMut<T>: AsStore {
+    /// Calls `func` with `params`, writing `results`.
+    fn call(&mut self, func: Func, params: &[Val], results: &mut [Val]) -> Result<(), Error>;
+    /// The host data, writable.
+    fn host_data(&mut self) -> &mut T;
+}
+
+impl<T> StoreMut<T> for Store<T> {
+    fn call(&mut self, func: Func, params: &[Val], results: &mut [Val]) -> Result<(), Error> {
+        func.call(self, params, results)
+    }
+    fn host_data(&mut self) -> &mut T {
+        &mut self.inner.data
+    }
+}
+
+impl<T> StoreMut<T> for Caller<'_, T> {
+    fn call(&mut self, func: Func, params: &[Val], results: &mut [Val]) -> Result<(), Error> {
+        let inner: *mut StoreInner<T> = &mut *self.store;
+        // SAFETY: `inner` comes from the caller's exclusive borrow of the
+        // store and is the only path to it until this call returns; the
+        // wasm that called the host is suspended meanwhile, and nested
+        // entries into wasm keep their own entry context.
+        unsafe { call_func(inner, func.0, params, results) }
+    }
+    fn host_data(&mut self) -> &mut T {
+        &mut self.store.data
+    }
+}
+
 /// The view a host function has of its caller.
 pub struct Caller<'a, T> {
     store: &'a mut StoreInner<T>,
@@ -315,11 +349,11 @@ impl Memory {
         Ok(Memory(s.memories.len() - 1))
     }
     /// The memory's bytes.
-    pub fn data<'a>(&self, store: &'a impl AsStore) -> &'a [u8] {
+    pub fn data<'a>(&self, store: &'a (impl AsStore + ?Sized)) -> &'a [u8] {
         store.opaque().memories[self.0].data()
     }
     /// The memory's bytes, writable.
-    pub fn data_mut<'a>(&self, store: &'a mut impl AsStore) -> &'a mut [u8] {
+    pub fn data_mut<'a>(&self, store: &'a mut (impl AsStore + ?Sized)) -> &'a mut [u8] {
         store.opaque_mut().memories[self.0].data_mut()
     }
     /// Size in pages.
@@ -379,7 +413,7 @@ impl Global {
 
 impl Func {
     /// The function's type.
-    pub fn ty<'a>(&self, store: &'a impl AsStore) -> &'a FuncType {
+    pub fn ty<'a>(&self, store: &'a (impl AsStore + ?Sized)) -> &'a FuncType {
         &store.opaque().funcs[self.0].ty
     }
 
