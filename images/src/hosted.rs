@@ -15,6 +15,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
+use basalt_runtime::component::Component;
 use basalt_runtime::{Config, Engine, Module};
 use basalt_wasi::host::{HostClocks, HostEntropy, HostStdio};
 use basalt_wasi::host_fs::HostFs;
@@ -23,6 +24,12 @@ use basalt_wasi::{FileSystem, Outcome, Services, Stdio, WasiCtx};
 
 use crate::CliError;
 use crate::run::DirMode;
+
+/// A core module (a preview1 command) or a component (a WASI 0.2 command).
+enum Program {
+    Module(Module),
+    Component(Component),
+}
 
 /// What one hosted run is asked to do.
 pub struct Hosted<'a> {
@@ -93,14 +100,24 @@ pub fn run_with_stdio(run: Hosted<'_>, stdio: Box<dyn Stdio>) -> Result<i32, Cli
     };
     let engine = Engine::new(config).map_err(|e| CliError::Module(e.to_string()))?;
     let t0 = Instant::now();
-    let module =
-        Module::new(&engine, wasm).map_err(|e| CliError::Module(format!("{name}: {e}")))?;
+    let program = if basalt_runtime::component::def::is_component(wasm) {
+        Program::Component(
+            Component::new(&engine, wasm).map_err(|e| CliError::Module(format!("{name}: {e}")))?,
+        )
+    } else {
+        Program::Module(
+            Module::new(&engine, wasm).map_err(|e| CliError::Module(format!("{name}: {e}")))?,
+        )
+    };
     let compiled = t0.elapsed();
     if verbose {
+        let what = match &program {
+            Program::Module(m) => format!("{} KiB of code", m.code_size() / 1024),
+            Program::Component(_) => "a component".to_string(),
+        };
         eprintln!(
-            "basalt: hosted: compiled {} KiB of wasm into {} KiB of code in {:.1} ms",
+            "basalt: hosted: compiled {} KiB of wasm into {what} in {:.1} ms",
             wasm.len() / 1024,
-            module.code_size() / 1024,
             compiled.as_secs_f64() * 1e3
         );
     }
@@ -151,7 +168,7 @@ pub fn run_with_stdio(run: Hosted<'_>, stdio: Box<dyn Stdio>) -> Result<i32, Cli
         }
     }
     let t1 = Instant::now();
-    let outcome = basalt_wasi::run_command_with(&engine, &module, ctx, |store| {
+    let prepare = |store: &mut basalt_runtime::Store<WasiCtx>| {
         if let Some(fuel) = fuel {
             store.set_fuel(fuel);
         }
@@ -165,7 +182,11 @@ pub fn run_with_stdio(run: Hosted<'_>, stdio: Box<dyn Stdio>) -> Result<i32, Cli
                 handle.interrupt();
             });
         }
-    });
+    };
+    let outcome = match &program {
+        Program::Module(m) => basalt_wasi::run_command_with(&engine, m, ctx, prepare),
+        Program::Component(c) => basalt_wasi::run_component_with(&engine, c, ctx, prepare),
+    };
     if verbose {
         eprintln!(
             "basalt: hosted: ran in {:.1} ms",

@@ -98,6 +98,8 @@ pub struct WasiCtx {
     pub(crate) fds: BTreeMap<u32, OpenFd>,
     /// which of stdin, stdout and stderr are terminals
     pub(crate) terminals: [bool; 3],
+    /// the host's WASI 0.2 resources (streams, descriptors, pollables)
+    pub(crate) resources: crate::preview2::Table,
 }
 
 /// An entry of the descriptor table.
@@ -167,6 +169,7 @@ impl WasiCtx {
             services,
             fds,
             terminals: [false; 3],
+            resources: crate::preview2::Table::default(),
         }
     }
 
@@ -177,6 +180,12 @@ impl WasiCtx {
     /// wasmtime, so wasi-libc's `isatty` tells the truth.
     pub fn set_terminals(&mut self, terminals: [bool; 3]) {
         self.terminals = terminals;
+    }
+
+    /// Caps how many WASI 0.2 resources (streams, descriptors, pollables,
+    /// …) the program may hold at once (`-S max-resources`); more traps.
+    pub fn set_max_resources(&mut self, max: usize) {
+        self.resources.set_max(max);
     }
 
     /// Whether `desc` is a standard stream connected to a terminal.

@@ -16,10 +16,12 @@ extern crate alloc;
 pub mod abi;
 mod ctx;
 pub mod errno;
+pub mod fs_ops;
 pub mod memfs;
 pub mod memory;
 pub mod path;
 pub mod preview1;
+pub mod preview2;
 pub mod services;
 
 #[cfg(feature = "std")]
@@ -46,6 +48,45 @@ pub enum Outcome {
     Trap(Trap),
     /// It could not be linked, instantiated or started.
     Error(Error),
+}
+
+/// Instantiates a WASI 0.2 command component (one that exports
+/// `wasi:cli/run`) and runs it: `run` returning `ok` is exit code 0,
+/// `err` is 1.
+pub fn run_component_with(
+    engine: &Engine,
+    component: &basalt_runtime::component::Component,
+    ctx: WasiCtx,
+    prepare: impl FnOnce(&mut Store<WasiCtx>),
+) -> Outcome {
+    use basalt_runtime::component::{Linker as ComponentLinker, Value};
+    let mut store = Store::new(engine, ctx);
+    prepare(&mut store);
+    let mut linker = ComponentLinker::new();
+    preview2::add_to_linker(&mut linker, |cx: &mut WasiCtx| cx);
+    let result = linker
+        .instantiate(&mut store, component)
+        .and_then(|instance| {
+            let run = instance
+                .get_instance_func(&alloc::format!("wasi:cli/run@{}", preview2::VERSION), "run")
+                .ok_or_else(|| {
+                    Error::Instantiate(
+                        "the component exports no `wasi:cli/run@0.2.x` with a `run` function: \
+                     it is not a WASI 0.2 command"
+                            .into(),
+                    )
+                })?;
+            run.call(&mut store, &[])
+        });
+    match result {
+        Ok(v) => match v.first() {
+            Some(Value::Result(Err(_))) => Outcome::Exit(1),
+            _ => Outcome::Exit(0),
+        },
+        Err(Error::Exit(code)) => Outcome::Exit(code),
+        Err(Error::Trap(t)) => Outcome::Trap(t),
+        Err(e) => Outcome::Error(e),
+    }
 }
 
 /// Instantiates `module` with WASI and runs its `_start` export to the end.

@@ -1,0 +1,423 @@
+//! `wasi:io`: errors, pollables and streams.
+
+use alloc::format;
+use alloc::vec;
+use alloc::vec::Vec;
+
+use basalt_runtime::Error;
+use basalt_runtime::component::{Linker, Value};
+
+use super::{Host, HostResource, Types, boxed, def, iface, none, ok, one, rep, trap, u64_arg};
+use crate::WasiCtx;
+use crate::ctx::Node;
+use crate::errno::Errno;
+
+/// What a `write` may carry after `check-write` (and what `check-write`
+/// answers): the host never holds back, so this is only a bound on one
+/// call's buffer.
+pub const WRITE_PERMIT: u64 = 1 << 20;
+/// The most `blocking-write-and-flush` takes, as the interface says.
+pub const BLOCKING_WRITE_MAX: usize = 4096;
+/// The most one `read` returns.
+pub const READ_MAX: u64 = 1 << 20;
+
+/// Where an input stream reads from.
+pub(crate) enum InputStream {
+    /// the program's standard input
+    Stdin,
+    /// a file, from this offset on (`read-via-stream`)
+    File {
+        /// the file
+        node: Node,
+        /// the next offset
+        pos: u64,
+    },
+}
+
+/// Where an output stream writes to.
+pub(crate) enum OutputStream {
+    /// standard output
+    Stdout,
+    /// standard error
+    Stderr,
+    /// a file at an offset, or at its end (`append-via-stream`)
+    File {
+        /// the file
+        node: Node,
+        /// the next offset; `None`: always the end
+        pos: Option<u64>,
+    },
+}
+
+/// What a pollable waits for.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum PollTarget {
+    /// nothing: it is ready (streams of files and standard streams)
+    Ready,
+    /// the monotonic clock reaching this many nanoseconds
+    Deadline(u64),
+}
+
+impl PollTarget {
+    fn ready(self, cx: &WasiCtx) -> bool {
+        match self {
+            PollTarget::Ready => true,
+            PollTarget::Deadline(t) => cx.services.clocks.monotonic_ns() >= t,
+        }
+    }
+}
+
+/// A `stream-error`: `last-operation-failed(error)` for a failure with
+/// `errno`, or `closed`.
+fn stream_error(h: &mut Host<'_>, failure: Option<Errno>) -> Result<Value, Error> {
+    Ok(match failure {
+        None => Value::Variant(1, None),
+        Some(e) => {
+            let r =
+                h.cx.resources
+                    .push(HostResource::Error(format!("{e}"), Some(e)), None)?;
+            Value::Variant(0, Some(boxed(Types::own(&h.ty.error, r))))
+        }
+    })
+}
+
+fn stream_err(h: &mut Host<'_>, failure: Option<Errno>) -> Result<Vec<Value>, Error> {
+    let e = stream_error(h, failure)?;
+    one(Value::err(Some(e)))
+}
+
+fn pollable(
+    h: &mut Host<'_>,
+    target: PollTarget,
+    parent: Option<u32>,
+) -> Result<Vec<Value>, Error> {
+    let r =
+        h.cx.resources
+            .push(HostResource::Pollable(target), parent)?;
+    one(Types::own(&h.ty.pollable, r))
+}
+
+/// A pollable for `target` (clocks subscribe with this).
+pub(crate) fn new_pollable(h: &mut Host<'_>, target: PollTarget) -> Result<Vec<Value>, Error> {
+    pollable(h, target, None)
+}
+
+fn target(h: &Host<'_>, r: u32) -> Result<PollTarget, Error> {
+    match h.cx.resources.get(r)? {
+        HostResource::Pollable(t) => Ok(*t),
+        _ => Err(trap("not a pollable")),
+    }
+}
+
+/// Blocks until one of `targets` is ready; the indices of those ready.
+fn wait(cx: &WasiCtx, targets: &[PollTarget]) -> Vec<u32> {
+    loop {
+        let ready: Vec<u32> = targets
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.ready(cx))
+            .map(|(i, _)| i as u32)
+            .collect();
+        if !ready.is_empty() {
+            return ready;
+        }
+        let next = targets
+            .iter()
+            .filter_map(|t| match t {
+                PollTarget::Deadline(d) => Some(*d),
+                PollTarget::Ready => None,
+            })
+            .min();
+        match next {
+            Some(d) => cx.services.clocks.sleep_until_monotonic_ns(d),
+            None => return Vec::new(),
+        }
+    }
+}
+
+fn read(h: &mut Host<'_>, r: u32, len: u64) -> Result<Vec<Value>, Error> {
+    let len = len.min(READ_MAX) as usize;
+    let mut buf = vec![0u8; len];
+    let got = match h.cx.resources.get_mut(r)? {
+        HostResource::Input(InputStream::Stdin) => {
+            if len == 0 {
+                Ok(0)
+            } else {
+                match h.cx.services.stdio.read_stdin(&mut buf) {
+                    0 => Err(None),
+                    n => Ok(n),
+                }
+            }
+        }
+        HostResource::Input(InputStream::File { node, pos }) => {
+            match node.fs.read(node.ino, *pos, &mut buf) {
+                Ok(0) if len > 0 => Err(None),
+                Ok(n) => {
+                    *pos += n as u64;
+                    Ok(n)
+                }
+                Err(e) => Err(Some(Errno::from(e))),
+            }
+        }
+        _ => return Err(trap("not an input stream")),
+    };
+    match got {
+        Ok(n) => {
+            buf.truncate(n);
+            ok(Some(Value::Bytes(buf)))
+        }
+        Err(failure) => stream_err(h, failure),
+    }
+}
+
+fn skip(h: &mut Host<'_>, r: u32, len: u64) -> Result<Vec<Value>, Error> {
+    let out = read(h, r, len)?;
+    Ok(match out.into_iter().next() {
+        Some(Value::Result(Ok(Some(v)))) => match *v {
+            Value::Bytes(b) => vec![Value::ok(Some(Value::U64(b.len() as u64)))],
+            other => vec![Value::ok(Some(other))],
+        },
+        Some(other) => vec![other],
+        None => Vec::new(),
+    })
+}
+
+/// Writes `data` to output stream `r`: `None` when it went, else the
+/// failure (`Some(None)`: closed).
+fn write_all(h: &mut Host<'_>, r: u32, data: &[u8]) -> Result<Option<Option<Errno>>, Error> {
+    match h.cx.resources.get_mut(r)? {
+        HostResource::Output(OutputStream::Stdout) => {
+            h.cx.services.stdio.write_stdout(data);
+            Ok(None)
+        }
+        HostResource::Output(OutputStream::Stderr) => {
+            h.cx.services.stdio.write_stderr(data);
+            Ok(None)
+        }
+        HostResource::Output(OutputStream::File { node, pos }) => {
+            let at = match pos {
+                Some(p) => *p,
+                None => match node.fs.stat(node.ino) {
+                    Ok(st) => st.size,
+                    Err(e) => return Ok(Some(Some(e.into()))),
+                },
+            };
+            let mut done = 0;
+            while done < data.len() {
+                match node.fs.write(node.ino, at + done as u64, &data[done..]) {
+                    Ok(0) => return Ok(Some(Some(Errno::Io))),
+                    Ok(n) => done += n,
+                    Err(e) => return Ok(Some(Some(e.into()))),
+                }
+            }
+            if let Some(p) = pos {
+                *p += done as u64;
+            }
+            Ok(None)
+        }
+        _ => Err(trap("not an output stream")),
+    }
+}
+
+fn write(h: &mut Host<'_>, r: u32, data: &[u8]) -> Result<Vec<Value>, Error> {
+    match write_all(h, r, data)? {
+        None => ok(None),
+        Some(failure) => stream_err(h, failure),
+    }
+}
+
+fn bytes(args: &[Value], i: usize) -> Result<Vec<u8>, Error> {
+    super::bytes_arg(args, i)
+}
+
+fn splice(h: &mut Host<'_>, args: &[Value]) -> Result<Vec<Value>, Error> {
+    let (dst, src, len) = (rep(args, 0)?, rep(args, 1)?, u64_arg(args, 2)?);
+    let got = read(h, src, len.min(WRITE_PERMIT))?;
+    match got.into_iter().next() {
+        Some(Value::Result(Ok(Some(v)))) => {
+            let Value::Bytes(b) = *v else {
+                return Err(trap("splice: unexpected read result"));
+            };
+            match write_all(h, dst, &b)? {
+                None => ok(Some(Value::U64(b.len() as u64))),
+                Some(failure) => stream_err(h, failure),
+            }
+        }
+        Some(other) => Ok(vec![other]),
+        None => Err(trap("splice: no read result")),
+    }
+}
+
+pub(super) fn add<T: 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> &mut WasiCtx,
+    types: &alloc::sync::Arc<Types>,
+) {
+    let mut i = linker.instance(&iface("io", "error"));
+    def(
+        &mut i,
+        "[method]error.to-debug-string",
+        get,
+        types,
+        |h, a| match h.cx.resources.get(rep(a, 0)?)? {
+            HostResource::Error(m, _) => one(Value::String(m.clone())),
+            _ => Err(trap("not an error")),
+        },
+    );
+
+    let mut i = linker.instance(&iface("io", "poll"));
+    def(&mut i, "[method]pollable.ready", get, types, |h, a| {
+        let t = target(h, rep(a, 0)?)?;
+        one(Value::Bool(t.ready(h.cx)))
+    });
+    def(&mut i, "[method]pollable.block", get, types, |h, a| {
+        let t = target(h, rep(a, 0)?)?;
+        wait(h.cx, &[t]);
+        none()
+    });
+    def(&mut i, "poll", get, types, |h, a| {
+        let Some(Value::List(list)) = a.first() else {
+            return Err(trap("poll: argument of the wrong type"));
+        };
+        if list.is_empty() {
+            return Err(trap("poll: the list of pollables is empty"));
+        }
+        let targets = list
+            .iter()
+            .map(|v| match v {
+                Value::Borrow(r) | Value::Own(r) => target(h, r.rep),
+                _ => Err(trap("poll: not a pollable")),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let ready = wait(h.cx, &targets);
+        one(Value::List(ready.into_iter().map(Value::U32).collect()))
+    });
+
+    let mut i = linker.instance(&iface("io", "streams"));
+    for name in ["read", "blocking-read"] {
+        let f: super::HostCall = |h, a| read(h, rep(a, 0)?, u64_arg(a, 1)?);
+        def(
+            &mut i,
+            &format!("[method]input-stream.{name}"),
+            get,
+            types,
+            f,
+        );
+    }
+    for name in ["skip", "blocking-skip"] {
+        let f: super::HostCall = |h, a| skip(h, rep(a, 0)?, u64_arg(a, 1)?);
+        def(
+            &mut i,
+            &format!("[method]input-stream.{name}"),
+            get,
+            types,
+            f,
+        );
+    }
+    def(
+        &mut i,
+        "[method]input-stream.subscribe",
+        get,
+        types,
+        |h, a| {
+            let r = rep(a, 0)?;
+            pollable(h, PollTarget::Ready, Some(r))
+        },
+    );
+    def(
+        &mut i,
+        "[method]output-stream.check-write",
+        get,
+        types,
+        |h, a| match h.cx.resources.get(rep(a, 0)?)? {
+            HostResource::Output(_) => ok(Some(Value::U64(WRITE_PERMIT))),
+            _ => Err(trap("not an output stream")),
+        },
+    );
+    def(&mut i, "[method]output-stream.write", get, types, |h, a| {
+        let data = bytes(a, 1)?;
+        if data.len() as u64 > WRITE_PERMIT {
+            return Err(trap(&format!(
+                "write of {} bytes is more than check-write permitted ({WRITE_PERMIT})",
+                data.len()
+            )));
+        }
+        write(h, rep(a, 0)?, &data)
+    });
+    def(
+        &mut i,
+        "[method]output-stream.blocking-write-and-flush",
+        get,
+        types,
+        |h, a| {
+            let data = bytes(a, 1)?;
+            if data.len() > BLOCKING_WRITE_MAX {
+                return Err(trap(&format!(
+                    "Buffer too large for blocking-write-and-flush (expected at most {BLOCKING_WRITE_MAX}, got {})",
+                    data.len()
+                )));
+            }
+            write(h, rep(a, 0)?, &data)
+        },
+    );
+    for name in ["flush", "blocking-flush"] {
+        let f: super::HostCall = |h, a| match h.cx.resources.get(rep(a, 0)?)? {
+            HostResource::Output(_) => ok(None),
+            _ => Err(trap("not an output stream")),
+        };
+        def(
+            &mut i,
+            &format!("[method]output-stream.{name}"),
+            get,
+            types,
+            f,
+        );
+    }
+    def(
+        &mut i,
+        "[method]output-stream.subscribe",
+        get,
+        types,
+        |h, a| {
+            let r = rep(a, 0)?;
+            pollable(h, PollTarget::Ready, Some(r))
+        },
+    );
+    def(
+        &mut i,
+        "[method]output-stream.write-zeroes",
+        get,
+        types,
+        |h, a| {
+            let n = u64_arg(a, 1)?;
+            if n > WRITE_PERMIT {
+                return Err(trap("write-zeroes of more than check-write permitted"));
+            }
+            write(h, rep(a, 0)?, &vec![0u8; n as usize])
+        },
+    );
+    def(
+        &mut i,
+        "[method]output-stream.blocking-write-zeroes-and-flush",
+        get,
+        types,
+        |h, a| {
+            let n = u64_arg(a, 1)?;
+            if n > BLOCKING_WRITE_MAX as u64 {
+                return Err(trap(&format!(
+                    "Buffer too large for blocking-write-zeroes-and-flush (expected at most {BLOCKING_WRITE_MAX}, got {n})"
+                )));
+            }
+            write(h, rep(a, 0)?, &vec![0u8; n as usize])
+        },
+    );
+    for name in ["splice", "blocking-splice"] {
+        def(
+            &mut i,
+            &format!("[method]output-stream.{name}"),
+            get,
+            types,
+            splice,
+        );
+    }
+}
