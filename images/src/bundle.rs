@@ -25,6 +25,9 @@ pub struct Manifest {
     pub verbose: bool,
     /// whether an `app.cwasm` artifact is included
     pub artifact: bool,
+    /// the program is a component whose core modules' artifacts are
+    /// `app.cwasm.0` … (`component-artifacts N`)
+    pub component_artifacts: Option<usize>,
     /// preopened directories in descriptor order: where the files are,
     /// and the guest path
     pub preopens: Vec<(PreopenSource, Vec<u8>)>,
@@ -112,6 +115,9 @@ impl Manifest {
         s.push_str("module app.wasm\n");
         if self.artifact {
             s.push_str("artifact app.cwasm\n");
+        }
+        if let Some(n) = self.component_artifacts {
+            s.push_str(&format!("component-artifacts {n}\n"));
         }
         if self.jit {
             s.push_str("jit 1\n");

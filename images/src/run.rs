@@ -442,6 +442,7 @@ pub fn pack(
         jit: opts.jit,
         verbose: opts.verbose,
         artifact: false,
+        component_artifacts: None,
         preopens: Vec::new(),
         tcplisten: opts.tcplisten.clone(),
         fuel: opts.fuel,
@@ -473,7 +474,38 @@ pub fn pack(
         };
         manifest.preopens.push((source, guest.clone().into_bytes()));
     }
-    if !opts.jit {
+    let component = basalt_runtime::component::def::is_component(&wasm);
+    if component {
+        // Validated here, with the same message as hosted, before a VM starts.
+        basalt_runtime::component::validate(&wasm)
+            .map_err(|e| CliError::Module(format!("{name}: {e}")))?;
+    }
+    if !opts.jit && component {
+        let t = Instant::now();
+        let parsed = basalt_runtime::component::def::parse(&wasm)
+            .map_err(|e| CliError::Module(format!("{name}: {e}")))?;
+        for (i, range) in parsed.modules.iter().enumerate() {
+            let core = wasm.get(range.clone()).ok_or_else(|| {
+                CliError::Module(format!(
+                    "{name}: core module {i} past the end of the component"
+                ))
+            })?;
+            let artifact = compile_for_guest(name, core, target.clone(), instrumentation(opts))?;
+            entries.push(Entry {
+                path: format!("app.cwasm.{i}"),
+                data: artifact,
+            });
+        }
+        if opts.verbose {
+            eprintln!(
+                "basalt: compiled a component of {} core modules ({} KiB of wasm) on the host in {:.1} ms",
+                parsed.modules.len(),
+                wasm.len() / 1024,
+                t.elapsed().as_secs_f64() * 1e3
+            );
+        }
+        manifest.component_artifacts = Some(parsed.modules.len());
+    } else if !opts.jit {
         let t = Instant::now();
         let artifact = compile_for_guest(name, &wasm, target, instrumentation(opts))?;
         if opts.verbose {
@@ -488,7 +520,7 @@ pub fn pack(
             path: "app.cwasm".into(),
             data: artifact,
         });
-    } else {
+    } else if !component {
         // Validate on the host anyway: a malformed module is reported here,
         // with the same message, before a VM is started.
         let mut v = wasmparser::Validator::new();

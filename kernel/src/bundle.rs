@@ -350,6 +350,9 @@ pub struct Manifest {
     pub module: String,
     /// path of the host-compiled artifact
     pub artifact: Option<String>,
+    /// the module is a component; the artifacts of its core modules are
+    /// `app.cwasm.0` … `app.cwasm.{N-1}` (`component-artifacts N`)
+    pub component_artifacts: Option<usize>,
     /// compile in the guest even if an artifact is present
     pub jit: bool,
     /// log the boot timeline
@@ -462,6 +465,7 @@ impl Manifest {
         let mut seen_version = false;
         let (mut seen_artifact, mut seen_jit, mut seen_verbose) = (false, false, false);
         let mut seen_batch = false;
+        let mut seen_component = false;
         let (mut seen_interrupt_checks, mut seen_deadline, mut seen_fuel) = (false, false, false);
         let err = |line: usize, message: String| BundleError::Manifest { line, message };
         for (n, raw) in text.split(|c| *c == b'\n').enumerate() {
@@ -516,6 +520,14 @@ impl Manifest {
                 b"artifact" => {
                     once(&mut seen_artifact)?;
                     m.artifact = Some(utf8(value).map_err(|e| err(line, e))?);
+                }
+                b"component-artifacts" => {
+                    once(&mut seen_component)?;
+                    let n = utf8(value).map_err(|e| err(line, e))?;
+                    let n = n.parse::<usize>().map_err(|_| {
+                        err(line, String::from("`component-artifacts` needs a number"))
+                    })?;
+                    m.component_artifacts = Some(n);
                 }
                 b"jit" => {
                     once(&mut seen_jit)?;
@@ -609,7 +621,7 @@ impl Manifest {
                     return Err(err(
                         line,
                         alloc::format!(
-                            "unknown key `{key_str}` (this kernel knows version, arg, env, module, artifact, jit, verbose, preopen, share, tcplisten, fuel, interrupt-checks, deadline-ms, terminal, spec-batch); is the kernel older than the CLI?"
+                            "unknown key `{key_str}` (this kernel knows version, arg, env, module, artifact, component-artifacts, jit, verbose, preopen, share, tcplisten, fuel, interrupt-checks, deadline-ms, terminal, spec-batch); is the kernel older than the CLI?"
                         ),
                     ));
                 }

@@ -1,12 +1,14 @@
 //! Loading the bundle and running its program.
 
 use alloc::boxed::Box;
+use alloc::format;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use basalt_arch::BootInfo;
+use basalt_runtime::component::Component;
 use basalt_runtime::{Arch, Config, Engine, Module, Target};
 
 use crate::bundle::{Bundle, BundleError, Manifest, PreopenSource};
@@ -159,6 +161,99 @@ impl fmt::Display for LoadError {
     }
 }
 
+/// A core module (a preview1 command) or a component (a WASI 0.2 command).
+enum Program {
+    Module(Module),
+    Component(Component),
+}
+
+/// Loads the module: its host-compiled artifact, or compiled here (`jit`).
+fn load_module(
+    engine: &Engine,
+    bundle: &Bundle<'_>,
+    manifest: &Manifest,
+    wasm: &[u8],
+) -> Result<Module, LoadError> {
+    let artifact = match (&manifest.artifact, manifest.jit) {
+        (Some(path), false) => Some(bundle.require(path)?),
+        _ => None,
+    };
+    let module = match artifact {
+        Some(a) => Module::from_artifact(engine, wasm, a).map_err(|e| match e {
+            basalt_runtime::Error::Artifact(_) => LoadError::Artifact(e),
+            other => LoadError::Module(other),
+        })?,
+        None => {
+            stamp("compiling module in the guest");
+            Module::new(engine, wasm).map_err(LoadError::Module)?
+        }
+    };
+    stamp(if artifact.is_some() {
+        "module loaded (precompiled)"
+    } else {
+        "module compiled (JIT)"
+    });
+    if VERBOSE.load(Ordering::Relaxed) {
+        let (heap_used, heap_size) = crate::mem::heap::stats();
+        kprintln!(
+            "module: {} bytes of wasm, {} bytes of code; heap {} KiB used of {} KiB",
+            wasm.len(),
+            module.code_size(),
+            heap_used >> 10,
+            heap_size >> 10
+        );
+    }
+    Ok(module)
+}
+
+/// Loads a component: its core modules from their host-compiled artifacts
+/// (`component-artifacts N`), or all of it validated and compiled here.
+fn load_component(
+    engine: &Engine,
+    bundle: &Bundle<'_>,
+    manifest: &Manifest,
+    wasm: &[u8],
+) -> Result<Program, LoadError> {
+    use basalt_runtime::component::def;
+    let component = match (manifest.component_artifacts, manifest.jit) {
+        (Some(n), false) => {
+            let parsed = def::parse(wasm).map_err(LoadError::Module)?;
+            if parsed.modules.len() != n {
+                return Err(LoadError::Module(basalt_runtime::Error::Instantiate(
+                    format!(
+                        "the component has {} core modules, the bundle artifacts for {n}",
+                        parsed.modules.len()
+                    ),
+                )));
+            }
+            let mut modules = Vec::with_capacity(n);
+            for (i, range) in parsed.modules.iter().enumerate() {
+                let core = wasm.get(range.clone()).ok_or_else(|| {
+                    LoadError::Module(basalt_runtime::Error::Instantiate(format!(
+                        "core module {i} past the end of the component"
+                    )))
+                })?;
+                let artifact = bundle.require(&format!("app.cwasm.{i}"))?;
+                modules.push(Module::from_artifact(engine, core, artifact).map_err(
+                    |e| match e {
+                        basalt_runtime::Error::Artifact(_) => LoadError::Artifact(e),
+                        other => LoadError::Module(other),
+                    },
+                )?);
+            }
+            stamp("component loaded (precompiled)");
+            Component::from_parts(parsed.root, modules)
+        }
+        _ => {
+            stamp("compiling component in the guest");
+            let c = Component::new(engine, wasm).map_err(LoadError::Module)?;
+            stamp("component compiled (JIT)");
+            c
+        }
+    };
+    Ok(Program::Component(component))
+}
+
 fn load_and_run(info: &BootInfo) -> Result<Outcome, LoadError> {
     let data = initrd(info).ok_or(BundleError::Missing)?;
     let bundle = Bundle::parse(data)?;
@@ -210,35 +305,11 @@ fn load_and_run(info: &BootInfo) -> Result<Outcome, LoadError> {
             .map_err(LoadError::Batch);
     }
     let wasm = bundle.require(&manifest.module)?;
-    let artifact = match (&manifest.artifact, manifest.jit) {
-        (Some(path), false) => Some(bundle.require(path)?),
-        _ => None,
-    };
-    let module = match artifact {
-        Some(a) => Module::from_artifact(&engine, wasm, a).map_err(|e| match e {
-            basalt_runtime::Error::Artifact(_) => LoadError::Artifact(e),
-            other => LoadError::Module(other),
-        })?,
-        None => {
-            stamp("compiling module in the guest");
-            Module::new(&engine, wasm).map_err(LoadError::Module)?
-        }
-    };
-    stamp(if artifact.is_some() {
-        "module loaded (precompiled)"
+    let program = if basalt_runtime::component::def::is_component(wasm) {
+        load_component(&engine, &bundle, &manifest, wasm)?
     } else {
-        "module compiled (JIT)"
-    });
-    if VERBOSE.load(Ordering::Relaxed) {
-        let (heap_used, heap_size) = crate::mem::heap::stats();
-        kprintln!(
-            "module: {} bytes of wasm, {} bytes of code; heap {} KiB used of {} KiB",
-            wasm.len(),
-            module.code_size(),
-            heap_used >> 10,
-            heap_size >> 10
-        );
-    }
+        Program::Module(load_module(&engine, &bundle, &manifest, wasm)?)
+    };
     let mut ctx = WasiCtx::new(
         manifest.args.clone(),
         manifest.env.clone(),
@@ -299,7 +370,7 @@ fn load_and_run(info: &BootInfo) -> Result<Outcome, LoadError> {
         crate::deadline::start(ms);
     }
     let mut ticking = false;
-    let outcome = basalt_wasi::run_command_with(&engine, &module, ctx, |store| {
+    let prepare = |store: &mut basalt_runtime::Store<WasiCtx>| {
         if let Some(fuel) = fuel {
             store.set_fuel(fuel);
         }
@@ -320,7 +391,11 @@ fn load_and_run(info: &BootInfo) -> Result<Outcome, LoadError> {
                 );
             }
         }
-    });
+    };
+    let outcome = match &program {
+        Program::Module(m) => basalt_wasi::run_command_with(&engine, m, ctx, prepare),
+        Program::Component(c) => basalt_wasi::run_component_with(&engine, c, ctx, prepare),
+    };
     if ticking {
         basalt_arch::cpu::stop_ticks();
         kprintln!(

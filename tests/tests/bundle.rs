@@ -64,6 +64,7 @@ fn what_the_cli_writes_the_kernel_reads_back() {
         jit: true,
         verbose: true,
         artifact: true,
+        component_artifacts: Some(3),
         preopens: vec![
             (PreopenSource::Bundle("fs/0".into()), b"/data".to_vec()),
             (PreopenSource::Host("basalt1".into()), b"/live".to_vec()),
@@ -91,6 +92,7 @@ fn what_the_cli_writes_the_kernel_reads_back() {
     assert_eq!(m.env, cli.env);
     assert_eq!(m.module, "app.wasm");
     assert_eq!(m.artifact.as_deref(), Some("app.cwasm"));
+    assert_eq!(m.component_artifacts, Some(3));
     assert!(m.jit && m.verbose);
     assert_eq!(
         m.preopens,
