@@ -96,6 +96,17 @@ impl<T: 'static> ComponentFunc<T> {
         self.call_from(store, None, args)
     }
 
+    /// Calls the function from inside a host function (`store` is the
+    /// host function's view of the store). Calling back into an instance
+    /// that is itself in a call traps, as the component model requires.
+    pub fn call_in(
+        &self,
+        store: &mut dyn StoreMut<T>,
+        args: &[Value],
+    ) -> Result<Vec<Value>, Error> {
+        self.call_from(store, None, args)
+    }
+
     /// Calls the function from `caller` (an instance calling through a
     /// lowered import), or from the host.
     pub(crate) fn call_from(
