@@ -850,6 +850,10 @@ fn fd_fdstat_set_flags(cx: &mut WasiCtx, _: &mut GuestMemory<'_>, a: &Args<'_>) 
             Err(Errno::Nosys.into())
         };
     }
+    // Directories have no flags to set (`EBADF`, as wasmtime answers).
+    if let Descriptor::Directory(_) = fd.desc {
+        return Err(Errno::Badf.into());
+    }
     fd.require(RIGHT_FD_FDSTAT_SET_FLAGS)?;
     if flags & (FDFLAGS_DSYNC | FDFLAGS_RSYNC | FDFLAGS_SYNC) != 0 {
         return Err(Errno::Notsup.into());
@@ -893,10 +897,14 @@ fn fd_filestat_get(cx: &mut WasiCtx, mem: &mut GuestMemory<'_>, a: &Args<'_>) ->
     write_filestat(mem, at, &st)
 }
 
-/// A stream cannot be truncated (`EINVAL`, as `ftruncate` on a terminal).
+/// A stream cannot be truncated, nor can a file not opened for writing
+/// (`EINVAL`, as `ftruncate` answers for both on Linux, and wasmtime).
 fn fd_filestat_set_size(cx: &mut WasiCtx, _: &mut GuestMemory<'_>, a: &Args<'_>) -> Outcome {
     let fd = cx.fd(a.u32(0))?;
     if fd.desc.is_stream() {
+        return Err(Errno::Inval.into());
+    }
+    if matches!(fd.desc, Descriptor::File(_)) && fd.rights_base & RIGHT_FD_WRITE == 0 {
         return Err(Errno::Inval.into());
     }
     let entry = seekable(cx, a.u32(0), RIGHT_FD_FILESTAT_SET_SIZE)?;
@@ -938,11 +946,16 @@ fn fd_filestat_set_times(cx: &mut WasiCtx, _: &mut GuestMemory<'_>, a: &Args<'_>
     Ok(())
 }
 
-/// Streams have no file data to flush to storage (`EINVAL`, as `fsync` on a terminal).
+/// Streams have no file data to flush to storage (`EINVAL`, as `fsync` on
+/// a terminal); a directory is not a file to sync (`EBADF`, as wasmtime
+/// answers, where Linux would sync it).
 fn sync_with(cx: &WasiCtx, fd: u32, right: u64) -> Outcome {
     let fd = cx.fd(fd)?;
     if fd.desc.is_stream() {
         return Err(Errno::Inval.into());
+    }
+    if let Descriptor::Directory(_) = fd.desc {
+        return Err(Errno::Badf.into());
     }
     fd.require(right)?;
     let n = node_of(fd)?;

@@ -6,7 +6,7 @@
 
 use alloc::sync::Arc;
 
-use super::{Args, Outcome, guest_path, resolve_at, time_changes, write_filestat};
+use super::{Args, Outcome, dir_fd, guest_path, resolve_at, time_changes, write_filestat};
 use crate::abi::*;
 use crate::ctx::{Descriptor, Node, OpenFd, WasiCtx};
 use crate::errno::Errno;
@@ -167,13 +167,20 @@ pub(super) fn path_filestat_set_times(
     Ok(())
 }
 
+/// Links are made to what the source path names itself: asking to follow
+/// a symbolic link there is `EINVAL`, as under wasmtime.
 pub(super) fn path_link(cx: &mut WasiCtx, mem: &mut GuestMemory<'_>, a: &Args<'_>) -> Outcome {
+    dir_fd(cx, a.u32(0), RIGHT_PATH_LINK_SOURCE)?;
+    dir_fd(cx, a.u32(4), RIGHT_PATH_LINK_TARGET)?;
+    if a.u32(1) & LOOKUP_SYMLINK_FOLLOW != 0 {
+        return Err(Errno::Inval.into());
+    }
     let (fs, from) = resolve_at(
         cx,
         mem,
         a.u32(0),
         RIGHT_PATH_LINK_SOURCE,
-        a.u32(1),
+        0,
         a.u32(2),
         a.u32(3),
     )?;
@@ -291,6 +298,10 @@ pub(super) fn path_symlink(cx: &mut WasiCtx, mem: &mut GuestMemory<'_>, a: &Args
         return Err(Errno::Perm.into());
     }
     match r.node {
+        // `name/` of a file: the slash is wrong before the name is taken
+        Ok(ino) if r.trailing_slash && fs.stat(ino)?.kind != FileKind::Directory => {
+            Err(Errno::Notdir.into())
+        }
         Ok(_) => Err(Errno::Exist.into()),
         Err(Errno::Noent) if r.trailing_slash => Err(Errno::Noent.into()),
         Err(Errno::Noent) => {

@@ -85,35 +85,31 @@ pub(super) fn poll_oneoff(cx: &mut WasiCtx, mem: &mut GuestMemory<'_>, a: &Args<
             EVENTTYPE_FD_READ | EVENTTYPE_FD_WRITE => {
                 let fd = mem.read_u32(at + 16)?;
                 let read = tag == EVENTTYPE_FD_READ;
-                let error = match cx.fd(fd) {
-                    Err(e) => e.raw(),
-                    Ok(f) => {
-                        let right = if read { RIGHT_FD_READ } else { RIGHT_FD_WRITE };
-                        let usable = match (&f.desc, read) {
-                            (Descriptor::Socket(s), _) => {
-                                if f.rights_base & RIGHT_POLL_FD_READWRITE != 0 {
-                                    let interest = if read {
-                                        Interest::Read
-                                    } else {
-                                        Interest::Write
-                                    };
-                                    watched.push((userdata, tag, s.net.clone(), s.id, interest));
-                                    continue;
-                                }
-                                false
-                            }
-                            (Descriptor::Stdin | Descriptor::File(_), true) => {
-                                f.rights_base & right != 0
-                            }
-                            (
-                                Descriptor::Stdout | Descriptor::Stderr | Descriptor::File(_),
-                                false,
-                            ) => f.rights_base & right != 0,
-                            _ => false,
-                        };
-                        if usable { 0 } else { Errno::Badf.raw() }
+                // A descriptor that is not open, or that cannot be read or
+                // written this way (a directory, stdin for writing), fails
+                // the whole call with `EBADF`, as under wasmtime.
+                let f = cx.fd(fd)?;
+                let right = if read { RIGHT_FD_READ } else { RIGHT_FD_WRITE };
+                let usable = match (&f.desc, read) {
+                    (Descriptor::Socket(s), _) => {
+                        if f.rights_base & RIGHT_POLL_FD_READWRITE != 0 {
+                            let interest = if read {
+                                Interest::Read
+                            } else {
+                                Interest::Write
+                            };
+                            watched.push((userdata, tag, s.net.clone(), s.id, interest));
+                            continue;
+                        }
+                        false
                     }
+                    (Descriptor::Stdin | Descriptor::File(_), true)
+                    | (Descriptor::Stdout | Descriptor::Stderr | Descriptor::File(_), false) => {
+                        f.rights_base & right != 0
+                    }
+                    _ => return Err(Errno::Badf.into()),
                 };
+                let error = if usable { 0 } else { Errno::Badf.raw() };
                 ready.push(event(userdata, error, tag));
             }
             _ => return Err(Errno::Inval.into()),
