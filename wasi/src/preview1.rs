@@ -497,6 +497,16 @@ fn dir_fd(cx: &WasiCtx, fd: u32, rights: u64) -> Result<&Node, Errno> {
     }
 }
 
+/// Refuses a change in a read-only preopen: `EPERM`, as wasmtime answers,
+/// before anything else about the path is looked at.
+fn writable(fs: &dyn FileSystem) -> Result<(), Errno> {
+    if fs.read_only() {
+        Err(Errno::Perm)
+    } else {
+        Ok(())
+    }
+}
+
 /// Copies a path argument out of guest memory.
 fn guest_path(mem: &GuestMemory<'_>, ptr: u32, len: u32) -> Result<Vec<u8>, Errno> {
     let bytes = mem.slice(ptr, len)?.to_vec();

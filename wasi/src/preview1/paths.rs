@@ -6,7 +6,9 @@
 
 use alloc::sync::Arc;
 
-use super::{Args, Outcome, dir_fd, guest_path, resolve_at, time_changes, write_filestat};
+use super::{
+    Args, Outcome, dir_fd, guest_path, resolve_at, time_changes, writable, write_filestat,
+};
 use crate::abi::*;
 use crate::ctx::{Descriptor, Node, OpenFd, WasiCtx};
 use crate::errno::Errno;
@@ -29,6 +31,9 @@ pub(super) fn path_open(cx: &mut WasiCtx, mem: &mut GuestMemory<'_>, a: &Args<'_
         return Err(Errno::Inval.into());
     }
     let (fs, r) = resolve_at(cx, mem, fd, needed, dirflags, ptr, len)?;
+    if oflags & (OFLAGS_CREAT | OFLAGS_TRUNC) != 0 || want_base & RIGHT_FD_WRITE != 0 {
+        writable(&*fs)?;
+    }
     let ino = match r.node {
         Ok(_) if oflags & (OFLAGS_CREAT | OFLAGS_EXCL) == OFLAGS_CREAT | OFLAGS_EXCL => {
             return Err(Errno::Exist.into());
@@ -120,6 +125,7 @@ pub(super) fn path_create_directory(
         a.u32(1),
         a.u32(2),
     )?;
+    writable(&*fs)?;
     match r.node {
         Ok(_) => Err(Errno::Exist.into()),
         Err(Errno::Noent) => {
@@ -163,6 +169,7 @@ pub(super) fn path_filestat_set_times(
         a.u32(2),
         a.u32(3),
     )?;
+    writable(&*fs)?;
     fs.set_times(r.existing(&*fs)?, atim, mtim)?;
     Ok(())
 }
@@ -184,6 +191,7 @@ pub(super) fn path_link(cx: &mut WasiCtx, mem: &mut GuestMemory<'_>, a: &Args<'_
         a.u32(2),
         a.u32(3),
     )?;
+    writable(&*fs)?;
     let (to_fs, to) = resolve_at(
         cx,
         mem,
@@ -193,6 +201,7 @@ pub(super) fn path_link(cx: &mut WasiCtx, mem: &mut GuestMemory<'_>, a: &Args<'_
         a.u32(5),
         a.u32(6),
     )?;
+    writable(&*to_fs)?;
     if !Arc::ptr_eq(&fs, &to_fs) {
         return Err(Errno::Xdev.into());
     }
@@ -241,6 +250,7 @@ pub(super) fn path_remove_directory(
         a.u32(1),
         a.u32(2),
     )?;
+    writable(&*fs)?;
     if r.name == b"." {
         return Err(Errno::Inval.into());
     }
@@ -262,6 +272,7 @@ pub(super) fn path_rename(cx: &mut WasiCtx, mem: &mut GuestMemory<'_>, a: &Args<
         a.u32(1),
         a.u32(2),
     )?;
+    writable(&*fs)?;
     let (to_fs, to) = resolve_at(
         cx,
         mem,
@@ -271,6 +282,7 @@ pub(super) fn path_rename(cx: &mut WasiCtx, mem: &mut GuestMemory<'_>, a: &Args<
         a.u32(4),
         a.u32(5),
     )?;
+    writable(&*to_fs)?;
     if !Arc::ptr_eq(&fs, &to_fs) {
         return Err(Errno::Xdev.into());
     }
@@ -293,6 +305,7 @@ pub(super) fn path_rename(cx: &mut WasiCtx, mem: &mut GuestMemory<'_>, a: &Args<
 pub(super) fn path_symlink(cx: &mut WasiCtx, mem: &mut GuestMemory<'_>, a: &Args<'_>) -> Outcome {
     let target = guest_path(mem, a.u32(0), a.u32(1))?;
     let (fs, r) = resolve_at(cx, mem, a.u32(2), RIGHT_PATH_SYMLINK, 0, a.u32(3), a.u32(4))?;
+    writable(&*fs)?;
     // a link that would lead out of every directory is refused at once
     if target.starts_with(b"/") {
         return Err(Errno::Perm.into());
@@ -326,6 +339,7 @@ pub(super) fn path_unlink_file(
         a.u32(1),
         a.u32(2),
     )?;
+    writable(&*fs)?;
     if r.is_dot() {
         return Err(Errno::Isdir.into());
     }
