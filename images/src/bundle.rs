@@ -28,9 +28,8 @@ pub struct Manifest {
     /// the program is a component whose core modules' artifacts are
     /// `app.cwasm.0` … (`component-artifacts N`)
     pub component_artifacts: Option<usize>,
-    /// preopened directories in descriptor order: where the files are,
-    /// and the guest path
-    pub preopens: Vec<(PreopenSource, Vec<u8>)>,
+    /// preopened directories in descriptor order
+    pub preopens: Vec<Preopen>,
     /// addresses the guest listens on (`HOST:PORT`), preopened as sockets
     /// after the directories
     pub tcplisten: Vec<String>,
@@ -45,6 +44,17 @@ pub struct Manifest {
     /// which of stdin, stdout and stderr are terminals on the host
     /// (`terminal stdin|stdout|stderr`, one line each)
     pub terminals: [bool; 3],
+}
+
+/// One preopened directory, for the kernel.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Preopen {
+    /// where its files are
+    pub source: PreopenSource,
+    /// the path the program sees
+    pub guest: Vec<u8>,
+    /// the program may change nothing in it (`preopen-ro`, `share-ro`)
+    pub read_only: bool,
 }
 
 /// Where a preopened directory's files are, for the kernel.
@@ -125,15 +135,16 @@ impl Manifest {
         if self.verbose {
             s.push_str("verbose 1\n");
         }
-        for (source, guest) in &self.preopens {
-            let (key, name) = match source {
-                PreopenSource::Bundle(prefix) => ("preopen ", prefix),
-                PreopenSource::Host(tag) => ("share ", tag),
+        for p in &self.preopens {
+            let (key, name) = match &p.source {
+                PreopenSource::Bundle(prefix) => ("preopen", prefix),
+                PreopenSource::Host(tag) => ("share", tag),
             };
             s.push_str(key);
+            s.push_str(if p.read_only { "-ro " } else { " " });
             s.push_str(&escape(name.as_bytes()));
             s.push(' ');
-            s.push_str(&escape(guest));
+            s.push_str(&escape(&p.guest));
             s.push('\n');
         }
         for addr in &self.tcplisten {

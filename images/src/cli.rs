@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::CliError;
 use crate::accel::AccelChoice;
 use crate::guest::GuestArch;
-use crate::run::{DirMode, RunOptions};
+use crate::run::{DirMode, RunOptions, SharedDir};
 use crate::vm::{FirmwareBoot, Machine};
 
 /// The help text.
@@ -24,6 +24,10 @@ options:
   --env NAME=VALUE      add to the program's environment (nothing is inherited)
   --dir HOST[::GUEST]   share host directory HOST as GUEST (default: HOST);
                         may be repeated (descriptors 3, 4, ... in order)
+  --dir-ro HOST[::GUEST]
+                        as --dir, read-only: the program may read and list
+                        it, and every change is refused with EPERM (as
+                        wasmtime's read-only preopens); in --dir order
   --dir-mode live|copy  how a VM sees --dir: live (default) over virtio-9p,
                         so changes reach HOST as they happen, as under
                         wasmtime; copy packs HOST into the VM's memory at
@@ -139,16 +143,19 @@ pub fn parse_run(args: Vec<OsString>) -> Result<RunCommand, CliError> {
                 }
                 opts.env.push(kv.into_bytes());
             }
-            "--dir" => {
+            "--dir" | "--dir-ro" => {
                 let v = value(&mut it, flag)?;
                 let (host, guest) = match v.split_once("::") {
                     Some((h, g)) => (h.to_string(), g.to_string()),
                     None => (v.clone(), v.clone()),
                 };
                 if host.is_empty() || guest.is_empty() {
-                    return Err(usage(format!("--dir wants HOST[::GUEST], got `{v}`")));
+                    return Err(usage(format!("{flag} wants HOST[::GUEST], got `{v}`")));
                 }
-                opts.dirs.push((host.into(), guest));
+                opts.dirs.push(SharedDir {
+                    read_only: flag == "--dir-ro",
+                    ..SharedDir::new(host, guest)
+                });
             }
             "--dir-mode" => {
                 opts.dir_mode = match value(&mut it, flag)?.as_str() {
@@ -465,6 +472,7 @@ fn image(args: Vec<OsString>) -> Result<i32, CliError> {
 const RUN_OPTIONS_WITH_VALUE: &[&str] = &[
     "--env",
     "--dir",
+    "--dir-ro",
     "--dir-mode",
     "--tcplisten",
     "-p",
@@ -560,5 +568,24 @@ mod tests {
         assert!(with(&["--firmware", "uefi", "--boot", "booti"]).is_err());
         assert!(with(&["--firmware", "u-boot", "--boot", "pxe"]).is_err());
         assert!(firmware_of(&["--firmware", "u-boot", "app.wasm"]).is_err());
+    }
+
+    #[test]
+    fn read_only_dirs_keep_their_place_among_the_dirs() {
+        let args = [
+            "--dir", "a::/a", "--dir-ro", "b", "--dir", "c::c", "app.wasm",
+        ];
+        let cmd = parse_run(args.iter().map(OsString::from).collect()).ok();
+        let dirs = cmd.map(|c| c.options.dirs).unwrap_or_default();
+        assert_eq!(
+            dirs,
+            [
+                SharedDir::new("a", "/a"),
+                SharedDir::read_only("b", "b"),
+                SharedDir::new("c", "c")
+            ]
+        );
+        let bad = ["--dir-ro", "::x", "app.wasm"];
+        assert!(parse_run(bad.iter().map(OsString::from).collect()).is_err());
     }
 }

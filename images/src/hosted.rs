@@ -11,7 +11,6 @@
 //! nothing comes back, as in a VM. A `--tcplisten` is a listening socket
 //! of the host, preopened after the directories.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -20,10 +19,10 @@ use basalt_runtime::{Config, Engine, Module};
 use basalt_wasi::host::{HostClocks, HostEntropy, HostStdio};
 use basalt_wasi::host_fs::HostFs;
 use basalt_wasi::host_net::HostNetwork;
-use basalt_wasi::{FileSystem, Outcome, Services, Stdio, WasiCtx};
+use basalt_wasi::{FileSystem, Outcome, ReadOnly, Services, Stdio, WasiCtx};
 
 use crate::CliError;
-use crate::run::DirMode;
+use crate::run::{DirMode, SharedDir};
 
 /// A core module (a preview1 command) or a component (a WASI 0.2 command).
 enum Program {
@@ -41,8 +40,8 @@ pub struct Hosted<'a> {
     pub args: Vec<Vec<u8>>,
     /// the whole environment (`NAME=VALUE`)
     pub env: Vec<Vec<u8>>,
-    /// host directories to share: (host path, guest path)
-    pub dirs: &'a [(PathBuf, String)],
+    /// host directories to share, preopened in this order
+    pub dirs: &'a [SharedDir],
     /// live (default) or copied into memory
     pub dir_mode: DirMode,
     /// stop the program after this long (`--timeout`): its code is
@@ -130,7 +129,8 @@ pub fn run_with_stdio(run: Hosted<'_>, stdio: Box<dyn Stdio>) -> Result<i32, Cli
     };
     let mut ctx = WasiCtx::new(args, env, services);
     ctx.set_terminals(crate::run::host_terminals());
-    for (i, (host, guest)) in dirs.iter().enumerate() {
+    for (i, dir) in dirs.iter().enumerate() {
+        let (host, guest) = (&dir.host, &dir.guest);
         let unreadable = |e: std::io::Error| {
             CliError::Input(format!("cannot read --dir {}: {e}", host.display()))
         };
@@ -149,6 +149,11 @@ pub fn run_with_stdio(run: Hosted<'_>, stdio: Box<dyn Stdio>) -> Result<i32, Cli
                 basalt_wasi::host::load_dir(&fs, fs.root(), host).map_err(unreadable)?;
                 fs
             }
+        };
+        let fs = if dir.read_only {
+            Arc::new(ReadOnly::new(fs))
+        } else {
+            fs
         };
         ctx.preopen_dir(guest.clone().into_bytes(), fs)
             .map_err(|e| CliError::Usage(format!("too many --dir: {e}")))?;

@@ -8,11 +8,43 @@ use basalt_runtime::{Arch, Config, Engine, Module, Target};
 
 use crate::CliError;
 use crate::accel::{self, AccelChoice};
-use crate::bundle::{Entry, Manifest, PreopenSource, write_bundle};
+use crate::bundle::{Entry, Manifest, Preopen, PreopenSource, write_bundle};
 use crate::guest::{self, GuestArch};
 use crate::vm::{
     self, Accel, FirmwareBoot, HostShare, Machine, UserNetwork, VmIo, VmOptions, VmReport,
 };
+
+/// A host directory shared with the program (`--dir`, `--dir-ro`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SharedDir {
+    /// the host directory
+    pub host: PathBuf,
+    /// the path the program sees it as (`fd_prestat_dir_name`)
+    pub guest: String,
+    /// the program may read and list it but change nothing in it
+    /// (`--dir-ro`): every change is `EPERM`, as in wasmtime's read-only
+    /// preopens
+    pub read_only: bool,
+}
+
+impl SharedDir {
+    /// `host`, shared read-write as `guest`.
+    pub fn new(host: impl Into<PathBuf>, guest: impl Into<String>) -> SharedDir {
+        SharedDir {
+            host: host.into(),
+            guest: guest.into(),
+            read_only: false,
+        }
+    }
+
+    /// `host`, shared read-only as `guest`.
+    pub fn read_only(host: impl Into<PathBuf>, guest: impl Into<String>) -> SharedDir {
+        SharedDir {
+            read_only: true,
+            ..SharedDir::new(host, guest)
+        }
+    }
+}
 
 /// Everything `basalt run` was asked to do.
 #[derive(Clone, Debug)]
@@ -23,8 +55,8 @@ pub struct RunOptions {
     pub args: Vec<Vec<u8>>,
     /// the program's whole environment (`NAME=VALUE`)
     pub env: Vec<Vec<u8>>,
-    /// host directories shared with the program: (host path, guest path)
-    pub dirs: Vec<(PathBuf, String)>,
+    /// host directories shared with the program, preopened in this order
+    pub dirs: Vec<SharedDir>,
     /// how a VM sees `dirs`
     pub dir_mode: DirMode,
     /// addresses to listen on, preopened as sockets after `dirs`
@@ -455,13 +487,15 @@ pub fn pack(
     // Shared directories, preopened in --dir order: live over virtio-9p,
     // or packed under fs/N/.
     let mut files = Vec::new();
-    for (i, (host, guest)) in opts.dirs.iter().enumerate() {
+    for (i, dir) in opts.dirs.iter().enumerate() {
+        let host = &dir.host;
         let source = match opts.dir_mode {
             DirMode::Live => {
                 let tag = format!("basalt{i}");
                 shares.push(HostShare {
                     host: live_share_path(host)?,
                     tag: tag.clone(),
+                    read_only: dir.read_only,
                 });
                 PreopenSource::Host(tag)
             }
@@ -472,7 +506,11 @@ pub fn pack(
                 PreopenSource::Bundle(prefix)
             }
         };
-        manifest.preopens.push((source, guest.clone().into_bytes()));
+        manifest.preopens.push(Preopen {
+            source,
+            guest: dir.guest.clone().into_bytes(),
+            read_only: dir.read_only,
+        });
     }
     let component = basalt_runtime::component::def::is_component(&wasm);
     if component {

@@ -310,6 +310,9 @@ pub struct HostShare {
     pub host: PathBuf,
     /// the device's mount tag, which the manifest's `share` line names
     pub tag: String,
+    /// QEMU refuses every change (`readonly=on`), beneath the kernel's
+    /// own refusal (`--dir-ro`)
+    pub read_only: bool,
 }
 
 /// The 9P share flags for `shares`: an `-fsdev` for each directory (the
@@ -321,8 +324,9 @@ pub(crate) fn share_args(cmd: &mut Command, shares: &[HostShare], device: &str) 
     for (i, s) in shares.iter().enumerate() {
         // QEMU's option syntax doubles a comma inside a value.
         let path = s.host.to_string_lossy().replace(',', ",,");
+        let readonly = if s.read_only { ",readonly=on" } else { "" };
         cmd.arg("-fsdev").arg(format!(
-            "local,id=share{i},path={path},security_model=none,multidevs=remap"
+            "local,id=share{i},path={path},security_model=none,multidevs=remap{readonly}"
         ));
         cmd.arg("-device")
             .arg(format!("{device},fsdev=share{i},mount_tag={}", s.tag));

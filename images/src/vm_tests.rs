@@ -116,15 +116,19 @@ fn live_shares_get_a_9p_device_each_on_every_machine() {
         HostShare {
             host: PathBuf::from("/srv/a,b"),
             tag: "basalt0".into(),
+            read_only: false,
         },
         HostShare {
             host: PathBuf::from("/srv/c"),
             tag: "basalt1".into(),
+            read_only: true,
         },
     ];
     let fsdev0 = "local,id=share0,path=/srv/a,,b,security_model=none,multidevs=remap";
+    let fsdev1 = "local,id=share1,path=/srv/c,security_model=none,multidevs=remap,readonly=on";
     let a = args(&opts);
     assert!(has_pair(&a, "-fsdev", fsdev0), "{a:?}");
+    assert!(has_pair(&a, "-fsdev", fsdev1), "{a:?}");
     assert!(has_pair(
         &a,
         "-device",

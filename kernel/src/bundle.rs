@@ -387,6 +387,8 @@ pub struct Preopen {
     pub source: PreopenSource,
     /// the path the program sees (`fd_prestat_dir_name`)
     pub guest: Vec<u8>,
+    /// the program may change nothing in it (`preopen-ro`, `share-ro`)
+    pub read_only: bool,
 }
 
 /// Where a preopened directory's files come from.
@@ -537,8 +539,9 @@ impl Manifest {
                     once(&mut seen_verbose)?;
                     m.verbose = flag(&value).map_err(|e| err(line, e))?;
                 }
-                b"preopen" | b"share" => {
-                    let live = key == b"share";
+                b"preopen" | b"share" | b"preopen-ro" | b"share-ro" => {
+                    let live = key.starts_with(b"share");
+                    let read_only = key.ends_with(b"-ro");
                     let what = if live {
                         "`share` needs TAG GUEST-PATH"
                     } else {
@@ -569,7 +572,11 @@ impl Manifest {
                             alloc::format!("{} given twice", String::from_utf8_lossy(&value[..sp])),
                         ));
                     }
-                    m.preopens.push(Preopen { source, guest });
+                    m.preopens.push(Preopen {
+                        source,
+                        guest,
+                        read_only,
+                    });
                 }
                 b"tcplisten" => {
                     let addr = utf8(value).map_err(|e| err(line, e))?;
@@ -621,7 +628,7 @@ impl Manifest {
                     return Err(err(
                         line,
                         alloc::format!(
-                            "unknown key `{key_str}` (this kernel knows version, arg, env, module, artifact, component-artifacts, jit, verbose, preopen, share, tcplisten, fuel, interrupt-checks, deadline-ms, terminal, spec-batch); is the kernel older than the CLI?"
+                            "unknown key `{key_str}` (this kernel knows version, arg, env, module, artifact, component-artifacts, jit, verbose, preopen, share, preopen-ro, share-ro, tcplisten, fuel, interrupt-checks, deadline-ms, terminal, spec-batch); is the kernel older than the CLI?"
                         ),
                     ));
                 }

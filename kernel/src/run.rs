@@ -344,6 +344,11 @@ fn load_and_run(info: &BootInfo) -> Result<Outcome, LoadError> {
                     crate::live_share::open(tag, dev(i)).map_err(LoadError::Share)?
                 }
             };
+            let fs: Arc<dyn FileSystem> = if p.read_only {
+                Arc::new(basalt_wasi::ReadOnly::new(fs))
+            } else {
+                fs
+            };
             ctx.preopen_dir(p.guest.clone(), fs)
                 .map_err(|_| too_many())?;
         }

@@ -393,23 +393,23 @@ impl Drop for Scratch {
     }
 }
 
-/// The `--dir` pairs (host path, guest path) of `spec`, after copying its
-/// fixtures from `suite` into `scratch`.
+/// The `--dir`s of `spec`, after copying its fixtures from `suite` into
+/// `scratch`.
 pub fn prepare_dirs(
     suite: &Path,
     spec: &Spec,
     scratch: &Path,
-) -> std::io::Result<Vec<(PathBuf, String)>> {
+) -> std::io::Result<Vec<basalt::run::SharedDir>> {
     let mut dirs = Vec::new();
     for d in &spec.dirs {
         let copy = scratch.join(d);
         copy_fixture(&suite.join(d), &copy)?;
-        dirs.push((copy, d.clone()));
+        dirs.push(basalt::run::SharedDir::new(copy, d.clone()));
     }
     if let Some(r) = &spec.root {
         let copy = scratch.join("root").join(r);
         copy_fixture(&suite.join(r), &copy)?;
-        dirs.push((copy, "/".to_string()));
+        dirs.push(basalt::run::SharedDir::new(copy, "/"));
     }
     Ok(dirs)
 }

@@ -39,7 +39,7 @@ fn hello_and_a_share(name: &str, base: RunOptions, mode: DirMode) -> (Outcome, O
     let mut opts = base;
     opts.wasm = example("ls");
     opts.dir_mode = mode;
-    opts.dirs = vec![(data.clone(), "/data".into())];
+    opts.dirs = vec![basalt::run::SharedDir::new(data.clone(), "/data")];
     opts.args = vec![b"/data".to_vec(), b"/data/hello.txt".to_vec()];
     let ls = boot(opts, b"");
     ls.assert_exit(0);

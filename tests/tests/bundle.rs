@@ -14,7 +14,9 @@ mod bundle;
 #[path = "../../kernel/src/files.rs"]
 mod files;
 
-use basalt::bundle::{Entry, Manifest as CliManifest, PreopenSource, escape, write_tar};
+use basalt::bundle::{
+    Entry, Manifest as CliManifest, Preopen as CliPreopen, PreopenSource, escape, write_tar,
+};
 use bundle::{Bundle, BundleError, Manifest};
 
 fn manifest_entry(text: &str) -> Entry {
@@ -66,8 +68,26 @@ fn what_the_cli_writes_the_kernel_reads_back() {
         artifact: true,
         component_artifacts: Some(3),
         preopens: vec![
-            (PreopenSource::Bundle("fs/0".into()), b"/data".to_vec()),
-            (PreopenSource::Host("basalt1".into()), b"/live".to_vec()),
+            CliPreopen {
+                source: PreopenSource::Bundle("fs/0".into()),
+                guest: b"/data".to_vec(),
+                read_only: false,
+            },
+            CliPreopen {
+                source: PreopenSource::Host("basalt1".into()),
+                guest: b"/live".to_vec(),
+                read_only: false,
+            },
+            CliPreopen {
+                source: PreopenSource::Bundle("fs/2".into()),
+                guest: b"/ro".to_vec(),
+                read_only: true,
+            },
+            CliPreopen {
+                source: PreopenSource::Host("basalt3".into()),
+                guest: b"/live-ro".to_vec(),
+                read_only: true,
+            },
         ],
         tcplisten: vec!["0.0.0.0:8080".into(), "127.0.0.1:9".into()],
         fuel: Some(u64::MAX),
@@ -99,11 +119,23 @@ fn what_the_cli_writes_the_kernel_reads_back() {
         [
             bundle::Preopen {
                 source: bundle::PreopenSource::Bundle("fs/0".into()),
-                guest: b"/data".to_vec()
+                guest: b"/data".to_vec(),
+                read_only: false,
             },
             bundle::Preopen {
                 source: bundle::PreopenSource::Host("basalt1".into()),
-                guest: b"/live".to_vec()
+                guest: b"/live".to_vec(),
+                read_only: false,
+            },
+            bundle::Preopen {
+                source: bundle::PreopenSource::Bundle("fs/2".into()),
+                guest: b"/ro".to_vec(),
+                read_only: true,
+            },
+            bundle::Preopen {
+                source: bundle::PreopenSource::Host("basalt3".into()),
+                guest: b"/live-ro".to_vec(),
+                read_only: true,
             }
         ]
     );
@@ -448,7 +480,11 @@ fn a_shared_directory_survives_the_bundle() {
     std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(warnings.len(), usize::from(made_fifo), "{warnings:?}");
     let cli = CliManifest {
-        preopens: vec![(PreopenSource::Bundle("fs/0".into()), b"/data".to_vec())],
+        preopens: vec![CliPreopen {
+            source: PreopenSource::Bundle("fs/0".into()),
+            guest: b"/data".to_vec(),
+            read_only: false,
+        }],
         ..CliManifest::default()
     };
     let archive =

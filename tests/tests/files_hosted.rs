@@ -49,7 +49,7 @@ impl Stdio for Streams {
 fn run(
     wasm: &std::path::Path,
     args: &[&str],
-    dirs: &[(std::path::PathBuf, String)],
+    dirs: &[basalt::run::SharedDir],
     mode: DirMode,
     streams: Streams,
 ) -> i32 {
@@ -90,7 +90,7 @@ fn changes_made_during_a_run_are_never_undone() {
             stdin: Mutex::new(rx),
             started: Mutex::new(Some(started_tx)),
         };
-        let dirs = vec![(dir.clone(), "/d".to_string())];
+        let dirs = vec![basalt::run::SharedDir::new(dir.clone(), "/d")];
         let program = std::thread::spawn(move || run(&example("cat"), &[], &dirs, mode, streams));
         started
             .recv_timeout(std::time::Duration::from_secs(120))
@@ -128,7 +128,7 @@ fn a_live_dir_is_read_and_written_through() {
             stdin: Mutex::new(rx),
             started: Mutex::new(None),
         };
-        let dirs = vec![(dir.clone(), "/data".to_string())];
+        let dirs = vec![basalt::run::SharedDir::new(dir.clone(), "/data")];
         let code = run(
             &example("ls"),
             &["/data", "/data/hello.txt"],
@@ -160,7 +160,7 @@ fn hostile_paths_cannot_leave_a_live_dir() {
         stdin: Mutex::new(rx),
         started: Mutex::new(None),
     };
-    let dirs = vec![(share, "/data".to_string())];
+    let dirs = vec![basalt::run::SharedDir::new(share, "/data")];
     let code = run(
         &example("confinement"),
         &["/data"],

@@ -11,7 +11,7 @@
 use std::path::PathBuf;
 
 use basalt::guest::GuestArch;
-use basalt::run::{DirMode, RunOptions};
+use basalt::run::{DirMode, RunOptions, SharedDir};
 use basalt::vm::Status;
 use basalt_tests::wasi_suite::Scratch;
 use basalt_tests::{boot, confinement, example};
@@ -44,7 +44,10 @@ fn list_read_and_write(arch: GuestArch, mode: DirMode) {
     let mut opts = RunOptions::new(example("ls"));
     opts.arch = arch;
     opts.dir_mode = mode;
-    opts.dirs = vec![(a.clone(), "/data".into()), (b.clone(), "/other".into())];
+    opts.dirs = vec![
+        SharedDir::new(a.clone(), "/data"),
+        SharedDir::new(b.clone(), "/other"),
+    ];
     opts.args = vec![b"/data".to_vec(), b"/other/other.txt".to_vec()];
     let out = boot(opts, b"");
     out.assert_exit(0);
@@ -73,7 +76,7 @@ fn hostile_paths_cannot_leave_a_live_share(arch: GuestArch) {
     let (share, outside) = confinement::fixture(&scratch.0).expect("fixture");
     let mut opts = RunOptions::new(example("confinement"));
     opts.arch = arch;
-    opts.dirs = vec![(share.clone(), "/data".into())];
+    opts.dirs = vec![SharedDir::new(share.clone(), "/data")];
     opts.args = vec![b"/data".to_vec()];
     let out = boot(opts, b"");
     out.assert_exit(0);
@@ -90,7 +93,7 @@ fn a_missing_share_is_a_clear_error(arch: GuestArch) {
     let scratch = Scratch::new(&format!("files-missing-{}", arch.name())).expect("scratch");
     let mut opts = RunOptions::new(example("ls"));
     opts.arch = arch;
-    opts.dirs = vec![(scratch.0.join("no-such-dir"), "/data".into())];
+    opts.dirs = vec![SharedDir::new(scratch.0.join("no-such-dir"), "/data")];
     let r = basalt::run::run_vm(
         &opts,
         basalt::vm::VmIo {
@@ -120,7 +123,7 @@ fn files_the_vm_cannot_hold_are_a_clear_error(arch: GuestArch) {
     opts.arch = arch;
     opts.dir_mode = DirMode::Copy;
     opts.memory_mib = 128;
-    opts.dirs = vec![(dir.clone(), "/big".into())];
+    opts.dirs = vec![SharedDir::new(dir.clone(), "/big")];
     let out = boot(opts.clone(), b"");
     match &out.report.status {
         Status::LoadError(m) => assert!(

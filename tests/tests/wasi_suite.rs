@@ -122,7 +122,7 @@ fn writes_through_a_dir_reach_the_host() {
         wasm: &wasm,
         args: vec![b"write-back".to_vec()],
         env: Vec::new(),
-        dirs: &[(dir.clone(), "/data".to_string())],
+        dirs: &[basalt::run::SharedDir::new(dir.clone(), "/data")],
         dir_mode: DirMode::Live,
         timeout: None,
         fuel: None,

@@ -515,7 +515,13 @@ impl FileSystem for HostFs {
         .map_err(fs_error)?;
         let start = cookie.saturating_sub(COOKIE_BIAS);
         if start > 0 {
-            rustix::fs::seek(&reader, SeekFrom::Start(start)).map_err(fs_error)?;
+            match rustix::fs::seek(&reader, SeekFrom::Start(start)) {
+                Ok(_) => {}
+                // a cookie past the last entry (beyond any offset the host
+                // gives): nothing more, as wasmtime answers
+                Err(rustix::io::Errno::INVAL) => return Ok(out),
+                Err(e) => return Err(fs_error(e)),
+            }
         }
         let mut buf = Vec::with_capacity(16 * 1024);
         buf.resize(16 * 1024, MaybeUninit::<u8>::uninit());

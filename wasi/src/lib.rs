@@ -22,6 +22,7 @@ pub mod memory;
 pub mod path;
 pub mod preview1;
 pub mod preview2;
+pub mod read_only;
 pub mod services;
 
 #[cfg(feature = "std")]
@@ -35,6 +36,7 @@ pub use ctx::{Descriptor, Node, WasiCtx};
 pub use errno::Errno;
 pub use memfs::MemFs;
 pub use preview1::add_to_linker;
+pub use read_only::ReadOnly;
 pub use services::{Clocks, Entropy, FileSystem, FsError, Services, Stdio};
 
 use basalt_runtime::{Engine, Error, Linker, Module, Store, Trap};

@@ -15,8 +15,10 @@ use crate::ctx::{Descriptor, Node, OpenFd, WasiCtx};
 use crate::errno::Errno;
 use crate::memory::GuestMemory;
 use crate::path::{self, Resolved};
-use crate::services::{FileKind, FileStat, FileSystem, Interest, TimeChange};
+use crate::services::{FileStat, FileSystem, TimeChange};
 
+mod paths;
+mod poll;
 mod sockets;
 
 /// The import module name of WASI preview 1.
@@ -222,57 +224,57 @@ const FUNCTIONS: &[Function] = &[
     Function {
         name: "path_create_directory",
         params: &[I, I, I],
-        handler: path_create_directory,
+        handler: paths::path_create_directory,
     },
     Function {
         name: "path_filestat_get",
         params: &[I, I, I, I, I],
-        handler: path_filestat_get,
+        handler: paths::path_filestat_get,
     },
     Function {
         name: "path_filestat_set_times",
         params: &[I, I, I, I, L, L, I],
-        handler: path_filestat_set_times,
+        handler: paths::path_filestat_set_times,
     },
     Function {
         name: "path_link",
         params: &[I, I, I, I, I, I, I],
-        handler: path_link,
+        handler: paths::path_link,
     },
     Function {
         name: "path_open",
         params: &[I, I, I, I, I, L, L, I, I],
-        handler: path_open,
+        handler: paths::path_open,
     },
     Function {
         name: "path_readlink",
         params: &[I, I, I, I, I, I],
-        handler: path_readlink,
+        handler: paths::path_readlink,
     },
     Function {
         name: "path_remove_directory",
         params: &[I, I, I],
-        handler: path_remove_directory,
+        handler: paths::path_remove_directory,
     },
     Function {
         name: "path_rename",
         params: &[I, I, I, I, I, I],
-        handler: path_rename,
+        handler: paths::path_rename,
     },
     Function {
         name: "path_symlink",
         params: &[I, I, I, I, I],
-        handler: path_symlink,
+        handler: paths::path_symlink,
     },
     Function {
         name: "path_unlink_file",
         params: &[I, I, I],
-        handler: path_unlink_file,
+        handler: paths::path_unlink_file,
     },
     Function {
         name: "poll_oneoff",
         params: &[I, I, I, I],
-        handler: poll_oneoff,
+        handler: poll::poll_oneoff,
     },
     Function {
         name: "proc_exit",
@@ -492,6 +494,16 @@ fn dir_fd(cx: &WasiCtx, fd: u32, rights: u64) -> Result<&Node, Errno> {
             Ok(n)
         }
         _ => Err(Errno::Notdir),
+    }
+}
+
+/// Refuses a change in a read-only preopen: `EPERM`, as wasmtime answers,
+/// before anything else about the path is looked at.
+fn writable(fs: &dyn FileSystem) -> Result<(), Errno> {
+    if fs.read_only() {
+        Err(Errno::Perm)
+    } else {
+        Ok(())
     }
 }
 
@@ -848,6 +860,10 @@ fn fd_fdstat_set_flags(cx: &mut WasiCtx, _: &mut GuestMemory<'_>, a: &Args<'_>) 
             Err(Errno::Nosys.into())
         };
     }
+    // Directories have no flags to set (`EBADF`, as wasmtime answers).
+    if let Descriptor::Directory(_) = fd.desc {
+        return Err(Errno::Badf.into());
+    }
     fd.require(RIGHT_FD_FDSTAT_SET_FLAGS)?;
     if flags & (FDFLAGS_DSYNC | FDFLAGS_RSYNC | FDFLAGS_SYNC) != 0 {
         return Err(Errno::Notsup.into());
@@ -891,10 +907,14 @@ fn fd_filestat_get(cx: &mut WasiCtx, mem: &mut GuestMemory<'_>, a: &Args<'_>) ->
     write_filestat(mem, at, &st)
 }
 
-/// A stream cannot be truncated (`EINVAL`, as `ftruncate` on a terminal).
+/// A stream cannot be truncated, nor can a file not opened for writing
+/// (`EINVAL`, as `ftruncate` answers for both on Linux, and wasmtime).
 fn fd_filestat_set_size(cx: &mut WasiCtx, _: &mut GuestMemory<'_>, a: &Args<'_>) -> Outcome {
     let fd = cx.fd(a.u32(0))?;
     if fd.desc.is_stream() {
+        return Err(Errno::Inval.into());
+    }
+    if matches!(fd.desc, Descriptor::File(_)) && fd.rights_base & RIGHT_FD_WRITE == 0 {
         return Err(Errno::Inval.into());
     }
     let entry = seekable(cx, a.u32(0), RIGHT_FD_FILESTAT_SET_SIZE)?;
@@ -936,11 +956,16 @@ fn fd_filestat_set_times(cx: &mut WasiCtx, _: &mut GuestMemory<'_>, a: &Args<'_>
     Ok(())
 }
 
-/// Streams have no file data to flush to storage (`EINVAL`, as `fsync` on a terminal).
+/// Streams have no file data to flush to storage (`EINVAL`, as `fsync` on
+/// a terminal); a directory is not a file to sync (`EBADF`, as wasmtime
+/// answers, where Linux would sync it).
 fn sync_with(cx: &WasiCtx, fd: u32, right: u64) -> Outcome {
     let fd = cx.fd(fd)?;
     if fd.desc.is_stream() {
         return Err(Errno::Inval.into());
+    }
+    if let Descriptor::Directory(_) = fd.desc {
+        return Err(Errno::Badf.into());
     }
     fd.require(right)?;
     let n = node_of(fd)?;
@@ -1019,488 +1044,5 @@ fn fd_readdir(cx: &mut WasiCtx, mem: &mut GuestMemory<'_>, a: &Args<'_>) -> Outc
         }
     }
     mem.write_u32(used_ptr, used)?;
-    Ok(())
-}
-
-fn path_open(cx: &mut WasiCtx, mem: &mut GuestMemory<'_>, a: &Args<'_>) -> Outcome {
-    let (fd, dirflags, ptr, len) = (a.u32(0), a.u32(1), a.u32(2), a.u32(3));
-    let oflags = (a.u32(4) & 0xffff) as u16;
-    let (want_base, want_inheriting) = (a.u64(5), a.u64(6));
-    let fdflags = (a.u32(7) & 0xffff) as u16;
-    let mut needed = RIGHT_PATH_OPEN;
-    if oflags & OFLAGS_CREAT != 0 {
-        needed |= RIGHT_PATH_CREATE_FILE;
-    }
-    if oflags & OFLAGS_TRUNC != 0 {
-        needed |= RIGHT_PATH_FILESTAT_SET_SIZE;
-    }
-    if oflags & !(OFLAGS_CREAT | OFLAGS_DIRECTORY | OFLAGS_EXCL | OFLAGS_TRUNC) != 0 {
-        return Err(Errno::Inval.into());
-    }
-    let (fs, r) = resolve_at(cx, mem, fd, needed, dirflags, ptr, len)?;
-    let ino = match r.node {
-        Ok(_) if oflags & (OFLAGS_CREAT | OFLAGS_EXCL) == OFLAGS_CREAT | OFLAGS_EXCL => {
-            return Err(Errno::Exist.into());
-        }
-        Ok(_) => r.existing(&*fs)?,
-        Err(Errno::Noent) if oflags & OFLAGS_CREAT != 0 => {
-            if oflags & OFLAGS_DIRECTORY != 0 {
-                return Err(Errno::Inval.into());
-            }
-            if r.trailing_slash {
-                return Err(Errno::Isdir.into());
-            }
-            fs.create_file(r.parent, &r.name)?
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let kind = fs.stat(ino)?.kind;
-    if kind == FileKind::SymbolicLink {
-        // reached only without `symlink_follow`: O_NOFOLLOW's answer
-        return Err(Errno::Loop.into());
-    }
-    if oflags & OFLAGS_DIRECTORY != 0 && kind != FileKind::Directory {
-        return Err(Errno::Notdir.into());
-    }
-    let inherit = cx.fd(fd)?.rights_inheriting;
-    let (desc, mask) = if kind == FileKind::Directory {
-        // like open(2) of a directory for writing
-        let writing = RIGHT_FD_WRITE | RIGHT_FD_ALLOCATE | RIGHT_FD_FILESTAT_SET_SIZE;
-        if oflags & OFLAGS_TRUNC != 0 || want_base & writing != 0 {
-            return Err(Errno::Isdir.into());
-        }
-        (Descriptor::Directory(Node::open(fs, ino)), DIRECTORY_RIGHTS)
-    } else {
-        if oflags & OFLAGS_TRUNC != 0 {
-            fs.set_size(ino, 0)?;
-        }
-        (Descriptor::File(Node::open(fs, ino)), FILE_RIGHTS)
-    };
-    if fdflags & (FDFLAGS_DSYNC | FDFLAGS_RSYNC | FDFLAGS_SYNC) != 0 {
-        return Err(Errno::Notsup.into());
-    }
-    // Rights as wasmtime grants them: what the program asks for says only
-    // whether it reads or writes a file; otherwise the new descriptor gets
-    // every right its kind has and its directory passes on (programs,
-    // wasmtime's own tests among them, open directories asking for none).
-    let _ = want_inheriting;
-    let reads = want_base & (RIGHT_FD_READ | RIGHT_FD_READDIR) != 0;
-    let writes = want_base
-        & (RIGHT_FD_DATASYNC | RIGHT_FD_WRITE | RIGHT_FD_ALLOCATE | RIGHT_FD_FILESTAT_SET_SIZE)
-        != 0;
-    let mut mask = mask;
-    if mask == FILE_RIGHTS {
-        if !reads {
-            mask &= !RIGHT_FD_READ;
-        }
-        if !writes {
-            mask &= !(RIGHT_FD_WRITE
-                | RIGHT_FD_DATASYNC
-                | RIGHT_FD_ALLOCATE
-                | RIGHT_FD_FILESTAT_SET_SIZE);
-        }
-    }
-    let new = cx.insert(OpenFd {
-        desc,
-        rights_base: inherit & mask,
-        rights_inheriting: inherit,
-        flags: fdflags & (FDFLAGS_APPEND | FDFLAGS_NONBLOCK),
-        position: 0,
-        preopen: None,
-    })?;
-    if let Err(e) = mem.write_u32(a.u32(8), new) {
-        cx.fds.remove(&new);
-        return Err(e.into());
-    }
-    Ok(())
-}
-
-fn path_create_directory(cx: &mut WasiCtx, mem: &mut GuestMemory<'_>, a: &Args<'_>) -> Outcome {
-    let (fs, r) = resolve_at(
-        cx,
-        mem,
-        a.u32(0),
-        RIGHT_PATH_CREATE_DIRECTORY,
-        0,
-        a.u32(1),
-        a.u32(2),
-    )?;
-    match r.node {
-        Ok(_) => Err(Errno::Exist.into()),
-        Err(Errno::Noent) => {
-            fs.create_directory(r.parent, &r.name)?;
-            Ok(())
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
-fn path_filestat_get(cx: &mut WasiCtx, mem: &mut GuestMemory<'_>, a: &Args<'_>) -> Outcome {
-    let (fs, r) = resolve_at(
-        cx,
-        mem,
-        a.u32(0),
-        RIGHT_PATH_FILESTAT_GET,
-        a.u32(1),
-        a.u32(2),
-        a.u32(3),
-    )?;
-    let st = fs.stat(r.existing(&*fs)?)?;
-    write_filestat(mem, a.u32(4), &st)
-}
-
-fn path_filestat_set_times(cx: &mut WasiCtx, mem: &mut GuestMemory<'_>, a: &Args<'_>) -> Outcome {
-    let (atim, mtim) = time_changes(a.u64(4), a.u64(5), a.u32(6))?;
-    let (fs, r) = resolve_at(
-        cx,
-        mem,
-        a.u32(0),
-        RIGHT_PATH_FILESTAT_SET_TIMES,
-        a.u32(1),
-        a.u32(2),
-        a.u32(3),
-    )?;
-    fs.set_times(r.existing(&*fs)?, atim, mtim)?;
-    Ok(())
-}
-
-fn path_link(cx: &mut WasiCtx, mem: &mut GuestMemory<'_>, a: &Args<'_>) -> Outcome {
-    let (fs, from) = resolve_at(
-        cx,
-        mem,
-        a.u32(0),
-        RIGHT_PATH_LINK_SOURCE,
-        a.u32(1),
-        a.u32(2),
-        a.u32(3),
-    )?;
-    let (to_fs, to) = resolve_at(
-        cx,
-        mem,
-        a.u32(4),
-        RIGHT_PATH_LINK_TARGET,
-        0,
-        a.u32(5),
-        a.u32(6),
-    )?;
-    if !Arc::ptr_eq(&fs, &to_fs) {
-        return Err(Errno::Xdev.into());
-    }
-    let ino = from.existing(&*fs)?;
-    if fs.stat(ino)?.kind == FileKind::Directory {
-        return Err(Errno::Perm.into());
-    }
-    match to.node {
-        Ok(_) => return Err(Errno::Exist.into()),
-        Err(Errno::Noent) if to.trailing_slash => return Err(Errno::Noent.into()),
-        Err(Errno::Noent) => {}
-        Err(e) => return Err(e.into()),
-    }
-    fs.link(ino, to.parent, &to.name)?;
-    Ok(())
-}
-
-fn path_readlink(cx: &mut WasiCtx, mem: &mut GuestMemory<'_>, a: &Args<'_>) -> Outcome {
-    let (fs, r) = resolve_at(
-        cx,
-        mem,
-        a.u32(0),
-        RIGHT_PATH_READLINK,
-        0,
-        a.u32(1),
-        a.u32(2),
-    )?;
-    let target = fs.readlink(r.existing(&*fs)?)?;
-    let n = target.len().min(a.u32(4) as usize);
-    mem.write_bytes(a.u32(3), &target[..n])?;
-    mem.write_u32(a.u32(5), n as u32)?;
-    Ok(())
-}
-
-fn path_remove_directory(cx: &mut WasiCtx, mem: &mut GuestMemory<'_>, a: &Args<'_>) -> Outcome {
-    let (fs, r) = resolve_at(
-        cx,
-        mem,
-        a.u32(0),
-        RIGHT_PATH_REMOVE_DIRECTORY,
-        0,
-        a.u32(1),
-        a.u32(2),
-    )?;
-    if r.name == b"." {
-        return Err(Errno::Inval.into());
-    }
-    if r.name == b".." {
-        return Err(Errno::Notempty.into());
-    }
-    r.existing(&*fs)?;
-    fs.remove_directory(r.parent, &r.name)?;
-    Ok(())
-}
-
-fn path_rename(cx: &mut WasiCtx, mem: &mut GuestMemory<'_>, a: &Args<'_>) -> Outcome {
-    let (fs, from) = resolve_at(
-        cx,
-        mem,
-        a.u32(0),
-        RIGHT_PATH_RENAME_SOURCE,
-        0,
-        a.u32(1),
-        a.u32(2),
-    )?;
-    let (to_fs, to) = resolve_at(
-        cx,
-        mem,
-        a.u32(3),
-        RIGHT_PATH_RENAME_TARGET,
-        0,
-        a.u32(4),
-        a.u32(5),
-    )?;
-    if !Arc::ptr_eq(&fs, &to_fs) {
-        return Err(Errno::Xdev.into());
-    }
-    if from.is_dot() || to.is_dot() {
-        return Err(Errno::Busy.into());
-    }
-    let ino = from.existing(&*fs)?;
-    let is_dir = fs.stat(ino)?.kind == FileKind::Directory;
-    if to.trailing_slash && !is_dir {
-        return Err(Errno::Notdir.into());
-    }
-    match to.node {
-        Ok(_) | Err(Errno::Noent) => {}
-        Err(e) => return Err(e.into()),
-    }
-    fs.rename(from.parent, &from.name, to.parent, &to.name)?;
-    Ok(())
-}
-
-fn path_symlink(cx: &mut WasiCtx, mem: &mut GuestMemory<'_>, a: &Args<'_>) -> Outcome {
-    let target = guest_path(mem, a.u32(0), a.u32(1))?;
-    let (fs, r) = resolve_at(cx, mem, a.u32(2), RIGHT_PATH_SYMLINK, 0, a.u32(3), a.u32(4))?;
-    // a link that would lead out of every directory is refused at once
-    if target.starts_with(b"/") {
-        return Err(Errno::Perm.into());
-    }
-    match r.node {
-        Ok(_) => Err(Errno::Exist.into()),
-        Err(Errno::Noent) if r.trailing_slash => Err(Errno::Noent.into()),
-        Err(Errno::Noent) => {
-            fs.symlink(r.parent, &r.name, &target)?;
-            Ok(())
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
-fn path_unlink_file(cx: &mut WasiCtx, mem: &mut GuestMemory<'_>, a: &Args<'_>) -> Outcome {
-    let (fs, r) = resolve_at(
-        cx,
-        mem,
-        a.u32(0),
-        RIGHT_PATH_UNLINK_FILE,
-        0,
-        a.u32(1),
-        a.u32(2),
-    )?;
-    if r.is_dot() {
-        return Err(Errno::Isdir.into());
-    }
-    let ino = r.node?;
-    if r.trailing_slash {
-        return Err(if fs.stat(ino)?.kind == FileKind::Directory {
-            Errno::Isdir
-        } else {
-            Errno::Notdir
-        }
-        .into());
-    }
-    fs.unlink(r.parent, &r.name)?;
-    Ok(())
-}
-
-// ---- poll_oneoff ----------------------------------------------------------
-
-/// One event of a `poll_oneoff` answer.
-struct Ready {
-    userdata: u64,
-    error: u16,
-    kind: u8,
-    /// `fd_readwrite.nbytes`
-    nbytes: u64,
-    /// `fd_readwrite.flags`
-    flags: u16,
-}
-
-/// A socket subscription: (userdata, event type, network, socket, interest).
-type SocketWatch = (
-    u64,
-    u8,
-    Arc<dyn crate::services::Network>,
-    crate::services::SocketId,
-    Interest,
-);
-
-/// Waits for clocks, stream and socket readiness. Output streams and
-/// files are always ready; standard input is reported ready (a read then
-/// blocks until data or end of file arrives); sockets are asked their
-/// network. When nothing is ready, it waits in the network (sockets
-/// subscribed) or sleeps (clocks only) until the earliest deadline.
-fn poll_oneoff(cx: &mut WasiCtx, mem: &mut GuestMemory<'_>, a: &Args<'_>) -> Outcome {
-    let (subs, events, count, nevents_ptr) = (a.u32(0), a.u32(1), a.u32(2), a.u32(3));
-    if count == 0 {
-        return Err(Errno::Inval.into());
-    }
-    mem.slice(
-        subs,
-        count.checked_mul(SUBSCRIPTION_SIZE).ok_or(Errno::Fault)?,
-    )?;
-    mem.slice(events, count.checked_mul(EVENT_SIZE).ok_or(Errno::Fault)?)?;
-    mem.read_u32(nevents_ptr)?;
-
-    let event = |userdata, error: u16, kind| Ready {
-        userdata,
-        error,
-        kind,
-        nbytes: 0,
-        flags: 0,
-    };
-    let mut ready = Vec::new();
-    // (userdata, monotonic deadline) of each valid clock subscription
-    let mut clocks = Vec::new();
-    let mut watched: Vec<SocketWatch> = Vec::new();
-    for i in 0..count {
-        let at = subs + i * SUBSCRIPTION_SIZE;
-        let userdata = mem.read_u64(at)?;
-        let tag = mem.read_u8(at + 8)?;
-        match tag {
-            EVENTTYPE_CLOCK => {
-                let id = mem.read_u32(at + 16)?;
-                let timeout = mem.read_u64(at + 24)?;
-                let flags = mem.read_u16(at + 40)?;
-                match check_clock(id) {
-                    Err(e) => ready.push(event(userdata, e.raw(), tag)),
-                    Ok(clock) => {
-                        let mono = cx.services.clocks.monotonic_ns();
-                        let deadline = if flags & SUBCLOCK_ABSTIME != 0 {
-                            let remaining = timeout.saturating_sub(now(cx, clock));
-                            mono.saturating_add(remaining)
-                        } else {
-                            mono.saturating_add(timeout)
-                        };
-                        clocks.push((userdata, deadline));
-                    }
-                }
-            }
-            EVENTTYPE_FD_READ | EVENTTYPE_FD_WRITE => {
-                let fd = mem.read_u32(at + 16)?;
-                let read = tag == EVENTTYPE_FD_READ;
-                let error = match cx.fd(fd) {
-                    Err(e) => e.raw(),
-                    Ok(f) => {
-                        let right = if read { RIGHT_FD_READ } else { RIGHT_FD_WRITE };
-                        let usable = match (&f.desc, read) {
-                            (Descriptor::Socket(s), _) => {
-                                if f.rights_base & RIGHT_POLL_FD_READWRITE != 0 {
-                                    let interest = if read {
-                                        Interest::Read
-                                    } else {
-                                        Interest::Write
-                                    };
-                                    watched.push((userdata, tag, s.net.clone(), s.id, interest));
-                                    continue;
-                                }
-                                false
-                            }
-                            (Descriptor::Stdin | Descriptor::File(_), true) => {
-                                f.rights_base & right != 0
-                            }
-                            (
-                                Descriptor::Stdout | Descriptor::Stderr | Descriptor::File(_),
-                                false,
-                            ) => f.rights_base & right != 0,
-                            _ => false,
-                        };
-                        if usable { 0 } else { Errno::Badf.raw() }
-                    }
-                };
-                ready.push(event(userdata, error, tag));
-            }
-            _ => return Err(Errno::Inval.into()),
-        }
-    }
-    let earliest = clocks.iter().map(|(_, d)| *d).min();
-    loop {
-        let mut sockets_ready = Vec::new();
-        for (userdata, tag, net, id, interest) in &watched {
-            let r = match net.readiness(*id) {
-                Ok(r) => r,
-                Err(e) => {
-                    sockets_ready.push(event(*userdata, Errno::from(e).raw(), *tag));
-                    continue;
-                }
-            };
-            let (is_ready, nbytes) = match interest {
-                Interest::Read => (r.readable || r.hangup, r.pending as u64),
-                Interest::Write => (
-                    r.writable.is_some() || r.hangup,
-                    r.writable.unwrap_or(0) as u64,
-                ),
-            };
-            if is_ready {
-                sockets_ready.push(Ready {
-                    nbytes,
-                    flags: if r.hangup { EVENTRWFLAGS_HANGUP } else { 0 },
-                    ..event(*userdata, 0, *tag)
-                });
-            }
-        }
-        ready.extend(sockets_ready);
-        let mono = cx.services.clocks.monotonic_ns();
-        let clock_fired = earliest.is_some_and(|d| d <= mono);
-        if !ready.is_empty() || clock_fired {
-            break;
-        }
-        match watched.first() {
-            // Wait in the network for its sockets (all sockets share one
-            // network in practice; others are asked again after 1 ms).
-            Some((_, _, net, _, _)) => {
-                let interests: Vec<_> = watched
-                    .iter()
-                    .filter(|w| Arc::ptr_eq(&w.2, net))
-                    .map(|w| (w.3, w.4))
-                    .collect();
-                let others = interests.len() < watched.len();
-                let deadline = match (earliest, others) {
-                    (d, false) => d,
-                    (d, true) => Some(d.unwrap_or(u64::MAX).min(mono.saturating_add(1_000_000))),
-                };
-                net.wait(&interests, deadline);
-            }
-            None => {
-                if let Some(d) = earliest {
-                    cx.services.clocks.sleep_until_monotonic_ns(d);
-                }
-                break;
-            }
-        }
-    }
-    let mono = cx.services.clocks.monotonic_ns();
-    for (userdata, deadline) in clocks {
-        if deadline <= mono {
-            ready.push(event(userdata, 0, EVENTTYPE_CLOCK));
-        }
-    }
-    for (i, r) in ready.iter().enumerate() {
-        let at = events + (i as u32) * EVENT_SIZE;
-        mem.slice_mut(at, EVENT_SIZE)?.fill(0);
-        mem.write_u64(at, r.userdata)?;
-        mem.write_u16(at + 8, r.error)?;
-        mem.write_u8(at + 10, r.kind)?;
-        mem.write_u64(at + 16, r.nbytes)?;
-        mem.write_u16(at + 24, r.flags)?;
-    }
-    mem.write_u32(nevents_ptr, ready.len() as u32)?;
     Ok(())
 }

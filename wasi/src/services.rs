@@ -243,6 +243,12 @@ pub trait FileSystem: Send + Sync {
     fn retain(&self, node: Inode);
     /// A descriptor of `node` was closed.
     fn release(&self, node: Inode);
+    /// Whether nothing in it may be changed (a read-only preopen,
+    /// [`crate::read_only::ReadOnly`]): the WASI layer then refuses every
+    /// change with `EPERM` before looking further.
+    fn read_only(&self) -> bool {
+        false
+    }
 }
 
 // ---- networks -------------------------------------------------------------
