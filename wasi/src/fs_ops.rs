@@ -23,6 +23,16 @@ impl At<'_> {
     fn resolve(&self, p: &[u8], follow: bool) -> Result<Resolved, Errno> {
         path::resolve(&**self.fs, self.dir, p, follow)
     }
+
+    /// `EPERM` for a read-only file system (checked before anything else
+    /// is, so a link out of a read-only directory is `EPERM`, not `EXDEV`).
+    fn writable(&self) -> Result<(), Errno> {
+        if self.fs.read_only() {
+            Err(Errno::Perm)
+        } else {
+            Ok(())
+        }
+    }
 }
 
 /// How [`open_at`] opens.
@@ -49,6 +59,9 @@ pub fn open_at(
 ) -> Result<(Inode, FileKind), Errno> {
     let fs = at.fs;
     let r = at.resolve(p, follow)?;
+    if how.create || how.truncate || how.write {
+        at.writable()?;
+    }
     let ino = match r.node {
         Ok(_) if how.create && how.exclusive => return Err(Errno::Exist),
         Ok(_) => r.existing(&**fs)?,
@@ -84,6 +97,7 @@ pub fn open_at(
 /// Creates directory `p`.
 pub fn create_directory_at(at: &At<'_>, p: &[u8]) -> Result<(), Errno> {
     let r = at.resolve(p, false)?;
+    at.writable()?;
     match r.node {
         Ok(_) => Err(Errno::Exist),
         Err(Errno::Noent) => {
@@ -109,11 +123,13 @@ pub fn set_times_at(
     mtim: TimeChange,
 ) -> Result<(), Errno> {
     let r = at.resolve(p, follow)?;
+    at.writable()?;
     at.fs.set_times(r.existing(&**at.fs)?, atim, mtim)?;
     Ok(())
 }
 
-/// Links `to` (in `to_at`) to what `p` names.
+/// Links `to` (in `to_at`) to what `p` names itself: asking to follow a
+/// symbolic link there is `EINVAL`, as under wasmtime.
 pub fn link_at(
     at: &At<'_>,
     p: &[u8],
@@ -121,8 +137,13 @@ pub fn link_at(
     to_at: &At<'_>,
     to: &[u8],
 ) -> Result<(), Errno> {
-    let from = at.resolve(p, follow)?;
+    if follow {
+        return Err(Errno::Inval);
+    }
+    let from = at.resolve(p, false)?;
+    at.writable()?;
     let target = to_at.resolve(to, false)?;
+    to_at.writable()?;
     if !Arc::ptr_eq(at.fs, to_at.fs) {
         return Err(Errno::Xdev);
     }
@@ -150,6 +171,7 @@ pub fn readlink_at(at: &At<'_>, p: &[u8]) -> Result<Vec<u8>, Errno> {
 /// Removes empty directory `p`.
 pub fn remove_directory_at(at: &At<'_>, p: &[u8]) -> Result<(), Errno> {
     let r = at.resolve(p, false)?;
+    at.writable()?;
     if r.name == b"." {
         return Err(Errno::Inval);
     }
@@ -164,7 +186,9 @@ pub fn remove_directory_at(at: &At<'_>, p: &[u8]) -> Result<(), Errno> {
 /// Renames `p` to `to` (in `to_at`).
 pub fn rename_at(at: &At<'_>, p: &[u8], to_at: &At<'_>, to: &[u8]) -> Result<(), Errno> {
     let from = at.resolve(p, false)?;
+    at.writable()?;
     let target = to_at.resolve(to, false)?;
+    to_at.writable()?;
     if !Arc::ptr_eq(at.fs, to_at.fs) {
         return Err(Errno::Xdev);
     }
@@ -189,11 +213,16 @@ pub fn rename_at(at: &At<'_>, p: &[u8], to_at: &At<'_>, to: &[u8]) -> Result<(),
 pub fn symlink_at(at: &At<'_>, target: &[u8], p: &[u8]) -> Result<(), Errno> {
     path::check(target)?;
     let r = at.resolve(p, false)?;
+    at.writable()?;
     // a link that would lead out of every directory is refused at once
     if target.starts_with(b"/") {
         return Err(Errno::Perm);
     }
     match r.node {
+        // `name/` of a file: the slash is wrong before the name is taken
+        Ok(ino) if r.trailing_slash && at.fs.stat(ino)?.kind != FileKind::Directory => {
+            Err(Errno::Notdir)
+        }
         Ok(_) => Err(Errno::Exist),
         Err(Errno::Noent) if r.trailing_slash => Err(Errno::Noent),
         Err(Errno::Noent) => {
@@ -207,6 +236,7 @@ pub fn symlink_at(at: &At<'_>, target: &[u8], p: &[u8]) -> Result<(), Errno> {
 /// Removes non-directory `p`.
 pub fn unlink_file_at(at: &At<'_>, p: &[u8]) -> Result<(), Errno> {
     let r = at.resolve(p, false)?;
+    at.writable()?;
     if r.is_dot() {
         return Err(Errno::Isdir);
     }

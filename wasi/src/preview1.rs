@@ -5,7 +5,6 @@
 //! does not implement return [`Errno::Nosys`] after checking their
 //! descriptor, and are listed in [`UNSUPPORTED`] (and in the README).
 
-use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 use basalt_runtime::{Caller, Error, Extern, FuncType, Linker, Val, ValType};
@@ -14,8 +13,8 @@ use crate::abi::*;
 use crate::ctx::{Descriptor, Node, OpenFd, WasiCtx};
 use crate::errno::Errno;
 use crate::memory::GuestMemory;
-use crate::path::{self, Resolved};
-use crate::services::{FileStat, FileSystem, TimeChange};
+use crate::path::{self};
+use crate::services::{FileStat, TimeChange};
 
 mod paths;
 mod poll;
@@ -497,38 +496,11 @@ fn dir_fd(cx: &WasiCtx, fd: u32, rights: u64) -> Result<&Node, Errno> {
     }
 }
 
-/// Refuses a change in a read-only preopen: `EPERM`, as wasmtime answers,
-/// before anything else about the path is looked at.
-fn writable(fs: &dyn FileSystem) -> Result<(), Errno> {
-    if fs.read_only() {
-        Err(Errno::Perm)
-    } else {
-        Ok(())
-    }
-}
-
 /// Copies a path argument out of guest memory.
 fn guest_path(mem: &GuestMemory<'_>, ptr: u32, len: u32) -> Result<Vec<u8>, Errno> {
     let bytes = mem.slice(ptr, len)?.to_vec();
     path::check(&bytes)?;
     Ok(bytes)
-}
-
-/// Resolves a path argument against directory descriptor `fd`.
-fn resolve_at(
-    cx: &WasiCtx,
-    mem: &GuestMemory<'_>,
-    fd: u32,
-    rights: u64,
-    lookupflags: u32,
-    ptr: u32,
-    len: u32,
-) -> Result<(Arc<dyn FileSystem>, Resolved), Errno> {
-    let dir = dir_fd(cx, fd, rights)?;
-    let p = guest_path(mem, ptr, len)?;
-    let follow = lookupflags & LOOKUP_SYMLINK_FOLLOW != 0;
-    let r = path::resolve(&*dir.fs, dir.ino, &p, follow)?;
-    Ok((dir.fs.clone(), r))
 }
 
 fn write_filestat(mem: &mut GuestMemory<'_>, at: u32, st: &FileStat) -> Outcome {

@@ -278,12 +278,18 @@ fn preopens(h: &mut Host<'_>) -> Result<Vec<Value>, Error> {
             .collect();
     let mut list = Vec::new();
     for (node, name) in dirs {
+        // A read-only preopen (`--dir-ro`) lets nothing in it change.
+        let flags = if node.fs.read_only() {
+            READ
+        } else {
+            READ | MUTATE_DIRECTORY
+        };
         let d = new_descriptor(
             h,
             FileDescriptor {
                 node,
                 dir: true,
-                flags: READ | MUTATE_DIRECTORY,
+                flags,
             },
         )?;
         list.push(Value::Tuple(vec![
