@@ -15,15 +15,10 @@
 
 #![forbid(unsafe_code)]
 
-#[path = "support/wasmtime_p1.rs"]
+#[path = "support/wasmtime_corpus.rs"]
 mod corpus;
 
-use std::path::Path;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
-
-use corpus::{P1Run, Tally};
+use corpus::{Which, run_all};
 
 /// Runs that do not pass hosted, with why.
 const KNOWN_FAILING_HOSTED: &[(&str, &str)] = &[(
@@ -34,107 +29,21 @@ const KNOWN_FAILING_HOSTED: &[(&str, &str)] = &[(
 /// Runs that do not pass in a VM (either ISA), with why.
 const KNOWN_FAILING_IN_VM: &[(&str, &str)] = KNOWN_FAILING_HOSTED;
 
-/// How long one run may take (a VM under TCG on a loaded 2-core machine
-/// included).
-const LIMIT: Duration = Duration::from_secs(180);
-
-fn basalt() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_basalt"))
-}
-
-/// Whether `script` (util-linux) can give a run a terminal.
-fn have_script() -> bool {
-    std::process::Command::new("script")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
-/// Runs every core-module run of the corpus with `basalt run MODE…`, `jobs`
-/// at a time, and judges them against `known`.
-fn run_all(what: &str, mode: &[&str], known: &'static [(&'static str, &'static str)]) {
-    let Some(dir) = corpus::corpus_dir() else {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "wasmtime's WASI test programs not found (set BASALT_WASI_P2_TESTSUITE)"
-        );
-        eprintln!(
-            "{what}: wasmtime's WASI test programs not found; skipped (set BASALT_WASI_P2_TESTSUITE)"
-        );
-        return;
-    };
-    let corpus::Corpus { runs, without } = corpus::runs(&dir).unwrap_or_else(|e| panic!("{e}"));
-    let only = std::env::var("BASALT_P1_ONLY").ok();
-    let wanted = |name: &str| {
-        only.as_deref()
-            .is_none_or(|o| o.split(',').any(|n| n == name))
-    };
-    let started = Instant::now();
-    let mut tally = Tally::new(what, if only.is_some() { &[] } else { known });
-    for (name, why) in &without {
-        tally.skip(name, why);
-    }
-    let script = have_script();
-    let mut todo: Vec<&P1Run> = Vec::new();
-    for run in runs.iter().filter(|r| wanted(&r.name)) {
-        if run.terminal && !script {
-            tally.skip(
-                &run.name,
-                "needs a terminal, and `script` (util-linux) is missing",
-            );
-        } else {
-            todo.push(run);
-        }
-    }
-    let jobs = std::env::var("BASALT_P1_JOBS")
-        .ok()
-        .and_then(|j| j.parse().ok())
-        .filter(|j| *j > 0)
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get().min(4)));
-    let next = AtomicUsize::new(0);
-    let results = Mutex::new(Vec::new());
-    let scratch = tempfile::Builder::new()
-        .prefix("basalt-p1-")
-        .tempdir()
-        .expect("scratch directory");
-    std::thread::scope(|s| {
-        for _ in 0..jobs {
-            s.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(run) = todo.get(i) else { break };
-                    let dir = scratch.path().join(format!("{i}-{}", run.name));
-                    let failure = match corpus::execute(basalt(), mode, run, &dir, LIMIT) {
-                        Ok(ran) => {
-                            println!("{what}: {:>6.1} s  {}", ran.took.as_secs_f64(), run.name);
-                            corpus::judge(run, &ran, &dir)
-                        }
-                        Err(e) => Some(format!("not run: {e}")),
-                    };
-                    if let Ok(mut r) = results.lock() {
-                        r.push((i, failure));
-                    }
-                }
-            });
-        }
-    });
-    let mut results = results.into_inner().unwrap_or_default();
-    results.sort_by_key(|(i, _)| *i);
-    for (i, failure) in results {
-        tally.record(&todo[i].name, failure);
-    }
-    tally.finish(started);
-}
-
 #[test]
 fn wasmtime_p1_hosted() {
-    run_all("wasmtime p1, hosted", &["--hosted"], KNOWN_FAILING_HOSTED);
+    run_all(
+        "wasmtime p1, hosted",
+        Which::P1Modules,
+        &["--hosted"],
+        KNOWN_FAILING_HOSTED,
+    );
 }
 
 #[test]
 fn wasmtime_p1_in_vm_x86_64() {
     run_all(
         "wasmtime p1, x86_64 VM",
+        Which::P1Modules,
         &["--arch", "x86_64"],
         KNOWN_FAILING_IN_VM,
     );
@@ -144,6 +53,7 @@ fn wasmtime_p1_in_vm_x86_64() {
 fn wasmtime_p1_in_vm_aarch64() {
     run_all(
         "wasmtime p1, aarch64 VM",
+        Which::P1Modules,
         &["--arch", "aarch64"],
         KNOWN_FAILING_IN_VM,
     );

@@ -24,6 +24,9 @@ use crate::services::{FileKind, FileStat, TimeChange};
 pub const READ: u32 = 1 << 0;
 /// `descriptor-flags`: write
 pub const WRITE: u32 = 1 << 1;
+/// `descriptor-flags`: file-integrity-sync, data-integrity-sync and
+/// requested-write-sync, which Basalt does not offer
+pub const SYNC_FLAGS: u32 = 0b111 << 2;
 /// `descriptor-flags`: mutate-directory
 pub const MUTATE_DIRECTORY: u32 = 1 << 5;
 
@@ -110,16 +113,19 @@ fn desc<'h>(h: &'h Host<'_>, r: u32) -> Result<&'h FileDescriptor, Error> {
     }
 }
 
-/// A regular file of descriptor `r` with `need` flags: the errno wasmtime
-/// gives otherwise.
+/// A regular file of descriptor `r` with `need` flags: else is-directory
+/// for a directory and not-permitted for a file opened without them, as
+/// wasmtime answers.
 fn file<'h>(
     h: &'h Host<'_>,
     r: u32,
     need: u32,
 ) -> Result<Result<&'h FileDescriptor, Errno>, Error> {
     let d = desc(h, r)?;
-    Ok(if d.dir || d.flags & need != need {
-        Err(Errno::Badf)
+    Ok(if d.dir {
+        Err(Errno::Isdir)
+    } else if d.flags & need != need {
+        Err(Errno::Perm)
     } else {
         Ok(d)
     })
@@ -183,6 +189,10 @@ fn stream(h: &mut Host<'_>, res: HostResource, input: bool) -> Result<Vec<Value>
 fn open_at(h: &mut Host<'_>, a: &[Value]) -> Result<Vec<Value>, Error> {
     let (r, path_flags, p) = (rep(a, 0)?, u32_arg(a, 1)?, path(a, 2)?);
     let (open_flags, flags) = (u32_arg(a, 3)?, u32_arg(a, 4)?);
+    if flags & SYNC_FLAGS != 0 {
+        // synchronous writes are not offered (preview1's FDFLAGS_SYNC: ENOTSUP)
+        return fail(Errno::Notsup);
+    }
     let how = OpenHow {
         create: open_flags & 1 != 0,
         directory: open_flags & 2 != 0,
@@ -400,7 +410,9 @@ pub(super) fn add<T: 'static>(
     });
     def(&mut i, "[method]descriptor.set-size", get, types, |h, a| {
         let size = u64_arg(a, 1)?;
-        unit(match file(h, rep(a, 0)?, WRITE)? {
+        unit(match file(h, rep(a, 0)?, 0)? {
+            // ftruncate(2) of a file opened for reading only: EINVAL
+            Ok(d) if d.flags & WRITE == 0 => Err(Errno::Inval),
             Ok(d) => d.node.fs.set_size(d.node.ino, size).map_err(Errno::from),
             Err(e) => Err(e),
         })

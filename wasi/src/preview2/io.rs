@@ -280,7 +280,7 @@ pub(super) fn add<T: 'static>(
             return Err(trap("poll: argument of the wrong type"));
         };
         if list.is_empty() {
-            return Err(trap("poll: the list of pollables is empty"));
+            return Err(trap("empty poll list: poll needs at least one pollable"));
         }
         let targets = list
             .iter()

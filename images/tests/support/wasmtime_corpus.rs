@@ -1,15 +1,19 @@
-//! wasmtime's WASI preview1 test programs (`shared/testsuite/wasi-p2`, the
-//! `p1_*` core modules): reading the corpus's manifest, setting each run
-//! up as wasmtime's harness does (fresh directories with their files,
-//! argv with argv[0], the whole environment, stdin), running `basalt run`
-//! on it, and judging the outcome against the run's `expect`.
-//!
-//! Only the runs whose `variant` starts with `core module` are read: the
-//! component variants are the component model's.
+//! wasmtime's WASI test programs (`shared/testsuite/wasi-p2`): reading the
+//! corpus's manifest, setting each run up as wasmtime's harness does
+//! (fresh directories with their files, argv with argv[0], the whole
+//! environment, stdin), running `basalt run` on it, and judging the
+//! outcome against the run's `expect`. [`Which`] picks the programs: the
+//! `p1_*` core modules, the same programs as components (through
+//! wasmtime's preview1 adapter), or the `p2_*` components.
+
+// Each test binary uses its own subset.
+#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
@@ -56,9 +60,9 @@ pub struct Preopen {
     pub contents: BTreeMap<String, Fixture>,
 }
 
-/// One core-module run of a program, as the manifest describes it.
+/// One run of a program, as the manifest describes it.
 #[derive(Clone, Debug)]
-pub struct P1Run {
+pub struct CorpusRun {
     /// the program's name (`p1_…`)
     pub name: String,
     /// the module
@@ -74,27 +78,48 @@ pub struct P1Run {
     pub terminal: bool,
     /// what must come out
     pub expect: serde_json::Map<String, Value>,
+    /// what the program reads on stdin (`None`: stdin is closed)
+    pub stdin: Option<String>,
+}
+
+/// Which programs of the corpus to read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Which {
+    /// the `p1_*` programs as core modules (`_start`)
+    P1Modules,
+    /// the `p1_*` programs as components (module + wasmtime's adapter)
+    P1Components,
+    /// the `p2_*` components that need neither HTTP nor sockets
+    P2,
 }
 
 /// What the manifest holds for this test.
 pub struct Corpus {
-    /// the core-module runs of every `p1_*` program
-    pub runs: Vec<P1Run>,
-    /// the `p1_*` programs that have none, with why
+    /// the runs of the programs asked for
+    pub runs: Vec<CorpusRun>,
+    /// the programs that have none Basalt can make, with why
     pub without: Vec<(String, String)>,
 }
 
-/// Reads the core-module runs of the corpus's manifest.
-pub fn runs(corpus: &Path) -> Result<Corpus, String> {
+/// Programs whose run needs plumbing of wasmtime's harness this runner
+/// does not build, with what.
+const NEEDS_HARNESS: &[(&str, &str)] = &[(
+    "p2_cli_stdout_epipe",
+    "needs a stdout pipe whose reader closes it (run here, it writes to a file forever)",
+)];
+
+/// Reads the runs of `which` programs from the corpus's manifest.
+pub fn runs(corpus: &Path, which: Which) -> Result<Corpus, String> {
     let text = std::fs::read_to_string(corpus.join("manifest.jsonl"))
         .map_err(|e| format!("manifest.jsonl: {e}"))?;
     let mut runs = Vec::new();
     let mut without = Vec::new();
+    let prefix = if which == Which::P2 { "p2_" } else { "p1_" };
     for (n, line) in text.lines().enumerate() {
         let program: Value =
             serde_json::from_str(line).map_err(|e| format!("manifest line {}: {e}", n + 1))?;
         let name = str_of(&program, "name")?;
-        if !name.starts_with("p1_") {
+        if !name.starts_with(prefix) {
             continue;
         }
         if program.get("status").and_then(Value::as_str) == Some("skipped") {
@@ -102,29 +127,91 @@ pub fn runs(corpus: &Path) -> Result<Corpus, String> {
             without.push((name, format!("not built: {why}")));
             continue;
         }
-        let file = str_of(&program, "file")?;
-        let core: Vec<&Value> = program
+        let needs: Vec<&str> = program
+            .get("needs")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        if which == Which::P2 {
+            let world = program.get("world").and_then(Value::as_str).unwrap_or("");
+            if world.starts_with("http-proxy")
+                || needs.contains(&"http-outgoing")
+                || name.starts_with("p2_http_")
+                || name.contains("serve")
+            {
+                without.push((name, "needs wasi:http (the serverless issue)".into()));
+                continue;
+            }
+            if !needs.is_empty() {
+                without.push((name, format!("needs wasi:sockets ({})", needs.join(", "))));
+                continue;
+            }
+        }
+        let file = match which {
+            Which::P1Components => str_of(&program, "component_file")?,
+            _ => str_of(&program, "file")?,
+        };
+        let chosen: Vec<&Value> = program
             .get("runs")
             .and_then(Value::as_array)
             .map(|r| {
                 r.iter()
+                    // `wasmtime run --invoke` prints the result, and
+                    // `-Wtimeout` takes sub-second deadlines: wasmtime's
+                    // own CLI, left to the known-failing lists below
                     .filter(|run| {
-                        run.get("variant")
+                        !run.get("host")
                             .and_then(Value::as_str)
-                            .is_some_and(|v| v.starts_with("core module"))
+                            .is_some_and(|h| h.contains("--invoke") || h.contains("-Wtimeout"))
+                    })
+                    .filter(|run| {
+                        let variant = run.get("variant").and_then(Value::as_str).unwrap_or("");
+                        match which {
+                            Which::P1Modules => variant.starts_with("core module"),
+                            Which::P1Components => variant.starts_with("component"),
+                            Which::P2 => true,
+                        }
                     })
                     .collect()
             })
             .unwrap_or_default();
-        if core.is_empty() {
-            without.push((name, "no core-module run (components only)".into()));
+        if chosen.is_empty() {
+            without.push((name, "no run of this kind".into()));
             continue;
         }
-        for run in core {
+        if let Some((_, why)) = NEEDS_HARNESS.iter().find(|(n, _)| *n == name) {
+            without.push((name, why.to_string()));
+            continue;
+        }
+        if program
+            .get("world")
+            .and_then(Value::as_str)
+            .is_some_and(|w| w.starts_with("other"))
+        {
+            without.push((
+                name,
+                "a reactor: wasmtime's harness calls its exports itself".into(),
+            ));
+            continue;
+        }
+        for run in chosen {
             runs.push(parse_run(&name, &corpus.join(&file), run)?);
         }
     }
     Ok(Corpus { runs, without })
+}
+
+/// What a manifest `stdin` gives the program: the text of a pipe
+/// (`pipe: "TEXT" … then EOF`, `pipe containing "TEXT" then EOF`), or
+/// nothing (closed, `/dev/null`).
+fn stdin_of(run: &Value) -> Option<String> {
+    let s = run.get("stdin").and_then(Value::as_str)?;
+    if !s.starts_with("pipe") || s.contains("kept OPEN") {
+        return None;
+    }
+    let start = s.find('"')? + 1;
+    let end = start + s[start..].find('"')?;
+    Some(s[start..end].to_string())
 }
 
 fn str_of(v: &Value, key: &str) -> Result<String, String> {
@@ -134,18 +221,41 @@ fn str_of(v: &Value, key: &str) -> Result<String, String> {
         .ok_or_else(|| format!("manifest: no `{key}` in {v}"))
 }
 
-fn parse_run(name: &str, wasm: &Path, run: &Value) -> Result<P1Run, String> {
+/// The manifest's shorthand for long text: `<'a' repeated 1024 times>` in
+/// an argument, `'a' repeated 262144 times (…)` as expected output.
+fn expand(s: &str) -> String {
+    let t = s.trim_start_matches('<');
+    let Some(rest) = t.strip_prefix('\'') else {
+        return s.to_string();
+    };
+    let Some((unit, rest)) = rest.split_once("' repeated ") else {
+        return s.to_string();
+    };
+    let Some((n, _)) = rest.split_once(" times") else {
+        return s.to_string();
+    };
+    match n.parse::<usize>() {
+        Ok(n) => unit.repeat(n),
+        Err(_) => s.to_string(),
+    }
+}
+
+fn parse_run(name: &str, wasm: &Path, run: &Value) -> Result<CorpusRun, String> {
     let bad = |what: &str| format!("{name}: bad `{what}` in the manifest");
     let args = run
         .get("args")
         .and_then(Value::as_array)
         .ok_or_else(|| bad("args"))?
         .iter()
-        .map(|a| a.as_str().map(str::to_string).ok_or_else(|| bad("args")))
+        .map(|a| a.as_str().map(expand).ok_or_else(|| bad("args")))
         .collect::<Result<Vec<_>, _>>()?;
-    if args.is_empty() {
-        return Err(bad("args"));
-    }
+    // The library harness runs some commands with no argv at all; argv[0]
+    // is the program's name here.
+    let args = if args.is_empty() {
+        vec![name.to_string()]
+    } else {
+        args
+    };
     let env = run
         .get("env")
         .and_then(Value::as_object)
@@ -198,7 +308,7 @@ fn parse_run(name: &str, wasm: &Path, run: &Value) -> Result<P1Run, String> {
             .cloned()
             .unwrap_or_default()
     };
-    Ok(P1Run {
+    Ok(CorpusRun {
         name: name.to_string(),
         wasm: wasm.to_path_buf(),
         args,
@@ -206,6 +316,7 @@ fn parse_run(name: &str, wasm: &Path, run: &Value) -> Result<P1Run, String> {
         preopens,
         terminal: note.contains("are all terminals"),
         expect: object("expect"),
+        stdin: stdin_of(run),
     })
 }
 
@@ -234,7 +345,7 @@ fn extreme_time() -> SystemTime {
 
 /// Makes the run's directories under `scratch` (fresh: `pre0`, `pre1`, …)
 /// and a link named argv[0] to the module in `scratch/bin`.
-fn prepare(run: &P1Run, scratch: &Path) -> std::io::Result<Vec<PathBuf>> {
+fn prepare(run: &CorpusRun, scratch: &Path) -> std::io::Result<Vec<PathBuf>> {
     let bin = scratch.join("bin");
     std::fs::create_dir_all(&bin)?;
     std::os::unix::fs::symlink(&run.wasm, bin.join(&run.args[0]))?;
@@ -278,7 +389,7 @@ fn quote(s: &str) -> String {
 pub fn execute(
     basalt: &Path,
     mode: &[&str],
-    run: &P1Run,
+    run: &CorpusRun,
     scratch: &Path,
     limit: Duration,
 ) -> Result<Ran, String> {
@@ -313,8 +424,16 @@ pub fn execute(
         c.args(argv);
         c
     };
+    let stdin = match &run.stdin {
+        Some(text) => {
+            let path = scratch.join("stdin");
+            std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+            Stdio::from(std::fs::File::open(&path).map_err(|e| format!("stdin: {e}"))?)
+        }
+        None => Stdio::null(),
+    };
     cmd.current_dir(scratch.join("bin"))
-        .stdin(Stdio::null())
+        .stdin(stdin)
         .stdout(file(&out_path)?)
         .stderr(file(&err_path)?);
     let t = Instant::now();
@@ -349,7 +468,7 @@ pub fn execute(
 
 /// Why `ran` does not meet the run's `expect` (`None`: it passes);
 /// `scratch` holds the run's directories, for `host_files_after`.
-pub fn judge(run: &P1Run, ran: &Ran, scratch: &Path) -> Option<String> {
+pub fn judge(run: &CorpusRun, ran: &Ran, scratch: &Path) -> Option<String> {
     let mut why = Vec::new();
     let tail = |s: &str| {
         let start = s.len().saturating_sub(1500);
@@ -360,12 +479,32 @@ pub fn judge(run: &P1Run, ran: &Ran, scratch: &Path) -> Option<String> {
     };
     for (key, want) in &run.expect {
         match key.as_str() {
+            "exit" if want.as_str().is_some_and(|w| w.starts_with("non-zero")) => {
+                if matches!(ran.code, Some(0) | None) {
+                    why.push(format!("exit code {:?}, expected {want}", ran.code));
+                }
+            }
             "exit" => {
                 let code = want.as_i64().and_then(|c| i32::try_from(c).ok());
                 if ran.code != code || code.is_none() {
                     why.push(format!("exit code {:?}, expected {want}", ran.code));
                 }
             }
+            "interrupted" => {
+                if ran.code != Some(124) {
+                    why.push(format!(
+                        "exit code {:?}, expected an interruption (124)",
+                        ran.code
+                    ));
+                }
+            }
+            "error_contains" | "trap_message" => {
+                if !want.as_str().is_some_and(|w| ran.stderr.contains(w)) {
+                    why.push(format!("stderr lacks {want}"));
+                }
+            }
+            // what wasmtime's harness does not check, or prose
+            "stderr" | "meaning" | "stdout" => {}
             "trap" => {
                 if ran.code != Some(134) {
                     why.push(format!(
@@ -375,7 +514,7 @@ pub fn judge(run: &P1Run, ran: &Ran, scratch: &Path) -> Option<String> {
                 }
             }
             "stdout_exact" => {
-                if Some(ran.stdout.as_str()) != want.as_str() {
+                if Some(ran.stdout.as_str()) != want.as_str().map(expand).as_deref() {
                     why.push(format!("stdout {:?}, expected {want}", tail(&ran.stdout)));
                 }
             }
@@ -408,7 +547,7 @@ pub fn judge(run: &P1Run, ran: &Ran, scratch: &Path) -> Option<String> {
 /// Checks one `host_files_after` entry: `GUEST/PATH` is in the preopen
 /// named `GUEST`, a bare name in the `.` or `/` one; `TEXT (unchanged)`
 /// means the file still holds what it started with.
-fn host_file_differs(run: &P1Run, scratch: &Path, path: &str, want: &Value) -> Option<String> {
+fn host_file_differs(run: &CorpusRun, scratch: &Path, path: &str, want: &Value) -> Option<String> {
     let (guest, rel) = match path.split_once('/') {
         Some((g, r)) if run.preopens.iter().any(|p| p.guest == g) => (g, r),
         _ => (
@@ -517,4 +656,104 @@ impl Tally {
             self.problems.join("\n\n")
         );
     }
+}
+
+// ---- running a set ---------------------------------------------------------
+
+/// How long one run may take (a VM under TCG on a loaded 2-core machine
+/// included).
+const LIMIT: Duration = Duration::from_secs(180);
+
+fn basalt() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_basalt"))
+}
+
+/// Whether `script` (util-linux) can give a run a terminal.
+fn have_script() -> bool {
+    Command::new("script")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Runs every run of `which` programs with `basalt run MODE…`, `jobs` at
+/// a time (`BASALT_P1_JOBS`, default one per CPU, at most 4), and judges
+/// them against `known` (`BASALT_P1_ONLY=a,b` runs only those programs).
+pub fn run_all(
+    what: &str,
+    which: Which,
+    mode: &[&str],
+    known: &'static [(&'static str, &'static str)],
+) {
+    let Some(dir) = corpus_dir() else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "wasmtime's WASI test programs not found (set BASALT_WASI_P2_TESTSUITE)"
+        );
+        eprintln!(
+            "{what}: wasmtime's WASI test programs not found; skipped (set BASALT_WASI_P2_TESTSUITE)"
+        );
+        return;
+    };
+    let Corpus { runs, without } = runs(&dir, which).unwrap_or_else(|e| panic!("{e}"));
+    let only = std::env::var("BASALT_P1_ONLY").ok();
+    let wanted = |name: &str| {
+        only.as_deref()
+            .is_none_or(|o| o.split(',').any(|n| n == name))
+    };
+    let started = Instant::now();
+    let mut tally = Tally::new(what, if only.is_some() { &[] } else { known });
+    for (name, why) in &without {
+        tally.skip(name, why);
+    }
+    let script = have_script();
+    let mut todo: Vec<&CorpusRun> = Vec::new();
+    for run in runs.iter().filter(|r| wanted(&r.name)) {
+        if run.terminal && !script {
+            tally.skip(
+                &run.name,
+                "needs a terminal, and `script` (util-linux) is missing",
+            );
+        } else {
+            todo.push(run);
+        }
+    }
+    let jobs = std::env::var("BASALT_P1_JOBS")
+        .ok()
+        .and_then(|j| j.parse().ok())
+        .filter(|j| *j > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get().min(4)));
+    let next = AtomicUsize::new(0);
+    let results = Mutex::new(Vec::new());
+    let scratch = tempfile::Builder::new()
+        .prefix("basalt-p1-")
+        .tempdir()
+        .expect("scratch directory");
+    std::thread::scope(|s| {
+        for _ in 0..jobs {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(run) = todo.get(i) else { break };
+                    let dir = scratch.path().join(format!("{i}-{}", run.name));
+                    let failure = match execute(basalt(), mode, run, &dir, LIMIT) {
+                        Ok(ran) => {
+                            println!("{what}: {:>6.1} s  {}", ran.took.as_secs_f64(), run.name);
+                            judge(run, &ran, &dir)
+                        }
+                        Err(e) => Some(format!("not run: {e}")),
+                    };
+                    if let Ok(mut r) = results.lock() {
+                        r.push((i, failure));
+                    }
+                }
+            });
+        }
+    });
+    let mut results = results.into_inner().unwrap_or_default();
+    results.sort_by_key(|(i, _)| *i);
+    for (i, failure) in results {
+        tally.record(&todo[i].name, failure);
+    }
+    tally.finish(started);
 }
