@@ -454,6 +454,7 @@ pub fn pack(
             .deadline
             .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)),
         terminals,
+        sockets: opts.sockets,
     };
     // Shared directories, preopened in --dir order: live over virtio-9p,
     // or packed under fs/N/.
