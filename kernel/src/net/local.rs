@@ -1,23 +1,26 @@
 //! The network of the sockets a program makes itself (`wasi:sockets`
-//! 0.2) in a VM: smoltcp over its loopback device, at `127.0.0.1`.
+//! 0.2) in a VM: smoltcp over its loopback device, at `127.0.0.1` and
+//! `::1`.
 //!
 //! smoltcp's interfaces do not loop packets to their own addresses back,
 //! so the loopback is an interface of its own, with its own sockets; it
 //! needs no network card. What it serves: TCP (bind, listen with a
-//! backlog of listening sockets, connect, accept, shutdown) and UDP on
-//! IPv4, between sockets of the program. Not served, with the error the
-//! program sees: IPv6 sockets (`not-supported`: the stack is built
-//! without IPv6), addresses other than `127.0.0.1` and `0.0.0.0`
-//! (`address-not-bindable` to bind, `remote-unreachable` to reach: the
-//! card's interface is not connected to these sockets), ICMP errors
-//! (a datagram to a closed port is lost silently), and name lookup
-//! beyond `localhost` (`permanent-resolver-failure`: no resolver).
+//! backlog of listening sockets, connect, accept, shutdown) and UDP, on
+//! `127.0.0.1` and `::1`, between sockets of the program. Not served,
+//! with the error the program sees: other addresses than the loopback's
+//! and the unspecified ones (`address-not-bindable` to bind,
+//! `remote-unreachable` to reach: the card's interface is not connected
+//! to these sockets) and name lookup beyond `localhost`
+//! (`permanent-resolver-failure`: no resolver). smoltcp gives UDP
+//! sockets no ICMP errors; a connected UDP socket that sends to a port
+//! no socket is bound to gets `connection-refused` on its next receive
+//! instead, as ICMP port-unreachable gives it on Linux.
 
 use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
-use core::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
 use basalt_wasi::services::{
     Interest, NetError, Network, Readiness, Shutdown, SocketId, SocketOption, Transport,
@@ -31,8 +34,26 @@ use spin::Mutex;
 
 use super::now;
 
-/// The loopback's address.
+/// The loopback's IPv4 address.
 const LOOPBACK: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 1);
+
+/// The loopback's address of a family.
+fn loopback(v6: bool) -> IpAddr {
+    if v6 {
+        IpAddr::V6(Ipv6Addr::LOCALHOST)
+    } else {
+        IpAddr::V4(LOOPBACK)
+    }
+}
+
+/// The unspecified address of a family.
+fn unspecified(v6: bool) -> IpAddr {
+    if v6 {
+        IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+    } else {
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+    }
+}
 /// The first port handed out when the program binds port 0.
 const EPHEMERAL_FIRST: u16 = 49152;
 /// Sockets kept listening per listener (smoltcp has no backlog).
@@ -61,12 +82,17 @@ enum Kind {
 /// A socket of the program.
 struct Sock {
     kind: Kind,
+    /// IPv6 (else IPv4)
+    v6: bool,
     /// the local port and address (`None`: unspecified) it is bound to
-    bound: Option<(Option<Ipv4Addr>, u16)>,
+    bound: Option<(Option<IpAddr>, u16)>,
     /// accepted from a listener (it shares the listener's port)
     accepted: bool,
     /// a UDP socket's peer
     peer: Option<SocketAddr>,
+    /// a connected UDP socket sent to a port nobody listens on: its next
+    /// receive fails (what ICMP port-unreachable does on other stacks)
+    refused: bool,
     /// the options the program set
     keep_alive: bool,
     keep_interval: Option<u64>,
@@ -74,12 +100,14 @@ struct Sock {
 }
 
 impl Sock {
-    fn new(kind: Kind) -> Sock {
+    fn new(kind: Kind, v6: bool) -> Sock {
         Sock {
             kind,
+            v6,
             bound: None,
             accepted: false,
             peer: None,
+            refused: false,
             keep_alive: false,
             keep_interval: None,
             hop_limit: None,
@@ -128,16 +156,30 @@ fn acceptable(state: tcp::State) -> bool {
     )
 }
 
-fn v4(addr: SocketAddr) -> Result<SocketAddrV4, NetError> {
-    match addr {
-        SocketAddr::V4(a) => Ok(a),
-        SocketAddr::V6(_) => Err(NetError::NotSupported),
+/// `addr`, if it is of family `v6`.
+fn of_family(addr: SocketAddr, v6: bool) -> Result<SocketAddr, NetError> {
+    if addr.is_ipv6() == v6 {
+        Ok(addr)
+    } else {
+        Err(NetError::InvalidArgument)
     }
 }
 
 fn endpoint_addr(e: IpEndpoint) -> SocketAddr {
-    let IpAddress::Ipv4(a) = e.addr;
-    SocketAddr::V4(SocketAddrV4::new(a, e.port))
+    match e.addr {
+        IpAddress::Ipv4(a) => SocketAddr::V4(SocketAddrV4::new(a, e.port)),
+        IpAddress::Ipv6(a) => SocketAddr::V6(SocketAddrV6::new(a, e.port, 0, 0)),
+    }
+}
+
+/// Where smoltcp listens for a socket of family `v6` bound to `ip`: the
+/// loopback's address (the only one there is), so the two families'
+/// sockets never take each other's packets.
+fn listen_endpoint(ip: Option<IpAddr>, v6: bool, port: u16) -> IpListenEndpoint {
+    IpListenEndpoint {
+        addr: Some(IpAddress::from(ip.unwrap_or(loopback(v6)))),
+        port,
+    }
 }
 
 impl Stack {
@@ -177,15 +219,13 @@ impl Stack {
         let Some(Sock {
             kind: Kind::TcpListener(hs),
             bound: Some((addr, port)),
+            v6,
             ..
         }) = self.socks.get(&id)
         else {
             return;
         };
-        let endpoint = IpListenEndpoint {
-            addr: addr.map(IpAddress::Ipv4),
-            port: *port,
-        };
+        let endpoint = listen_endpoint(*addr, *v6, *port);
         let listening = hs
             .iter()
             .filter(|h| self.set.get::<tcp::Socket<'_>>(**h).state() == tcp::State::Listen)
@@ -219,14 +259,22 @@ impl Stack {
         id
     }
 
-    /// Whether `port` is taken for `udp` sockets by another than `id`.
-    fn port_taken(&self, udp: bool, port: u16, id: SocketId) -> bool {
+    /// Whether `port` is taken, for sockets of the protocol and family of
+    /// `id`, by another.
+    fn port_taken(&self, port: u16, id: SocketId) -> bool {
+        let Some(me) = self.socks.get(&id) else {
+            return false;
+        };
         self.socks.iter().any(|(other, s)| {
-            *other != id && !s.accepted && s.udp() == udp && s.bound.is_some_and(|b| b.1 == port)
+            *other != id
+                && !s.accepted
+                && s.udp() == me.udp()
+                && s.v6 == me.v6
+                && s.bound.is_some_and(|b| b.1 == port)
         })
     }
 
-    fn ephemeral(&mut self, udp: bool, id: SocketId) -> Result<u16, NetError> {
+    fn ephemeral(&mut self, id: SocketId) -> Result<u16, NetError> {
         for _ in 0..=(u16::MAX - EPHEMERAL_FIRST) {
             let p = self.next_port.max(EPHEMERAL_FIRST);
             self.next_port = if p == u16::MAX {
@@ -234,7 +282,7 @@ impl Stack {
             } else {
                 p + 1
             };
-            if !self.port_taken(udp, p, id) {
+            if !self.port_taken(p, id) {
                 return Ok(p);
             }
         }
@@ -260,29 +308,25 @@ impl Stack {
     }
 
     fn bind(&mut self, id: SocketId, addr: SocketAddr) -> Result<(), NetError> {
-        let a = v4(addr)?;
-        let ip = match *a.ip() {
+        let v6 = self.sock(id)?.v6;
+        let a = of_family(addr, v6)?;
+        let ip = match a.ip() {
             ip if ip.is_unspecified() => None,
-            LOOPBACK => Some(LOOPBACK),
+            ip if ip == loopback(v6) => Some(ip),
             _ => return Err(NetError::AddressNotAvailable),
         };
-        let udp = self.sock(id)?.udp();
         if self.sock(id)?.bound.is_some() {
             return Err(NetError::InvalidArgument);
         }
         let port = match a.port() {
-            0 => self.ephemeral(udp, id)?,
-            p if self.port_taken(udp, p, id) => return Err(NetError::AddressInUse),
+            0 => self.ephemeral(id)?,
+            p if self.port_taken(p, id) => return Err(NetError::AddressInUse),
             p => p,
         };
         if let Kind::Udp(h) = self.sock(id)?.kind {
-            let endpoint = IpListenEndpoint {
-                addr: ip.map(IpAddress::Ipv4),
-                port,
-            };
             self.set
                 .get_mut::<udp::Socket<'static>>(h)
-                .bind(endpoint)
+                .bind(listen_endpoint(ip, v6, port))
                 .map_err(|_| NetError::InvalidArgument)?;
         }
         self.sock(id)?.bound = Some((ip, port));
@@ -309,34 +353,32 @@ impl Stack {
     }
 
     fn connect(&mut self, id: SocketId, addr: SocketAddr) -> Result<(), NetError> {
-        let a = v4(addr)?;
+        let v6 = self.sock(id)?.v6;
+        let a = of_family(addr, v6)?;
         if self.sock(id)?.udp() {
-            self.sock(id)?.peer = Some(addr);
+            self.sock(id)?.peer = Some(a);
             return Ok(());
         }
         if !matches!(self.sock(id)?.kind, Kind::TcpNew) {
             return Err(NetError::InvalidArgument);
         }
-        if *a.ip() != LOOPBACK {
+        if a.ip() != loopback(v6) {
             return Err(NetError::Unreachable);
         }
         let port = match self.sock(id)?.bound {
             Some((_, p)) => p,
             None => {
-                let p = self.ephemeral(false, id)?;
+                let p = self.ephemeral(id)?;
                 self.sock(id)?.bound = Some((None, p));
                 p
             }
         };
         let mut s = tcp_socket();
-        let local = IpListenEndpoint {
-            addr: Some(IpAddress::Ipv4(LOOPBACK)),
-            port,
-        };
+        let remote = (IpAddress::from(a.ip()), a.port());
         s.connect(
             self.iface.context(),
-            (IpAddress::Ipv4(*a.ip()), a.port()),
-            local,
+            remote,
+            listen_endpoint(None, v6, port),
         )
         .map_err(|_| NetError::InvalidArgument)?;
         let h = self.set.add(s);
@@ -367,7 +409,7 @@ impl Stack {
             .position(|h| acceptable(set.get::<tcp::Socket<'_>>(*h).state()))
             .ok_or(NetError::WouldBlock)?;
         let h = hs.remove(i);
-        let mut conn = Sock::new(Kind::TcpConn(h));
+        let mut conn = Sock::new(Kind::TcpConn(h), s.v6);
         conn.accepted = true;
         conn.bound = s.bound;
         conn.keep_alive = s.keep_alive;
@@ -414,7 +456,8 @@ impl Stack {
 
     fn readiness(&mut self, id: SocketId) -> Result<Readiness, NetError> {
         let set = &self.set;
-        Ok(match self.socks.get(&id).ok_or(NetError::Stale)?.kind {
+        let sock = self.socks.get(&id).ok_or(NetError::Stale)?;
+        Ok(match sock.kind {
             Kind::TcpNew => Readiness::default(),
             Kind::TcpListener(ref hs) => Readiness {
                 readable: hs
@@ -437,7 +480,7 @@ impl Stack {
             Kind::Udp(h) => {
                 let s = set.get::<udp::Socket<'_>>(h);
                 Readiness {
-                    readable: s.can_recv(),
+                    readable: s.can_recv() || sock.refused,
                     writable: s.can_send().then_some(1),
                     hangup: false,
                     pending: 0,
@@ -490,24 +533,31 @@ impl Stack {
     ) -> Result<(), NetError> {
         let h = self.udp_handle(id)?;
         let to = to.or(self.sock(id)?.peer).ok_or(NetError::NotConnected)?;
-        let a = v4(to)?;
-        if *a.ip() != LOOPBACK {
+        let v6 = self.sock(id)?.v6;
+        let a = of_family(to, v6)?;
+        if a.ip() != loopback(v6) {
             return Err(NetError::Unreachable);
         }
         if self.sock(id)?.bound.is_none() {
-            self.bind(
-                id,
-                SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)),
-            )?;
+            self.bind(id, SocketAddr::new(unspecified(v6), 0))?;
         }
-        let endpoint = IpEndpoint::new(IpAddress::Ipv4(*a.ip()), a.port());
+        let endpoint = IpEndpoint::new(IpAddress::from(a.ip()), a.port());
         self.set
             .get_mut::<udp::Socket<'static>>(h)
             .send_slice(data, endpoint)
             .map_err(|e| match e {
                 udp::SendError::BufferFull => NetError::WouldBlock,
                 udp::SendError::Unaddressable => NetError::InvalidArgument,
-            })
+            })?;
+        let listened = self
+            .socks
+            .values()
+            .any(|s| s.udp() && s.v6 == v6 && s.bound.is_some_and(|(_, p)| p == a.port()));
+        let s = self.sock(id)?;
+        if !listened && s.peer == Some(to) {
+            s.refused = true;
+        }
+        Ok(())
     }
 
     fn recv_from(&mut self, id: SocketId, buf: &mut [u8]) -> Result<(usize, SocketAddr), NetError> {
@@ -516,7 +566,14 @@ impl Stack {
         match s.recv_slice(buf) {
             Ok((n, meta)) => Ok((n, endpoint_addr(meta.endpoint))),
             Err(udp::RecvError::Truncated) => Err(NetError::MessageTooLarge),
-            Err(udp::RecvError::Exhausted) => Err(NetError::WouldBlock),
+            Err(udp::RecvError::Exhausted) => {
+                let s = self.sock(id)?;
+                if core::mem::take(&mut s.refused) {
+                    Err(NetError::ConnectionRefused)
+                } else {
+                    Err(NetError::WouldBlock)
+                }
+            }
         }
     }
 
@@ -531,11 +588,11 @@ impl Stack {
         // A connected socket bound to any address sends from the one
         // its peer is reached through, as POSIX stacks report.
         let any = if s.peer.is_some() {
-            LOOPBACK
+            loopback(s.v6)
         } else {
-            Ipv4Addr::UNSPECIFIED
+            unspecified(s.v6)
         };
-        Ok(SocketAddr::V4(SocketAddrV4::new(ip.unwrap_or(any), port)))
+        Ok(SocketAddr::new(ip.unwrap_or(any), port))
     }
 
     fn peer_addr(&mut self, id: SocketId) -> Result<SocketAddr, NetError> {
@@ -587,6 +644,7 @@ pub fn network() -> Arc<dyn Network> {
     let mut iface = Interface::new(config, &mut dev, now());
     iface.update_ip_addrs(|addrs| {
         let _ = addrs.push(IpCidr::new(IpAddress::Ipv4(LOOPBACK), 8));
+        let _ = addrs.push(IpCidr::new(IpAddress::Ipv6(Ipv6Addr::LOCALHOST), 128));
     });
     Arc::new(LocalNetwork {
         stack: Mutex::new(Stack {
@@ -670,15 +728,12 @@ impl Network for LocalNetwork {
     }
 
     fn create(&self, transport: Transport, ipv6: bool) -> Result<SocketId, NetError> {
-        if ipv6 {
-            return Err(NetError::NotSupported);
-        }
         self.with(|s| {
             let kind = match transport {
                 Transport::Tcp => Kind::TcpNew,
                 Transport::Udp => Kind::Udp(s.set.add(udp_socket())),
             };
-            Ok(s.insert(Sock::new(kind)))
+            Ok(s.insert(Sock::new(kind, ipv6)))
         })
     }
 
