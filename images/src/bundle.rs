@@ -44,6 +44,10 @@ pub struct Manifest {
     /// which of stdin, stdout and stderr are terminals on the host
     /// (`terminal stdin|stdout|stderr`, one line each)
     pub terminals: [bool; 3],
+    /// what `wasi:sockets` may do (`-S`): `sockets GRANT,…` naming each
+    /// granted one of inherit-network, ip-name-lookup, tcp, udp (`none`
+    /// for none), written only when it is not the default
+    pub sockets: basalt_wasi::preview2::SocketGrants,
 }
 
 /// One preopened directory, for the kernel.
@@ -165,6 +169,24 @@ impl Manifest {
             if *terminal {
                 let _ = writeln!(s, "terminal {stream}");
             }
+        }
+        let g = self.sockets;
+        if g != basalt_wasi::preview2::SocketGrants::default() {
+            let granted: Vec<&str> = [
+                (g.inherit_network, "inherit-network"),
+                (g.ip_name_lookup, "ip-name-lookup"),
+                (g.tcp, "tcp"),
+                (g.udp, "udp"),
+            ]
+            .into_iter()
+            .filter_map(|(on, name)| on.then_some(name))
+            .collect();
+            let list = if granted.is_empty() {
+                "none".to_string()
+            } else {
+                granted.join(",")
+            };
+            let _ = writeln!(s, "sockets {list}");
         }
         s
     }

@@ -37,6 +37,11 @@ options:
                         the program the socket as a descriptor after the
                         --dir ones; may be repeated. In a VM ADDR is the
                         guest's; reach it from the host with -p
+  -S KEY[=y|n][,...]    WASI settings, as wasmtime's: inherit-network (the
+                        program may bind, connect and send to any address;
+                        default: none), allow-ip-name-lookup (resolve names;
+                        default off), tcp, udp (the wasi:sockets protocols;
+                        default on). -Sinherit-network,tcp=n works too
   -p, --publish HOST:GUEST
                         forward host port HOST (on 127.0.0.1) to guest port
                         GUEST (QEMU user networking); may be repeated
@@ -174,6 +179,13 @@ pub fn parse_run(args: Vec<OsString>) -> Result<RunCommand, CliError> {
                     return Err(usage(format!("--tcplisten wants HOST:PORT, got `{v}`")));
                 }
                 opts.tcplisten.push(v);
+            }
+            "-S" => {
+                let v = value(&mut it, flag)?;
+                crate::wasi_flags::apply(&mut opts.sockets, &v).map_err(usage)?;
+            }
+            s if s.starts_with("-S") => {
+                crate::wasi_flags::apply(&mut opts.sockets, &s[2..]).map_err(usage)?;
             }
             "-p" | "--publish" => {
                 let v = value(&mut it, flag)?;
@@ -388,6 +400,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
                     timeout: cmd.options.timeout,
                     fuel: cmd.options.fuel,
                     tcplisten: &cmd.options.tcplisten,
+                    sockets: cmd.options.sockets,
                     verbose: cmd.options.verbose,
                 })
             } else {
@@ -475,6 +488,7 @@ const RUN_OPTIONS_WITH_VALUE: &[&str] = &[
     "--dir-ro",
     "--dir-mode",
     "--tcplisten",
+    "-S",
     "-p",
     "--publish",
     "--net",

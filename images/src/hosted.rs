@@ -9,7 +9,8 @@
 //! processes make meanwhile are seen and never undone. With `--dir-mode
 //! copy` the directory is copied into an in-memory file system instead and
 //! nothing comes back, as in a VM. A `--tcplisten` is a listening socket
-//! of the host, preopened after the directories.
+//! of the host, preopened after the directories; `wasi:sockets` makes
+//! host sockets, within the `-S` grants.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -52,6 +53,8 @@ pub struct Hosted<'a> {
     /// addresses to listen on, each preopened as a socket after the
     /// directories (`--tcplisten`)
     pub tcplisten: &'a [String],
+    /// what `wasi:sockets` may do (`-S`)
+    pub sockets: basalt_wasi::preview2::SocketGrants,
     /// report compile and run times on stderr
     pub verbose: bool,
 }
@@ -88,6 +91,7 @@ pub fn run_with_stdio(run: Hosted<'_>, stdio: Box<dyn Stdio>) -> Result<i32, Cli
         timeout,
         fuel,
         tcplisten,
+        sockets,
         verbose,
     } = run;
     // The interrupt checks cost a load and a branch per loop iteration:
@@ -158,8 +162,12 @@ pub fn run_with_stdio(run: Hosted<'_>, stdio: Box<dyn Stdio>) -> Result<i32, Cli
         ctx.preopen_dir(guest.clone().into_bytes(), fs)
             .map_err(|e| CliError::Usage(format!("too many --dir: {e}")))?;
     }
-    if !tcplisten.is_empty() {
-        let net = Arc::new(HostNetwork::new(origin));
+    // One host network serves the --tcplisten listeners and the sockets a
+    // WASI 0.2 program makes within its -S grants.
+    let net = Arc::new(HostNetwork::new(origin));
+    ctx.set_network(net.clone());
+    ctx.set_socket_grants(sockets);
+    {
         for addr in tcplisten {
             let (id, bound) = net.listen(addr).map_err(|e| {
                 CliError::Input(format!("cannot listen on --tcplisten {addr}: {e}"))

@@ -24,6 +24,7 @@ pub mod spec_batch;
 pub mod symbols;
 pub mod vm;
 pub mod vm_console;
+pub mod wasi_flags;
 pub mod wast;
 pub mod wast_component;
 

@@ -62,6 +62,8 @@ pub struct RunOptions {
     /// addresses to listen on, preopened as sockets after `dirs`
     /// (`--tcplisten`; in a VM, the guest's addresses)
     pub tcplisten: Vec<String>,
+    /// what `wasi:sockets` may do (`-S inherit-network`, `-S tcp`, …)
+    pub sockets: basalt_wasi::preview2::SocketGrants,
     /// host ports forwarded to guest ports: (host, guest) (`-p`)
     pub publish: Vec<(u16, u16)>,
     /// guest ISA
@@ -134,6 +136,7 @@ impl RunOptions {
             dirs: Vec::new(),
             dir_mode: DirMode::Live,
             tcplisten: Vec::new(),
+            sockets: basalt_wasi::preview2::SocketGrants::default(),
             publish: Vec::new(),
             arch: GuestArch::X86_64,
             machine: Machine::Q35,
@@ -483,6 +486,7 @@ pub fn pack(
             .deadline
             .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)),
         terminals,
+        sockets: opts.sockets,
     };
     // Shared directories, preopened in --dir order: live over virtio-9p,
     // or packed under fs/N/.

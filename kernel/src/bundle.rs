@@ -378,6 +378,10 @@ pub struct Manifest {
     /// which of stdin, stdout and stderr are terminals on the host
     /// (`terminal stdin|stdout|stderr`); the others are not
     pub terminals: [bool; 3],
+    /// what `wasi:sockets` may do (`sockets inherit-network,ip-name-lookup,
+    /// tcp,udp`, the granted ones, or `none`; from `-S`): wasmtime's
+    /// defaults when absent
+    pub sockets: basalt_wasi::preview2::SocketGrants,
 }
 
 /// One directory preopened for the program.
@@ -469,6 +473,7 @@ impl Manifest {
         let mut seen_batch = false;
         let mut seen_component = false;
         let (mut seen_interrupt_checks, mut seen_deadline, mut seen_fuel) = (false, false, false);
+        let mut seen_sockets = false;
         let err = |line: usize, message: String| BundleError::Manifest { line, message };
         for (n, raw) in text.split(|c| *c == b'\n').enumerate() {
             let line = n + 1;
@@ -620,6 +625,34 @@ impl Manifest {
                     };
                     m.terminals[i] = true;
                 }
+                b"sockets" => {
+                    once(&mut seen_sockets)?;
+                    let mut g = basalt_wasi::preview2::SocketGrants {
+                        inherit_network: false,
+                        ip_name_lookup: false,
+                        tcp: false,
+                        udp: false,
+                    };
+                    if value != b"none" {
+                        for name in value.split(|c| *c == b',') {
+                            match name {
+                                b"inherit-network" => g.inherit_network = true,
+                                b"ip-name-lookup" => g.ip_name_lookup = true,
+                                b"tcp" => g.tcp = true,
+                                b"udp" => g.udp = true,
+                                _ => {
+                                    return Err(err(
+                                        line,
+                                        String::from(
+                                            "`sockets` lists inherit-network, ip-name-lookup, tcp and udp, or is none",
+                                        ),
+                                    ));
+                                }
+                            }
+                        }
+                    }
+                    m.sockets = g;
+                }
                 b"spec-batch" => {
                     once(&mut seen_batch)?;
                     m.spec_batch = Some(utf8(value).map_err(|e| err(line, e))?);
@@ -628,7 +661,7 @@ impl Manifest {
                     return Err(err(
                         line,
                         alloc::format!(
-                            "unknown key `{key_str}` (this kernel knows version, arg, env, module, artifact, component-artifacts, jit, verbose, preopen, share, preopen-ro, share-ro, tcplisten, fuel, interrupt-checks, deadline-ms, terminal, spec-batch); is the kernel older than the CLI?"
+                            "unknown key `{key_str}` (this kernel knows version, arg, env, module, artifact, component-artifacts, jit, verbose, preopen, share, preopen-ro, share-ro, tcplisten, fuel, interrupt-checks, deadline-ms, terminal, sockets, spec-batch); is the kernel older than the CLI?"
                         ),
                     ));
                 }

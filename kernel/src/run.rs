@@ -316,6 +316,9 @@ fn load_and_run(info: &BootInfo) -> Result<Outcome, LoadError> {
         crate::services::services(),
     );
     ctx.set_terminals(manifest.terminals);
+    ctx.set_socket_grants(manifest.sockets);
+    // The program's own sockets (wasi:sockets) live on the loopback.
+    ctx.set_network(crate::net::local::network());
     if !manifest.preopens.is_empty() {
         // Copies are loaded into the heap: they may take half of the
         // memory still free, the rest is for the program. Live shares

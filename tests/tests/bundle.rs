@@ -94,6 +94,12 @@ fn what_the_cli_writes_the_kernel_reads_back() {
         interrupt_checks: true,
         deadline_ms: Some(1500),
         terminals: [false, true, true],
+        sockets: basalt_wasi::preview2::SocketGrants {
+            inherit_network: true,
+            ip_name_lookup: true,
+            tcp: false,
+            udp: true,
+        },
     };
     let archive = write_tar(&[
         manifest_entry(&cli.render()),
@@ -145,6 +151,7 @@ fn what_the_cli_writes_the_kernel_reads_back() {
     assert!(m.interrupt_checks);
     assert_eq!(m.deadline_ms, Some(1500));
     assert_eq!(m.terminals, [false, true, true]);
+    assert_eq!(m.sockets, cli.sockets);
 
     // And with every flag off.
     let plain = CliManifest {
@@ -162,6 +169,25 @@ fn what_the_cli_writes_the_kernel_reads_back() {
     assert!(!m.jit && !m.verbose);
     assert_eq!(m.fuel, None);
     assert!(!m.interrupt_checks);
+    assert_eq!(m.sockets, basalt_wasi::preview2::SocketGrants::default());
+    // Nothing granted at all.
+    let none = CliManifest {
+        args: vec![b"x".to_vec()],
+        sockets: basalt_wasi::preview2::SocketGrants {
+            inherit_network: false,
+            ip_name_lookup: false,
+            tcp: false,
+            udp: false,
+        },
+        ..CliManifest::default()
+    };
+    assert!(none.render().contains("sockets none\n"));
+    let m = load(&write_tar(&[
+        manifest_entry(&none.render()),
+        module_entry(),
+    ]))
+    .unwrap();
+    assert_eq!(m.sockets, none.sockets);
 }
 
 #[test]
@@ -305,6 +331,10 @@ fn manifest_mistakes_name_their_line() {
     let (line, msg) = manifest_error("version 1\narg a\nmodule app.wasm\nmodule b.wasm\n");
     assert_eq!(line, 4);
     assert!(msg.contains("`module` given twice"), "{msg}");
+
+    let (line, msg) = manifest_error("version 1\nmodule m\nsockets tcp,bogus\n");
+    assert_eq!(line, 3);
+    assert!(msg.contains("`sockets` lists"), "{msg}");
 
     let (line, msg) = manifest_error("version 1\narg a\n\ncolour blue\nmodule app.wasm\n");
     assert_eq!(line, 4);

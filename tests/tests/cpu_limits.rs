@@ -47,6 +47,7 @@ fn hosted_dots() -> (usize, i32, String) {
         timeout: None,
         fuel: Some(FUEL),
         tcplisten: &[],
+        sockets: Default::default(),
         verbose: false,
     };
     let code = basalt::hosted::run_with_stdio(run, Box::new(io.clone())).expect("run");

@@ -68,6 +68,7 @@ fn run(
         timeout: None,
         fuel: None,
         tcplisten: &[],
+        sockets: Default::default(),
         verbose: false,
     };
     run_with_stdio(run, Box::new(streams)).expect("run")

@@ -39,6 +39,7 @@ fn the_http_server_answers_and_survives_hostile_clients() {
             timeout: None,
             fuel: None,
             tcplisten: &listen,
+            sockets: Default::default(),
             verbose: false,
         };
         let r = basalt::hosted::run(run);

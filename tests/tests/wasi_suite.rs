@@ -40,6 +40,7 @@ fn run_hosted(suite: &std::path::Path, name: &str, spec: &Spec) -> Result<Ran, S
         timeout: None,
         fuel: None,
         tcplisten: &[],
+        sockets: Default::default(),
         verbose: false,
     };
     let code =
@@ -127,6 +128,7 @@ fn writes_through_a_dir_reach_the_host() {
         timeout: None,
         fuel: None,
         tcplisten: &[],
+        sockets: Default::default(),
         verbose: false,
     };
     let code = basalt::hosted::run_with_stdio(run, Box::new(Captured::default())).expect("run");

@@ -100,6 +100,10 @@ pub struct WasiCtx {
     pub(crate) terminals: [bool; 3],
     /// the host's WASI 0.2 resources (streams, descriptors, pollables)
     pub(crate) resources: crate::preview2::Table,
+    /// the network `wasi:sockets` makes sockets in, if any
+    pub(crate) net: Option<Arc<dyn Network>>,
+    /// what `wasi:sockets` may do
+    pub(crate) grants: crate::preview2::SocketGrants,
 }
 
 /// An entry of the descriptor table.
@@ -170,7 +174,21 @@ impl WasiCtx {
             fds,
             terminals: [false; 3],
             resources: crate::preview2::Table::default(),
+            net: None,
+            grants: crate::preview2::SocketGrants::default(),
         }
+    }
+
+    /// Gives `wasi:sockets` the network `net` to make sockets in
+    /// (without one, what the grants allow fails with `not-supported`).
+    pub fn set_network(&mut self, net: Arc<dyn Network>) {
+        self.net = Some(net);
+    }
+
+    /// Says what `wasi:sockets` may do (`-S inherit-network`, `-S tcp`, …;
+    /// until this is called, [`crate::preview2::SocketGrants::default`]).
+    pub fn set_socket_grants(&mut self, grants: crate::preview2::SocketGrants) {
+        self.grants = grants;
     }
 
     /// Says which of stdin, stdout and stderr (in that order) are

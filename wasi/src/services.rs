@@ -275,6 +275,30 @@ pub enum NetError {
     NoBuffers,
     /// the socket no longer exists (`EBADF`)
     Stale,
+    /// the local address is taken (`EADDRINUSE`)
+    AddressInUse,
+    /// the local address is not one of this machine's (`EADDRNOTAVAIL`)
+    AddressNotAvailable,
+    /// the peer refused the connection or a datagram (`ECONNREFUSED`)
+    ConnectionRefused,
+    /// the connection was aborted locally (`ECONNABORTED`)
+    ConnectionAborted,
+    /// no route to the remote host or network
+    Unreachable,
+    /// the operation timed out
+    Timeout,
+    /// the operation or option is not supported by this backend
+    NotSupported,
+    /// a datagram too large to send
+    MessageTooLarge,
+    /// the operation was refused (privileged port, firewall)
+    AccessDenied,
+    /// the name does not exist
+    NameUnresolvable,
+    /// the resolver failed for now; trying again may work
+    ResolverTemporary,
+    /// the resolver failed for good
+    ResolverPermanent,
 }
 
 impl From<NetError> for crate::errno::Errno {
@@ -288,6 +312,17 @@ impl From<NetError> for crate::errno::Errno {
             NetError::InvalidArgument => Errno::Inval,
             NetError::NoBuffers => Errno::Nobufs,
             NetError::Stale => Errno::Badf,
+            NetError::ConnectionRefused | NetError::ConnectionAborted => Errno::Connreset,
+            NetError::NotSupported => Errno::Notsup,
+            NetError::AccessDenied => Errno::Acces,
+            NetError::AddressInUse
+            | NetError::AddressNotAvailable
+            | NetError::Unreachable
+            | NetError::Timeout
+            | NetError::MessageTooLarge
+            | NetError::NameUnresolvable
+            | NetError::ResolverTemporary
+            | NetError::ResolverPermanent => Errno::Io,
         }
     }
 }
@@ -359,4 +394,109 @@ pub trait Network: Send + Sync {
     /// gracefully (the stack finishes sending what is queued), a listener
     /// stops listening.
     fn close(&self, socket: SocketId);
+
+    // WASI 0.2 sockets: sockets the program makes. Backends without them
+    // keep these defaults, and `wasi:sockets` answers `not-supported`.
+
+    /// A new, unbound, non-blocking socket of `transport` for IPv6
+    /// (`ipv6`, IPv6 only: no IPv4-mapped addresses) or IPv4. A listener
+    /// bound later may rebind an address in `TIME_WAIT` (`SO_REUSEADDR`).
+    fn create(&self, transport: Transport, ipv6: bool) -> Result<SocketId, NetError> {
+        let _ = (transport, ipv6);
+        Err(NetError::NotSupported)
+    }
+    /// Binds `socket` to `addr` (port 0: the stack picks one).
+    fn bind(&self, socket: SocketId, addr: SocketAddr) -> Result<(), NetError> {
+        let _ = (socket, addr);
+        Err(NetError::NotSupported)
+    }
+    /// Makes bound TCP `socket` a listener with a queue of `backlog`.
+    fn listen(&self, socket: SocketId, backlog: u32) -> Result<(), NetError> {
+        let _ = (socket, backlog);
+        Err(NetError::NotSupported)
+    }
+    /// Starts connecting TCP `socket` to `addr` (or, UDP, sets its peer).
+    /// `Ok`: connected or under way; see [`Network::connect_status`].
+    fn connect(&self, socket: SocketId, addr: SocketAddr) -> Result<(), NetError> {
+        let _ = (socket, addr);
+        Err(NetError::NotSupported)
+    }
+    /// How a TCP connect is going: `Ok(true)` connected, `Ok(false)`
+    /// still under way, else why it failed.
+    fn connect_status(&self, socket: SocketId) -> Result<bool, NetError> {
+        let _ = socket;
+        Err(NetError::NotSupported)
+    }
+    /// Forgets the peer of UDP `socket`.
+    fn disconnect(&self, socket: SocketId) -> Result<(), NetError> {
+        let _ = socket;
+        Err(NetError::NotSupported)
+    }
+    /// The address `socket` is bound to.
+    fn local_addr(&self, socket: SocketId) -> Result<SocketAddr, NetError> {
+        let _ = socket;
+        Err(NetError::NotSupported)
+    }
+    /// The address of `socket`'s peer.
+    fn peer_addr(&self, socket: SocketId) -> Result<SocketAddr, NetError> {
+        let _ = socket;
+        Err(NetError::NotSupported)
+    }
+    /// Sets an option of `socket`; the backend may clamp the value.
+    fn set_option(&self, socket: SocketId, option: SocketOption) -> Result<(), NetError> {
+        let _ = (socket, option);
+        Err(NetError::NotSupported)
+    }
+    /// Sends one datagram from UDP `socket` to `to` (`None`: its peer).
+    fn send_to(
+        &self,
+        socket: SocketId,
+        data: &[u8],
+        to: Option<SocketAddr>,
+    ) -> Result<(), NetError> {
+        let _ = (socket, data, to);
+        Err(NetError::NotSupported)
+    }
+    /// Receives one datagram on UDP `socket` into `buf`: its length
+    /// (truncated to `buf`) and sender.
+    fn recv_from(&self, socket: SocketId, buf: &mut [u8]) -> Result<(usize, SocketAddr), NetError> {
+        let _ = (socket, buf);
+        Err(NetError::NotSupported)
+    }
+    /// The addresses `name` (a host name, not an IP literal) resolves
+    /// to. May block for as long as the resolver takes.
+    fn resolve(&self, name: &str) -> Result<Vec<IpAddr>, NetError> {
+        let _ = name;
+        Err(NetError::NotSupported)
+    }
+}
+
+pub use core::net::{IpAddr, SocketAddr};
+
+/// The transport of a socket [`Network::create`] makes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// a TCP stream
+    Tcp,
+    /// UDP datagrams
+    Udp,
+}
+
+/// An option [`Network::set_option`] sets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SocketOption {
+    /// TCP keep-alive on or off
+    KeepAlive(bool),
+    /// idle time before the first keep-alive probe, nanoseconds
+    KeepAliveIdle(u64),
+    /// time between keep-alive probes, nanoseconds
+    KeepAliveInterval(u64),
+    /// unanswered probes before the connection is dropped
+    KeepAliveCount(u32),
+    /// the TTL (IPv4) or unicast hop limit (IPv6) of packets sent
+    HopLimit(u8),
+    /// the receive buffer's size in bytes
+    ReceiveBuffer(usize),
+    /// the send buffer's size in bytes
+    SendBuffer(usize),
 }

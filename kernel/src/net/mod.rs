@@ -25,6 +25,7 @@
 //! polls until the card's interrupt, the next smoltcp timer or the
 //! caller's deadline.
 
+pub mod local;
 mod netcheck;
 mod phy;
 

@@ -1,12 +1,14 @@
 //! `wasi:io`: errors, pollables and streams.
 
 use alloc::format;
+use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
 
 use basalt_runtime::Error;
 use basalt_runtime::component::{Linker, Value};
 
+use super::sockets::{self, SockHandle};
 use super::{Host, HostResource, Types, boxed, def, iface, none, ok, one, rep, trap, u64_arg};
 use crate::WasiCtx;
 use crate::ctx::Node;
@@ -32,6 +34,8 @@ pub(crate) enum InputStream {
         /// the next offset
         pos: u64,
     },
+    /// a TCP connection
+    Socket(Arc<SockHandle>),
 }
 
 /// Where an output stream writes to.
@@ -47,6 +51,8 @@ pub(crate) enum OutputStream {
         /// the next offset; `None`: always the end
         pos: Option<u64>,
     },
+    /// a TCP connection
+    Socket(Arc<SockHandle>),
 }
 
 /// What a pollable waits for.
@@ -56,6 +62,9 @@ pub(crate) enum PollTarget {
     Ready,
     /// the monotonic clock reaching this many nanoseconds
     Deadline(u64),
+    /// a socket resource or stream of one (its representation, the
+    /// pollable's parent) becoming ready, as [`sockets::ready`] says
+    Socket(u32),
 }
 
 impl PollTarget {
@@ -63,6 +72,7 @@ impl PollTarget {
         match self {
             PollTarget::Ready => true,
             PollTarget::Deadline(t) => cx.services.clocks.monotonic_ns() >= t,
+            PollTarget::Socket(r) => sockets::ready(cx, r),
         }
     }
 }
@@ -97,6 +107,15 @@ fn pollable(
     one(Types::own(&h.ty.pollable, r))
 }
 
+/// A pollable for `target`, a child of resource `parent`.
+pub(crate) fn child_pollable(
+    h: &mut Host<'_>,
+    target: PollTarget,
+    parent: u32,
+) -> Result<Vec<Value>, Error> {
+    pollable(h, target, Some(parent))
+}
+
 /// A pollable for `target` (clocks subscribe with this).
 pub(crate) fn new_pollable(h: &mut Host<'_>, target: PollTarget) -> Result<Vec<Value>, Error> {
     pollable(h, target, None)
@@ -125,12 +144,20 @@ fn wait(cx: &WasiCtx, targets: &[PollTarget]) -> Vec<u32> {
             .iter()
             .filter_map(|t| match t {
                 PollTarget::Deadline(d) => Some(*d),
-                PollTarget::Ready => None,
+                PollTarget::Ready | PollTarget::Socket(_) => None,
             })
             .min();
-        match next {
-            Some(d) => cx.services.clocks.sleep_until_monotonic_ns(d),
-            None => return Vec::new(),
+        let interests: Vec<_> = targets
+            .iter()
+            .filter_map(|t| match t {
+                PollTarget::Socket(r) => sockets::interest(cx, *r),
+                _ => None,
+            })
+            .collect();
+        match (next, &cx.net) {
+            (_, Some(net)) if !interests.is_empty() => net.wait(&interests, next),
+            (Some(d), _) => cx.services.clocks.sleep_until_monotonic_ns(d),
+            (None, _) => return Vec::new(),
         }
     }
 }
@@ -159,6 +186,11 @@ fn read(h: &mut Host<'_>, r: u32, len: u64) -> Result<Vec<Value>, Error> {
                 Err(e) => Err(Some(Errno::from(e))),
             }
         }
+        HostResource::Input(InputStream::Socket(s)) => s.read(len).map(|b| {
+            let n = b.len();
+            buf = b;
+            n
+        }),
         _ => return Err(trap("not an input stream")),
     };
     match got {
@@ -215,6 +247,7 @@ fn write_all(h: &mut Host<'_>, r: u32, data: &[u8]) -> Result<Option<Option<Errn
             }
             Ok(None)
         }
+        HostResource::Output(OutputStream::Socket(s)) => Ok(s.write(data).err()),
         _ => Err(trap("not an output stream")),
     }
 }
@@ -223,6 +256,19 @@ fn write(h: &mut Host<'_>, r: u32, data: &[u8]) -> Result<Vec<Value>, Error> {
     match write_all(h, r, data)? {
         None => ok(None),
         Some(failure) => stream_err(h, failure),
+    }
+}
+
+/// `flush` (`blocking`: `blocking-flush`) of output stream `r`: only
+/// sockets hold bytes back.
+fn flush(h: &mut Host<'_>, r: u32, blocking: bool) -> Result<Vec<Value>, Error> {
+    match h.cx.resources.get(r)? {
+        HostResource::Output(OutputStream::Socket(s)) => match s.flush(blocking) {
+            Ok(()) => ok(None),
+            Err(failure) => stream_err(h, failure),
+        },
+        HostResource::Output(_) => ok(None),
+        _ => Err(trap("not an output stream")),
     }
 }
 
@@ -251,7 +297,7 @@ fn splice(h: &mut Host<'_>, args: &[Value]) -> Result<Vec<Value>, Error> {
 pub(super) fn add<T: 'static>(
     linker: &mut Linker<T>,
     get: fn(&mut T) -> &mut WasiCtx,
-    types: &alloc::sync::Arc<Types>,
+    types: &Arc<Types>,
 ) {
     let mut i = linker.instance(&iface("io", "error"));
     def(
@@ -321,7 +367,11 @@ pub(super) fn add<T: 'static>(
         types,
         |h, a| {
             let r = rep(a, 0)?;
-            pollable(h, PollTarget::Ready, Some(r))
+            let t = match h.cx.resources.get(r)? {
+                HostResource::Input(InputStream::Socket(_)) => PollTarget::Socket(r),
+                _ => PollTarget::Ready,
+            };
+            pollable(h, t, Some(r))
         },
     );
     def(
@@ -330,6 +380,10 @@ pub(super) fn add<T: 'static>(
         get,
         types,
         |h, a| match h.cx.resources.get(rep(a, 0)?)? {
+            HostResource::Output(OutputStream::Socket(s)) => match s.check_write() {
+                Ok(n) => ok(Some(Value::U64(n))),
+                Err(failure) => stream_err(h, failure),
+            },
             HostResource::Output(_) => ok(Some(Value::U64(WRITE_PERMIT))),
             _ => Err(trap("not an output stream")),
         },
@@ -357,22 +411,23 @@ pub(super) fn add<T: 'static>(
                     data.len()
                 )));
             }
-            write(h, rep(a, 0)?, &data)
+            let r = rep(a, 0)?;
+            match write(h, r, &data)? {
+                v if matches!(v.first(), Some(Value::Result(Ok(_)))) => flush(h, r, true),
+                v => Ok(v),
+            }
         },
     );
-    for name in ["flush", "blocking-flush"] {
-        let f: super::HostCall = |h, a| match h.cx.resources.get(rep(a, 0)?)? {
-            HostResource::Output(_) => ok(None),
-            _ => Err(trap("not an output stream")),
-        };
-        def(
-            &mut i,
-            &format!("[method]output-stream.{name}"),
-            get,
-            types,
-            f,
-        );
-    }
+    def(&mut i, "[method]output-stream.flush", get, types, |h, a| {
+        flush(h, rep(a, 0)?, false)
+    });
+    def(
+        &mut i,
+        "[method]output-stream.blocking-flush",
+        get,
+        types,
+        |h, a| flush(h, rep(a, 0)?, true),
+    );
     def(
         &mut i,
         "[method]output-stream.subscribe",
@@ -380,7 +435,11 @@ pub(super) fn add<T: 'static>(
         types,
         |h, a| {
             let r = rep(a, 0)?;
-            pollable(h, PollTarget::Ready, Some(r))
+            let t = match h.cx.resources.get(r)? {
+                HostResource::Output(OutputStream::Socket(_)) => PollTarget::Socket(r),
+                _ => PollTarget::Ready,
+            };
+            pollable(h, t, Some(r))
         },
     );
     def(
@@ -408,7 +467,11 @@ pub(super) fn add<T: 'static>(
                     "Buffer too large for blocking-write-zeroes-and-flush (expected at most {BLOCKING_WRITE_MAX}, got {n})"
                 )));
             }
-            write(h, rep(a, 0)?, &vec![0u8; n as usize])
+            let r = rep(a, 0)?;
+            match write(h, r, &vec![0u8; n as usize])? {
+                v if matches!(v.first(), Some(Value::Result(Ok(_)))) => flush(h, r, true),
+                v => Ok(v),
+            }
         },
     );
     for name in ["splice", "blocking-splice"] {

@@ -1,5 +1,5 @@
 //! WASI 0.2 (`wasi:cli`, `wasi:io`, `wasi:clocks`, `wasi:random`,
-//! `wasi:filesystem`) for components, over the same services as preview1:
+//! `wasi:filesystem`, `wasi:sockets`) for components, over the same services as preview1:
 //! [`crate::Stdio`], [`crate::Clocks`], [`crate::Entropy`] and the
 //! [`crate::FileSystem`]s of the preopened directories, with the path
 //! operations of [`crate::fs_ops`] shared with preview1.
@@ -13,6 +13,9 @@ mod cli;
 mod clocks;
 mod filesystem;
 mod io;
+mod sockets;
+mod tcp;
+mod udp;
 
 use alloc::boxed::Box;
 use alloc::format;
@@ -28,6 +31,7 @@ use crate::errno::Errno;
 
 pub(crate) use filesystem::FileDescriptor;
 pub(crate) use io::{InputStream, OutputStream, PollTarget};
+pub use sockets::SocketGrants;
 
 /// The version every interface is defined at; components importing any
 /// 0.2.x version link to it.
@@ -56,6 +60,19 @@ pub(crate) enum HostResource {
     TerminalInput,
     /// `wasi:cli/terminal-output.terminal-output`
     TerminalOutput,
+    /// `wasi:sockets/network.network`
+    Network,
+    /// `wasi:sockets/tcp.tcp-socket`
+    TcpSocket(tcp::TcpSocket),
+    /// `wasi:sockets/udp.udp-socket`
+    UdpSocket(udp::UdpSocket),
+    /// `wasi:sockets/udp.incoming-datagram-stream`
+    Incoming(udp::Incoming),
+    /// `wasi:sockets/udp.outgoing-datagram-stream`
+    Outgoing(udp::Outgoing),
+    /// `wasi:sockets/ip-name-lookup.resolve-address-stream`: the
+    /// addresses left
+    Resolved(alloc::collections::VecDeque<crate::services::IpAddr>),
 }
 
 struct Entry {
@@ -169,6 +186,12 @@ pub(crate) struct Types {
     pub dir_entries: ResourceType,
     pub terminal_input: ResourceType,
     pub terminal_output: ResourceType,
+    pub network: ResourceType,
+    pub tcp_socket: ResourceType,
+    pub udp_socket: ResourceType,
+    pub incoming_datagrams: ResourceType,
+    pub outgoing_datagrams: ResourceType,
+    pub resolve_stream: ResourceType,
 }
 
 impl Types {
@@ -256,11 +279,44 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: fn(&mut T) -> &mut
             "terminal-output",
             get,
         ),
+        network: resource(
+            &mut linker.instance(&iface("sockets", "network")),
+            "network",
+            get,
+        ),
+        tcp_socket: resource(
+            &mut linker.instance(&iface("sockets", "tcp")),
+            "tcp-socket",
+            get,
+        ),
+        udp_socket: resource(
+            &mut linker.instance(&iface("sockets", "udp")),
+            "udp-socket",
+            get,
+        ),
+        incoming_datagrams: resource(
+            &mut linker.instance(&iface("sockets", "udp")),
+            "incoming-datagram-stream",
+            get,
+        ),
+        outgoing_datagrams: resource(
+            &mut linker.instance(&iface("sockets", "udp")),
+            "outgoing-datagram-stream",
+            get,
+        ),
+        resolve_stream: resource(
+            &mut linker.instance(&iface("sockets", "ip-name-lookup")),
+            "resolve-address-stream",
+            get,
+        ),
     });
     io::add(linker, get, &types);
     cli::add(linker, get, &types);
     clocks::add(linker, get, &types);
     filesystem::add(linker, get, &types);
+    sockets::add(linker, get, &types);
+    tcp::add(linker, get, &types);
+    udp::add(linker, get, &types);
 }
 
 // ---- arguments and results -------------------------------------------------
