@@ -48,6 +48,8 @@ pub struct Manifest {
     /// granted one of inherit-network, ip-name-lookup, tcp, udp (`none`
     /// for none), written only when it is not the default
     pub sockets: basalt_wasi::preview2::SocketGrants,
+    /// the most WASI 0.2 resources the program may hold (`max-resources N`)
+    pub max_resources: Option<usize>,
 }
 
 /// One preopened directory, for the kernel.
@@ -187,6 +189,9 @@ impl Manifest {
                 granted.join(",")
             };
             let _ = writeln!(s, "sockets {list}");
+        }
+        if let Some(n) = self.max_resources {
+            let _ = writeln!(s, "max-resources {n}");
         }
         s
     }

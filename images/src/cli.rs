@@ -41,7 +41,9 @@ options:
                         program may bind, connect and send to any address;
                         default: none), allow-ip-name-lookup (resolve names;
                         default off), tcp, udp (the wasi:sockets protocols;
-                        default on). -Sinherit-network,tcp=n works too
+                        default on), max-resources=N (the most WASI 0.2
+                        resources the program may hold; default 2^20).
+                        -Sinherit-network,tcp=n works too
   -p, --publish HOST:GUEST
                         forward host port HOST (on 127.0.0.1) to guest port
                         GUEST (QEMU user networking); may be repeated
@@ -182,10 +184,12 @@ pub fn parse_run(args: Vec<OsString>) -> Result<RunCommand, CliError> {
             }
             "-S" => {
                 let v = value(&mut it, flag)?;
-                crate::wasi_flags::apply(&mut opts.sockets, &v).map_err(usage)?;
+                crate::wasi_flags::apply(&mut opts.sockets, &mut opts.max_resources, &v)
+                    .map_err(usage)?;
             }
             s if s.starts_with("-S") => {
-                crate::wasi_flags::apply(&mut opts.sockets, &s[2..]).map_err(usage)?;
+                crate::wasi_flags::apply(&mut opts.sockets, &mut opts.max_resources, &s[2..])
+                    .map_err(usage)?;
             }
             "-p" | "--publish" => {
                 let v = value(&mut it, flag)?;
@@ -401,6 +405,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
                     fuel: cmd.options.fuel,
                     tcplisten: &cmd.options.tcplisten,
                     sockets: cmd.options.sockets,
+                    max_resources: cmd.options.max_resources,
                     verbose: cmd.options.verbose,
                 })
             } else {

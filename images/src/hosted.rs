@@ -55,6 +55,8 @@ pub struct Hosted<'a> {
     pub tcplisten: &'a [String],
     /// what `wasi:sockets` may do (`-S`)
     pub sockets: basalt_wasi::preview2::SocketGrants,
+    /// the most WASI 0.2 resources the program may hold (`-S max-resources`)
+    pub max_resources: Option<usize>,
     /// report compile and run times on stderr
     pub verbose: bool,
 }
@@ -92,6 +94,7 @@ pub fn run_with_stdio(run: Hosted<'_>, stdio: Box<dyn Stdio>) -> Result<i32, Cli
         fuel,
         tcplisten,
         sockets,
+        max_resources,
         verbose,
     } = run;
     // The interrupt checks cost a load and a branch per loop iteration:
@@ -167,6 +170,9 @@ pub fn run_with_stdio(run: Hosted<'_>, stdio: Box<dyn Stdio>) -> Result<i32, Cli
     let net = Arc::new(HostNetwork::new(origin));
     ctx.set_network(net.clone());
     ctx.set_socket_grants(sockets);
+    if let Some(n) = max_resources {
+        ctx.set_max_resources(n);
+    }
     {
         for addr in tcplisten {
             let (id, bound) = net.listen(addr).map_err(|e| {

@@ -64,6 +64,8 @@ pub struct RunOptions {
     pub tcplisten: Vec<String>,
     /// what `wasi:sockets` may do (`-S inherit-network`, `-S tcp`, …)
     pub sockets: basalt_wasi::preview2::SocketGrants,
+    /// the most WASI 0.2 resources the program may hold (`-S max-resources`)
+    pub max_resources: Option<usize>,
     /// host ports forwarded to guest ports: (host, guest) (`-p`)
     pub publish: Vec<(u16, u16)>,
     /// guest ISA
@@ -137,6 +139,7 @@ impl RunOptions {
             dir_mode: DirMode::Live,
             tcplisten: Vec::new(),
             sockets: basalt_wasi::preview2::SocketGrants::default(),
+            max_resources: None,
             publish: Vec::new(),
             arch: GuestArch::X86_64,
             machine: Machine::Q35,
@@ -487,6 +490,7 @@ pub fn pack(
             .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)),
         terminals,
         sockets: opts.sockets,
+        max_resources: opts.max_resources,
     };
     // Shared directories, preopened in --dir order: live over virtio-9p,
     // or packed under fs/N/.

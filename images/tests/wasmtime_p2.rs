@@ -1,8 +1,10 @@
 //! wasmtime's own WASI 0.2 test programs (`shared/testsuite/wasi-p2`) run
 //! by `basalt run` as a user runs them: the `p2_*` components that need
-//! neither HTTP nor sockets, and the 58 `p1_*` programs as components
+//! neither HTTP nor sockets (`wasi_sockets.rs` runs those with their
+//! grants), and the 58 `p1_*` programs as components
 //! (module + wasmtime's preview1 adapter, as upstream's `*_COMPONENT`
-//! artifacts), hosted; and a few of each in a VM of each ISA. Each run gets
+//! artifacts), hosted; and a few of each in a VM of each ISA (the same
+//! WASI 0.2 code in the kernel, core modules compiled on the host). Each run gets
 //! what its manifest entry says (see `support/wasmtime_corpus.rs`).
 //!
 //! Runs that do not pass yet are listed with the reason; the test fails
@@ -18,7 +20,7 @@
 #[path = "support/wasmtime_corpus.rs"]
 mod corpus;
 
-use corpus::{Which, run_all};
+use corpus::{Which, run_all, run_selected};
 
 /// `p2_*` runs that do not pass hosted, with why.
 const P2_KNOWN_FAILING: &[(&str, &str)] = &[
@@ -27,24 +29,12 @@ const P2_KNOWN_FAILING: &[(&str, &str)] = &[
         "wasmtime's harness gives it fake clocks (wall clock at 42 s): a host hook, not a CLI option",
     ),
     (
-        "p2_cli_hostcall_fuel",
-        "needs wasmtime's -Shostcall-fuel (a budget of bytes a host call may copy) and wasi:sockets",
-    ),
-    (
         "p2_cli_initial_cwd",
         "needs wasmtime's -Scwd (an initial working directory); Basalt has no working directory",
     ),
     (
-        "p2_cli_many_resources",
-        "needs -S max-resources (WasiCtx::set_max_resources exists; the CLI option comes with -S)",
-    ),
-    (
         "p2_cli_stdin_eisdir",
         "needs a directory as stdin to be reported as is-directory; Basalt's stdin reads give end of stream",
-    ),
-    (
-        "p2_cli_stdout_epipe",
-        "needs stdout to report a closed pipe (stream-error closed); the Stdio service cannot tell",
     ),
     (
         "p2_cli_stdio_write_flushes",
@@ -77,4 +67,38 @@ fn wasmtime_p1_components_hosted() {
         &["--hosted"],
         P1_KNOWN_FAILING,
     );
+}
+
+/// What the VM runs take: programs of each kind (files, streams, clocks,
+/// random, exit codes, stdin, preopens), a few seconds of TCG each.
+const VM_P2: &str = "p2_cli_file_read,p2_cli_exit_failure,p2_cli_stdin,p2_cli_multiple_preopens,p2_pollable_correct,p2_sleep,p2_stream_pollable_correct,p2_file_read_write";
+const VM_P1: &str =
+    "p1_fd_readdir,p1_path_rename,p1_file_pread_pwrite,p1_poll_oneoff_stdio,p1_big_random_buf";
+
+fn in_vm(arch: &str) {
+    let mode = ["--arch", arch];
+    run_selected(
+        &format!("wasmtime p2, {arch} VM"),
+        Which::P2,
+        &mode,
+        &[],
+        Some(VM_P2),
+    );
+    run_selected(
+        &format!("wasmtime p1 components, {arch} VM"),
+        Which::P1Components,
+        &mode,
+        &[],
+        Some(VM_P1),
+    );
+}
+
+#[test]
+fn wasmtime_p2_in_vm_x86_64() {
+    in_vm("x86_64");
+}
+
+#[test]
+fn wasmtime_p2_in_vm_aarch64() {
+    in_vm("aarch64");
 }

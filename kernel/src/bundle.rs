@@ -382,6 +382,8 @@ pub struct Manifest {
     /// tcp,udp`, the granted ones, or `none`; from `-S`): wasmtime's
     /// defaults when absent
     pub sockets: basalt_wasi::preview2::SocketGrants,
+    /// the most WASI 0.2 resources the program may hold (`max-resources N`)
+    pub max_resources: Option<usize>,
 }
 
 /// One directory preopened for the program.
@@ -474,6 +476,7 @@ impl Manifest {
         let mut seen_component = false;
         let (mut seen_interrupt_checks, mut seen_deadline, mut seen_fuel) = (false, false, false);
         let mut seen_sockets = false;
+        let mut seen_max_resources = false;
         let err = |line: usize, message: String| BundleError::Manifest { line, message };
         for (n, raw) in text.split(|c| *c == b'\n').enumerate() {
             let line = n + 1;
@@ -625,6 +628,14 @@ impl Manifest {
                     };
                     m.terminals[i] = true;
                 }
+                b"max-resources" => {
+                    once(&mut seen_max_resources)?;
+                    let n = utf8(value).map_err(|e| err(line, e))?;
+                    let n = n
+                        .parse::<usize>()
+                        .map_err(|_| err(line, String::from("`max-resources` needs a number")))?;
+                    m.max_resources = Some(n);
+                }
                 b"sockets" => {
                     once(&mut seen_sockets)?;
                     let mut g = basalt_wasi::preview2::SocketGrants {
@@ -661,7 +672,7 @@ impl Manifest {
                     return Err(err(
                         line,
                         alloc::format!(
-                            "unknown key `{key_str}` (this kernel knows version, arg, env, module, artifact, component-artifacts, jit, verbose, preopen, share, preopen-ro, share-ro, tcplisten, fuel, interrupt-checks, deadline-ms, terminal, sockets, spec-batch); is the kernel older than the CLI?"
+                            "unknown key `{key_str}` (this kernel knows version, arg, env, module, artifact, component-artifacts, jit, verbose, preopen, share, preopen-ro, share-ro, tcplisten, fuel, interrupt-checks, deadline-ms, terminal, sockets, max-resources, spec-batch); is the kernel older than the CLI?"
                         ),
                     ));
                 }

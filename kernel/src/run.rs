@@ -317,6 +317,9 @@ fn load_and_run(info: &BootInfo) -> Result<Outcome, LoadError> {
     );
     ctx.set_terminals(manifest.terminals);
     ctx.set_socket_grants(manifest.sockets);
+    if let Some(n) = manifest.max_resources {
+        ctx.set_max_resources(n);
+    }
     // The program's own sockets (wasi:sockets) live on the loopback.
     ctx.set_network(crate::net::local::network());
     if !manifest.preopens.is_empty() {

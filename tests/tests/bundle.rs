@@ -100,6 +100,7 @@ fn what_the_cli_writes_the_kernel_reads_back() {
             tcp: false,
             udp: true,
         },
+        max_resources: Some(50),
     };
     let archive = write_tar(&[
         manifest_entry(&cli.render()),
@@ -152,6 +153,7 @@ fn what_the_cli_writes_the_kernel_reads_back() {
     assert_eq!(m.deadline_ms, Some(1500));
     assert_eq!(m.terminals, [false, true, true]);
     assert_eq!(m.sockets, cli.sockets);
+    assert_eq!(m.max_resources, Some(50));
 
     // And with every flag off.
     let plain = CliManifest {

@@ -48,6 +48,7 @@ fn hosted_dots() -> (usize, i32, String) {
         fuel: Some(FUEL),
         tcplisten: &[],
         sockets: Default::default(),
+        max_resources: None,
         verbose: false,
     };
     let code = basalt::hosted::run_with_stdio(run, Box::new(io.clone())).expect("run");

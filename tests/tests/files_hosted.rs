@@ -69,6 +69,7 @@ fn run(
         fuel: None,
         tcplisten: &[],
         sockets: Default::default(),
+        max_resources: None,
         verbose: false,
     };
     run_with_stdio(run, Box::new(streams)).expect("run")

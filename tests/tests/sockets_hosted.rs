@@ -40,6 +40,7 @@ fn the_http_server_answers_and_survives_hostile_clients() {
             fuel: None,
             tcplisten: &listen,
             sockets: Default::default(),
+            max_resources: None,
             verbose: false,
         };
         let r = basalt::hosted::run(run);

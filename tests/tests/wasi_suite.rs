@@ -41,6 +41,7 @@ fn run_hosted(suite: &std::path::Path, name: &str, spec: &Spec) -> Result<Ran, S
         fuel: None,
         tcplisten: &[],
         sockets: Default::default(),
+        max_resources: None,
         verbose: false,
     };
     let code =
@@ -129,6 +130,7 @@ fn writes_through_a_dir_reach_the_host() {
         fuel: None,
         tcplisten: &[],
         sockets: Default::default(),
+        max_resources: None,
         verbose: false,
     };
     let code = basalt::hosted::run_with_stdio(run, Box::new(Captured::default())).expect("run");

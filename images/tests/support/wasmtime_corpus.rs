@@ -80,6 +80,8 @@ pub struct CorpusRun {
     pub expect: serde_json::Map<String, Value>,
     /// what the program reads on stdin (`None`: stdin is closed)
     pub stdin: Option<String>,
+    /// `-S max-resources` (the manifest's `limits.max_resources`)
+    pub max_resources: Option<u64>,
 }
 
 /// Which programs of the corpus to read.
@@ -143,7 +145,13 @@ pub fn runs(corpus: &Path, which: Which) -> Result<Corpus, String> {
                 continue;
             }
             if !needs.is_empty() {
-                without.push((name, format!("needs wasi:sockets ({})", needs.join(", "))));
+                without.push((
+                    name,
+                    format!(
+                        "uses wasi:sockets ({}): wasi_sockets.rs runs it",
+                        needs.join(", ")
+                    ),
+                ));
                 continue;
             }
         }
@@ -317,6 +325,10 @@ fn parse_run(name: &str, wasm: &Path, run: &Value) -> Result<CorpusRun, String> 
         terminal: note.contains("are all terminals"),
         expect: object("expect"),
         stdin: stdin_of(run),
+        max_resources: run
+            .get("limits")
+            .and_then(|l| l.get("max_resources"))
+            .and_then(Value::as_u64),
     })
 }
 
@@ -403,6 +415,10 @@ pub fn execute(
     for (p, dir) in run.preopens.iter().zip(&dirs) {
         argv.push(if p.read_only { "--dir-ro" } else { "--dir" }.into());
         argv.push(format!("{}::{}", dir.display(), p.guest));
+    }
+    if let Some(n) = run.max_resources {
+        argv.push("-S".into());
+        argv.push(format!("max-resources={n}"));
     }
     argv.extend(run.args.iter().cloned());
     let out_path = scratch.join("stdout");
@@ -685,6 +701,19 @@ pub fn run_all(
     mode: &[&str],
     known: &'static [(&'static str, &'static str)],
 ) {
+    let only = std::env::var("BASALT_P1_ONLY").ok();
+    run_selected(what, which, mode, known, only.as_deref());
+}
+
+/// [`run_all`] for the programs `only` names (separated by commas), all
+/// of which must pass.
+pub fn run_selected(
+    what: &str,
+    which: Which,
+    mode: &[&str],
+    known: &'static [(&'static str, &'static str)],
+    only: Option<&str>,
+) {
     let Some(dir) = corpus_dir() else {
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),
@@ -696,11 +725,7 @@ pub fn run_all(
         return;
     };
     let Corpus { runs, without } = runs(&dir, which).unwrap_or_else(|e| panic!("{e}"));
-    let only = std::env::var("BASALT_P1_ONLY").ok();
-    let wanted = |name: &str| {
-        only.as_deref()
-            .is_none_or(|o| o.split(',').any(|n| n == name))
-    };
+    let wanted = |name: &str| only.is_none_or(|o| o.split(',').any(|n| n == name));
     let started = Instant::now();
     let mut tally = Tally::new(what, if only.is_some() { &[] } else { known });
     for (name, why) in &without {
