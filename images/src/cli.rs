@@ -17,7 +17,8 @@ usage: basalt run [OPTIONS] FILE.wasm [ARGS...]
        basalt compile [--host | --arch ARCH] FILE.wasm [-o FILE.cwasm]
        basalt wast [--arch x86_64] [--in-vm] [-v] FILE.wast...
 
-Runs a WASI preview1 command in a Basalt VM (QEMU) and exits with its exit code.
+Runs a WASI command (a preview1 module, or a WASI 0.2 component exporting
+wasi:cli/run) in a Basalt VM (QEMU) and exits with its exit code.
 The program's stdout and stderr are ours; our stdin is its stdin.
 
 options:

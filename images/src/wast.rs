@@ -6,9 +6,9 @@
 //! `assert_return` (with canonical/arithmetic NaN patterns, per lane for
 //! `v128`), `assert_trap`, `assert_exhaustion`, `assert_invalid`,
 //! `assert_malformed`, `assert_unlinkable` and `assert_uninstantiable`,
-//! with the `spectest` host module linked in. Commands this runner cannot
-//! express at all (component-model modules, threads, custom-section
-//! assertions) are counted as skipped; features the engine does not
+//! with the `spectest` host module linked in. A script with components
+//! runs in [`crate::wast_component`]. Commands this runner cannot express
+//! at all (threads, custom-section assertions) are counted as skipped; features the engine does not
 //! implement (the Wasm 3.0 proposals) fail, with the engine's message.
 //!
 //! The spec-suite test (`tests/tests/spec.rs`) uses this module too: there
@@ -35,8 +35,10 @@ use crate::guest::GuestArch;
 pub const USAGE: &str = "\
 usage: basalt wast [--arch ARCH] [--in-vm] [-v] FILE.wast...
 
-Runs WebAssembly spec-test scripts against Basalt's runtime in this process
-and prints `FILE: N passed, M failed, K skipped` per script and a total.
+Runs WebAssembly spec-test scripts (core scripts, and component-model scripts
+such as the component model's reference tests) against Basalt's runtime in
+this process and prints `FILE: N passed, M failed, K skipped` per script and a
+total.
 Exits with 1 if any command failed.
 
 options:
