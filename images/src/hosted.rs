@@ -204,7 +204,17 @@ pub fn run_with_stdio(run: Hosted<'_>, stdio: Box<dyn Stdio>) -> Result<i32, Cli
     };
     let outcome = match &program {
         Program::Module(m) => basalt_wasi::run_command_with(&engine, m, ctx, prepare),
-        Program::Component(c) => basalt_wasi::run_component_with(&engine, c, ctx, prepare),
+        Program::Component(c) => {
+            let t = Instant::now();
+            basalt_wasi::run_component_observed(&engine, c, ctx, prepare, || {
+                if verbose {
+                    eprintln!(
+                        "basalt: hosted: instantiated the component in {:.1} us",
+                        t.elapsed().as_secs_f64() * 1e6
+                    );
+                }
+            })
+        }
     };
     if verbose {
         eprintln!(

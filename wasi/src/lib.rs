@@ -61,6 +61,18 @@ pub fn run_component_with(
     ctx: WasiCtx,
     prepare: impl FnOnce(&mut Store<WasiCtx>),
 ) -> Outcome {
+    run_component_observed(engine, component, ctx, prepare, || {})
+}
+
+/// [`run_component_with`], calling `instantiated` once the component is
+/// instantiated, before `run` (for timing the two apart).
+pub fn run_component_observed(
+    engine: &Engine,
+    component: &basalt_runtime::component::Component,
+    ctx: WasiCtx,
+    prepare: impl FnOnce(&mut Store<WasiCtx>),
+    instantiated: impl FnOnce(),
+) -> Outcome {
     use basalt_runtime::component::{Linker as ComponentLinker, Value};
     let mut store = Store::new(engine, ctx);
     prepare(&mut store);
@@ -78,6 +90,7 @@ pub fn run_component_with(
                             .into(),
                     )
                 })?;
+            instantiated();
             run.call(&mut store, &[])
         });
     match result {
