@@ -320,8 +320,9 @@ fn load_and_run(info: &BootInfo) -> Result<Outcome, LoadError> {
     if let Some(n) = manifest.max_resources {
         ctx.set_max_resources(n);
     }
-    // The program's own sockets (wasi:sockets) live on the loopback.
-    ctx.set_network(crate::net::local::network());
+    // The program's own sockets (wasi:sockets): the loopback, and the
+    // card when the VM has one.
+    ctx.set_network(crate::net::program::network());
     if !manifest.preopens.is_empty() {
         // Copies are loaded into the heap: they may take half of the
         // memory still free, the rest is for the program. Live shares

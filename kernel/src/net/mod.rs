@@ -25,9 +25,10 @@
 //! polls until the card's interrupt, the next smoltcp timer or the
 //! caller's deadline.
 
-pub mod local;
+mod card;
 mod netcheck;
 mod phy;
+pub mod program;
 
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::string::String;
@@ -35,20 +36,15 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::net::Ipv4Addr;
 
-use basalt_drivers::virtio::net::VirtioNet;
-use basalt_drivers::virtio::{DeviceType, VirtioError, VirtioTransport};
+use basalt_drivers::virtio::VirtioError;
 use basalt_wasi::services::{Interest, NetError, Network, Readiness, Shutdown, SocketId};
-use smoltcp::iface::{
-    Config, Interface, PollIngressSingleResult, PollResult, SocketHandle, SocketSet,
-};
-use smoltcp::socket::{dhcpv4, tcp};
+use smoltcp::iface::{PollIngressSingleResult, PollResult, SocketHandle, SocketSet};
+use smoltcp::socket::tcp;
 use smoltcp::time::Instant;
-use smoltcp::wire::{EthernetAddress, IpCidr, IpListenEndpoint, Ipv4Cidr};
+use smoltcp::wire::{IpListenEndpoint, Ipv4Cidr};
 use spin::Mutex;
 
-use crate::devices::VirtioLocation;
-use crate::mem::FrameDma;
-use phy::Phy;
+use card::Card;
 
 pub use netcheck::run as netcheck;
 
@@ -80,12 +76,6 @@ pub const DHCP_DEADLINE_NS: u64 = 5_000_000_000;
 /// How long a closed connection may take to finish its goodbyes before
 /// it is aborted.
 const LINGER_NS: u64 = 30_000_000_000;
-/// The longest halt in a wait when the card's interrupt wakes the CPU (a
-/// safety net, not a poll rate).
-const HALT_ROUTED_NS: u64 = 1_000_000_000;
-/// The longest halt when it does not: the card is then polled this often.
-const HALT_POLLED_NS: u64 = 1_000_000;
-
 /// Why the network could not be had, or a listener not made.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NetSetupError {
@@ -198,6 +188,7 @@ pub fn poll_in_background() {
     {
         st.poll();
     }
+    program::poll_in_background();
 }
 
 /// Listens for TCP connections on `addr` (`IPV4:PORT`, e.g.
@@ -216,98 +207,30 @@ fn now() -> Instant {
 }
 
 fn bring_up() -> Result<Arc<KernelNetwork>, NetSetupError> {
-    let cmdline = crate::BOOT_INFO.get().map_or(&[][..], |i| i.cmdline);
-    let fixed = static_config(cmdline)?;
-    let mut found = crate::devices::claim_virtio(DeviceType::NET).into_iter();
-    let (transport, window) = found.next().ok_or(NetSetupError::NoDevice)?;
-    if found.len() > 0 {
-        kprintln!("net: {} more network devices left unused", found.len());
-    }
-    let mut nic = VirtioNet::new(transport, &mut FrameDma).map_err(NetSetupError::Device)?;
-    let mac = nic.mac();
-    kprintln!(
-        "net: virtio-net ({}) at {window}: MAC {}, features {:#x}, link {}",
-        window.transport(),
-        EthernetAddress(mac),
-        nic.features().0,
-        if nic.link_up() { "up" } else { "down" }
-    );
-    // virtio-mmio interrupts are routed here; on PCI, MSI-X was routed
-    // at probe time where the platform can (PCI INTx is not used).
-    let interrupt = match window {
-        VirtioLocation::Mmio(w) => w.interrupt,
-        VirtioLocation::Pci { .. } => None,
-    };
-    let msix = matches!(window, VirtioLocation::Pci { msix: true, .. })
-        && matches!(nic.transport(), VirtioTransport::Pci(t) if t.msix_active());
-    let routed = if msix {
-        kprintln!("net: MSI-X wakes the CPU");
-        true
-    } else {
-        match interrupt {
-            Some(irq) => match crate::platform::route_device_interrupt(irq) {
-                Ok(()) => {
-                    kprintln!("net: interrupt {irq} wakes the CPU");
-                    true
-                }
-                Err(e) => {
-                    kprintln!("net: interrupt {irq} not routed ({e}); polling every 1 ms");
-                    false
-                }
-            },
-            None => {
-                kprintln!("net: no interrupt routed; polling every 1 ms");
-                false
-            }
-        }
-    };
-    let mut phy = Phy::new(nic);
-    let mut config = Config::new(EthernetAddress(mac).into());
-    let mut seed = [0u8; 8];
-    crate::entropy::fill(&mut seed);
-    config.random_seed = u64::from_le_bytes(seed);
-    let iface = Interface::new(config, &mut phy, now());
-    let mut stack = Stack {
-        iface,
-        phy,
-        sockets: SocketSet::new(Vec::new()),
-        dhcp: None,
-        configured: false,
+    let mut sockets = SocketSet::new(Vec::new());
+    let card = Card::open(&mut sockets)?;
+    let stack = Stack {
+        card,
+        sockets,
         listeners: BTreeMap::new(),
         conns: BTreeMap::new(),
         closing: Vec::new(),
         next_id: 1,
     };
-    match fixed {
-        Some(c) => {
-            stack.set_address(c.address, c.gateway);
-            kprintln!(
-                "net: static address {} (gateway {})",
-                c.address,
-                c.gateway
-                    .map_or(String::from("none"), |g| alloc::format!("{g}"))
-            );
-        }
-        None => {
-            stack.dhcp = Some(stack.sockets.add(dhcpv4::Socket::new()));
-            kprintln!("net: asking for an address by DHCP");
-        }
-    }
     let net = KernelNetwork {
         stack: Mutex::new(stack),
-        routed,
     };
     let deadline = crate::time::monotonic_ns().saturating_add(DHCP_DEADLINE_NS);
     loop {
         let mut st = net.stack.lock();
         st.poll();
-        if st.configured {
+        if st.card.configured() {
             break;
         }
         if crate::time::monotonic_ns() >= deadline {
             return Err(NetSetupError::DhcpTimeout(DHCP_DEADLINE_NS / 1_000_000_000));
         }
-        let until = st.next_wake(Some(deadline), net.routed);
+        let until = st.next_wake(Some(deadline));
         drop(st);
         crate::time::halt_until(until);
     }
@@ -337,12 +260,8 @@ struct Conn {
 
 /// Everything behind the lock.
 struct Stack {
-    iface: Interface,
-    phy: Phy,
+    card: Card,
     sockets: SocketSet<'static>,
-    dhcp: Option<SocketHandle>,
-    /// an address is set
-    configured: bool,
     listeners: BTreeMap<SocketId, Listener>,
     conns: BTreeMap<SocketId, Conn>,
     /// closed connections finishing their goodbyes, since when (ns)
@@ -377,29 +296,18 @@ fn acceptable(state: tcp::State) -> bool {
 }
 
 impl Stack {
-    fn set_address(&mut self, address: Ipv4Cidr, gateway: Option<Ipv4Addr>) {
-        self.iface.update_ip_addrs(|addrs| {
-            addrs.clear();
-            let _ = addrs.push(IpCidr::Ipv4(address));
-        });
-        self.iface.routes_mut().remove_default_ipv4_route();
-        if let Some(g) = gateway {
-            let _ = self.iface.routes_mut().add_default_ipv4_route(g);
-        }
-        self.configured = true;
-    }
-
     /// Drives the stack: frames in (keeping every listener's backlog
     /// full after each), DHCP, timers, frames out, and the reaping of
     /// finished connections.
     fn poll(&mut self) {
         let now = now();
-        self.phy.nic().ack_interrupt();
-        self.iface.poll_maintenance(now);
+        self.card.phy.nic().ack_interrupt();
+        self.card.iface.poll_maintenance(now);
         for _ in 0..INGRESS_BUDGET {
             match self
+                .card
                 .iface
-                .poll_ingress_single(now, &mut self.phy, &mut self.sockets)
+                .poll_ingress_single(now, &mut self.card.phy, &mut self.sockets)
             {
                 PollIngressSingleResult::None => break,
                 // A listening socket may have taken a connection request
@@ -408,11 +316,12 @@ impl Stack {
             }
         }
         while self
+            .card
             .iface
-            .poll_egress(now, &mut self.phy, &mut self.sockets)
+            .poll_egress(now, &mut self.card.phy, &mut self.sockets)
             == PollResult::SocketStateChanged
         {}
-        self.dhcp_events();
+        self.card.lease_events(&mut self.sockets);
         self.drop_half_open();
         self.reap();
     }
@@ -438,32 +347,6 @@ impl Stack {
         }
         if dropped {
             self.replenish();
-        }
-    }
-
-    fn dhcp_events(&mut self) {
-        let Some(h) = self.dhcp else { return };
-        let event = match self.sockets.get_mut::<dhcpv4::Socket<'_>>(h).poll() {
-            None => return,
-            Some(dhcpv4::Event::Configured(c)) => Some((c.address, c.router)),
-            Some(dhcpv4::Event::Deconfigured) => None,
-        };
-        match event {
-            Some((address, router)) => {
-                kprintln!(
-                    "net: DHCP lease {address} (gateway {})",
-                    router.map_or(String::from("none"), |g| alloc::format!("{g}"))
-                );
-                self.set_address(address, router);
-            }
-            // smoltcp says so when it starts, too.
-            None if !self.configured => {}
-            None => {
-                kprintln!("net: DHCP lease lost");
-                self.iface.update_ip_addrs(|a| a.clear());
-                self.iface.routes_mut().remove_default_ipv4_route();
-                self.configured = false;
-            }
         }
     }
 
@@ -741,34 +624,15 @@ impl Stack {
         }
     }
 
-    /// When a waiter should wake at the latest (monotonic ns): smoltcp's
-    /// next timer, `deadline`, and the halt cap.
-    fn next_wake(&mut self, deadline: Option<u64>, routed: bool) -> u64 {
-        let now_ns = crate::time::monotonic_ns();
-        let cap = if routed {
-            HALT_ROUTED_NS
-        } else {
-            HALT_POLLED_NS
-        };
-        let mut until = now_ns.saturating_add(cap);
-        if let Some(d) = deadline {
-            until = until.min(d);
-        }
-        if let Some(delay) = self.iface.poll_delay(now(), &self.sockets) {
-            until = until.min(now_ns.saturating_add(delay.total_micros() * 1000));
-        }
-        if self.phy.has_frame() {
-            until = now_ns;
-        }
-        until
+    /// When a waiter should wake at the latest (monotonic ns).
+    fn next_wake(&mut self, deadline: Option<u64>) -> u64 {
+        self.card.next_wake(&self.sockets, deadline)
     }
 }
 
 /// The kernel's network, shared by every socket descriptor.
 pub struct KernelNetwork {
     stack: Mutex<Stack>,
-    /// the card's interrupt wakes the CPU
-    routed: bool,
 }
 
 impl KernelNetwork {
@@ -816,7 +680,7 @@ impl Network for KernelNetwork {
             if deadline_ns.is_some_and(|d| crate::time::monotonic_ns() >= d) {
                 return;
             }
-            let until = crate::deadline::cap(st.next_wake(deadline_ns, self.routed));
+            let until = crate::deadline::cap(st.next_wake(deadline_ns));
             drop(st);
             crate::time::halt_until(until);
             // A wait past the program's deadline ends the run there.
