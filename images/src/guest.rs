@@ -355,24 +355,40 @@ pub fn uefi_loader(arch: GuestArch, verbose: bool) -> Result<PathBuf, CliError> 
 /// Builds the example programs in `examples/` for `wasm32-wasip1` (release,
 /// as an ordinary Rust user would) and returns their output directory.
 pub fn examples() -> Result<PathBuf, CliError> {
+    build_examples("wasm32-wasip1", None)
+}
+
+/// Builds the example program `package` of `examples/` for
+/// `wasm32-wasip2` (a WASI 0.2 component, release) and returns its path.
+pub fn example_component(package: &str) -> Result<PathBuf, CliError> {
+    Ok(build_examples("wasm32-wasip2", Some(package))?.join(format!("{package}.wasm")))
+}
+
+/// Builds `package` (else every example) for `target`; the output
+/// directory.
+fn build_examples(target: &str, package: Option<&str>) -> Result<PathBuf, CliError> {
     let root = source_root();
-    let dir = root.join("examples");
     let target_dir = root.join("target").join("examples");
-    let out = clean_cargo()
-        .current_dir(&dir)
-        .args(["build", "--quiet", "--release", "--target", "wasm32-wasip1"])
+    let what = package.unwrap_or("the examples");
+    let mut cmd = clean_cargo();
+    cmd.current_dir(root.join("examples"))
+        .args(["build", "--quiet", "--release", "--target", target])
         .arg("--target-dir")
-        .arg(&target_dir)
+        .arg(&target_dir);
+    if let Some(p) = package {
+        cmd.args(["-p", p]);
+    }
+    let out = cmd
         .output()
-        .map_err(|e| CliError::Build(format!("cannot run cargo to build the examples: {e}")))?;
+        .map_err(|e| CliError::Build(format!("cannot run cargo to build {what}: {e}")))?;
     if !out.status.success() {
         return Err(CliError::Build(format!(
-            "building the examples failed ({}):\n{}",
+            "building {what} for {target} failed ({}):\n{}",
             out.status,
             String::from_utf8_lossy(&out.stderr)
         )));
     }
-    Ok(target_dir.join("wasm32-wasip1").join("release"))
+    Ok(target_dir.join(target).join("release"))
 }
 
 #[cfg(test)]

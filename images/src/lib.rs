@@ -13,6 +13,7 @@ pub mod bundle;
 pub mod cli;
 pub mod console;
 pub mod firecracker_aarch64;
+mod forward;
 pub mod guest;
 pub mod hosted;
 pub mod image;

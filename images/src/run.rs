@@ -206,13 +206,15 @@ pub fn guest_target(arch: GuestArch, accel: Accel) -> Target {
 }
 
 /// What the guest's code carries besides the program: fuel metering for
-/// `--fuel`, and interrupt checks when the program listens on sockets
-/// (the kernel raises them from its timer), so a program that computes
-/// without socket calls does not starve its connections (the kernel
-/// drives the network from the checks).
+/// `--fuel`, and interrupt checks when the program listens on sockets or
+/// may use the network (the kernel raises them from its timer), so a
+/// program that computes without socket calls does not starve its
+/// connections (the kernel drives the network from the checks).
 pub fn instrumentation(opts: &RunOptions) -> Instrumentation {
     Instrumentation {
-        interruptible: !opts.tcplisten.is_empty() || opts.deadline.is_some(),
+        interruptible: !opts.tcplisten.is_empty()
+            || opts.deadline.is_some()
+            || opts.sockets.inherit_network,
         consume_fuel: opts.fuel.is_some(),
     }
 }
@@ -276,7 +278,10 @@ pub fn run_vm(opts: &RunOptions, io: VmIo) -> Result<VmReport, CliError> {
     vm_opts.accel = accel;
     // After the probe boot, which must not take the forwarded ports.
     match &opts.net_tap {
-        None => vm_opts.network = user_network(opts),
+        None => {
+            let component = basalt_runtime::component::def::is_component(&wasm);
+            vm_opts.network = user_network(opts, component);
+        }
         Some((ifname, cidr)) => {
             if !opts.publish.is_empty() {
                 return Err(CliError::Usage(String::from(
@@ -662,13 +667,22 @@ fn live_share_path(host: &Path) -> Result<PathBuf, CliError> {
     Ok(path)
 }
 
-/// The VM's network: none unless the program listens (`--tcplisten`) or
-/// ports are forwarded (`-p`, or [`RunOptions::network`]'s forwards).
-fn user_network(opts: &RunOptions) -> Option<UserNetwork> {
-    if opts.tcplisten.is_empty() && opts.publish.is_empty() && opts.network.is_none() {
+/// The VM's network: none unless the program listens (`--tcplisten`),
+/// ports are forwarded (`-p`, or [`RunOptions::network`]'s forwards), or
+/// a component may use the network (`-S inherit-network`: its sockets
+/// reach the host's networks through the card, and the listeners it
+/// makes on the VM's loopback are forwarded from the host's).
+fn user_network(opts: &RunOptions, component: bool) -> Option<UserNetwork> {
+    let program_sockets = component && opts.sockets.inherit_network && opts.tcplisten.is_empty();
+    if opts.tcplisten.is_empty()
+        && opts.publish.is_empty()
+        && opts.network.is_none()
+        && !program_sockets
+    {
         return None;
     }
     let mut net = opts.network.clone().unwrap_or_default();
     net.forwards.extend(opts.publish.iter().copied());
+    net.forward_listeners |= program_sockets;
     Some(net)
 }

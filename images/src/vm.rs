@@ -227,6 +227,33 @@ pub struct UserNetwork {
     /// user-mode network, a `dgram` backend and the card): tests inject
     /// raw, hostile frames this way and see what the card sends
     pub tap: Option<FrameTap>,
+    /// forward the host's loopback port of each listener the kernel
+    /// reports (`BASALT-LISTEN tcp PORT`) to the VM, through QEMU's QMP
+    /// socket (`crate::forward`): what a WASI 0.2 program's own listeners
+    /// need to be reachable from the host
+    pub forward_listeners: bool,
+}
+
+impl VmOptions {
+    /// Whether listeners the kernel reports are forwarded from the host.
+    fn forwards_listeners(&self) -> bool {
+        self.network.as_ref().is_some_and(|n| n.forward_listeners)
+    }
+}
+
+/// Where QEMU's QMP socket of a run is: beside its serial sockets.
+fn qmp_path(sockets: &[PathBuf; 3]) -> PathBuf {
+    sockets[0].with_file_name("qmp")
+}
+
+/// The monitor flags of a VM whose listeners are forwarded.
+fn qmp_args(cmd: &mut Command, opts: &VmOptions, sockets: &[PathBuf; 3]) {
+    if opts.forwards_listeners() {
+        cmd.arg("-qmp").arg(format!(
+            "unix:{},server=on,wait=off",
+            qmp_path(sockets).display()
+        ));
+    }
 }
 
 /// A raw Ethernet tap on the host's 127.0.0.1: one frame per UDP
@@ -623,6 +650,7 @@ pub fn qemu_command(opts: &VmOptions, bundle: &Path, sockets: &[PathBuf; 3]) -> 
             i + 1
         ));
     }
+    qmp_args(&mut cmd, opts, sockets);
     cmd.args(&opts.extra_qemu_args);
     cmd
 }
@@ -664,6 +692,7 @@ fn qemu_command_virt(opts: &VmOptions, bundle: &Path, sockets: &[PathBuf; 3]) ->
             "enable=on,target=native,chardev=com3",
         ]);
     }
+    qmp_args(&mut cmd, opts, sockets);
     cmd.args(&opts.extra_qemu_args);
     cmd
 }
@@ -778,15 +807,40 @@ pub fn boot(opts: &VmOptions, bundle: &[u8], io: VmIo) -> Result<VmReport, CliEr
         mut stderr,
     } = io;
 
+    let log = Arc::new(Mutex::new(LogState::default()));
+    let verbose = opts.verbose;
+    let forwarder = opts.forwards_listeners().then(|| {
+        let taken = opts
+            .network
+            .iter()
+            .flat_map(|n| n.forwards.iter().map(|f| f.1))
+            .collect();
+        crate::forward::Forwarder::new(qmp_path(&sockets), taken)
+    });
+    // The log's socket goes to the relay when listeners are forwarded,
+    // else to a thread of its own.
+    let (l3_relay, l3_log) = match forwarder {
+        Some(_) => (Some(l3), None),
+        None => (None, Some(l3)),
+    };
     let d = done.clone();
+    let log1 = log.clone();
     let com1: JoinHandle<()> = std::thread::spawn(move || {
-        let Some(stream) = accept_one(l1, d) else {
+        let Some(stream) = accept_one(l1, d.clone()) else {
             return;
         };
         if let Ok(writer) = stream.try_clone() {
             feed_stdin(writer, stdin, None);
         }
-        copy_stream(stream, &mut *stdout);
+        match forwarder {
+            // The log and stdout in one thread, the log first.
+            Some(f) => {
+                if let Some(com3) = l3_relay.and_then(|l3| accept_one(l3, d)) {
+                    crate::forward::relay(stream, com3, &mut *stdout, log1, f, start, verbose);
+                }
+            }
+            None => copy_stream(stream, &mut *stdout),
+        }
     });
     let d = done.clone();
     let com2: JoinHandle<()> = std::thread::spawn(move || {
@@ -794,28 +848,28 @@ pub fn boot(opts: &VmOptions, bundle: &[u8], io: VmIo) -> Result<VmReport, CliEr
             copy_stream(stream, &mut *stderr);
         }
     });
-    let log = Arc::new(Mutex::new(LogState::default()));
     let d = done.clone();
     let log2 = log.clone();
-    let verbose = opts.verbose;
-    let com3: JoinHandle<()> = std::thread::spawn(move || {
-        let Some(stream) = accept_one(l3, d) else {
-            return;
-        };
-        let mut reader = BufReader::new(stream);
-        let mut raw = Vec::new();
-        loop {
-            raw.clear();
-            match reader.read_until(b'\n', &mut raw) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {}
+    let com3: Option<JoinHandle<()>> = l3_log.map(|l3| {
+        std::thread::spawn(move || {
+            let Some(stream) = accept_one(l3, d) else {
+                return;
+            };
+            let mut reader = BufReader::new(stream);
+            let mut raw = Vec::new();
+            loop {
+                raw.clear();
+                match reader.read_until(b'\n', &mut raw) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+                let line = String::from_utf8_lossy(&raw)
+                    .trim_end_matches(['\n', '\r'])
+                    .to_string();
+                let Ok(mut st) = log2.lock() else { break };
+                st.push_line(line, start, verbose);
             }
-            let line = String::from_utf8_lossy(&raw)
-                .trim_end_matches(['\n', '\r'])
-                .to_string();
-            let Ok(mut st) = log2.lock() else { break };
-            st.push_line(line, start, verbose);
-        }
+        })
     });
 
     let (qemu_status, timed_out, stopped_after_status) =
@@ -826,7 +880,9 @@ pub fn boot(opts: &VmOptions, bundle: &[u8], io: VmIo) -> Result<VmReport, CliEr
     }
     let _ = com1.join();
     let _ = com2.join();
-    let _ = com3.join();
+    if let Some(com3) = com3 {
+        let _ = com3.join();
+    }
     let qemu_stderr = qemu_err_thread.join().unwrap_or_default();
     report(
         &log,

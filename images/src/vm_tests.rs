@@ -40,6 +40,7 @@ fn a_network_gets_user_networking_with_its_forwards() {
     opts.network = Some(UserNetwork {
         forwards: vec![(18080, 8080), (2222, 22)],
         tap: None,
+        forward_listeners: false,
     });
     let netdev = "user,id=net0,hostfwd=tcp:127.0.0.1:18080-:8080,hostfwd=tcp:127.0.0.1:2222-:22";
     let a = args(&opts);
@@ -86,6 +87,7 @@ fn a_tap_joins_the_card_through_a_hub() {
             inject_port: 40000,
             sink_port: 40001,
         }),
+        forward_listeners: false,
     });
     let a = args(&opts);
     assert!(has_pair(
@@ -229,4 +231,19 @@ fn run_directories_are_private_and_unpredictable() {
     let path = a.0.clone();
     drop(a);
     assert!(!path.exists());
+}
+
+#[test]
+fn forwarded_listeners_give_qemu_a_qmp_socket() {
+    for arch in [GuestArch::Aarch64, GuestArch::X86_64] {
+        let mut opts = VmOptions::new(arch, PathBuf::from("k"));
+        assert!(!args(&opts).iter().any(|a| a == "-qmp"));
+        opts.network = Some(UserNetwork {
+            forwards: Vec::new(),
+            tap: None,
+            forward_listeners: true,
+        });
+        let a = args(&opts);
+        assert!(has_pair(&a, "-qmp", "unix:qmp,server=on,wait=off"), "{a:?}");
+    }
 }

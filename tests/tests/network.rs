@@ -49,6 +49,7 @@ fn start(arch: GuestArch) -> Guest {
     opts.network = Some(UserNetwork {
         forwards: vec![(port, GUEST_PORT)],
         tap: None,
+        forward_listeners: false,
     });
     let vm = thread::spawn(move || boot(opts, b""));
     Guest { vm, port }

@@ -213,6 +213,7 @@ fn a_flood_of_malformed_frames_leaves_the_server_up(arch: GuestArch) {
                 inject_port: inject,
                 sink_port,
             }),
+            forward_listeners: false,
         });
     };
     let (sent, out) = serve_and_check(arch, addr, configure, || {
@@ -469,6 +470,7 @@ fn x86_64_a_syn_flood_leaves_the_server_answering() {
                 inject_port: inject,
                 sink_port,
             }),
+            forward_listeners: false,
         });
     };
     let (took, _) = serve_and_check(GuestArch::X86_64, addr, configure, || {
