@@ -1,8 +1,10 @@
 //! Component functions and calls across the boundary: `canon lift` (a
 //! call into a component), `canon lower` (a core function that calls out),
-//! and the resource built-ins. A call between two components is a lower
-//! feeding a lift: the values pass through the host, lifted from the
-//! caller's memory and lowered into the callee's.
+//! and the resource built-ins. A call between two components goes
+//! through a compiled fused adapter (`super::adapter`) where its types
+//! allow, else it is a lower feeding a lift here: the values pass
+//! through the host, lifted from the caller's memory and lowered into the
+//! callee's.
 
 use alloc::format;
 use alloc::sync::Arc;
@@ -76,6 +78,15 @@ impl<T: 'static> ComponentFunc<T> {
         &self.0.ty
     }
 
+    /// A lifted function's core function, canonical options and
+    /// instance (`None` for the host's functions).
+    pub(crate) fn lifted_parts(&self) -> Option<(Func, &Options, &Arc<InstanceState>)> {
+        match &self.0.kind {
+            FuncKind::Lifted { core, opts, inst } => Some((*core, opts, inst)),
+            FuncKind::Host(_) => None,
+        }
+    }
+
     /// Calls the function from the host.
     pub fn call(&self, store: &mut Store<T>, args: &[Value]) -> Result<Vec<Value>, Error> {
         for ((name, t), v) in self.0.ty.params.iter().zip(args) {
@@ -147,6 +158,7 @@ fn call_lifted<T: 'static>(
 ) -> Result<Vec<Value>, Error> {
     let entered = inst.enter_from(caller)?;
     inst.start_task();
+    let adapters = super::adapter::depth();
     let result = (|| {
         let scope = Arc::new(BorrowScope::default());
         let params: Vec<_> = ty.param_types().collect();
@@ -175,6 +187,8 @@ fn call_lifted<T: 'static>(
         }
         Ok(values)
     })();
+    // Compiled adapters a trap unwound past are left here.
+    super::adapter::unwind_to(adapters);
     inst.end_task();
     InstanceState::leave(&entered);
     result

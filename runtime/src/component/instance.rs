@@ -774,6 +774,10 @@ impl<T: 'static> Scope<'_, T> {
                     .cloned()
                     .ok_or_else(|| bad("func"))?;
                 let opts = self.options(opts)?;
+                if let Some(f) = super::adapter::fuse(store, &callee, &opts, &self.state)? {
+                    self.core[0].push(CoreItem::Extern(Extern::Func(f)));
+                    return Ok(());
+                }
                 let core_ty = func::lowered_core_type(callee.ty());
                 let state = self.state.clone();
                 let f = store.host_func(

@@ -7,6 +7,7 @@
 //! [`func`] crosses the boundary; [`abi`] lays values out.
 
 pub mod abi;
+mod adapter;
 pub mod def;
 pub mod func;
 pub mod handles;

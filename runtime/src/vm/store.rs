@@ -360,6 +360,10 @@ impl Memory {
     pub fn size(&self, store: &impl AsStore) -> u64 {
         store.opaque().memories[self.0].pages()
     }
+    /// The memory's type as it is now (its current size as the minimum).
+    pub fn ty(&self, store: &(impl AsStore + ?Sized)) -> MemoryType {
+        store.opaque().memories[self.0].current_type()
+    }
     /// Grows by `delta` pages; returns the old size.
     pub fn grow(&self, store: &mut impl AsStore, delta: u64) -> Option<u64> {
         store.opaque_mut().memories[self.0].grow(delta)
