@@ -26,6 +26,7 @@
 //! caller's deadline.
 
 mod card;
+mod driven;
 mod netcheck;
 mod phy;
 pub mod program;
@@ -630,6 +631,18 @@ impl Stack {
     }
 }
 
+impl driven::Driven for Stack {
+    fn poll(&mut self) {
+        Stack::poll(self);
+    }
+    fn ready(&mut self, socket: SocketId, interest: Interest) -> bool {
+        Stack::ready(self, socket, interest)
+    }
+    fn next_wake(&mut self, deadline: Option<u64>) -> u64 {
+        Stack::next_wake(self, deadline)
+    }
+}
+
 /// The kernel's network, shared by every socket descriptor.
 pub struct KernelNetwork {
     stack: Mutex<Stack>,
@@ -639,11 +652,7 @@ impl KernelNetwork {
     /// Runs `f` on the stack after driving it, and drives it again after
     /// (so what `f` queued goes out at once).
     fn with<R>(&self, f: impl FnOnce(&mut Stack) -> R) -> R {
-        let mut st = self.stack.lock();
-        st.poll();
-        let r = f(&mut st);
-        st.poll();
-        r
+        driven::with(&self.stack, f)
     }
 }
 
@@ -671,21 +680,7 @@ impl Network for KernelNetwork {
     }
 
     fn wait(&self, interests: &[(SocketId, Interest)], deadline_ns: Option<u64>) {
-        loop {
-            let mut st = self.stack.lock();
-            st.poll();
-            if interests.iter().any(|&(id, i)| st.ready(id, i)) {
-                return;
-            }
-            if deadline_ns.is_some_and(|d| crate::time::monotonic_ns() >= d) {
-                return;
-            }
-            let until = crate::deadline::cap(st.next_wake(deadline_ns));
-            drop(st);
-            crate::time::halt_until(until);
-            // A wait past the program's deadline ends the run there.
-            crate::deadline::stop_if_passed();
-        }
+        driven::wait(&self.stack, interests, deadline_ns);
     }
 
     fn close(&self, socket: SocketId) {

@@ -67,15 +67,23 @@ pub fn poll_in_background() {
     }
 }
 
+impl super::driven::Driven for Stack {
+    fn poll(&mut self) {
+        Stack::poll(self);
+    }
+    fn ready(&mut self, socket: SocketId, interest: Interest) -> bool {
+        Stack::ready(self, socket, interest)
+    }
+    fn next_wake(&mut self, deadline: Option<u64>) -> u64 {
+        self.planes().next_wake(deadline)
+    }
+}
+
 impl ProgramNetwork {
     /// Runs `f` on the stack between two polls (what `f` queued goes out
     /// at once; the loopback delivers it at once).
     fn with<R>(&self, f: impl FnOnce(&mut Stack) -> R) -> R {
-        let mut st = self.stack.lock();
-        st.poll();
-        let r = f(&mut st);
-        st.poll();
-        r
+        super::driven::with(&self.stack, f)
     }
 }
 
@@ -107,20 +115,7 @@ impl Network for ProgramNetwork {
     }
 
     fn wait(&self, interests: &[(SocketId, Interest)], deadline_ns: Option<u64>) {
-        loop {
-            let mut st = self.stack.lock();
-            st.poll();
-            if interests.iter().any(|&(id, i)| st.ready(id, i)) {
-                return;
-            }
-            if deadline_ns.is_some_and(|d| crate::time::monotonic_ns() >= d) {
-                return;
-            }
-            let until = st.planes().next_wake(deadline_ns);
-            drop(st);
-            crate::time::halt_until(crate::deadline::cap(until));
-            crate::deadline::stop_if_passed();
-        }
+        super::driven::wait(&self.stack, interests, deadline_ns);
     }
 
     fn close(&self, socket: SocketId) {
