@@ -37,7 +37,7 @@ pub use errno::Errno;
 pub use memfs::MemFs;
 pub use preview1::add_to_linker;
 pub use read_only::ReadOnly;
-pub use services::{Clocks, Entropy, FileSystem, FsError, Services, Stdio};
+pub use services::{Clocks, Entropy, FileSystem, FsError, Services, Stdio, StdioError};
 
 use basalt_runtime::{Engine, Error, Linker, Module, Store, Trap};
 

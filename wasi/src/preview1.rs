@@ -608,12 +608,17 @@ fn fd_write(cx: &mut WasiCtx, mem: &mut GuestMemory<'_>, a: &Args<'_>) -> Outcom
             let stdout = matches!(fd.desc, Descriptor::Stdout);
             for &(buf, len) in &iovs {
                 let data = mem.slice(buf, len)?;
-                if stdout {
-                    cx.services.stdio.write_stdout(data);
+                let wrote = if stdout {
+                    cx.services.stdio.write_stdout(data)
                 } else {
-                    cx.services.stdio.write_stderr(data);
+                    cx.services.stdio.write_stderr(data)
+                };
+                match wrote {
+                    Ok(()) => total += u64::from(len),
+                    // as writev(2): an error only if nothing went
+                    Err(e) if total == 0 => return Err(Errno::from(e).into()),
+                    Err(_) => break,
                 }
-                total += u64::from(len);
             }
         }
         Descriptor::Socket(_) => total = send_iovecs(cx, fd_num, mem, &iovs)?,
@@ -646,7 +651,8 @@ fn fd_read(cx: &mut WasiCtx, mem: &mut GuestMemory<'_>, a: &Args<'_>) -> Outcome
             match iovs.first() {
                 Some(&(buf, len)) => {
                     let dst = mem.slice_mut(buf, len)?;
-                    cx.services.stdio.read_stdin(dst).min(dst.len()) as u64
+                    let n = cx.services.stdio.read_stdin(dst).map_err(Errno::from)?;
+                    n.min(dst.len()) as u64
                 }
                 None => 0,
             }

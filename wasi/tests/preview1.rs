@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use basalt_runtime::{Config, Engine, Module};
 use basalt_wasi::host::{HostClocks, HostEntropy};
-use basalt_wasi::{Outcome, Services, Stdio, WasiCtx, run_command};
+use basalt_wasi::{Outcome, Services, Stdio, StdioError, WasiCtx, run_command};
 
 #[derive(Clone, Default)]
 struct Captured {
@@ -22,18 +22,20 @@ struct Captured {
 }
 
 impl Stdio for Captured {
-    fn write_stdout(&self, b: &[u8]) {
+    fn write_stdout(&self, b: &[u8]) -> Result<(), StdioError> {
         self.stdout.lock().unwrap().extend_from_slice(b);
+        Ok(())
     }
-    fn write_stderr(&self, b: &[u8]) {
+    fn write_stderr(&self, b: &[u8]) -> Result<(), StdioError> {
         self.stderr.lock().unwrap().extend_from_slice(b);
+        Ok(())
     }
-    fn read_stdin(&self, buf: &mut [u8]) -> usize {
+    fn read_stdin(&self, buf: &mut [u8]) -> Result<usize, StdioError> {
         let mut input = self.stdin.lock().unwrap();
         let n = buf.len().min(input.len());
         buf[..n].copy_from_slice(&input[..n]);
         input.drain(..n);
-        n
+        Ok(n)
     }
 }
 
