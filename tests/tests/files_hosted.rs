@@ -75,6 +75,7 @@ fn run(
         tcplisten: &[],
         sockets: Default::default(),
         max_resources: None,
+        wasi: Default::default(),
         verbose: false,
     };
     run_with_stdio(run, Box::new(streams)).expect("run")
