@@ -8,13 +8,14 @@
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 
-/// Why a standard stream failed. Each variant is one WASI errno (see
+/// Why a standard stream failed. Each variant is one preview1 errno (see
 /// `From<StdioError> for Errno`); WASI 0.2 reports [`StdioError::Closed`]
 /// as `stream-error::closed` and the others as `last-operation-failed`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StdioError {
     /// nobody reads the stream any more, e.g. the reader of a pipe closed
-    /// it (`EPIPE`)
+    /// it (`EPIPE` on the host; preview1 says `EIO`, as wasmtime and its
+    /// preview1 adapter report a closed stream)
     Closed,
     /// the stream is a directory, e.g. stdin redirected from one (`EISDIR`)
     IsDirectory,
@@ -26,9 +27,8 @@ impl From<StdioError> for crate::errno::Errno {
     fn from(e: StdioError) -> Self {
         use crate::errno::Errno;
         match e {
-            StdioError::Closed => Errno::Pipe,
+            StdioError::Closed | StdioError::Io => Errno::Io,
             StdioError::IsDirectory => Errno::Isdir,
-            StdioError::Io => Errno::Io,
         }
     }
 }
