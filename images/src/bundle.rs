@@ -50,6 +50,12 @@ pub struct Manifest {
     pub sockets: basalt_wasi::preview2::SocketGrants,
     /// the most WASI 0.2 resources the program may hold (`max-resources N`)
     pub max_resources: Option<usize>,
+    /// the most bytes one request for random bytes may ask for
+    /// (`max-random-size N`, from `-S max-random-size`)
+    pub max_random_size: Option<u64>,
+    /// what `wasi:cli/environment.initial-cwd` reports (`cwd PATH`, from
+    /// `-S cwd`)
+    pub cwd: Option<String>,
 }
 
 /// One preopened directory, for the kernel.
@@ -192,6 +198,14 @@ impl Manifest {
         }
         if let Some(n) = self.max_resources {
             let _ = writeln!(s, "max-resources {n}");
+        }
+        if let Some(n) = self.max_random_size {
+            let _ = writeln!(s, "max-random-size {n}");
+        }
+        if let Some(cwd) = &self.cwd {
+            s.push_str("cwd ");
+            s.push_str(&escape(cwd.as_bytes()));
+            s.push('\n');
         }
         s
     }

@@ -43,8 +43,12 @@ options:
                         default: none), allow-ip-name-lookup (resolve names;
                         default off), tcp, udp (the wasi:sockets protocols;
                         default on), max-resources=N (the most WASI 0.2
-                        resources the program may hold; default 2^20).
-                        -Sinherit-network,tcp=n works too
+                        resources the program may hold; default 2^20),
+                        max-random-size=N (the most bytes one request for
+                        random bytes may ask for, more traps; default 64
+                        MiB), cwd=PATH (what wasi:cli/environment's
+                        initial-cwd reports; a name only, it grants
+                        nothing). -Sinherit-network,tcp=n works too
   -p, --publish HOST:GUEST
                         forward host port HOST (on 127.0.0.1) to guest port
                         GUEST (QEMU user networking); may be repeated
@@ -185,12 +189,10 @@ pub fn parse_run(args: Vec<OsString>) -> Result<RunCommand, CliError> {
             }
             "-S" => {
                 let v = value(&mut it, flag)?;
-                crate::wasi_flags::apply(&mut opts.sockets, &mut opts.max_resources, &v)
-                    .map_err(usage)?;
+                crate::wasi_flags::apply(&mut opts, &v).map_err(usage)?;
             }
             s if s.starts_with("-S") => {
-                crate::wasi_flags::apply(&mut opts.sockets, &mut opts.max_resources, &s[2..])
-                    .map_err(usage)?;
+                crate::wasi_flags::apply(&mut opts, &s[2..]).map_err(usage)?;
             }
             "-p" | "--publish" => {
                 let v = value(&mut it, flag)?;
@@ -407,6 +409,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
                     tcplisten: &cmd.options.tcplisten,
                     sockets: cmd.options.sockets,
                     max_resources: cmd.options.max_resources,
+                    wasi: cmd.options.wasi.clone(),
                     verbose: cmd.options.verbose,
                 })
             } else {

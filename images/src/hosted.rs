@@ -57,6 +57,8 @@ pub struct Hosted<'a> {
     pub sockets: basalt_wasi::preview2::SocketGrants,
     /// the most WASI 0.2 resources the program may hold (`-S max-resources`)
     pub max_resources: Option<usize>,
+    /// `-S max-random-size` and `-S cwd`
+    pub wasi: crate::wasi_flags::Settings,
     /// report compile and run times on stderr
     pub verbose: bool,
 }
@@ -95,6 +97,7 @@ pub fn run_with_stdio(run: Hosted<'_>, stdio: Box<dyn Stdio>) -> Result<i32, Cli
         tcplisten,
         sockets,
         max_resources,
+        wasi,
         verbose,
     } = run;
     // The interrupt checks cost a load and a branch per loop iteration:
@@ -173,6 +176,7 @@ pub fn run_with_stdio(run: Hosted<'_>, stdio: Box<dyn Stdio>) -> Result<i32, Cli
     if let Some(n) = max_resources {
         ctx.set_max_resources(n);
     }
+    wasi.apply_to(&mut ctx);
     {
         for addr in tcplisten {
             let (id, bound) = net.listen(addr).map_err(|e| {

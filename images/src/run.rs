@@ -66,6 +66,8 @@ pub struct RunOptions {
     pub sockets: basalt_wasi::preview2::SocketGrants,
     /// the most WASI 0.2 resources the program may hold (`-S max-resources`)
     pub max_resources: Option<usize>,
+    /// `-S max-random-size` and `-S cwd`
+    pub wasi: crate::wasi_flags::Settings,
     /// host ports forwarded to guest ports: (host, guest) (`-p`)
     pub publish: Vec<(u16, u16)>,
     /// guest ISA
@@ -140,6 +142,7 @@ impl RunOptions {
             tcplisten: Vec::new(),
             sockets: basalt_wasi::preview2::SocketGrants::default(),
             max_resources: None,
+            wasi: crate::wasi_flags::Settings::default(),
             publish: Vec::new(),
             arch: GuestArch::X86_64,
             machine: Machine::Q35,
@@ -496,6 +499,8 @@ pub fn pack(
         terminals,
         sockets: opts.sockets,
         max_resources: opts.max_resources,
+        max_random_size: opts.wasi.max_random_size,
+        cwd: opts.wasi.cwd.clone(),
     };
     // Shared directories, preopened in --dir order: live over virtio-9p,
     // or packed under fs/N/.

@@ -1,8 +1,33 @@
 //! wasmtime's `-S` options (WASI settings) that Basalt knows: the socket
-//! grants and `max-resources`. `-S inherit-network`, `-Sinherit-network,tcp=n` and
-//! `-S allow-ip-name-lookup=yes` are all spelled as wasmtime spells them.
+//! grants, `max-resources`, `max-random-size` and `cwd`. `-S
+//! inherit-network`, `-Sinherit-network,tcp=n` and `-S
+//! allow-ip-name-lookup=yes` are all spelled as wasmtime spells them.
 
-use basalt_wasi::preview2::SocketGrants;
+use crate::run::RunOptions;
+
+/// `-S` settings of the program's WASI context beyond the socket grants
+/// and `max-resources`, honoured hosted and in a VM (the bundle's manifest
+/// carries them, see `docs/guest-protocol.md`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Settings {
+    /// `-S max-random-size=N`: the most bytes one request for random bytes
+    /// may ask for (more traps); `None`: wasmtime's default, 64 MiB
+    pub max_random_size: Option<u64>,
+    /// `-S cwd=PATH`: what `wasi:cli/environment.initial-cwd` reports
+    pub cwd: Option<String>,
+}
+
+impl Settings {
+    /// Applies them to `ctx`.
+    pub fn apply_to(&self, ctx: &mut basalt_wasi::WasiCtx) {
+        if let Some(n) = self.max_random_size {
+            ctx.set_max_random_size(n);
+        }
+        if let Some(cwd) = &self.cwd {
+            ctx.set_initial_cwd(cwd.clone());
+        }
+    }
+}
 
 /// A wasmtime boolean: no value is `true`; `y`, `yes`, `true`, `n`, `no`,
 /// `false`.
@@ -16,14 +41,19 @@ fn boolean(key: &str, value: Option<&str>) -> Result<bool, String> {
     }
 }
 
-/// Applies one `-S` argument (`KEY[=VALUE][,KEY[=VALUE]...]`) to `grants`
-/// and `max_resources` (`-S max-resources=N`: the most WASI 0.2 resources
-/// the program may hold at once; more traps).
-pub fn apply(
-    grants: &mut SocketGrants,
-    max_resources: &mut Option<usize>,
-    spec: &str,
-) -> Result<(), String> {
+/// A number for `-S key=N`.
+fn number<T: std::str::FromStr>(key: &str, value: Option<&str>) -> Result<T, String> {
+    value
+        .and_then(|v| v.parse::<T>().ok())
+        .ok_or_else(|| format!("-S {key} wants a number, got {value:?}"))
+}
+
+/// Applies one `-S` argument (`KEY[=VALUE][,KEY[=VALUE]...]`) to `opts`:
+/// the socket grants; `-S max-resources=N` (the most WASI 0.2 resources
+/// the program may hold at once; more traps); `-S max-random-size=N` and
+/// `-S cwd=PATH` ([`Settings`]).
+pub fn apply(opts: &mut RunOptions, spec: &str) -> Result<(), String> {
+    let grants = &mut opts.sockets;
     for item in spec.split(',').filter(|s| !s.is_empty()) {
         let (key, value) = match item.split_once('=') {
             Some((k, v)) => (k, Some(v)),
@@ -35,12 +65,12 @@ pub fn apply(
             "allow-ip-name-lookup" => grants.ip_name_lookup = on?,
             "tcp" => grants.tcp = on?,
             "udp" => grants.udp = on?,
-            "max-resources" => {
-                let n = value
-                    .and_then(|v| v.parse::<usize>().ok())
-                    .ok_or_else(|| format!("-S max-resources wants a number, got {value:?}"))?;
-                *max_resources = Some(n);
-            }
+            "max-resources" => opts.max_resources = Some(number(key, value)?),
+            "max-random-size" => opts.wasi.max_random_size = Some(number(key, value)?),
+            "cwd" => match value {
+                Some(path) if !path.is_empty() => opts.wasi.cwd = Some(path.to_string()),
+                _ => return Err("-S cwd wants a path, e.g. -S cwd=/sandbox".to_string()),
+            },
             // wasmtime's switch for the preview1/0.2 network interfaces,
             // which Basalt always has.
             "network" | "cli" => {
@@ -48,7 +78,7 @@ pub fn apply(
             }
             other => {
                 return Err(format!(
-                    "unknown -S option `{other}` (Basalt knows inherit-network, allow-ip-name-lookup, tcp, udp, max-resources)"
+                    "unknown -S option `{other}` (Basalt knows inherit-network, allow-ip-name-lookup, tcp, udp, max-resources, max-random-size, cwd)"
                 ));
             }
         }
@@ -62,14 +92,27 @@ mod tests {
 
     #[test]
     fn spelled_as_wasmtime_spells_them() {
-        let mut g = SocketGrants::default();
+        let mut o = RunOptions::new("x.wasm");
+        let g = &o.sockets;
         assert!(!g.inherit_network && !g.ip_name_lookup && g.tcp && g.udp);
-        apply(&mut g, &mut None, "inherit-network,tcp=no").unwrap();
-        assert!(g.inherit_network && !g.tcp && g.udp);
-        apply(&mut g, &mut None, "allow-ip-name-lookup=y").unwrap();
-        apply(&mut g, &mut None, "udp=false").unwrap();
-        assert!(g.ip_name_lookup && !g.udp);
-        assert!(apply(&mut g, &mut None, "tcp=maybe").is_err());
-        assert!(apply(&mut g, &mut None, "frobnicate").is_err());
+        apply(&mut o, "inherit-network,tcp=no").unwrap();
+        assert!(o.sockets.inherit_network && !o.sockets.tcp && o.sockets.udp);
+        apply(&mut o, "allow-ip-name-lookup=y").unwrap();
+        apply(&mut o, "udp=false").unwrap();
+        assert!(o.sockets.ip_name_lookup && !o.sockets.udp);
+        assert!(apply(&mut o, "tcp=maybe").is_err());
+        assert!(apply(&mut o, "frobnicate").is_err());
+    }
+
+    #[test]
+    fn limits_and_cwd() {
+        let mut o = RunOptions::new("x.wasm");
+        apply(&mut o, "max-resources=7,max-random-size=255").unwrap();
+        assert_eq!(o.max_resources, Some(7));
+        assert_eq!(o.wasi.max_random_size, Some(255));
+        apply(&mut o, "cwd=/sandbox").unwrap();
+        assert_eq!(o.wasi.cwd.as_deref(), Some("/sandbox"));
+        assert!(apply(&mut o, "max-random-size=lots").is_err());
+        assert!(apply(&mut o, "cwd").is_err());
     }
 }

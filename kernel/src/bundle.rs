@@ -384,6 +384,12 @@ pub struct Manifest {
     pub sockets: basalt_wasi::preview2::SocketGrants,
     /// the most WASI 0.2 resources the program may hold (`max-resources N`)
     pub max_resources: Option<usize>,
+    /// the most bytes one request for random bytes may ask for
+    /// (`max-random-size N`, from `-S max-random-size`)
+    pub max_random_size: Option<u64>,
+    /// what `wasi:cli/environment.initial-cwd` reports (`cwd PATH`, from
+    /// `-S cwd`)
+    pub cwd: Option<String>,
 }
 
 /// One directory preopened for the program.
@@ -477,6 +483,7 @@ impl Manifest {
         let (mut seen_interrupt_checks, mut seen_deadline, mut seen_fuel) = (false, false, false);
         let mut seen_sockets = false;
         let mut seen_max_resources = false;
+        let (mut seen_max_random_size, mut seen_cwd) = (false, false);
         let err = |line: usize, message: String| BundleError::Manifest { line, message };
         for (n, raw) in text.split(|c| *c == b'\n').enumerate() {
             let line = n + 1;
@@ -636,6 +643,22 @@ impl Manifest {
                         .map_err(|_| err(line, String::from("`max-resources` needs a number")))?;
                     m.max_resources = Some(n);
                 }
+                b"max-random-size" => {
+                    once(&mut seen_max_random_size)?;
+                    let n = utf8(value).map_err(|e| err(line, e))?;
+                    let n = n
+                        .parse::<u64>()
+                        .map_err(|_| err(line, String::from("`max-random-size` needs a number")))?;
+                    m.max_random_size = Some(n);
+                }
+                b"cwd" => {
+                    once(&mut seen_cwd)?;
+                    let path = utf8(value).map_err(|e| err(line, e))?;
+                    if path.is_empty() {
+                        return Err(err(line, String::from("`cwd` needs a path")));
+                    }
+                    m.cwd = Some(path);
+                }
                 b"sockets" => {
                     once(&mut seen_sockets)?;
                     let mut g = basalt_wasi::preview2::SocketGrants {
@@ -672,7 +695,7 @@ impl Manifest {
                     return Err(err(
                         line,
                         alloc::format!(
-                            "unknown key `{key_str}` (this kernel knows version, arg, env, module, artifact, component-artifacts, jit, verbose, preopen, share, preopen-ro, share-ro, tcplisten, fuel, interrupt-checks, deadline-ms, terminal, sockets, max-resources, spec-batch); is the kernel older than the CLI?"
+                            "unknown key `{key_str}` (this kernel knows version, arg, env, module, artifact, component-artifacts, jit, verbose, preopen, share, preopen-ro, share-ro, tcplisten, fuel, interrupt-checks, deadline-ms, terminal, sockets, max-resources, max-random-size, cwd, spec-batch); is the kernel older than the CLI?"
                         ),
                     ));
                 }

@@ -320,6 +320,12 @@ fn load_and_run(info: &BootInfo) -> Result<Outcome, LoadError> {
     if let Some(n) = manifest.max_resources {
         ctx.set_max_resources(n);
     }
+    if let Some(n) = manifest.max_random_size {
+        ctx.set_max_random_size(n);
+    }
+    if let Some(cwd) = &manifest.cwd {
+        ctx.set_initial_cwd(cwd.clone());
+    }
     // The program's own sockets (wasi:sockets): the loopback, and the
     // card when the VM has one.
     ctx.set_network(crate::net::program::network());

@@ -4,7 +4,7 @@
 
 use alloc::boxed::Box;
 
-use basalt_wasi::{Clocks, Entropy, Services, Stdio};
+use basalt_wasi::{Clocks, Entropy, Services, Stdio, StdioError};
 
 /// Stdio over COM1 (stdout, framed stdin) and COM2 (stderr).
 pub struct SerialStdio {
@@ -76,16 +76,27 @@ fn try_read_raw() -> Option<u8> {
     crate::log::STDOUT.lock().as_mut()?.try_read_byte()
 }
 
+/// The serial console cannot fail: every call answers `Ok`.
 impl Stdio for SerialStdio {
-    fn write_stdout(&self, b: &[u8]) {
+    fn write_stdout(&self, b: &[u8]) -> Result<(), StdioError> {
         crate::log::write_stdout(b);
+        Ok(())
     }
 
-    fn write_stderr(&self, b: &[u8]) {
+    fn write_stderr(&self, b: &[u8]) -> Result<(), StdioError> {
         crate::log::write_stderr(b);
+        Ok(())
     }
 
-    fn read_stdin(&self, buf: &mut [u8]) -> usize {
+    fn read_stdin(&self, buf: &mut [u8]) -> Result<usize, StdioError> {
+        Ok(self.read_serial(buf))
+    }
+}
+
+impl SerialStdio {
+    /// Reads stdin from the console into `buf`, blocking for the first
+    /// byte; `0` at end of input.
+    fn read_serial(&self, buf: &mut [u8]) -> usize {
         if buf.is_empty() {
             return 0;
         }

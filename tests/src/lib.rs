@@ -211,17 +211,19 @@ pub struct Captured {
 }
 
 impl basalt_wasi::Stdio for Captured {
-    fn write_stdout(&self, b: &[u8]) {
+    fn write_stdout(&self, b: &[u8]) -> Result<(), basalt_wasi::StdioError> {
         if let Ok(mut o) = self.stdout.lock() {
             o.extend_from_slice(b);
         }
+        Ok(())
     }
-    fn write_stderr(&self, b: &[u8]) {
+    fn write_stderr(&self, b: &[u8]) -> Result<(), basalt_wasi::StdioError> {
         if let Ok(mut e) = self.stderr.lock() {
             e.extend_from_slice(b);
         }
+        Ok(())
     }
-    fn read_stdin(&self, _: &mut [u8]) -> usize {
-        0
+    fn read_stdin(&self, _: &mut [u8]) -> Result<usize, basalt_wasi::StdioError> {
+        Ok(0)
     }
 }

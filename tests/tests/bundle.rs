@@ -101,6 +101,8 @@ fn what_the_cli_writes_the_kernel_reads_back() {
             udp: true,
         },
         max_resources: Some(50),
+        max_random_size: Some(255),
+        cwd: Some("/sand box\n€".into()),
     };
     let archive = write_tar(&[
         manifest_entry(&cli.render()),
@@ -154,6 +156,8 @@ fn what_the_cli_writes_the_kernel_reads_back() {
     assert_eq!(m.terminals, [false, true, true]);
     assert_eq!(m.sockets, cli.sockets);
     assert_eq!(m.max_resources, Some(50));
+    assert_eq!(m.max_random_size, Some(255));
+    assert_eq!(m.cwd.as_deref(), Some("/sand box\n€"));
 
     // And with every flag off.
     let plain = CliManifest {

@@ -49,6 +49,7 @@ fn hosted_dots() -> (usize, i32, String) {
         tcplisten: &[],
         sockets: Default::default(),
         max_resources: None,
+        wasi: Default::default(),
         verbose: false,
     };
     let code = basalt::hosted::run_with_stdio(run, Box::new(io.clone())).expect("run");

@@ -13,7 +13,7 @@ use basalt::hosted::{Hosted, run_with_stdio};
 use basalt::run::DirMode;
 use basalt_tests::wasi_suite::Scratch;
 use basalt_tests::{confinement, example};
-use basalt_wasi::Stdio;
+use basalt_wasi::{Stdio, StdioError};
 
 /// Streams in memory; stdin blocks until the test sends a chunk or hangs
 /// up, and the first read says the program is running.
@@ -24,25 +24,30 @@ struct Streams {
 }
 
 impl Stdio for Streams {
-    fn write_stdout(&self, b: &[u8]) {
+    fn write_stdout(&self, b: &[u8]) -> Result<(), StdioError> {
         if let Ok(mut o) = self.stdout.lock() {
             o.extend_from_slice(b);
         }
+        Ok(())
     }
-    fn write_stderr(&self, _: &[u8]) {}
-    fn read_stdin(&self, buf: &mut [u8]) -> usize {
+    fn write_stderr(&self, _: &[u8]) -> Result<(), StdioError> {
+        Ok(())
+    }
+    fn read_stdin(&self, buf: &mut [u8]) -> Result<usize, StdioError> {
         if let Some(tx) = self.started.lock().ok().and_then(|mut s| s.take()) {
             let _ = tx.send(());
         }
-        let Ok(rx) = self.stdin.lock() else { return 0 };
-        match rx.recv() {
+        let Ok(rx) = self.stdin.lock() else {
+            return Ok(0);
+        };
+        Ok(match rx.recv() {
             Ok(chunk) => {
                 let n = chunk.len().min(buf.len());
                 buf[..n].copy_from_slice(&chunk[..n]);
                 n
             }
             Err(_) => 0,
-        }
+        })
     }
 }
 
@@ -70,6 +75,7 @@ fn run(
         tcplisten: &[],
         sockets: Default::default(),
         max_resources: None,
+        wasi: Default::default(),
         verbose: false,
     };
     run_with_stdio(run, Box::new(streams)).expect("run")

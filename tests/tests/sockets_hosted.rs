@@ -41,6 +41,7 @@ fn the_http_server_answers_and_survives_hostile_clients() {
             tcplisten: &listen,
             sockets: Default::default(),
             max_resources: None,
+            wasi: Default::default(),
             verbose: false,
         };
         let r = basalt::hosted::run(run);

@@ -42,6 +42,7 @@ fn run_hosted(suite: &std::path::Path, name: &str, spec: &Spec) -> Result<Ran, S
         tcplisten: &[],
         sockets: Default::default(),
         max_resources: None,
+        wasi: Default::default(),
         verbose: false,
     };
     let code =
@@ -131,6 +132,7 @@ fn writes_through_a_dir_reach_the_host() {
         tcplisten: &[],
         sockets: Default::default(),
         max_resources: None,
+        wasi: Default::default(),
         verbose: false,
     };
     let code = basalt::hosted::run_with_stdio(run, Box::new(Captured::default())).expect("run");

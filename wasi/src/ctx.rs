@@ -1,6 +1,7 @@
 //! The state of one WASI program: arguments, environment, descriptors.
 
 use alloc::collections::BTreeMap;
+use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
@@ -104,7 +105,19 @@ pub struct WasiCtx {
     pub(crate) net: Option<Arc<dyn Network>>,
     /// what `wasi:sockets` may do
     pub(crate) grants: crate::preview2::SocketGrants,
+    /// the most bytes one request for random bytes may ask for
+    /// (`-S max-random-size`); more traps
+    pub(crate) max_random_size: u64,
+    /// `wasi:random/insecure-seed`, drawn on first use and the same ever after
+    pub(crate) insecure_seed: Option<(u64, u64)>,
+    /// what `wasi:cli/environment.initial-cwd` answers (`-S cwd`)
+    pub(crate) initial_cwd: Option<String>,
 }
+
+/// The most random bytes one request may ask for unless
+/// [`WasiCtx::set_max_random_size`] says otherwise: wasmtime's default
+/// (64 MiB), so a guest cannot make the host allocate without bound.
+pub const DEFAULT_MAX_RANDOM_SIZE: u64 = 64 << 20;
 
 /// An entry of the descriptor table.
 #[derive(Debug)]
@@ -176,7 +189,39 @@ impl WasiCtx {
             resources: crate::preview2::Table::default(),
             net: None,
             grants: crate::preview2::SocketGrants::default(),
+            max_random_size: DEFAULT_MAX_RANDOM_SIZE,
+            insecure_seed: None,
+            initial_cwd: None,
         }
+    }
+
+    /// Caps the bytes one request for random bytes may ask for (preview1
+    /// `random_get`, `get-random-bytes`, `get-insecure-random-bytes`; `-S
+    /// max-random-size`, as wasmtime's): a larger request traps with
+    /// `requested len N exceeds limit MAX`.
+    pub fn set_max_random_size(&mut self, max: u64) {
+        self.max_random_size = max;
+    }
+
+    /// Traps unless a request for `len` random bytes is within
+    /// [`WasiCtx::set_max_random_size`], with wasmtime's message.
+    pub(crate) fn check_random_len(&self, len: u64) -> Result<(), String> {
+        if len > self.max_random_size {
+            Err(alloc::format!(
+                "requested len {len} exceeds limit {}",
+                self.max_random_size
+            ))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Sets the initial working directory `wasi:cli/environment.initial-cwd`
+    /// reports (`-S cwd`, as wasmtime's; until this is called, none). It is
+    /// only a name the program's libc resolves relative paths against: it
+    /// opens nothing and grants nothing beyond the preopens.
+    pub fn set_initial_cwd(&mut self, cwd: String) {
+        self.initial_cwd = Some(cwd);
     }
 
     /// Gives `wasi:sockets` the network `net` to make sockets in

@@ -14,22 +14,37 @@ use std::path::Path;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::memfs::MemFs;
-use crate::services::{Clocks, Entropy, FileSystem, FsError, Inode, Services, Stdio, TimeChange};
+use crate::services::{
+    Clocks, Entropy, FileSystem, FsError, Inode, Services, Stdio, StdioError, TimeChange,
+};
 
 /// The process's own standard streams.
 pub struct HostStdio;
 
 impl Stdio for HostStdio {
-    fn write_stdout(&self, bytes: &[u8]) {
+    fn write_stdout(&self, bytes: &[u8]) -> Result<(), StdioError> {
         let mut out = io::stdout().lock();
-        // A closed stdout (EPIPE) drops the data, as a write to a closed pipe would.
-        let _ = out.write_all(bytes).and_then(|()| out.flush());
+        out.write_all(bytes)
+            .and_then(|()| out.flush())
+            .map_err(stdio_error)
     }
-    fn write_stderr(&self, bytes: &[u8]) {
-        let _ = io::stderr().lock().write_all(bytes);
+    fn write_stderr(&self, bytes: &[u8]) -> Result<(), StdioError> {
+        io::stderr().lock().write_all(bytes).map_err(stdio_error)
     }
-    fn read_stdin(&self, buf: &mut [u8]) -> usize {
-        io::stdin().lock().read(buf).unwrap_or(0)
+    fn read_stdin(&self, buf: &mut [u8]) -> Result<usize, StdioError> {
+        io::stdin().lock().read(buf).map_err(stdio_error)
+    }
+}
+
+/// What a failed standard stream of the host means to WASI: a pipe whose
+/// reader is gone (`EPIPE`; Rust ignores `SIGPIPE`) is closed, stdin
+/// redirected from a directory is a directory (`EISDIR`), as wasmtime
+/// reports them.
+fn stdio_error(e: io::Error) -> StdioError {
+    match e.kind() {
+        io::ErrorKind::BrokenPipe => StdioError::Closed,
+        io::ErrorKind::IsADirectory => StdioError::IsDirectory,
+        _ => StdioError::Io,
     }
 }
 

@@ -32,12 +32,12 @@ pub mod host_fs;
 #[cfg(feature = "std")]
 pub mod host_net;
 
-pub use ctx::{Descriptor, Node, WasiCtx};
+pub use ctx::{DEFAULT_MAX_RANDOM_SIZE, Descriptor, Node, WasiCtx};
 pub use errno::Errno;
 pub use memfs::MemFs;
 pub use preview1::add_to_linker;
 pub use read_only::ReadOnly;
-pub use services::{Clocks, Entropy, FileSystem, FsError, Services, Stdio};
+pub use services::{Clocks, Entropy, FileSystem, FsError, Services, Stdio, StdioError};
 
 use basalt_runtime::{Engine, Error, Linker, Module, Store, Trap};
 

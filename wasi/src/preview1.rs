@@ -5,6 +5,7 @@
 //! does not implement return [`Errno::Nosys`] after checking their
 //! descriptor, and are listed in [`UNSUPPORTED`] (and in the README).
 
+use alloc::string::String;
 use alloc::vec::Vec;
 
 use basalt_runtime::{Caller, Error, Extern, FuncType, Linker, Val, ValType};
@@ -38,6 +39,8 @@ enum Failure {
     Errno(Errno),
     /// `proc_exit`: the program ends with this code.
     Exit(i32),
+    /// The call traps with this message (a host limit, as wasmtime's).
+    Trap(String),
 }
 
 impl From<Errno> for Failure {
@@ -348,6 +351,7 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: fn(&mut T) -> &mut
                     Ok(()) => 0,
                     Err(Failure::Errno(e)) => e.raw(),
                     Err(Failure::Exit(code)) => return Err(Error::Exit(code)),
+                    Err(Failure::Trap(message)) => return Err(Error::host_trap(message)),
                 };
                 if let Some(r) = results.first_mut() {
                     *r = Val::I32(i32::from(errno));
@@ -454,6 +458,8 @@ fn clock_time_get(cx: &mut WasiCtx, mem: &mut GuestMemory<'_>, a: &Args<'_>) -> 
 }
 
 fn random_get(cx: &mut WasiCtx, mem: &mut GuestMemory<'_>, a: &Args<'_>) -> Outcome {
+    cx.check_random_len(u64::from(a.u32(1)))
+        .map_err(Failure::Trap)?;
     let buf = mem.slice_mut(a.u32(0), a.u32(1))?;
     cx.services.entropy.fill(buf);
     Ok(())
@@ -608,12 +614,17 @@ fn fd_write(cx: &mut WasiCtx, mem: &mut GuestMemory<'_>, a: &Args<'_>) -> Outcom
             let stdout = matches!(fd.desc, Descriptor::Stdout);
             for &(buf, len) in &iovs {
                 let data = mem.slice(buf, len)?;
-                if stdout {
-                    cx.services.stdio.write_stdout(data);
+                let wrote = if stdout {
+                    cx.services.stdio.write_stdout(data)
                 } else {
-                    cx.services.stdio.write_stderr(data);
+                    cx.services.stdio.write_stderr(data)
+                };
+                match wrote {
+                    Ok(()) => total += u64::from(len),
+                    // as writev(2): an error only if nothing went
+                    Err(e) if total == 0 => return Err(Errno::from(e).into()),
+                    Err(_) => break,
                 }
-                total += u64::from(len);
             }
         }
         Descriptor::Socket(_) => total = send_iovecs(cx, fd_num, mem, &iovs)?,
@@ -646,7 +657,8 @@ fn fd_read(cx: &mut WasiCtx, mem: &mut GuestMemory<'_>, a: &Args<'_>) -> Outcome
             match iovs.first() {
                 Some(&(buf, len)) => {
                     let dst = mem.slice_mut(buf, len)?;
-                    cx.services.stdio.read_stdin(dst).min(dst.len()) as u64
+                    let n = cx.services.stdio.read_stdin(dst).map_err(Errno::from)?;
+                    n.min(dst.len()) as u64
                 }
                 None => 0,
             }

@@ -8,15 +8,41 @@
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 
-/// The program's three standard streams.
+/// Why a standard stream failed. Each variant is one preview1 errno (see
+/// `From<StdioError> for Errno`); WASI 0.2 reports [`StdioError::Closed`]
+/// as `stream-error::closed` and the others as `last-operation-failed`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StdioError {
+    /// nobody reads the stream any more, e.g. the reader of a pipe closed
+    /// it (`EPIPE` on the host; preview1 says `EIO`, as wasmtime and its
+    /// preview1 adapter report a closed stream)
+    Closed,
+    /// the stream is a directory, e.g. stdin redirected from one (`EISDIR`)
+    IsDirectory,
+    /// the host's stream failed otherwise (`EIO`)
+    Io,
+}
+
+impl From<StdioError> for crate::errno::Errno {
+    fn from(e: StdioError) -> Self {
+        use crate::errno::Errno;
+        match e {
+            StdioError::Closed | StdioError::Io => Errno::Io,
+            StdioError::IsDirectory => Errno::Isdir,
+        }
+    }
+}
+
+/// The program's three standard streams. A backend whose streams cannot
+/// fail (a serial console) always answers `Ok`.
 pub trait Stdio: Send + Sync {
-    /// Writes all of `bytes` to standard output.
-    fn write_stdout(&self, bytes: &[u8]);
+    /// Writes all of `bytes` to standard output (and flushes them).
+    fn write_stdout(&self, bytes: &[u8]) -> Result<(), StdioError>;
     /// Writes all of `bytes` to standard error.
-    fn write_stderr(&self, bytes: &[u8]);
+    fn write_stderr(&self, bytes: &[u8]) -> Result<(), StdioError>;
     /// Reads standard input into `buf`, blocking until at least one byte is
     /// available; returns `0` at end of file.
-    fn read_stdin(&self, buf: &mut [u8]) -> usize;
+    fn read_stdin(&self, buf: &mut [u8]) -> Result<usize, StdioError>;
 }
 
 /// Time.

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use basalt_runtime::{Config, Engine, Module};
 use basalt_wasi::host::{HostClocks, HostEntropy};
-use basalt_wasi::{Outcome, Services, Stdio, WasiCtx, run_command};
+use basalt_wasi::{Outcome, Services, Stdio, StdioError, WasiCtx, run_command};
 
 #[derive(Clone, Default)]
 struct Captured {
@@ -22,18 +22,20 @@ struct Captured {
 }
 
 impl Stdio for Captured {
-    fn write_stdout(&self, b: &[u8]) {
+    fn write_stdout(&self, b: &[u8]) -> Result<(), StdioError> {
         self.stdout.lock().unwrap().extend_from_slice(b);
+        Ok(())
     }
-    fn write_stderr(&self, b: &[u8]) {
+    fn write_stderr(&self, b: &[u8]) -> Result<(), StdioError> {
         self.stderr.lock().unwrap().extend_from_slice(b);
+        Ok(())
     }
-    fn read_stdin(&self, buf: &mut [u8]) -> usize {
+    fn read_stdin(&self, buf: &mut [u8]) -> Result<usize, StdioError> {
         let mut input = self.stdin.lock().unwrap();
         let n = buf.len().min(input.len());
         buf[..n].copy_from_slice(&input[..n]);
         input.drain(..n);
-        n
+        Ok(n)
     }
 }
 
@@ -276,4 +278,80 @@ fn a_huge_gather_is_a_short_write_not_a_copy() {
     assert!(matches!(outcome, Outcome::Exit(16)), "{outcome:?}");
     assert_eq!(io.stdout.lock().unwrap().len(), 16 << 20);
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
+}
+
+/// Standard streams that fail as the host's do: stdout's reader is gone,
+/// stdin is a directory.
+struct Broken;
+
+impl Stdio for Broken {
+    fn write_stdout(&self, _: &[u8]) -> Result<(), StdioError> {
+        Err(StdioError::Closed)
+    }
+    fn write_stderr(&self, _: &[u8]) -> Result<(), StdioError> {
+        Ok(())
+    }
+    fn read_stdin(&self, _: &mut [u8]) -> Result<usize, StdioError> {
+        Err(StdioError::IsDirectory)
+    }
+}
+
+/// Runs `wat` on [`Broken`] streams with random requests capped at
+/// `max_random`.
+fn run_broken(wat: &str, max_random: u64) -> Outcome {
+    let wasm = wat::parse_str(wat).unwrap();
+    let engine = Engine::new(Config::hosted()).unwrap();
+    let module = Module::new(&engine, &wasm).unwrap();
+    let services = Services {
+        stdio: Box::new(Broken),
+        clocks: Box::new(HostClocks::default()),
+        entropy: Box::new(HostEntropy),
+    };
+    let mut ctx = WasiCtx::new(vec![b"t".to_vec()], Vec::new(), services);
+    ctx.set_max_random_size(max_random);
+    run_command(&engine, &module, ctx)
+}
+
+#[test]
+fn failing_streams_give_wasmtimes_errnos() {
+    // a closed stdout is EIO (29), as wasmtime's preview1 says; stdin from
+    // a directory is EISDIR (31)
+    for (call, errno) in [("fd_write", 29), ("fd_read", 31)] {
+        let wat = format!(
+            r#"(module
+                (import "wasi_snapshot_preview1" "{call}" (func $f (param i32 i32 i32 i32) (result i32)))
+                (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+                (memory (export "memory") 1)
+                (func (export "_start")
+                  (i32.store (i32.const 0) (i32.const 100)) (i32.store (i32.const 4) (i32.const 8))
+                  (call $exit (call $f (i32.const {fd}) (i32.const 0) (i32.const 1) (i32.const 16)))))"#,
+            fd = if call == "fd_write" { 1 } else { 0 },
+        );
+        let outcome = run_broken(&wat, 64);
+        assert!(
+            matches!(outcome, Outcome::Exit(e) if e == errno),
+            "{call}: {outcome:?}"
+        );
+    }
+}
+
+#[test]
+fn random_requests_beyond_the_limit_trap() {
+    let wat = |len: u32| {
+        format!(
+            r#"(module
+                (import "wasi_snapshot_preview1" "random_get" (func $r (param i32 i32) (result i32)))
+                (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+                (memory (export "memory") 1)
+                (func (export "_start") (call $exit (call $r (i32.const 0) (i32.const {len})))))"#
+        )
+    };
+    assert!(matches!(run_broken(&wat(64), 64), Outcome::Exit(0)));
+    match run_broken(&wat(65), 64) {
+        Outcome::Trap(t) => assert_eq!(
+            t.message.as_deref(),
+            Some("requested len 65 exceeds limit 64")
+        ),
+        other => panic!("{other:?}"),
+    }
 }

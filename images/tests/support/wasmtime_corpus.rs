@@ -1,8 +1,10 @@
 //! wasmtime's WASI test programs (`shared/testsuite/wasi-p2`): reading the
 //! corpus's manifest, setting each run up as wasmtime's harness does
 //! (fresh directories with their files, argv with argv[0], the whole
-//! environment, stdin), running `basalt run` on it, and judging the
-//! outcome against the run's `expect`. [`Which`] picks the programs: the
+//! environment, stdin: a file, a directory, or a pipe held open until the
+//! program's first output; `-S` limits and `-S cwd`; a stdout the runner
+//! closes after its first read), running `basalt run` on it, and judging
+//! the outcome against the run's `expect`. [`Which`] picks the programs: the
 //! `p1_*` core modules, the same programs as components (through
 //! wasmtime's preview1 adapter), or the `p2_*` components.
 
@@ -60,11 +62,29 @@ pub struct Preopen {
     pub contents: BTreeMap<String, Fixture>,
 }
 
+/// What a run's stdin is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StdinSpec {
+    /// closed (`/dev/null`)
+    Closed,
+    /// a file holding this text
+    Text(String),
+    /// an open directory (reads fail with `EISDIR`)
+    Directory,
+    /// a pipe the runner holds open until it has read the program's first
+    /// output, then closes
+    HeldOpen,
+}
+
 /// One run of a program, as the manifest describes it.
 #[derive(Clone, Debug)]
 pub struct CorpusRun {
     /// the program's name (`p1_…`)
     pub name: String,
+    /// the program's name, and for a program with several runs `#K`, the
+    /// run's place in the manifest (from 1): what the known-failing lists
+    /// name
+    pub label: String,
     /// the module
     pub wasm: PathBuf,
     /// argv, argv[0] first
@@ -78,10 +98,17 @@ pub struct CorpusRun {
     pub terminal: bool,
     /// what must come out
     pub expect: serde_json::Map<String, Value>,
-    /// what the program reads on stdin (`None`: stdin is closed)
-    pub stdin: Option<String>,
+    /// what the program's stdin is
+    pub stdin: StdinSpec,
+    /// stdout is a pipe the runner reads this many bytes from at most,
+    /// once, and then closes (the harness's `p2_cli_stdout_epipe`)
+    pub stdout_closed_after: Option<usize>,
     /// `-S max-resources` (the manifest's `limits.max_resources`)
     pub max_resources: Option<u64>,
+    /// `-S max-random-size` (the manifest's `limits.max_random_size`)
+    pub max_random_size: Option<u64>,
+    /// `-S cwd` (the manifest's `cwd`, which only wasmtime's `-Scwd` sets)
+    pub cwd: Option<String>,
 }
 
 /// Which programs of the corpus to read.
@@ -105,10 +132,7 @@ pub struct Corpus {
 
 /// Programs whose run needs plumbing of wasmtime's harness this runner
 /// does not build, with what.
-const NEEDS_HARNESS: &[(&str, &str)] = &[(
-    "p2_cli_stdout_epipe",
-    "needs a stdout pipe whose reader closes it (run here, it writes to a file forever)",
-)];
+const NEEDS_HARNESS: &[(&str, &str)] = &[];
 
 /// Reads the runs of `which` programs from the corpus's manifest.
 pub fn runs(corpus: &Path, which: Which) -> Result<Corpus, String> {
@@ -202,24 +226,59 @@ pub fn runs(corpus: &Path, which: Which) -> Result<Corpus, String> {
             ));
             continue;
         }
+        let all = program
+            .get("runs")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let several = chosen.len() > 1;
         for run in chosen {
-            runs.push(parse_run(&name, &corpus.join(&file), run)?);
+            let label = match all.iter().position(|r| std::ptr::eq(r, run)) {
+                Some(k) if several => format!("{name}#{}", k + 1),
+                _ => name.clone(),
+            };
+            let mut parsed = parse_run(&name, &corpus.join(&file), run)?;
+            parsed.label = label;
+            runs.push(parsed);
         }
     }
     Ok(Corpus { runs, without })
 }
 
-/// What a manifest `stdin` gives the program: the text of a pipe
-/// (`pipe: "TEXT" … then EOF`, `pipe containing "TEXT" then EOF`), or
-/// nothing (closed, `/dev/null`).
-fn stdin_of(run: &Value) -> Option<String> {
-    let s = run.get("stdin").and_then(Value::as_str)?;
-    if !s.starts_with("pipe") || s.contains("kept OPEN") {
-        return None;
-    }
+/// The first `"quoted"` text in `s`.
+fn quoted(s: &str) -> Option<String> {
     let start = s.find('"')? + 1;
     let end = start + s[start..].find('"')?;
     Some(s[start..end].to_string())
+}
+
+/// What a manifest `stdin` gives the program: the text of a pipe
+/// (`pipe: "TEXT" … then EOF`, `pipe containing "TEXT" then EOF`), a
+/// directory (`an open DIRECTORY fd …`), a pipe `kept OPEN until the test
+/// has read stdout`, or nothing (closed, `/dev/null`).
+fn stdin_of(run: &Value) -> StdinSpec {
+    let Some(s) = run.get("stdin").and_then(Value::as_str) else {
+        return StdinSpec::Closed;
+    };
+    if s.contains("DIRECTORY") {
+        StdinSpec::Directory
+    } else if s.starts_with("pipe") && s.contains("kept OPEN") {
+        StdinSpec::HeldOpen
+    } else if s.starts_with("pipe") {
+        quoted(s).map_or(StdinSpec::Closed, StdinSpec::Text)
+    } else {
+        StdinSpec::Closed
+    }
+}
+
+/// The note's `reads <=N bytes then closes its end`: the harness reads at
+/// most N bytes of stdout, once, and closes the pipe.
+fn stdout_closed_after(note: &str) -> Option<usize> {
+    let rest = note.split_once("reads <=")?.1;
+    let (n, rest) = rest.split_once(" bytes")?;
+    rest.trim_start()
+        .starts_with("then closes")
+        .then(|| n.parse().ok())?
 }
 
 fn str_of(v: &Value, key: &str) -> Result<String, String> {
@@ -316,8 +375,14 @@ fn parse_run(name: &str, wasm: &Path, run: &Value) -> Result<CorpusRun, String> 
             .cloned()
             .unwrap_or_default()
     };
+    let limit = |key: &str| {
+        run.get("limits")
+            .and_then(|l| l.get(key))
+            .and_then(Value::as_u64)
+    };
     Ok(CorpusRun {
         name: name.to_string(),
+        label: name.to_string(),
         wasm: wasm.to_path_buf(),
         args,
         env,
@@ -325,10 +390,10 @@ fn parse_run(name: &str, wasm: &Path, run: &Value) -> Result<CorpusRun, String> 
         terminal: note.contains("are all terminals"),
         expect: object("expect"),
         stdin: stdin_of(run),
-        max_resources: run
-            .get("limits")
-            .and_then(|l| l.get("max_resources"))
-            .and_then(Value::as_u64),
+        stdout_closed_after: stdout_closed_after(note),
+        max_resources: limit("max_resources"),
+        max_random_size: limit("max_random_size"),
+        cwd: run.get("cwd").and_then(Value::as_str).map(str::to_string),
     })
 }
 
@@ -339,6 +404,9 @@ pub struct Ran {
     pub code: Option<i32>,
     /// what it printed on stdout
     pub stdout: String,
+    /// what the first read of its stdout gave, for a run whose stdout the
+    /// runner reads while the program runs
+    pub first_read: Option<Vec<u8>>,
     /// what it printed on stderr
     pub stderr: String,
     /// how long it took
@@ -416,9 +484,18 @@ pub fn execute(
         argv.push(if p.read_only { "--dir-ro" } else { "--dir" }.into());
         argv.push(format!("{}::{}", dir.display(), p.guest));
     }
-    if let Some(n) = run.max_resources {
-        argv.push("-S".into());
-        argv.push(format!("max-resources={n}"));
+    for (key, value) in [
+        ("max-resources", run.max_resources.map(|n| n.to_string())),
+        (
+            "max-random-size",
+            run.max_random_size.map(|n| n.to_string()),
+        ),
+        ("cwd", run.cwd.clone()),
+    ] {
+        if let Some(v) = value {
+            argv.push("-S".into());
+            argv.push(format!("{key}={v}"));
+        }
     }
     argv.extend(run.args.iter().cloned());
     let out_path = scratch.join("stdout");
@@ -441,21 +518,46 @@ pub fn execute(
         c
     };
     let stdin = match &run.stdin {
-        Some(text) => {
+        StdinSpec::Text(text) => {
             let path = scratch.join("stdin");
             std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
             Stdio::from(std::fs::File::open(&path).map_err(|e| format!("stdin: {e}"))?)
         }
-        None => Stdio::null(),
+        StdinSpec::Directory => {
+            let path = scratch.join("stdin-dir");
+            std::fs::create_dir_all(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            Stdio::from(std::fs::File::open(&path).map_err(|e| format!("stdin: {e}"))?)
+        }
+        StdinSpec::HeldOpen => Stdio::piped(),
+        StdinSpec::Closed => Stdio::null(),
+    };
+    // Read while it runs: the first read of a held-open stdin's run, or
+    // the bytes before the runner closes stdout.
+    let watched = run.stdin == StdinSpec::HeldOpen || run.stdout_closed_after.is_some();
+    let stdout = if watched {
+        Stdio::piped()
+    } else {
+        Stdio::from(file(&out_path)?)
     };
     cmd.current_dir(scratch.join("bin"))
         .stdin(stdin)
-        .stdout(file(&out_path)?)
+        .stdout(stdout)
         .stderr(file(&err_path)?);
     let t = Instant::now();
     let mut child = cmd
         .spawn()
         .map_err(|e| format!("cannot start {:?}: {e}", cmd.get_program()))?;
+    let reader = child
+        .stdout
+        .take()
+        .map(|out| watch_stdout(out, run.stdout_closed_after));
+    let mut first_read = None;
+    if let Some((first, _)) = &reader {
+        // The harness waits on its blocking read as long as it takes.
+        first_read = first.recv_timeout(limit).ok();
+        // then closes stdin: the program's next read is end of stream
+        drop(child.stdin.take());
+    }
     let code = loop {
         match child.try_wait() {
             Ok(Some(status)) => break status.code(),
@@ -474,12 +576,49 @@ pub fn execute(
             .map(|b| String::from_utf8_lossy(&b).replace("\r\n", "\n"))
             .unwrap_or_default()
     };
+    let stdout = match reader {
+        Some((_, rest)) => {
+            let mut all = first_read.clone().unwrap_or_default();
+            all.extend(rest.join().unwrap_or_default());
+            String::from_utf8_lossy(&all).into_owned()
+        }
+        None => read(&out_path),
+    };
     Ok(Ran {
         code,
-        stdout: read(&out_path),
+        stdout,
+        first_read,
         stderr: read(&err_path),
         took,
     })
+}
+
+/// Reads `out` as the harness does: one read (of at most `close_after`
+/// bytes, then the pipe is closed; else of up to 4 KiB, then the rest to
+/// its end). The first read comes on the channel, the rest from the
+/// thread.
+fn watch_stdout(
+    mut out: std::process::ChildStdout,
+    close_after: Option<usize>,
+) -> (
+    std::sync::mpsc::Receiver<Vec<u8>>,
+    std::thread::JoinHandle<Vec<u8>>,
+) {
+    use std::io::Read;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let thread = std::thread::spawn(move || {
+        let mut buf = vec![0u8; close_after.unwrap_or(4096)];
+        let n = out.read(&mut buf).unwrap_or(0);
+        buf.truncate(n);
+        let _ = tx.send(buf);
+        let mut rest = Vec::new();
+        if close_after.is_none() {
+            let _ = out.read_to_end(&mut rest);
+        }
+        // dropping `out` closes the pipe
+        rest
+    });
+    (rx, thread)
 }
 
 /// Why `ran` does not meet the run's `expect` (`None`: it passes);
@@ -515,8 +654,25 @@ pub fn judge(run: &CorpusRun, ran: &Ran, scratch: &Path) -> Option<String> {
                 }
             }
             "error_contains" | "trap_message" => {
-                if !want.as_str().is_some_and(|w| ran.stderr.contains(w)) {
-                    why.push(format!("stderr lacks {want}"));
+                // one text, or a list of texts that must all be there
+                let wants: Vec<&Value> = match want {
+                    Value::Array(all) => all.iter().collect(),
+                    one => vec![one],
+                };
+                for w in wants {
+                    if !w.as_str().is_some_and(|w| ran.stderr.contains(w)) {
+                        why.push(format!("stderr lacks {w}"));
+                    }
+                }
+            }
+            "stdout_first_read" => {
+                let expected = want.as_str().and_then(quoted);
+                let got = ran.first_read.as_deref();
+                if expected.is_none() || got != expected.as_deref().map(str::as_bytes) {
+                    why.push(format!(
+                        "the first read of stdout gave {:?}, expected {want}",
+                        got.map(String::from_utf8_lossy)
+                    ));
                 }
             }
             // what wasmtime's harness does not check, or prose
@@ -596,6 +752,7 @@ fn host_file_differs(run: &CorpusRun, scratch: &Path, path: &str, want: &Value) 
 pub struct Tally {
     what: String,
     known: &'static [(&'static str, &'static str)],
+    ran: Vec<(String, String)>,
     passed: Vec<String>,
     known_failing: Vec<(String, String)>,
     skipped: Vec<(String, String)>,
@@ -608,6 +765,7 @@ impl Tally {
         Tally {
             what: what.to_string(),
             known,
+            ran: Vec::new(),
             passed: Vec::new(),
             known_failing: Vec::new(),
             skipped: Vec::new(),
@@ -620,9 +778,12 @@ impl Tally {
         self.skipped.push((name.to_string(), why.to_string()));
     }
 
-    /// Records how `name` went (`failure`: why it failed).
-    pub fn record(&mut self, name: &str, failure: Option<String>) {
-        let known = self.known.iter().find(|(n, _)| *n == name);
+    /// Records how run `label` of program `name` went (`failure`: why it
+    /// failed); a listed program name stands for all its runs.
+    pub fn record(&mut self, name: &str, label: &str, failure: Option<String>) {
+        self.ran.push((name.to_string(), label.to_string()));
+        let known = self.known.iter().find(|(n, _)| *n == label || *n == name);
+        let name = label;
         match (failure, known) {
             (None, None) => self.passed.push(name.to_string()),
             (None, Some(_)) => self.problems.push(format!(
@@ -639,12 +800,7 @@ impl Tally {
     /// a listed program that was not run.
     pub fn finish(mut self, started: Instant) {
         for (name, _) in self.known {
-            let seen = self.passed.iter().any(|n| n == name)
-                || self.known_failing.iter().any(|(n, _)| n == name)
-                || self
-                    .problems
-                    .iter()
-                    .any(|p| p.starts_with(&format!("{name} ")));
+            let seen = self.ran.iter().any(|(n, l)| n == name || l == name);
             if !seen {
                 self.problems
                     .push(format!("{name} is listed as failing but was not run"));
@@ -763,7 +919,7 @@ pub fn run_selected(
                     let dir = scratch.path().join(format!("{i}-{}", run.name));
                     let failure = match execute(basalt(), mode, run, &dir, LIMIT) {
                         Ok(ran) => {
-                            println!("{what}: {:>6.1} s  {}", ran.took.as_secs_f64(), run.name);
+                            println!("{what}: {:>6.1} s  {}", ran.took.as_secs_f64(), run.label);
                             judge(run, &ran, &dir)
                         }
                         Err(e) => Some(format!("not run: {e}")),
@@ -778,7 +934,7 @@ pub fn run_selected(
     let mut results = results.into_inner().unwrap_or_default();
     results.sort_by_key(|(i, _)| *i);
     for (i, failure) in results {
-        tally.record(&todo[i].name, failure);
+        tally.record(&todo[i].name, &todo[i].label, failure);
     }
     tally.finish(started);
 }

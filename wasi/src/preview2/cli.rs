@@ -60,8 +60,11 @@ pub(super) fn add<T: 'static>(
             h.cx.args.iter().map(|a| Value::String(text(a))).collect(),
         ))
     });
-    def(&mut i, "initial-cwd", get, types, |_, _| {
-        one(Value::Option(None))
+    def(&mut i, "initial-cwd", get, types, |h, _| {
+        one(match &h.cx.initial_cwd {
+            Some(cwd) => Value::some(Value::String(cwd.clone())),
+            None => Value::Option(None),
+        })
     });
 
     let mut i = linker.instance(&iface("cli", "exit"));

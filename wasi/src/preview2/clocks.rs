@@ -9,10 +9,6 @@ use super::io::{PollTarget, new_pollable};
 use super::{Types, def, iface, one, trap, u64_arg};
 use crate::WasiCtx;
 
-/// The most bytes one `get-random-bytes` may ask for: a guest cannot make
-/// the host allocate without bound.
-pub const MAX_RANDOM_BYTES: u64 = 64 << 20;
-
 fn datetime(ns: u64) -> Value {
     Value::Record(vec![
         Value::U64(ns / 1_000_000_000),
@@ -66,12 +62,9 @@ pub(super) fn add<T: 'static>(
         };
         def(&mut i, bytes_fn, get, types, |h, a| {
             let n = u64_arg(a, 0)?;
-            if n > MAX_RANDOM_BYTES {
-                return Err(trap(
-                    "a request for more random bytes than the host allows (64 MiB)",
-                ));
-            }
-            let mut buf = vec![0u8; n as usize];
+            h.cx.check_random_len(n).map_err(|m| trap(&m))?;
+            let len = usize::try_from(n).map_err(|_| trap("random bytes: length too large"))?;
+            let mut buf = vec![0u8; len];
             h.cx.services.entropy.fill(&mut buf);
             one(Value::Bytes(buf))
         });
@@ -82,11 +75,20 @@ pub(super) fn add<T: 'static>(
         });
     }
     let mut i = linker.instance(&iface("random", "insecure-seed"));
+    // One seed per program, drawn on first use: the interface returns the
+    // same value on every call, as wasmtime's does.
     def(&mut i, "insecure-seed", get, types, |h, _| {
-        let mut b = [0u8; 16];
-        h.cx.services.entropy.fill(&mut b);
-        let lo = u64::from_le_bytes(b[..8].try_into().unwrap_or_default());
-        let hi = u64::from_le_bytes(b[8..].try_into().unwrap_or_default());
+        let (lo, hi) = match h.cx.insecure_seed {
+            Some(seed) => seed,
+            None => {
+                let (mut lo, mut hi) = ([0u8; 8], [0u8; 8]);
+                h.cx.services.entropy.fill(&mut lo);
+                h.cx.services.entropy.fill(&mut hi);
+                let seed = (u64::from_le_bytes(lo), u64::from_le_bytes(hi));
+                h.cx.insecure_seed = Some(seed);
+                seed
+            }
+        };
         one(Value::Tuple(vec![Value::U64(lo), Value::U64(hi)]))
     });
 }

@@ -13,6 +13,7 @@ use super::{Host, HostResource, Types, boxed, def, iface, none, ok, one, rep, tr
 use crate::WasiCtx;
 use crate::ctx::Node;
 use crate::errno::Errno;
+use crate::services::StdioError;
 
 /// What a `write` may carry after `check-write` (and what `check-write`
 /// answers): the host never holds back, so this is only a bound on one
@@ -162,6 +163,16 @@ fn wait(cx: &WasiCtx, targets: &[PollTarget]) -> Vec<u32> {
     }
 }
 
+/// A failed standard stream as a `stream-error`: `closed` when nobody
+/// reads it any more (wasmtime's `EPIPE`), else `last-operation-failed`
+/// with the errno (`filesystem-error-code` recovers e.g. `is-directory`).
+fn stdio_failure(e: StdioError) -> Option<Errno> {
+    match e {
+        StdioError::Closed => None,
+        other => Some(other.into()),
+    }
+}
+
 fn read(h: &mut Host<'_>, r: u32, len: u64) -> Result<Vec<Value>, Error> {
     let len = len.min(READ_MAX) as usize;
     let mut buf = vec![0u8; len];
@@ -171,8 +182,9 @@ fn read(h: &mut Host<'_>, r: u32, len: u64) -> Result<Vec<Value>, Error> {
                 Ok(0)
             } else {
                 match h.cx.services.stdio.read_stdin(&mut buf) {
-                    0 => Err(None),
-                    n => Ok(n),
+                    Ok(0) => Err(None),
+                    Ok(n) => Ok(n),
+                    Err(e) => Err(stdio_failure(e)),
                 }
             }
         }
@@ -218,14 +230,20 @@ fn skip(h: &mut Host<'_>, r: u32, len: u64) -> Result<Vec<Value>, Error> {
 /// failure (`Some(None)`: closed).
 fn write_all(h: &mut Host<'_>, r: u32, data: &[u8]) -> Result<Option<Option<Errno>>, Error> {
     match h.cx.resources.get_mut(r)? {
-        HostResource::Output(OutputStream::Stdout) => {
-            h.cx.services.stdio.write_stdout(data);
-            Ok(None)
-        }
-        HostResource::Output(OutputStream::Stderr) => {
-            h.cx.services.stdio.write_stderr(data);
-            Ok(None)
-        }
+        HostResource::Output(OutputStream::Stdout) => Ok(h
+            .cx
+            .services
+            .stdio
+            .write_stdout(data)
+            .err()
+            .map(stdio_failure)),
+        HostResource::Output(OutputStream::Stderr) => Ok(h
+            .cx
+            .services
+            .stdio
+            .write_stderr(data)
+            .err()
+            .map(stdio_failure)),
         HostResource::Output(OutputStream::File { node, pos }) => {
             let at = match pos {
                 Some(p) => *p,
