@@ -11,6 +11,7 @@
 pub mod accel;
 pub mod bundle;
 pub mod cli;
+pub mod component_batch;
 pub mod console;
 pub mod firecracker_aarch64;
 mod forward;

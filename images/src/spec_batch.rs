@@ -410,21 +410,67 @@ pub fn guest_engine(arch: GuestArch) -> Result<Engine, Error> {
     })
 }
 
+/// A report of one failure only.
+fn failure(why: String) -> Report {
+    Report {
+        counts: Counts {
+            failed: 1,
+            ..Counts::default()
+        },
+        failures: vec![why],
+    }
+}
+
+/// Boots `entries` as a bundle in a VM of `arch` (with kernel `kernel`)
+/// and returns the kernel's log, or why the VM gave no summary.
+fn boot_batch(arch: GuestArch, kernel: &Path, entries: &[Entry]) -> Result<Vec<String>, String> {
+    let opts = VmOptions {
+        timeout: Some(Duration::from_secs(600)),
+        ..VmOptions::new(arch, kernel.to_path_buf())
+    };
+    let io = VmIo {
+        stdin: None,
+        stdout: Box::new(std::io::sink()),
+        stderr: Box::new(std::io::sink()),
+    };
+    let vm_report =
+        vm::boot(&opts, &write_tar(entries), io).map_err(|e| format!("cannot boot: {e}"))?;
+    let summary = vm_report
+        .kernel_log
+        .iter()
+        .any(|l| summary_of(l.strip_prefix("spec-batch: ").unwrap_or("")).is_some());
+    match (&vm_report.status, summary) {
+        (vm::Status::Exit(_), true) => Ok(vm_report.kernel_log),
+        (status, _) => Err(format!(
+            "the VM ended without a summary ({status:?}):\n{}",
+            vm_report.log_text()
+        )),
+    }
+}
+
+/// `P passed F failed`.
+fn summary_of(s: &str) -> Option<(usize, usize)> {
+    let w: Vec<&str> = s.split(' ').collect();
+    match w[..] {
+        [p, "passed", f, "failed"] => Some((p.parse().ok()?, f.parse().ok()?)),
+        _ => None,
+    }
+}
+
 /// Runs the script at `path` in a VM of `arch` (booting the kernel ELF
 /// `kernel`, compiled by `engine` for it): host counts plus the kernel's.
+/// A component script boots a VM of its own, as
+/// [`run_component_files_in_vm`] would.
 pub fn run_file_in_vm(engine: &Engine, arch: GuestArch, kernel: &Path, path: &Path) -> Report {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
-        Err(e) => {
-            return Report {
-                counts: Counts {
-                    failed: 1,
-                    ..Counts::default()
-                },
-                failures: vec![format!("cannot read: {e}")],
-            };
-        }
+        Err(e) => return failure(format!("cannot read: {e}")),
     };
+    if crate::component_batch::is_component_script(&text) {
+        return run_component_files_in_vm(engine, arch, kernel, &[path.to_path_buf()])
+            .pop()
+            .unwrap_or_default();
+    }
     let batch = build(engine, &text);
     let mut report = batch.host.clone();
     let mut entries = vec![
@@ -447,55 +493,81 @@ pub fn run_file_in_vm(engine: &Engine, arch: GuestArch, kernel: &Path, path: &Pa
             data: art,
         });
     }
-    let opts = VmOptions {
-        timeout: Some(Duration::from_secs(300)),
-        ..VmOptions::new(arch, kernel.to_path_buf())
-    };
-    let io = VmIo {
-        stdin: None,
-        stdout: Box::new(std::io::sink()),
-        stderr: Box::new(std::io::sink()),
-    };
-    let vm_report = match vm::boot(&opts, &write_tar(&entries), io) {
-        Ok(r) => r,
-        Err(e) => {
+    let log = match boot_batch(arch, kernel, &entries) {
+        Ok(log) => log,
+        Err(why) => {
             report.counts.failed += 1;
-            report.failures.push(format!("cannot boot: {e}"));
+            report.failures.push(why);
             return report;
         }
     };
-    let mut summary = None;
-    for l in &vm_report.kernel_log {
+    for l in &log {
         if let Some(f) = l.strip_prefix("spec-batch: FAIL ") {
             report.failures.push(f.to_string());
-        } else if let Some(s) = l.strip_prefix("spec-batch: ") {
-            let w: Vec<&str> = s.split(' ').collect();
-            if let [p, "passed", f, "failed"] = w[..]
-                && let (Ok(p), Ok(f)) = (p.parse::<usize>(), f.parse::<usize>())
-            {
-                summary = Some((p, f));
-            }
-        }
-    }
-    match (summary, &vm_report.status) {
-        (Some((p, f)), vm::Status::Exit(_)) => {
+        } else if let Some((p, f)) = l.strip_prefix("spec-batch: ").and_then(summary_of) {
             report.counts.passed += p;
             report.counts.failed += f;
-        }
-        _ => {
-            report.counts.failed += 1;
-            report.failures.push(format!(
-                "the VM ended without a summary ({:?}):\n{}",
-                vm_report.status,
-                vm_report.log_text()
-            ));
         }
     }
     report
 }
 
-/// `basalt wast --in-vm [--arch ARCH] FILE…`: one VM per file; returns
-/// the exit code.
+/// Runs the component scripts at `paths` in one VM of `arch`: a report
+/// per script, host counts plus the kernel's.
+pub fn run_component_files_in_vm(
+    engine: &Engine,
+    arch: GuestArch,
+    kernel: &Path,
+    paths: &[std::path::PathBuf],
+) -> Vec<Report> {
+    let mut texts = Vec::with_capacity(paths.len());
+    for p in paths {
+        match std::fs::read_to_string(p) {
+            Ok(t) => texts.push(t),
+            Err(e) => {
+                let mut reports = vec![Report::default(); paths.len()];
+                reports[texts.len()] = failure(format!("cannot read: {e}"));
+                return reports;
+            }
+        }
+    }
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let batch = crate::component_batch::build(engine, &refs);
+    let mut reports = batch.host.clone();
+    let log = match boot_batch(arch, kernel, &batch.entries()) {
+        Ok(log) => log,
+        Err(why) => {
+            for r in &mut reports {
+                r.counts.failed += 1;
+                r.failures.push(why.clone());
+            }
+            return reports;
+        }
+    };
+    for l in &log {
+        if let Some(f) = l.strip_prefix("spec-batch: FAIL ") {
+            // `I/LINE: reason`
+            if let Some((i, rest)) = f.split_once('/')
+                && let Some(r) = i.parse::<usize>().ok().and_then(|i| reports.get_mut(i))
+            {
+                r.failures.push(rest.to_string());
+            }
+        } else if let Some(s) = l.strip_prefix("spec-batch: script ")
+            && let Some((i, counts)) = s.split_once(": ")
+            && let (Some(r), Some((p, f))) = (
+                i.parse::<usize>().ok().and_then(|i| reports.get_mut(i)),
+                summary_of(counts),
+            )
+        {
+            r.counts.passed += p;
+            r.counts.failed += f;
+        }
+    }
+    reports
+}
+
+/// `basalt wast --in-vm [--arch ARCH] FILE…`: component scripts together
+/// in one VM, core scripts one VM each; returns the exit code.
 pub fn command(
     files: &[std::path::PathBuf],
     arch: GuestArch,
@@ -504,9 +576,27 @@ pub fn command(
     let kernel = guest::kernel(arch, false)?;
     let engine = guest_engine(arch)
         .map_err(|e| CliError::Module(format!("cannot create an engine: {e}")))?;
+    let component: Vec<std::path::PathBuf> = files
+        .iter()
+        .filter(|f| {
+            std::fs::read_to_string(f)
+                .is_ok_and(|t| crate::component_batch::is_component_script(&t))
+        })
+        .cloned()
+        .collect();
+    let mut component_reports = if component.is_empty() {
+        Vec::new()
+    } else {
+        run_component_files_in_vm(&engine, arch, &kernel, &component)
+    }
+    .into_iter();
     let mut total = Counts::default();
     for file in files {
-        let report = run_file_in_vm(&engine, arch, &kernel, file);
+        let report = if component.contains(file) {
+            component_reports.next().unwrap_or_default()
+        } else {
+            run_file_in_vm(&engine, arch, &kernel, file)
+        };
         println!("{} (in VM): {}", file.display(), report.counts);
         if verbose {
             for f in &report.failures {

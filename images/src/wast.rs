@@ -46,7 +46,8 @@ options:
                   machine's (an aarch64 build runs under qemu-aarch64 elsewhere)
   --in-vm         run the commands inside the booted kernel under QEMU (x86_64,
                   or aarch64 with --arch aarch64)
-                  (one VM per file; modules compiled here; assert_invalid and
+                  (one VM per core script, one VM for all component scripts;
+                  core modules compiled here; assert_invalid and
                   assert_malformed are still checked in this process)
   -v, --verbose   print every failure with its line and reason";
 

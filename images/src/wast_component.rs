@@ -8,6 +8,7 @@ use std::collections::HashMap;
 
 use ::wast::component::WastVal;
 use ::wast::{QuoteWat, WastArg, WastDirective, WastExecute, WastInvoke, WastRet};
+use basalt_runtime::component::script::ScriptValue;
 use basalt_runtime::component::{Component, ComponentInstance, Item, Linker, Type, Value};
 use basalt_runtime::{Engine, Error, Store};
 
@@ -242,169 +243,57 @@ fn trap_message_matches(t: &basalt_runtime::Trap, expected: &str) -> bool {
         || t.kind.matches_spec_message(want)
 }
 
-fn index_of(names: &[&str], name: &str) -> Result<u32, String> {
-    names
-        .iter()
-        .position(|n| *n == name)
-        .map(|i| i as u32)
-        .ok_or_else(|| format!("no case or label `{name}`"))
+/// The value a script writes, before its type is known.
+pub(crate) fn script_value(w: &WastVal<'_>) -> Result<ScriptValue, String> {
+    let payload = |p: &Option<Box<WastVal<'_>>>| -> Result<Option<Box<ScriptValue>>, String> {
+        p.as_ref()
+            .map(|v| script_value(v).map(Box::new))
+            .transpose()
+    };
+    let all = |vs: &[WastVal<'_>]| vs.iter().map(script_value).collect::<Result<Vec<_>, _>>();
+    Ok(match w {
+        WastVal::Bool(b) => ScriptValue::Bool(*b),
+        WastVal::U8(x) => ScriptValue::U8(*x),
+        WastVal::S8(x) => ScriptValue::S8(*x),
+        WastVal::U16(x) => ScriptValue::U16(*x),
+        WastVal::S16(x) => ScriptValue::S16(*x),
+        WastVal::U32(x) => ScriptValue::U32(*x),
+        WastVal::S32(x) => ScriptValue::S32(*x),
+        WastVal::U64(x) => ScriptValue::U64(*x),
+        WastVal::S64(x) => ScriptValue::S64(*x),
+        WastVal::F32(x) => ScriptValue::F32(x.bits),
+        WastVal::F64(x) => ScriptValue::F64(x.bits),
+        WastVal::Char(c) => ScriptValue::Char(*c),
+        WastVal::String(s) => ScriptValue::String(s.to_string()),
+        WastVal::List(vs) => ScriptValue::List(all(vs)?),
+        WastVal::Map(kvs) => ScriptValue::Map(
+            kvs.iter()
+                .map(|(k, v)| Ok((script_value(k)?, script_value(v)?)))
+                .collect::<Result<_, String>>()?,
+        ),
+        WastVal::Record(fs) => ScriptValue::Record(
+            fs.iter()
+                .map(|(n, v)| Ok((n.to_string(), script_value(v)?)))
+                .collect::<Result<_, String>>()?,
+        ),
+        WastVal::Tuple(vs) => ScriptValue::Tuple(all(vs)?),
+        WastVal::Variant(n, p) => ScriptValue::Variant(n.to_string(), payload(p)?),
+        WastVal::Enum(n) => ScriptValue::Enum(n.to_string()),
+        WastVal::Option(p) => ScriptValue::Option(payload(p)?),
+        WastVal::Result(r) => ScriptValue::Result(match r {
+            Ok(p) => Ok(payload(p)?),
+            Err(p) => Err(payload(p)?),
+        }),
+        WastVal::Flags(fs) => ScriptValue::Flags(fs.iter().map(|f| f.to_string()).collect()),
+    })
 }
 
 /// The component value a script writes, as type `t`.
 fn to_value(w: &WastVal<'_>, t: &Type) -> Result<Value, String> {
-    let payload =
-        |p: &Option<Box<WastVal<'_>>>, t: Option<&Type>| -> Result<Option<Box<Value>>, String> {
-            match (p, t) {
-                (None, _) => Ok(None),
-                (Some(v), Some(t)) => Ok(Some(Box::new(to_value(v, t)?))),
-                (Some(_), None) => Err("a payload for a case without one".into()),
-            }
-        };
-    Ok(match (w, t) {
-        (WastVal::Bool(b), Type::Bool) => Value::Bool(*b),
-        (WastVal::U8(x), Type::U8) => Value::U8(*x),
-        (WastVal::S8(x), Type::S8) => Value::S8(*x),
-        (WastVal::U16(x), Type::U16) => Value::U16(*x),
-        (WastVal::S16(x), Type::S16) => Value::S16(*x),
-        (WastVal::U32(x), Type::U32) => Value::U32(*x),
-        (WastVal::S32(x), Type::S32) => Value::S32(*x),
-        (WastVal::U64(x), Type::U64) => Value::U64(*x),
-        (WastVal::S64(x), Type::S64) => Value::S64(*x),
-        (WastVal::F32(x), Type::F32) => Value::F32(f32::from_bits(x.bits)),
-        (WastVal::F64(x), Type::F64) => Value::F64(f64::from_bits(x.bits)),
-        (WastVal::Char(c), Type::Char) => Value::Char(*c),
-        (WastVal::String(s), Type::String) => Value::String(s.to_string()),
-        (WastVal::List(vs), Type::List(e) | Type::FixedList(e, _)) => Value::List(
-            vs.iter()
-                .map(|v| to_value(v, e))
-                .collect::<Result<_, _>>()?,
-        ),
-        (WastVal::Map(kvs), Type::List(e)) => match &**e {
-            Type::Tuple(kv) if kv.len() == 2 => Value::List(
-                kvs.iter()
-                    .map(|(k, v)| {
-                        Ok(Value::Tuple(vec![
-                            to_value(k, &kv[0])?,
-                            to_value(v, &kv[1])?,
-                        ]))
-                    })
-                    .collect::<Result<_, String>>()?,
-            ),
-            _ => return Err("a map for a non-map list".into()),
-        },
-        (WastVal::Record(fs), Type::Record(tf)) => {
-            let mut vs = Vec::new();
-            for (name, ft) in tf {
-                let (_, v) = fs
-                    .iter()
-                    .find(|(n, _)| n == name)
-                    .ok_or_else(|| format!("missing field {name}"))?;
-                vs.push(to_value(v, ft)?);
-            }
-            Value::Record(vs)
-        }
-        (WastVal::Tuple(vs), Type::Tuple(ts)) if vs.len() == ts.len() => Value::Tuple(
-            vs.iter()
-                .zip(ts)
-                .map(|(v, t)| to_value(v, t))
-                .collect::<Result<_, _>>()?,
-        ),
-        (WastVal::Variant(name, p), Type::Variant(cases)) => {
-            let names: Vec<&str> = cases.iter().map(|(n, _)| n.as_str()).collect();
-            let i = index_of(&names, name)?;
-            Value::Variant(i, payload(p, cases[i as usize].1.as_ref())?)
-        }
-        (WastVal::Enum(name), Type::Enum(names)) => {
-            let names: Vec<&str> = names.iter().map(String::as_str).collect();
-            Value::Enum(index_of(&names, name)?)
-        }
-        (WastVal::Option(p), Type::Option(t)) => Value::Option(payload(p, Some(t))?),
-        (WastVal::Result(r), Type::Result { ok, err }) => Value::Result(match r {
-            Ok(p) => Ok(payload(p, ok.as_deref())?),
-            Err(p) => Err(payload(p, err.as_deref())?),
-        }),
-        (WastVal::Flags(set), Type::Flags(names)) => {
-            let names: Vec<&str> = names.iter().map(String::as_str).collect();
-            let mut bits = 0u32;
-            for f in set {
-                bits |= 1 << index_of(&names, f)?;
-            }
-            Value::Flags(bits)
-        }
-        _ => return Err(format!("the script's value {w:?} is not a {t}")),
-    })
-}
-
-fn float_eq32(a: f32, b: f32) -> bool {
-    (a.is_nan() && b.is_nan()) || a.to_bits() == b.to_bits()
-}
-
-fn float_eq64(a: f64, b: f64) -> bool {
-    (a.is_nan() && b.is_nan()) || a.to_bits() == b.to_bits()
+    script_value(w)?.to_value(t)
 }
 
 /// Whether `got` is the value the script expects.
 fn value_matches(want: &WastVal<'_>, got: &Value, t: &Type) -> bool {
-    match (want, got) {
-        (WastVal::F32(w), Value::F32(g)) => float_eq32(f32::from_bits(w.bits), *g),
-        (WastVal::F64(w), Value::F64(g)) => float_eq64(f64::from_bits(w.bits), *g),
-        (WastVal::List(ws), Value::Bytes(b)) => {
-            ws.len() == b.len()
-                && ws
-                    .iter()
-                    .zip(b)
-                    .all(|(w, x)| matches!(w, WastVal::U8(y) if y == x))
-        }
-        (WastVal::List(ws), Value::List(gs)) => match t {
-            Type::List(e) | Type::FixedList(e, _) => {
-                ws.len() == gs.len() && ws.iter().zip(gs).all(|(w, g)| value_matches(w, g, e))
-            }
-            _ => false,
-        },
-        (WastVal::Tuple(ws), Value::Tuple(gs)) => match t {
-            Type::Tuple(ts) => {
-                ws.len() == gs.len()
-                    && ws
-                        .iter()
-                        .zip(gs)
-                        .zip(ts)
-                        .all(|((w, g), t)| value_matches(w, g, t))
-            }
-            _ => false,
-        },
-        (WastVal::Record(ws), Value::Record(gs)) => match t {
-            Type::Record(fs) => {
-                ws.len() == fs.len()
-                    && fs.iter().zip(gs).all(|((n, ft), g)| {
-                        ws.iter().any(|(wn, w)| wn == n && value_matches(w, g, ft))
-                    })
-            }
-            _ => false,
-        },
-        (WastVal::Option(w), Value::Option(g)) => match (w, g, t) {
-            (None, None, _) => true,
-            (Some(w), Some(g), Type::Option(e)) => value_matches(w, g, e),
-            _ => false,
-        },
-        (WastVal::Result(w), Value::Result(g)) => match (w, g, t) {
-            (Ok(w), Ok(g), Type::Result { ok, .. }) => payload_matches(w, g, ok.as_deref()),
-            (Err(w), Err(g), Type::Result { err, .. }) => payload_matches(w, g, err.as_deref()),
-            _ => false,
-        },
-        (WastVal::Variant(name, w), Value::Variant(i, g)) => match t {
-            Type::Variant(cases) => cases
-                .get(*i as usize)
-                .is_some_and(|(n, ct)| n == name && payload_matches(w, g, ct.as_ref())),
-            _ => false,
-        },
-        _ => to_value(want, t).is_ok_and(|w| &w == got),
-    }
-}
-
-fn payload_matches(w: &Option<Box<WastVal<'_>>>, g: &Option<Box<Value>>, t: Option<&Type>) -> bool {
-    match (w, g, t) {
-        (None, None, _) => true,
-        (Some(w), Some(g), Some(t)) => value_matches(w, g, t),
-        _ => false,
-    }
+    script_value(want).is_ok_and(|w| w.matches(got, t))
 }

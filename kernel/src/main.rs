@@ -27,6 +27,7 @@ mod platform;
 mod run;
 mod services;
 mod spec;
+mod spec_component;
 mod syms;
 mod time;
 

@@ -214,35 +214,17 @@ fn load_component(
     manifest: &Manifest,
     wasm: &[u8],
 ) -> Result<Program, LoadError> {
-    use basalt_runtime::component::def;
     let component = match (manifest.component_artifacts, manifest.jit) {
         (Some(n), false) => {
-            let parsed = def::parse(wasm).map_err(LoadError::Module)?;
-            if parsed.modules.len() != n {
-                return Err(LoadError::Module(basalt_runtime::Error::Instantiate(
-                    format!(
-                        "the component has {} core modules, the bundle artifacts for {n}",
-                        parsed.modules.len()
-                    ),
-                )));
-            }
-            let mut modules = Vec::with_capacity(n);
-            for (i, range) in parsed.modules.iter().enumerate() {
-                let core = wasm.get(range.clone()).ok_or_else(|| {
-                    LoadError::Module(basalt_runtime::Error::Instantiate(format!(
-                        "core module {i} past the end of the component"
-                    )))
-                })?;
-                let artifact = bundle.require(&format!("app.cwasm.{i}"))?;
-                modules.push(Module::from_artifact(engine, core, artifact).map_err(
-                    |e| match e {
-                        basalt_runtime::Error::Artifact(_) => LoadError::Artifact(e),
-                        other => LoadError::Module(other),
-                    },
-                )?);
-            }
+            let c = precompiled_component(engine, wasm, n, |i| {
+                bundle.require(&format!("app.cwasm.{i}")).ok()
+            })
+            .map_err(|e| match e {
+                basalt_runtime::Error::Artifact(_) => LoadError::Artifact(e),
+                other => LoadError::Module(other),
+            })?;
             stamp("component loaded (precompiled)");
-            Component::from_parts(parsed.root, modules)
+            c
         }
         _ => {
             stamp("compiling component in the guest");
@@ -252,6 +234,36 @@ fn load_component(
         }
     };
     Ok(Program::Component(component))
+}
+
+/// The component `wasm`, its `n` core modules (in the order they appear
+/// in the binary) from the code the host compiled for them:
+/// `artifact(i)` is module `i`'s.
+pub(crate) fn precompiled_component<'b>(
+    engine: &Engine,
+    wasm: &[u8],
+    n: usize,
+    artifact: impl Fn(usize) -> Option<&'b [u8]>,
+) -> Result<Component, basalt_runtime::Error> {
+    use basalt_runtime::component::def;
+    let instantiate = basalt_runtime::Error::Instantiate;
+    let parsed = def::parse(wasm)?;
+    if parsed.modules.len() != n {
+        return Err(instantiate(format!(
+            "the component has {} core modules, the bundle artifacts for {n}",
+            parsed.modules.len()
+        )));
+    }
+    let mut modules = Vec::with_capacity(n);
+    for (i, range) in parsed.modules.iter().enumerate() {
+        let core = wasm
+            .get(range.clone())
+            .ok_or_else(|| instantiate(format!("core module {i} past the end of the component")))?;
+        let code = artifact(i)
+            .ok_or_else(|| instantiate(format!("no compiled code for core module {i}")))?;
+        modules.push(Module::from_artifact(engine, core, code)?);
+    }
+    Ok(Component::from_parts(parsed.root, modules))
 }
 
 fn load_and_run(info: &BootInfo) -> Result<Outcome, LoadError> {

@@ -33,7 +33,7 @@ impl fmt::Display for BatchError {
         match self {
             BatchError::Version(v) => write!(
                 f,
-                "spec batch: first line `{v}` is not `spec-batch 1`; use a matching basalt CLI"
+                "spec batch: first line `{v}` is neither `spec-batch 1` nor `component-batch 1`; use a matching basalt CLI"
             ),
             BatchError::Syntax { line, what } => write!(f, "spec batch line {line}: {what}"),
         }
@@ -465,6 +465,9 @@ pub fn run(engine: &Engine, bundle: &Bundle<'_>, text: &[u8]) -> Result<i32, Bat
     let text = core::str::from_utf8(text).map_err(|_| syntax(0, "the batch is not UTF-8"))?;
     let mut lines = text.lines();
     let first = lines.next().unwrap_or_default();
+    if first == crate::spec_component::HEADER {
+        return crate::spec_component::run(engine, bundle, text);
+    }
     if first != "spec-batch 1" {
         return Err(BatchError::Version(first.to_string()));
     }

@@ -1,6 +1,8 @@
 //! The component model's reference tests (`basalt_tests::component_model`)
-//! through `basalt wast`: hosted on this machine, and with the CLI built
-//! for AArch64 under user-mode QEMU. Every command passes but the
+//! through `basalt wast`: hosted on this machine, with the CLI built for
+//! AArch64 under user-mode QEMU, and inside the booted kernel of each ISA
+//! (`basalt wast --in-vm`: every script in one VM, the kernel's component
+//! runtime and its compiled fused adapters). Every command passes but the
 //! [`KNOWN_FAILING`] ones, each with its reason; one of those passing
 //! fails the test too, so the list only shrinks.
 //! `cargo test -p basalt-tests --test component_model -- --nocapture`
@@ -91,4 +93,39 @@ fn component_model_reference_tests_on_aarch64_under_qemu() {
         fixed,
         total,
     );
+}
+
+/// Every script in one VM of `arch`.
+fn in_vm(arch: basalt::guest::GuestArch) {
+    let Some((dir, files)) = suite() else {
+        return;
+    };
+    let kernel = basalt::guest::kernel(arch, false).expect("build the kernel");
+    let engine = basalt::spec_batch::guest_engine(arch).expect("guest engine");
+    let paths: Vec<std::path::PathBuf> = files.iter().map(|f| dir.join(f)).collect();
+    let reports = basalt::spec_batch::run_component_files_in_vm(&engine, arch, &kernel, &paths);
+    let (mut unexpected, mut fixed, mut total) = (Vec::new(), Vec::new(), Counts::default());
+    for (file, report) in files.iter().zip(&reports) {
+        println!("{file} (in VM): {}", report.counts);
+        let (u, f) = judge(file, &report.failures);
+        unexpected.extend(u);
+        fixed.extend(f);
+        total.add(report.counts);
+    }
+    finish(
+        &format!("component model (in a {} VM)", arch.name()),
+        unexpected,
+        fixed,
+        total,
+    );
+}
+
+#[test]
+fn component_model_reference_tests_in_x86_64_vm() {
+    in_vm(basalt::guest::GuestArch::X86_64);
+}
+
+#[test]
+fn component_model_reference_tests_in_aarch64_vm() {
+    in_vm(basalt::guest::GuestArch::Aarch64);
 }

@@ -12,6 +12,7 @@ pub mod def;
 pub mod func;
 pub mod handles;
 pub mod instance;
+pub mod script;
 pub mod types;
 pub mod values;
 
