@@ -146,6 +146,18 @@ fn dir_at<'h>(h: &'h Host<'_>, r: u32) -> Result<Result<(At<'h>, u32), Errno>, E
     })
 }
 
+/// [`dir_at`] for a change inside the directory: a descriptor without
+/// `mutate-directory` gives `not-permitted`.
+fn mutable_dir_at<'h>(h: &'h Host<'_>, r: u32) -> Result<Result<At<'h>, Errno>, Error> {
+    Ok(dir_at(h, r)?.and_then(|(at, fl)| {
+        if fl & MUTATE_DIRECTORY == 0 {
+            Err(Errno::Perm)
+        } else {
+            Ok(at)
+        }
+    }))
+}
+
 fn path(args: &[Value], i: usize) -> Result<Vec<u8>, Error> {
     Ok(str_arg(args, i)?.as_bytes().to_vec())
 }
@@ -472,12 +484,7 @@ pub(super) fn add<T: 'static>(
         types,
         |h, a| {
             let p = path(a, 1)?;
-            unit(dir_at(h, rep(a, 0)?)?.and_then(|(at, fl)| {
-                if fl & MUTATE_DIRECTORY == 0 {
-                    return Err(Errno::Perm);
-                }
-                fs_ops::create_directory_at(&at, &p)
-            }))
+            unit(mutable_dir_at(h, rep(a, 0)?)?.and_then(|at| fs_ops::create_directory_at(&at, &p)))
         },
     );
     def(&mut i, "[method]descriptor.stat", get, types, |h, a| {
@@ -502,29 +509,22 @@ pub(super) fn add<T: 'static>(
         |h, a| {
             let (follow, p) = (u32_arg(a, 1)? & 1 != 0, path(a, 2)?);
             let (at_, mt) = (time_change(a.get(3))?, time_change(a.get(4))?);
-            unit(dir_at(h, rep(a, 0)?)?.and_then(|(at, fl)| {
-                if fl & MUTATE_DIRECTORY == 0 {
-                    return Err(Errno::Perm);
-                }
-                fs_ops::set_times_at(&at, &p, follow, at_, mt)
-            }))
+            unit(
+                mutable_dir_at(h, rep(a, 0)?)?
+                    .and_then(|at| fs_ops::set_times_at(&at, &p, follow, at_, mt)),
+            )
         },
     );
     def(&mut i, "[method]descriptor.link-at", get, types, |h, a| {
         let (follow, p) = (u32_arg(a, 1)? & 1 != 0, path(a, 2)?);
         let (to_r, to) = (rep(a, 3)?, path(a, 4)?);
-        let from = dir_at(h, rep(a, 0)?)?;
-        let target = dir_at(h, to_r)?;
-        unit(match (from, target) {
-            (Ok((at, fl)), Ok((to_at, tfl))) => {
-                if fl & MUTATE_DIRECTORY == 0 || tfl & MUTATE_DIRECTORY == 0 {
-                    Err(Errno::Perm)
-                } else {
-                    fs_ops::link_at(&at, &p, follow, &to_at, &to)
-                }
-            }
-            (Err(e), _) | (_, Err(e)) => Err(e),
-        })
+        let from = mutable_dir_at(h, rep(a, 0)?)?;
+        let target = mutable_dir_at(h, to_r)?;
+        unit(
+            from.and_then(|at| {
+                target.and_then(|to_at| fs_ops::link_at(&at, &p, follow, &to_at, &to))
+            }),
+        )
     });
     def(&mut i, "[method]descriptor.open-at", get, types, open_at);
     def(
@@ -549,12 +549,7 @@ pub(super) fn add<T: 'static>(
         types,
         |h, a| {
             let p = path(a, 1)?;
-            unit(dir_at(h, rep(a, 0)?)?.and_then(|(at, fl)| {
-                if fl & MUTATE_DIRECTORY == 0 {
-                    return Err(Errno::Perm);
-                }
-                fs_ops::remove_directory_at(&at, &p)
-            }))
+            unit(mutable_dir_at(h, rep(a, 0)?)?.and_then(|at| fs_ops::remove_directory_at(&at, &p)))
         },
     );
     def(
@@ -564,18 +559,13 @@ pub(super) fn add<T: 'static>(
         types,
         |h, a| {
             let (p, to_r, to) = (path(a, 1)?, rep(a, 2)?, path(a, 3)?);
-            let from = dir_at(h, rep(a, 0)?)?;
-            let target = dir_at(h, to_r)?;
-            unit(match (from, target) {
-                (Ok((at, fl)), Ok((to_at, tfl))) => {
-                    if fl & MUTATE_DIRECTORY == 0 || tfl & MUTATE_DIRECTORY == 0 {
-                        Err(Errno::Perm)
-                    } else {
-                        fs_ops::rename_at(&at, &p, &to_at, &to)
-                    }
-                }
-                (Err(e), _) | (_, Err(e)) => Err(e),
-            })
+            let from = mutable_dir_at(h, rep(a, 0)?)?;
+            let target = mutable_dir_at(h, to_r)?;
+            unit(
+                from.and_then(|at| {
+                    target.and_then(|to_at| fs_ops::rename_at(&at, &p, &to_at, &to))
+                }),
+            )
         },
     );
     def(
@@ -585,12 +575,7 @@ pub(super) fn add<T: 'static>(
         types,
         |h, a| {
             let (target, p) = (path(a, 1)?, path(a, 2)?);
-            unit(dir_at(h, rep(a, 0)?)?.and_then(|(at, fl)| {
-                if fl & MUTATE_DIRECTORY == 0 {
-                    return Err(Errno::Perm);
-                }
-                fs_ops::symlink_at(&at, &target, &p)
-            }))
+            unit(mutable_dir_at(h, rep(a, 0)?)?.and_then(|at| fs_ops::symlink_at(&at, &target, &p)))
         },
     );
     def(
@@ -600,12 +585,7 @@ pub(super) fn add<T: 'static>(
         types,
         |h, a| {
             let p = path(a, 1)?;
-            unit(dir_at(h, rep(a, 0)?)?.and_then(|(at, fl)| {
-                if fl & MUTATE_DIRECTORY == 0 {
-                    return Err(Errno::Perm);
-                }
-                fs_ops::unlink_file_at(&at, &p)
-            }))
+            unit(mutable_dir_at(h, rep(a, 0)?)?.and_then(|at| fs_ops::unlink_file_at(&at, &p)))
         },
     );
     def(
