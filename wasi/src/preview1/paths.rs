@@ -6,6 +6,7 @@
 //! shares ([`crate::fs_ops`]).
 
 use alloc::sync::Arc;
+use alloc::vec::Vec;
 
 use super::{Args, Outcome, dir_fd, guest_path, time_changes, write_filestat};
 use crate::abi::*;
@@ -19,6 +20,37 @@ use crate::services::{FileKind, FileSystem, Inode};
 fn dir_of(cx: &WasiCtx, fd: u32, rights: u64) -> Result<(Arc<dyn FileSystem>, Inode), Errno> {
     let d = dir_fd(cx, fd, rights)?;
     Ok((d.fs.clone(), d.ino))
+}
+
+/// A path argument and the directory it is relative to.
+struct PathAt {
+    fs: Arc<dyn FileSystem>,
+    dir: Inode,
+    path: Vec<u8>,
+}
+
+impl PathAt {
+    /// The directory descriptor `fd` (which must have `rights`), then the
+    /// path at `ptr`, `len` in guest memory, in that order of errors.
+    fn read(
+        cx: &WasiCtx,
+        mem: &GuestMemory<'_>,
+        fd: u32,
+        rights: u64,
+        ptr: u32,
+        len: u32,
+    ) -> Result<PathAt, Errno> {
+        let (fs, dir) = dir_of(cx, fd, rights)?;
+        let path = guest_path(mem, ptr, len)?;
+        Ok(PathAt { fs, dir, path })
+    }
+
+    fn at(&self) -> At<'_> {
+        At {
+            fs: &self.fs,
+            dir: self.dir,
+        }
+    }
 }
 
 fn follows(lookupflags: u32) -> bool {
@@ -102,9 +134,15 @@ pub(super) fn path_create_directory(
     mem: &mut GuestMemory<'_>,
     a: &Args<'_>,
 ) -> Outcome {
-    let (fs, dir) = dir_of(cx, a.u32(0), RIGHT_PATH_CREATE_DIRECTORY)?;
-    let p = guest_path(mem, a.u32(1), a.u32(2))?;
-    fs_ops::create_directory_at(&At { fs: &fs, dir }, &p)?;
+    let p = PathAt::read(
+        cx,
+        mem,
+        a.u32(0),
+        RIGHT_PATH_CREATE_DIRECTORY,
+        a.u32(1),
+        a.u32(2),
+    )?;
+    fs_ops::create_directory_at(&p.at(), &p.path)?;
     Ok(())
 }
 
@@ -113,9 +151,15 @@ pub(super) fn path_filestat_get(
     mem: &mut GuestMemory<'_>,
     a: &Args<'_>,
 ) -> Outcome {
-    let (fs, dir) = dir_of(cx, a.u32(0), RIGHT_PATH_FILESTAT_GET)?;
-    let p = guest_path(mem, a.u32(2), a.u32(3))?;
-    let st = fs_ops::stat_at(&At { fs: &fs, dir }, &p, follows(a.u32(1)))?;
+    let p = PathAt::read(
+        cx,
+        mem,
+        a.u32(0),
+        RIGHT_PATH_FILESTAT_GET,
+        a.u32(2),
+        a.u32(3),
+    )?;
+    let st = fs_ops::stat_at(&p.at(), &p.path, follows(a.u32(1)))?;
     write_filestat(mem, a.u32(4), &st)
 }
 
@@ -125,9 +169,15 @@ pub(super) fn path_filestat_set_times(
     a: &Args<'_>,
 ) -> Outcome {
     let (atim, mtim) = time_changes(a.u64(4), a.u64(5), a.u32(6))?;
-    let (fs, dir) = dir_of(cx, a.u32(0), RIGHT_PATH_FILESTAT_SET_TIMES)?;
-    let p = guest_path(mem, a.u32(2), a.u32(3))?;
-    fs_ops::set_times_at(&At { fs: &fs, dir }, &p, follows(a.u32(1)), atim, mtim)?;
+    let p = PathAt::read(
+        cx,
+        mem,
+        a.u32(0),
+        RIGHT_PATH_FILESTAT_SET_TIMES,
+        a.u32(2),
+        a.u32(3),
+    )?;
+    fs_ops::set_times_at(&p.at(), &p.path, follows(a.u32(1)), atim, mtim)?;
     Ok(())
 }
 
@@ -150,9 +200,8 @@ pub(super) fn path_link(cx: &mut WasiCtx, mem: &mut GuestMemory<'_>, a: &Args<'_
 }
 
 pub(super) fn path_readlink(cx: &mut WasiCtx, mem: &mut GuestMemory<'_>, a: &Args<'_>) -> Outcome {
-    let (fs, dir) = dir_of(cx, a.u32(0), RIGHT_PATH_READLINK)?;
-    let p = guest_path(mem, a.u32(1), a.u32(2))?;
-    let target = fs_ops::readlink_at(&At { fs: &fs, dir }, &p)?;
+    let p = PathAt::read(cx, mem, a.u32(0), RIGHT_PATH_READLINK, a.u32(1), a.u32(2))?;
+    let target = fs_ops::readlink_at(&p.at(), &p.path)?;
     let n = target.len().min(a.u32(4) as usize);
     mem.write_bytes(a.u32(3), &target[..n])?;
     mem.write_u32(a.u32(5), n as u32)?;
@@ -164,9 +213,15 @@ pub(super) fn path_remove_directory(
     mem: &mut GuestMemory<'_>,
     a: &Args<'_>,
 ) -> Outcome {
-    let (fs, dir) = dir_of(cx, a.u32(0), RIGHT_PATH_REMOVE_DIRECTORY)?;
-    let p = guest_path(mem, a.u32(1), a.u32(2))?;
-    fs_ops::remove_directory_at(&At { fs: &fs, dir }, &p)?;
+    let p = PathAt::read(
+        cx,
+        mem,
+        a.u32(0),
+        RIGHT_PATH_REMOVE_DIRECTORY,
+        a.u32(1),
+        a.u32(2),
+    )?;
+    fs_ops::remove_directory_at(&p.at(), &p.path)?;
     Ok(())
 }
 
@@ -189,9 +244,8 @@ pub(super) fn path_rename(cx: &mut WasiCtx, mem: &mut GuestMemory<'_>, a: &Args<
 
 pub(super) fn path_symlink(cx: &mut WasiCtx, mem: &mut GuestMemory<'_>, a: &Args<'_>) -> Outcome {
     let target = guest_path(mem, a.u32(0), a.u32(1))?;
-    let (fs, dir) = dir_of(cx, a.u32(2), RIGHT_PATH_SYMLINK)?;
-    let p = guest_path(mem, a.u32(3), a.u32(4))?;
-    fs_ops::symlink_at(&At { fs: &fs, dir }, &target, &p)?;
+    let p = PathAt::read(cx, mem, a.u32(2), RIGHT_PATH_SYMLINK, a.u32(3), a.u32(4))?;
+    fs_ops::symlink_at(&p.at(), &target, &p.path)?;
     Ok(())
 }
 
@@ -200,8 +254,14 @@ pub(super) fn path_unlink_file(
     mem: &mut GuestMemory<'_>,
     a: &Args<'_>,
 ) -> Outcome {
-    let (fs, dir) = dir_of(cx, a.u32(0), RIGHT_PATH_UNLINK_FILE)?;
-    let p = guest_path(mem, a.u32(1), a.u32(2))?;
-    fs_ops::unlink_file_at(&At { fs: &fs, dir }, &p)?;
+    let p = PathAt::read(
+        cx,
+        mem,
+        a.u32(0),
+        RIGHT_PATH_UNLINK_FILE,
+        a.u32(1),
+        a.u32(2),
+    )?;
+    fs_ops::unlink_file_at(&p.at(), &p.path)?;
     Ok(())
 }
