@@ -172,31 +172,22 @@ pub fn run_script(engine: &Engine, text: &str) -> Report {
             return report;
         }
     };
-    if wast
+    let components = wast
         .directives
         .iter()
-        .any(crate::wast_component::is_component_directive)
-    {
-        let mut runner = crate::wast_component::ComponentRunner::new(engine);
-        for directive in wast.directives {
-            let (line, col) = directive.span().linecol_in(text);
-            match runner.directive(directive) {
-                Ok(Step::Done) => report.counts.passed += 1,
-                Ok(Step::Skipped) => report.counts.skipped += 1,
-                Err(msg) => {
-                    report.counts.failed += 1;
-                    report
-                        .failures
-                        .push(format!("{}:{}: {msg}", line + 1, col + 1));
-                }
-            }
-        }
-        return report;
-    }
-    let mut runner = Runner::new(engine);
+        .any(crate::wast_component::is_component_directive);
+    let mut core_runner;
+    let mut component_runner;
+    let run: &mut dyn FnMut(WastDirective<'_>) -> Outcome = if components {
+        component_runner = crate::wast_component::ComponentRunner::new(engine);
+        &mut |d| component_runner.directive(d)
+    } else {
+        core_runner = Runner::new(engine);
+        &mut |d| core_runner.directive(d)
+    };
     for directive in wast.directives {
         let (line, col) = directive.span().linecol_in(text);
-        match runner.directive(directive) {
+        match run(directive) {
             Ok(Step::Done) => report.counts.passed += 1,
             Ok(Step::Skipped) => report.counts.skipped += 1,
             Err(msg) => {
