@@ -235,6 +235,12 @@ pub fn run_with_stdio(run: Hosted<'_>, stdio: Box<dyn Stdio>) -> Result<i32, Cli
         }
         Outcome::Trap(t) => {
             eprintln!("basalt: {name}: {t}");
+            eprint!(
+                "{}",
+                crate::symbols::wasm_backtrace(
+                    t.backtrace.iter().map(|f| (f.func, f.name.as_deref()))
+                )
+            );
             134
         }
         Outcome::Error(e) => return Err(CliError::Module(format!("{name}: {e}"))),

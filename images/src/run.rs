@@ -634,7 +634,14 @@ pub fn run_on_stdio(opts: &RunOptions) -> Result<i32, CliError> {
     }
     match &report.status {
         vm::Status::Exit(_) => {}
-        vm::Status::Trap { message, .. } => eprintln!("basalt: {name}: {message}"),
+        vm::Status::Trap { message, .. } => {
+            eprintln!("basalt: {name}: {message}");
+            let frames = crate::symbols::wasm_frames_in_log(&report.kernel_log);
+            eprint!(
+                "{}",
+                crate::symbols::wasm_backtrace(frames.iter().map(|(f, n)| (*f, n.as_deref())))
+            );
+        }
         vm::Status::LoadError(m) => eprintln!("basalt: {name}: {m}"),
         vm::Status::Panic(m) => {
             eprintln!(

@@ -60,3 +60,40 @@ pub fn kernel_syms(elf: &[u8]) -> Option<String> {
     }
     Some(out)
 }
+
+/// A trap's wasm backtrace as `basalt` prints it under the trap message,
+/// names demangled (`wasm backtrace:` then one `    N: func F - NAME`
+/// line per frame, innermost first, as wasmtime lists them); empty for no
+/// frames.
+pub fn wasm_backtrace<'a>(frames: impl IntoIterator<Item = (u32, Option<&'a str>)>) -> String {
+    let mut out = String::new();
+    for (i, (func, name)) in frames.into_iter().enumerate() {
+        if i == 0 {
+            out.push_str("wasm backtrace:\n");
+        }
+        match name {
+            Some(n) => out.push_str(&format!(
+                "    {i}: func {func} - {:#}\n",
+                rustc_demangle::demangle(n)
+            )),
+            None => out.push_str(&format!("    {i}: func {func} - <unnamed>\n")),
+        }
+    }
+    out
+}
+
+/// The frames of a trap's wasm backtrace in a VM's kernel log (its
+/// `wasm frame #N: func F NAME` lines, see `docs/guest-protocol.md`).
+pub fn wasm_frames_in_log(log: &[String]) -> Vec<(u32, Option<String>)> {
+    log.iter()
+        .filter_map(|l| l.strip_prefix("wasm frame #"))
+        .filter_map(|rest| {
+            let (_, rest) = rest.split_once(": func ")?;
+            let (func, name) = match rest.split_once(' ') {
+                Some((f, n)) => (f, Some(n.to_string())),
+                None => (rest, None),
+            };
+            Some((func.parse().ok()?, name))
+        })
+        .collect()
+}

@@ -25,24 +25,10 @@ use corpus::{Which, run_all, run_selected};
 
 /// `p2_*` runs that do not pass hosted, with why: a program's name stands
 /// for all its runs, `NAME#K` for its K-th run in the manifest.
-const P2_KNOWN_FAILING: &[(&str, &str)] = &[
-    (
-        "p2_api_time",
-        "wasmtime's harness gives it fake clocks (wall clock fixed at 1431648000 s + 100 ns, monotonic clock advancing 42 s per call): a host hook, not a CLI option",
-    ),
-    (
-        "p2_random#3",
-        "the -S max-random-size=255 trap is right, but wasmtime's message carries a wasm backtrace naming the guest frame lib_generated::random_get; Basalt's trap message names no frames",
-    ),
-    (
-        "p2_random#4",
-        "the -S max-random-size=255 trap is right, but wasmtime's message carries a wasm backtrace naming the guest frame random::random::get_random_bytes; Basalt's trap message names no frames",
-    ),
-    (
-        "p2_random#5",
-        "the -S max-random-size=255 trap is right, but wasmtime's message carries a wasm backtrace naming the guest frame random::insecure::get_insecure_random_bytes; Basalt's trap message names no frames",
-    ),
-];
+const P2_KNOWN_FAILING: &[(&str, &str)] = &[(
+    "p2_api_time",
+    "wasmtime's harness gives it fake clocks (wall clock fixed at 1431648000 s + 100 ns, monotonic clock advancing 42 s per call): a host hook, not a CLI option",
+)];
 
 /// `p1_*` components that do not pass hosted, with why.
 const P1_KNOWN_FAILING: &[(&str, &str)] = &[];

@@ -31,7 +31,8 @@ fn fault_hook(f: &Fault<'_>) -> Option<Resume> {
     if in_kernel_text(f.pc) {
         return None;
     }
-    basalt_runtime::handle_fault(f.pc, f.fault_addr).map(|r| Resume { pc: r.pc, sp: r.sp })
+    basalt_runtime::handle_fault(f.pc, f.frame_pointer, f.fault_addr)
+        .map(|r| Resume { pc: r.pc, sp: r.sp })
 }
 
 /// Guard pages of stacks the kernel allocated (bottom address of the usable

@@ -99,6 +99,12 @@ pub fn main(info: &BootInfo) -> ! {
         }
         Ok(Outcome::Trap(t)) => {
             stamp("program trapped");
+            for (i, f) in t.backtrace.iter().enumerate() {
+                match &f.name {
+                    Some(n) => kprintln!("wasm frame #{i}: func {} {n}", f.func),
+                    None => kprintln!("wasm frame #{i}: func {}", f.func),
+                }
+            }
             finish(Status::Trap, format_args!("{} {t}", t.kind.id()))
         }
         Ok(Outcome::Error(e)) => finish(Status::Error, format_args!("{e}")),

@@ -1,6 +1,7 @@
 //! The engine's error type.
 
 use alloc::string::String;
+use alloc::vec::Vec;
 use core::fmt;
 
 use crate::trap::TrapKind;
@@ -109,6 +110,19 @@ pub struct Trap {
     pub func: Option<(u32, Option<String>)>,
     /// the host's message, for a trap raised by a host function
     pub message: Option<String>,
+    /// the wasm functions on the stack when it happened, innermost first
+    /// (for a trap raised by a host function: its wasm callers); empty
+    /// when unknown
+    pub backtrace: Vec<TrapFrame>,
+}
+
+/// One wasm function on the stack of a trap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrapFrame {
+    /// its index in its module
+    pub func: u32,
+    /// its name from the module's name section
+    pub name: Option<String>,
 }
 
 impl fmt::Display for Trap {

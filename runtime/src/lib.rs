@@ -36,7 +36,7 @@ pub mod vm;
 
 pub use compile::target::{Arch, Target};
 pub use engine::{Config, Engine, Module};
-pub use error::{Error, Trap};
+pub use error::{Error, Trap, TrapFrame};
 pub use linker::Linker;
 pub use trap::TrapKind;
 pub use types::{AnyRef, FuncType, GlobalType, MemoryType, RefType, TableType, Val, ValType};

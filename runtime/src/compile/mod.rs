@@ -429,8 +429,10 @@ fn interrupt_trampoline(isa: &dyn TargetIsa) -> ir::Function {
 
 /// A wasm-callable function (wasm signature) that stores its arguments in
 /// 16-byte slots on its stack and calls the host dispatcher found at offset
-/// 0 of its callee context: `dispatch(host_ctx, caller_vmctx, values, count)
-/// -> u32`. A non-zero return traps with [`codes::HOST_ERROR`].
+/// 0 of its callee context: `dispatch(host_ctx, caller_vmctx, values, count,
+/// frame_pointer) -> u32` (its own frame pointer, from which the host walks
+/// the wasm frames of a trap's backtrace). A non-zero return traps with
+/// [`codes::HOST_ERROR`].
 fn host_trampoline(isa: &dyn TargetIsa, ty: &FuncType) -> ir::Function {
     let ptr = isa.pointer_type();
     let mut func =
@@ -460,13 +462,15 @@ fn host_trampoline(isa: &dyn TargetIsa, ty: &FuncType) -> ir::Function {
         AbiParam::new(ptr),
         AbiParam::new(ptr),
         AbiParam::new(ptr),
+        AbiParam::new(ptr),
     ]);
     host_sig.returns.push(AbiParam::new(ir::types::I32));
     let host_sig = b.import_signature(host_sig);
     let n = b.ins().iconst(ptr, count as i64);
+    let fp = b.ins().get_frame_pointer(ptr);
     let call = b
         .ins()
-        .call_indirect(host_sig, dispatch, &[p[0], p[1], values, n]);
+        .call_indirect(host_sig, dispatch, &[p[0], p[1], values, n, fp]);
     let status = b.inst_results(call)[0];
     b.ins().trapnz(status, codes::HOST_ERROR);
     let mut results = Vec::with_capacity(ty.results.len());

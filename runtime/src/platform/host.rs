@@ -189,7 +189,9 @@ extern "C" fn signal_handler(
     // the faulting instruction, which must not be checked against the
     // linear memory reservations.
     let fault_addr = matches!(sig, libc::SIGSEGV | libc::SIGBUS).then_some(fault_addr);
-    if let Some(resume) = crate::handle_fault(pc, fault_addr) {
+    // SAFETY: as above.
+    let fp = unsafe { context_fp(ucontext) };
+    if let Some(resume) = crate::handle_fault(pc, fp, fault_addr) {
         // SAFETY: redirects the interrupted context to the trap landing pad on the
         // stack saved at wasm entry, which `handle_fault` vouched for.
         unsafe { set_context_pc_sp(ucontext, resume.pc, resume.sp) };
@@ -212,6 +214,14 @@ unsafe fn context_pc(uc: *mut libc::c_void) -> usize {
     unsafe { (*uc).uc_mcontext.gregs[libc::REG_RIP as usize] as usize }
 }
 
+/// The interrupted code's frame pointer (RBP).
+#[cfg(target_arch = "x86_64")]
+unsafe fn context_fp(uc: *mut libc::c_void) -> usize {
+    let uc = uc.cast::<libc::ucontext_t>();
+    // SAFETY: caller passes the handler's ucontext.
+    unsafe { (*uc).uc_mcontext.gregs[libc::REG_RBP as usize] as usize }
+}
+
 #[cfg(target_arch = "x86_64")]
 unsafe fn set_context_pc_sp(uc: *mut libc::c_void, pc: usize, sp: usize) {
     let uc = uc.cast::<libc::ucontext_t>();
@@ -226,6 +236,14 @@ unsafe fn context_pc(uc: *mut libc::c_void) -> usize {
     let uc = uc.cast::<libc::ucontext_t>();
     // SAFETY: caller passes the handler's ucontext.
     unsafe { (*uc).uc_mcontext.pc as usize }
+}
+
+/// The interrupted code's frame pointer (X29).
+#[cfg(target_arch = "aarch64")]
+unsafe fn context_fp(uc: *mut libc::c_void) -> usize {
+    let uc = uc.cast::<libc::ucontext_t>();
+    // SAFETY: caller passes the handler's ucontext.
+    unsafe { (*uc).uc_mcontext.regs[29] as usize }
 }
 
 #[cfg(target_arch = "aarch64")]

@@ -1,5 +1,6 @@
 //! Entering compiled code, and turning faults inside it into traps.
 
+use alloc::boxed::Box;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::cell::Cell;
@@ -38,6 +39,10 @@ pub struct FaultResume {
     pub sp: usize,
 }
 
+/// The most wasm callers a fault records (the fault handler allocates
+/// nothing, so they go in a fixed array).
+pub const MAX_FAULT_CALLERS: usize = 32;
+
 /// A trap recorded by the fault handler for the entry that is unwinding.
 #[derive(Debug, Clone, Copy)]
 pub struct TrapRecord {
@@ -45,6 +50,23 @@ pub struct TrapRecord {
     pub code: TrapCode,
     /// the faulting program counter
     pub pc: usize,
+    /// return addresses into the wasm callers of the faulting function,
+    /// innermost first (the first `callers_len`)
+    pub callers: [usize; MAX_FAULT_CALLERS],
+    /// how many of `callers` are set
+    pub callers_len: usize,
+}
+
+impl TrapRecord {
+    /// A record with no callers.
+    fn at(code: TrapCode, pc: usize) -> TrapRecord {
+        TrapRecord {
+            code,
+            pc,
+            callers: [0; MAX_FAULT_CALLERS],
+            callers_len: 0,
+        }
+    }
 }
 
 /// State of one host→wasm entry, on the host's stack.
@@ -180,7 +202,7 @@ fn set_current(p: *mut EntryContext) {
 /// memory faults) is a wasm trap; if so, records it and tells the caller
 /// where to resume. Called from signal handlers and the kernel's exception
 /// handlers: takes no locks that compiled code could hold, allocates nothing.
-pub fn handle_fault(pc: usize, fault_addr: Option<usize>) -> Option<FaultResume> {
+pub fn handle_fault(pc: usize, fp: usize, fault_addr: Option<usize>) -> Option<FaultResume> {
     let ctx = current();
     if ctx.is_null() {
         return None;
@@ -198,7 +220,10 @@ pub fn handle_fault(pc: usize, fault_addr: Option<usize>) -> Option<FaultResume>
     }
     // SAFETY: `ctx` is the innermost live entry on this thread/CPU (set by
     // `call_wasm` and cleared before it returns).
-    unsafe { (*ctx).trap = Some(TrapRecord { code, pc }) };
+    let mut record = TrapRecord::at(code, pc);
+    record.callers_len = walk_wasm_frames(fp, &mut record.callers);
+    // SAFETY: as above.
+    unsafe { (*ctx).trap = Some(record) };
     // SAFETY: as above.
     let sp = unsafe { (*ctx).saved_sp };
     Some(FaultResume {
@@ -208,10 +233,10 @@ pub fn handle_fault(pc: usize, fault_addr: Option<usize>) -> Option<FaultResume>
 }
 
 /// How a wasm call ended abnormally.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub enum Unwound {
     /// a trap
-    Trap(TrapRecord),
+    Trap(Box<TrapRecord>),
     /// an exception no handler caught: the exception (owned by the callee's
     /// store, not released) and where it was thrown
     Exception {
@@ -255,10 +280,8 @@ extern "C" fn raise_exception(vmctx: usize, tag: usize, arg: usize, pc: usize, f
         Some((at, sp, fp)) => unsafe { basalt_resume(at, sp, fp, exception) },
         None => {
             let ctx = current();
-            let record = TrapRecord {
-                code: crate::trap::codes::UNCAUGHT_EXCEPTION,
-                pc,
-            };
+            let mut record = TrapRecord::at(crate::trap::codes::UNCAUGHT_EXCEPTION, pc);
+            record.callers_len = walk_wasm_frames(fp, &mut record.callers);
             // SAFETY: wasm is running, so `ctx` is the innermost live entry.
             unsafe { (*ctx).trap = Some(record) };
             // SAFETY: as above.
@@ -322,6 +345,53 @@ fn find_handler(tag: usize, mut pc: usize, mut fp: usize) -> Option<(usize, usiz
     None
 }
 
+/// The most wasm frames a trap's backtrace lists.
+const MAX_BACKTRACE: usize = 64;
+
+/// The return addresses of the wasm frames above the frame whose frame
+/// pointer is `fp` (a host-call trampoline's, or a wasm function's):
+/// innermost first, up to the innermost entry into wasm, at most
+/// [`MAX_BACKTRACE`].
+pub fn wasm_return_addresses(fp: usize) -> Vec<usize> {
+    let mut out = [0usize; MAX_BACKTRACE];
+    let n = walk_wasm_frames(fp, &mut out);
+    out[..n].to_vec()
+}
+
+/// Fills `out` with the return addresses of the wasm frames above the
+/// frame at `fp`, innermost first; how many. Allocates nothing and takes
+/// no locks but the code map's read lock (fault handlers call it).
+fn walk_wasm_frames(mut fp: usize, out: &mut [usize]) -> usize {
+    let ctx = current();
+    if ctx.is_null() {
+        return 0;
+    }
+    // SAFETY: `ctx` is the innermost live entry.
+    let limit = unsafe { (*ctx).saved_sp };
+    let mut n = 0;
+    while fp != 0 && fp < limit && n < out.len() && fp.is_multiple_of(8) {
+        // SAFETY: compiled code (and its trampolines) keep frame pointers:
+        // `fp` points to the saved caller frame pointer, followed by the
+        // return address, in a live frame below the entry.
+        let ret = unsafe { *((fp + 8) as *const usize) };
+        let in_wasm = code_at(ret.wrapping_sub(1))
+            .and_then(|c| c.function_at(ret.wrapping_sub(1)))
+            .is_some();
+        if !in_wasm {
+            break;
+        }
+        out[n] = ret;
+        n += 1;
+        // SAFETY: as above.
+        let up = unsafe { *(fp as *const usize) };
+        if up <= fp {
+            break;
+        }
+        fp = up;
+    }
+    n
+}
+
 /// Calls compiled code through an array trampoline:
 /// `trampoline(callee_vmctx, caller_vmctx, code, values)`.
 ///
@@ -361,11 +431,11 @@ pub unsafe fn call_wasm(
             exception: ctx.exception,
             pc: t.pc,
         }),
-        (_, Some(t)) => Err(Unwound::Trap(t)),
-        (_, None) => Err(Unwound::Trap(TrapRecord {
-            code: crate::trap::codes::UNREACHABLE,
-            pc: 0,
-        })),
+        (_, Some(t)) => Err(Unwound::Trap(Box::new(t))),
+        (_, None) => Err(Unwound::Trap(Box::new(TrapRecord::at(
+            crate::trap::codes::UNREACHABLE,
+            0,
+        )))),
     }
 }
 

@@ -473,6 +473,29 @@ impl StoreOpaque {
         &self.instances[id]
     }
 
+    /// The wasm functions whose frames are above the frame at `fp`,
+    /// innermost first.
+    fn backtrace(&self, fp: usize) -> Vec<crate::error::TrapFrame> {
+        enter::wasm_return_addresses(fp)
+            .into_iter()
+            .filter_map(|ret| self.function_at(ret - 1))
+            .map(|(func, name)| crate::error::TrapFrame { func, name })
+            .collect()
+    }
+
+    /// The wasm functions of a fault's stack: the faulting one, then its
+    /// callers, innermost first.
+    fn fault_backtrace(&self, t: &enter::TrapRecord) -> Vec<crate::error::TrapFrame> {
+        let callers = t.callers[..t.callers_len.min(t.callers.len())]
+            .iter()
+            .map(|ret| ret - 1);
+        core::iter::once(t.pc)
+            .chain(callers)
+            .filter_map(|pc| self.function_at(pc))
+            .map(|(func, name)| crate::error::TrapFrame { func, name })
+            .collect()
+    }
+
     /// The wasm function (index, and name if known) whose code holds `pc`.
     fn function_at(&self, pc: usize) -> Option<(u32, Option<String>)> {
         let func = enter::code_at(pc).and_then(|c| c.function_at(pc))?;
@@ -577,6 +600,7 @@ unsafe fn call_func<T>(
                 kind: TrapKind::UncaughtException,
                 func: store.opaque.function_at(pc),
                 message: None,
+                backtrace: Vec::new(),
             }))
         }
         Err(enter::Unwound::Trap(t)) => {
@@ -589,6 +613,7 @@ unsafe fn call_func<T>(
                 kind: TrapKind::from_code(t.code),
                 func: store.opaque.function_at(t.pc),
                 message: None,
+                backtrace: store.opaque.fault_backtrace(&t),
             }))
         }
     }
@@ -600,6 +625,7 @@ extern "C" fn dispatch<T>(
     caller_vmctx: usize,
     values: *mut u128,
     count: usize,
+    frame_pointer: usize,
 ) -> u32 {
     // SAFETY: trampolines pass the HostFuncCtx<T> this function was registered with.
     let ctx = unsafe { &*(host_ctx as *const HostFuncCtx<T>) };
@@ -646,7 +672,12 @@ extern "C" fn dispatch<T>(
             }
             0
         }
-        Err(e) => {
+        Err(mut e) => {
+            if let Error::Trap(t) = &mut e
+                && t.backtrace.is_empty()
+            {
+                t.backtrace = caller.store.opaque.backtrace(frame_pointer);
+            }
             caller.store.opaque.pending = Some(e);
             1
         }
@@ -1079,6 +1110,7 @@ impl StoreOpaque {
                         kind: TrapKind::TableOutOfBounds,
                         func: None,
                         message: Some("element segment does not fit in the table".into()),
+                        backtrace: Vec::new(),
                     }));
                 }
             }
@@ -1101,6 +1133,7 @@ impl StoreOpaque {
                             kind: TrapKind::MemoryOutOfBounds,
                             func: None,
                             message: Some("data segment does not fit in the memory".into()),
+                            backtrace: Vec::new(),
                         }));
                     }
                 }
@@ -1122,6 +1155,7 @@ fn heap_full() -> Error {
         kind: TrapKind::GcHeapFull,
         func: None,
         message: None,
+        backtrace: Vec::new(),
     })
 }
 
@@ -1727,6 +1761,7 @@ impl Error {
             kind: TrapKind::HostError,
             func: None,
             message: Some(message.to_string()),
+            backtrace: Vec::new(),
         })
     }
 }
