@@ -56,6 +56,9 @@ pub struct Manifest {
     /// what `wasi:cli/environment.initial-cwd` reports (`cwd PATH`, from
     /// `-S cwd`)
     pub cwd: Option<String>,
+    /// the most bytes of guest memory one preview1 call may touch
+    /// (`hostcall-fuel N`, from `-S hostcall-fuel`)
+    pub hostcall_fuel: Option<u64>,
 }
 
 /// One preopened directory, for the kernel.
@@ -201,6 +204,9 @@ impl Manifest {
         }
         if let Some(n) = self.max_random_size {
             let _ = writeln!(s, "max-random-size {n}");
+        }
+        if let Some(n) = self.hostcall_fuel {
+            let _ = writeln!(s, "hostcall-fuel {n}");
         }
         if let Some(cwd) = &self.cwd {
             s.push_str("cwd ");

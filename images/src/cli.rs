@@ -46,7 +46,10 @@ options:
                         resources the program may hold; default 2^20),
                         max-random-size=N (the most bytes one request for
                         random bytes may ask for, more traps; default 64
-                        MiB), cwd=PATH (what wasi:cli/environment's
+                        MiB), hostcall-fuel=N (the most bytes of guest
+                        memory one preview1 call may touch, more fails with
+                        ENOMEM; default: no limit), cwd=PATH (what
+                        wasi:cli/environment's
                         initial-cwd reports; a name only, it grants
                         nothing). -Sinherit-network,tcp=n works too
   -p, --publish HOST:GUEST

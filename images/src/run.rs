@@ -500,6 +500,7 @@ pub fn pack(
         sockets: opts.sockets,
         max_resources: opts.max_resources,
         max_random_size: opts.wasi.max_random_size,
+        hostcall_fuel: opts.wasi.hostcall_fuel,
         cwd: opts.wasi.cwd.clone(),
     };
     // Shared directories, preopened in --dir order: live over virtio-9p,

@@ -1,5 +1,5 @@
 //! wasmtime's `-S` options (WASI settings) that Basalt knows: the socket
-//! grants, `max-resources`, `max-random-size` and `cwd`. `-S
+//! grants, `max-resources`, `max-random-size`, `hostcall-fuel` and `cwd`. `-S
 //! inherit-network`, `-Sinherit-network,tcp=n` and `-S
 //! allow-ip-name-lookup=yes` are all spelled as wasmtime spells them.
 
@@ -15,6 +15,9 @@ pub struct Settings {
     pub max_random_size: Option<u64>,
     /// `-S cwd=PATH`: what `wasi:cli/environment.initial-cwd` reports
     pub cwd: Option<String>,
+    /// `-S hostcall-fuel=N`: the most bytes of guest memory one preview1
+    /// call may touch (more fails with `ENOMEM`); `None`: no budget
+    pub hostcall_fuel: Option<u64>,
 }
 
 impl Settings {
@@ -25,6 +28,9 @@ impl Settings {
         }
         if let Some(cwd) = &self.cwd {
             ctx.set_initial_cwd(cwd.clone());
+        }
+        if let Some(n) = self.hostcall_fuel {
+            ctx.set_hostcall_fuel(n);
         }
     }
 }
@@ -67,6 +73,7 @@ pub fn apply(opts: &mut RunOptions, spec: &str) -> Result<(), String> {
             "udp" => grants.udp = on?,
             "max-resources" => opts.max_resources = Some(number(key, value)?),
             "max-random-size" => opts.wasi.max_random_size = Some(number(key, value)?),
+            "hostcall-fuel" => opts.wasi.hostcall_fuel = Some(number(key, value)?),
             "cwd" => match value {
                 Some(path) if !path.is_empty() => opts.wasi.cwd = Some(path.to_string()),
                 _ => return Err("-S cwd wants a path, e.g. -S cwd=/sandbox".to_string()),
@@ -78,7 +85,7 @@ pub fn apply(opts: &mut RunOptions, spec: &str) -> Result<(), String> {
             }
             other => {
                 return Err(format!(
-                    "unknown -S option `{other}` (Basalt knows inherit-network, allow-ip-name-lookup, tcp, udp, max-resources, max-random-size, cwd)"
+                    "unknown -S option `{other}` (Basalt knows inherit-network, allow-ip-name-lookup, tcp, udp, max-resources, max-random-size, hostcall-fuel, cwd)"
                 ));
             }
         }

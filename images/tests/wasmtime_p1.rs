@@ -21,10 +21,7 @@ mod corpus;
 use corpus::{Which, run_all};
 
 /// Runs that do not pass hosted, with why.
-const KNOWN_FAILING_HOSTED: &[(&str, &str)] = &[(
-    "p1_cli_hostcall_fuel",
-    "needs wasmtime's -Shostcall-fuel=1000 (a budget of bytes a host call may copy, ENOMEM beyond it); Basalt has no such limit, so the 110,000-byte path and the 10,000-entry iovec and subscription arrays are accepted",
-)];
+const KNOWN_FAILING_HOSTED: &[(&str, &str)] = &[];
 
 /// Runs that do not pass in a VM (either ISA), with why.
 const KNOWN_FAILING_IN_VM: &[(&str, &str)] = KNOWN_FAILING_HOSTED;

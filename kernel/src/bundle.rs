@@ -390,6 +390,9 @@ pub struct Manifest {
     /// what `wasi:cli/environment.initial-cwd` reports (`cwd PATH`, from
     /// `-S cwd`)
     pub cwd: Option<String>,
+    /// the most bytes of guest memory one preview1 call may touch
+    /// (`hostcall-fuel N`, from `-S hostcall-fuel`)
+    pub hostcall_fuel: Option<u64>,
 }
 
 /// One directory preopened for the program.
@@ -484,6 +487,7 @@ impl Manifest {
         let mut seen_sockets = false;
         let mut seen_max_resources = false;
         let (mut seen_max_random_size, mut seen_cwd) = (false, false);
+        let mut seen_hostcall_fuel = false;
         let err = |line: usize, message: String| BundleError::Manifest { line, message };
         for (n, raw) in text.split(|c| *c == b'\n').enumerate() {
             let line = n + 1;
@@ -651,6 +655,14 @@ impl Manifest {
                         .map_err(|_| err(line, String::from("`max-random-size` needs a number")))?;
                     m.max_random_size = Some(n);
                 }
+                b"hostcall-fuel" => {
+                    once(&mut seen_hostcall_fuel)?;
+                    let n = utf8(value).map_err(|e| err(line, e))?;
+                    let n = n
+                        .parse::<u64>()
+                        .map_err(|_| err(line, String::from("`hostcall-fuel` needs a number")))?;
+                    m.hostcall_fuel = Some(n);
+                }
                 b"cwd" => {
                     once(&mut seen_cwd)?;
                     let path = utf8(value).map_err(|e| err(line, e))?;
@@ -695,7 +707,7 @@ impl Manifest {
                     return Err(err(
                         line,
                         alloc::format!(
-                            "unknown key `{key_str}` (this kernel knows version, arg, env, module, artifact, component-artifacts, jit, verbose, preopen, share, preopen-ro, share-ro, tcplisten, fuel, interrupt-checks, deadline-ms, terminal, sockets, max-resources, max-random-size, cwd, spec-batch); is the kernel older than the CLI?"
+                            "unknown key `{key_str}` (this kernel knows version, arg, env, module, artifact, component-artifacts, jit, verbose, preopen, share, preopen-ro, share-ro, tcplisten, fuel, interrupt-checks, deadline-ms, terminal, sockets, max-resources, max-random-size, hostcall-fuel, cwd, spec-batch); is the kernel older than the CLI?"
                         ),
                     ));
                 }

@@ -341,6 +341,9 @@ fn load_and_run(info: &BootInfo) -> Result<Outcome, LoadError> {
     if let Some(n) = manifest.max_random_size {
         ctx.set_max_random_size(n);
     }
+    if let Some(n) = manifest.hostcall_fuel {
+        ctx.set_hostcall_fuel(n);
+    }
     if let Some(cwd) = &manifest.cwd {
         ctx.set_initial_cwd(cwd.clone());
     }

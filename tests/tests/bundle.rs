@@ -103,6 +103,7 @@ fn what_the_cli_writes_the_kernel_reads_back() {
         max_resources: Some(50),
         max_random_size: Some(255),
         cwd: Some("/sand box\n€".into()),
+        hostcall_fuel: Some(1000),
     };
     let archive = write_tar(&[
         manifest_entry(&cli.render()),
@@ -158,6 +159,7 @@ fn what_the_cli_writes_the_kernel_reads_back() {
     assert_eq!(m.max_resources, Some(50));
     assert_eq!(m.max_random_size, Some(255));
     assert_eq!(m.cwd.as_deref(), Some("/sand box\n€"));
+    assert_eq!(m.hostcall_fuel, Some(1000));
 
     // And with every flag off.
     let plain = CliManifest {

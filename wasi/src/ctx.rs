@@ -112,6 +112,9 @@ pub struct WasiCtx {
     pub(crate) insecure_seed: Option<(u64, u64)>,
     /// what `wasi:cli/environment.initial-cwd` answers (`-S cwd`)
     pub(crate) initial_cwd: Option<String>,
+    /// the most bytes of guest memory one preview1 call may read or write
+    /// (`-S hostcall-fuel`); `None`: no budget
+    pub(crate) hostcall_fuel: Option<u64>,
 }
 
 /// The most random bytes one request may ask for unless
@@ -192,6 +195,7 @@ impl WasiCtx {
             max_random_size: DEFAULT_MAX_RANDOM_SIZE,
             insecure_seed: None,
             initial_cwd: None,
+            hostcall_fuel: None,
         }
     }
 
@@ -201,6 +205,14 @@ impl WasiCtx {
     /// `requested len N exceeds limit MAX`.
     pub fn set_max_random_size(&mut self, max: u64) {
         self.max_random_size = max;
+    }
+
+    /// Gives each preview1 call a budget of `bytes` of guest memory it may
+    /// read or write (wasmtime's `-S hostcall-fuel`): a call whose
+    /// arguments (paths, iovec and subscription arrays) or buffers need
+    /// more fails with `ENOMEM`.
+    pub fn set_hostcall_fuel(&mut self, bytes: u64) {
+        self.hostcall_fuel = Some(bytes);
     }
 
     /// Traps unless a request for `len` random bytes is within

@@ -5,6 +5,7 @@
 //! anything.
 
 use alloc::vec::Vec;
+use core::cell::Cell;
 
 use crate::errno::Errno;
 
@@ -15,17 +16,36 @@ pub const MAX_IOVECS: usize = 1024;
 /// A view of a guest's linear memory during one WASI call.
 pub struct GuestMemory<'a> {
     bytes: &'a mut [u8],
+    /// bytes the call may still touch (`-S hostcall-fuel`), if budgeted
+    fuel: Option<Cell<u64>>,
 }
 
 impl<'a> GuestMemory<'a> {
     /// Wraps the memory's bytes.
     pub fn new(bytes: &'a mut [u8]) -> Self {
-        GuestMemory { bytes }
+        GuestMemory { bytes, fuel: None }
+    }
+
+    /// Wraps the memory's bytes for a call that may touch at most `fuel`
+    /// bytes of them (`None`: any number); past it, accesses fail with
+    /// [`Errno::Nomem`].
+    pub fn with_fuel(bytes: &'a mut [u8], fuel: Option<u64>) -> Self {
+        GuestMemory {
+            bytes,
+            fuel: fuel.map(Cell::new),
+        }
     }
 
     fn range(&self, ptr: u32, len: u32) -> Result<core::ops::Range<usize>, Errno> {
         let start = ptr as usize;
         let end = start.checked_add(len as usize).ok_or(Errno::Fault)?;
+        if let Some(fuel) = &self.fuel {
+            let left = fuel.get();
+            if u64::from(len) > left {
+                return Err(Errno::Nomem);
+            }
+            fuel.set(left - u64::from(len));
+        }
         if end > self.bytes.len() {
             return Err(Errno::Fault);
         }
@@ -140,6 +160,21 @@ mod tests {
         m.write_u32(0, 8).unwrap();
         m.write_u32(4, 100).unwrap();
         assert_eq!(m.iovecs(0, 1, u64::MAX), Err(Errno::Fault));
+    }
+
+    #[test]
+    fn a_call_past_its_fuel_gets_enomem() {
+        let mut bytes = std::vec![0u8; 4096];
+        let mut m = GuestMemory::with_fuel(&mut bytes, Some(1000));
+        assert_eq!(m.slice(0, 600).map(<[u8]>::len), Ok(600));
+        assert_eq!(m.slice(0, 600).map(<[u8]>::len), Err(Errno::Nomem));
+        assert_eq!(m.read_u32(0), Ok(0));
+        // Without a budget, any number of bytes.
+        let mut m = GuestMemory::new(&mut bytes);
+        for _ in 0..10 {
+            assert!(m.slice(0, 4096).is_ok());
+        }
+        assert_eq!(m.write_u8(4096, 1), Err(Errno::Fault));
     }
 
     #[test]

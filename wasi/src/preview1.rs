@@ -346,7 +346,8 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: fn(&mut T) -> &mut
                     Some(m) => caller.memory_and_data(m),
                     None => (&mut no_memory[..], caller.data_mut()),
                 };
-                let mut mem = GuestMemory::new(bytes);
+                let fuel = get(data).hostcall_fuel;
+                let mut mem = GuestMemory::with_fuel(bytes, fuel);
                 let errno = match handler(get(data), &mut mem, &Args(params)) {
                     Ok(()) => 0,
                     Err(Failure::Errno(e)) => e.raw(),

@@ -107,6 +107,8 @@ pub struct CorpusRun {
     pub max_resources: Option<u64>,
     /// `-S max-random-size` (the manifest's `limits.max_random_size`)
     pub max_random_size: Option<u64>,
+    /// `-S hostcall-fuel` (the manifest's `limits.hostcall_fuel`)
+    pub hostcall_fuel: Option<u64>,
     /// `-S cwd` (the manifest's `cwd`, which only wasmtime's `-Scwd` sets)
     pub cwd: Option<String>,
 }
@@ -393,6 +395,7 @@ fn parse_run(name: &str, wasm: &Path, run: &Value) -> Result<CorpusRun, String> 
         stdout_closed_after: stdout_closed_after(note),
         max_resources: limit("max_resources"),
         max_random_size: limit("max_random_size"),
+        hostcall_fuel: limit("hostcall_fuel"),
         cwd: run.get("cwd").and_then(Value::as_str).map(str::to_string),
     })
 }
@@ -490,6 +493,7 @@ pub fn execute(
             "max-random-size",
             run.max_random_size.map(|n| n.to_string()),
         ),
+        ("hostcall-fuel", run.hostcall_fuel.map(|n| n.to_string())),
         ("cwd", run.cwd.clone()),
     ] {
         if let Some(v) = value {
