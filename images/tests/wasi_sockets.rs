@@ -6,9 +6,10 @@
 //! sockets and resolver; about 3 s), and [`VM_PROGRAMS`] in a VM of each
 //! ISA (the kernel's sockets: its loopback, and the card on QEMU's user
 //! network, whose DNS server is the host's resolver; about 1 s a boot).
-//! `examples/tcp-echo` checks what the suite cannot: a listener the
-//! program makes in the VM is reachable from the host at the address it
-//! prints, and a connection out of the VM reaches a listener on the host.
+//! `examples/tcp-echo` and `examples/udp-ping` check what the suite
+//! cannot: a listener the program makes in the VM is reachable from the
+//! host at the address it prints, and a connection or a datagram out of
+//! the VM reaches the host.
 //!
 //! Every program must do what the manifest expects (exit 0, or the trap
 //! it names), except those in [`KNOWN_FAILING`] / [`KNOWN_FAILING_IN_VM`],
@@ -454,4 +455,55 @@ fn a_taken_host_port_is_reported() {
         )),
         "stderr: {err}"
     );
+}
+
+/// A program in the VM sends a UDP datagram out through the card to a
+/// socket on the host, and gets the answer back.
+fn udp_datagram_out(arch: &str) {
+    let host = std::net::UdpSocket::bind("127.0.0.1:0").expect("a host socket");
+    let port = host.local_addr().expect("its address").port();
+    host.set_read_timeout(Some(std::time::Duration::from_secs(120)))
+        .expect("a timeout");
+    let server = std::thread::spawn(move || {
+        let mut buf = [0u8; 64];
+        let (n, from) = host.recv_from(&mut buf).expect("the VM's datagram");
+        let mut answer = b"pong:".to_vec();
+        answer.extend_from_slice(&buf[..n]);
+        host.send_to(&answer, from).expect("answering");
+    });
+    let wasm = basalt::guest::example_component("udp-ping").expect("building udp-ping");
+    let out = Command::new(env!("CARGO_BIN_EXE_basalt"))
+        .args([
+            "run",
+            "--arch",
+            arch,
+            "--timeout",
+            "120",
+            "-S",
+            "inherit-network",
+        ])
+        .arg(&wasm)
+        .args([&format!("10.0.2.2:{port}"), "hello"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("running basalt");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.starts_with("pong:hello from 10.0.2.2:"), "{stdout}");
+    server.join().expect("the host's side");
+}
+
+#[test]
+fn udp_datagram_out_of_x86_64_vm() {
+    udp_datagram_out("x86_64");
+}
+
+#[test]
+fn udp_datagram_out_of_aarch64_vm() {
+    udp_datagram_out("aarch64");
 }
