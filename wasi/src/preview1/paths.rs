@@ -60,7 +60,9 @@ fn follows(lookupflags: u32) -> bool {
 pub(super) fn path_open(cx: &mut WasiCtx, mem: &mut GuestMemory<'_>, a: &Args<'_>) -> Outcome {
     let (fd, dirflags, ptr, len) = (a.u32(0), a.u32(1), a.u32(2), a.u32(3));
     let oflags = (a.u32(4) & 0xffff) as u16;
-    let (want_base, want_inheriting) = (a.u64(5), a.u64(6));
+    // The inheriting rights the program asks for (argument 6) are not
+    // read: see the rights below.
+    let want_base = a.u64(5);
     let fdflags = (a.u32(7) & 0xffff) as u16;
     let mut needed = RIGHT_PATH_OPEN;
     if oflags & OFLAGS_CREAT != 0 {
@@ -96,8 +98,9 @@ pub(super) fn path_open(cx: &mut WasiCtx, mem: &mut GuestMemory<'_>, a: &Args<'_
     // Rights as wasmtime grants them: what the program asks for says only
     // whether it reads or writes a file; otherwise the new descriptor gets
     // every right its kind has and its directory passes on (programs,
-    // wasmtime's own tests among them, open directories asking for none).
-    let _ = want_inheriting;
+    // wasmtime's own tests among them, open directories asking for none),
+    // and the inheriting rights it asks for are ignored, as wasmtime
+    // ignores them.
     let reads = want_base & (RIGHT_FD_READ | RIGHT_FD_READDIR) != 0;
     let writes = want_base
         & (RIGHT_FD_DATASYNC | RIGHT_FD_WRITE | RIGHT_FD_ALLOCATE | RIGHT_FD_FILESTAT_SET_SIZE)
