@@ -165,7 +165,7 @@ mod tests {
     #[test]
     fn a_call_past_its_fuel_gets_enomem() {
         let mut bytes = std::vec![0u8; 4096];
-        let mut m = GuestMemory::with_fuel(&mut bytes, Some(1000));
+        let m = GuestMemory::with_fuel(&mut bytes, Some(1000));
         assert_eq!(m.slice(0, 600).map(<[u8]>::len), Ok(600));
         assert_eq!(m.slice(0, 600).map(<[u8]>::len), Err(Errno::Nomem));
         assert_eq!(m.read_u32(0), Ok(0));
