@@ -15,8 +15,10 @@ Four measurements, each Basalt against the anchor as a ratio:
      wasm32-wasip2) times, inside the program with
      `wasi:clocks/monotonic-clock`, N calls of `wasi:io/streams`
      `output-stream.blocking-write-and-flush` on stdout (sent to
-     /dev/null) with a 1 KiB `list<u8>`, and N calls of
-     `monotonic-clock.now` (no argument): nanoseconds per call.
+     /dev/null) with a 1 KiB `list<u8>`, N calls of `wasi:filesystem`
+     `descriptor.stat-at` with a 1 KiB `string` path (`./` repeated, the
+     preopened directory itself), and N calls of `monotonic-clock.now`
+     (no argument): nanoseconds per call.
   3. a TCP echo round trip through `wasi:sockets`: examples/tcp-echo
      listens on 127.0.0.1:0 and prints its address; a client here sends
      64-byte messages one at a time on one connection (TCP_NODELAY) and
@@ -40,6 +42,9 @@ that builds with the pinned Rust is fine).
 
 usage: bench/wasi_p2.py [--repeat N] [--calls N] [--vm-calls N] [--pings N] [--no-vm]
                         [--only hello,hostcall,echo,sightglass]
+
+--only measures the parts named and writes a section with those alone (for
+trying things out; the committed section has all four).
 """
 import argparse
 import datetime
@@ -75,6 +80,7 @@ SIGHTGLASS_PROGRAMS = ["blake3-scalar", "blind-sig", "bz2", "gcc-loops", "hashse
                        "meshoptimizer", "noop", "pulldown-cmark", "quicksort", "regex", "richards",
                        "rust-compression", "rust-html-rewriter", "rust-json"]
 VM = ["--arch", "x86_64", "--machine", "q35"]
+VM_ROW = "basalt VM x86-64 q35 (TCG)"
 
 
 def sh(cmd, **kw):
@@ -159,15 +165,19 @@ def hostcall_once(argv):
 
 
 def hostcall(wasmtime, repeat, calls, vm_calls, vm):
-    runners = [("wasmtime run", [wasmtime, "run", HOSTCALL, str(calls)]),
-               ("basalt --hosted", [BASALT, "run", "--hosted", HOSTCALL, str(calls)])]
+    """ns per call of each kind, median of `repeat` runs, per runner."""
+    d = os.path.join(WORK, "hostcall-dir")
+    os.makedirs(d, exist_ok=True)
+    share = ["--dir", f"{d}::."]
+    runners = [("wasmtime run", [wasmtime, "run", *share, HOSTCALL, str(calls)]),
+               ("basalt --hosted", [BASALT, "run", "--hosted", *share, HOSTCALL, str(calls)])]
     if vm:
-        runners.append(("basalt VM x86-64 q35 (TCG)", [BASALT, "run", *VM, HOSTCALL, str(vm_calls)]))
+        runners.append((VM_ROW, [BASALT, "run", *VM, *share, HOSTCALL, str(vm_calls)]))
     res = {}
     for _ in range(repeat):
         for name, argv in runners:
             res.setdefault(name, []).append(hostcall_once(argv))
-    return {name: (med([r["write_ns"] for r in rs]), med([r["now_ns"] for r in rs]), rs[0]["calls"])
+    return {name: ({k: med([r[k] for r in rs]) for k in ("write_ns", "stat_ns", "now_ns")}, rs[0]["calls"])
             for name, rs in res.items()}
 
 
@@ -234,7 +244,7 @@ def echo(wasmtime, repeat, pings, vm):
     runners = [("wasmtime run", [wasmtime, "run", "-S", "inherit-network", TCP_ECHO]),
                ("basalt --hosted", [BASALT, "run", "--hosted", "-S", "inherit-network", TCP_ECHO])]
     if vm:
-        runners.append(("basalt VM x86-64 q35 (TCG)", [BASALT, "run", *VM, "-S", "inherit-network", TCP_ECHO]))
+        runners.append((VM_ROW, [BASALT, "run", *VM, "-S", "inherit-network", TCP_ECHO]))
     res = {}
     for _ in range(repeat):
         for name, argv in runners:
@@ -305,6 +315,7 @@ def main():
     qemu = sh(["qemu-system-x86_64", "--version"]).stdout.splitlines()[0]
     rustc = sh(["rustc", "--version"], cwd=ROOT).stdout.strip()
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    load_before = open("/proc/loadavg").read().split()[0]
     vm = not a.no_vm
     if vm:
         # One unmeasured run: it builds the kernel if needed.
@@ -338,20 +349,30 @@ def main():
 
     if "hostcall" in only:
         r = hostcall(wasmtime, a.repeat, a.calls, a.vm_calls, vm)
-        aw, an, _ = r["wasmtime run"]
+        anchor = r["wasmtime run"][0]
         L += ["### A host call with a 1 KiB argument: `bench/programs/hostcall`", "",
-              "| runner | calls per run | `blocking-write-and-flush`, 1 KiB, ns/call | vs wasmtime "
-              "| `monotonic-clock.now`, ns/call | vs wasmtime |",
-              "|---|---:|---:|---:|---:|---:|"]
-        for name, (w, n, calls) in r.items():
-            L.append(f"| {name} | {calls} | {w:.0f} | {ratio(w, aw)} | {n:.0f} | {ratio(n, an)} |")
+              "| runner | calls per run | `blocking-write-and-flush`, 1 KiB `list<u8>`, ns/call | vs wasmtime "
+              "| `stat-at`, 1 KiB `string` path, ns/call | vs wasmtime "
+              "| `monotonic-clock.now`, no argument, ns/call | vs wasmtime |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        for name, (m, calls) in r.items():
+            L.append(f"| {name} | {calls} | " + " | ".join(
+                f"{m[k]:.0f} | {ratio(m[k], anchor[k])}" for k in ("write_ns", "stat_ns", "now_ns")) + " |")
         L += ["", "The program (built for wasm32-wasip2, imports declared by hand so only the call is in the "
-              "loop) writes a 1 KiB `list<u8>` to stdout N times through `wasi:io/streams` "
-              "`output-stream.blocking-write-and-flush` (the Canonical ABI copies the list out of linear "
-              "memory; the host writes it to stdout, here `/dev/null`, so every call also makes one "
-              "`write` system call on the host), then calls `monotonic-clock.now` N times (no argument: "
-              "the cost of crossing into the host), and times both loops with the monotonic clock. "
-              "In the VM, stdout is the console channel to `basalt` on the host, under TCG.", ""]
+              "loop) makes each call N times and times each loop with the monotonic clock: a 1 KiB "
+              "`list<u8>` written to stdout through `wasi:io/streams` `output-stream.blocking-write-and-flush` "
+              "(the Canonical ABI copies the list out of linear memory; the host writes it to stdout, here "
+              "`/dev/null`: one `write` system call on the host per call); `wasi:filesystem/types` "
+              "`descriptor.stat-at` on the preopened directory (`--dir`, an empty one) with a 1 KiB `string` "
+              "path, `./` 512 times, which names the directory itself (the string is lifted and checked "
+              "as UTF-8, then the host resolves the path and stats the directory: system calls differ, "
+              "wasmtime makes `openat2`, `statx` and `close`, Basalt `fstat`s the directory it holds); and "
+              "`monotonic-clock.now` (no argument: the cost of crossing into the host). "
+              "In the VM, stdout is the console channel to `basalt` on the host and the directory is "
+              "the VM's own copy, under TCG"
+              + (f": a 1 KiB write there is the console's throughput, "
+                 f"{1024 / r[VM_ROW][0]['write_ns'] * 1e6:.0f} KB/s, more than the call." if VM_ROW in r else "."),
+              ""]
 
     if "echo" in only:
         r = echo(wasmtime, a.repeat, a.pings, vm)
@@ -401,6 +422,10 @@ def main():
               "setup as well as the part sightglass measures; `noop` shows that floor. 'Output as "
               "expected' compares each run's stdout with the corpus's `benchmark.stdout.expected`.", ""]
 
+    load_after = open("/proc/loadavg").read().split()[0]
+    L.insert(5, f"- load average (1 min) at the start and the end: {load_before}, {load_after} — the machine is "
+             "shared, the runners are interleaved in every round so they share its load; figures in "
+             "microseconds move with it")
     section = "\n".join(L).rstrip("\n") + "\n"
     replace_section(["## WASI 0.2 beside `wasmtime run`"], section)
     print(section)

@@ -1,14 +1,20 @@
 //! Times WASI 0.2 host calls from inside the program (`bench/wasi_p2.py`
 //! runs it under Basalt and under `wasmtime run`).
 //!
-//! `hostcall [N] [BYTES]` makes `N` calls (default 100,000) of
-//! `wasi:io/streams` `output-stream.blocking-write-and-flush` on stdout,
-//! each with a `BYTES`-long (default 1024) `list<u8>` argument — run it
-//! with stdout sent to `/dev/null` — and `N` calls of
-//! `wasi:clocks/monotonic-clock` `now` (a host call with no argument, the
-//! floor), and prints on stderr one line
-//! `{"write_ns": W, "now_ns": C, "calls": N, "bytes": BYTES}`: nanoseconds
-//! per call, measured with the monotonic clock around each loop.
+//! `hostcall [N] [BYTES]` makes, each `N` times (default 100,000):
+//! - `wasi:io/streams` `output-stream.blocking-write-and-flush` on stdout
+//!   with a `BYTES`-long (default 1024) `list<u8>` — run it with stdout
+//!   sent to `/dev/null`;
+//! - `wasi:filesystem/types` `descriptor.stat-at` on the first preopened
+//!   directory with a `BYTES`-long `string` path, `./` repeated, which
+//!   names the directory itself (skipped without a preopen);
+//! - `wasi:clocks/monotonic-clock` `now` (a host call with no argument,
+//!   the floor);
+//!
+//! and prints on stderr one line `{"write_ns": W, "stat_ns": S, "now_ns":
+//! C, "calls": N, "bytes": BYTES}`: nanoseconds per call, measured with
+//! the monotonic clock around each loop (`stat_ns` is `null` without a
+//! preopen).
 //!
 //! The imports are declared by hand, as the Canonical ABI lowers them, so
 //! nothing but the host call itself is in the loop (no libc, no buffering);
@@ -33,11 +39,55 @@ unsafe extern "C" {
     fn blocking_write_and_flush(stream: i32, ptr: *const u8, len: usize, ret: *mut u32);
 }
 
+#[link(wasm_import_module = "wasi:filesystem/preopens@0.2.0")]
+unsafe extern "C" {
+    /// `get-directories: func() -> list<tuple<descriptor, string>>`,
+    /// lowered: where to store the list's address and length; the host
+    /// allocates the list through the module's `cabi_realloc`.
+    #[link_name = "get-directories"]
+    fn get_directories(ret: *mut u32);
+}
+
+#[link(wasm_import_module = "wasi:filesystem/types@0.2.0")]
+unsafe extern "C" {
+    /// `stat-at: func(path-flags: path-flags, path: string) ->
+    /// result<descriptor-stat, error-code>`, lowered: the borrowed
+    /// descriptor, the flags, the string's address and length, and where
+    /// to store the result (a discriminant, then the payload at offset 8).
+    #[link_name = "[method]descriptor.stat-at"]
+    fn stat_at(dir: i32, flags: i32, ptr: *const u8, len: usize, ret: *mut u64);
+}
+
 #[link(wasm_import_module = "wasi:clocks/monotonic-clock@0.2.0")]
 unsafe extern "C" {
     /// `now: func() -> instant`, nanoseconds.
     #[link_name = "now"]
     fn now() -> u64;
+}
+
+/// The first preopened directory's descriptor, if there is one.
+fn first_preopen() -> Option<i32> {
+    let mut list = [0u32; 2];
+    // SAFETY: `list` has room for the list's address and length.
+    unsafe { get_directories(list.as_mut_ptr()) };
+    let [ptr, len] = list;
+    if len == 0 {
+        return None;
+    }
+    // SAFETY: the host stored `len` > 0 elements of 12 bytes (descriptor,
+    // name address, name length) at `ptr`, in this program's memory.
+    Some(unsafe { *(ptr as usize as *const i32) })
+}
+
+/// Stats `path` under `dir` once (following no symlinks); `false` if the
+/// call returns an error.
+fn stat(dir: i32, path: &str) -> bool {
+    // 8-aligned room for `result<descriptor-stat, error-code>`.
+    let mut ret = [0u64; 16];
+    // SAFETY: `path` is live for the call and `ret` is large and aligned
+    // enough for the result, as the lowered signature requires.
+    unsafe { stat_at(dir, 0, path.as_ptr(), path.len(), ret.as_mut_ptr()) };
+    ret[0] & 0xff == 0
 }
 
 /// Writes `data` to `stream` once; `false` if the stream reports an error.
@@ -69,19 +119,39 @@ fn main() -> ExitCode {
     }
     // SAFETY: as above.
     let t1 = unsafe { now() };
+    let write_ns = (t1 - t0) as f64 / calls.max(1) as f64;
+    // A path of `bytes` bytes that names the directory itself: `./` again
+    // and again, so the host reads all of it and the call succeeds.
+    let path = "./".repeat((bytes as usize / 2).max(1));
+    let stat_ns = match first_preopen() {
+        Some(dir) => {
+            // SAFETY: as above.
+            let s0 = unsafe { now() };
+            for _ in 0..calls {
+                if !stat(dir, &path) {
+                    eprintln!("hostcall: stat-at failed");
+                    return ExitCode::FAILURE;
+                }
+            }
+            // SAFETY: as above.
+            let s1 = unsafe { now() };
+            format!("{:.1}", (s1 - s0) as f64 / calls.max(1) as f64)
+        }
+        None => "null".to_string(),
+    };
+    // SAFETY: as above.
+    let t2 = unsafe { now() };
     let mut sink = 0u64;
     for _ in 0..calls {
         // SAFETY: as above.
         sink = sink.wrapping_add(unsafe { now() });
     }
     // SAFETY: as above.
-    let t2 = unsafe { now() };
+    let t3 = unsafe { now() };
     std::hint::black_box(sink);
-    let per = |a: u64, b: u64| (b - a) as f64 / calls.max(1) as f64;
     eprintln!(
-        "{{\"write_ns\": {:.1}, \"now_ns\": {:.1}, \"calls\": {calls}, \"bytes\": {bytes}}}",
-        per(t0, t1),
-        per(t1, t2)
+        "{{\"write_ns\": {write_ns:.1}, \"stat_ns\": {stat_ns}, \"now_ns\": {:.1}, \"calls\": {calls}, \"bytes\": {bytes}}}",
+        (t3 - t2) as f64 / calls.max(1) as f64
     );
     ExitCode::SUCCESS
 }
