@@ -370,8 +370,8 @@ def main():
               "`monotonic-clock.now` (no argument: the cost of crossing into the host). "
               "In the VM, stdout is the console channel to `basalt` on the host and the directory is "
               "the VM's own copy, under TCG"
-              + (f": a 1 KiB write there is the console's throughput, "
-                 f"{1024 / r[VM_ROW][0]['write_ns'] * 1e6:.0f} KB/s, more than the call." if VM_ROW in r else "."),
+              + (f": a 1 KiB write there measures the console's throughput "
+                 f"({1024 / r[VM_ROW][0]['write_ns'] * 1e6:.0f} KB/s) more than the call." if VM_ROW in r else "."),
               ""]
 
     if "echo" in only:
