@@ -148,8 +148,9 @@ preview1 adapter) and as the wasip1 core module, to set wasip2 beside wasip1.
 |---|---|---|---|---|
 """ + "\n".join(rows) + """
 
-Not measured yet: a host call with a 1 KiB string, a TCP echo round trip through `wasi:sockets`,
-and the sightglass programs built for wasm32-wasip2.
+Beside the wasmtime CLI (`wasmtime run`): a trivial component's whole run, a host call with a
+1 KiB argument, a TCP echo round trip through `wasi:sockets` and the sightglass programs as
+wasip2 components, in "WASI 0.2 beside `wasmtime run`" (`bench/wasi_p2.py`).
 """
     replace_section(["## Components (WASI 0.2)"], section)
     print(section)
