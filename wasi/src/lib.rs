@@ -17,6 +17,7 @@ pub mod abi;
 mod ctx;
 pub mod errno;
 pub mod fs_ops;
+pub mod http1;
 pub mod memfs;
 pub mod memory;
 pub mod path;
