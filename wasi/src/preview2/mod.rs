@@ -12,6 +12,7 @@
 mod cli;
 mod clocks;
 mod filesystem;
+pub mod http_fields;
 mod io;
 mod sockets;
 mod tcp;
