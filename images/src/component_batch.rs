@@ -16,6 +16,7 @@ use basalt_runtime::component::def;
 use basalt_runtime::{Engine, Module};
 
 use crate::bundle::Entry;
+use crate::spec_batch::{hex, inst_ref};
 use crate::wast::Report;
 use crate::wast_component::script_value;
 
@@ -59,17 +60,6 @@ impl ComponentBatch {
         }
         entries
     }
-}
-
-fn hex(s: &str) -> String {
-    if s.is_empty() {
-        return "~".into();
-    }
-    s.bytes().map(|b| format!("{b:02x}")).collect()
-}
-
-fn inst_ref(id: Option<::wast::token::Id<'_>>) -> String {
-    id.map(|i| hex(i.name())).unwrap_or_else(|| "-".into())
 }
 
 fn invoke_tail(i: &WastInvoke<'_>) -> Result<String, String> {

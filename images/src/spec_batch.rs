@@ -40,14 +40,16 @@ pub struct Batch {
     pub host: Report,
 }
 
-fn hex(s: &str) -> String {
+/// A name hex-encoded for a batch line (`~`: empty).
+pub(crate) fn hex(s: &str) -> String {
     if s.is_empty() {
         return "~".into();
     }
     s.bytes().map(|b| format!("{b:02x}")).collect()
 }
 
-fn inst_ref(id: Option<::wast::token::Id<'_>>) -> String {
+/// An instance reference of a batch line: its hex name, or `-`.
+pub(crate) fn inst_ref(id: Option<::wast::token::Id<'_>>) -> String {
     id.map(|i| hex(i.name())).unwrap_or_else(|| "-".into())
 }
 

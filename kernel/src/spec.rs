@@ -76,14 +76,16 @@ enum Nan<T> {
     Bits(T),
 }
 
-fn syntax(line: usize, what: impl Into<String>) -> BatchError {
+/// A malformed batch line.
+pub(crate) fn syntax(line: usize, what: impl Into<String>) -> BatchError {
     BatchError::Syntax {
         line,
         what: what.into(),
     }
 }
 
-fn unhex(line: usize, s: &str) -> Result<String, BatchError> {
+/// A hex-encoded UTF-8 name (`~`: empty).
+pub(crate) fn unhex(line: usize, s: &str) -> Result<String, BatchError> {
     if s == "~" {
         return Ok(String::new());
     }

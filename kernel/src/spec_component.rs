@@ -15,32 +15,10 @@ use basalt_runtime::component::{Component, ComponentFunc, ComponentInstance, Ite
 use basalt_runtime::{Engine, Error, Store};
 
 use crate::bundle::Bundle;
-use crate::spec::BatchError;
+use crate::spec::{BatchError, syntax, unhex};
 
 /// The first line of a component batch.
 pub const HEADER: &str = "component-batch 1";
-
-fn syntax(line: usize, what: impl Into<String>) -> BatchError {
-    BatchError::Syntax {
-        line,
-        what: what.into(),
-    }
-}
-
-fn unhex(line: usize, s: &str) -> Result<String, BatchError> {
-    if s == "~" {
-        return Ok(String::new());
-    }
-    if !s.len().is_multiple_of(2) {
-        return Err(syntax(line, format!("odd hex `{s}`")));
-    }
-    let bytes = (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16))
-        .collect::<Result<Vec<u8>, _>>()
-        .map_err(|_| syntax(line, format!("bad hex `{s}`")))?;
-    String::from_utf8(bytes).map_err(|_| syntax(line, "a name that is not UTF-8"))
-}
 
 fn number(line: usize, s: &str) -> Result<usize, BatchError> {
     s.parse()
