@@ -13,6 +13,7 @@ use crate::vm::{FirmwareBoot, Machine};
 /// The help text.
 pub const USAGE: &str = "\
 usage: basalt run [OPTIONS] FILE.wasm [ARGS...]
+       basalt serve [--addr HOST:PORT] [SERVE OPTIONS] [OPTIONS] APP.wasm
        basalt image [--arch ARCH] [--format F] -o OUT [OPTIONS] FILE.wasm [ARGS...]
        basalt compile [--host | --arch ARCH] FILE.wasm [-o FILE.cwasm]
        basalt wast [--arch x86_64] [--in-vm] [-v] FILE.wast...
@@ -102,6 +103,27 @@ options:
                         network (TFTP; implies --firmware uefi), or have
                         U-Boot booti the arm64 Image from an extlinux.conf
                         disk (implies --firmware u-boot)
+
+`serve` answers HTTP/1.1 requests with APP.wasm, a wasi:http/proxy
+component (exporting wasi:http/incoming-handler), as `wasmtime serve`
+does: every request gets a fresh instance. The first line on stderr is
+`Serving HTTP on http://ADDR/`. Serve options:
+  --addr HOST:PORT      where to listen (default 0.0.0.0:8080; port 0: any)
+  --shutdown-addr HOST:PORT
+                        a connection to this address stops the server (exit
+                        code 0); announced first on stderr
+  -W timeout=DUR        each request's deadline, e.g. 100ms, 5s (default
+                        60s); past it the request gets 500
+  -W max-memory-size=N  the most bytes one linear memory of a request may
+                        grow to (default 256 MiB); growing past it fails
+  --no-logging-prefix   the guest's output as it is (default: each line as
+                        `stdout [N] :: ...` / `stderr [N] :: ...`, N the
+                        request's number)
+  --env NAME            also takes the host's value of NAME, if set
+  -S cli                accepted: the command interfaces (wasi:cli,
+                        filesystem, sockets) are always linked
+It runs hosted only for now (--hosted); --env, --dir, -S and -v are as for
+run.
 
 `image` writes a bootable artifact of the same inputs (--dir is copied into
 it) to OUT: --format raw (default; a GPT disk with an EFI system partition:
@@ -419,6 +441,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
                 crate::run::run_on_stdio(&cmd.options)
             }
         }),
+        Some("serve") => serve(it.collect()),
         Some("image") => image(it.collect()),
         Some("compile") => compile(it.collect()),
         Some("wast") => crate::wast::command(it.collect()),
@@ -440,6 +463,95 @@ pub fn main(args: Vec<OsString>) -> i32 {
             e.exit_code()
         }
     }
+}
+
+/// `basalt serve [serve options] [run options] APP.wasm`.
+fn serve(args: Vec<OsString>) -> Result<i32, CliError> {
+    let mut sopts = crate::serve::ServeOptions::default();
+    let mut rest = Vec::new();
+    let mut it = args.into_iter();
+    while let Some(arg) = it.next() {
+        let Some(a) = arg.to_str().map(str::to_string) else {
+            rest.push(arg);
+            continue;
+        };
+        let (flag, inline) = match a.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
+            _ => (a.clone(), None),
+        };
+        let take = |it: &mut std::vec::IntoIter<OsString>| match &inline {
+            Some(v) => Ok(v.clone()),
+            None => value(it, &flag),
+        };
+        match flag.as_str() {
+            "--help" | "-h" if rest.is_empty() => {
+                println!("{USAGE}");
+                return Ok(0);
+            }
+            "--addr" => sopts.addr = take(&mut it)?,
+            "--shutdown-addr" => sopts.shutdown_addr = Some(take(&mut it)?),
+            "--no-logging-prefix" => sopts.logging_prefix = false,
+            "-W" => {
+                let v = take(&mut it)?;
+                crate::serve::apply_w(&mut sopts, &v).map_err(usage)?;
+            }
+            w if w.starts_with("-W") => {
+                crate::serve::apply_w(&mut sopts, &w[2..]).map_err(usage)?;
+            }
+            "-S" | "--env" | "--dir" | "--dir-ro" => {
+                let v = take(&mut it)?;
+                match (flag.as_str(), v.split_once('=')) {
+                    // wasmtime's `--env NAME`: the host's value, if set.
+                    ("--env", None) => {
+                        if let Some(val) = std::env::var_os(&v) {
+                            let mut kv = OsString::from(format!("{v}="));
+                            kv.push(val);
+                            rest.push("--env".into());
+                            rest.push(kv);
+                        }
+                    }
+                    // `-S cli`: always linked.
+                    ("-S", _) if v.split(',').all(|k| k == "cli" || k == "cli=y") => {}
+                    ("-S", _) => {
+                        let kept: Vec<&str> = v.split(',').filter(|k| *k != "cli").collect();
+                        rest.push("-S".into());
+                        rest.push(kept.join(",").into());
+                    }
+                    _ => {
+                        rest.push(flag.clone().into());
+                        rest.push(v.into());
+                    }
+                }
+            }
+            s if s.starts_with("-S") => {
+                let kept: Vec<&str> = s[2..].split(',').filter(|k| *k != "cli").collect();
+                if !kept.is_empty() {
+                    rest.push("-S".into());
+                    rest.push(kept.join(",").into());
+                }
+            }
+            _ => {
+                let takes_value =
+                    RUN_OPTIONS_WITH_VALUE.contains(&flag.as_str()) && inline.is_none();
+                rest.push(arg);
+                if takes_value && let Some(v) = it.next() {
+                    rest.push(v);
+                }
+            }
+        }
+    }
+    let cmd = parse_run(rest)?;
+    if !cmd.options.args.is_empty() {
+        return Err(usage(
+            "basalt serve takes no program arguments after APP.wasm",
+        ));
+    }
+    if !cmd.hosted {
+        return Err(usage(
+            "basalt serve runs hosted for now: add --hosted (serving from a VM is not implemented yet)",
+        ));
+    }
+    crate::serve::serve_hosted(&cmd.options, &sopts)
 }
 
 /// `basalt image [--format F] -o OUT [run options] APP.wasm [ARGS...]`.

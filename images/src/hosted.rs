@@ -139,35 +139,7 @@ pub fn run_with_stdio(run: Hosted<'_>, stdio: Box<dyn Stdio>) -> Result<i32, Cli
     };
     let mut ctx = WasiCtx::new(args, env, services);
     ctx.set_terminals(crate::run::host_terminals());
-    for (i, dir) in dirs.iter().enumerate() {
-        let (host, guest) = (&dir.host, &dir.guest);
-        let unreadable = |e: std::io::Error| {
-            CliError::Input(format!("cannot read --dir {}: {e}", host.display()))
-        };
-        let fs: Arc<dyn FileSystem> = match dir_mode {
-            DirMode::Live => {
-                if !host.is_dir() {
-                    return Err(CliError::Input(format!(
-                        "--dir {}: not a directory",
-                        host.display()
-                    )));
-                }
-                Arc::new(HostFs::open(host).map_err(unreadable)?)
-            }
-            DirMode::Copy => {
-                let fs = Arc::new(basalt_wasi::host::memfs(i as u64 + 1));
-                basalt_wasi::host::load_dir(&fs, fs.root(), host).map_err(unreadable)?;
-                fs
-            }
-        };
-        let fs = if dir.read_only {
-            Arc::new(ReadOnly::new(fs))
-        } else {
-            fs
-        };
-        ctx.preopen_dir(guest.clone().into_bytes(), fs)
-            .map_err(|e| CliError::Usage(format!("too many --dir: {e}")))?;
-    }
+    preopen_dirs(&mut ctx, dirs, dir_mode)?;
     // One host network serves the --tcplisten listeners and the sockets a
     // WASI 0.2 program makes within its -S grants.
     let net = Arc::new(HostNetwork::new(origin));
@@ -245,4 +217,43 @@ pub fn run_with_stdio(run: Hosted<'_>, stdio: Box<dyn Stdio>) -> Result<i32, Cli
         }
         Outcome::Error(e) => return Err(CliError::Module(format!("{name}: {e}"))),
     })
+}
+
+/// Preopens `dirs` in `ctx` in order: live host directories, or copies
+/// in memory (`--dir-mode copy`), read-only where asked.
+pub fn preopen_dirs(
+    ctx: &mut WasiCtx,
+    dirs: &[SharedDir],
+    dir_mode: DirMode,
+) -> Result<(), CliError> {
+    for (i, dir) in dirs.iter().enumerate() {
+        let (host, guest) = (&dir.host, &dir.guest);
+        let unreadable = |e: std::io::Error| {
+            CliError::Input(format!("cannot read --dir {}: {e}", host.display()))
+        };
+        let fs: Arc<dyn FileSystem> = match dir_mode {
+            DirMode::Live => {
+                if !host.is_dir() {
+                    return Err(CliError::Input(format!(
+                        "--dir {}: not a directory",
+                        host.display()
+                    )));
+                }
+                Arc::new(HostFs::open(host).map_err(unreadable)?)
+            }
+            DirMode::Copy => {
+                let fs = Arc::new(basalt_wasi::host::memfs(i as u64 + 1));
+                basalt_wasi::host::load_dir(&fs, fs.root(), host).map_err(unreadable)?;
+                fs
+            }
+        };
+        let fs = if dir.read_only {
+            Arc::new(ReadOnly::new(fs))
+        } else {
+            fs
+        };
+        ctx.preopen_dir(guest.clone().into_bytes(), fs)
+            .map_err(|e| CliError::Usage(format!("too many --dir: {e}")))?;
+    }
+    Ok(())
 }

@@ -4,7 +4,9 @@
 //! `basalt run FILE.wasm` compiles the module ahead of time on the host,
 //! builds the kernel if needed, packs a bundle ([`bundle`]) and boots it in
 //! QEMU ([`vm`]); `--hosted` runs the same runtime in this process instead
-//! ([`hosted`]). `basalt wast` runs spec-test scripts hosted ([`wast`]).
+//! ([`hosted`]). `basalt serve` answers HTTP requests with a `wasi:http`
+//! component ([`serve`]). `basalt wast` runs spec-test scripts hosted
+//! ([`wast`]).
 
 #![forbid(unsafe_code)]
 
@@ -20,6 +22,7 @@ pub mod hosted;
 pub mod image;
 pub mod legacy_try;
 pub mod run;
+pub mod serve;
 pub mod share;
 pub mod signals;
 pub mod spec_batch;

@@ -115,6 +115,10 @@ pub struct WasiCtx {
     /// the most bytes of guest memory one preview1 call may read or write
     /// (`-S hostcall-fuel`); `None`: no budget
     pub(crate) hostcall_fuel: Option<u64>,
+    /// the monotonic time (ns) past which a WASI 0.2 wait (`poll`,
+    /// `block`, a blocking read) stops the program (`basalt serve`'s
+    /// per-request deadline); `None`: none
+    pub(crate) deadline_ns: Option<u64>,
 }
 
 /// The most random bytes one request may ask for unless
@@ -196,6 +200,7 @@ impl WasiCtx {
             insecure_seed: None,
             initial_cwd: None,
             hostcall_fuel: None,
+            deadline_ns: None,
         }
     }
 
@@ -234,6 +239,13 @@ impl WasiCtx {
     /// opens nothing and grants nothing beyond the preopens.
     pub fn set_initial_cwd(&mut self, cwd: String) {
         self.initial_cwd = Some(cwd);
+    }
+
+    /// Stops the program with an `Interrupted` trap when a WASI 0.2 wait
+    /// would go past `monotonic_ns` (its code is stopped by the store's
+    /// interrupt handle; this stops it where it waits on the host).
+    pub fn set_deadline(&mut self, monotonic_ns: Option<u64>) {
+        self.deadline_ns = monotonic_ns;
     }
 
     /// Gives `wasi:sockets` the network `net` to make sockets in

@@ -73,6 +73,15 @@ impl Default for HostClocks {
 }
 
 impl HostClocks {
+    /// Clocks whose monotonic clock counts from `origin` (one program of
+    /// several sharing a network), CPU time from now.
+    pub fn from_origin(origin: Instant) -> HostClocks {
+        HostClocks {
+            origin,
+            cpu_origin: thread_cpu_ns(),
+        }
+    }
+
     /// The instant the monotonic clock counts from (a
     /// [`crate::host_net::HostNetwork`] measures its deadlines from it).
     pub fn origin(&self) -> Instant {

@@ -18,12 +18,14 @@ mod ctx;
 pub mod errno;
 pub mod fs_ops;
 pub mod http1;
+pub mod http_server;
 pub mod memfs;
 pub mod memory;
 pub mod path;
 pub mod preview1;
 pub mod preview2;
 pub mod read_only;
+pub mod serve;
 pub mod services;
 
 #[cfg(feature = "std")]

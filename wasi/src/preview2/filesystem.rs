@@ -650,7 +650,7 @@ pub(super) fn add<T: 'static>(
         types,
         |h, a| match h.cx.resources.get(rep(a, 0)?)? {
             HostResource::Error(_, Some(e)) => one(Value::some(Value::Enum(code(*e)))),
-            HostResource::Error(_, None) => one(Value::Option(None)),
+            HostResource::Error(_, None) | HostResource::HttpError(_) => one(Value::Option(None)),
             _ => Err(trap("not an error")),
         },
     );

@@ -37,6 +37,8 @@ pub(crate) enum InputStream {
     },
     /// a TCP connection
     Socket(Arc<SockHandle>),
+    /// a `wasi:http` message's body
+    Http(Arc<super::http::InBody>),
 }
 
 /// Where an output stream writes to.
@@ -54,6 +56,8 @@ pub(crate) enum OutputStream {
     },
     /// a TCP connection
     Socket(Arc<SockHandle>),
+    /// a `wasi:http` message's body
+    Http(Arc<super::http::OutBody>),
 }
 
 /// What a pollable waits for.
@@ -66,6 +70,9 @@ pub(crate) enum PollTarget {
     /// a socket resource or stream of one (its representation, the
     /// pollable's parent) becoming ready, as [`sockets::ready`] says
     Socket(u32),
+    /// a `wasi:http` body stream or future (its representation) being
+    /// ready, as [`super::http::ready`] says
+    Http(u32),
 }
 
 impl PollTarget {
@@ -74,6 +81,7 @@ impl PollTarget {
             PollTarget::Ready => true,
             PollTarget::Deadline(t) => cx.services.clocks.monotonic_ns() >= t,
             PollTarget::Socket(r) => sockets::ready(cx, r),
+            PollTarget::Http(r) => super::http::ready(cx, r),
         }
     }
 }
@@ -129,8 +137,20 @@ fn target(h: &Host<'_>, r: u32) -> Result<PollTarget, Error> {
     }
 }
 
+/// The trap of a program whose deadline ([`WasiCtx::set_deadline`])
+/// passed while it waited.
+fn timed_out() -> Error {
+    Error::Trap(basalt_runtime::Trap {
+        kind: basalt_runtime::TrapKind::Interrupted,
+        func: None,
+        message: Some("guest timed out: its deadline passed while it waited".into()),
+        backtrace: Vec::new(),
+    })
+}
+
 /// Blocks until one of `targets` is ready; the indices of those ready.
-fn wait(cx: &WasiCtx, targets: &[PollTarget]) -> Vec<u32> {
+/// Past the context's deadline, the program is stopped.
+pub(crate) fn wait(cx: &WasiCtx, targets: &[PollTarget]) -> Result<Vec<u32>, Error> {
     loop {
         let ready: Vec<u32> = targets
             .iter()
@@ -139,26 +159,34 @@ fn wait(cx: &WasiCtx, targets: &[PollTarget]) -> Vec<u32> {
             .map(|(i, _)| i as u32)
             .collect();
         if !ready.is_empty() {
-            return ready;
+            return Ok(ready);
+        }
+        if let Some(d) = cx.deadline_ns
+            && cx.services.clocks.monotonic_ns() >= d
+        {
+            return Err(timed_out());
         }
         let next = targets
             .iter()
             .filter_map(|t| match t {
                 PollTarget::Deadline(d) => Some(*d),
+                PollTarget::Http(r) => super::http::deadline(cx, *r),
                 PollTarget::Ready | PollTarget::Socket(_) => None,
             })
+            .chain(cx.deadline_ns)
             .min();
         let interests: Vec<_> = targets
             .iter()
             .filter_map(|t| match t {
                 PollTarget::Socket(r) => sockets::interest(cx, *r),
+                PollTarget::Http(r) => super::http::interest(cx, *r),
                 _ => None,
             })
             .collect();
         match (next, &cx.net) {
             (_, Some(net)) if !interests.is_empty() => net.wait(&interests, next),
             (Some(d), _) => cx.services.clocks.sleep_until_monotonic_ns(d),
-            (None, _) => return Vec::new(),
+            (None, _) => return Ok(Vec::new()),
         }
     }
 }
@@ -173,7 +201,11 @@ fn stdio_failure(e: StdioError) -> Option<Errno> {
     }
 }
 
-fn read(h: &mut Host<'_>, r: u32, len: u64) -> Result<Vec<Value>, Error> {
+fn read(h: &mut Host<'_>, r: u32, len: u64, blocking: bool) -> Result<Vec<Value>, Error> {
+    if let HostResource::Input(InputStream::Http(b)) = h.cx.resources.get(r)? {
+        let b = b.clone();
+        return super::http::stream_read(h, r, b, len, blocking);
+    }
     let len = len.min(READ_MAX) as usize;
     let mut buf = vec![0u8; len];
     let got = match h.cx.resources.get_mut(r)? {
@@ -214,8 +246,8 @@ fn read(h: &mut Host<'_>, r: u32, len: u64) -> Result<Vec<Value>, Error> {
     }
 }
 
-fn skip(h: &mut Host<'_>, r: u32, len: u64) -> Result<Vec<Value>, Error> {
-    let out = read(h, r, len)?;
+fn skip(h: &mut Host<'_>, r: u32, len: u64, blocking: bool) -> Result<Vec<Value>, Error> {
+    let out = read(h, r, len, blocking)?;
     Ok(match out.into_iter().next() {
         Some(Value::Result(Ok(Some(v)))) => match *v {
             Value::Bytes(b) => vec![Value::ok(Some(Value::U64(b.len() as u64)))],
@@ -266,11 +298,25 @@ fn write_all(h: &mut Host<'_>, r: u32, data: &[u8]) -> Result<Option<Option<Errn
             Ok(None)
         }
         HostResource::Output(OutputStream::Socket(s)) => Ok(s.write(data).err()),
+        HostResource::Output(OutputStream::Http(_)) => {
+            Err(trap("internal: a message body is written by its own path"))
+        }
         _ => Err(trap("not an output stream")),
     }
 }
 
+/// The body behind output stream `r`, if it is a `wasi:http` one.
+fn http_body(h: &Host<'_>, r: u32) -> Result<Option<Arc<super::http::OutBody>>, Error> {
+    Ok(match h.cx.resources.get(r)? {
+        HostResource::Output(OutputStream::Http(b)) => Some(b.clone()),
+        _ => None,
+    })
+}
+
 fn write(h: &mut Host<'_>, r: u32, data: &[u8]) -> Result<Vec<Value>, Error> {
+    if let Some(b) = http_body(h, r)? {
+        return super::http::stream_write(h, b, data);
+    }
     match write_all(h, r, data)? {
         None => ok(None),
         Some(failure) => stream_err(h, failure),
@@ -280,6 +326,9 @@ fn write(h: &mut Host<'_>, r: u32, data: &[u8]) -> Result<Vec<Value>, Error> {
 /// `flush` (`blocking`: `blocking-flush`) of output stream `r`: only
 /// sockets hold bytes back.
 fn flush(h: &mut Host<'_>, r: u32, blocking: bool) -> Result<Vec<Value>, Error> {
+    if let Some(b) = http_body(h, r)? {
+        return super::http::stream_flush(h, b, blocking);
+    }
     match h.cx.resources.get(r)? {
         HostResource::Output(OutputStream::Socket(s)) => match s.flush(blocking) {
             Ok(()) => ok(None),
@@ -294,14 +343,22 @@ fn bytes(args: &[Value], i: usize) -> Result<Vec<u8>, Error> {
     super::bytes_arg(args, i)
 }
 
-fn splice(h: &mut Host<'_>, args: &[Value]) -> Result<Vec<Value>, Error> {
+fn splice(h: &mut Host<'_>, args: &[Value], blocking: bool) -> Result<Vec<Value>, Error> {
     let (dst, src, len) = (rep(args, 0)?, rep(args, 1)?, u64_arg(args, 2)?);
-    let got = read(h, src, len.min(WRITE_PERMIT))?;
+    let got = read(h, src, len.min(WRITE_PERMIT), blocking)?;
     match got.into_iter().next() {
         Some(Value::Result(Ok(Some(v)))) => {
             let Value::Bytes(b) = *v else {
                 return Err(trap("splice: unexpected read result"));
             };
+            if let Some(body) = http_body(h, dst)? {
+                let n = b.len() as u64;
+                let out = super::http::stream_write(h, body, &b)?;
+                return match out.first() {
+                    Some(Value::Result(Ok(_))) => ok(Some(Value::U64(n))),
+                    _ => Ok(out),
+                };
+            }
             match write_all(h, dst, &b)? {
                 None => ok(Some(Value::U64(b.len() as u64))),
                 Some(failure) => stream_err(h, failure),
@@ -325,6 +382,7 @@ pub(super) fn add<T: 'static>(
         types,
         |h, a| match h.cx.resources.get(rep(a, 0)?)? {
             HostResource::Error(m, _) => one(Value::String(m.clone())),
+            HostResource::HttpError(e) => one(Value::String(format!("{e}"))),
             _ => Err(trap("not an error")),
         },
     );
@@ -336,7 +394,7 @@ pub(super) fn add<T: 'static>(
     });
     def(&mut i, "[method]pollable.block", get, types, |h, a| {
         let t = target(h, rep(a, 0)?)?;
-        wait(h.cx, &[t]);
+        wait(h.cx, &[t])?;
         none()
     });
     def(&mut i, "poll", get, types, |h, a| {
@@ -353,31 +411,31 @@ pub(super) fn add<T: 'static>(
                 _ => Err(trap("poll: not a pollable")),
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let ready = wait(h.cx, &targets);
+        let ready = wait(h.cx, &targets)?;
         one(Value::List(ready.into_iter().map(Value::U32).collect()))
     });
 
     let mut i = linker.instance(&iface("io", "streams"));
-    for name in ["read", "blocking-read"] {
-        let f: super::HostCall = |h, a| read(h, rep(a, 0)?, u64_arg(a, 1)?);
-        def(
-            &mut i,
-            &format!("[method]input-stream.{name}"),
-            get,
-            types,
-            f,
-        );
-    }
-    for name in ["skip", "blocking-skip"] {
-        let f: super::HostCall = |h, a| skip(h, rep(a, 0)?, u64_arg(a, 1)?);
-        def(
-            &mut i,
-            &format!("[method]input-stream.{name}"),
-            get,
-            types,
-            f,
-        );
-    }
+    def(&mut i, "[method]input-stream.read", get, types, |h, a| {
+        read(h, rep(a, 0)?, u64_arg(a, 1)?, false)
+    });
+    def(
+        &mut i,
+        "[method]input-stream.blocking-read",
+        get,
+        types,
+        |h, a| read(h, rep(a, 0)?, u64_arg(a, 1)?, true),
+    );
+    def(&mut i, "[method]input-stream.skip", get, types, |h, a| {
+        skip(h, rep(a, 0)?, u64_arg(a, 1)?, false)
+    });
+    def(
+        &mut i,
+        "[method]input-stream.blocking-skip",
+        get,
+        types,
+        |h, a| skip(h, rep(a, 0)?, u64_arg(a, 1)?, true),
+    );
     def(
         &mut i,
         "[method]input-stream.subscribe",
@@ -387,6 +445,7 @@ pub(super) fn add<T: 'static>(
             let r = rep(a, 0)?;
             let t = match h.cx.resources.get(r)? {
                 HostResource::Input(InputStream::Socket(_)) => PollTarget::Socket(r),
+                HostResource::Input(InputStream::Http(_)) => PollTarget::Http(r),
                 _ => PollTarget::Ready,
             };
             pollable(h, t, Some(r))
@@ -402,6 +461,10 @@ pub(super) fn add<T: 'static>(
                 Ok(n) => ok(Some(Value::U64(n))),
                 Err(failure) => stream_err(h, failure),
             },
+            HostResource::Output(OutputStream::Http(b)) => {
+                let b = b.clone();
+                super::http::stream_check_write(h, b)
+            }
             HostResource::Output(_) => ok(Some(Value::U64(WRITE_PERMIT))),
             _ => Err(trap("not an output stream")),
         },
@@ -455,6 +518,7 @@ pub(super) fn add<T: 'static>(
             let r = rep(a, 0)?;
             let t = match h.cx.resources.get(r)? {
                 HostResource::Output(OutputStream::Socket(_)) => PollTarget::Socket(r),
+                HostResource::Output(OutputStream::Http(_)) => PollTarget::Http(r),
                 _ => PollTarget::Ready,
             };
             pollable(h, t, Some(r))
@@ -492,13 +556,18 @@ pub(super) fn add<T: 'static>(
             }
         },
     );
-    for name in ["splice", "blocking-splice"] {
-        def(
-            &mut i,
-            &format!("[method]output-stream.{name}"),
-            get,
-            types,
-            splice,
-        );
-    }
+    def(
+        &mut i,
+        "[method]output-stream.splice",
+        get,
+        types,
+        |h, a| splice(h, a, false),
+    );
+    def(
+        &mut i,
+        "[method]output-stream.blocking-splice",
+        get,
+        types,
+        |h, a| splice(h, a, true),
+    );
 }

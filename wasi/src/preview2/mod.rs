@@ -1,5 +1,5 @@
 //! WASI 0.2 (`wasi:cli`, `wasi:io`, `wasi:clocks`, `wasi:random`,
-//! `wasi:filesystem`, `wasi:sockets`) for components, over the same services as preview1:
+//! `wasi:filesystem`, `wasi:sockets`, `wasi:http`) for components, over the same services as preview1:
 //! [`crate::Stdio`], [`crate::Clocks`], [`crate::Entropy`] and the
 //! [`crate::FileSystem`]s of the preopened directories, with the path
 //! operations of [`crate::fs_ops`] shared with preview1.
@@ -12,7 +12,7 @@
 mod cli;
 mod clocks;
 mod filesystem;
-pub mod http_fields;
+pub mod http;
 mod io;
 mod sockets;
 mod tcp;
@@ -74,6 +74,10 @@ pub(crate) enum HostResource {
     /// `wasi:sockets/ip-name-lookup.resolve-address-stream`: the
     /// addresses left
     Resolved(alloc::collections::VecDeque<crate::services::IpAddr>),
+    /// a `wasi:http` resource
+    Http(http::HttpResource),
+    /// `wasi:io/error` of a failed message body: `http-error-code` reads it
+    HttpError(http::ErrorCode),
 }
 
 struct Entry {
@@ -193,6 +197,7 @@ pub(crate) struct Types {
     pub incoming_datagrams: ResourceType,
     pub outgoing_datagrams: ResourceType,
     pub resolve_stream: ResourceType,
+    pub http: http::HttpTypes,
 }
 
 impl Types {
@@ -245,9 +250,15 @@ pub(crate) fn iface(pkg: &str, iface: &str) -> String {
 }
 
 /// Defines every WASI 0.2 interface Basalt implements in `linker`, over
-/// the [`WasiCtx`] `get` finds in the store's data.
-pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: fn(&mut T) -> &mut WasiCtx) {
+/// the [`WasiCtx`] `get` finds in the store's data; the resource types it
+/// made (a server makes `wasi:http` requests of them).
+pub fn add_to_linker<T: 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> &mut WasiCtx,
+) -> http::WasiTypes {
+    let http_types = http::types_of(linker, get);
     let types = Arc::new(Types {
+        http: http_types,
         error: resource(&mut linker.instance(&iface("io", "error")), "error", get),
         pollable: resource(&mut linker.instance(&iface("io", "poll")), "pollable", get),
         input: resource(
@@ -318,6 +329,8 @@ pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, get: fn(&mut T) -> &mut
     sockets::add(linker, get, &types);
     tcp::add(linker, get, &types);
     udp::add(linker, get, &types);
+    http::add(linker, get, &types);
+    http::WasiTypes(types)
 }
 
 // ---- arguments and results -------------------------------------------------

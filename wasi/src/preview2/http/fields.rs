@@ -1,10 +1,9 @@
-//! The header map behind `wasi:http/types`'s `fields` resource (issue 17):
+//! The header map behind `wasi:http/types`'s `fields` resource:
 //! names checked as RFC 9110 tokens and kept in lower case (lookups ignore
 //! case, as `wasi:http` says), values checked for what may not travel in
 //! a header (CR, LF, NUL and other controls), the hop-by-hop headers a
 //! guest may not set refused as `forbidden`, and the maps of requests and
-//! responses that are already sent `immutable`. Not linked into a
-//! program's imports yet: `wasi:http` itself comes with `basalt serve`.
+//! responses that are already sent `immutable`.
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -20,14 +19,18 @@ pub enum HeaderError {
     Immutable,
 }
 
-/// Headers a guest may not set: the connection's own, which the host
-/// manages (wasmtime refuses the same ones by default).
+/// Headers a guest may not set or see: the connection's own and the
+/// proxy's, which the host manages (wasmtime's default list). `host` is
+/// the request's authority.
 const FORBIDDEN: &[&str] = &[
     "connection",
     "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
     "proxy-connection",
     "transfer-encoding",
     "upgrade",
+    "host",
     "http2-settings",
 ];
 
@@ -68,6 +71,19 @@ impl Fields {
             f.append(name, value)?;
         }
         Ok(f)
+    }
+
+    /// The fields of a message that came off the wire (`entries` with
+    /// lower-case names, as [`crate::http1`] reads them), read-only, the
+    /// forbidden ones left out.
+    pub fn from_wire(entries: &[(String, Vec<u8>)]) -> Fields {
+        Fields {
+            entries: (entries.iter())
+                .filter(|(n, _)| !FORBIDDEN.contains(&n.as_str()))
+                .cloned()
+                .collect(),
+            immutable: true,
+        }
     }
 
     /// Makes the fields read-only (their message was handed on).
@@ -137,6 +153,19 @@ impl Fields {
     /// `fields.entries`: every (name, value), in order.
     pub fn entries(&self) -> &[(String, Vec<u8>)] {
         &self.entries
+    }
+
+    /// The bytes of every name and value.
+    pub fn size(&self) -> usize {
+        self.entries.iter().map(|(n, v)| n.len() + v.len()).sum()
+    }
+
+    /// The same entries, read-only (the headers a message shows).
+    pub fn frozen_copy(&self) -> Fields {
+        Fields {
+            entries: self.entries.clone(),
+            immutable: true,
+        }
     }
 
     /// `fields.clone`: the same entries, mutable.

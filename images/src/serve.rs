@@ -1,0 +1,306 @@
+//! `basalt serve APP.wasm`: a `wasi:http/proxy` component as an HTTP
+//! server, in wasmtime's dialect (`--addr`, `-S cli`, `-W timeout=…`,
+//! `--env`, `--shutdown-addr`, `--no-logging-prefix`; the first line on
+//! stderr names the URL it serves). Every request gets an instance of its
+//! own, with a deadline and a memory limit; one that traps, runs past its
+//! deadline or sets no response gets a 500, and the server goes on.
+//!
+//! Hosted (`--hosted`) the server is [`basalt_wasi::http_server`] over the
+//! host's sockets, in this process.
+
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use basalt_runtime::component::Component;
+use basalt_runtime::{Config, Engine, InterruptHandle};
+use basalt_wasi::host::{HostClocks, HostEntropy, HostStdio};
+use basalt_wasi::host_net::HostNetwork;
+use basalt_wasi::http_server::{Server, ServerConfig};
+use basalt_wasi::serve::{PrefixedStdio, ProxyApp, ProxyHandler};
+use basalt_wasi::services::{Clocks, Interest, Network};
+use basalt_wasi::{Services, Stdio, WasiCtx};
+
+use crate::CliError;
+use crate::run::RunOptions;
+
+/// What `basalt serve` adds to the run options.
+#[derive(Clone, Debug)]
+pub struct ServeOptions {
+    /// where to listen (`--addr`, default `0.0.0.0:8080`)
+    pub addr: String,
+    /// where a connection stops the server (`--shutdown-addr`)
+    pub shutdown_addr: Option<String>,
+    /// each request's deadline (`-W timeout=…`)
+    pub timeout: Option<Duration>,
+    /// the most bytes one linear memory of a request may grow to (`-W
+    /// max-memory-size=…`)
+    pub max_memory_size: usize,
+    /// prefix each guest output line with its stream and request number
+    pub logging_prefix: bool,
+}
+
+/// A request may run this long unless `-W timeout` says otherwise.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+/// A request's memories may grow this far unless `-W max-memory-size`
+/// says otherwise.
+pub const DEFAULT_MAX_MEMORY: usize = 256 << 20;
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            addr: "0.0.0.0:8080".into(),
+            shutdown_addr: None,
+            timeout: Some(DEFAULT_TIMEOUT),
+            max_memory_size: DEFAULT_MAX_MEMORY,
+            logging_prefix: true,
+        }
+    }
+}
+
+/// A duration as wasmtime writes one: a number and a unit (`ns`, `us`,
+/// `ms`, `s`, `m`, `h`); a bare number is seconds.
+pub fn parse_duration(v: &str) -> Option<Duration> {
+    let split = v
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(v.len());
+    let (num, unit) = v.split_at(split);
+    let n: f64 = num
+        .parse()
+        .ok()
+        .filter(|n: &f64| n.is_finite() && *n >= 0.0)?;
+    let secs = match unit.trim() {
+        "ns" => n / 1e9,
+        "us" | "µs" => n / 1e6,
+        "ms" => n / 1e3,
+        "" | "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return None,
+    };
+    Duration::try_from_secs_f64(secs).ok()
+}
+
+/// Applies one `-W` argument (`KEY=VALUE[,KEY=VALUE...]`) to `opts`.
+pub fn apply_w(opts: &mut ServeOptions, arg: &str) -> Result<(), String> {
+    for item in arg.split(',').filter(|s| !s.is_empty()) {
+        let (key, value) = item.split_once('=').unwrap_or((item, ""));
+        match key {
+            "timeout" => {
+                let d = parse_duration(value)
+                    .filter(|d| !d.is_zero())
+                    .ok_or_else(|| {
+                        format!("-W timeout wants a duration such as 100ms or 5s, got `{value}`")
+                    })?;
+                opts.timeout = Some(d);
+            }
+            "max-memory-size" => {
+                opts.max_memory_size = value.parse().map_err(|_| {
+                    format!("-W max-memory-size wants a number of bytes, got `{value}`")
+                })?;
+            }
+            other => {
+                return Err(format!(
+                    "unknown -W option `{other}` (Basalt knows timeout and max-memory-size)"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Raises a request's interrupt when its deadline passes: one thread for
+/// the whole server.
+#[derive(Clone)]
+struct Watchdog(Arc<(Mutex<Armed>, Condvar)>);
+
+/// The deadline the watchdog waits for, and what it interrupts then.
+type Armed = Option<(Instant, InterruptHandle)>;
+
+impl Watchdog {
+    fn start() -> Watchdog {
+        let w = Watchdog(Arc::new((Mutex::new(None), Condvar::new())));
+        let shared = w.0.clone();
+        std::thread::spawn(move || {
+            let (slot, cv) = &*shared;
+            let mut armed = slot.lock().unwrap_or_else(|e| e.into_inner());
+            loop {
+                match armed.take() {
+                    None => armed = cv.wait(armed).unwrap_or_else(|e| e.into_inner()),
+                    Some((at, handle)) => {
+                        let now = Instant::now();
+                        if now >= at {
+                            handle.interrupt();
+                        } else {
+                            *armed = Some((at, handle));
+                            armed = cv
+                                .wait_timeout(armed, at - now)
+                                .unwrap_or_else(|e| e.into_inner())
+                                .0;
+                        }
+                    }
+                }
+            }
+        });
+        w
+    }
+
+    /// Interrupts `handle` at `at` (replacing the previous request's).
+    fn arm(&self, at: Instant, handle: InterruptHandle) {
+        let (slot, cv) = &*self.0;
+        *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some((at, handle));
+        cv.notify_one();
+    }
+}
+
+/// `basalt serve --hosted`: serves `run.wasm` on this machine until a
+/// connection to `--shutdown-addr` (exit code 0) or a signal.
+pub fn serve_hosted(run: &RunOptions, serve: &ServeOptions) -> Result<i32, CliError> {
+    let name = run.wasm.display().to_string();
+    let wasm = std::fs::read(&run.wasm)
+        .map_err(|e| CliError::Input(format!("cannot read {name}: {e}")))?;
+    if !basalt_runtime::component::def::is_component(&wasm) {
+        return Err(CliError::Module(format!(
+            "{name}: a core module; basalt serve takes a wasi:http/proxy component"
+        )));
+    }
+    let config = Config {
+        interruptible: serve.timeout.is_some(),
+        max_memory_bytes: serve.max_memory_size,
+        ..Config::hosted()
+    };
+    let engine = Engine::new(config).map_err(|e| CliError::Module(e.to_string()))?;
+    let t0 = Instant::now();
+    let component =
+        Component::new(&engine, &wasm).map_err(|e| CliError::Module(format!("{name}: {e}")))?;
+    let app = ProxyApp::new(component).map_err(|e| CliError::Module(format!("{name}: {e}")))?;
+    if run.verbose {
+        eprintln!(
+            "basalt: hosted: compiled {} KiB of wasm in {:.1} ms",
+            wasm.len() / 1024,
+            t0.elapsed().as_secs_f64() * 1e3
+        );
+    }
+    // One monotonic clock for the server, the network and every request:
+    // the network's deadlines are on it.
+    let origin = Instant::now();
+    let net = Arc::new(HostNetwork::new(origin));
+    let shutdown = match &serve.shutdown_addr {
+        Some(a) => {
+            let (id, bound) = net.listen(a).map_err(|e| {
+                CliError::Input(format!("cannot listen on --shutdown-addr {a}: {e}"))
+            })?;
+            eprintln!("Listening for shutdown on tcp://{bound}/");
+            Some(id)
+        }
+        None => None,
+    };
+    let (listener, bound) = net
+        .listen(&serve.addr)
+        .map_err(|e| CliError::Input(format!("cannot listen on --addr {}: {e}", serve.addr)))?;
+    eprintln!("Serving HTTP on http://{bound}/");
+
+    let stdio: Arc<dyn Stdio> = Arc::new(HostStdio);
+    let watchdog = serve.timeout.map(|_| Watchdog::start());
+    let deadline_at = std::cell::Cell::new(None::<Instant>);
+    let make_ctx = |n: u64| {
+        let clocks = HostClocks::from_origin(origin);
+        let started = clocks.monotonic_ns();
+        let streams: Box<dyn Stdio> = if serve.logging_prefix {
+            Box::new(PrefixedStdio::new(stdio.clone(), n))
+        } else {
+            Box::new(Unprefixed(stdio.clone()))
+        };
+        let mut ctx = WasiCtx::new(
+            vec![name.clone().into_bytes()],
+            run.env.clone(),
+            Services {
+                stdio: streams,
+                clocks: Box::new(clocks),
+                entropy: Box::new(HostEntropy),
+            },
+        );
+        if let Some(limit) = serve.timeout {
+            deadline_at.set(Some(Instant::now() + limit));
+            ctx.set_deadline(Some(started.saturating_add(limit.as_nanos() as u64)));
+        }
+        ctx.set_network(net.clone());
+        ctx.set_socket_grants(run.sockets);
+        if let Some(n) = run.max_resources {
+            ctx.set_max_resources(n);
+        }
+        run.wasi.apply_to(&mut ctx);
+        if let Err(e) = crate::hosted::preopen_dirs(&mut ctx, &run.dirs, run.dir_mode) {
+            eprintln!("basalt: request {n}: {e}");
+        }
+        ctx
+    };
+    let prepare = |store: &mut basalt_runtime::Store<WasiCtx>| {
+        if let (Some(w), Some(at)) = (&watchdog, deadline_at.get()) {
+            w.arm(at, store.interrupt_handle());
+        }
+    };
+    let mut log = |n: u64, m: &str| eprintln!("basalt: request {n}: {m}");
+    let mut handler = ProxyHandler {
+        app: &app,
+        engine: &engine,
+        make_ctx,
+        prepare,
+        count: 0,
+        log: &mut log,
+    };
+    let mut server = Server::new(net.clone(), listener, ServerConfig::default());
+    let clocks = HostClocks::from_origin(origin);
+    let extra: Vec<(basalt_wasi::services::SocketId, Interest)> =
+        shutdown.iter().map(|s| (*s, Interest::Read)).collect();
+    loop {
+        server.step(clocks.monotonic_ns(), &mut handler);
+        if let Some(s) = shutdown
+            && net.accept(s).is_ok()
+        {
+            if run.verbose {
+                eprintln!("basalt: served {} requests; shutting down", server.served);
+            }
+            return Ok(0);
+        }
+        if let Some(sig) = crate::signals::received() {
+            return Err(CliError::Interrupted(sig));
+        }
+        if !server.has_buffered_requests() {
+            server.wait(Some(clocks.monotonic_ns() + 1_000_000_000), &extra);
+        }
+    }
+}
+
+/// The guest's output as it writes it (`--no-logging-prefix`).
+struct Unprefixed(Arc<dyn Stdio>);
+
+impl Stdio for Unprefixed {
+    fn write_stdout(&self, bytes: &[u8]) -> Result<(), basalt_wasi::StdioError> {
+        self.0.write_stdout(bytes)
+    }
+    fn write_stderr(&self, bytes: &[u8]) -> Result<(), basalt_wasi::StdioError> {
+        self.0.write_stderr(bytes)
+    }
+    fn read_stdin(&self, _buf: &mut [u8]) -> Result<usize, basalt_wasi::StdioError> {
+        Ok(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_in_wasmtime_units() {
+        assert_eq!(parse_duration("100us"), Some(Duration::from_micros(100)));
+        assert_eq!(parse_duration("5s"), Some(Duration::from_secs(5)));
+        assert_eq!(parse_duration("2"), Some(Duration::from_secs(2)));
+        assert_eq!(parse_duration("1.5m"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("5 parsecs"), None);
+        let mut o = ServeOptions::default();
+        apply_w(&mut o, "timeout=100ms,max-memory-size=65536").unwrap();
+        assert_eq!(o.timeout, Some(Duration::from_millis(100)));
+        assert_eq!(o.max_memory_size, 65536);
+        assert!(apply_w(&mut o, "unknown=1").is_err());
+    }
+}
