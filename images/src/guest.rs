@@ -359,9 +359,17 @@ pub fn examples() -> Result<PathBuf, CliError> {
 }
 
 /// Builds the example program `package` of `examples/` for
-/// `wasm32-wasip2` (a WASI 0.2 component, release) and returns its path.
+/// `wasm32-wasip2` (a WASI 0.2 component, release) and returns its path
+/// (a library's, such as a `wasi:http` proxy, is named with `_`).
 pub fn example_component(package: &str) -> Result<PathBuf, CliError> {
-    Ok(build_examples("wasm32-wasip2", Some(package))?.join(format!("{package}.wasm")))
+    let dir = build_examples("wasm32-wasip2", Some(package))?;
+    let bin = dir.join(format!("{package}.wasm"));
+    let lib = dir.join(format!("{}.wasm", package.replace('-', "_")));
+    Ok(if bin.is_file() || !lib.is_file() {
+        bin
+    } else {
+        lib
+    })
 }
 
 /// Builds `package` (else every example) for `target`; the output

@@ -129,6 +129,16 @@ fn has_token(value: &[u8], token: &str) -> bool {
         .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
 }
 
+/// Whether the request line at the start of `buf` ends in `HTTP/`
+/// something (a version, maybe one this server does not speak).
+fn names_a_version(buf: &[u8]) -> bool {
+    let line = buf.split(|b| *b == b'\n').next().unwrap_or_default();
+    line.trim_ascii()
+        .rsplit(|b| *b == b' ')
+        .next()
+        .is_some_and(|v| v.starts_with(b"HTTP/"))
+}
+
 /// Parses the request head at the start of `buf`: the head and how many
 /// bytes it took, or `None` when more bytes are needed.
 pub fn parse_request_head(
@@ -147,7 +157,14 @@ pub fn parse_request_head(
         }
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(httparse::Error::TooManyHeaders) => return Err(RequestError::HeadTooLarge),
-        Err(httparse::Error::Version) => return Err(RequestError::UnsupportedVersion),
+        // An `HTTP/x.y` this server does not speak is 505; a line that is
+        // not HTTP at all is 400.
+        Err(httparse::Error::Version) if names_a_version(buf) => {
+            return Err(RequestError::UnsupportedVersion);
+        }
+        Err(httparse::Error::Version) => {
+            return Err(RequestError::BadRequest("malformed request line"));
+        }
         Err(_) => return Err(RequestError::BadRequest("malformed request line or header")),
     };
     let version = match req.version {

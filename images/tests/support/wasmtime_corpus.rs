@@ -167,7 +167,7 @@ pub fn runs(corpus: &Path, which: Which) -> Result<Corpus, String> {
                 || name.starts_with("p2_http_")
                 || name.contains("serve")
             {
-                without.push((name, "needs wasi:http (the serverless issue)".into()));
+                without.push((name, "uses wasi:http: wasi_http.rs runs it".into()));
                 continue;
             }
             if !needs.is_empty() {
