@@ -12,6 +12,19 @@ pub struct Entry {
     pub data: Vec<u8>,
 }
 
+/// How the kernel serves HTTP (`basalt serve` in a VM).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ServeManifest {
+    /// the port it listens on (every address of the VM)
+    pub port: u16,
+    /// each request's deadline in milliseconds (0: none)
+    pub timeout_ms: u64,
+    /// the most bytes one linear memory of a request may grow to
+    pub max_memory: u64,
+    /// prefix guest output lines with `stdout [N] :: ` (1) or not (0)
+    pub prefix: bool,
+}
+
 /// What the kernel is told to run, written as the `manifest` entry.
 #[derive(Clone, Debug, Default)]
 pub struct Manifest {
@@ -59,6 +72,9 @@ pub struct Manifest {
     /// the most bytes of guest memory one preview1 call may touch
     /// (`hostcall-fuel N`, from `-S hostcall-fuel`)
     pub hostcall_fuel: Option<u64>,
+    /// serve HTTP with the component instead of running it (`basalt
+    /// serve`): `serve PORT TIMEOUT-MS MAX-MEMORY PREFIX`
+    pub serve: Option<ServeManifest>,
 }
 
 /// One preopened directory, for the kernel.
@@ -212,6 +228,16 @@ impl Manifest {
             s.push_str("cwd ");
             s.push_str(&escape(cwd.as_bytes()));
             s.push('\n');
+        }
+        if let Some(v) = &self.serve {
+            let _ = writeln!(
+                s,
+                "serve {} {} {} {}",
+                v.port,
+                v.timeout_ms,
+                v.max_memory,
+                u8::from(v.prefix)
+            );
         }
         s
     }

@@ -111,7 +111,7 @@ does: every request gets a fresh instance. The first line on stderr is
   --addr HOST:PORT      where to listen (default 0.0.0.0:8080; port 0: any)
   --shutdown-addr HOST:PORT
                         a connection to this address stops the server (exit
-                        code 0); announced first on stderr
+                        code 0); announced first on stderr (--hosted)
   -W timeout=DUR        each request's deadline, e.g. 100ms, 5s (default
                         60s); past it the request gets 500
   -W max-memory-size=N  the most bytes one linear memory of a request may
@@ -122,8 +122,9 @@ does: every request gets a fresh instance. The first line on stderr is
   --env NAME            also takes the host's value of NAME, if set
   -S cli                accepted: the command interfaces (wasi:cli,
                         filesystem, sockets) are always linked
-It runs hosted only for now (--hosted); --env, --dir, -S and -v are as for
-run.
+Without --hosted it serves from a VM (--arch, --memory, -S, --env, -v as for
+run; QEMU forwards --addr to the kernel's listener; no --dir there yet);
+with --hosted, in this process (--dir too).
 
 `image` writes a bootable artifact of the same inputs (--dir is copied into
 it) to OUT: --format raw (default; a GPT disk with an EFI system partition:
@@ -546,12 +547,11 @@ fn serve(args: Vec<OsString>) -> Result<i32, CliError> {
             "basalt serve takes no program arguments after APP.wasm",
         ));
     }
-    if !cmd.hosted {
-        return Err(usage(
-            "basalt serve runs hosted for now: add --hosted (serving from a VM is not implemented yet)",
-        ));
+    if cmd.hosted {
+        crate::serve::serve_hosted(&cmd.options, &sopts)
+    } else {
+        crate::serve::serve_vm(&cmd.options, &sopts)
     }
-    crate::serve::serve_hosted(&cmd.options, &sopts)
 }
 
 /// `basalt image [--format F] -o OUT [run options] APP.wasm [ARGS...]`.

@@ -116,6 +116,12 @@ pub struct RunOptions {
     /// AArch64 under firmware: ACPI tables only, or a device tree only
     /// (see [`VmOptions::acpi`])
     pub acpi: bool,
+    /// serve HTTP with the component instead of running it (`basalt
+    /// serve` in a VM)
+    pub serve: Option<crate::bundle::ServeManifest>,
+    /// what to print on stderr once the VM serves (see
+    /// [`VmOptions::serve_banner`])
+    pub serve_banner: Option<String>,
 }
 
 /// How a program sees the directories of `--dir`.
@@ -158,6 +164,8 @@ impl RunOptions {
             cpu: None,
             virtio_rng: true,
             image_text_offset: None,
+            serve: None,
+            serve_banner: None,
             extra_qemu_args: Vec::new(),
             network: None,
             net_tap: None,
@@ -217,7 +225,8 @@ pub fn instrumentation(opts: &RunOptions) -> Instrumentation {
     Instrumentation {
         interruptible: !opts.tcplisten.is_empty()
             || opts.deadline.is_some()
-            || opts.sockets.inherit_network,
+            || opts.sockets.inherit_network
+            || opts.serve.is_some(),
         consume_fuel: opts.fuel.is_some(),
     }
 }
@@ -275,6 +284,7 @@ pub fn run_vm(opts: &RunOptions, io: VmIo) -> Result<VmReport, CliError> {
         image_text_offset: opts.image_text_offset,
         extra_qemu_args: opts.extra_qemu_args.clone(),
         acpi: opts.acpi,
+        serve_banner: opts.serve_banner.clone(),
         ..VmOptions::new(opts.arch, kernel.clone())
     };
     let (accel, why) = accel::choose(opts.accel, &vm_opts)?;
@@ -283,7 +293,7 @@ pub fn run_vm(opts: &RunOptions, io: VmIo) -> Result<VmReport, CliError> {
     match &opts.net_tap {
         None => {
             let component = basalt_runtime::component::def::is_component(&wasm);
-            vm_opts.network = user_network(opts, component);
+            vm_opts.network = user_network(opts, component, component && imports_http(&wasm));
         }
         Some((ifname, cidr)) => {
             if !opts.publish.is_empty() {
@@ -502,6 +512,7 @@ pub fn pack(
         max_random_size: opts.wasi.max_random_size,
         hostcall_fuel: opts.wasi.hostcall_fuel,
         cwd: opts.wasi.cwd.clone(),
+        serve: opts.serve,
     };
     // Shared directories, preopened in --dir order: live over virtio-9p,
     // or packed under fs/N/.
@@ -680,17 +691,30 @@ fn live_share_path(host: &Path) -> Result<PathBuf, CliError> {
     Ok(path)
 }
 
+/// Whether component `wasm` imports `wasi:http/outgoing-handler` (its
+/// requests go out through the VM's card, whatever the socket grants).
+fn imports_http(wasm: &[u8]) -> bool {
+    basalt_runtime::component::def::parse(wasm).is_ok_and(|p| {
+        p.root.defs.iter().any(|d| {
+            matches!(d, basalt_runtime::component::def::Def::Import(n, _)
+                if n.starts_with("wasi:http/outgoing-handler@"))
+        })
+    })
+}
+
 /// The VM's network: none unless the program listens (`--tcplisten`),
 /// ports are forwarded (`-p`, or [`RunOptions::network`]'s forwards), or
 /// a component may use the network (`-S inherit-network`: its sockets
 /// reach the host's networks through the card, and the listeners it
-/// makes on the VM's loopback are forwarded from the host's).
-fn user_network(opts: &RunOptions, component: bool) -> Option<UserNetwork> {
+/// makes on the VM's loopback are forwarded from the host's), or it
+/// imports `wasi:http/outgoing-handler`.
+fn user_network(opts: &RunOptions, component: bool, http: bool) -> Option<UserNetwork> {
     let program_sockets = component && opts.sockets.inherit_network && opts.tcplisten.is_empty();
     if opts.tcplisten.is_empty()
         && opts.publish.is_empty()
         && opts.network.is_none()
         && !program_sockets
+        && !http
     {
         return None;
     }

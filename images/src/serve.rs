@@ -286,6 +286,95 @@ impl Stdio for Unprefixed {
     }
 }
 
+/// The guest port a VM serves on when the host's is chosen by the OS.
+const GUEST_PORT: u16 = 8080;
+
+/// `basalt serve` in a VM: the kernel serves on a port of its own, QEMU
+/// forwards `--addr` to it, and the first stderr line names `--addr`
+/// once the kernel listens. Runs until a signal stops the VM.
+pub fn serve_vm(run: &RunOptions, serve: &ServeOptions) -> Result<i32, CliError> {
+    use crate::vm::Machine;
+    if serve.shutdown_addr.is_some() {
+        return Err(CliError::Usage(
+            "--shutdown-addr is --hosted's; stop a VM's server with a signal (Ctrl-C)".into(),
+        ));
+    }
+    if !run.dirs.is_empty() || !run.tcplisten.is_empty() {
+        return Err(CliError::Usage(
+            "basalt serve in a VM takes no --dir or --tcplisten yet (with --hosted it takes --dir)"
+                .into(),
+        ));
+    }
+    if matches!(
+        run.machine,
+        Machine::Firecracker | Machine::CloudHypervisor | Machine::Raspi4b
+    ) || run.net_tap.is_some()
+        || run.firmware.is_some()
+    {
+        return Err(CliError::Usage(
+            "basalt serve in a VM runs on QEMU's default machines (x86_64 q35, pc, microvm; aarch64 virt) under -kernel, on its user network"
+                .into(),
+        ));
+    }
+    let name = run.wasm.display().to_string();
+    let wasm = std::fs::read(&run.wasm)
+        .map_err(|e| CliError::Input(format!("cannot read {name}: {e}")))?;
+    if !basalt_runtime::component::def::is_component(&wasm) {
+        return Err(CliError::Module(format!(
+            "{name}: a core module; basalt serve takes a wasi:http/proxy component"
+        )));
+    }
+    let component = Component::new(
+        &Engine::new(Config::hosted()).map_err(|e| CliError::Module(e.to_string()))?,
+        &wasm,
+    )
+    .map_err(|e| CliError::Module(format!("{name}: {e}")))?;
+    // Refused here, before a VM boots, as hosted.
+    ProxyApp::new(component).map_err(|e| CliError::Module(format!("{name}: {e}")))?;
+    use std::net::ToSocketAddrs;
+    let addr = serve
+        .addr
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| CliError::Usage(format!("--addr wants HOST:PORT, got `{}`", serve.addr)))?;
+    // QEMU binds the host's port itself; a port 0 is chosen here first.
+    let (host_port, guest_port) = match addr.port() {
+        0 => {
+            let probe = std::net::TcpListener::bind((addr.ip(), 0))
+                .map_err(|e| CliError::Input(format!("cannot listen on --addr {addr}: {e}")))?;
+            let port = probe
+                .local_addr()
+                .map_err(|e| CliError::Io(e.to_string()))?
+                .port();
+            (port, GUEST_PORT)
+        }
+        p => {
+            std::net::TcpListener::bind(addr)
+                .map_err(|e| CliError::Input(format!("cannot listen on --addr {addr}: {e}")))?;
+            (p, p)
+        }
+    };
+    let mut opts = run.clone();
+    opts.serve = Some(crate::bundle::ServeManifest {
+        port: guest_port,
+        timeout_ms: serve.timeout.map_or(0, |t| {
+            u64::try_from(t.as_millis()).unwrap_or(u64::MAX).max(1)
+        }),
+        max_memory: serve.max_memory_size as u64,
+        prefix: serve.logging_prefix,
+    });
+    let mut net = opts.network.clone().unwrap_or_default();
+    net.forwards.push((host_port, guest_port));
+    net.forward_host = Some(addr.ip());
+    opts.network = Some(net);
+    opts.serve_banner = Some(format!(
+        "Serving HTTP on http://{}/",
+        std::net::SocketAddr::new(addr.ip(), host_port)
+    ));
+    crate::run::run_on_stdio(&opts)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -134,6 +134,9 @@ pub struct VmOptions {
     /// tables only (`acpi=on`, as AWS Graviton and Arm servers do; the
     /// default) or with a device tree only (`acpi=off`)
     pub acpi: bool,
+    /// `basalt serve`: printed on our stderr when the kernel logs that it
+    /// serves (`BASALT-SERVE PORT`), e.g. `Serving HTTP on http://…/`
+    pub serve_banner: Option<String>,
 }
 
 /// How a VM boots through firmware.
@@ -202,6 +205,7 @@ impl VmOptions {
             network_tap: None,
             firmware: None,
             acpi: true,
+            serve_banner: None,
         }
     }
 
@@ -221,8 +225,10 @@ impl VmOptions {
 /// ones).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct UserNetwork {
-    /// TCP forwards: (port on the host's 127.0.0.1, port in the VM)
+    /// TCP forwards: (port on the host, port in the VM)
     pub forwards: Vec<(u16, u16)>,
+    /// the host address the forwards listen on (`None`: 127.0.0.1)
+    pub forward_host: Option<std::net::IpAddr>,
     /// also join the card to a raw Ethernet tap (a QEMU hub joins the
     /// user-mode network, a `dgram` backend and the card): tests inject
     /// raw, hostile frames this way and see what the card sends
@@ -284,8 +290,11 @@ pub(crate) fn network_args_with(
     firmware: bool,
 ) {
     let mut netdev = String::from("user,id=net0");
+    let bind = net
+        .forward_host
+        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
     for (host, guest) in &net.forwards {
-        netdev.push_str(&format!(",hostfwd=tcp:127.0.0.1:{host}-:{guest}"));
+        netdev.push_str(&format!(",hostfwd=tcp:{bind}:{host}-:{guest}"));
     }
     if let Some(extra) = netdev_extra {
         netdev.push_str(extra);
@@ -728,6 +737,8 @@ pub(crate) fn accept_one(listener: UnixListener, done: Arc<Mutex<bool>>) -> Opti
 #[derive(Default)]
 pub(crate) struct LogState {
     pub(crate) lines: Vec<String>,
+    /// printed on stderr when the kernel logs `BASALT-SERVE` (once)
+    pub(crate) serve_banner: Option<String>,
     status: Option<Status>,
     first_line: Option<Duration>,
     marker: Option<Duration>,
@@ -807,7 +818,10 @@ pub fn boot(opts: &VmOptions, bundle: &[u8], io: VmIo) -> Result<VmReport, CliEr
         mut stderr,
     } = io;
 
-    let log = Arc::new(Mutex::new(LogState::default()));
+    let log = Arc::new(Mutex::new(LogState {
+        serve_banner: opts.serve_banner.clone(),
+        ..LogState::default()
+    }));
     let verbose = opts.verbose;
     let forwarder = opts.forwards_listeners().then(|| {
         let taken = opts
@@ -986,6 +1000,11 @@ impl LogState {
         }
         if verbose {
             eprintln!("basalt: kernel: {line}");
+        }
+        if line.starts_with("BASALT-SERVE ")
+            && let Some(banner) = self.serve_banner.take()
+        {
+            eprintln!("{banner}");
         }
         self.lines.push(line);
     }

@@ -41,6 +41,7 @@ fn a_network_gets_user_networking_with_its_forwards() {
         forwards: vec![(18080, 8080), (2222, 22)],
         tap: None,
         forward_listeners: false,
+        forward_host: None,
     });
     let netdev = "user,id=net0,hostfwd=tcp:127.0.0.1:18080-:8080,hostfwd=tcp:127.0.0.1:2222-:22";
     let a = args(&opts);
@@ -88,6 +89,7 @@ fn a_tap_joins_the_card_through_a_hub() {
             sink_port: 40001,
         }),
         forward_listeners: false,
+        forward_host: None,
     });
     let a = args(&opts);
     assert!(has_pair(
@@ -242,6 +244,7 @@ fn forwarded_listeners_give_qemu_a_qmp_socket() {
             forwards: Vec::new(),
             tap: None,
             forward_listeners: true,
+            forward_host: None,
         });
         let a = args(&opts);
         assert!(has_pair(&a, "-qmp", "unix:qmp,server=on,wait=off"), "{a:?}");

@@ -272,10 +272,17 @@ struct Serve {
 }
 
 impl Serve {
-    /// Serves `wasm` with extra `args` on a free port of 127.0.0.1.
+    /// Serves `wasm` hosted with extra `args` on a free port of 127.0.0.1.
     fn start(wasm: &Path, args: &[&str]) -> Serve {
+        Serve::start_in(wasm, &["--hosted"], args)
+    }
+
+    /// Serves `wasm` in `mode` (`--hosted`, or `--arch ARCH` for a VM).
+    fn start_in(wasm: &Path, mode: &[&str], args: &[&str]) -> Serve {
         let mut child = Command::new(env!("CARGO_BIN_EXE_basalt"))
-            .args(["serve", "--hosted", "--addr", "127.0.0.1:0"])
+            .arg("serve")
+            .args(mode)
+            .args(["--addr", "127.0.0.1:0"])
             .args(args)
             .arg(wasm)
             .stdin(Stdio::null())
@@ -284,8 +291,17 @@ impl Serve {
             .spawn()
             .expect("starting basalt serve");
         let mut err = BufReader::new(child.stderr.take().expect("stderr"));
+        // A VM's CLI may say other things first (building the kernel).
         let mut first = String::new();
-        err.read_line(&mut first).expect("the first stderr line");
+        let mut before = String::new();
+        while err.read_line(&mut first).is_ok_and(|n| n > 0)
+            && !first.starts_with("Serving HTTP on")
+        {
+            before.push_str(&first);
+            first.clear();
+        }
+        first.insert_str(0, &before);
+        let first = first.lines().last().unwrap_or_default().to_string();
         let addr = first
             .trim()
             .strip_prefix("Serving HTTP on http://")
@@ -322,6 +338,19 @@ impl Serve {
 
     fn stderr(&self) -> String {
         self.stderr.lock().expect("stderr lock").clone()
+    }
+
+    /// Whether stderr comes to hold `needle` within 30 s (our reader of
+    /// it runs behind the server).
+    fn stderr_gets(&self, needle: &str) -> bool {
+        let until = std::time::Instant::now() + Duration::from_secs(30);
+        while std::time::Instant::now() < until {
+            if self.stderr().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
     }
 
     /// Stops the server (SIGTERM); its stdout.
@@ -474,6 +503,7 @@ fn cli_serve_programs_hosted() {
         let s = Serve::start(&p2(&suite, name), &["-Scli"]);
         assert_eq!(get(s.addr, "/", "").status, 500);
         assert_eq!(get(s.addr, "/", "").status, 500);
+        s.stderr_gets("basalt: request 1:");
         let err = s.stderr();
         assert!(
             err.contains("guest never invoked `response-outparam::set` method")
@@ -488,7 +518,7 @@ fn cli_serve_programs_hosted() {
         &["-Scli", "-Wtimeout=100us"],
     );
     assert_eq!(get(s.addr, "/", "").status / 100, 5);
-    assert!(s.stderr().contains("guest timed out"), "{}", s.stderr());
+    assert!(s.stderr_gets("guest timed out"), "{}", s.stderr());
     assert_eq!(s.stop(), "");
 
     // guest output, line by line with wasmtime's prefixes
@@ -496,6 +526,7 @@ fn cli_serve_programs_hosted() {
     for _ in 0..2 {
         assert_eq!(get(s.addr, "/", "").status / 100, 2);
     }
+    s.stderr_gets("stderr [1] :: start a print 1234");
     let err = s.stderr();
     let out = s.stop();
     let mut want = String::new();
@@ -627,7 +658,7 @@ fn hostile_handlers_get_500_and_the_server_goes_on() {
     ] {
         let r = get(s.addr, path, "");
         assert_eq!(r.status, 500, "{path}");
-        assert!(s.stderr().contains(why), "{path}: {}", s.stderr());
+        assert!(s.stderr_gets(why), "{path}: {}", s.stderr());
         let r = get(s.addr, "/", "");
         assert_eq!(
             (r.status, r.body.starts_with(b"Hello from Basalt!")),
@@ -639,11 +670,7 @@ fn hostile_handlers_get_500_and_the_server_goes_on() {
             .unwrap_or_else(|| panic!("the kept connection was closed after {path}"));
         assert_eq!(r.status, 200);
     }
-    assert!(
-        s.stderr().contains("memory allocation of"),
-        "{}",
-        s.stderr()
-    );
+    assert!(s.stderr_gets("memory allocation of"), "{}", s.stderr());
 }
 
 #[test]
@@ -744,4 +771,108 @@ fn serve_refuses_what_it_cannot_serve() {
     );
     let out = run(&["serve", "-W", "nonsense=1", "--hosted", "x.wasm"]);
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// `basalt serve` in a VM of `arch`: the kernel serves
+/// `examples/http-handler` on the VM's card, QEMU forwards `--addr`; the
+/// same answers, deadlines and limits as hosted.
+fn serve_in_vm(arch: &str) {
+    let s = Serve::start_in(
+        &handler_example(),
+        &["--arch", arch],
+        &["-W", "timeout=2s", "-W", "max-memory-size=67108864"],
+    );
+    let r = get(s.addr, "/", "");
+    assert_eq!(
+        (r.status, r.body.starts_with(b"Hello from Basalt!")),
+        (200, true)
+    );
+    let mut kept = Conn::open(s.addr);
+    for (path, status) in [
+        ("/trap", 500),
+        ("/loop", 500),
+        ("/grow", 500),
+        ("/sleep?ms=50", 200),
+    ] {
+        let r = kept
+            .send(
+                format!("GET {path} HTTP/1.1\r\nhost: x\r\n\r\n").as_bytes(),
+                false,
+            )
+            .unwrap_or_else(|| panic!("no answer to {path}:\n{}", s.stderr()));
+        assert_eq!(r.status, status, "{path}: {}", s.stderr());
+    }
+    let body: Vec<u8> = echo_body()[..200_000].to_vec();
+    let r = post(s.addr, "/echo", "", &body);
+    assert!(
+        r.status == 200 && r.body == body,
+        "echo: {} ({} bytes)",
+        r.status,
+        r.body.len()
+    );
+    for want in [
+        "the handler trapped",
+        "guest timed out",
+        "memory allocation of",
+    ] {
+        assert!(s.stderr_gets(want), "no `{want}` in:\n{}", s.stderr());
+    }
+}
+
+#[test]
+fn serve_in_x86_64_vm() {
+    serve_in_vm("x86_64");
+}
+
+#[test]
+fn serve_in_aarch64_vm() {
+    serve_in_vm("aarch64");
+}
+
+/// wasmtime's client programs in a VM of `arch`: the requests leave
+/// through the VM's card to the fixture on the host (10.0.2.2 on QEMU's
+/// user network).
+fn clients_in_vm(arch: &str, names: &[&str]) {
+    let Some(suite) = suite() else { return };
+    let server = fixture();
+    for name in names {
+        let out = Command::new(env!("CARGO_BIN_EXE_basalt"))
+            .args(["run", "--arch", arch, "--timeout", "120", "--env"])
+            .arg(format!("HTTP_SERVER=10.0.2.2:{}", server.port()))
+            .arg(p2(&suite, name))
+            .stdin(Stdio::null())
+            .output()
+            .expect("running basalt");
+        assert!(
+            out.status.success(),
+            "{name} in a {arch} VM: {:?}\nstdout:\n{}\nstderr:\n{}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn client_programs_in_x86_64_vm() {
+    clients_in_vm(
+        "x86_64",
+        &[
+            "p2_http_outbound_request_get",
+            "p2_http_outbound_request_large_post",
+            "p2_http_outbound_request_content_length",
+            "p2_http_outbound_request_invalid_dnsname",
+        ],
+    );
+}
+
+#[test]
+fn client_programs_in_aarch64_vm() {
+    clients_in_vm(
+        "aarch64",
+        &[
+            "p2_http_outbound_request_post",
+            "p2_http_outbound_request_put",
+        ],
+    );
 }

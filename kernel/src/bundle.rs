@@ -393,6 +393,22 @@ pub struct Manifest {
     /// the most bytes of guest memory one preview1 call may touch
     /// (`hostcall-fuel N`, from `-S hostcall-fuel`)
     pub hostcall_fuel: Option<u64>,
+    /// serve HTTP with the component instead of running it (`serve PORT
+    /// TIMEOUT-MS MAX-MEMORY PREFIX`, from `basalt serve`)
+    pub serve: Option<ServeConfig>,
+}
+
+/// How to serve HTTP (`basalt serve` in a VM).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ServeConfig {
+    /// the port to listen on, on every address of the VM
+    pub port: u16,
+    /// each request's deadline in milliseconds (0: none)
+    pub timeout_ms: u64,
+    /// the most bytes one linear memory of a request may grow to
+    pub max_memory: u64,
+    /// prefix guest output lines with `stdout [N] :: `
+    pub prefix: bool,
 }
 
 /// One directory preopened for the program.
@@ -487,7 +503,7 @@ impl Manifest {
         let mut seen_sockets = false;
         let mut seen_max_resources = false;
         let (mut seen_max_random_size, mut seen_cwd) = (false, false);
-        let mut seen_hostcall_fuel = false;
+        let (mut seen_hostcall_fuel, mut seen_serve) = (false, false);
         let err = |line: usize, message: String| BundleError::Manifest { line, message };
         for (n, raw) in text.split(|c| *c == b'\n').enumerate() {
             let line = n + 1;
@@ -663,6 +679,30 @@ impl Manifest {
                         .map_err(|_| err(line, String::from("`hostcall-fuel` needs a number")))?;
                     m.hostcall_fuel = Some(n);
                 }
+                b"serve" => {
+                    once(&mut seen_serve)?;
+                    let bad = || {
+                        err(
+                            line,
+                            String::from(
+                                "`serve` needs PORT TIMEOUT-MS MAX-MEMORY PREFIX (numbers; PREFIX 0 or 1)",
+                            ),
+                        )
+                    };
+                    let mut words = value.split(|c| *c == b' ');
+                    let mut next = || words.next().and_then(whole_number).ok_or_else(bad);
+                    let port = u16::try_from(next()?).map_err(|_| bad())?;
+                    let (timeout_ms, max_memory, prefix) = (next()?, next()?, next()?);
+                    if prefix > 1 {
+                        return Err(bad());
+                    }
+                    m.serve = Some(ServeConfig {
+                        port,
+                        timeout_ms,
+                        max_memory,
+                        prefix: prefix == 1,
+                    });
+                }
                 b"cwd" => {
                     once(&mut seen_cwd)?;
                     let path = utf8(value).map_err(|e| err(line, e))?;
@@ -707,7 +747,7 @@ impl Manifest {
                     return Err(err(
                         line,
                         alloc::format!(
-                            "unknown key `{key_str}` (this kernel knows version, arg, env, module, artifact, component-artifacts, jit, verbose, preopen, share, preopen-ro, share-ro, tcplisten, fuel, interrupt-checks, deadline-ms, terminal, sockets, max-resources, max-random-size, hostcall-fuel, cwd, spec-batch); is the kernel older than the CLI?"
+                            "unknown key `{key_str}` (this kernel knows version, arg, env, module, artifact, component-artifacts, jit, verbose, preopen, share, preopen-ro, share-ro, tcplisten, fuel, interrupt-checks, deadline-ms, terminal, sockets, max-resources, max-random-size, hostcall-fuel, cwd, serve, spec-batch); is the kernel older than the CLI?"
                         ),
                     ));
                 }

@@ -25,6 +25,7 @@ mod mem;
 mod net;
 mod platform;
 mod run;
+mod serve;
 mod services;
 mod spec;
 mod spec_component;

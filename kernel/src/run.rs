@@ -129,6 +129,10 @@ pub enum LoadError {
     Files(FilesError),
     /// a live share (`--dir`, virtio-9p) could not be opened
     Share(crate::live_share::ShareError),
+    /// `basalt serve` could not serve
+    Serve(crate::serve::ServeError),
+    /// `basalt serve` was given a core module
+    ServeModule,
     /// a `--tcplisten` socket could not be made
     Network {
         /// the address asked for
@@ -160,6 +164,10 @@ impl fmt::Display for LoadError {
             LoadError::Batch(e) => write!(f, "{e}"),
             LoadError::Files(e) => write!(f, "{e}"),
             LoadError::Share(e) => write!(f, "{e}"),
+            LoadError::Serve(e) => write!(f, "{e}"),
+            LoadError::ServeModule => {
+                f.write_str("a core module; basalt serve takes a wasi:http/proxy component")
+            }
             LoadError::Network { addr, error } => {
                 write!(f, "cannot listen on --tcplisten {addr}: {error}")
             }
@@ -310,7 +318,10 @@ fn load_and_run(info: &BootInfo) -> Result<Outcome, LoadError> {
         target,
         platform: Some(&KERNEL_PLATFORM),
         max_wasm_stack: MAX_WASM_STACK,
-        max_memory_bytes: MAX_MEMORY_BYTES,
+        // A server's requests each grow their memories to at most this.
+        max_memory_bytes: manifest.serve.map_or(MAX_MEMORY_BYTES, |v| {
+            usize::try_from(v.max_memory).unwrap_or(MAX_MEMORY_BYTES)
+        }),
         interruptible: manifest.interrupt_checks,
         consume_fuel: manifest.fuel.is_some(),
     })
@@ -328,6 +339,15 @@ fn load_and_run(info: &BootInfo) -> Result<Outcome, LoadError> {
     } else {
         Program::Module(load_module(&engine, &bundle, &manifest, wasm)?)
     };
+    if let Some(config) = manifest.serve {
+        let Program::Component(component) = program else {
+            return Err(LoadError::ServeModule);
+        };
+        stamp("serving");
+        return Err(LoadError::Serve(crate::serve::serve(
+            &engine, component, &manifest, config,
+        )));
+    }
     let mut ctx = WasiCtx::new(
         manifest.args.clone(),
         manifest.env.clone(),

@@ -104,6 +104,12 @@ fn what_the_cli_writes_the_kernel_reads_back() {
         max_random_size: Some(255),
         cwd: Some("/sand box\n€".into()),
         hostcall_fuel: Some(1000),
+        serve: Some(basalt::bundle::ServeManifest {
+            port: 8081,
+            timeout_ms: 2500,
+            max_memory: 1 << 26,
+            prefix: true,
+        }),
     };
     let archive = write_tar(&[
         manifest_entry(&cli.render()),
@@ -160,6 +166,15 @@ fn what_the_cli_writes_the_kernel_reads_back() {
     assert_eq!(m.max_random_size, Some(255));
     assert_eq!(m.cwd.as_deref(), Some("/sand box\n€"));
     assert_eq!(m.hostcall_fuel, Some(1000));
+    assert_eq!(
+        m.serve,
+        Some(bundle::ServeConfig {
+            port: 8081,
+            timeout_ms: 2500,
+            max_memory: 1 << 26,
+            prefix: true,
+        })
+    );
 
     // And with every flag off.
     let plain = CliManifest {
@@ -363,6 +378,11 @@ fn manifest_mistakes_name_their_line() {
     assert_eq!(line, 3);
     assert!(msg.contains("stdin, stdout or stderr"), "{msg}");
 
+    for bad in ["serve 70000 1 1 1", "serve 80 1 1 2", "serve 80 1", "serve x 1 1 1"] {
+        let (line, msg) = manifest_error(&format!("version 1\nmodule m\n{bad}\n"));
+        assert_eq!(line, 3, "{bad}");
+        assert!(msg.contains("`serve` needs PORT"), "{bad}: {msg}");
+    }
     let (line, msg) = manifest_error("version 1\nmodule m\ntcplisten 8080\n");
     assert_eq!(line, 3);
     assert!(msg.contains("HOST:PORT"), "{msg}");

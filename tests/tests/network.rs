@@ -50,6 +50,7 @@ fn start(arch: GuestArch) -> Guest {
         forwards: vec![(port, GUEST_PORT)],
         tap: None,
         forward_listeners: false,
+        forward_host: None,
     });
     let vm = thread::spawn(move || boot(opts, b""));
     Guest { vm, port }

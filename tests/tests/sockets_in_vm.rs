@@ -214,6 +214,7 @@ fn a_flood_of_malformed_frames_leaves_the_server_up(arch: GuestArch) {
                 sink_port,
             }),
             forward_listeners: false,
+            forward_host: None,
         });
     };
     let (sent, out) = serve_and_check(arch, addr, configure, || {
@@ -471,6 +472,7 @@ fn x86_64_a_syn_flood_leaves_the_server_answering() {
                 sink_port,
             }),
             forward_listeners: false,
+            forward_host: None,
         });
     };
     let (took, _) = serve_and_check(GuestArch::X86_64, addr, configure, || {

@@ -184,6 +184,16 @@ impl<T> Store<T> {
         InterruptHandle(self.inner.opaque.ctx.interrupt_request.clone())
     }
 
+    /// Makes this store's code look at `handle`'s request word instead
+    /// of its own: several stores (one per request of a server) share one
+    /// word a timer raises. Each store's interrupt check still decides
+    /// whether its code stops.
+    pub fn share_interrupt(&mut self, handle: &InterruptHandle) {
+        let ctx = &mut self.inner.opaque.ctx;
+        ctx.interrupt_request = handle.0.clone();
+        ctx.interrupt_flag = Arc::as_ptr(&ctx.interrupt_request);
+    }
+
     /// The host data, writable.
     pub fn data_mut(&mut self) -> &mut T {
         &mut self.inner.data
