@@ -8,7 +8,7 @@
 //! Hosted (`--hosted`) the server is [`basalt_wasi::http_server`] over the
 //! host's sockets, in this process.
 
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use basalt_runtime::component::Component;
@@ -108,48 +108,23 @@ pub fn apply_w(opts: &mut ServeOptions, arg: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Raises a request's interrupt when its deadline passes: one thread for
-/// the whole server.
-#[derive(Clone)]
-struct Watchdog(Arc<(Mutex<Armed>, Condvar)>);
+/// How often the server's ticker raises the requests' interrupt word.
+const TICK: Duration = Duration::from_millis(5);
 
-/// The deadline the watchdog waits for, and what it interrupts then.
-type Armed = Option<(Instant, InterruptHandle)>;
-
-impl Watchdog {
-    fn start() -> Watchdog {
-        let w = Watchdog(Arc::new((Mutex::new(None), Condvar::new())));
-        let shared = w.0.clone();
-        std::thread::spawn(move || {
-            let (slot, cv) = &*shared;
-            let mut armed = slot.lock().unwrap_or_else(|e| e.into_inner());
-            loop {
-                match armed.take() {
-                    None => armed = cv.wait(armed).unwrap_or_else(|e| e.into_inner()),
-                    Some((at, handle)) => {
-                        let now = Instant::now();
-                        if now >= at {
-                            handle.interrupt();
-                        } else {
-                            *armed = Some((at, handle));
-                            armed = cv
-                                .wait_timeout(armed, at - now)
-                                .unwrap_or_else(|e| e.into_inner())
-                                .0;
-                        }
-                    }
-                }
-            }
-        });
-        w
-    }
-
-    /// Interrupts `handle` at `at` (replacing the previous request's).
-    fn arm(&self, at: Instant, handle: InterruptHandle) {
-        let (slot, cv) = &*self.0;
-        *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some((at, handle));
-        cv.notify_one();
-    }
+/// One interrupt word for every request of the server, raised every
+/// [`TICK`] by a thread of its own (epochs, as wasmtime's): each request's
+/// store shares it and its check stops the request past its deadline, so
+/// arming a deadline costs nothing per request.
+fn start_ticker(engine: &Engine) -> InterruptHandle {
+    let handle = basalt_runtime::Store::new(engine, ()).interrupt_handle();
+    let raiser = handle.clone();
+    std::thread::spawn(move || {
+        loop {
+            std::thread::sleep(TICK);
+            raiser.interrupt();
+        }
+    });
+    handle
 }
 
 /// `basalt serve --hosted`: serves `run.wasm` on this machine until a
@@ -200,7 +175,7 @@ pub fn serve_hosted(run: &RunOptions, serve: &ServeOptions) -> Result<i32, CliEr
     eprintln!("Serving HTTP on http://{bound}/");
 
     let stdio: Arc<dyn Stdio> = Arc::new(HostStdio);
-    let watchdog = serve.timeout.map(|_| Watchdog::start());
+    let ticker = serve.timeout.map(|_| start_ticker(&engine));
     let deadline_at = std::cell::Cell::new(None::<Instant>);
     let make_ctx = |n: u64| {
         let clocks = HostClocks::from_origin(origin);
@@ -235,8 +210,9 @@ pub fn serve_hosted(run: &RunOptions, serve: &ServeOptions) -> Result<i32, CliEr
         ctx
     };
     let prepare = |store: &mut basalt_runtime::Store<WasiCtx>| {
-        if let (Some(w), Some(at)) = (&watchdog, deadline_at.get()) {
-            w.arm(at, store.interrupt_handle());
+        if let (Some(t), Some(at)) = (&ticker, deadline_at.get()) {
+            store.share_interrupt(t);
+            store.set_interrupt_check(move || Instant::now() >= at);
         }
     };
     let mut log = |n: u64, m: &str| eprintln!("basalt: request {n}: {m}");

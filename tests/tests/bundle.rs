@@ -378,7 +378,12 @@ fn manifest_mistakes_name_their_line() {
     assert_eq!(line, 3);
     assert!(msg.contains("stdin, stdout or stderr"), "{msg}");
 
-    for bad in ["serve 70000 1 1 1", "serve 80 1 1 2", "serve 80 1", "serve x 1 1 1"] {
+    for bad in [
+        "serve 70000 1 1 1",
+        "serve 80 1 1 2",
+        "serve 80 1",
+        "serve x 1 1 1",
+    ] {
         let (line, msg) = manifest_error(&format!("version 1\nmodule m\n{bad}\n"));
         assert_eq!(line, 3, "{bad}");
         assert!(msg.contains("`serve` needs PORT"), "{bad}: {msg}");

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown as NetShutdown, TcpListener, TcpStream, ToSocketAddrs};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use rustix::event::{PollFd, PollFlags, Timespec};
@@ -63,7 +63,8 @@ fn errno(e: rustix::io::Errno) -> NetError {
 
 /// The host's TCP/IP stack.
 pub struct HostNetwork {
-    sockets: Mutex<HashMap<SocketId, HostSocket>>,
+    /// shared with `wait`, which polls them without holding the lock
+    sockets: Mutex<HashMap<SocketId, Arc<HostSocket>>>,
     next: Mutex<SocketId>,
     /// the monotonic clock `wait` deadlines are measured on (the same
     /// origin as [`crate::host::HostClocks`] of the same run is not
@@ -111,17 +112,17 @@ impl HostNetwork {
         self.sockets
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(id, s);
+            .insert(id, Arc::new(s));
         id
     }
 
     fn with<T>(
         &self,
         id: SocketId,
-        f: impl FnOnce(&mut HostSocket) -> Result<T, NetError>,
+        f: impl FnOnce(&HostSocket) -> Result<T, NetError>,
     ) -> Result<T, NetError> {
-        let mut all = self.sockets.lock().unwrap_or_else(|p| p.into_inner());
-        f(all.get_mut(&id).ok_or(NetError::Stale)?)
+        let all = self.sockets.lock().unwrap_or_else(|p| p.into_inner());
+        f(all.get(&id).ok_or(NetError::Stale)?)
     }
 
     /// `f` over socket `id` when it is one a WASI 0.2 program made
@@ -132,7 +133,7 @@ impl HostNetwork {
         f: impl FnOnce(BorrowedFd<'_>, bool) -> rustix::io::Result<T>,
     ) -> Option<Result<T, NetError>> {
         let all = self.sockets.lock().unwrap_or_else(|p| p.into_inner());
-        match all.get(&id) {
+        match all.get(&id).map(|s| &**s) {
             Some(HostSocket::Raw(fd, v6)) => Some(f(fd.as_fd(), *v6).map_err(errno)),
             _ => None,
         }
@@ -150,7 +151,7 @@ impl HostNetwork {
     fn stream<T>(
         &self,
         id: SocketId,
-        f: impl FnOnce(&mut TcpStream) -> io::Result<T>,
+        f: impl FnOnce(&TcpStream) -> io::Result<T>,
     ) -> Result<T, NetError> {
         self.with(id, |s| match s {
             HostSocket::Stream(t) => f(t).map_err(|e| net_error(&e)),
@@ -171,7 +172,7 @@ impl Network for HostNetwork {
             }
             HostSocket::Raw(fd, v6) => {
                 let flags = SocketFlags::NONBLOCK | SocketFlags::CLOEXEC;
-                let conn = rustix::net::accept_with(&*fd, flags).map_err(errno)?;
+                let conn = rustix::net::accept_with(fd, flags).map_err(errno)?;
                 Ok(HostSocket::Raw(conn, *v6))
             }
             HostSocket::Stream(_) => Err(NetError::InvalidArgument),
@@ -190,7 +191,7 @@ impl Network for HostNetwork {
         }) {
             return r;
         }
-        self.stream(socket, |t| if peek { t.peek(buf) } else { t.read(buf) })
+        self.stream(socket, |mut t| if peek { t.peek(buf) } else { t.read(buf) })
     }
 
     fn send(&self, socket: SocketId, data: &[u8]) -> Result<usize, NetError> {
@@ -199,7 +200,7 @@ impl Network for HostNetwork {
         }) {
             return r;
         }
-        self.stream(socket, |t| t.write(data))
+        self.stream(socket, |mut t| t.write(data))
     }
 
     fn shutdown(&self, socket: SocketId, how: Shutdown) -> Result<(), NetError> {
@@ -249,27 +250,24 @@ impl Network for HostNetwork {
     }
 
     fn wait(&self, interests: &[(SocketId, Interest)], deadline_ns: Option<u64>) {
-        // Duplicate the descriptors so the table is not locked while
-        // waiting (nothing else runs meanwhile, but a poisoned lock must
-        // not be held across a syscall that may take long).
-        let owned: Vec<(OwnedFd, Interest)> = {
+        // Hold the sockets (not the table's lock) while waiting: another
+        // thread may use the table meanwhile, and a socket closed then
+        // stays open until the poll returns.
+        let held: Vec<(Arc<HostSocket>, Interest)> = {
             let all = self.sockets.lock().unwrap_or_else(|p| p.into_inner());
             interests
                 .iter()
-                .filter_map(|(id, i)| {
-                    let fd = all.get(id)?.fd().try_clone_to_owned().ok()?;
-                    Some((fd, *i))
-                })
+                .filter_map(|(id, i)| Some((all.get(id)?.clone(), *i)))
                 .collect()
         };
-        let mut fds: Vec<PollFd<'_>> = owned
+        let mut fds: Vec<PollFd<'_>> = held
             .iter()
-            .map(|(fd, i)| {
+            .map(|(s, i)| {
                 let flags = match i {
                     Interest::Read => PollFlags::IN,
                     Interest::Write => PollFlags::OUT,
                 };
-                PollFd::new(fd, flags)
+                PollFd::from_borrowed_fd(s.fd(), flags)
             })
             .collect();
         let timeout = deadline_ns.map(|d| {

@@ -8,7 +8,7 @@ use alloc::string::{String, ToString};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
-use basalt_runtime::component::{Component, Linker as ComponentLinker};
+use basalt_runtime::component::{Component, InstancePre, Linker as ComponentLinker};
 use basalt_runtime::{Engine, Error, Store, Trap, TrapKind};
 
 use crate::WasiCtx;
@@ -21,10 +21,10 @@ pub fn handler_interface() -> String {
     format!("wasi:http/incoming-handler@{VERSION}")
 }
 
-/// A proxy component, linked and ready to be instantiated per request.
+/// A proxy component, linked once and instantiated per request (its
+/// imports bound and types evaluated once: [`InstancePre`]).
 pub struct ProxyApp {
-    component: Component,
-    linker: ComponentLinker<WasiCtx>,
+    pre: InstancePre<WasiCtx>,
     types: WasiTypes,
 }
 
@@ -95,8 +95,7 @@ impl ProxyApp {
         let mut linker = ComponentLinker::new();
         let types = preview2::add_to_linker(&mut linker, |cx: &mut WasiCtx| cx);
         Ok(ProxyApp {
-            component,
-            linker,
+            pre: linker.instantiate_pre(&component),
             types,
         })
     }
@@ -113,17 +112,14 @@ impl ProxyApp {
         let mut store = Store::new(engine, ctx);
         prepare(&mut store);
         let parts = request_parts(request);
-        let called = self
-            .linker
-            .instantiate(&mut store, &self.component)
-            .and_then(|instance| {
-                let handle = instance
-                    .get_instance_func(&handler_interface(), "handle")
-                    .ok_or_else(|| Error::Instantiate("no incoming-handler.handle".into()))?;
-                let (args, slot) = push_request(store.data_mut(), &self.types, parts)?;
-                let result = handle.call(&mut store, &args).map(|_| ());
-                Ok((slot, result))
-            });
+        let called = self.pre.instantiate(&mut store).and_then(|instance| {
+            let handle = instance
+                .get_instance_func(&handler_interface(), "handle")
+                .ok_or_else(|| Error::Instantiate("no incoming-handler.handle".into()))?;
+            let (args, slot) = push_request(store.data_mut(), &self.types, parts)?;
+            let result = handle.call(&mut store, &args).map(|_| ());
+            Ok((slot, result))
+        });
         let (slot, result) = match called {
             Ok(v) => v,
             Err(e) => {

@@ -162,8 +162,27 @@ fn bad(what: &str) -> Error {
 }
 
 /// One component instance under construction.
+/// What instantiating one component always gives for some of its
+/// top-level definitions, kept across instantiations
+/// ([`super::InstancePre`]): bound imports and evaluated types, by the
+/// definition's index. Only those before the component defines a resource
+/// of its own are kept (resource types are new in every instance, and
+/// what is defined after one may name it).
+pub(crate) struct DefCache<T>(spin::Mutex<BTreeMap<usize, Item<T>>>);
+
+impl<T> Default for DefCache<T> {
+    fn default() -> Self {
+        DefCache(spin::Mutex::new(BTreeMap::new()))
+    }
+}
+
 struct Scope<'m, T> {
     modules_all: &'m [Module],
+    /// the cache of the definitions at `at`, for the root of an
+    /// [`super::InstancePre`] until it defines a resource of its own
+    cache: Option<&'m DefCache<T>>,
+    /// the index of the definition being run
+    at: usize,
     state: Arc<InstanceState>,
     env: Option<Arc<ComponentEnv>>,
     types: Vec<TypeSlot>,
@@ -391,8 +410,23 @@ pub(crate) fn instantiate<T: 'static>(
     resolve: &dyn Fn(&str) -> Option<Item<T>>,
     parent: Option<Arc<InstanceState>>,
 ) -> Result<(Arc<Exports<T>>, Arc<InstanceState>), Error> {
+    instantiate_cached(store, modules_all, closure, resolve, parent, None)
+}
+
+/// [`instantiate`], taking what `cache` holds of earlier instantiations
+/// of the same component with the same imports, and adding to it.
+pub(crate) fn instantiate_cached<T: 'static>(
+    store: &mut Store<T>,
+    modules_all: &[Module],
+    closure: &ComponentClosure,
+    resolve: &dyn Fn(&str) -> Option<Item<T>>,
+    parent: Option<Arc<InstanceState>>,
+    cache: Option<&DefCache<T>>,
+) -> Result<(Arc<Exports<T>>, Arc<InstanceState>), Error> {
     let mut s = Scope {
         modules_all,
+        cache,
+        at: 0,
         state: InstanceState::new(parent),
         env: closure.env.clone(),
         types: Vec::new(),
@@ -404,7 +438,8 @@ pub(crate) fn instantiate<T: 'static>(
         instances: Vec::new(),
         exports: BTreeMap::new(),
     };
-    for def in &closure.def.defs {
+    for (i, def) in closure.def.defs.iter().enumerate() {
+        s.at = i;
         s.run(store, def, resolve)?;
     }
     let state = s.state.clone();
@@ -419,6 +454,19 @@ impl ComponentClosure {
 }
 
 impl<T: 'static> Scope<'_, T> {
+    /// What an earlier instantiation gave for the current definition.
+    fn cached(&self) -> Option<Item<T>> {
+        self.cache?.0.lock().get(&self.at).cloned()
+    }
+
+    /// Keeps `item` as what the current definition gives, for later
+    /// instantiations.
+    fn keep(&self, item: Item<T>) {
+        if let Some(c) = self.cache {
+            c.0.lock().insert(self.at, item);
+        }
+    }
+
     fn type_env(&self) -> Arc<TypeEnv> {
         Arc::new(TypeEnv {
             types: self.types.clone(),
@@ -609,6 +657,14 @@ impl<T: 'static> Scope<'_, T> {
                     destructor,
                 );
                 self.types.push(TypeSlot::Resource(rt));
+                // From here on definitions may name a type of this
+                // instance's own.
+                self.cache = None;
+            }
+            Def::Type(_) if self.cached().is_some() => {
+                if let Some(Item::Type(slot)) = self.cached() {
+                    self.types.push(slot);
+                }
             }
             Def::Type(t) => {
                 let parent = match &self.env {
@@ -619,6 +675,7 @@ impl<T: 'static> Scope<'_, T> {
                     }),
                 };
                 let slot = eval_type(&self.types, &parent, t)?;
+                self.keep(Item::Type(slot.clone()));
                 self.types.push(slot);
             }
             Def::Canon(c) => self.canon(store, c)?,
@@ -656,8 +713,15 @@ impl<T: 'static> Scope<'_, T> {
                 self.instances.push(Arc::new(Exports { items }));
             }
             Def::Import(name, ty) => {
-                let provided = resolve(name);
-                let item = bind_item(&self.types, *ty, provided.as_ref(), name)?;
+                let item = match self.cached() {
+                    Some(item) => item,
+                    None => {
+                        let provided = resolve(name);
+                        let item = bind_item(&self.types, *ty, provided.as_ref(), name)?;
+                        self.keep(item.clone());
+                        item
+                    }
+                };
                 self.push(item)?;
             }
             Def::Export { name, sort, index } => {

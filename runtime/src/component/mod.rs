@@ -294,6 +294,59 @@ impl<T: 'static> Linker<T> {
     }
 }
 
+/// A component linked once for many instantiations (a server's instance
+/// per request): its imports found in the linker once, and what binding
+/// them and evaluating its types gives kept from the first instantiation
+/// for the next ones. For linkers that hold host definitions (an item
+/// another store's instance exports belongs to that store).
+pub struct InstancePre<T> {
+    component: Component,
+    imports: BTreeMap<String, Item<T>>,
+    cache: instance::DefCache<T>,
+}
+
+impl<T: 'static> Linker<T> {
+    /// `component` linked with this linker's definitions, to instantiate
+    /// many times.
+    pub fn instantiate_pre(&self, component: &Component) -> InstancePre<T> {
+        let imports = component
+            .import_names()
+            .into_iter()
+            .filter_map(|n| {
+                let item = lookup(&self.root, &n).map(Entry::to_item)?;
+                Some((n, item))
+            })
+            .collect();
+        InstancePre {
+            component: component.clone(),
+            imports,
+            cache: Default::default(),
+        }
+    }
+}
+
+impl<T: 'static> InstancePre<T> {
+    /// A new instance in `store`.
+    pub fn instantiate(&self, store: &mut Store<T>) -> Result<ComponentInstance<T>, Error> {
+        let closure = ComponentClosure::root(self.component.root.clone());
+        let resolve = |name: &str| self.imports.get(name).cloned();
+        let (exports, _state) = instance::instantiate_cached(
+            store,
+            &self.component.modules,
+            &closure,
+            &resolve,
+            None,
+            Some(&self.cache),
+        )?;
+        Ok(ComponentInstance { exports })
+    }
+
+    /// The component.
+    pub fn component(&self) -> &Component {
+        &self.component
+    }
+}
+
 /// An instantiated component: its exports.
 pub struct ComponentInstance<T> {
     exports: Arc<Exports<T>>,
