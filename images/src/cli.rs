@@ -116,6 +116,8 @@ does: every request gets a fresh instance. The first line on stderr is
                         60s); past it the request gets 500
   -W max-memory-size=N  the most bytes one linear memory of a request may
                         grow to (default 256 MiB); growing past it fails
+  --cpus N              --hosted: answer requests on N threads at once (default:
+                        this machine's cores); in a VM only 1 so far
   --no-logging-prefix   the guest's output as it is (default: each line as
                         `stdout [N] :: ...` / `stderr [N] :: ...`, N the
                         request's number)
@@ -469,6 +471,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
 /// `basalt serve [serve options] [run options] APP.wasm`.
 fn serve(args: Vec<OsString>) -> Result<i32, CliError> {
     let mut sopts = crate::serve::ServeOptions::default();
+    let mut cpus = None;
     let mut rest = Vec::new();
     let mut it = args.into_iter();
     while let Some(arg) = it.next() {
@@ -492,6 +495,19 @@ fn serve(args: Vec<OsString>) -> Result<i32, CliError> {
             "--addr" => sopts.addr = take(&mut it)?,
             "--shutdown-addr" => sopts.shutdown_addr = Some(take(&mut it)?),
             "--no-logging-prefix" => sopts.logging_prefix = false,
+            "--cpus" => {
+                let v = take(&mut it)?;
+                cpus = Some(
+                    v.parse::<usize>()
+                        .ok()
+                        .filter(|n| (1..=256).contains(n))
+                        .ok_or_else(|| {
+                            usage(format!(
+                                "--cpus wants a number of CPUs (1 to 256), got `{v}`"
+                            ))
+                        })?,
+                );
+            }
             "-W" => {
                 let v = take(&mut it)?;
                 crate::serve::apply_w(&mut sopts, &v).map_err(usage)?;
@@ -548,8 +564,16 @@ fn serve(args: Vec<OsString>) -> Result<i32, CliError> {
         ));
     }
     if cmd.hosted {
+        if let Some(n) = cpus {
+            sopts.workers = n;
+        }
         crate::serve::serve_hosted(&cmd.options, &sopts)
     } else {
+        if cpus.is_some_and(|n| n > 1) {
+            return Err(usage(
+                "--cpus: a VM has one vCPU so far (SMP is not implemented yet); --hosted serves on several CPUs",
+            ));
+        }
         crate::serve::serve_vm(&cmd.options, &sopts)
     }
 }

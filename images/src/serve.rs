@@ -37,6 +37,9 @@ pub struct ServeOptions {
     pub max_memory_size: usize,
     /// prefix each guest output line with its stream and request number
     pub logging_prefix: bool,
+    /// hosted: threads answering requests at once, each with its own
+    /// connections (`--cpus`; default: this machine's cores)
+    pub workers: usize,
 }
 
 /// A request may run this long unless `-W timeout` says otherwise.
@@ -53,6 +56,7 @@ impl Default for ServeOptions {
             timeout: Some(DEFAULT_TIMEOUT),
             max_memory_size: DEFAULT_MAX_MEMORY,
             logging_prefix: true,
+            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
         }
     }
 }
@@ -176,17 +180,83 @@ pub fn serve_hosted(run: &RunOptions, serve: &ServeOptions) -> Result<i32, CliEr
 
     let stdio: Arc<dyn Stdio> = Arc::new(HostStdio);
     let ticker = serve.timeout.map(|_| start_ticker(&engine));
+    let shared = Shared {
+        run,
+        serve,
+        name: &name,
+        app: &app,
+        engine: &engine,
+        net: &net,
+        listener,
+        shutdown,
+        origin,
+        stdio: &stdio,
+        ticker: ticker.as_ref(),
+        count: std::sync::atomic::AtomicU64::new(0),
+        stop: std::sync::atomic::AtomicBool::new(false),
+    };
+    let workers = serve.workers.max(1);
+    if run.verbose {
+        eprintln!("basalt: hosted: {workers} workers");
+    }
+    let outcome = std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..workers)
+            .map(|_| scope.spawn(|| worker(&shared)))
+            .collect();
+        let mut outcome = Ok(0);
+        for t in threads {
+            match t.join() {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => outcome = Err(e),
+                Err(_) => outcome = Err(CliError::Io("a server worker panicked".into())),
+            }
+        }
+        outcome
+    });
+    if run.verbose {
+        eprintln!(
+            "basalt: served {} requests",
+            shared.count.load(std::sync::atomic::Ordering::Relaxed)
+        );
+    }
+    outcome
+}
+
+/// What every worker of a hosted server shares.
+struct Shared<'a> {
+    run: &'a RunOptions,
+    serve: &'a ServeOptions,
+    name: &'a str,
+    app: &'a ProxyApp,
+    engine: &'a Engine,
+    net: &'a Arc<HostNetwork>,
+    listener: basalt_wasi::services::SocketId,
+    shutdown: Option<basalt_wasi::services::SocketId>,
+    origin: Instant,
+    stdio: &'a Arc<dyn Stdio>,
+    ticker: Option<&'a InterruptHandle>,
+    count: std::sync::atomic::AtomicU64,
+    /// a worker saw the shutdown connection: all end
+    stop: std::sync::atomic::AtomicBool,
+}
+
+/// One worker thread: its own connections, accepted from the shared
+/// listener, answered one request at a time, until the shutdown
+/// connection (`Ok`) or a signal.
+fn worker(sh: &Shared<'_>) -> Result<i32, CliError> {
+    use std::sync::atomic::Ordering;
+    let (run, serve) = (sh.run, sh.serve);
     let deadline_at = std::cell::Cell::new(None::<Instant>);
     let make_ctx = |n: u64| {
-        let clocks = HostClocks::from_origin(origin);
+        let clocks = HostClocks::from_origin(sh.origin);
         let started = clocks.monotonic_ns();
         let streams: Box<dyn Stdio> = if serve.logging_prefix {
-            Box::new(PrefixedStdio::new(stdio.clone(), n))
+            Box::new(PrefixedStdio::new(sh.stdio.clone(), n))
         } else {
-            Box::new(Unprefixed(stdio.clone()))
+            Box::new(Unprefixed(sh.stdio.clone()))
         };
         let mut ctx = WasiCtx::new(
-            vec![name.clone().into_bytes()],
+            vec![sh.name.to_string().into_bytes()],
             run.env.clone(),
             Services {
                 stdio: streams,
@@ -198,7 +268,8 @@ pub fn serve_hosted(run: &RunOptions, serve: &ServeOptions) -> Result<i32, CliEr
             deadline_at.set(Some(Instant::now() + limit));
             ctx.set_deadline(Some(started.saturating_add(limit.as_nanos() as u64)));
         }
-        ctx.set_network(net.clone());
+        let net: Arc<dyn Network> = sh.net.clone();
+        ctx.set_network(net);
         ctx.set_socket_grants(run.sockets);
         if let Some(n) = run.max_resources {
             ctx.set_max_resources(n);
@@ -210,39 +281,42 @@ pub fn serve_hosted(run: &RunOptions, serve: &ServeOptions) -> Result<i32, CliEr
         ctx
     };
     let prepare = |store: &mut basalt_runtime::Store<WasiCtx>| {
-        if let (Some(t), Some(at)) = (&ticker, deadline_at.get()) {
+        if let (Some(t), Some(at)) = (sh.ticker, deadline_at.get()) {
             store.share_interrupt(t);
             store.set_interrupt_check(move || Instant::now() >= at);
         }
     };
     let mut log = |n: u64, m: &str| eprintln!("basalt: request {n}: {m}");
     let mut handler = ProxyHandler {
-        app: &app,
-        engine: &engine,
+        app: sh.app,
+        engine: sh.engine,
         make_ctx,
         prepare,
-        count: 0,
+        count: &sh.count,
         log: &mut log,
     };
-    let mut server = Server::new(net.clone(), listener, ServerConfig::default());
-    let clocks = HostClocks::from_origin(origin);
+    let net: Arc<dyn Network> = sh.net.clone();
+    let mut server = Server::new(net, sh.listener, ServerConfig::default());
+    let clocks = HostClocks::from_origin(sh.origin);
     let extra: Vec<(basalt_wasi::services::SocketId, Interest)> =
-        shutdown.iter().map(|s| (*s, Interest::Read)).collect();
+        sh.shutdown.iter().map(|s| (*s, Interest::Read)).collect();
     loop {
         server.step(clocks.monotonic_ns(), &mut handler);
-        if let Some(s) = shutdown
-            && net.accept(s).is_ok()
+        if let Some(s) = sh.shutdown
+            && sh.net.accept(s).is_ok()
         {
-            if run.verbose {
-                eprintln!("basalt: served {} requests; shutting down", server.served);
-            }
+            sh.stop.store(true, Ordering::Relaxed);
+        }
+        if sh.stop.load(Ordering::Relaxed) {
             return Ok(0);
         }
         if let Some(sig) = crate::signals::received() {
+            sh.stop.store(true, Ordering::Relaxed);
             return Err(CliError::Interrupted(sig));
         }
         if !server.has_buffered_requests() {
-            server.wait(Some(clocks.monotonic_ns() + 1_000_000_000), &extra);
+            // At most 100 ms: a worker notices another's stop.
+            server.wait(Some(clocks.monotonic_ns() + 100_000_000), &extra);
         }
     }
 }

@@ -876,3 +876,24 @@ fn client_programs_in_aarch64_vm() {
         ],
     );
 }
+
+/// With two workers, a handler that loops until its deadline holds one of
+/// them; the other goes on answering new connections meanwhile.
+#[test]
+fn a_looping_handler_does_not_hold_the_others_up() {
+    let s = Serve::start(&handler_example(), &["--cpus", "2", "-W", "timeout=4s"]);
+    let addr = s.addr;
+    let looping = std::thread::spawn(move || get(addr, "/loop", "").status);
+    std::thread::sleep(Duration::from_millis(300));
+    for _ in 0..5 {
+        let t = std::time::Instant::now();
+        let r = get(s.addr, "/", "");
+        assert_eq!(r.status, 200);
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "a request waited {:?} behind the looping one",
+            t.elapsed()
+        );
+    }
+    assert_eq!(looping.join().expect("the looping request"), 500);
+}

@@ -128,12 +128,13 @@ pub fn serve(
     let mut log = |n: u64, m: &str| {
         let _ = errors.write_stderr(alloc::format!("basalt: request {n}: {m}\n").as_bytes());
     };
+    let count = core::sync::atomic::AtomicU64::new(0);
     let mut handler = ProxyHandler {
         app: &app,
         engine,
         make_ctx,
         prepare,
-        count: 0,
+        count: &count,
         log: &mut log,
     };
     let mut server = Server::new(net.clone(), listener, ServerConfig::default());

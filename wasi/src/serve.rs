@@ -213,8 +213,9 @@ where
     pub make_ctx: C,
     /// sets a request's store up
     pub prepare: P,
-    /// requests so far
-    pub count: u64,
+    /// requests so far, shared by every worker of the server (a request's
+    /// number is its place in this count)
+    pub count: &'a core::sync::atomic::AtomicU64,
     /// called with each request's number and what went wrong
     pub log: &'a mut dyn FnMut(u64, &str),
 }
@@ -225,8 +226,9 @@ where
     P: FnMut(&mut Store<WasiCtx>),
 {
     fn handle(&mut self, request: Request) -> Response {
-        let n = self.count;
-        self.count += 1;
+        let n = self
+            .count
+            .fetch_add(1, core::sync::atomic::Ordering::Relaxed);
         let ctx = (self.make_ctx)(n);
         let (response, outcome) = self
             .app
