@@ -193,6 +193,7 @@ pub fn serve_hosted(run: &RunOptions, serve: &ServeOptions) -> Result<i32, CliEr
         stdio: &stdio,
         ticker: ticker.as_ref(),
         count: std::sync::atomic::AtomicU64::new(0),
+        instantiate_ns: std::sync::atomic::AtomicU64::new(0),
         stop: std::sync::atomic::AtomicBool::new(false),
     };
     let workers = serve.workers.max(1);
@@ -214,9 +215,13 @@ pub fn serve_hosted(run: &RunOptions, serve: &ServeOptions) -> Result<i32, CliEr
         outcome
     });
     if run.verbose {
+        let n = shared.count.load(std::sync::atomic::Ordering::Relaxed);
+        let ns = shared
+            .instantiate_ns
+            .load(std::sync::atomic::Ordering::Relaxed);
         eprintln!(
-            "basalt: served {} requests",
-            shared.count.load(std::sync::atomic::Ordering::Relaxed)
+            "basalt: served {n} requests; instantiation {:.1} us a request on average",
+            ns as f64 / 1e3 / n.max(1) as f64
         );
     }
     outcome
@@ -236,6 +241,8 @@ struct Shared<'a> {
     stdio: &'a Arc<dyn Stdio>,
     ticker: Option<&'a InterruptHandle>,
     count: std::sync::atomic::AtomicU64,
+    /// nanoseconds spent making instances
+    instantiate_ns: std::sync::atomic::AtomicU64,
     /// a worker saw the shutdown connection: all end
     stop: std::sync::atomic::AtomicBool,
 }
@@ -294,6 +301,7 @@ fn worker(sh: &Shared<'_>) -> Result<i32, CliError> {
         prepare,
         count: &sh.count,
         log: &mut log,
+        instantiate_ns: &sh.instantiate_ns,
     };
     let net: Arc<dyn Network> = sh.net.clone();
     let mut server = Server::new(net, sh.listener, ServerConfig::default());

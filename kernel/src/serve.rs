@@ -129,6 +129,7 @@ pub fn serve(
         let _ = errors.write_stderr(alloc::format!("basalt: request {n}: {m}\n").as_bytes());
     };
     let count = core::sync::atomic::AtomicU64::new(0);
+    let instantiate_ns = core::sync::atomic::AtomicU64::new(0);
     let mut handler = ProxyHandler {
         app: &app,
         engine,
@@ -136,6 +137,7 @@ pub fn serve(
         prepare,
         count: &count,
         log: &mut log,
+        instantiate_ns: &instantiate_ns,
     };
     let mut server = Server::new(net.clone(), listener, ServerConfig::default());
     loop {

@@ -241,6 +241,11 @@ impl WasiCtx {
         self.initial_cwd = Some(cwd);
     }
 
+    /// The monotonic clock of this context's services, in nanoseconds.
+    pub fn monotonic_ns(&self) -> u64 {
+        self.services.clocks.monotonic_ns()
+    }
+
     /// Stops the program with an `Interrupted` trap when a WASI 0.2 wait
     /// would go past `monotonic_ns` (its code is stopped by the store's
     /// interrupt handle; this stops it where it waits on the host).

@@ -109,10 +109,34 @@ impl ProxyApp {
         prepare: impl FnOnce(&mut Store<WasiCtx>),
         request: Request,
     ) -> (Response, RequestOutcome) {
+        self.handle_timed(engine, ctx, prepare, request).0
+    }
+
+    /// [`ProxyApp::handle`], and how long making the instance took (ns,
+    /// on the context's monotonic clock).
+    pub fn handle_timed(
+        &self,
+        engine: &Engine,
+        ctx: WasiCtx,
+        prepare: impl FnOnce(&mut Store<WasiCtx>),
+        request: Request,
+    ) -> ((Response, RequestOutcome), u64) {
         let mut store = Store::new(engine, ctx);
         prepare(&mut store);
         let parts = request_parts(request);
-        let called = self.pre.instantiate(&mut store).and_then(|instance| {
+        let t0 = store.data().monotonic_ns();
+        let instance = self.pre.instantiate(&mut store);
+        let took = store.data().monotonic_ns().saturating_sub(t0);
+        (self.answer(store, instance, parts), took)
+    }
+
+    fn answer(
+        &self,
+        mut store: Store<WasiCtx>,
+        instance: Result<basalt_runtime::component::ComponentInstance<WasiCtx>, Error>,
+        parts: RequestParts,
+    ) -> (Response, RequestOutcome) {
+        let called = instance.and_then(|instance| {
             let handle = instance
                 .get_instance_func(&handler_interface(), "handle")
                 .ok_or_else(|| Error::Instantiate("no incoming-handler.handle".into()))?;
@@ -218,6 +242,8 @@ where
     pub count: &'a core::sync::atomic::AtomicU64,
     /// called with each request's number and what went wrong
     pub log: &'a mut dyn FnMut(u64, &str),
+    /// nanoseconds spent making instances, summed over every request
+    pub instantiate_ns: &'a core::sync::atomic::AtomicU64,
 }
 
 impl<C, P> crate::http_server::Handler for ProxyHandler<'_, C, P>
@@ -230,9 +256,11 @@ where
             .count
             .fetch_add(1, core::sync::atomic::Ordering::Relaxed);
         let ctx = (self.make_ctx)(n);
-        let (response, outcome) = self
-            .app
-            .handle(self.engine, ctx, &mut self.prepare, request);
+        let ((response, outcome), took) =
+            self.app
+                .handle_timed(self.engine, ctx, &mut self.prepare, request);
+        self.instantiate_ns
+            .fetch_add(took, core::sync::atomic::Ordering::Relaxed);
         if let Some(m) = outcome.message() {
             (self.log)(n, &m);
         }
