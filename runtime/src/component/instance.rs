@@ -168,19 +168,30 @@ fn bad(what: &str) -> Error {
 /// definition's index. Only those before the component defines a resource
 /// of its own are kept (resource types are new in every instance, and
 /// what is defined after one may name it).
-pub(crate) struct DefCache<T>(spin::Mutex<BTreeMap<usize, Item<T>>>);
+pub(crate) struct DefCache<T>(
+    spin::Mutex<BTreeMap<usize, Item<T>>>,
+    /// the core type of each `canon lower` (it depends on the lowered
+    /// function's type alone, whatever resources the component defines)
+    spin::Mutex<BTreeMap<usize, CoreFuncType>>,
+);
 
 impl<T> Default for DefCache<T> {
     fn default() -> Self {
-        DefCache(spin::Mutex::new(BTreeMap::new()))
+        DefCache(
+            spin::Mutex::new(BTreeMap::new()),
+            spin::Mutex::new(BTreeMap::new()),
+        )
     }
 }
 
 struct Scope<'m, T> {
     modules_all: &'m [Module],
     /// the cache of the definitions at `at`, for the root of an
-    /// [`super::InstancePre`] until it defines a resource of its own
+    /// [`super::InstancePre`]
     cache: Option<&'m DefCache<T>>,
+    /// whether the cache's items still apply: until the component defines
+    /// a resource of its own
+    items_cached: bool,
     /// the index of the definition being run
     at: usize,
     state: Arc<InstanceState>,
@@ -426,6 +437,7 @@ pub(crate) fn instantiate_cached<T: 'static>(
     let mut s = Scope {
         modules_all,
         cache,
+        items_cached: true,
         at: 0,
         state: InstanceState::new(parent),
         env: closure.env.clone(),
@@ -456,15 +468,34 @@ impl ComponentClosure {
 impl<T: 'static> Scope<'_, T> {
     /// What an earlier instantiation gave for the current definition.
     fn cached(&self) -> Option<Item<T>> {
+        if !self.items_cached {
+            return None;
+        }
         self.cache?.0.lock().get(&self.at).cloned()
     }
 
     /// Keeps `item` as what the current definition gives, for later
     /// instantiations.
     fn keep(&self, item: Item<T>) {
-        if let Some(c) = self.cache {
+        if let Some(c) = self.cache
+            && self.items_cached
+        {
             c.0.lock().insert(self.at, item);
         }
+    }
+
+    /// The core type `canon lower` gives `callee` here (computed once per
+    /// definition of a cached component).
+    fn lowered_type(&self, callee: &ComponentFunc<T>) -> CoreFuncType {
+        let Some(c) = self.cache else {
+            return func::lowered_core_type(callee.ty());
+        };
+        if let Some(t) = c.1.lock().get(&self.at) {
+            return t.clone();
+        }
+        let t = func::lowered_core_type(callee.ty());
+        c.1.lock().insert(self.at, t.clone());
+        t
     }
 
     fn type_env(&self) -> Arc<TypeEnv> {
@@ -659,7 +690,7 @@ impl<T: 'static> Scope<'_, T> {
                 self.types.push(TypeSlot::Resource(rt));
                 // From here on definitions may name a type of this
                 // instance's own.
-                self.cache = None;
+                self.items_cached = false;
             }
             Def::Type(_) if self.cached().is_some() => {
                 if let Some(Item::Type(slot)) = self.cached() {
@@ -842,7 +873,7 @@ impl<T: 'static> Scope<'_, T> {
                     self.core[0].push(CoreItem::Extern(Extern::Func(f)));
                     return Ok(());
                 }
-                let core_ty = func::lowered_core_type(callee.ty());
+                let core_ty = self.lowered_type(&callee);
                 let state = self.state.clone();
                 let f = store.host_func(
                     core_ty,
