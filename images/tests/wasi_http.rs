@@ -897,3 +897,57 @@ fn a_looping_handler_does_not_hold_the_others_up() {
     }
     assert_eq!(looping.join().expect("the looping request"), 500);
 }
+
+/// wasmtime's proxy programs served from a VM of `arch`; the streaming
+/// one's outgoing requests reach the fixture on the host (10.0.2.2).
+fn api_proxies_in_vm(arch: &str) {
+    use sha2::Digest;
+    let Some(suite) = suite() else { return };
+    let s = Serve::start_in(&p2(&suite, "p2_api_proxy"), &["--arch", arch], &[]);
+    let r = get(s.addr, "/test-path", "");
+    assert_eq!(
+        (r.status, r.body.as_slice()),
+        (200, &b"hello, world!"[..]),
+        "{}",
+        s.stderr()
+    );
+    assert_eq!(get(s.addr, "/early_drop", "").status, 200, "{}", s.stderr());
+    drop(s);
+    let fixture = fixture();
+    let host = format!("10.0.2.2:{}", fixture.port());
+    let s = Serve::start_in(&p2(&suite, "p2_api_proxy_streaming"), &["--arch", arch], &[]);
+    let body: Vec<u8> = echo_body()[..100_000].to_vec();
+    let r = post(s.addr, "/echo", "content-type: application/octet-stream\r\n", &body);
+    assert!(r.status == 200 && r.body == body, "echo: {}\n{}", r.status, s.stderr());
+    let r = post(
+        s.addr,
+        "/double-echo",
+        &format!("content-type: application/octet-stream\r\nurl: http://{host}/echo\r\n"),
+        &body,
+    );
+    assert!(r.status == 200 && r.body == body, "double echo: {}\n{}", r.status, s.stderr());
+    let urls: String = VERSES
+        .iter()
+        .map(|(p, _)| format!("url: http://{host}{p}\r\n"))
+        .collect();
+    let r = get(s.addr, "/hash-all", &urls);
+    assert_eq!(r.status, 200, "{}", s.stderr());
+    let text = String::from_utf8_lossy(&r.body);
+    for (p, verse) in VERSES {
+        let line = format!(
+            "http://{host}{p}: {}",
+            base64_no_pad(&sha2::Sha256::digest(verse.as_bytes()))
+        );
+        assert!(text.lines().any(|l| l == line), "no `{line}` in:\n{text}");
+    }
+}
+
+#[test]
+fn api_proxies_in_x86_64_vm() {
+    api_proxies_in_vm("x86_64");
+}
+
+#[test]
+fn api_proxies_in_aarch64_vm() {
+    api_proxies_in_vm("aarch64");
+}
