@@ -915,17 +915,36 @@ fn api_proxies_in_vm(arch: &str) {
     drop(s);
     let fixture = fixture();
     let host = format!("10.0.2.2:{}", fixture.port());
-    let s = Serve::start_in(&p2(&suite, "p2_api_proxy_streaming"), &["--arch", arch], &[]);
+    let s = Serve::start_in(
+        &p2(&suite, "p2_api_proxy_streaming"),
+        &["--arch", arch],
+        &[],
+    );
     let body: Vec<u8> = echo_body()[..100_000].to_vec();
-    let r = post(s.addr, "/echo", "content-type: application/octet-stream\r\n", &body);
-    assert!(r.status == 200 && r.body == body, "echo: {}\n{}", r.status, s.stderr());
+    let r = post(
+        s.addr,
+        "/echo",
+        "content-type: application/octet-stream\r\n",
+        &body,
+    );
+    assert!(
+        r.status == 200 && r.body == body,
+        "echo: {}\n{}",
+        r.status,
+        s.stderr()
+    );
     let r = post(
         s.addr,
         "/double-echo",
         &format!("content-type: application/octet-stream\r\nurl: http://{host}/echo\r\n"),
         &body,
     );
-    assert!(r.status == 200 && r.body == body, "double echo: {}\n{}", r.status, s.stderr());
+    assert!(
+        r.status == 200 && r.body == body,
+        "double echo: {}\n{}",
+        r.status,
+        s.stderr()
+    );
     let urls: String = VERSES
         .iter()
         .map(|(p, _)| format!("url: http://{host}{p}\r\n"))
