@@ -111,7 +111,8 @@ does: every request gets a fresh instance. The first line on stderr is
   --addr HOST:PORT      where to listen (default 0.0.0.0:8080; port 0: any)
   --shutdown-addr HOST:PORT
                         a connection to this address stops the server (exit
-                        code 0); announced first on stderr (--hosted)
+                        code 0); announced first on stderr (--hosted). SIGINT
+                        and SIGTERM stop it too (exit code 0)
   -W timeout=DUR        each request's deadline, e.g. 100ms, 5s (default
                         60s); past it the request gets 500
   -W max-memory-size=N  the most bytes one linear memory of a request may

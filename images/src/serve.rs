@@ -318,9 +318,10 @@ fn worker(sh: &Shared<'_>) -> Result<i32, CliError> {
         if sh.stop.load(Ordering::Relaxed) {
             return Ok(0);
         }
-        if let Some(sig) = crate::signals::received() {
+        if crate::signals::received().is_some() {
+            // SIGINT or SIGTERM is how a server is stopped: a clean end.
             sh.stop.store(true, Ordering::Relaxed);
-            return Err(CliError::Interrupted(sig));
+            return Ok(0);
         }
         if !server.has_buffered_requests() {
             // At most 100 ms: a worker notices another's stop.
@@ -349,7 +350,8 @@ const GUEST_PORT: u16 = 8080;
 
 /// `basalt serve` in a VM: the kernel serves on a port of its own, QEMU
 /// forwards `--addr` to it, and the first stderr line names `--addr`
-/// once the kernel listens. Runs until a signal stops the VM.
+/// once the kernel listens. Runs until SIGINT or SIGTERM stops the VM
+/// (exit code 0).
 pub fn serve_vm(run: &RunOptions, serve: &ServeOptions) -> Result<i32, CliError> {
     use crate::vm::Machine;
     if serve.shutdown_addr.is_some() {
@@ -430,7 +432,12 @@ pub fn serve_vm(run: &RunOptions, serve: &ServeOptions) -> Result<i32, CliError>
         "Serving HTTP on http://{}/",
         std::net::SocketAddr::new(addr.ip(), host_port)
     ));
-    crate::run::run_on_stdio(&opts)
+    match crate::run::run_on_stdio(&opts) {
+        // SIGINT or SIGTERM is how a server is stopped: a clean end (the
+        // VM is stopped with it).
+        Err(CliError::Interrupted(_)) => Ok(0),
+        other => other,
+    }
 }
 
 #[cfg(test)]
