@@ -775,12 +775,13 @@ fn serve_refuses_what_it_cannot_serve() {
 
 /// `basalt serve` in a VM of `arch`: the kernel serves
 /// `examples/http-handler` on the VM's card, QEMU forwards `--addr`; the
-/// same answers, deadlines and limits as hosted.
+/// same answers, deadlines and limits as hosted, and requests side by
+/// side on the one vCPU (each in a task of its own).
 fn serve_in_vm(arch: &str) {
     let s = Serve::start_in(
         &handler_example(),
         &["--arch", arch],
-        &["-W", "timeout=2s", "-W", "max-memory-size=67108864"],
+        &["-W", "timeout=4s", "-W", "max-memory-size=67108864"],
     );
     let r = get(s.addr, "/", "");
     assert_eq!(
@@ -801,6 +802,22 @@ fn serve_in_vm(arch: &str) {
             )
             .unwrap_or_else(|| panic!("no answer to {path}:\n{}", s.stderr()));
         assert_eq!(r.status, status, "{path}: {}", s.stderr());
+    }
+    // Requests run side by side: a sleeping one and a looping one each
+    // leave the others served meanwhile.
+    for slow in ["/sleep?ms=4000", "/loop"] {
+        let addr = s.addr;
+        let waiting = std::thread::spawn(move || get(addr, slow, "").status);
+        std::thread::sleep(Duration::from_millis(500));
+        for _ in 0..3 {
+            assert_eq!(get(s.addr, "/", "").status, 200, "beside {slow}");
+        }
+        assert!(
+            !waiting.is_finished(),
+            "{slow} ended before the quick requests were answered"
+        );
+        let status = waiting.join().expect("the slow request");
+        assert_eq!(status, if slow == "/loop" { 500 } else { 200 }, "{slow}");
     }
     let body: Vec<u8> = echo_body()[..200_000].to_vec();
     let r = post(s.addr, "/echo", "", &body);

@@ -30,6 +30,7 @@ mod services;
 mod spec;
 mod spec_component;
 mod syms;
+mod tasks;
 mod time;
 
 use basalt_arch::BootInfo;

@@ -317,7 +317,12 @@ fn load_and_run(info: &BootInfo) -> Result<Outcome, LoadError> {
     let engine = Engine::new(Config {
         target,
         platform: Some(&KERNEL_PLATFORM),
-        max_wasm_stack: MAX_WASM_STACK,
+        // A server's requests run on stacks of their own, smaller.
+        max_wasm_stack: if manifest.serve.is_some() {
+            crate::serve::SERVE_WASM_STACK
+        } else {
+            MAX_WASM_STACK
+        },
         // A server's requests each grow their memories to at most this.
         max_memory_bytes: manifest.serve.map_or(MAX_MEMORY_BYTES, |v| {
             usize::try_from(v.max_memory).unwrap_or(MAX_MEMORY_BYTES)

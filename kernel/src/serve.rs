@@ -4,26 +4,34 @@
 //! ([`basalt_wasi::http_server`]) and per-request runner
 //! ([`basalt_wasi::serve`]) as `basalt serve --hosted`.
 //!
-//! One timer drives every request: its ticks raise one interrupt word
-//! that each request's store shares ([`basalt_runtime::Store::share_interrupt`]);
-//! the store's check polls the network and stops the request past its
-//! deadline. A wait on the host (a sleep, a poll) stops at the deadline
-//! too ([`basalt_wasi::WasiCtx::set_deadline`]).
+//! Every request runs in a task of its own ([`crate::tasks`]): one that
+//! waits (a sleep, a poll, an outgoing request) parks, and the others go
+//! on meanwhile; at most [`MAX_IN_FLIGHT`] at once, fewer when memory is
+//! short ([`in_flight_limit`]). One timer drives
+//! them all: its ticks raise one interrupt word that each request's store
+//! shares ([`basalt_runtime::Store::share_interrupt`]); the store's check
+//! polls the network, stops the request past its deadline, and otherwise
+//! lets the other tasks run. A wait on the host stops at the deadline too
+//! ([`basalt_wasi::WasiCtx::set_deadline`]).
 
 use alloc::boxed::Box;
 use alloc::sync::Arc;
-use core::cell::Cell;
+use alloc::vec::Vec;
 use core::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use basalt_runtime::component::Component;
 use basalt_runtime::{Engine, InterruptHandle, Store};
-use basalt_wasi::http_server::{Server, ServerConfig};
-use basalt_wasi::serve::{PrefixedStdio, ProxyApp, ProxyHandler};
+use basalt_wasi::http_server::{Handler, Request, Response, Server, ServerConfig};
+use basalt_wasi::serve::{PrefixedStdio, ProxyApp};
 use basalt_wasi::services::{Clocks, NetError, Network, Transport};
 use basalt_wasi::{Services, Stdio, WasiCtx};
 
 use crate::bundle::{Manifest, ServeConfig};
 use crate::services::{KernelClocks, KernelEntropy, SerialStdio};
+
+/// How much native stack a request's wasm may use: its task's stack
+/// ([`crate::tasks::TASK_STACK`]) holds this and the host code it calls.
+pub const SERVE_WASM_STACK: usize = 1 << 20;
 
 /// How often the timer raises the requests' interrupt word.
 const TICK_PERIOD_MS: u32 = 10;
@@ -80,70 +88,160 @@ pub fn serve(
     }
     // The CLI prints `Serving HTTP on …` when it reads this.
     kprintln!("BASALT-SERVE {}", config.port);
-    let console: Arc<dyn Stdio> = Arc::new(SerialStdio::new());
-    let deadline = Cell::new(None::<u64>);
-    let make_ctx = |n: u64| {
-        let stdio: Box<dyn Stdio> = if config.prefix {
-            Box::new(PrefixedStdio::new(console.clone(), n))
+    let done: Arc<spin::Mutex<Vec<(u64, Response)>>> = Arc::default();
+    let limit = in_flight_limit();
+    kprintln!("serve: at most {limit} requests in flight");
+    let mut handler = TaskHandler {
+        limit,
+        app: Arc::new(app),
+        engine: engine.clone(),
+        args: manifest.args.clone(),
+        env: manifest.env.clone(),
+        sockets: manifest.sockets,
+        max_resources: manifest.max_resources,
+        max_random_size: manifest.max_random_size,
+        config,
+        net: net.clone(),
+        console: Arc::new(SerialStdio::new()),
+        tick,
+        done: done.clone(),
+        count: 0,
+    };
+    let mut server = Server::new(net.clone(), listener, ServerConfig::default());
+    loop {
+        let now = crate::time::monotonic_ns();
+        server.step(now, &mut handler);
+        let waits = crate::tasks::run(now, &crate::net::program::ready);
+        let answers: Vec<(u64, Response)> = core::mem::take(&mut *done.lock());
+        let answered = !answers.is_empty();
+        for (ticket, response) in answers {
+            server.respond(ticket, &response, crate::time::monotonic_ns());
+        }
+        if answered || server.has_buffered_requests() || waits.deadline == Some(0) {
+            continue;
+        }
+        server.wait(waits.deadline, &waits.interests);
+    }
+}
+
+/// The most requests answered at once (each holds a task, its stack and
+/// an instance); more get 503. Fewer when memory is short: see
+/// [`in_flight_limit`].
+const MAX_IN_FLIGHT: usize = 256;
+
+/// Memory set aside for each request in flight when the limit is chosen:
+/// its task's stack and a small instance.
+const PER_REQUEST: usize = 8 << 20;
+
+/// How many requests may be in flight in the memory free now.
+fn in_flight_limit() -> usize {
+    let (used, total) = crate::mem::frame_stats();
+    let free =
+        usize::try_from(total.saturating_sub(used).saturating_mul(4096)).unwrap_or(usize::MAX);
+    (free / PER_REQUEST).clamp(1, MAX_IN_FLIGHT)
+}
+
+/// Answers each request in a task of its own.
+struct TaskHandler {
+    /// the most requests in flight
+    limit: usize,
+    app: Arc<ProxyApp>,
+    engine: Engine,
+    args: Vec<Vec<u8>>,
+    env: Vec<Vec<u8>>,
+    sockets: basalt_wasi::preview2::SocketGrants,
+    max_resources: Option<usize>,
+    max_random_size: Option<u64>,
+    config: ServeConfig,
+    net: Arc<dyn Network>,
+    console: Arc<dyn Stdio>,
+    tick: Option<&'static InterruptHandle>,
+    /// the answers of the tasks that ended, by ticket
+    done: Arc<spin::Mutex<Vec<(u64, Response)>>>,
+    count: u64,
+}
+
+impl TaskHandler {
+    /// A fresh context for request `n`, and its deadline.
+    fn context(&self, n: u64) -> (WasiCtx, Option<u64>) {
+        let stdio: Box<dyn Stdio> = if self.config.prefix {
+            Box::new(PrefixedStdio::new(self.console.clone(), n))
         } else {
             Box::new(SerialStdio::new())
         };
         let clocks = KernelClocks::default();
         let now = clocks.monotonic_ns();
         let mut ctx = WasiCtx::new(
-            manifest.args.clone(),
-            manifest.env.clone(),
+            self.args.clone(),
+            self.env.clone(),
             Services {
                 stdio,
                 clocks: Box::new(clocks),
                 entropy: Box::new(KernelEntropy),
             },
         );
-        let until = (config.timeout_ms > 0)
-            .then(|| now.saturating_add(config.timeout_ms.saturating_mul(1_000_000)));
-        deadline.set(until);
+        let until = (self.config.timeout_ms > 0)
+            .then(|| now.saturating_add(self.config.timeout_ms.saturating_mul(1_000_000)));
         ctx.set_deadline(until);
-        ctx.set_socket_grants(manifest.sockets);
-        if let Some(n) = manifest.max_resources {
+        ctx.set_socket_grants(self.sockets);
+        if let Some(n) = self.max_resources {
             ctx.set_max_resources(n);
         }
-        if let Some(n) = manifest.max_random_size {
+        if let Some(n) = self.max_random_size {
             ctx.set_max_random_size(n);
         }
-        ctx.set_network(net.clone());
-        ctx
-    };
-    let prepare = |store: &mut Store<WasiCtx>| {
-        if let Some(h) = tick {
-            store.share_interrupt(h);
+        ctx.set_network(self.net.clone());
+        (ctx, until)
+    }
+}
+
+impl Handler for TaskHandler {
+    fn handle(&mut self, ticket: u64, request: Request) -> Option<Response> {
+        if crate::tasks::count() >= self.limit {
+            return Some(Response::text(
+                503,
+                "too many requests in flight: try again\n",
+            ));
         }
-        let until = deadline.get();
-        store.set_interrupt_check(move || {
-            crate::net::program::poll_in_background();
-            until.is_some_and(|d| crate::time::monotonic_ns() >= d)
+        let n = self.count;
+        self.count += 1;
+        let (ctx, until) = self.context(n);
+        let (app, engine, done, tick) = (
+            self.app.clone(),
+            self.engine.clone(),
+            self.done.clone(),
+            self.tick,
+        );
+        let body = Box::new(move || {
+            let prepare = |store: &mut Store<WasiCtx>| {
+                if let Some(h) = tick {
+                    store.share_interrupt(h);
+                }
+                store.set_interrupt_check(move || {
+                    crate::net::program::poll_in_background();
+                    if until.is_some_and(|d| crate::time::monotonic_ns() >= d) {
+                        return true;
+                    }
+                    // A tick: the other requests get their turn.
+                    crate::tasks::yield_now();
+                    false
+                });
+            };
+            let (response, outcome) = app.handle(&engine, ctx, prepare, request);
+            if let Some(m) = outcome.message() {
+                // On the program's stderr, as `basalt serve --hosted`
+                // prints them.
+                let _ = SerialStdio::new()
+                    .write_stderr(alloc::format!("basalt: request {n}: {m}\n").as_bytes());
+            }
+            done.lock().push((ticket, response));
         });
-    };
-    // On the program's stderr, as `basalt serve --hosted` prints them.
-    let errors = SerialStdio::new();
-    let mut log = |n: u64, m: &str| {
-        let _ = errors.write_stderr(alloc::format!("basalt: request {n}: {m}\n").as_bytes());
-    };
-    let count = core::sync::atomic::AtomicU64::new(0);
-    let instantiate_ns = core::sync::atomic::AtomicU64::new(0);
-    let mut handler = ProxyHandler {
-        app: &app,
-        engine,
-        make_ctx,
-        prepare,
-        count: &count,
-        log: &mut log,
-        instantiate_ns: &instantiate_ns,
-    };
-    let mut server = Server::new(net.clone(), listener, ServerConfig::default());
-    loop {
-        server.step(crate::time::monotonic_ns(), &mut handler);
-        if !server.has_buffered_requests() {
-            server.wait(None, &[]);
+        match crate::tasks::spawn(body) {
+            Ok(()) => None,
+            Err(_) => Some(Response::text(
+                503,
+                "no memory for another request: try again\n",
+            )),
         }
     }
 }

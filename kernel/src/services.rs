@@ -170,6 +170,14 @@ impl Clocks for KernelClocks {
     }
 
     fn sleep_until_monotonic_ns(&self, deadline: u64) {
+        if crate::tasks::in_task() {
+            // A request task sleeps while the server goes on.
+            crate::tasks::park(crate::tasks::Wait {
+                interests: alloc::vec::Vec::new(),
+                deadline: Some(deadline),
+            });
+            return;
+        }
         // A sleep past the program's deadline ends the run there.
         crate::time::sleep_until(crate::deadline::cap(deadline));
         crate::deadline::stop_if_passed();

@@ -40,7 +40,7 @@ pub use error::{Error, Trap, TrapFrame};
 pub use linker::Linker;
 pub use trap::TrapKind;
 pub use types::{AnyRef, FuncType, GlobalType, MemoryType, RefType, TableType, Val, ValType};
-pub use vm::enter::{FaultResume, handle_fault};
+pub use vm::enter::{FaultResume, handle_fault, restore_entry, take_entry};
 pub use vm::store::{
     AsStore, Caller, Extern, Func, Global, HostFn, Instance, InterruptHandle, Memory, Store,
     StoreMut, Table,

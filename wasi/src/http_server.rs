@@ -4,7 +4,9 @@
 //! Every connection is an explicit state machine ([`Conn`]): bytes come in
 //! as they arrive, a request's head and body are read with
 //! [`crate::http1`] within [`Limits`], the whole request goes to the
-//! [`Handler`], and its response goes out as the peer takes it. Requests
+//! [`Handler`], which answers at once or later ([`Server::respond`]: the
+//! kernel runs requests side by side), and its response goes out as the
+//! peer takes it. Requests
 //! on one connection are answered in order (keep-alive, pipelining); the
 //! next is read only once the previous answer is sent, so a peer that
 //! does not read cannot make the server hold more than one response for
@@ -86,8 +88,9 @@ impl Response {
 
 /// What answers requests.
 pub trait Handler {
-    /// The response to `request`.
-    fn handle(&mut self, request: Request) -> Response;
+    /// The response to `request`, now; or `None`: it comes later, through
+    /// [`Server::respond`] with `ticket`.
+    fn handle(&mut self, ticket: u64, request: Request) -> Option<Response>;
 }
 
 /// Where a connection is in its current request.
@@ -99,6 +102,13 @@ enum ConnState {
         head: RequestHead,
         decoder: BodyDecoder,
         body: Vec<u8>,
+    },
+    /// the handler answers request `ticket` later; whether the connection
+    /// stays open after it, and whether it was a `HEAD`
+    Waiting {
+        ticket: u64,
+        keep_alive: bool,
+        head_only: bool,
     },
     /// the answer is the last thing sent; then the connection closes
     Closing,
@@ -136,6 +146,8 @@ pub struct Server {
     conns: Vec<Conn>,
     /// requests answered
     pub served: u64,
+    /// the next request's ticket
+    next_ticket: u64,
 }
 
 /// The most bytes read from a connection in one step.
@@ -150,6 +162,7 @@ impl Server {
             config,
             conns: Vec::new(),
             served: 0,
+            next_ticket: 0,
         }
     }
 
@@ -186,7 +199,8 @@ impl Server {
         for c in &self.conns {
             if !c.outbox.is_empty() {
                 interests.push((c.sock, Interest::Write));
-            } else if !c.eof {
+            } else if !c.eof && !matches!(c.state, ConnState::Waiting { .. }) {
+                // (A connection waiting for its answer reads nothing.)
                 interests.push((c.sock, Interest::Read));
             }
             match c.started {
@@ -247,6 +261,11 @@ impl Server {
                 let _ = net.shutdown(c.sock, Shutdown::Write);
                 return Next::Close;
             }
+            if matches!(c.state, ConnState::Waiting { .. }) {
+                // Nothing more is read until the answer is out: a peer
+                // cannot pile requests up meanwhile.
+                return Next::Keep;
+            }
             // Take in what came.
             let mut buf = [0u8; 16 << 10];
             let mut took = 0;
@@ -271,6 +290,13 @@ impl Server {
             let c = &mut self.conns[i];
             match &mut c.state {
                 ConnState::Closing => return Next::Keep,
+                ConnState::Waiting { .. } => {
+                    // The peer left before its answer: nobody will read it.
+                    if c.eof && c.inbox.is_empty() {
+                        return Next::Close;
+                    }
+                    return Next::Keep;
+                }
                 ConnState::Head => {
                     if c.inbox.is_empty() {
                         if c.eof {
@@ -322,20 +348,67 @@ impl Server {
                         unreachable!("matched above")
                     };
                     let keep_alive = head.keep_alive;
-                    let is_head = head.method == "HEAD";
+                    let head_only = head.method == "HEAD";
                     c.started = if c.inbox.is_empty() { None } else { Some(now) };
-                    let response = handler.handle(Request { head, body });
-                    self.served += 1;
-                    let c = &mut self.conns[i];
-                    let keep = keep_alive && response.complete;
-                    write_response(&mut c.outbox, &response, keep, is_head);
-                    c.active = now;
-                    if !keep {
-                        c.state = ConnState::Closing;
-                    }
-                    return self.drive_send(i, now);
+                    let ticket = self.next_ticket;
+                    self.next_ticket += 1;
+                    let Some(response) = handler.handle(ticket, Request { head, body }) else {
+                        self.conns[i].state = ConnState::Waiting {
+                            ticket,
+                            keep_alive,
+                            head_only,
+                        };
+                        return Next::Keep;
+                    };
+                    return self.answer(i, &response, keep_alive, head_only, now);
                 }
             }
+        }
+    }
+
+    /// Queues `response` on connection `i` and sends what the peer takes.
+    fn answer(
+        &mut self,
+        i: usize,
+        response: &Response,
+        keep_alive: bool,
+        head_only: bool,
+        now: u64,
+    ) -> Next {
+        self.served += 1;
+        let c = &mut self.conns[i];
+        let keep = keep_alive && response.complete;
+        write_response(&mut c.outbox, response, keep, head_only);
+        c.active = now;
+        c.state = if keep {
+            ConnState::Head
+        } else {
+            ConnState::Closing
+        };
+        self.drive_send(i, now)
+    }
+
+    /// The answer to the request of `ticket` (a [`Handler`] gave `None`):
+    /// sent on its connection, unless that closed meanwhile.
+    pub fn respond(&mut self, ticket: u64, response: &Response, now: u64) {
+        let Some(i) = self
+            .conns
+            .iter()
+            .position(|c| matches!(c.state, ConnState::Waiting { ticket: t, .. } if t == ticket))
+        else {
+            return;
+        };
+        let ConnState::Waiting {
+            keep_alive,
+            head_only,
+            ..
+        } = self.conns[i].state
+        else {
+            return;
+        };
+        if let Next::Close = self.answer(i, response, keep_alive, head_only, now) {
+            let c = self.conns.swap_remove(i);
+            self.net.close(c.sock);
         }
     }
 

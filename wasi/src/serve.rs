@@ -251,7 +251,7 @@ where
     C: FnMut(u64) -> WasiCtx,
     P: FnMut(&mut Store<WasiCtx>),
 {
-    fn handle(&mut self, request: Request) -> Response {
+    fn handle(&mut self, _ticket: u64, request: Request) -> Option<Response> {
         let n = self
             .count
             .fetch_add(1, core::sync::atomic::Ordering::Relaxed);
@@ -264,7 +264,7 @@ where
         if let Some(m) = outcome.message() {
             (self.log)(n, &m);
         }
-        response
+        Some(response)
     }
 }
 

@@ -277,6 +277,18 @@ pub fn allocate_stack(size: usize) -> Result<Stack, MemError> {
     })
 }
 
+/// Unmaps a stack [`allocate_stack`] made and gives its addresses back.
+///
+/// # Safety
+/// Nothing may run on, or point into, the stack any more.
+pub unsafe fn free_stack(stack: Stack) {
+    let size = stack.top - stack.bottom;
+    // SAFETY: the caller's contract; the range is this stack's mapping.
+    if unsafe { unmap(stack.bottom, size) }.is_ok() {
+        platform::release_area(stack.bottom - PAGE_SIZE, size + PAGE_SIZE);
+    }
+}
+
 /// DMA memory for drivers: contiguous frames from the frame allocator,
 /// reached through the identity map (so the CPU and devices use the same
 /// address). Frames given to a device are never taken back.

@@ -40,7 +40,8 @@ pub fn reserve_area(size: usize) -> Option<usize> {
     Some(base)
 }
 
-fn release_area(base: usize, size: usize) {
+/// Gives back an area [`reserve_area`] handed out (unmapped).
+pub fn release_area(base: usize, size: usize) {
     AREAS
         .lock()
         .free

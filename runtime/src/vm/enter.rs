@@ -198,6 +198,25 @@ fn set_current(p: *mut EntryContext) {
     CURRENT.0.set(p);
 }
 
+/// Takes the innermost wasm entry of this thread (or CPU) away, as an
+/// opaque value, leaving none: a kernel that switches between stacks
+/// (each running its own wasm calls) keeps it with the stack it leaves,
+/// so a fault on the stack it resumes is not taken for the other's.
+pub fn take_entry() -> usize {
+    let p = current();
+    set_current(core::ptr::null_mut());
+    p as usize
+}
+
+/// Puts back an entry [`take_entry`] took.
+///
+/// # Safety
+/// `entry` must come from [`take_entry`] on the stack now running, with
+/// no wasm entered on it since.
+pub unsafe fn restore_entry(entry: usize) {
+    set_current(entry as *mut EntryContext);
+}
+
 /// Decides whether a synchronous fault at `pc` (touching `fault_addr`, for
 /// memory faults) is a wasm trap; if so, records it and tells the caller
 /// where to resume. Called from signal handlers and the kernel's exception

@@ -56,6 +56,18 @@ pub fn network() -> Arc<dyn Network> {
         .clone()
 }
 
+/// Whether `interest` in program socket `socket` is met now (or the
+/// socket is gone).
+pub fn ready(socket: SocketId, interest: Interest) -> bool {
+    match PROGRAM_NETWORK.get() {
+        Some(net) => {
+            let mut st = net.stack.lock();
+            super::driven::Driven::ready(&mut *st, socket, interest)
+        }
+        None => true,
+    }
+}
+
 /// Drives the program's network if it is not in use: connections on the
 /// card progress (retransmissions, keep-alives) while the program
 /// computes.
@@ -115,6 +127,14 @@ impl Network for ProgramNetwork {
     }
 
     fn wait(&self, interests: &[(SocketId, Interest)], deadline_ns: Option<u64>) {
+        if crate::tasks::in_task() {
+            // A request task: the server's loop waits for everyone.
+            crate::tasks::park(crate::tasks::Wait {
+                interests: interests.to_vec(),
+                deadline: deadline_ns,
+            });
+            return;
+        }
         super::driven::wait(&self.stack, interests, deadline_ns);
     }
 
