@@ -781,7 +781,7 @@ fn serve_in_vm(arch: &str) {
     let s = Serve::start_in(
         &handler_example(),
         &["--arch", arch],
-        &["-W", "timeout=4s", "-W", "max-memory-size=67108864"],
+        &["-W", "timeout=6s", "-W", "max-memory-size=67108864"],
     );
     let r = get(s.addr, "/", "");
     assert_eq!(
@@ -805,7 +805,7 @@ fn serve_in_vm(arch: &str) {
     }
     // Requests run side by side: a sleeping one and a looping one each
     // leave the others served meanwhile.
-    for slow in ["/sleep?ms=4000", "/loop"] {
+    for slow in ["/sleep?ms=3000", "/loop"] {
         let addr = s.addr;
         let waiting = std::thread::spawn(move || get(addr, slow, "").status);
         std::thread::sleep(Duration::from_millis(500));

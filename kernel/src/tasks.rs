@@ -153,15 +153,14 @@ pub fn park(wait: Wait) {
     leave(slot);
 }
 
-/// Lets the other tasks run, if there are any; the running task goes on
-/// at the next [`run`].
+/// Lets the main stack (the server's loop: new connections, new
+/// requests) and the other tasks run; the running task goes on at the
+/// next [`run`].
 pub fn yield_now() {
-    if count() > 1 {
-        park(Wait {
-            interests: Vec::new(),
-            deadline: Some(0),
-        });
-    }
+    park(Wait {
+        interests: Vec::new(),
+        deadline: Some(0),
+    });
 }
 
 /// Resumes task `i` until it parks, yields or ends.
