@@ -131,9 +131,8 @@ fn start_ticker(engine: &Engine) -> InterruptHandle {
     handle
 }
 
-/// `basalt serve --hosted`: serves `run.wasm` on this machine until a
-/// connection to `--shutdown-addr` (exit code 0) or a signal.
-pub fn serve_hosted(run: &RunOptions, serve: &ServeOptions) -> Result<i32, CliError> {
+/// The name and bytes of `run.wasm`, which must be a component.
+fn read_component(run: &RunOptions) -> Result<(String, Vec<u8>), CliError> {
     let name = run.wasm.display().to_string();
     let wasm = std::fs::read(&run.wasm)
         .map_err(|e| CliError::Input(format!("cannot read {name}: {e}")))?;
@@ -142,6 +141,13 @@ pub fn serve_hosted(run: &RunOptions, serve: &ServeOptions) -> Result<i32, CliEr
             "{name}: a core module; basalt serve takes a wasi:http/proxy component"
         )));
     }
+    Ok((name, wasm))
+}
+
+/// `basalt serve --hosted`: serves `run.wasm` on this machine until a
+/// connection to `--shutdown-addr` (exit code 0) or a signal.
+pub fn serve_hosted(run: &RunOptions, serve: &ServeOptions) -> Result<i32, CliError> {
+    let (name, wasm) = read_component(run)?;
     let config = Config {
         interruptible: serve.timeout.is_some(),
         max_memory_bytes: serve.max_memory_size,
@@ -376,14 +382,7 @@ pub fn serve_vm(run: &RunOptions, serve: &ServeOptions) -> Result<i32, CliError>
                 .into(),
         ));
     }
-    let name = run.wasm.display().to_string();
-    let wasm = std::fs::read(&run.wasm)
-        .map_err(|e| CliError::Input(format!("cannot read {name}: {e}")))?;
-    if !basalt_runtime::component::def::is_component(&wasm) {
-        return Err(CliError::Module(format!(
-            "{name}: a core module; basalt serve takes a wasi:http/proxy component"
-        )));
-    }
+    let (name, wasm) = read_component(run)?;
     let component = Component::new(
         &Engine::new(Config::hosted()).map_err(|e| CliError::Module(e.to_string()))?,
         &wasm,
