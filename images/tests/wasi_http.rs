@@ -367,7 +367,19 @@ impl Serve {
 }
 
 impl Drop for Serve {
+    /// Stops `basalt` as a user would (SIGTERM: it stops its VM; SIGKILL
+    /// would leave QEMU running), and kills it only if it does not end.
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let until = std::time::Instant::now() + Duration::from_secs(20);
+        while std::time::Instant::now() < until {
+            if self.child.try_wait().ok().flatten().is_some() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
